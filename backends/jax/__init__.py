@@ -1,0 +1,34 @@
+"""The JAX mirror, and its driver (NumPy in, NumPy out; see reference/driver.py).
+
+Importing this module pins precision for the whole process (JAX's settings are
+global): jax_enable_x64, so float64 is really float64, and "highest" matmul
+precision, so float32 products on a GPU are not done in TF32 or bf16.
+"""
+
+import jax
+import numpy as np
+
+from reference.driver import Driver
+
+from . import activations, autodiff, losses, mlp
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_default_matmul_precision", "highest")
+
+__all__ = ["DRIVER", "activations", "autodiff", "losses", "mlp"]
+
+
+def _has_gpu():
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+def to_native(arr, device):
+    return jax.device_put(arr, jax.devices("gpu" if device == "cuda" else "cpu")[0])
+
+
+DRIVER = Driver(name="jax", version=jax.__version__, devices=("cpu", "cuda") if _has_gpu() else ("cpu",),
+                mlp=mlp, to_native=to_native, to_numpy=np.asarray, synchronize=jax.block_until_ready,
+                autodiff_gradients=autodiff.autodiff_gradients)

@@ -1,0 +1,109 @@
+"""The MLP in JAX, mirroring reference/mlp.py function for function.
+
+Arrays in, arrays out, pure functions. The training core compiles whole runs of
+epochs: jax.jit around lax.scan over the epochs, one scan per stretch between
+checkpoints (each distinct stretch length compiles once).
+"""
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from reference.initializers import batches
+
+from .activations import activation_backward, activation_forward
+from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
+
+
+@dataclass
+class Run:
+    """What train returns. losses[e, s] is the loss of step s of epoch e, before its update."""
+
+    losses: jax.Array
+    checkpoints: dict  # epochs done -> params after them
+    params: list
+
+
+def forward(params, X, config):
+    """[(z_1, a_1), ..., (z_L, a_L)] with z_l = a_{l-1} W_l + b_l and a_l = f_l(z_l)."""
+    cache = []
+    a = X
+    for (W, b), name in zip(params, config.activations):
+        z = a @ W + b
+        a = activation_forward(name, z)
+        cache.append((z, a))
+    return cache
+
+
+def backward(params, X, y, cache, config):
+    """[(dW_l, db_l)] by the chain rule, from the last layer back to the first."""
+    z, a = cache[-1]
+    if config.loss in FUSED_WITH_OUTPUT:
+        dz = loss_backward(config.loss, a, y)
+    else:
+        dz = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
+    grads = []
+    for l in reversed(range(len(params))):
+        a_prev = cache[l - 1][1] if l > 0 else X
+        W, _ = params[l]
+        grads.append((a_prev.T @ dz, dz.sum(axis=0)))
+        if l > 0:
+            da = dz @ W.T
+            z_prev, a_prev = cache[l - 1]
+            dz = activation_backward(config.hidden, da, z_prev, a_prev)
+    return grads[::-1]
+
+
+def update(params, grads, lr):
+    """W <- W - lr dW, b <- b - lr db: plain gradient descent, returning new arrays."""
+    return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
+
+
+def gradients(params, X, y, config):
+    """(L, [(dW_l, db_l)]): the loss and its gradients at params."""
+    cache = forward(params, X, config)
+    loss = loss_forward(config.loss, cache[-1][1], y)
+    return loss, backward(params, X, y, cache, config)
+
+
+def train_step(params, X, y, config):
+    """One gradient-descent step on the batch (X, y): (loss before the step, new params)."""
+    loss, grads = gradients(params, X, y, config)
+    return loss, update(params, grads, config.lr)
+
+
+def train(params, X, y, config, orders=None, checkpoints=()):
+    """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch."""
+    stops = sorted({e for e in checkpoints if 0 < e < config.epochs} | {config.epochs})
+    losses, saved, done = [], {}, 0
+    for stop in stops:
+        stretch = None if orders is None else orders[done:stop]
+        params, stretch_losses = train_epochs(params, X, y, stretch, config, stop - done)
+        losses.append(stretch_losses)
+        done = stop
+        if done in checkpoints:
+            saved[done] = params
+    return Run(losses=jnp.concatenate(losses), checkpoints=saved, params=params)
+
+
+@partial(jax.jit, static_argnames=("config", "length"))
+def train_epochs(params, X, y, orders, config, length):
+    """length epochs in one compiled lax.scan: (params after them, losses (length, steps))."""
+    steps = batches(X.shape[0], config.batch_size)
+
+    def epoch(params, order):
+        losses = []
+        for start, stop in steps:
+            if order is None:
+                Xb, yb = X, y
+            else:
+                idx = order[start:stop]
+                Xb, yb = X[idx], y[idx]
+            loss, params = train_step(params, Xb, yb, config)
+            losses.append(loss)
+        return params, jnp.stack(losses)
+
+    return lax.scan(epoch, params, orders, length=length)

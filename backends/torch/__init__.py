@@ -1,0 +1,40 @@
+"""The PyTorch mirror, and its driver (NumPy in, NumPy out; see reference/driver.py).
+
+Importing this module pins precision: TF32 off for CUDA matrix products, so that
+float32 on a GPU means IEEE float32.
+"""
+
+import numpy as np
+import torch
+
+from reference.driver import Driver
+
+from . import activations, autodiff, losses, mlp
+
+if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.backends.cudnn.fp32_precision = "ieee"
+else:  # torch < 2.9 knows only the old flags; the two styles must not be mixed
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+__all__ = ["DRIVER", "activations", "autodiff", "losses", "mlp"]
+
+
+def to_native(arr, device):
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+
+
+def to_numpy(tensor):
+    return tensor.detach().cpu().numpy()
+
+
+def synchronize(tree):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+DRIVER = Driver(name="torch", version=torch.__version__,
+                devices=("cpu", "cuda") if torch.cuda.is_available() else ("cpu",),
+                mlp=mlp, to_native=to_native, to_numpy=to_numpy, synchronize=synchronize,
+                autodiff_gradients=autodiff.autodiff_gradients)

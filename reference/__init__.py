@@ -1,0 +1,16 @@
+"""The NumPy reference: the oracle every backend is checked against. Imports NumPy only."""
+
+import numpy as np
+
+from . import activations, losses, mlp
+from .config import SEED1_XOR, SEED2_XOR, Config
+from .driver import Driver
+from .initializers import batch_orders, initial_params
+from .validate import check_inputs
+
+__all__ = ["Config", "Driver", "SEED1_XOR", "SEED2_XOR", "DRIVER", "activations", "batch_orders", "check_inputs",
+           "initial_params", "losses", "mlp"]
+
+# NumPy has no autodiff: reference.gradcheck (central differences) is the reference's independent check.
+DRIVER = Driver(name="numpy", version=np.__version__, devices=("cpu",), mlp=mlp,
+                to_native=lambda arr, device: arr, to_numpy=np.asarray)

@@ -1,0 +1,95 @@
+"""What to train: one frozen, validated description shared by every backend.
+
+Validation happens here, when the configuration is built, so that a typo in an
+activation name or a zero width fails before any backend starts training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "softmax")
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+LOSSES = ("half_sse", "mse", "bce", "softmax_cross_entropy")
+INITS = ("standard_normal", "uniform_pm1", "glorot_uniform", "he_normal")
+DTYPES = ("float64", "float32")
+
+# Which output activation each loss is defined for (None: any but softmax).
+LOSS_OUTPUT = {"bce": "sigmoid", "softmax_cross_entropy": "softmax"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """An MLP, its loss and how to train it.
+
+    layers: widths from input to output, e.g. (2, 4, 1) is 2 inputs, 4 hidden, 1 output.
+    batch_size: None trains full-batch (as the seeds do); otherwise minibatches in an
+    order drawn once from the seed (see reference.initializers.batch_orders).
+    """
+
+    layers: tuple[int, ...] = (2, 2, 1)
+    hidden: str = "sigmoid"
+    output: str = "sigmoid"
+    loss: str = "half_sse"
+    init: str = "uniform_pm1"
+    lr: float = 0.1
+    epochs: int = 180_000
+    batch_size: int | None = None
+    dtype: str = "float64"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        layers = self.layers
+        if isinstance(layers, list):
+            layers = tuple(layers)
+            object.__setattr__(self, "layers", layers)
+        if not isinstance(layers, tuple) or len(layers) < 2:
+            raise ValueError(f"layers must list at least an input and an output width, got {self.layers!r}")
+        for i, width in enumerate(layers):
+            if not _is_int(width) or width <= 0:
+                raise ValueError(f"layers[{i}] must be a positive integer width, got {width!r}")
+        if self.hidden not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"unknown hidden activation {self.hidden!r}; choose one of {HIDDEN_ACTIVATIONS}")
+        if self.output not in ACTIVATIONS:
+            raise ValueError(f"unknown output activation {self.output!r}; choose one of {ACTIVATIONS}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        wanted = LOSS_OUTPUT.get(self.loss)
+        if wanted is not None and self.output != wanted:
+            raise ValueError(f"loss {self.loss!r} needs output activation {wanted!r}, got {self.output!r}")
+        if wanted is None and self.output == "softmax":
+            raise ValueError("a softmax output is only supported with loss 'softmax_cross_entropy'")
+        if self.output == "softmax" and layers[-1] < 2:
+            raise ValueError(f"a softmax output needs at least 2 classes, got output width {layers[-1]}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown initialisation {self.init!r}; choose one of {INITS}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
+            raise TypeError(f"lr must be a number, got {type(self.lr).__name__}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not _is_int(self.epochs) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if self.batch_size is not None and (not _is_int(self.batch_size) or self.batch_size <= 0):
+            raise ValueError(f"batch_size must be None (full batch) or a positive integer, got {self.batch_size!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unsupported dtype {self.dtype!r}; choose one of {DTYPES}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def activations(self) -> tuple[str, ...]:
+        """The activation of each layer, hidden ones first, then the output."""
+        return (self.hidden,) * (len(self.layers) - 2) + (self.output,)
+
+    def replace(self, **changes) -> Config:
+        return replace(self, **changes)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The two notebooks the project grew from (../shared/seeds/), as configurations.
+SEED1_XOR = Config(layers=(2, 4, 1), init="standard_normal", epochs=10_000)
+SEED2_XOR = Config(layers=(2, 2, 1), init="uniform_pm1", epochs=180_000)

@@ -1,0 +1,69 @@
+"""The driver protocol: how tests, the report and benchmarks run any backend, NumPy in and NumPy out.
+
+Each backend package builds one Driver from its own mlp module and array
+conversions; nothing here knows which framework sits behind it.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .mlp import Run
+from .validate import check_inputs, check_params
+
+
+@dataclass(frozen=True)
+class Driver:
+    name: str
+    version: str
+    devices: tuple  # the devices this machine offers the backend, e.g. ("cpu", "cuda")
+    mlp: object  # the backend's mlp module: forward, backward, update, gradients, train_step, train
+    to_native: Callable  # (numpy array, device) -> the framework's array
+    to_numpy: Callable
+    synchronize: Callable = lambda tree: None  # blocks until the device has finished tree's work
+    autodiff_gradients: Callable | None = None  # (params, X, y, config) -> (loss, grads) by the framework's autodiff
+
+    def check_device(self, device):
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {device!r} for backend {self.name!r}; choose 'cpu' or 'cuda'")
+        if device not in self.devices:
+            raise ValueError(f"device {device!r} was asked for, but backend {self.name!r} has only {self.devices}")
+
+    def native_params(self, params, device):
+        return [(self.to_native(W, device), self.to_native(b, device)) for W, b in params]
+
+    def numpy_params(self, params):
+        return [(self.to_numpy(W), self.to_numpy(b)) for W, b in params]
+
+    def _prepare(self, params, X, y, config, device):
+        self.check_device(device)
+        check_params(params, config)
+        return self.native_params(params, device), self.to_native(X, device), self.to_native(y, device)
+
+    def run_forward(self, params, X, config, device="cpu"):
+        """The network's output a_L for X."""
+        params, X, _ = self._prepare(params, X, X[:0], config, device)
+        return self.to_numpy(self.mlp.forward(params, X, config)[-1][1])
+
+    def run_gradients(self, params, X, y, config, device="cpu"):
+        """(loss, [(dW, db)]) by the backend's manual backprop."""
+        loss, grads = self.mlp.gradients(*self._prepare(params, X, y, config, device), config)
+        return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
+
+    def run_autodiff_gradients(self, params, X, y, config, device="cpu"):
+        """(loss, [(dW, db)]) by the framework's autodiff of the same loss: the independent oracle."""
+        if self.autodiff_gradients is None:
+            raise NotImplementedError(f"backend {self.name!r} has no autodiff")
+        loss, grads = self.autodiff_gradients(*self._prepare(params, X, y, config, device), config)
+        return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
+
+    def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu"):
+        """mlp.train after the input checks; losses (epochs, steps) and params as NumPy."""
+        check_inputs(params, X, y, config, orders)
+        native = self._prepare(params, X, y, config, device)
+        native_orders = None if orders is None else self.to_native(orders, device)
+        run = self.mlp.train(*native, config, native_orders, checkpoints)
+        self.synchronize(run.params)
+        return Run(losses=self.to_numpy(run.losses), params=self.numpy_params(run.params),
+                   checkpoints={epoch: self.numpy_params(saved) for epoch, saved in run.checkpoints.items()})

@@ -1,0 +1,74 @@
+"""The one source of random numbers: initial parameters and minibatch orders, drawn with NumPy.
+
+Every backend is handed these arrays; no backend draws its own. Parameters use
+np.random.RandomState, the legacy generator the seed notebooks use through
+np.random.*, and draw in the notebooks' order and shapes, so that
+`np.random.seed(s)` followed by a notebook's own code starts from exactly the
+parameters that `initial_params(config)` returns for seed s.
+
+Layout: layer l maps a (N, fan_in) batch to (N, fan_out) with z = a @ W + b,
+W (fan_in, fan_out) and b (fan_out,).
+"""
+
+import numpy as np
+
+
+def standard_normal(rng, fan_in, fan_out):
+    """Seed 1: W ~ N(0, 1), b = 0."""
+    return rng.randn(fan_in, fan_out), np.zeros(fan_out)
+
+
+def uniform_pm1(rng, fan_in, fan_out):
+    """Seed 2: W, b ~ U[-1, 1), drawn as the notebook does: W as (fan_out, fan_in), then b."""
+    W = rng.rand(fan_out, fan_in) * 2 - 1
+    b = rng.rand(fan_out, 1) * 2 - 1
+    return W.T, b[:, 0]
+
+
+def glorot_uniform(rng, fan_in, fan_out):
+    """W ~ U[-r, r) with r = sqrt(6 / (fan_in + fan_out)), b = 0."""
+    r = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-r, r, size=(fan_in, fan_out)), np.zeros(fan_out)
+
+
+def he_normal(rng, fan_in, fan_out):
+    """W ~ N(0, 2 / fan_in), b = 0."""
+    return rng.randn(fan_in, fan_out) * np.sqrt(2.0 / fan_in), np.zeros(fan_out)
+
+
+SCHEMES = {
+    "standard_normal": standard_normal,
+    "uniform_pm1": uniform_pm1,
+    "glorot_uniform": glorot_uniform,
+    "he_normal": he_normal,
+}
+
+
+def initial_params(config):
+    """[(W1, b1), (W2, b2), ...] for config.layers, in config.dtype, from config.seed."""
+    rng = np.random.RandomState(config.seed)
+    scheme = SCHEMES[config.init]
+    shapes = list(zip(config.layers[:-1], config.layers[1:]))
+    # Zero biases draw nothing, so seed 1's "all weights, then biases" order holds too.
+    params = [scheme(rng, fan_in, fan_out) for fan_in, fan_out in shapes]
+    dtype = np.dtype(config.dtype)
+    return [(np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(b, dtype=dtype)) for W, b in params]
+
+
+def batch_orders(config, n_samples):
+    """(epochs, n_samples) sample orders for minibatch training, or None for full batch.
+
+    Drawn from a Generator of its own (seeded with [seed, 1]) so that the orders do
+    not shift the parameters' stream, and vice versa.
+    """
+    if config.batch_size is None:
+        return None
+    rng = np.random.default_rng([config.seed, 1])
+    return np.stack([rng.permutation(n_samples) for _ in range(config.epochs)]).astype(np.int64)
+
+
+def batches(n_samples, batch_size):
+    """[(start, stop), ...] slices of one epoch's order; the last batch may be smaller."""
+    if batch_size is None:
+        return [(0, n_samples)]
+    return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]

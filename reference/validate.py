@@ -1,0 +1,58 @@
+"""Input checks run before any training: bad input is named, never coerced."""
+
+import numpy as np
+
+
+def check_inputs(params, X, y, config, orders=None):
+    """Raise TypeError or ValueError naming the first thing wrong with (params, X, y, orders)."""
+    dtype = np.dtype(config.dtype)
+    n_in, n_out = config.layers[0], config.layers[-1]
+    for name, arr in (("X", X), ("y", y)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array, got {type(arr).__name__}")
+        if arr.dtype != dtype:
+            raise TypeError(f"{name} has dtype {arr.dtype}, but the configuration trains in {dtype}; convert it explicitly")
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D with one sample per row, got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} has no samples (shape {arr.shape})")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinity")
+    if X.shape[1] != n_in:
+        raise ValueError(f"X has {X.shape[1]} features per sample, but layers[0] is {n_in}")
+    if y.shape[1] != n_out:
+        raise ValueError(f"y has {y.shape[1]} targets per sample, but the output width layers[-1] is {n_out}")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
+    if config.loss == "bce" and np.any((y < 0) | (y > 1)):
+        raise ValueError("bce targets must lie in [0, 1]")
+    if config.loss == "softmax_cross_entropy" and not np.allclose(y.sum(axis=1), 1):
+        raise ValueError("softmax_cross_entropy targets must be distributions: each row of y must sum to 1")
+    check_params(params, config)
+    if config.batch_size is not None and config.batch_size > X.shape[0]:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {X.shape[0]} samples")
+    if orders is not None:
+        if orders.shape != (config.epochs, X.shape[0]):
+            raise ValueError(f"orders must have shape (epochs, N) = {(config.epochs, X.shape[0])}, got {orders.shape}")
+        if not np.all(np.sort(orders, axis=1) == np.arange(X.shape[0])):
+            raise ValueError("each row of orders must be a permutation of the sample indices")
+    elif config.batch_size is not None:
+        raise ValueError("minibatch training (batch_size set) needs orders; see reference.initializers.batch_orders")
+
+
+def check_params(params, config):
+    """Raise if params do not match config.layers and config.dtype, layer by layer."""
+    dtype = np.dtype(config.dtype)
+    shapes = list(zip(config.layers[:-1], config.layers[1:]))
+    if len(params) != len(shapes):
+        raise ValueError(f"params has {len(params)} layers, but the configuration has {len(shapes)}")
+    for l, ((W, b), (fan_in, fan_out)) in enumerate(zip(params, shapes), start=1):
+        for what, arr, shape in (("weight", W, (fan_in, fan_out)), ("bias", b, (fan_out,))):
+            if not isinstance(arr, np.ndarray):
+                raise TypeError(f"layer {l} {what} must be a NumPy array, got {type(arr).__name__}")
+            if arr.shape != shape:
+                raise ValueError(f"layer {l} {what} has shape {arr.shape}, expected {shape}")
+            if arr.dtype != dtype:
+                raise TypeError(f"layer {l} {what} has dtype {arr.dtype}, expected {dtype}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"layer {l} {what} contains NaN or infinity")
