@@ -1,0 +1,1 @@
+"""backprop cross-check: tolerances, comparisons, configurations and the report shared by tests and tools."""

@@ -1,0 +1,67 @@
+"""The one registry of configurations the suite checks, and the inputs each one trains on.
+
+Every test is parametrized from CASES; every input (parameters, data, minibatch
+orders) comes from the reference, drawn once from the case's seed.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference import SEED1_XOR, SEED2_XOR, Config, batch_orders, initial_params
+from reference.data import synthetic, xor
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    config: Config  # in float64; inputs() casts to the dtype asked for
+    samples: int | None = None  # None: the XOR truth table; else that many synthetic samples
+    slow: bool = False  # a full run too long for the default `pytest`
+    short_epochs: int | None = None  # a shorter run checked by default when the full one is slow
+
+    def inputs(self, dtype="float64", epochs=None):
+        """(config, params, X, y, orders) in dtype; float32 values are the float64 ones rounded once."""
+        config = self.config.replace(dtype="float64", epochs=epochs or self.config.epochs)
+        params = initial_params(config)
+        X, y = xor() if self.samples is None else synthetic(config, self.samples)
+        orders = batch_orders(config, len(X))
+        if dtype != "float64":
+            config = config.replace(dtype=dtype)
+            params = [(W.astype(dtype), b.astype(dtype)) for W, b in params]
+            X, y = X.astype(dtype), y.astype(dtype)
+        return config, params, X, y, orders
+
+    def checkpoints(self, epochs=None):
+        """Four evenly spaced epochs at which parameters are compared, the last one included."""
+        epochs = epochs or self.config.epochs
+        return tuple(sorted({max(1, epochs * k // 4) for k in range(1, 5)}))
+
+
+def upcast(config, params, X, y):
+    """The float64 problem holding exactly the same values as a float32 one."""
+    return (config.replace(dtype="float64"), [(W.astype(np.float64), b.astype(np.float64)) for W, b in params],
+            X.astype(np.float64), y.astype(np.float64))
+
+
+CASES = (
+    Case("seed1-xor", SEED1_XOR),
+    Case("seed2-xor", SEED2_XOR, slow=True, short_epochs=20_000),
+    Case("tanh-identity-mse-minibatch",
+         Config(layers=(3, 5, 2), hidden="tanh", output="identity", loss="mse", init="glorot_uniform",
+                lr=0.05, epochs=300, batch_size=8, seed=3), samples=30),
+    Case("relu-softmax-ce-minibatch",
+         Config(layers=(8, 16, 16, 3), hidden="relu", output="softmax", loss="softmax_cross_entropy",
+                init="he_normal", lr=0.1, epochs=100, batch_size=16, seed=4), samples=64),
+    Case("sigmoid-bce",
+         Config(layers=(4, 6, 1), hidden="sigmoid", output="sigmoid", loss="bce", init="glorot_uniform",
+                lr=0.5, epochs=400, seed=5), samples=40),
+    Case("deep-tanh-sigmoid-mse",
+         Config(layers=(6, 8, 8, 8, 4), hidden="tanh", output="sigmoid", loss="mse", init="uniform_pm1",
+                lr=0.5, epochs=200, batch_size=10, seed=6), samples=50),
+    Case("relu-identity-half-sse",
+         Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
+                lr=0.002, epochs=300, seed=7), samples=25),
+)
+BY_ID = {case.id: case for case in CASES}
+DTYPES = ("float64", "float32")

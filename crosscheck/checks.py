@@ -1,0 +1,140 @@
+"""The cross-checks themselves, shared by the tests and the report: each raises Disagreement or returns diffs.
+
+float64 problems are compared with the fixed tolerances; float32 problems are
+compared with the float64 reference run on exactly the same (upcast) values,
+bounded by the NumPy float32 reference's own deviation (see tolerances.py).
+"""
+
+from functools import lru_cache
+
+import reference
+from reference import gradcheck
+
+from . import tolerances
+from .cases import upcast
+from .compare import Disagreement, assert_close, assert_float32_close
+
+KINDS = ("weight", "bias")
+
+
+def param_names(n_layers, suffix=""):
+    """['layer 1 weight<suffix>', 'layer 1 bias<suffix>', ...] in params' order."""
+    return [f"layer {l} {kind}{suffix}" for l in range(1, n_layers + 1) for kind in KINDS]
+
+
+def flat(params):
+    return [t for layer in params for t in layer]
+
+
+class Findings:
+    """Compares every quantity, then raises one Disagreement listing all that failed (or returns the diffs)."""
+
+    def __init__(self):
+        self.diffs, self.failures = [], []
+
+    def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
+        """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems)."""
+        try:
+            if ref64 is None:
+                diff = assert_close(actual, ref, tolerances.float64(kind), what=what, backend=backend, epoch=epoch)
+            else:
+                diff = assert_float32_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch)
+            self.diffs.append((what, epoch, diff))
+        except Disagreement as exc:
+            self.failures.append(str(exc))
+
+    def result(self):
+        __tracebackhide__ = True
+        if self.failures:
+            total = len(self.failures) + len(self.diffs)
+            raise Disagreement(f"{len(self.failures)} of {total} quantities disagree:\n  " + "\n  ".join(self.failures))
+        return self.diffs
+
+
+def _problem(case, dtype, epochs, as_float64):
+    problem = case.inputs(dtype, epochs)
+    if as_float64:
+        problem = (*upcast(*problem[:4]), problem[4])
+    return problem
+
+
+@lru_cache(maxsize=64)
+def reference_point(case, dtype, as_float64=False):
+    """The reference's output and (loss, gradients) at a case's initial parameters, once per process.
+
+    as_float64: the float64 reference on exactly the values of the dtype problem (for float32 bounds).
+    """
+    config, params, X, y, _ = _problem(case, dtype, None, as_float64)
+    return reference.DRIVER.run_forward(params, X, config), reference.DRIVER.run_gradients(params, X, y, config)
+
+
+@lru_cache(maxsize=64)
+def reference_run(case, dtype, epochs=None, as_float64=False):
+    """The reference's training run for a case, once per process."""
+    config, params, X, y, orders = _problem(case, dtype, epochs, as_float64)
+    return reference.DRIVER.run_train(params, X, y, config, orders, case.checkpoints(config.epochs))
+
+
+def _twin(fn, case, dtype, *args):
+    """fn's float64 twin of a float32 problem, or None for a float64 one."""
+    return None if dtype == "float64" else fn(case, dtype, *args, as_float64=True)
+
+
+def check_forward(driver, case, dtype, device="cpu"):
+    config, params, X, _, _ = case.inputs(dtype)
+    ref, ref64 = reference_point(case, dtype), _twin(reference_point, case, dtype)
+    found = Findings()
+    found.compare(driver.run_forward(params, X, config, device), ref[0], ref64 and ref64[0], "forward",
+                  what="network output", backend=driver.name)
+    return found.result()
+
+
+def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
+    """The backend's manual gradients (or, with autodiff, its framework's autodiff) against the reference's."""
+    config, params, X, y, _ = case.inputs(dtype)
+    run = driver.run_autodiff_gradients if autodiff else driver.run_gradients
+    label = driver.name + (" autodiff" if autodiff else "")
+    loss, grads = run(params, X, y, config, device)
+    ref_loss, ref_grads = reference_point(case, dtype)[1]
+    ref64 = _twin(reference_point, case, dtype)
+    ref64_loss, ref64_grads = ref64[1] if ref64 else (None, None)
+    found = Findings()
+    found.compare(loss, ref_loss, ref64_loss, "forward", what="loss", backend=label)
+    names = param_names(len(grads), " gradient")
+    for i, (name, g) in enumerate(zip(names, flat(grads))):
+        found.compare(g, flat(ref_grads)[i], ref64_grads and flat(ref64_grads)[i], "gradient", what=name,
+                      backend=label)
+    return found.result()
+
+
+def check_finite_differences(case):
+    """The reference's float64 gradients against central differences of its own loss."""
+    config, params, X, y, _ = case.inputs("float64")
+    _, grads = reference_point(case, "float64")[1]
+    numeric = gradcheck.numerical_gradients(params, X, y, config)
+    found = Findings()
+    for name, g, n in zip(param_names(len(grads), " gradient"), flat(grads), flat(numeric)):
+        found.compare(g, n, None, "finite_difference", what=name, backend="numpy vs central differences")
+    return found.result()
+
+
+def check_trajectory(driver, case, dtype, device="cpu", epochs=None):
+    """Loss at every step and parameters at the case's checkpoints, against the reference's run."""
+    config, params, X, y, orders = case.inputs(dtype, epochs)
+    checkpoints = case.checkpoints(config.epochs)
+    run = driver.run_train(params, X, y, config, orders, checkpoints, device)
+    ref, ref64 = reference_run(case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
+    found = Findings()
+    found.compare(run.losses, ref.losses, ref64 and ref64.losses, "trajectory", what="loss [epoch, step]",
+                  backend=driver.name)
+    if sorted(run.checkpoints) != sorted(ref.checkpoints):
+        raise AssertionError(f"{driver.name}: checkpoints at epochs {sorted(run.checkpoints)}, "
+                             f"expected {sorted(ref.checkpoints)}")
+    names = param_names(len(params))
+    for epoch in checkpoints:
+        ours, theirs = flat(run.checkpoints[epoch]), flat(ref.checkpoints[epoch])
+        theirs64 = ref64 and flat(ref64.checkpoints[epoch])
+        for i, name in enumerate(names):
+            found.compare(ours[i], theirs[i], theirs64 and theirs64[i], "trajectory", what=name,
+                          backend=driver.name, epoch=epoch)
+    return found.result()

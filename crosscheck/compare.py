@@ -1,0 +1,98 @@
+"""The one comparison: shape, then dtype, then finiteness, then values; messages that locate the difference.
+
+Nothing passes on NaN or infinity (two runs that both diverge do not agree), on an
+empty array, or on a shape or dtype mismatch.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import tolerances
+
+
+class Disagreement(AssertionError):
+    """A backend's result is not the reference's, with where and by how much."""
+
+
+@dataclass(frozen=True)
+class Diff:
+    max_abs: float
+    abs_at: tuple
+    max_rel: float
+    rel_at: tuple
+    first_bad: tuple | None  # the first index (in C order) outside tolerance, if a tolerance was given
+
+    def describe(self):
+        return (f"largest absolute difference {self.max_abs:.3e} at {_index(self.abs_at)}, "
+                f"largest relative difference {self.max_rel:.3e} at {_index(self.rel_at)}")
+
+
+def _index(at):
+    return "[" + ", ".join(str(int(i)) for i in at) + "]"
+
+
+def _label(what, backend, epoch):
+    where = f" at epoch {epoch}" if epoch is not None else ""
+    return f"{backend}: {what}{where}"
+
+
+def check_comparable(actual, expected, *, what, backend, epoch=None, dtype=None):
+    """Raise Disagreement unless both are non-empty, finite, of one shape and of the expected dtype."""
+    label = _label(what, backend, epoch)
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        raise Disagreement(f"{label}: shape {actual.shape} differs from the reference's {expected.shape}")
+    want = np.dtype(dtype) if dtype is not None else expected.dtype
+    if actual.dtype != want:
+        raise Disagreement(f"{label}: dtype {actual.dtype} differs from the expected {want}")
+    if actual.size == 0:
+        raise Disagreement(f"{label}: nothing to compare (empty array)")
+    for side, arr in (("backend", actual), ("reference", expected)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = np.unravel_index(np.argmax(bad), arr.shape)
+            raise Disagreement(f"{label}: {side} result is not finite ({arr[first]} at {_index(first)}): "
+                               f"the run diverged, which is never agreement")
+    return actual, expected
+
+
+def diff(actual, expected, tol=None):
+    """Where and by how much actual differs from expected (both finite, same shape)."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    abs_err = np.abs(actual - expected)
+    rel_err = abs_err / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
+    abs_at = np.unravel_index(np.argmax(abs_err), abs_err.shape)
+    rel_at = np.unravel_index(np.argmax(rel_err), rel_err.shape)
+    first_bad = None
+    if tol is not None:
+        bad = abs_err > tol.atol + tol.rtol * np.abs(expected)
+        if bad.any():
+            first_bad = np.unravel_index(np.argmax(bad), bad.shape)
+    return Diff(float(abs_err[abs_at]), abs_at, float(rel_err[rel_at]), rel_at, first_bad)
+
+
+def assert_close(actual, expected, tol, *, what, backend, epoch=None, dtype=None):
+    """Elementwise |actual - expected| <= tol.atol + tol.rtol |expected|, else a Disagreement that locates it."""
+    __tracebackhide__ = True
+    actual, expected = check_comparable(actual, expected, what=what, backend=backend, epoch=epoch, dtype=dtype)
+    d = diff(actual, expected, tol)
+    if d.first_bad is not None:
+        raise Disagreement(f"{_label(what, backend, epoch)} disagrees with the reference beyond "
+                           f"rtol={tol.rtol:g}, atol={tol.atol:g}: first at {_index(d.first_bad)}; {d.describe()}")
+    return d
+
+
+def assert_float32_close(actual, ref32, ref64, *, what, backend, epoch=None):
+    """actual (float32) within tolerances.float32_bound of ref64, scaled by ref32's own deviation from ref64."""
+    __tracebackhide__ = True
+    actual, ref64 = check_comparable(actual, ref64, what=what, backend=backend, epoch=epoch, dtype=np.float32)
+    ref32, _ = check_comparable(ref32, ref64, what=what, backend="numpy float32 reference", epoch=epoch,
+                                dtype=np.float32)
+    ours, theirs = diff(actual, ref64), diff(ref32, ref64)
+    bound = tolerances.float32_bound(theirs.max_abs, float(np.max(np.abs(ref64))))
+    if ours.max_abs > bound:
+        raise Disagreement(f"{_label(what, backend, epoch)} in float32 strays {ours.max_abs:.3e} from the float64 "
+                           f"reference, more than {bound:.3e} ({tolerances.FLOAT32_FACTOR:g} x the NumPy float32 "
+                           f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe()}")
+    return ours

@@ -1,0 +1,89 @@
+"""Fixtures and options: one backend fixture parametrized from the registry, strict mode, slow runs.
+
+Strict mode (--strict-backends, CROSSCHECK_STRICT=1, or CI=true) turns a missing
+backend from a skip into a failure, so CI cannot pass by skipping.
+"""
+
+import os
+
+import pytest
+
+import backends
+from crosscheck.cases import CASES, DTYPES
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("crosscheck")
+    group.addoption("--strict-backends", action="store_true",
+                    help="fail, instead of skip, when a backend's framework is missing (also CROSSCHECK_STRICT=1 or CI=true)")
+    group.addoption("--run-slow", action="store_true", help="also run the full-length runs marked slow")
+    group.addoption("--backends", default=os.environ.get("CROSSCHECK_BACKENDS", ",".join(backends.names())),
+                    help="comma-separated backends to check (default: all registered; env CROSSCHECK_BACKENDS)")
+    group.addoption("--device", default=os.environ.get("CROSSCHECK_DEVICE", "cpu"), choices=("cpu", "cuda"),
+                    help="device for the framework backends (the NumPy reference always runs on the CPU)")
+
+
+def strict(config):
+    return (config.getoption("--strict-backends") or os.environ.get("CROSSCHECK_STRICT") == "1"
+            or os.environ.get("CI", "").lower() == "true")
+
+
+def selected_backends(config):
+    names = [n.strip() for n in config.getoption("--backends").split(",") if n.strip()]
+    unknown = sorted(set(names) - set(backends.names()))
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) {unknown}; registered: {backends.names()}")
+    return names
+
+
+def pytest_report_header(config):
+    lines = [f"crosscheck: strict={strict(config)} device={config.getoption('--device')} dtypes={','.join(DTYPES)}"]
+    for name in selected_backends(config):
+        try:
+            driver = backends.load(name)
+            lines.append(f"  {name}: {driver.version} on {', '.join(driver.devices)}")
+        except backends.BackendUnavailable as exc:
+            lines.append(f"  {name}: UNAVAILABLE ({exc})")
+    return lines
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: a full-length run; pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def load_or_skip(config, name):
+    try:
+        return backends.load(name)
+    except backends.BackendUnavailable as exc:
+        if strict(config):
+            pytest.fail(f"strict mode: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrize from the registries: `driver` over backends, `case` over CASES, `dtype` over DTYPES."""
+    if "driver" in metafunc.fixturenames:
+        names = selected_backends(metafunc.config)
+        if metafunc.definition.get_closest_marker("frameworks"):
+            names = [n for n in names if n != backends.REFERENCE]
+        metafunc.parametrize("backend_name", names, ids=names)
+    if "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", CASES, ids=[c.id for c in CASES])
+    if "dtype" in metafunc.fixturenames:
+        metafunc.parametrize("dtype", DTYPES)
+
+
+@pytest.fixture
+def driver(request, backend_name):
+    return load_or_skip(request.config, backend_name)
+
+
+@pytest.fixture
+def device(request, driver):
+    """--device for the frameworks; the NumPy reference runs on the CPU."""
+    return "cpu" if driver.name == backends.REFERENCE else request.config.getoption("--device")
