@@ -19,6 +19,7 @@ class Case:
     samples: int | None = None  # None: the XOR truth table; else that many synthetic samples
     slow: bool = False  # a full run too long for the default `pytest`
     short_epochs: int | None = None  # a shorter run checked by default when the full one is slow
+    n_checkpoints: int = 4  # epochs at which parameters are compared, evenly spaced
 
     def inputs(self, dtype="float64", epochs=None):
         """(config, params, X, y, orders) in dtype; float32 values are the float64 ones rounded once."""
@@ -33,9 +34,10 @@ class Case:
         return config, params, X, y, orders
 
     def checkpoints(self, epochs=None):
-        """Four evenly spaced epochs at which parameters are compared, the last one included."""
+        """n_checkpoints evenly spaced epochs at which parameters are compared, the last one included."""
         epochs = epochs or self.config.epochs
-        return tuple(sorted({max(1, epochs * k // 4) for k in range(1, 5)}))
+        n = self.n_checkpoints
+        return tuple(sorted({max(1, epochs * k // n) for k in range(1, n + 1)}))
 
 
 def upcast(config, params, X, y):
@@ -57,7 +59,7 @@ CASES = (
          Config(layers=(4, 6, 1), hidden="sigmoid", output="sigmoid", loss="bce", init="glorot_uniform",
                 lr=0.5, epochs=400, seed=5), samples=40),
     Case("deep-tanh-sigmoid-mse",
-         Config(layers=(6, 8, 8, 8, 4), hidden="tanh", output="sigmoid", loss="mse", init="uniform_pm1",
+         Config(layers=(6, 8, 8, 8, 8), hidden="tanh", output="sigmoid", loss="mse", init="uniform_pm1",
                 lr=0.5, epochs=200, batch_size=10, seed=6), samples=50),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",

@@ -118,12 +118,17 @@ def check_finite_differences(case):
     return found.result()
 
 
-def check_trajectory(driver, case, dtype, device="cpu", epochs=None):
-    """Loss at every step and parameters at the case's checkpoints, against the reference's run."""
+def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, ref=None, ref64=None):
+    """Loss at every step and parameters at the case's checkpoints, against the reference's run.
+
+    run, ref and ref64 may be passed in when the caller has already trained them (the report does).
+    """
     config, params, X, y, orders = case.inputs(dtype, epochs)
     checkpoints = case.checkpoints(config.epochs)
-    run = driver.run_train(params, X, y, config, orders, checkpoints, device)
-    ref, ref64 = reference_run(case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
+    if run is None:
+        run = driver.run_train(params, X, y, config, orders, checkpoints, device)
+    if ref is None:
+        ref, ref64 = reference_run(case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
     found = Findings()
     found.compare(run.losses, ref.losses, ref64 and ref64.losses, "trajectory", what="loss [epoch, step]",
                   backend=driver.name)

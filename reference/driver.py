@@ -4,8 +4,8 @@ Each backend package builds one Driver from its own mlp module and array
 conversions; nothing here knows which framework sits behind it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

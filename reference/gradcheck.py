@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from .mlp import forward
 from .losses import loss_forward
+from .mlp import forward
 
 
 def loss_at(params, X, y, config):

@@ -11,7 +11,8 @@ def check_inputs(params, X, y, config, orders=None):
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{name} must be a NumPy array, got {type(arr).__name__}")
         if arr.dtype != dtype:
-            raise TypeError(f"{name} has dtype {arr.dtype}, but the configuration trains in {dtype}; convert it explicitly")
+            raise TypeError(f"{name} has dtype {arr.dtype}, but the configuration trains in {dtype}; "
+                            "convert it explicitly")
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D with one sample per row, got shape {arr.shape}")
         if arr.shape[0] == 0:

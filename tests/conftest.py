@@ -5,7 +5,9 @@ backend from a skip into a failure, so CI cannot pass by skipping.
 """
 
 import os
+from functools import partial
 
+import mutations
 import pytest
 
 import backends
@@ -15,7 +17,8 @@ from crosscheck.cases import CASES, DTYPES
 def pytest_addoption(parser):
     group = parser.getgroup("crosscheck")
     group.addoption("--strict-backends", action="store_true",
-                    help="fail, instead of skip, when a backend's framework is missing (also CROSSCHECK_STRICT=1 or CI=true)")
+                    help="fail, instead of skip, when a backend's framework is missing "
+                         "(also CROSSCHECK_STRICT=1 or CI=true)")
     group.addoption("--run-slow", action="store_true", help="also run the full-length runs marked slow")
     group.addoption("--backends", default=os.environ.get("CROSSCHECK_BACKENDS", ",".join(backends.names())),
                     help="comma-separated backends to check (default: all registered; env CROSSCHECK_BACKENDS)")
@@ -87,3 +90,11 @@ def driver(request, backend_name):
 def device(request, driver):
     """--device for the frameworks; the NumPy reference runs on the CPU."""
     return "cpu" if driver.name == backends.REFERENCE else request.config.getoption("--device")
+
+
+@pytest.fixture
+def mutate(monkeypatch):
+    """mutate(module_name, old, new): plant a one-line bug for this test only (see tests/mutations.py)."""
+    yield partial(mutations.mutate, monkeypatch)
+    monkeypatch.undo()
+    mutations.clear_caches()

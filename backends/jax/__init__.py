@@ -25,17 +25,32 @@ def _has_gpu():
         return False
 
 
+def _forward(params, X, config):
+    return mlp.forward(params, X, config)
+
+
+def _gradients(params, X, y, config):
+    return mlp.gradients(params, X, y, config)
+
+
+def _autodiff_gradients(params, X, y, config):
+    return autodiff.autodiff_gradients(params, X, y, config)
+
+
 class _Compiled:
     """The driver's view of mlp: each whole function compiled once per configuration and shape.
 
-    (JAX quirk: run eagerly, every small op compiles on its own first use, which costs
-    seconds per configuration.) Tracing caches mean a monkeypatched mlp is only seen
-    after jax.clear_caches().
+    (JAX quirk: run eagerly, every small op compiles on its own at first use, which
+    costs seconds per configuration.) The wrappers above look mlp up when traced, so
+    a patched mlp (tests/mutations.py) is seen after jax.clear_caches().
     """
 
-    forward = staticmethod(jax.jit(mlp.forward, static_argnames="config"))
-    gradients = staticmethod(jax.jit(mlp.gradients, static_argnames="config"))
-    train = staticmethod(mlp.train)  # compiled inside, around lax.scan
+    forward = staticmethod(jax.jit(_forward, static_argnames="config"))
+    gradients = staticmethod(jax.jit(_gradients, static_argnames="config"))
+
+    @staticmethod
+    def train(*args):
+        return mlp.train(*args)  # compiled inside, around lax.scan
 
 
 def to_native(arr, device):
@@ -44,4 +59,4 @@ def to_native(arr, device):
 
 DRIVER = Driver(name="jax", version=jax.__version__, devices=("cpu", "cuda") if _has_gpu() else ("cpu",),
                 mlp=_Compiled, to_native=to_native, to_numpy=np.asarray, synchronize=jax.block_until_ready,
-                autodiff_gradients=jax.jit(autodiff.autodiff_gradients, static_argnames="config"))
+                autodiff_gradients=jax.jit(_autodiff_gradients, static_argnames="config"))

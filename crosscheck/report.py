@@ -1,0 +1,321 @@
+"""The main job: train one configuration on every backend from one seed, and report how they agree.
+
+    crosscheck                      # the second seed's XOR run: 2-2-1, 180,000 epochs, lr 0.1
+    crosscheck --layers 2,4,1 --init standard_normal --epochs 10000   # the first seed's
+    crosscheck --json out/report.json --plot out/report.png
+
+Exit status: 0 when every backend agreed with the reference, 1 when one did not
+(or diverged), 2 for bad arguments.
+"""
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+import backends
+from reference import SEED2_XOR, Config
+from reference.config import DTYPES, HIDDEN_ACTIVATIONS, INITS, LOSSES
+from reference.config import ACTIVATIONS as OUTPUT_ACTIVATIONS
+from reference.mlp import Run
+
+from . import checks, tolerances
+from .cases import Case, upcast
+from .compare import Disagreement, assert_close, assert_float32_close, check_comparable
+
+
+@dataclass
+class Row:
+    """One backend's line in the report."""
+
+    backend: str
+    version: str
+    device: str
+    final_loss: float | None = None
+    predictions: list | None = None
+    gradient_deviation: float | None = None
+    autodiff_deviation: float | None = None
+    loss_deviation: float | None = None
+    param_deviation: float | None = None
+    first_epoch_out: int | None = None  # first epoch outside tolerance, None if none
+    wall_s: float | None = None
+    epochs_per_s: float | None = None
+    agree: bool = True
+    problems: list = field(default_factory=list)
+    deviation_curve: list | None = None  # per epoch |loss - reference|, for the plot
+    param_curve: list | None = None  # per checkpoint max |params - reference|
+
+
+def parse_args(argv=None):
+    d = SEED2_XOR
+    p = argparse.ArgumentParser(prog="crosscheck", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--layers", default=",".join(map(str, d.layers)), help="widths, input first, e.g. 2,4,1")
+    p.add_argument("--hidden", default=d.hidden, choices=HIDDEN_ACTIVATIONS, help="hidden activation")
+    p.add_argument("--output", default=d.output, choices=OUTPUT_ACTIVATIONS, help="output activation")
+    p.add_argument("--loss", default=d.loss, choices=LOSSES)
+    p.add_argument("--init", default=d.init, choices=INITS, help="initialisation scheme")
+    p.add_argument("--dtype", default=d.dtype, choices=DTYPES)
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: full batch)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--samples", type=int, default=None,
+                   help="train on this many synthetic samples drawn from the seed (default: XOR)")
+    p.add_argument("--backends", default=",".join(backends.names()), help="comma-separated, the reference first")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for the framework backends")
+    p.add_argument("--checkpoints", type=int, default=50, help="how many times to compare parameters")
+    p.add_argument("--log-every", type=int, default=0, metavar="N",
+                   help="print each backend's loss every N epochs, as the seeds log (0: off)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--plot", metavar="PATH", default="crosscheck-report.png",
+                   help="write the loss and deviation curves as PNG ('' for none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    try:
+        layers = tuple(int(w) for w in args.layers.split(","))
+    except ValueError:
+        p.error(f"--layers must be comma-separated integers, got {args.layers!r}")
+    try:
+        config = Config(layers=layers, hidden=args.hidden, output=args.output, loss=args.loss, init=args.init,
+                        lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed)
+    except (ValueError, TypeError) as exc:
+        p.error(str(exc))
+    if args.samples is None and (layers[0], layers[-1]) != (2, 1):
+        p.error(f"XOR needs 2 inputs and 1 output, got layers {args.layers}; pass --samples N for synthetic data")
+    if args.samples is not None and args.samples < 1:
+        p.error("--samples must be positive")
+    if args.checkpoints < 1:
+        p.error("--checkpoints must be positive")
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    unknown = [n for n in names if n not in backends.REGISTRY]
+    if unknown:
+        p.error(f"unknown backend(s) {unknown}; known: {backends.names()}")
+    names = [backends.REFERENCE] + [n for n in dict.fromkeys(names) if n != backends.REFERENCE]
+    case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs))
+    return args, case, names
+
+
+def train_with_progress(driver, case, dtype, device, bar):
+    """driver.run_train stretch by stretch (between checkpoints), so that a bar can follow it."""
+    config, params, X, y, orders = case.inputs(dtype)
+    return _train_stretches(driver, case, config, params, X, y, orders, device, bar)
+
+
+def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
+    losses, saved, done = [], {}, 0
+    for stop in case.checkpoints(config.epochs):
+        stretch = config.replace(epochs=stop - done)
+        part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device)
+        losses.append(part.losses)
+        params = saved[stop] = part.params
+        if bar is not None:
+            bar.update(stop - done)
+        done = stop
+    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params)
+
+
+def deviations(run, ref, ref64, dtype, row, case):
+    """Fill row's deviations, curves and first epoch out of tolerance; return the curves' epochs."""
+    check_comparable(run.losses, ref.losses, what="loss", backend=row.backend)
+    target = ref if ref64 is None else ref64
+    loss_dev = np.abs(run.losses.astype(np.float64) - target.losses).max(axis=1)
+    row.loss_deviation = float(loss_dev.max())
+    row.deviation_curve = loss_dev.tolist()
+    epochs = sorted(run.checkpoints)
+    row.param_curve = [max(float(np.abs(a.astype(np.float64) - b).max())
+                           for a, b in zip(checks.flat(run.checkpoints[e]), checks.flat(target.checkpoints[e])))
+                       for e in epochs]
+    row.param_deviation = max(row.param_curve)
+    if ref64 is None:
+        tol = tolerances.float64("trajectory")
+        bad = np.abs(run.losses - ref.losses) > tol.atol + tol.rtol * np.abs(ref.losses)
+        loss_out = np.flatnonzero(bad.any(axis=1))
+    else:  # float32: the bound set by the NumPy float32 reference's own deviation
+        own = np.abs(ref.losses.astype(np.float64) - ref64.losses).max()
+        loss_out = np.flatnonzero(loss_dev > tolerances.float32_bound(own, float(np.abs(ref64.losses).max())))
+    first = [int(loss_out[0])] if loss_out.size else []
+    try:
+        for e in epochs:
+            for a, b, c in zip(checks.flat(run.checkpoints[e]), checks.flat(ref.checkpoints[e]),
+                               checks.flat(target.checkpoints[e])):
+                if ref64 is None:
+                    assert_close(a, b, tolerances.float64("trajectory"), what="params", backend=row.backend)
+                else:
+                    assert_float32_close(a, b, c, what="params", backend=row.backend)
+    except Disagreement:
+        first.append(e)
+    row.first_epoch_out = min(first) if first else None
+    return epochs
+
+
+def run_report(args, case, names, out=sys.stdout):
+    dtype = args.dtype
+    config, params, X, y, orders = case.inputs(dtype)
+    tqdm = _tqdm(args.no_progress)
+    rows, runs, ref, ref64 = [], {}, None, None
+    if dtype != "float64":
+        c64, p64, X64, y64 = upcast(config, params, X, y)
+        ref64 = _train_stretches(backends.load(backends.REFERENCE), case, c64, p64, X64, y64, orders, "cpu", None)
+    for name in names:
+        try:
+            driver = backends.load(name)
+        except backends.BackendUnavailable as exc:
+            rows.append(Row(name, "-", "-", agree=False, problems=[str(exc)]))
+            continue
+        device = "cpu" if name == backends.REFERENCE else args.device
+        row = Row(name, driver.version, device)
+        rows.append(row)
+        try:
+            bar = tqdm(total=config.epochs, desc=f"{name:>6}", unit="epoch", leave=False) if tqdm else None
+            start = time.perf_counter()
+            run = train_with_progress(driver, case, dtype, device, bar)
+            row.wall_s = time.perf_counter() - start
+            if bar is not None:
+                bar.close()
+            row.epochs_per_s = config.epochs / row.wall_s
+            runs[name] = run
+            if name == backends.REFERENCE:
+                ref = run
+            row.final_loss = float(run.losses[-1].mean())
+            output = driver.run_forward(run.params, X, config, device)
+            row.predictions = np.round(output[:8].astype(np.float64), 4).ravel().tolist()
+            for kind, autodiff in (("gradient", False), ("autodiff", True)):
+                if autodiff and driver.autodiff_gradients is None:
+                    continue
+                try:
+                    diffs = checks.check_gradients(driver, case, dtype, device, autodiff=autodiff)
+                except Disagreement as exc:
+                    row.agree = False
+                    row.problems.append(str(exc))
+                    diffs = []
+                setattr(row, f"{kind}_deviation", max((d.max_abs for _, _, d in diffs), default=None))
+            deviations(run, ref, ref64, dtype, row, case)
+            if name != backends.REFERENCE:
+                checks.check_trajectory(driver, case, dtype, device, run=run, ref=ref, ref64=ref64)
+        except Disagreement as exc:
+            row.agree = False
+            row.problems.append(str(exc))
+    _print_table(rows, config, out)
+    if args.log_every:
+        _print_log(runs, args.log_every, out)
+    return rows, runs
+
+
+def _fmt(value, spec=".2e"):
+    return "-" if value is None else format(value, spec)
+
+
+def _print_table(rows, config, out):
+    print(f"\ncross-check of {'-'.join(map(str, config.layers))} {config.hidden}/{config.output}, loss {config.loss}, "
+          f"init {config.init}, lr {config.lr:g}, {config.epochs:,} epochs, "
+          f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}",
+          file=out)
+    header = ["backend", "version", "device", "final loss", "predictions", "max |dgrad|", "max |dautodiff|",
+              "max |dloss|", "max |dparams|", "first epoch out", "wall s", "epochs/s", "agrees"]
+    table = [header]
+    for r in rows:
+        table.append([r.backend, r.version, r.device, _fmt(r.final_loss, ".4e"),
+                      "-" if r.predictions is None else " ".join(f"{v:.3f}" for v in r.predictions[:4]),
+                      _fmt(r.gradient_deviation), _fmt(r.autodiff_deviation), _fmt(r.loss_deviation),
+                      _fmt(r.param_deviation), "-" if r.first_epoch_out is None else str(r.first_epoch_out),
+                      _fmt(r.wall_s, ".2f"), _fmt(r.epochs_per_s, ",.0f"), "yes" if r.agree else "NO"])
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for i, line in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)), file=out)
+        if i == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+    for r in rows:
+        for problem in r.problems:
+            print(f"\n{r.backend}: {problem}", file=out)
+    bad = [r.backend for r in rows if not r.agree]
+    verdict = (f"AGREE: all {len(rows)} backends match the NumPy reference within tolerance" if not bad
+               else f"DISAGREE: {', '.join(bad)} did not match the NumPy reference")
+    print(f"\n{verdict}", file=out)
+
+
+def _print_log(runs, every, out):
+    """The seeds' periodic log: each backend's loss every `every` epochs, side by side."""
+    names = list(runs)
+    print("\nepoch      " + "  ".join(f"{n:>22}" for n in names), file=out)
+    epochs = next(iter(runs.values())).losses.shape[0]
+    for e in range(0, epochs, every):
+        print(f"{e:<10} " + "  ".join(f"{float(runs[n].losses[e].mean()):>22.15e}" for n in names), file=out)
+
+
+def write_json(path, args, case, rows):
+    data = {"config": {**asdict(case.config), "dtype": args.dtype}, "data": "xor" if case.samples is None
+            else f"synthetic ({case.samples} samples)", "agree": all(r.agree for r in rows),
+            "backends": {r.backend: {k: v for k, v in asdict(r).items() if k not in ("deviation_curve",)}
+                         for r in rows}}
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+
+
+def plot(path, rows, runs, config):
+    """Loss curves overlaid (log scale) and each backend's deviation from the reference over the epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
+    styles = ["-", "--", ":", "-."]
+    for i, (name, run) in enumerate(runs.items()):
+        losses = run.losses.astype(np.float64).mean(axis=1)
+        top.plot(np.arange(1, len(losses) + 1), losses, styles[i % 4], label=name, linewidth=1.5)
+    top.set_yscale("log")
+    top.set_ylabel(f"loss ({config.loss})")
+    top.set_title("loss per epoch, every backend (the curves should lie on top of each other)")
+    top.legend()
+    floor = 1e-18  # exact agreement is drawn here, below any float64 round-off of O(1) values
+    for i, r in enumerate(rows):
+        if r.backend == backends.REFERENCE or r.deviation_curve is None:
+            continue
+        envelope = np.maximum(np.maximum.accumulate(np.asarray(r.deviation_curve)), floor)
+        bottom.plot(np.arange(1, len(envelope) + 1), envelope, styles[i % 4], linewidth=1.2,
+                    label=f"{r.backend}: largest |loss - reference| so far")
+        epochs = sorted(runs[r.backend].checkpoints)
+        bottom.plot(epochs, np.maximum(r.param_curve, floor), "o", markersize=3,
+                    label=f"{r.backend}: max |params - reference| at checkpoints")
+    if config.dtype == "float64":
+        bottom.axhline(tolerances.float64("trajectory").atol, color="grey", linestyle="--", linewidth=0.8,
+                       label="float64 trajectory atol")
+    bottom.set_ylim(bottom=floor / 2)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("epoch")
+    bottom.set_ylabel("deviation from the NumPy reference")
+    bottom.set_title(f"drift from the NumPy reference, {config.dtype} (exact agreement sits at the bottom)")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _tqdm(disabled):
+    if disabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ModuleNotFoundError:
+        return None
+    return tqdm
+
+
+def main(argv=None):
+    args, case, names = parse_args(argv)
+    rows, runs = run_report(args, case, names)
+    if args.json:
+        write_json(args.json, args, case, rows)
+        print(f"wrote {args.json}")
+    if args.plot and runs:
+        plot(args.plot, rows, runs, case.config.replace(dtype=args.dtype))
+        print(f"wrote {args.plot}")
+    return 0 if all(r.agree for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Plant a bug in a backend without editing its files: rewrite one line of a module's source, test-side.
+
+mutate(monkeypatch, "backends.torch.mlp", "da = dz @ W.T", "da = dz @ W") recompiles
+the module's functions from the edited source and patches them in for the test's
+duration. JAX's tracing caches and the cached reference results are cleared on the
+way in and out, so nothing computed with the bug outlives the test.
+"""
+
+import importlib
+import inspect
+import sys
+
+from crosscheck import checks
+
+
+def clear_caches():
+    """JAX's compiled functions, and the reference results cached by crosscheck.checks."""
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    checks.reference_point.cache_clear()
+    checks.reference_run.cache_clear()
+
+
+def mutate(monkeypatch, module_name, old, new):
+    module = importlib.import_module(module_name)
+    source = inspect.getsource(module)
+    count = source.count(old)
+    if count != 1:
+        raise AssertionError(f"mutation {old!r} -> {new!r} must match exactly once in {module_name}, matched {count}")
+    namespace = dict(vars(module))
+    exec(compile(source.replace(old, new), module.__file__, "exec"), namespace)  # noqa: S102
+    for name, value in namespace.items():
+        original = getattr(module, name, None)
+        if inspect.isfunction(value) and inspect.isfunction(original) and original.__module__ == module_name:
+            monkeypatch.setattr(module, name, value)
+        elif isinstance(original, dict) and name.isupper() and value is not original:
+            monkeypatch.setattr(module, name, value)  # function tables (FORWARD, BACKWARD) point at the new code
+    clear_caches()
+    return module

@@ -1,0 +1,72 @@
+"""The comparison itself can fail: NaN, infinity, empty arrays, shapes and dtypes never pass."""
+
+import numpy as np
+import pytest
+
+from crosscheck import tolerances
+from crosscheck.compare import Disagreement, assert_close, assert_float32_close
+
+TOL = tolerances.float64("gradient")
+
+
+def close(actual, expected, **kw):
+    return assert_close(actual, expected, TOL, what="layer 2 weight gradient", backend="torch", **kw)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_never_agrees_even_with_itself(bad):
+    both = np.array([1.0, bad, 3.0])
+    with pytest.raises(Disagreement, match=r"torch: layer 2 weight gradient: backend result is not finite .* at \[1\]"):
+        close(both, both.copy())
+
+
+def test_non_finite_reference_never_agrees():
+    with pytest.raises(Disagreement, match="reference result is not finite"):
+        close(np.ones(3), np.array([1.0, np.nan, 1.0]))
+
+
+def test_empty_never_agrees():
+    with pytest.raises(Disagreement, match="nothing to compare"):
+        close(np.ones((0, 3)), np.ones((0, 3)))
+
+
+def test_shape_is_compared_before_values():
+    with pytest.raises(Disagreement, match=r"shape \(3, 2\) differs from the reference's \(2, 3\)"):
+        close(np.ones((3, 2)), np.ones((2, 3)))
+    with pytest.raises(Disagreement, match="shape"):
+        close(np.ones((1, 3)), np.ones(3))  # broadcasting would hide this
+
+
+def test_dtype_is_compared_before_values():
+    with pytest.raises(Disagreement, match="dtype float32 differs from the expected float64"):
+        close(np.ones(3, dtype=np.float32), np.ones(3))
+
+
+def test_message_locates_the_difference():
+    expected = np.arange(6.0).reshape(2, 3) + 1
+    actual = expected.copy()
+    actual[1, 2] += 1e-3
+    with pytest.raises(Disagreement) as info:
+        close(actual, expected, epoch=250)
+    text = str(info.value)
+    assert "torch: layer 2 weight gradient at epoch 250" in text
+    assert "first at [1, 2]" in text
+    assert "largest absolute difference 1.000e-03 at [1, 2]" in text
+    assert "largest relative difference 1.667e-04 at [1, 2]" in text
+
+
+def test_within_tolerance_passes_and_reports():
+    d = close(np.array([1.0 + 1e-15, 2.0]), np.array([1.0, 2.0]))
+    assert 0 < d.max_abs < 1e-14 and d.first_bad is None
+
+
+def test_float32_bound_scales_with_the_numpy_float32_deviation():
+    ref64 = np.linspace(0.1, 1.0, 10)
+    ref32 = (ref64 + 1e-6).astype(np.float32)
+    ok = (ref64 + 3e-6).astype(np.float32)
+    bad = (ref64 + 1e-4).astype(np.float32)
+    assert_float32_close(ok, ref32, ref64, what="loss", backend="jax")
+    with pytest.raises(Disagreement, match="jax: loss in float32 strays"):
+        assert_float32_close(bad, ref32, ref64, what="loss", backend="jax")
+    with pytest.raises(Disagreement, match="dtype float64 differs from the expected float32"):
+        assert_float32_close(ref64, ref32, ref64, what="loss", backend="jax")

@@ -1,0 +1,45 @@
+"""A deliberately wrong backward pass in any one backend fails the suite, naming the quantity.
+
+(The full bug catalogue is tests/test_bug_catalogue.py; these are the two classics.)
+"""
+
+import pytest
+
+import backends
+from crosscheck import checks
+from crosscheck.cases import BY_ID
+from crosscheck.compare import Disagreement
+
+
+def package(driver, module):
+    return f"{backends.REGISTRY[driver.name][0]}.{module}"
+
+
+@pytest.mark.frameworks
+def test_sigmoid_derivative_from_z_instead_of_a(driver, device, mutate):
+    """f'(z) = a (1 - a) computed from z: wrong in both layers of the seeds' network."""
+    mutate(package(driver, "activations"), "return da * a * (1 - a)", "return da * z * (1 - z)")
+    with pytest.raises(Disagreement) as info:
+        checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
+    text = str(info.value)
+    assert f"{driver.name}: layer 2 weight gradient disagrees" in text
+    assert f"{driver.name}: layer 1 weight gradient disagrees" in text
+    assert "loss disagrees" not in text  # the forward pass is untouched, and the message says so
+
+
+@pytest.mark.frameworks
+def test_missing_transpose_in_backward(driver, device, mutate):
+    """da = dz W instead of dz W^T: silent where W is square (layers 2 to 4 of the deep case are 8x8)."""
+    mutate(package(driver, "mlp"), "da = dz @ W.T", "da = dz @ W")
+    with pytest.raises(Disagreement) as info:
+        checks.check_gradients(driver, BY_ID["deep-tanh-sigmoid-mse"], "float64", device)
+    text = str(info.value)
+    assert "layer 4 weight gradient disagrees" not in text  # the last layer is computed before the bug bites
+    assert "layer 2 weight gradient disagrees" in text
+
+
+@pytest.mark.frameworks
+def test_bugs_do_not_outlive_their_test(driver, device):
+    """After the planted bugs above, the same backend agrees again (no leaked patch or stale compile)."""
+    checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
+    checks.check_gradients(driver, BY_ID["deep-tanh-sigmoid-mse"], "float64", device)

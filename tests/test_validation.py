@@ -1,0 +1,113 @@
+"""Bad input gets a clear error naming what is wrong, raised before any training starts."""
+
+import numpy as np
+import pytest
+
+import reference
+from reference import Config
+from reference.data import xor
+
+GOOD = Config(layers=(2, 3, 1), epochs=5)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"layers": (2,)}, "at least an input and an output"),
+    ({"layers": (2, 0, 1)}, r"layers\[1\] must be a positive integer"),
+    ({"layers": (2, 2.5, 1)}, r"layers\[1\] must be a positive integer"),
+    ({"layers": (2, -3, 1)}, r"layers\[1\] must be a positive integer"),
+    ({"hidden": "swish"}, "unknown hidden activation 'swish'"),
+    ({"hidden": "softmax"}, "unknown hidden activation 'softmax'"),
+    ({"output": "gelu"}, "unknown output activation 'gelu'"),
+    ({"loss": "hinge"}, "unknown loss 'hinge'"),
+    ({"loss": "bce", "output": "identity"}, "loss 'bce' needs output activation 'sigmoid'"),
+    ({"loss": "softmax_cross_entropy", "layers": (2, 3, 2)}, "needs output activation 'softmax'"),
+    ({"output": "softmax", "layers": (2, 3, 2)}, "softmax output is only supported"),
+    ({"output": "softmax", "loss": "softmax_cross_entropy"}, "at least 2 classes"),
+    ({"init": "orthogonal"}, "unknown initialisation 'orthogonal'"),
+    ({"lr": 0}, "lr must be a positive finite number"),
+    ({"lr": -0.1}, "lr must be a positive finite number"),
+    ({"lr": float("nan")}, "lr must be a positive finite number"),
+    ({"lr": float("inf")}, "lr must be a positive finite number"),
+    ({"lr": "0.1"}, "lr must be a number"),
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": 10.0}, "epochs must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be None"),
+    ({"dtype": "float16"}, "unsupported dtype 'float16'"),
+    ({"dtype": "int64"}, "unsupported dtype 'int64'"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+])
+def test_bad_configuration_is_named(changes, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        GOOD.replace(**changes)
+
+
+def _problem():
+    X, y = xor()
+    return reference.initial_params(GOOD), X, y
+
+
+def _bad_inputs():
+    params, X, y = _problem()
+    W1, b1 = params[0]
+    nan_X = X.copy()
+    nan_X[1, 0] = np.nan
+    inf_y = y.copy()
+    inf_y[2, 0] = np.inf
+    yield "X as int", (params, X.astype(np.int64), y, None), "X has dtype int64"
+    yield "X as float32", (params, X.astype(np.float32), y, None), "X has dtype float32"
+    yield "X as list", (params, X.tolist(), y, None), "X must be a NumPy array"
+    yield "X 1-D", (params, X.ravel(), y, None), "X must be 2-D"
+    yield "X empty", (params, X[:0], y[:0], None), "X has no samples"
+    yield "X NaN", (params, nan_X, y, None), "X contains NaN"
+    yield "y inf", (params, X, inf_y, None), "y contains NaN or infinity"
+    yield "X features", (params, np.ones((4, 3)), y, None), "X has 3 features per sample, but layers\\[0\\] is 2"
+    yield "y targets", (params, X, np.ones((4, 2)), None), "y has 2 targets per sample"
+    yield "X/y lengths", (params, X, y[:3], None), "X has 4 samples but y has 3"
+    yield "weight shape", ([(W1.T, b1), params[1]], X, y, None), r"layer 1 weight has shape \(3, 2\), expected \(2, 3\)"
+    yield "bias dtype", ([(W1, b1.astype(np.float32)), params[1]], X, y, None), "layer 1 bias has dtype float32"
+    yield "layers", (params[:1], X, y, None), "params has 1 layers, but the configuration has 2"
+    yield "NaN weight", ([(W1 * np.nan, b1), params[1]], X, y, None), "layer 1 weight contains NaN"
+    yield "orders shape", (params, X, y, np.zeros((5, 3), dtype=np.int64)), r"orders must have shape"
+    yield "orders repeat", (params, X, y, np.zeros((5, 4), dtype=np.int64)), "must be a permutation"
+
+
+BAD_INPUTS = list(_bad_inputs())
+
+
+@pytest.mark.parametrize(("args", "message"), [(a, m) for _, a, m in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS])
+def test_bad_input_is_named_before_training(driver, device, monkeypatch, args, message):
+    def must_not_train(*_, **__):
+        raise AssertionError("training started before the input was checked")
+
+    monkeypatch.setattr(driver.mlp, "train", must_not_train)
+    params, X, y, orders = args
+    with pytest.raises((ValueError, TypeError), match=message):
+        driver.run_train(params, X, y, GOOD, orders, device=device)
+
+
+def test_target_ranges_are_checked():
+    X, y = xor()
+    bce = GOOD.replace(loss="bce")
+    with pytest.raises(ValueError, match="bce targets must lie in"):
+        reference.check_inputs(reference.initial_params(bce), X, y * 2, bce)
+    ce = GOOD.replace(layers=(2, 3, 2), output="softmax", loss="softmax_cross_entropy")
+    with pytest.raises(ValueError, match="each row of y must sum to 1"):
+        reference.check_inputs(reference.initial_params(ce), X, np.ones((4, 2)), ce)
+
+
+def test_minibatch_needs_orders_and_a_batch_that_fits():
+    params, X, y = _problem()
+    with pytest.raises(ValueError, match="needs orders"):
+        reference.check_inputs(params, X, y, GOOD.replace(batch_size=2))
+    big = GOOD.replace(batch_size=5)
+    with pytest.raises(ValueError, match="batch_size 5 exceeds the 4 samples"):
+        reference.check_inputs(params, X, y, big, reference.batch_orders(big, 4))
+
+
+@pytest.mark.parametrize("device_name", ["tpu", "cuda"])
+def test_unavailable_device_is_named(driver, device_name):
+    if device_name in driver.devices:
+        pytest.skip(f"{driver.name} does have {device_name}")
+    params, X, y = _problem()
+    with pytest.raises(ValueError, match=f"device '{device_name}'"):
+        driver.run_train(params, X, y, GOOD, device=device_name)
