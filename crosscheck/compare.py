@@ -23,17 +23,22 @@ class Diff:
     rel_at: tuple
     first_bad: tuple | None  # the first index (in C order) outside tolerance, if a tolerance was given
 
-    def describe(self):
-        return (f"largest absolute difference {self.max_abs:.3e} at {_index(self.abs_at)}, "
-                f"largest relative difference {self.max_rel:.3e} at {_index(self.rel_at)}")
+    def describe(self, epoch=None):
+        return (f"largest absolute difference {self.max_abs:.3e} at {_index(self.abs_at, epoch)}, "
+                f"largest relative difference {self.max_rel:.3e} at {_index(self.rel_at, epoch)}")
 
 
-def _index(at):
-    return "[" + ", ".join(str(int(i)) for i in at) + "]"
+def _index(at, epoch=None):
+    """"[i, j]", or "epoch E [j]" when epoch lists the epochs along the first axis."""
+    at = [int(i) for i in at]
+    if isinstance(epoch, (tuple, list)) and at:
+        return f"epoch {epoch[at[0]]} [" + ", ".join(map(str, at[1:])) + "]"
+    return "[" + ", ".join(map(str, at)) + "]"
 
 
 def _label(what, backend, epoch):
-    where = f" at epoch {epoch}" if epoch is not None else ""
+    """epoch: one epoch, or a list of the epochs stacked along the first axis (located per difference)."""
+    where = f" at epoch {epoch}" if isinstance(epoch, int) else ""
     return f"{backend}: {what}{where}"
 
 
@@ -52,7 +57,7 @@ def check_comparable(actual, expected, *, what, backend, epoch=None, dtype=None)
         bad = ~np.isfinite(arr)
         if bad.any():
             first = np.unravel_index(np.argmax(bad), arr.shape)
-            raise Disagreement(f"{label}: {side} result is not finite ({arr[first]} at {_index(first)}): "
+            raise Disagreement(f"{label}: {side} result is not finite ({arr[first]} at {_index(first, epoch)}): "
                                f"the run diverged, which is never agreement")
     return actual, expected
 
@@ -79,7 +84,8 @@ def assert_close(actual, expected, tol, *, what, backend, epoch=None, dtype=None
     d = diff(actual, expected, tol)
     if d.first_bad is not None:
         raise Disagreement(f"{_label(what, backend, epoch)} disagrees with the reference beyond "
-                           f"rtol={tol.rtol:g}, atol={tol.atol:g}: first at {_index(d.first_bad)}; {d.describe()}")
+                           f"rtol={tol.rtol:g}, atol={tol.atol:g}: first at {_index(d.first_bad, epoch)}; "
+                           f"{d.describe(epoch)}")
     return d
 
 
@@ -94,5 +100,5 @@ def assert_float32_close(actual, ref32, ref64, *, what, backend, epoch=None):
     if ours.max_abs > bound:
         raise Disagreement(f"{_label(what, backend, epoch)} in float32 strays {ours.max_abs:.3e} from the float64 "
                            f"reference, more than {bound:.3e} ({tolerances.FLOAT32_FACTOR:g} x the NumPy float32 "
-                           f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe()}")
+                           f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe(epoch)}")
     return ours

@@ -1,0 +1,63 @@
+"""The main job's command: its table, verdict, exit status, JSON and picture."""
+
+import json
+
+import pytest
+
+from crosscheck import report
+
+SHORT = ["--epochs", "300", "--checkpoints", "3", "--no-progress"]
+
+
+def test_report_agrees_and_writes_json_and_png(tmp_path, capsys):
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    status = report.main([*SHORT, "--backends", "numpy", "--json", str(out_json), "--plot", str(out_png),
+                          "--log-every", "100"])
+    text = capsys.readouterr().out
+    assert status == 0
+    assert "AGREE: all 1 backends" in text
+    assert "2-2-1 sigmoid/sigmoid, loss half_sse, init uniform_pm1, lr 0.1, 300 epochs" in text
+    assert [line.split()[0] for line in text.splitlines() if line[:1].isdigit()] == ["0", "100", "200"]
+    data = json.loads(out_json.read_text())
+    assert data["agree"] is True and data["config"]["epochs"] == 300
+    assert data["backends"]["numpy"]["final_loss"] > 0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_covers_every_backend(driver, capsys):
+    status = report.main([*SHORT, "--backends", driver.name, "--plot", ""])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert f"\n{driver.name} " in text and "AGREE" in text
+
+
+@pytest.mark.frameworks
+def test_report_exits_1_and_names_the_culprit(driver, mutate, capsys):
+    package = "backends.torch" if driver.name == "torch" else "backends.jax"
+    mutate(f"{package}.activations", "return da * a * (1 - a)", "return da * z * (1 - z)")
+    status = report.main([*SHORT, "--backends", driver.name, "--plot", ""])
+    text = capsys.readouterr().out
+    assert status == 1
+    assert f"DISAGREE: {driver.name} did not match" in text
+    assert f"{driver.name}: layer 1 weight gradient disagrees" in text
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--layers", "2,x,1"], "comma-separated integers"),
+    (["--layers", "3,4,1"], "XOR needs 2 inputs and 1 output"),
+    (["--lr", "-1"], "lr must be a positive finite number"),
+    (["--backends", "numpy,mxnet"], "unknown backend"),
+    (["--hidden", "swish"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_the_reason(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        report.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_synthetic_data_and_minibatches(capsys):
+    status = report.main(["--layers", "3,5,2", "--hidden", "tanh", "--output", "identity", "--loss", "mse",
+                          "--samples", "20", "--batch-size", "6", "--dtype", "float32", "--backends", "numpy",
+                          *SHORT, "--plot", ""])
+    assert status == 0, capsys.readouterr().out
