@@ -1,5 +1,6 @@
 """Activations in JAX, mirroring reference/activations.py name for name."""
 
+import jax
 import jax.numpy as jnp
 
 
@@ -24,8 +25,8 @@ def tanh_backward(da, z, a):
 
 
 def relu_forward(z):
-    """a = max(z, 0)"""
-    return jnp.maximum(z, 0)
+    """a = max(z, 0). JAX quirk: jax.nn.relu, not jnp.maximum(z, 0), whose autodiff gives 1/2 at z = 0."""
+    return jax.nn.relu(z)
 
 
 def relu_backward(da, z, a):

@@ -1,0 +1,68 @@
+"""Conventions stated in README.md, checked: relu's kink, the fused softmax, float32 staying float32."""
+
+import numpy as np
+import pytest
+
+import reference
+from crosscheck import tolerances
+from crosscheck.compare import assert_close
+from reference import Config
+from reference.data import xor
+
+KINK = Config(layers=(3, 4, 2), hidden="relu", output="identity", loss="half_sse", init="he_normal", epochs=1)
+
+
+def kink_problem():
+    """Every hidden pre-activation exactly 0: zero first-layer weights and biases."""
+    (W1, b1), (W2, b2) = reference.initial_params(KINK)
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    y = np.ones((5, 2))
+    return [(np.zeros_like(W1), np.zeros_like(b1)), (W2, b2)], X, y
+
+
+def test_reference_relu_derivative_at_the_kink_is_zero():
+    params, X, y = kink_problem()
+    _, ((dW1, db1), (dW2, db2)) = reference.DRIVER.run_gradients(params, X, y, KINK)
+    assert not dW1.any() and not db1.any(), "relu'(0) must be 0: no gradient flows through the kink"
+    assert db2.any(), "the output layer still gets a gradient"
+
+
+def test_backends_take_the_same_kink_convention(driver, device):
+    assert_kink_gradients(driver.name, driver.run_gradients, device)
+
+
+@pytest.mark.frameworks
+def test_autodiff_takes_the_same_kink_convention(driver, device):
+    """jnp.maximum(z, 0) would fail here: JAX differentiates it as 1/2 at z = 0."""
+    assert_kink_gradients(f"{driver.name} autodiff", driver.run_autodiff_gradients, device)
+
+
+def assert_kink_gradients(backend, run, device):
+    params, X, y = kink_problem()
+    _, grads = run(params, X, y, KINK, device)
+    _, ref = reference.DRIVER.run_gradients(params, X, y, KINK)
+    for l, ((dW, db), (rW, rb)) in enumerate(zip(grads, ref), start=1):
+        assert_close(dW, rW, tolerances.float64("gradient"), what=f"layer {l} weight gradient at the kink",
+                     backend=backend)
+        assert_close(db, rb, tolerances.float64("gradient"), what=f"layer {l} bias gradient at the kink",
+                     backend=backend)
+
+
+def test_fused_softmax_cross_entropy_gradient_stays_finite_where_a_probability_underflows():
+    """The loss value is computed from probabilities (+inf here; the true value is 1600); its gradient is exact."""
+    config = Config(layers=(1, 2), output="softmax", loss="softmax_cross_entropy", init="he_normal", epochs=1)
+    params = [(np.array([[800.0, -800.0]]), np.zeros(2))]  # softmax underflows to exactly 0 for class 2
+    X, y = np.ones((1, 1)), np.array([[0.0, 1.0]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss, ((dW, db),) = reference.DRIVER.run_gradients(params, X, y, config)
+    assert loss == np.inf
+    np.testing.assert_array_equal(db, [1.0, -1.0])
+    np.testing.assert_array_equal(dW, [[1.0, -1.0]])
+
+
+def test_float32_stays_float32(driver, device):
+    config = reference.SEED1_XOR.replace(dtype="float32", epochs=3)
+    X, y = (a.astype(np.float32) for a in xor())
+    run = driver.run_train(reference.initial_params(config), X, y, config, device=device)
+    assert run.losses.dtype == np.float32
+    assert all(t.dtype == np.float32 for layer in run.params for t in layer)
