@@ -7,8 +7,9 @@ import numpy as np
 
 
 def half_sse_forward(a, y):
-    """L = 1/2 sum_{n,k} (a - y)^2: the seeds' objective (their update is descent on it)."""
-    return 0.5 * np.sum((a - y) ** 2)
+    """L = 1/2 sum_{n,k} (a - y)^2 = 1/2 <r, r> with r = a - y: the seeds' objective (their update is descent on it)."""
+    r = a - y
+    return 0.5 * np.vdot(r, r)
 
 
 def half_sse_backward(a, y):
@@ -17,8 +18,9 @@ def half_sse_backward(a, y):
 
 
 def mse_forward(a, y):
-    """L = 1/(N K) sum_{n,k} (a - y)^2"""
-    return np.mean((a - y) ** 2)
+    """L = 1/(N K) sum_{n,k} (a - y)^2 = <r, r> / (N K) with r = a - y"""
+    r = a - y
+    return np.vdot(r, r) / r.size
 
 
 def mse_backward(a, y):

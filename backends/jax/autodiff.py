@@ -1,9 +1,12 @@
 """The independent oracle: gradients of the very same loss by jax.grad."""
 
+from functools import partial
+
 import jax
+from jax import lax
 
 from .losses import loss_forward
-from .mlp import forward
+from .mlp import UNROLL, Run, forward, update
 
 
 def autodiff_gradients(params, X, y, config):
@@ -14,3 +17,20 @@ def autodiff_gradients(params, X, y, config):
 
     loss, grads = jax.value_and_grad(loss_of)(params)
     return loss, [tuple(layer) for layer in grads]
+
+
+def train(params, X, y, config, orders=None, checkpoints=()):
+    """Full-batch gradient descent with jax.grad's gradients, compiled the same way as mlp.train."""
+    if orders is not None or checkpoints:
+        raise ValueError("the autodiff training loop is full batch, without checkpoints")
+    params, losses = _train_epochs(params, X, y, config, config.epochs)
+    return Run(losses=losses, checkpoints={}, params=params)
+
+
+@partial(jax.jit, static_argnames=("config", "length"))
+def _train_epochs(params, X, y, config, length):
+    def epoch(params, _):
+        loss, grads = autodiff_gradients(params, X, y, config)
+        return update(params, grads, config.lr), loss[None]
+
+    return lax.scan(epoch, params, None, length=length, unroll=min(UNROLL, length))

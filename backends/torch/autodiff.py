@@ -3,7 +3,7 @@
 import torch
 
 from .losses import loss_forward
-from .mlp import forward
+from .mlp import Run, forward
 
 
 def autodiff_gradients(params, X, y, config):
@@ -12,3 +12,20 @@ def autodiff_gradients(params, X, y, config):
     loss = loss_forward(config.loss, forward(leaves, X, config)[-1][1], y)
     flat = torch.autograd.grad(loss, [t for layer in leaves for t in layer])
     return loss.detach(), [(flat[2 * l], flat[2 * l + 1]) for l in range(len(leaves))]
+
+
+def train(params, X, y, config, orders=None, checkpoints=()):
+    """Full-batch gradient descent with torch.autograd's gradients: what manual backprop is measured against."""
+    if orders is not None or checkpoints:
+        raise ValueError("the autodiff training loop is full batch, without checkpoints")
+    losses = torch.empty((config.epochs, 1), dtype=X.dtype, device=X.device)
+    params = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
+    flat_params = [t for layer in params for t in layer]
+    for epoch in range(config.epochs):
+        loss = loss_forward(config.loss, forward(params, X, config)[-1][1], y)
+        grads = torch.autograd.grad(loss, flat_params)
+        with torch.no_grad():
+            for p, g in zip(flat_params, grads):
+                p.sub_(config.lr * g)
+            losses[epoch, 0] = loss
+    return Run(losses=losses, checkpoints={}, params=[(W.detach(), b.detach()) for W, b in params])

@@ -1,0 +1,55 @@
+"""PyTorch's fastest honest path on tiny problems: the mirror's own gradients(), compiled.
+
+Eager PyTorch pays microseconds of dispatch per op, and XOR's step is ~40 tiny ops,
+so eager training is slower than the seeds' NumPy loop. torch.compile fuses
+EPOCHS_PER_CALL whole epochs of the same manual backprop (mlp.gradients, then plain
+gradient descent) into one generated kernel, called once per block of epochs.
+Compiling takes tens of seconds, once per configuration and shape, so this path
+is for long runs and benchmarks; full batch only.
+"""
+
+import torch
+
+from .mlp import Run, gradients, train_step
+
+EPOCHS_PER_CALL = 32
+_cache = {}
+
+
+def _epochs(params, X, y, config, k: int):
+    """k full-batch epochs of manual backprop: (params after them, their k losses)."""
+    losses = []
+    for _ in range(k):
+        loss, grads = gradients(params, X, y, config)
+        params = [(W - config.lr * dW, b - config.lr * db) for (W, b), (dW, db) in zip(params, grads)]
+        losses.append(loss)
+    return params, torch.stack(losses)
+
+
+def compiled_epochs(config, k):
+    """The compiled block of k epochs for config (compiled on first use, then cached)."""
+    key = (config, k)
+    if key not in _cache:
+        _cache[key] = torch.compile(_epochs, fullgraph=True, dynamic=False)
+    return _cache[key]
+
+
+def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPOCHS_PER_CALL):
+    """mlp.train's contract for full batch and no checkpoints but the last; the remainder runs eagerly."""
+    if orders is not None or config.batch_size is not None:
+        raise ValueError("the compiled PyTorch path trains full batch only")
+    if set(checkpoints) - {config.epochs}:
+        raise ValueError("the compiled PyTorch path keeps no checkpoints but the last epoch")
+    block = compiled_epochs(config, epochs_per_call)
+    losses = []
+    with torch.inference_mode():
+        params = [(W.clone(), b.clone()) for W, b in params]
+        for _ in range(config.epochs // epochs_per_call):
+            params, block_losses = block(params, X, y, config, epochs_per_call)
+            losses.append(block_losses)
+        for _ in range(config.epochs % epochs_per_call):
+            loss, params = train_step(params, X, y, config)
+            losses.append(loss.reshape(1))
+        losses = torch.cat(losses).reshape(config.epochs, 1)
+    saved = {config.epochs: params} if config.epochs in checkpoints else {}
+    return Run(losses=losses, checkpoints=saved, params=params)

@@ -1,0 +1,108 @@
+"""Benchmark fixtures: pinned threads, machine info, and the summary table with ratios to the seeds' loop."""
+
+import os
+import platform
+
+import numpy as np
+import pytest
+
+from workloads import WORKLOADS, step_flops
+
+RESULTS = pytest.StashKey[list]()
+BASELINE_ROW = "seeds-loop"
+
+
+def cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def pytest_configure(config):
+    config.stash[RESULTS] = []
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    info = {"numpy": np.__version__, "python": platform.python_version(), "cores_available": cores(),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+    try:
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                    torch_cuda=torch.cuda.is_available())
+    except ModuleNotFoundError:
+        pass
+    try:
+        import jax
+
+        info.update(jax=jax.__version__, jax_devices=[str(d) for d in jax.devices()],
+                    jax_note="XLA's CPU thread pool ignores thread settings: it uses every core available")
+    except ModuleNotFoundError:
+        pass
+    machine_info["crosscheck"] = info
+
+
+@pytest.fixture
+def threads(request):
+    """Pin torch's (and, with threadpoolctl, BLAS's) threads for the workload; record them."""
+    workload = WORKLOADS[request.node.callspec.params.get("workload", "wide")]
+    n = workload.threads or cores()
+    limits = None
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(n)
+    except ModuleNotFoundError:
+        pass
+    try:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+    except ModuleNotFoundError:
+        torch = None
+    yield n
+    if torch is not None:
+        torch.set_num_threads(before)
+    if limits is not None:
+        limits.unregister()
+
+
+@pytest.fixture
+def record(request, benchmark, threads):
+    """record(row, workload, **extra): fill extra_info after a timing and keep it for the summary."""
+
+    def done(row, workload, **extra):
+        stats = benchmark.stats.stats
+        config = workload.config
+        samples = workload.samples or 4
+        median = stats.median
+        benchmark.extra_info.update(row=row, workload=workload.name, threads=threads, epochs=config.epochs,
+                                    dtype=config.dtype, epochs_per_s=config.epochs / median,
+                                    gflops=step_flops(config, samples) * config.epochs / median / 1e9, **extra)
+        request.config.stash[RESULTS].append(dict(benchmark.extra_info, median_s=median))
+
+    return done
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    results = config.stash.get(RESULTS, [])
+    if not results:
+        return
+    tr = terminalreporter
+    tr.section("backprop cross-check: speed per workload (median of rounds; ratio = epochs/s over the seeds' loop)")
+    for name in WORKLOADS:
+        rows = [r for r in results if r["workload"] == name]
+        if not rows:
+            continue
+        base = next((r for r in rows if r["row"] == BASELINE_ROW), None)
+        first = rows[0]
+        tr.write_line(f"\n{name}: {first['epochs']} epochs, {first['dtype']}, {first['threads']} thread(s)")
+        tr.write_line(f"  {'row':<16}{'median s':>10}{'epochs/s':>14}{'GFLOP/s':>10}{'x seeds':>10}"
+                      f"{'compile s':>11}{'% of gemm':>11}")
+        for r in sorted(rows, key=lambda r: -r["epochs_per_s"]):
+            ratio = r["epochs_per_s"] / base["epochs_per_s"] if base else float("nan")
+            compile_s = r.get("compile_s")
+            gemm = r.get("fraction_of_gemm")
+            tr.write_line(f"  {r['row']:<16}{r['median_s']:>10.4f}{r['epochs_per_s']:>14,.0f}{r['gflops']:>10.2f}"
+                          f"{ratio:>10.2f}{'' if compile_s is None else f'{compile_s:.2f}':>11}"
+                          f"{'' if gemm is None else f'{100 * gemm:.0f}%':>11}")

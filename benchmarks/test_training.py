@@ -1,0 +1,149 @@
+"""Training cores side by side: `pytest --benchmark-only` (one group per workload, one row per backend).
+
+Every row trains the same network on the same data from the same parameters for the
+same epochs. The timed region is the training core alone (arrays already on the
+device), blocked on until the result exists. Compilation (JAX, torch.compile) is
+kept out of it by a warm-up round and reported as compile_s.
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+import backends
+from crosscheck import seedloops
+from reference import initial_params
+from reference.data import synthetic, xor
+from workloads import WORKLOADS, step_flops
+
+ROUNDS = 5
+
+
+def problem(workload):
+    config = workload.config
+    X, y = xor(config.dtype) if workload.samples is None else synthetic(config, workload.samples)
+    return config, initial_params(config), X, y
+
+
+def timed(benchmark, fn, rounds=ROUNDS):
+    """Time fn (after one warm-up call, which also compiles); return the warm-up's extra seconds."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+    return max(0.0, first - benchmark.stats.stats.median)
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_seeds_loop(benchmark, record, workload):
+    """The baseline: the plain NumPy loop as the notebooks write it (crosscheck/seedloops.py)."""
+    wl = WORKLOADS[workload]
+    benchmark.group = workload
+    config, params, X, y = problem(wl)
+    (W1, b1), (W2, b2) = params if len(params) == 2 else pytest.fail("the seeds' loops have one hidden layer")
+    if wl.samples is None:  # notebook 2: samples as columns
+        args = (X.T, y[:, 0], W1.T, b1[:, None], W2.T, b2[:, None], config.lr, config.epochs)
+        timed(benchmark, lambda: seedloops.seed2_train(*args))
+    else:  # notebook 1: samples as rows
+        timed(benchmark, lambda: seedloops.seed1_train(X, y, W1, W2, config.lr, config.epochs))
+    record("seeds-loop", wl, framework="numpy")
+
+
+ROWS = {
+    # row: (backend, how) -- how is "manual" (the mirror's own train), "autodiff" or "compiled"
+    "numpy": ("numpy", "manual"),
+    "torch": ("torch", "manual"),
+    "torch-autodiff": ("torch", "autodiff"),
+    "torch-compiled": ("torch", "compiled"),
+    "jax": ("jax", "manual"),
+    "jax-autodiff": ("jax", "autodiff"),
+}
+
+
+def core(backend, how):
+    """The training function of a row: train(params, X, y, config) on native arrays."""
+    if backend == "numpy":
+        import reference
+
+        return reference.mlp.train
+    module = __import__(f"backends.{backend}.{'mlp' if how == 'manual' else how}", fromlist=["train"])
+    return module.train
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_training_core(benchmark, record, workload, row, request):
+    backend, how = ROWS[row]
+    if how == "compiled" and workload != "xor":
+        pytest.skip("torch.compile pays off where per-op overhead dominates: xor only (tens of seconds to compile)")
+    wl = WORKLOADS[workload]
+    benchmark.group = workload
+    try:
+        driver = backends.load(backend)
+    except backends.BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    config, params, X, y = problem(wl)
+    native = driver.native_params(params, "cpu"), driver.to_native(X, "cpu"), driver.to_native(y, "cpu")
+    train = core(backend, how)
+
+    def run():
+        result = train(*native, config)
+        driver.synchronize(result.params)
+        return result
+
+    compile_s = timed(benchmark, run)
+    losses = driver.to_numpy(run().losses)
+    assert np.all(np.isfinite(losses)), f"{row} diverged on {workload}"
+    record(row, wl, framework=backend, compile_s=compile_s if backend == "jax" or how == "compiled" else None)
+
+
+GEMM_FRAMEWORKS = ("numpy", "torch", "jax")
+
+
+@pytest.mark.parametrize("framework", GEMM_FRAMEWORKS)
+def test_gemm_rate(benchmark, record, framework):
+    """The matrix products of one wide step alone, as fast as the framework does them: the ceiling."""
+    wl = WORKLOADS["wide"]
+    benchmark.group = "wide-gemm"
+    try:
+        driver = backends.load(framework)
+    except backends.BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    config, params, X, y = problem(wl)
+    (W1, _), (W2, _) = params
+    n = wl.samples
+    rng = np.random.default_rng(0)
+    a1 = rng.standard_normal((n, W1.shape[1])).astype(config.dtype)
+    dz2 = rng.standard_normal((n, W2.shape[1])).astype(config.dtype)
+    dz1 = rng.standard_normal((n, W1.shape[1])).astype(config.dtype)
+    arrays = [driver.to_native(a, "cpu") for a in (X, W1, a1, W2, dz2, dz1)]
+    products = gemm_products(framework)
+
+    def run():
+        out = products(*arrays, config.epochs)
+        driver.synchronize(out)
+
+    timed(benchmark, run)
+    record(f"gemm-{framework}", wl, framework=framework)
+    assert step_flops(config, n) > 0
+
+
+def gemm_products(framework):
+    """epochs x the five products of a wide step: X W1, a1 W2, a1^T dz2, dz2 W2^T, X^T dz1."""
+    if framework == "jax":
+        import jax
+
+        @jax.jit
+        def step(X, W1, a1, W2, dz2, dz1):
+            return X @ W1, a1 @ W2, a1.T @ dz2, dz2 @ W2.T, X.T @ dz1
+
+        def products(X, W1, a1, W2, dz2, dz1, epochs):
+            return [step(X, W1, a1, W2, dz2, dz1) for _ in range(epochs)]
+
+        return products
+
+    def products(X, W1, a1, W2, dz2, dz1, epochs):
+        return [(X @ W1, a1 @ W2, a1.T @ dz2, dz2 @ W2.T, X.T @ dz1) for _ in range(epochs)]
+
+    return products
