@@ -7,10 +7,10 @@ backend from a skip into a failure, so CI cannot pass by skipping.
 import os
 from functools import partial
 
-import mutations
 import pytest
 
 import backends
+import mutations
 from crosscheck.cases import CASES, DTYPES
 
 

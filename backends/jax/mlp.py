@@ -17,7 +17,6 @@ from reference.initializers import batches
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
-
 UNROLL = 8
 TINY = 64  # products with at most this many multiply-adds are written out (see dot)
 
