@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "softmax")
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
@@ -77,9 +78,9 @@ class Config:
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
-    @property
+    @cached_property
     def activations(self) -> tuple[str, ...]:
-        """The activation of each layer, hidden ones first, then the output."""
+        """The activation of each layer, hidden ones first, then the output (computed once: it is on the hot path)."""
         return (self.hidden,) * (len(self.layers) - 2) + (self.output,)
 
     def replace(self, **changes) -> Config:
