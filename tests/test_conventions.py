@@ -66,3 +66,20 @@ def test_float32_stays_float32(driver, device):
     run = driver.run_train(reference.initial_params(config), X, y, config, device=device)
     assert run.losses.dtype == np.float32
     assert all(t.dtype == np.float32 for layer in run.params for t in layer)
+
+
+def test_softmax_backward_is_the_jacobian_vector_product():
+    """softmax_backward is never on the training path (cross-entropy fuses it), so check it on its own."""
+    rng = np.random.default_rng(1)
+    z, da = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    a = reference.activations.softmax_forward(z)
+    eps = 1e-6
+    numeric = np.zeros_like(z)
+    for i in np.ndindex(z.shape):
+        bump = np.zeros_like(z)
+        bump[i] = eps
+        f_plus = np.sum(da * reference.activations.softmax_forward(z + bump))
+        f_minus = np.sum(da * reference.activations.softmax_forward(z - bump))
+        numeric[i] = (f_plus - f_minus) / (2 * eps)
+    assert_close(reference.activations.softmax_backward(da, z, a), numeric, tolerances.float64("finite_difference"),
+                 what="softmax backward", backend="numpy vs central differences")
