@@ -121,6 +121,8 @@ def train_epochs(params, X, y, orders, config, length):
             losses.append(loss)
         return params, jnp.stack(losses)
 
-    # JAX quirk: each fused op of the step is a separate call on the CPU; unrolling 8 epochs per loop
-    # iteration halves the per-epoch overhead on XOR-sized problems (benchmarks/), at no cost in accuracy.
-    return lax.scan(epoch, params, orders, length=length, unroll=min(UNROLL, length))
+    # JAX quirk: each fused op of the step is a separate call on the CPU; unrolling full-batch epochs,
+    # 8 per loop iteration, cuts the per-epoch overhead on XOR-sized problems (benchmarks/) at no cost
+    # in accuracy. A minibatch epoch is already several steps long, and unrolling it costs compile time.
+    unroll = min(UNROLL, length) if len(steps) == 1 else 1
+    return lax.scan(epoch, params, orders, length=length, unroll=unroll)
