@@ -13,6 +13,10 @@ from .mlp import Run
 from .validate import check_inputs, check_params
 
 
+class Unsupported(Exception):
+    """The backend declares that it does not implement this configuration (tests skip, with the reason)."""
+
+
 @dataclass(frozen=True)
 class Driver:
     name: str
@@ -23,6 +27,12 @@ class Driver:
     to_numpy: Callable
     synchronize: Callable = lambda tree: None  # blocks until the device has finished tree's work
     autodiff_gradients: Callable | None = None  # (params, X, y, config) -> (loss, grads) by the framework's autodiff
+    supports: Callable | None = None  # config -> None if supported, else the reason it is not (plug-ins)
+
+    def check_support(self, config):
+        reason = self.supports(config) if self.supports is not None else None
+        if reason:
+            raise Unsupported(f"{self.name} does not support this configuration: {reason}")
 
     def check_device(self, device):
         if device not in ("cpu", "cuda"):
@@ -37,6 +47,7 @@ class Driver:
         return [(self.to_numpy(W), self.to_numpy(b)) for W, b in params]
 
     def _prepare(self, params, X, y, config, device):
+        self.check_support(config)
         self.check_device(device)
         check_params(params, config)
         return self.native_params(params, device), self.to_native(X, device), self.to_native(y, device)
@@ -60,6 +71,7 @@ class Driver:
 
     def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu"):
         """mlp.train after the input checks; losses (epochs, steps) and params as NumPy."""
+        self.check_support(config)
         check_inputs(params, X, y, config, orders)
         native = self._prepare(params, X, y, config, device)
         native_orders = None if orders is None else self.to_native(orders, device)

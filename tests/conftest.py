@@ -12,6 +12,7 @@ import pytest
 import backends
 import mutations
 from crosscheck.cases import CASES, DTYPES
+from reference.driver import Unsupported
 
 
 def pytest_addoption(parser):
@@ -20,8 +21,12 @@ def pytest_addoption(parser):
                     help="fail, instead of skip, when a backend's framework is missing "
                          "(also CROSSCHECK_STRICT=1 or CI=true)")
     group.addoption("--run-slow", action="store_true", help="also run the full-length runs marked slow")
-    group.addoption("--backends", default=os.environ.get("CROSSCHECK_BACKENDS", ",".join(backends.names())),
-                    help="comma-separated backends to check (default: all registered; env CROSSCHECK_BACKENDS)")
+    group.addoption("--backends", default=os.environ.get("CROSSCHECK_BACKENDS"),
+                    help="comma-separated backends to check (default: all registered, plug-ins included; "
+                         "env CROSSCHECK_BACKENDS)")
+    group.addoption("--implementation", action="append", default=[], metavar="NAME=module:object",
+                    help="check your own implementation too (repeatable; also env CROSSCHECK_PLUGINS, and entry "
+                         "points in the group backprop_crosscheck.backends)")
     group.addoption("--device", default=os.environ.get("CROSSCHECK_DEVICE", "cpu"), choices=("cpu", "cuda"),
                     help="device for the framework backends (the NumPy reference always runs on the CPU)")
 
@@ -31,8 +36,14 @@ def strict(config):
             or os.environ.get("CI", "").lower() == "true")
 
 
+def pytest_configure(config):
+    for spec in config.getoption("--implementation"):
+        backends.register_spec(spec)
+
+
 def selected_backends(config):
-    names = [n.strip() for n in config.getoption("--backends").split(",") if n.strip()]
+    chosen = config.getoption("--backends")
+    names = backends.names() if chosen is None else [n.strip() for n in chosen.split(",") if n.strip()]
     unknown = sorted(set(names) - set(backends.names()))
     if unknown:
         raise pytest.UsageError(f"unknown backend(s) {unknown}; registered: {backends.names()}")
@@ -44,7 +55,8 @@ def pytest_report_header(config):
     for name in selected_backends(config):
         try:
             driver = backends.load(name)
-            lines.append(f"  {name}: {driver.version} on {', '.join(driver.devices)}")
+            plugin = f" (plug-in {backends.plugins()[name]})" if name in backends.plugins() else ""
+            lines.append(f"  {name}: {driver.version} on {', '.join(driver.devices)}{plugin}")
         except backends.BackendUnavailable as exc:
             lines.append(f"  {name}: UNAVAILABLE ({exc})")
     return lines
@@ -73,7 +85,9 @@ def pytest_generate_tests(metafunc):
     if "driver" in metafunc.fixturenames:
         names = selected_backends(metafunc.config)
         if metafunc.definition.get_closest_marker("frameworks"):
-            names = [n for n in names if n != backends.REFERENCE]
+            names = [n for n in names if n in backends.REGISTRY and n != backends.REFERENCE]
+        elif metafunc.definition.get_closest_marker("builtin"):
+            names = [n for n in names if n in backends.REGISTRY]
         metafunc.parametrize("backend_name", names, ids=names)
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -88,8 +102,18 @@ def driver(request, backend_name):
 
 @pytest.fixture
 def device(request, driver):
-    """--device for the frameworks; the NumPy reference runs on the CPU."""
-    return "cpu" if driver.name == backends.REFERENCE else request.config.getoption("--device")
+    """--device for the frameworks; the NumPy reference and plug-ins run on the CPU."""
+    framework = driver.name in backends.REGISTRY and driver.name != backends.REFERENCE
+    return request.config.getoption("--device") if framework else "cpu"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A configuration a plug-in declares unsupported is a skip with its reason, not a failure."""
+    try:
+        return (yield)
+    except Unsupported as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def witnesses(request, driver):
     if driver.name != backends.REFERENCE:
         return [driver]
     found = []
-    for name in backends.names():
+    for name in backends.REGISTRY:
         if name != backends.REFERENCE:
             try:
                 found.append(backends.load(name))
@@ -53,6 +53,7 @@ def witnesses(request, driver):
     return found
 
 
+@pytest.mark.builtin
 @pytest.mark.parametrize("bug", BUGS, ids=[b.id for b in BUGS])
 def test_mistake_is_caught_and_named(request, driver, device, mutate, bug):
     old, new = bug.spelled(driver.name)
