@@ -7,8 +7,7 @@ activation name or a zero width fails before any backend starts training.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "softmax")
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
@@ -39,6 +38,7 @@ class Config:
     batch_size: int | None = None
     dtype: str = "float64"
     seed: int = 0
+    _activations: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         layers = self.layers
@@ -77,11 +77,14 @@ class Config:
             raise ValueError(f"unsupported dtype {self.dtype!r}; choose one of {DTYPES}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        # Computed once: it is read on every forward pass. (Not functools.cached_property, whose lock
+        # torch.compile cannot trace.)
+        object.__setattr__(self, "_activations", (self.hidden,) * (len(layers) - 2) + (self.output,))
 
-    @cached_property
+    @property
     def activations(self) -> tuple[str, ...]:
-        """The activation of each layer, hidden ones first, then the output (computed once: it is on the hot path)."""
-        return (self.hidden,) * (len(self.layers) - 2) + (self.output,)
+        """The activation of each layer, hidden ones first, then the output."""
+        return self._activations
 
     def replace(self, **changes) -> Config:
         return replace(self, **changes)

@@ -82,7 +82,9 @@ def load_or_skip(config, name):
 
 def pytest_generate_tests(metafunc):
     """Parametrize from the registries: `driver` over backends, `case` over CASES, `dtype` over DTYPES."""
-    if "driver" in metafunc.fixturenames:
+    explicit = {name.strip() for m in metafunc.definition.iter_markers("parametrize")
+                for name in (m.args[0].split(",") if isinstance(m.args[0], str) else m.args[0])}
+    if "driver" in metafunc.fixturenames and "backend_name" not in explicit:
         names = selected_backends(metafunc.config)
         if metafunc.definition.get_closest_marker("frameworks"):
             names = [n for n in names if n in backends.REGISTRY and n != backends.REFERENCE]

@@ -16,6 +16,8 @@ from crosscheck.compare import Disagreement
 from reference.driver import Unsupported
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.append(ROOT)  # examples/ lives in the checkout, beside the installed packages
 
 
 @pytest.fixture
