@@ -1,6 +1,10 @@
-"""What the benchmarks time: workloads, the rows of each, and the FLOP model of one step."""
+"""What the benchmarks time: workloads, and the FLOP model of one step.
 
-from dataclasses import dataclass
+CROSSCHECK_BENCH_DTYPE=float64 (or float32) runs every workload in that dtype instead of its own.
+"""
+
+import os
+from dataclasses import dataclass, replace
 
 from reference import Config
 
@@ -23,6 +27,10 @@ WORKLOADS = {
     "wide": Workload("wide", Config(layers=(784, 512, 10), init="glorot_uniform", lr=0.001, epochs=10,
                                     dtype="float32"), 1024, None),
 }
+
+if os.environ.get("CROSSCHECK_BENCH_DTYPE"):
+    WORKLOADS = {name: replace(w, config=w.config.replace(dtype=os.environ["CROSSCHECK_BENCH_DTYPE"]))
+                 for name, w in WORKLOADS.items()}
 
 
 def step_flops(config, samples):

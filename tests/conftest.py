@@ -63,6 +63,13 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    """Deselect tests of backends not chosen with --backends; skip slow ones without --run-slow."""
+    chosen = set(selected_backends(config))
+    kept = [i for i in items if getattr(i, "callspec", None) is None or
+            i.callspec.params.get("backend_name", backends.REFERENCE) in chosen]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: a full-length run; pass --run-slow")
