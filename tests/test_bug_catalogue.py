@@ -8,13 +8,13 @@ message must name the quantity either way.
 
 import numpy as np
 import pytest
-from bug_catalogue import BUGS
-from test_conventions import KINK, kink_problem
 
 import backends
+from bug_catalogue import BUGS
 from crosscheck import checks, tolerances
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement, assert_close
+from test_conventions import KINK, kink_problem
 
 
 def run_check(bug, driver, device):
