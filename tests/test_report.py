@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import backends
 from crosscheck import report
 
 SHORT = ["--epochs", "300", "--checkpoints", "3", "--no-progress"]
@@ -61,3 +62,14 @@ def test_synthetic_data_and_minibatches(capsys):
                           "--samples", "20", "--batch-size", "6", "--dtype", "float32", "--backends", "numpy",
                           *SHORT, "--plot", ""])
     assert status == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_missing_backend_is_reported_and_fails_only_in_strict_mode(monkeypatch, capsys, strict):
+    monkeypatch.setitem(backends.REGISTRY, "ghost", ("ghost_backend_module", "ghost_backend_module"))
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("CROSSCHECK_STRICT", "1" if strict else "0")
+    status = report.main([*SHORT, "--backends", "numpy,ghost", "--plot", ""])
+    text = capsys.readouterr().out
+    assert "backend 'ghost' needs ghost_backend_module" in text
+    assert status == (1 if strict else 0)
