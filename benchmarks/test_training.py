@@ -6,6 +6,7 @@ device), blocked on until the result exists. Compilation (JAX, torch.compile) is
 kept out of it by a warm-up round and reported as compile_s.
 """
 
+import importlib
 import time
 
 import numpy as np
@@ -15,7 +16,7 @@ import backends
 from crosscheck import seedloops
 from reference import initial_params
 from reference.data import synthetic, xor
-from workloads import WORKLOADS, step_flops
+from workloads import WORKLOADS
 
 ROUNDS = 5
 
@@ -67,13 +68,12 @@ def core(backend, how):
         import reference
 
         return reference.mlp.train
-    module = __import__(f"backends.{backend}.{'mlp' if how == 'manual' else how}", fromlist=["train"])
-    return module.train
+    return importlib.import_module(f"backends.{backend}.{'mlp' if how == 'manual' else how}").train
 
 
 @pytest.mark.parametrize("row", list(ROWS))
 @pytest.mark.parametrize("workload", list(WORKLOADS))
-def test_training_core(benchmark, record, workload, row, request):
+def test_training_core(benchmark, record, workload, row):
     backend, how = ROWS[row]
     if how == "compiled" and workload != "xor":
         pytest.skip("torch.compile pays off where per-op overhead dominates: xor only (tens of seconds to compile)")
@@ -126,7 +126,6 @@ def test_gemm_rate(benchmark, record, framework):
 
     timed(benchmark, run)
     record(f"gemm-{framework}", wl, framework=framework)
-    assert step_flops(config, n) > 0
 
 
 def gemm_products(framework):
