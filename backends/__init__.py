@@ -65,6 +65,11 @@ def plugins():
     return dict(_plugins)
 
 
+def strict_from_environment():
+    """Strict mode, in which a missing backend fails instead of being skipped: CROSSCHECK_STRICT=1 or CI=true."""
+    return os.environ.get("CROSSCHECK_STRICT") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
 def names():
     return list(REGISTRY) + [n for n in _plugins if n not in REGISTRY]
 

@@ -10,7 +10,6 @@ Exit status: 0 when every backend agreed with the reference, 1 when one did not
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -178,7 +177,8 @@ def run_report(args, case, names, out=None):
         try:
             driver = backends.load(name)
         except backends.BackendUnavailable as exc:  # not checked; a failure in strict mode (as in the tests)
-            rows.append(Row(name, "-", "-", agree=False if _strict() else None, problems=[str(exc)]))
+            agree = False if backends.strict_from_environment() else None
+            rows.append(Row(name, "-", "-", agree=agree, problems=[str(exc)]))
             continue
         device = "cpu" if name == backends.REFERENCE else args.device
         row = Row(name, driver.version, device)
@@ -319,10 +319,6 @@ def plot(path, rows, runs, config):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _strict():
-    return os.environ.get("CROSSCHECK_STRICT") == "1" or os.environ.get("CI", "").lower() == "true"
 
 
 def _tqdm(disabled):

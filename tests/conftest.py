@@ -13,6 +13,7 @@ import backends
 import mutations
 from crosscheck.cases import CASES, DTYPES
 from reference.driver import Unsupported
+from strictness import load_or_skip, strict
 
 
 def pytest_addoption(parser):
@@ -29,11 +30,6 @@ def pytest_addoption(parser):
                          "points in the group backprop_crosscheck.backends)")
     group.addoption("--device", default=os.environ.get("CROSSCHECK_DEVICE", "cpu"), choices=("cpu", "cuda"),
                     help="device for the framework backends (the NumPy reference always runs on the CPU)")
-
-
-def strict(config):
-    return (config.getoption("--strict-backends") or os.environ.get("CROSSCHECK_STRICT") == "1"
-            or os.environ.get("CI", "").lower() == "true")
 
 
 def pytest_configure(config):
@@ -78,17 +74,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def load_or_skip(config, name):
-    try:
-        return backends.load(name)
-    except backends.BackendUnavailable as exc:
-        if strict(config):
-            pytest.fail(f"strict mode: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-
-
 def pytest_generate_tests(metafunc):
-    """Parametrize from the registries: `driver` over backends, `case` over CASES, `dtype` over DTYPES."""
+    """Parametrize from the registries: `driver` over backends, `case` over CASES, `dtype` over DTYPES,
+    unless the test parametrizes that name itself."""
     explicit = {name.strip() for m in metafunc.definition.iter_markers("parametrize")
                 for name in (m.args[0].split(",") if isinstance(m.args[0], str) else m.args[0])}
     if "driver" in metafunc.fixturenames and "backend_name" not in explicit:
@@ -98,9 +86,9 @@ def pytest_generate_tests(metafunc):
         elif metafunc.definition.get_closest_marker("builtin"):
             names = [n for n in names if n in backends.REGISTRY]
         metafunc.parametrize("backend_name", names, ids=names)
-    if "case" in metafunc.fixturenames:
+    if "case" in metafunc.fixturenames and "case" not in explicit:
         metafunc.parametrize("case", CASES, ids=[c.id for c in CASES])
-    if "dtype" in metafunc.fixturenames:
+    if "dtype" in metafunc.fixturenames and "dtype" not in explicit:
         metafunc.parametrize("dtype", DTYPES)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 import backends
-import conftest
+from strictness import load_or_skip
 
 
 class FakeConfig:
@@ -29,7 +29,7 @@ def test_missing_framework_skips_outside_strict_mode(missing_backend, monkeypatc
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("CROSSCHECK_STRICT", raising=False)
     with pytest.raises(pytest.skip.Exception, match="needs ghost_backend_module"):
-        conftest.load_or_skip(FakeConfig(strict=False), missing_backend)
+        load_or_skip(FakeConfig(strict=False), missing_backend)
 
 
 @pytest.mark.parametrize("how", ["option", "CROSSCHECK_STRICT", "CI"])
@@ -41,7 +41,7 @@ def test_missing_framework_fails_in_strict_mode(missing_backend, monkeypatch, ho
     if how == "CI":
         monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="strict mode: backend 'ghost' needs"):
-        conftest.load_or_skip(FakeConfig(strict=how == "option"), missing_backend)
+        load_or_skip(FakeConfig(strict=how == "option"), missing_backend)
 
 
 def test_a_broken_install_is_not_mistaken_for_a_missing_one(monkeypatch):

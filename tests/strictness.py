@@ -1,0 +1,20 @@
+"""Strict mode for the suite: a missing backend is a skip with its reason, or, in strict mode, a failure."""
+
+import pytest
+
+import backends
+
+
+def strict(config):
+    """--strict-backends, CROSSCHECK_STRICT=1 or CI=true."""
+    return config.getoption("--strict-backends") or backends.strict_from_environment()
+
+
+def load_or_skip(config, name):
+    """The backend's Driver; a skip with the reason if its framework is missing, a failure in strict mode."""
+    try:
+        return backends.load(name)
+    except backends.BackendUnavailable as exc:
+        if strict(config):
+            pytest.fail(f"strict mode: {exc}", pytrace=False)
+        pytest.skip(str(exc))
