@@ -5,7 +5,6 @@ epochs: jax.jit around lax.scan over the epochs, one scan per stretch between
 checkpoints (each distinct stretch length compiles once).
 """
 
-from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -13,6 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from reference.initializers import batches
+from reference.mlp import Run  # the same container, holding this framework's arrays
 
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
@@ -31,15 +31,6 @@ def dot(a, b):
     if a.shape[0] * a.shape[1] * b.shape[1] <= TINY:
         return (a[:, :, None] * b[None, :, :]).sum(axis=1)
     return a @ b
-
-
-@dataclass
-class Run:
-    """What train returns. losses[e, s] is the loss of step s of epoch e, before its update."""
-
-    losses: jax.Array
-    checkpoints: dict  # epochs done -> params after them
-    params: list
 
 
 def forward(params, X, config):

@@ -4,23 +4,13 @@ Tensors in, tensors out; the training core runs under torch.inference_mode (no
 autograd bookkeeping) and updates the parameters in place.
 """
 
-from dataclasses import dataclass
-
 import torch
 
 from reference.initializers import batches
+from reference.mlp import Run  # the same container, holding this framework's arrays
 
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
-
-
-@dataclass
-class Run:
-    """What train returns. losses[e, s] is the loss of step s of epoch e, before its update."""
-
-    losses: torch.Tensor
-    checkpoints: dict  # epochs done -> params after them
-    params: list
 
 
 def forward(params, X, config):
