@@ -8,6 +8,9 @@ committed one in benchmarks/baseline.json, or when a committed row did not run.
     pytest benchmarks --benchmark-only -n0 --benchmark-json=bench.json
     python benchmarks/regression.py check bench.json        # exit 1 on a regression
     python benchmarks/regression.py record bench.json       # rewrite the baseline (after a deliberate change)
+
+The committed baseline holds, per ratio, the lower of two runs on the 2-core CI machine, so
+that the check fails on a real slowdown (a halving) rather than on a lucky baseline.
 """
 
 import argparse
