@@ -46,11 +46,17 @@ class Driver:
     def numpy_params(self, params):
         return [(self.to_numpy(W), self.to_numpy(b)) for W, b in params]
 
-    def _prepare(self, params, X, y, config, device):
+    def _check(self, config, device):
         self.check_support(config)
         self.check_device(device)
-        check_params(params, config)
+
+    def _native(self, params, X, y, device):
         return self.native_params(params, device), self.to_native(X, device), self.to_native(y, device)
+
+    def _prepare(self, params, X, y, config, device):
+        self._check(config, device)
+        check_params(params, config)
+        return self._native(params, X, y, device)
 
     def run_forward(self, params, X, config, device="cpu"):
         """The network's output a_L for X."""
@@ -71,9 +77,9 @@ class Driver:
 
     def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu"):
         """mlp.train after the input checks; losses (epochs, steps) and params as NumPy."""
-        self.check_support(config)
-        check_inputs(params, X, y, config, orders)
-        native = self._prepare(params, X, y, config, device)
+        self._check(config, device)
+        check_inputs(params, X, y, config, orders)  # check_params included
+        native = self._native(params, X, y, device)
         native_orders = None if orders is None else self.to_native(orders, device)
         run = self.mlp.train(*native, config, native_orders, checkpoints)
         self.synchronize(run.params)

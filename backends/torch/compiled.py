@@ -27,7 +27,11 @@ def _epochs(params, X, y, config, k: int):
 
 
 def compiled_epochs(config, k):
-    """The compiled block of k epochs for config (compiled on first use, then cached)."""
+    """The compiled block of k epochs for config (compiled on first use, then cached).
+
+    One torch.compile wrapper per (config, k), rather than one shared: a shared one would
+    recompile for every new configuration and, past dynamo's recompile limit, quietly run eagerly.
+    """
     key = (config, k)
     if key not in _cache:
         _cache[key] = torch.compile(_epochs, fullgraph=True, dynamic=False)
