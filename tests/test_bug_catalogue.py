@@ -11,22 +11,16 @@ import pytest
 
 import backends
 from bug_catalogue import BUGS
-from crosscheck import checks, tolerances
+from crosscheck import checks
 from crosscheck.cases import BY_ID
-from crosscheck.compare import Disagreement, assert_close
-from test_conventions import KINK, kink_problem
+from crosscheck.compare import Disagreement
+from test_conventions import assert_kink_gradients
 
 
 def run_check(bug, driver, device):
     """The cross-check that should catch bug, against driver."""
     if bug.check == "kink":
-        params, X, y = kink_problem()
-        _, grads = driver.run_gradients(params, X, y, KINK, device)
-        _, ref = backends.load(backends.REFERENCE).run_gradients(params, X, y, KINK)
-        for l, (g, r) in enumerate(zip(checks.flat(grads), checks.flat(ref))):
-            kind = "weight" if l % 2 == 0 else "bias"
-            assert_close(g, r, tolerances.float64("gradient"), what=f"layer {l // 2 + 1} {kind} gradient at the kink",
-                         backend=driver.name)
+        assert_kink_gradients(driver.name, driver.run_gradients, device)
         return
     case = BY_ID[bug.case]
     if bug.check == "forward":
