@@ -67,7 +67,7 @@ class SeedStyle:
 
     def gradients(self, params, X, y, config):
         net = self._net(params, config)
-        loss = loss_forward(config.loss, self._feedforward(net, X), y)
+        loss = loss_forward(config.loss, None, self._feedforward(net, X), y)  # no logits: seeds' loss
         self._backward(net, X, y, IMPLIED_LR)
         after = self._get(net)
         return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, after)]
@@ -77,7 +77,7 @@ class SeedStyle:
         losses = np.empty((config.epochs, 1), dtype=config.dtype)
         saved = {}
         for epoch in range(config.epochs):
-            losses[epoch, 0] = loss_forward(config.loss, self._feedforward(net, X), y)
+            losses[epoch, 0] = loss_forward(config.loss, None, self._feedforward(net, X), y)
             self._backward(net, X, y, config.lr)
             if epoch + 1 in checkpoints:
                 saved[epoch + 1] = self._get(net)

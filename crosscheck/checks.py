@@ -5,6 +5,7 @@ compared with the float64 reference run on exactly the same (upcast) values,
 bounded by the NumPy float32 reference's own deviation (see tolerances.py).
 """
 
+import importlib
 from functools import lru_cache
 
 import numpy as np
@@ -149,3 +150,52 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         ours, theirs, theirs64 = (_stacked(r, i, checkpoints) for r in (run, ref, ref64))
         found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
     return found.result()
+
+
+# Losses kept unfused beside their fused training form: name -> the output activation they fuse with.
+UNFUSED_PIECES = {"bce": "sigmoid"}
+
+
+def check_loss_pieces(driver, device="cpu", seed=0):
+    """A built-in backend's unfused loss pieces, in float64, on its own functions.
+
+    dL/da from <name>_backward against central differences of <name>_forward, and the chain
+    f'(z) * dL/da against the fused backward that training uses (dL/dz), at random interior points.
+    """
+    import backends  # not at the top: the checks import with NumPy alone (tests/test_mirrors.py)
+
+    package = backends.REGISTRY[driver.name][0]
+    losses = importlib.import_module(f"{package}.losses")
+    activations = importlib.import_module(f"{package}.activations")
+    rng = np.random.default_rng(seed)
+    found = Findings()
+    for name, output in UNFUSED_PIECES.items():
+        z = rng.uniform(-3, 3, size=(5, 3))
+        a = reference.activations.activation_forward(output, z)
+        y = rng.uniform(0, 1, size=z.shape)
+        forward, backward = getattr(losses, f"{name}_forward"), getattr(losses, f"{name}_backward")
+        native = [driver.to_native(arr, device) for arr in (z, a, y)]
+        da = driver.to_numpy(backward(native[1], native[2]))
+
+        def loss_of(a_, forward=forward, y_=native[2]):
+            return float(driver.to_numpy(forward(driver.to_native(a_, device), y_)))
+
+        numeric = _central_differences(loss_of, a)
+        found.compare(da, numeric, None, "finite_difference", what=f"{name}_backward (dL/da)",
+                      backend=f"{driver.name} vs central differences")
+        chained = driver.to_numpy(activations.activation_backward(output, driver.to_native(da, device), *native[:2]))
+        fused = driver.to_numpy(losses.loss_backward(name, native[1], native[2]))
+        found.compare(chained, fused, None, "gradient", what=f"{output}'(z) * {name}_backward against the fused dL/dz",
+                      backend=driver.name)
+    return found.result()
+
+
+def _central_differences(f, x, eps=1e-6):
+    """df/dx entry by entry: (f(x + eps) - f(x - eps)) / (2 eps)."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        bumped = [x.copy(), x.copy()]
+        bumped[0][i] += eps
+        bumped[1][i] -= eps
+        g[i] = (f(bumped[0]) - f(bumped[1])) / (2 * eps)
+    return g

@@ -8,7 +8,7 @@ from .mlp import forward
 
 def loss_at(params, X, y, config):
     """L(params) on (X, y)."""
-    return loss_forward(config.loss, forward(params, X, config)[-1][1], y)
+    return loss_forward(config.loss, *forward(params, X, config)[-1], y)
 
 
 def numerical_gradients(params, X, y, config, eps=1e-6):

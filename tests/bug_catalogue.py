@@ -16,7 +16,7 @@ class Bug:
     old: str  # the correct line, as the reference spells it
     new: str  # the mistake
     case: str  # the crosscheck.cases id on which the mistake shows
-    check: str  # forward, gradients, trajectory or kink
+    check: str  # forward, gradients, trajectory, kink, or pieces (the unfused loss pieces, checks.check_loss_pieces)
     names: str  # what the failure message must name
     dtype: str = "float64"
     spellings: dict = field(default_factory=dict)  # backend -> (old, new) where it spells the line otherwise
@@ -45,9 +45,12 @@ BUGS = (
         "return 2 * (a - y) / a.size", "return 2 * (a - y)", "tanh-identity-mse-minibatch", "gradients",
         "layer 2 weight gradient", spellings=_torch_jax(("return 2 * (a - y) / a.numel()", "return 2 * (a - y)"))),
     Bug("bce-derivative", "binary cross-entropy's gradient missing its 1 / (1 - a) factor", "losses",
-        "return (a - y) / (a * (1 - a)) / a.size", "return (a - y) / a / a.size", "sigmoid-bce", "gradients",
-        "layer 2 weight gradient",
+        "return (a - y) / (a * (1 - a)) / a.size", "return (a - y) / a / a.size", "", "pieces",
+        "bce_backward (dL/da)",
         spellings=_torch_jax(("return (a - y) / (a * (1 - a)) / a.numel()", "return (a - y) / a / a.numel()"))),
+    Bug("bce-not-averaged", "fused bce's dL/dz not divided by N K (mean/sum confusion)", "losses",
+        "return (a - y) / a.size", "return (a - y)", "sigmoid-bce", "gradients", "layer 2 weight gradient",
+        spellings=_torch_jax(("return (a - y) / a.numel()", "return (a - y)"))),
     Bug("cross-entropy-not-averaged", "softmax cross-entropy's gradient not divided by the batch size", "losses",
         "return (a - y) / a.shape[0]\n", "return (a - y)\n", "relu-softmax-ce-minibatch", "gradients",
         "layer 3 weight gradient"),

@@ -22,6 +22,9 @@ def run_check(bug, driver, device):
     if bug.check == "kink":
         assert_kink_gradients(driver.name, driver.run_gradients, device)
         return
+    if bug.check == "pieces":
+        checks.check_loss_pieces(driver, device)
+        return
     case = BY_ID[bug.case]
     if bug.check == "forward":
         checks.check_forward(driver, case, bug.dtype, device)
@@ -31,9 +34,10 @@ def run_check(bug, driver, device):
         checks.check_trajectory(driver, case, bug.dtype, device, epochs=case.short_epochs or 200)
 
 
-def witnesses(request, driver):
-    """Who checks a mutated backend: itself against the reference, or, for the reference, the frameworks."""
-    if driver.name != backends.REFERENCE:
+def witnesses(request, driver, bug):
+    """Who checks a mutated backend: itself against the reference (or against central differences, for
+    the loss pieces), or, for the reference, the frameworks."""
+    if driver.name != backends.REFERENCE or bug.check == "pieces":
         return [driver]
     found = []
     for name in backends.REGISTRY:
@@ -53,7 +57,7 @@ def test_mistake_is_caught_and_named(request, driver, device, mutate, bug):
     old, new = bug.spelled(driver.name)
     package = backends.REGISTRY[driver.name][0]
     mutate(f"{package}.{bug.module}", old, new)
-    for witness in witnesses(request, driver):
+    for witness in witnesses(request, driver, bug):
         with pytest.raises(Disagreement) as info, np.errstate(all="ignore"):
             run_check(bug, witness, device if witness is driver else "cpu")
         assert bug.names in str(info.value), f"{bug.id}: the message does not name {bug.names!r}:\n{info.value}"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import reference
-from crosscheck import tolerances
+from crosscheck import checks, tolerances
 from crosscheck.compare import assert_close
 from reference import Config
 from reference.data import xor
@@ -48,16 +48,39 @@ def assert_kink_gradients(backend, run, device):
                      backend=backend)
 
 
-def test_fused_softmax_cross_entropy_gradient_stays_finite_where_a_probability_underflows():
-    """The loss value is computed from probabilities (+inf here; the true value is 1600); its gradient is exact."""
-    config = Config(layers=(1, 2), output="softmax", loss="softmax_cross_entropy", init="he_normal", epochs=1)
-    params = [(np.array([[800.0, -800.0]]), np.zeros(2))]  # softmax underflows to exactly 0 for class 2
-    X, y = np.ones((1, 1)), np.array([[0.0, 1.0]])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        loss, ((dW, db),) = reference.DRIVER.run_gradients(params, X, y, config)
-    assert loss == np.inf
-    np.testing.assert_array_equal(db, [1.0, -1.0])
-    np.testing.assert_array_equal(dW, [[1.0, -1.0]])
+FUSED_AT_SATURATION = {
+    # loss: (config, weights that saturate the output for X = 1, targets the saturated output gets wrong)
+    "softmax_cross_entropy": (Config(layers=(1, 2), output="softmax", loss="softmax_cross_entropy",
+                                     init="he_normal", epochs=1), [[800.0, -800.0]], [[0.0, 1.0]]),
+    "bce": (Config(layers=(1, 2), output="sigmoid", loss="bce", init="he_normal", epochs=1),
+            [[800.0, -800.0]], [[0.0, 1.0]]),
+}
+
+
+@pytest.mark.parametrize("loss", list(FUSED_AT_SATURATION))
+def test_fused_losses_stay_finite_where_the_output_saturates(driver, device, loss):
+    """Where softmax underflows or the sigmoid rounds to 0 or 1, the unfused forms give log(0) and 0/0; the
+    fused ones, read from the logits, give the exact loss and gradient (worked by hand: z = (800, -800))."""
+    config, W, y = FUSED_AT_SATURATION[loss]
+    params = [(np.array(W), np.zeros(2))]
+    X, y = np.ones((1, 1)), np.array(y)
+    # The reference's sigmoid keeps the seeds' 1 / (1 + exp(-z)): exp(800) overflows, harmlessly, to a = 0.
+    with np.errstate(over="ignore"):
+        value, ((dW, db),) = driver.run_gradients(params, X, y, config, device)
+    # softmax CE: -log softmax(z)_2 = 1600; bce: (log(1 + e^800) - 0 + log(1 + e^-800) + 800) / 2 = 800.
+    assert value == {"softmax_cross_entropy": 1600.0, "bce": 800.0}[loss]
+    # dz = (a - y) / N (softmax CE) or / (N K) (bce), with a = (1, 0) to the last bit.
+    expected = np.array([1.0, -1.0]) / {"softmax_cross_entropy": 1, "bce": 2}[loss]
+    np.testing.assert_array_equal(db, expected)
+    np.testing.assert_array_equal(dW, [expected])
+
+
+@pytest.mark.builtin
+def test_unfused_loss_pieces_are_right_on_their_own(driver, device):
+    """bce_forward / bce_backward (dL/da) are off the training path, which uses the fused form: check them
+    against central differences, and chained through sigmoid' against the fused dL/dz."""
+    diffs = checks.check_loss_pieces(driver, device)
+    assert len(diffs) == 2 * len(checks.UNFUSED_PIECES)
 
 
 def test_float32_stays_float32(driver, device):

@@ -35,9 +35,27 @@ def bce_backward(a, y):
     return (a - y) / (a * (1 - a)) / a.numel()
 
 
-def softmax_cross_entropy_forward(a, y):
-    """L = -1/N sum_{n,k} y log a"""
-    return -torch.sum(y * torch.log(a)) / a.shape[0]
+def sigmoid_bce_forward(z, y):
+    """L = 1/(N K) sum_{n,k} [log(1 + exp(z)) - y z]: bce of a = sigmoid(z), from the logits z.
+
+    log(1 + exp(z)) is logaddexp(0, z), finite for every z; bce_forward of sigmoid(z) is log(0) where
+    the sigmoid rounds to 0 or 1.
+    """
+    return torch.mean(torch.logaddexp(torch.zeros_like(z), z) - y * z)
+
+
+def sigmoid_bce_backward(a, y):
+    """dL/dz = (a - y) / (N K): bce's dL/da = (a - y) / (a (1 - a)) / (N K) times sigmoid's a (1 - a), cancelled.
+
+    Fused, like softmax cross-entropy, so that it stays finite where a rounds to 0 or 1 (0/0 unfused).
+    """
+    return (a - y) / a.numel()
+
+
+def softmax_cross_entropy_forward(z, y):
+    """L = -1/N sum_{n,k} y (s - log sum_j exp(s_j)) with s = z - max z: -1/N sum y log softmax(z), from the logits."""
+    s = z - z.amax(dim=1, keepdim=True)
+    return -torch.sum(y * (s - torch.log(torch.sum(torch.exp(s), dim=1, keepdim=True)))) / z.shape[0]
 
 
 def softmax_cross_entropy_backward(a, y):
@@ -45,8 +63,9 @@ def softmax_cross_entropy_backward(a, y):
     return (a - y) / a.shape[0]
 
 
-def loss_forward(name, a, y):
-    return FORWARD[name](a, y)
+def loss_forward(name, z, a, y):
+    """The loss at the output layer's (z, a): losses fused with their output activation read the logits z."""
+    return FORWARD[name](z, y) if name in FUSED_WITH_OUTPUT else FORWARD[name](a, y)
 
 
 def loss_backward(name, a, y):
@@ -56,12 +75,12 @@ def loss_backward(name, a, y):
 FORWARD = {
     "half_sse": half_sse_forward,
     "mse": mse_forward,
-    "bce": bce_forward,
+    "bce": sigmoid_bce_forward,
     "softmax_cross_entropy": softmax_cross_entropy_forward,
 }
 BACKWARD = {
     "half_sse": half_sse_backward,
     "mse": mse_backward,
-    "bce": bce_backward,
+    "bce": sigmoid_bce_backward,
     "softmax_cross_entropy": softmax_cross_entropy_backward,
 }
