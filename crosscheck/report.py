@@ -5,11 +5,13 @@
     crosscheck --json out/report.json --plot out/report.png
 
 Exit status: 0 when every backend agreed with the reference, 1 when one did not
-(or diverged), 2 for bad arguments.
+or diverged (the reference included: the table still shows where each backend went
+non-finite), 2 for bad arguments, refused before any training starts.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,6 +44,7 @@ class Row:
     loss_deviation: float | None = None
     param_deviation: float | None = None
     first_epoch_out: int | None = None  # first epoch outside tolerance, None if none
+    diverged_at: int | None = None  # first epoch whose loss (or the parameters after it) is not finite
     wall_s: float | None = None
     epochs_per_s: float | None = None
     agree: bool | None = True  # None: the backend declares this configuration unsupported
@@ -50,10 +53,20 @@ class Row:
     param_curve: list | None = None  # per checkpoint max |params - reference|
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Says each default once: not where the help text already says it, nor where the default is None."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, []) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def parse_args(argv=None):
     d = SEED2_XOR
     p = argparse.ArgumentParser(prog="crosscheck", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=_HelpFormatter)
     p.add_argument("--layers", default=",".join(map(str, d.layers)), help="widths, input first, e.g. 2,4,1")
     p.add_argument("--hidden", default=d.hidden, choices=HIDDEN_ACTIVATIONS, help="hidden activation")
     p.add_argument("--output", default=d.output, choices=OUTPUT_ACTIVATIONS, help="output activation")
@@ -73,8 +86,8 @@ def parse_args(argv=None):
                    help="also check your own implementation (repeatable; see README, 'Check your own implementation')")
     p.add_argument("--checkpoints", type=int, default=50, help="how many times to compare parameters")
     p.add_argument("--log-every", type=int, default=0, metavar="N",
-                   help="print each backend's loss every N epochs, as the seeds log (0: off)")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+                   help="print each backend's loss every N epochs, as the seeds log (default: 0, off)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON (default: not written)")
     p.add_argument("--plot", metavar="PATH", default="crosscheck-report.png",
                    help="write the loss and deviation curves as PNG ('' for none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -94,6 +107,14 @@ def parse_args(argv=None):
         p.error("--samples must be positive")
     if args.checkpoints < 1:
         p.error("--checkpoints must be positive")
+    n_samples = 4 if args.samples is None else args.samples
+    if args.batch_size is not None and args.batch_size > n_samples:
+        p.error(f"--batch-size {args.batch_size} exceeds the {n_samples} samples "
+                f"({'XOR' if args.samples is None else '--samples'}); choose at most {n_samples}")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = _unwritable(path)
+        if problem:
+            p.error(f"{option} {path}: {problem}")
     for spec in args.implementation:
         try:
             backends.register_spec(spec)
@@ -104,8 +125,29 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown backend(s) {unknown}; known: {backends.names()} (plug-ins: --implementation)")
     names = [backends.REFERENCE] + [n for n in dict.fromkeys(names) if n != backends.REFERENCE]
+    for name in names[1:]:
+        try:
+            driver = backends.load(name)
+        except backends.BackendUnavailable:
+            continue  # reported in the table (a failure only in strict mode)
+        if args.device not in driver.devices and name in backends.REGISTRY:
+            p.error(f"--device {args.device}: backend {name!r} offers only {', '.join(driver.devices)} on this machine")
     case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs))
     return args, case, names
+
+
+def _unwritable(path):
+    """Why path cannot be written (checked before training, not after it), or None."""
+    if not path:
+        return None
+    if os.path.isdir(path):
+        return "is a directory"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"no such directory {folder}"
+    if not os.access(folder, os.W_OK):
+        return f"directory {folder} is not writable"
+    return None
 
 
 def train_with_progress(driver, case, dtype, device, bar):
@@ -115,19 +157,26 @@ def train_with_progress(driver, case, dtype, device, bar):
 
 
 def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
+    """(run, diverged_at): the run up to the stretch in which it went non-finite, if it did, and that epoch.
+
+    A diverging run overflows on its way; the overflow is reported here as divergence, not warned about.
+    """
     losses, saved, done = [], {}, 0
     for stop in case.checkpoints(config.epochs):
         stretch = config.replace(epochs=stop - done)
-        part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device)
+        with np.errstate(all="ignore"):
+            part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device)
         losses.append(part.losses)
         params = saved[stop] = part.params
+        bad_loss = ~np.isfinite(part.losses).all(axis=1)
+        if bad_loss.any():
+            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params), done + int(np.argmax(bad_loss))
         if not all(np.isfinite(t).all() for layer in params for t in layer):
-            raise Disagreement(f"{driver.name}: diverged: non-finite parameters by epoch {stop}, "
-                               "which is never agreement")
+            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params), stop
         if bar is not None:
             bar.update(stop - done)
         done = stop
-    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params)
+    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params), None
 
 
 def _param_curve(run, target, epochs):
@@ -169,10 +218,10 @@ def run_report(args, case, names, out=None):
     dtype = args.dtype
     config, params, X, y, orders = case.inputs(dtype)
     tqdm = _tqdm(args.no_progress)
-    rows, runs, ref, ref64 = [], {}, None, None
+    rows, runs, ref, ref64, ref_diverged = [], {}, None, None, None
     if dtype != "float64":
         c64, p64, X64, y64 = upcast(config, params, X, y)
-        ref64 = _train_stretches(backends.load(backends.REFERENCE), case, c64, p64, X64, y64, orders, "cpu", None)
+        ref64, _ = _train_stretches(backends.load(backends.REFERENCE), case, c64, p64, X64, y64, orders, "cpu", None)
     for name in names:
         try:
             driver = backends.load(name)
@@ -194,20 +243,29 @@ def run_report(args, case, names, out=None):
                     row.problems.append(str(exc))
                     diffs = []
                 setattr(row, f"{kind}_deviation", max((d.max_abs for _, _, d in diffs), default=None))
-            if name != backends.REFERENCE and ref is None:
-                raise Disagreement("the reference run failed, so there is nothing to compare with")
             bar = tqdm(total=config.epochs, desc=f"{name:>6}", unit="epoch", leave=False) if tqdm else None
             start = time.perf_counter()
             try:
-                run = train_with_progress(driver, case, dtype, device, bar)
+                run, row.diverged_at = train_with_progress(driver, case, dtype, device, bar)
             finally:
                 if bar is not None:
                     bar.close()
             row.wall_s = time.perf_counter() - start
-            row.epochs_per_s = config.epochs / row.wall_s
             runs[name] = run
             if name == backends.REFERENCE:
-                ref = run
+                ref, ref_diverged = run, row.diverged_at
+            if row.diverged_at is not None:
+                reason = (f"{name}: diverged: the loss or the parameters are not finite from epoch {row.diverged_at}"
+                          f" (lr {config.lr:g} too large?)")
+                if name == backends.REFERENCE:
+                    raise Disagreement(f"{reason}: the reference itself, so there is nothing to compare with")
+                if ref_diverged is None:
+                    raise Disagreement(f"{reason}, while the reference stays finite; divergence is never agreement")
+            if ref_diverged is not None:
+                row.agree = None
+                row.problems.append(f"{name}: not compared: the NumPy reference diverged at epoch {ref_diverged}")
+                continue
+            row.epochs_per_s = config.epochs / row.wall_s
             row.final_loss = float(run.losses[-1].mean())
             output = driver.run_forward(run.params, X, config, device)
             row.predictions = np.round(output[:8].astype(np.float64), 4).ravel().tolist()
@@ -236,13 +294,14 @@ def _print_table(rows, config, out):
           f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}",
           file=out)
     header = ["backend", "version", "device", "final loss", "predictions", "max |dgrad|", "max |dautodiff|",
-              "max |dloss|", "max |dparams|", "first epoch out", "wall s", "epochs/s", "agrees"]
+              "max |dloss|", "max |dparams|", "first epoch out", "diverged at", "wall s", "epochs/s", "agrees"]
     table = [header]
     for r in rows:
         table.append([r.backend, r.version, r.device, _fmt(r.final_loss, ".4e"),
                       "-" if r.predictions is None else " ".join(f"{v:.3f}" for v in r.predictions[:4]),
                       _fmt(r.gradient_deviation), _fmt(r.autodiff_deviation), _fmt(r.loss_deviation),
                       _fmt(r.param_deviation), "-" if r.first_epoch_out is None else str(r.first_epoch_out),
+                      "-" if r.diverged_at is None else str(r.diverged_at),
                       _fmt(r.wall_s, ".2f"), _fmt(r.epochs_per_s, ",.0f"),
                       {True: "yes", False: "NO", None: "n/a"}[r.agree]])
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
@@ -256,8 +315,15 @@ def _print_table(rows, config, out):
     bad = [r.backend for r in rows if r.agree is False]
     checked = [r for r in rows if r.agree is not None]
     skipped = [r.backend for r in rows if r.agree is None]
-    verdict = (f"AGREE: all {len(checked)} backends match the NumPy reference within tolerance" if not bad
-               else f"DISAGREE: {', '.join(bad)} did not match the NumPy reference")
+    reference_row = next((r for r in rows if r.backend == backends.REFERENCE), None)
+    if reference_row is not None and reference_row.diverged_at is not None:
+        verdict = (f"DIVERGED: the NumPy reference is not finite from epoch {reference_row.diverged_at}, so no backend "
+                   "could be compared; the table shows where each went non-finite")
+        skipped = []
+    elif not bad:
+        verdict = f"AGREE: all {len(checked)} backends match the NumPy reference within tolerance"
+    else:
+        verdict = f"DISAGREE: {', '.join(bad)} did not match the NumPy reference"
     if skipped:
         verdict += f" ({', '.join(skipped)}: not installed or configuration not supported, not checked)"
     print(f"\n{verdict}", file=out)
@@ -292,6 +358,7 @@ def plot(path, rows, runs, config):
     styles = ["-", "--", ":", "-."]
     for i, (name, run) in enumerate(runs.items()):
         losses = run.losses.astype(np.float64).mean(axis=1)
+        losses[~np.isfinite(losses)] = np.nan  # a diverged run's curve stops where it went non-finite
         top.plot(np.arange(1, len(losses) + 1), losses, styles[i % 4], label=name, linewidth=1.5)
     top.set_yscale("log")
     top.set_ylabel(f"loss ({config.loss})")

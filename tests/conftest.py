@@ -33,8 +33,36 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    """Refuse bad options once, as a usage error, before collecting anything."""
     for spec in config.getoption("--implementation"):
-        backends.register_spec(spec)
+        try:
+            backends.register_spec(spec)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--implementation: {exc}") from None
+    selected_backends(config)
+    config.stash[DEVICE_MISSING] = device_missing(config)
+
+
+DEVICE_MISSING = pytest.StashKey[dict]()
+
+
+def device_missing(config):
+    """{framework backend: why} for those that lack --device here: a usage error in strict mode, else skips."""
+    device = config.getoption("--device")
+    missing = {}
+    for name in selected_backends(config):
+        if name == backends.REFERENCE or name not in backends.REGISTRY:
+            continue
+        try:
+            driver = backends.load(name)
+        except backends.BackendUnavailable:
+            continue  # skipped, or failed in strict mode, by the driver fixture
+        if device not in driver.devices:
+            offered = ", ".join(driver.devices)
+            missing[name] = f"--device {device}: backend {name!r} offers only {offered} on this machine"
+    if missing and strict(config):
+        raise pytest.UsageError(f"{next(iter(missing.values()))} (strict mode: a missing device is a failure)")
+    return missing
 
 
 def selected_backends(config):
@@ -42,7 +70,8 @@ def selected_backends(config):
     names = backends.names() if chosen is None else [n.strip() for n in chosen.split(",") if n.strip()]
     unknown = sorted(set(names) - set(backends.names()))
     if unknown:
-        raise pytest.UsageError(f"unknown backend(s) {unknown}; registered: {backends.names()}")
+        raise pytest.UsageError(f"--backends: unknown backend(s) {', '.join(unknown)}; "
+                                f"registered: {', '.join(backends.names())}")
     return names
 
 
@@ -101,7 +130,12 @@ def driver(request, backend_name):
 def device(request, driver):
     """--device for the frameworks; the NumPy reference and plug-ins run on the CPU."""
     framework = driver.name in backends.REGISTRY and driver.name != backends.REFERENCE
-    return request.config.getoption("--device") if framework else "cpu"
+    if not framework:
+        return "cpu"
+    why = request.config.stash[DEVICE_MISSING].get(driver.name)
+    if why:
+        pytest.skip(why)
+    return request.config.getoption("--device")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,0 +1,131 @@
+"""What a new user meets at the command line: exit statuses, one-line refusals before training, a diverged run
+reported rather than a traceback. The exit status matters here, so most of these run a real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import backends
+from crosscheck import report
+
+ROOT = Path(__file__).resolve().parent.parent
+# The reference diverges by epoch 4 (the loss overflows to inf): relu hidden layers at learning rate 10.
+DIVERGING = ["--hidden", "relu", "--output", "identity", "--loss", "mse", "--layers", "4,20,20,1", "--samples", "64",
+             "--epochs", "300", "--lr", "10", "--init", "he_normal", "--no-progress"]
+
+
+def crosscheck(*argv, cwd=ROOT):
+    """`python -m crosscheck ARGV` in a subprocess: (exit status, stdout, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "crosscheck", *argv], capture_output=True, text=True, cwd=cwd,
+                          check=False, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_diverged_reference_is_a_finding_not_a_traceback(tmp_path):
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    status, out, err = crosscheck(*DIVERGING, "--backends", "numpy", "--json", str(out_json), "--plot", str(out_png))
+    assert status == 1, out + err
+    assert "Traceback" not in err and "Warning" not in err, err
+    assert "DIVERGED: the NumPy reference is not finite from epoch 4" in out
+    assert "numpy: diverged: the loss or the parameters are not finite from epoch 4" in out
+    data = json.loads(out_json.read_text())
+    assert data["agree"] is False and data["backends"]["numpy"]["diverged_at"] == 4
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_diverged_reference_still_shows_every_backends_row(tmp_path, capsys):
+    status = report.main([*DIVERGING, "--plot", "", "--json", str(tmp_path / "r.json")])
+    text = capsys.readouterr().out
+    assert status == 1
+    data = json.loads((tmp_path / "r.json").read_text())
+    for name in backends.names():
+        row = data["backends"][name]
+        if row["version"] == "-":  # not installed: reported as such (strict mode fails it elsewhere)
+            continue
+        assert row["diverged_at"] == 4, (name, row)
+        if name != backends.REFERENCE:
+            assert row["agree"] is None and f"{name}: not compared: the NumPy reference diverged at epoch 4" in text
+
+
+def test_the_bce_run_that_used_to_diverge_now_trains(driver, capsys):
+    """The run of the issue: relu/sigmoid with bce at lr 1, float32. Unfused, the reference went to NaN by epoch 6
+    (0/0 in bce's backward where the sigmoid saturates); fused, it trains and every backend agrees."""
+    status = report.main(["--hidden", "relu", "--output", "sigmoid", "--loss", "bce", "--layers", "4,20,20,1",
+                          "--samples", "64", "--batch-size", "7", "--epochs", "300", "--lr", "1.0", "--dtype",
+                          "float32", "--init", "he_normal", "--seed", "11", "--backends", driver.name, "--plot", "",
+                          "--no-progress", "--checkpoints", "10"])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "AGREE" in text.split("\n")[-2] and "DISAGREE" not in text
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--samples", "3", "--batch-size", "10", "--layers", "2,2,1"],
+     "--batch-size 10 exceeds the 3 samples (--samples); choose at most 3"),
+    (["--batch-size", "5"], "--batch-size 5 exceeds the 4 samples (XOR); choose at most 4"),
+    (["--json", "/no/such/dir/x.json"], "--json /no/such/dir/x.json: no such directory /no/such/dir"),
+    (["--plot", "/no/such/dir/x.png"], "--plot /no/such/dir/x.png: no such directory /no/such/dir"),
+    (["--json", "."], "--json .: is a directory"),
+])
+def test_bad_input_exits_2_with_one_line_before_training(argv, message):
+    status, out, err = crosscheck(*argv, "--backends", "numpy", "--no-progress")
+    assert status == 2, out + err
+    assert out == "" and "Traceback" not in err  # refused before anything trained or printed a table
+    assert err.strip().splitlines()[-1] == f"crosscheck: error: {message}"
+
+
+@pytest.mark.frameworks
+def test_a_device_this_machine_lacks_exits_2(driver):
+    if "cuda" in driver.devices:
+        pytest.skip(f"{driver.name} has a CUDA device here: nothing to refuse")
+    status, out, err = crosscheck("--backends", driver.name, "--device", "cuda", "--no-progress")
+    assert status == 2 and out == "", out + err
+    assert err.strip().splitlines()[-1] == (f"crosscheck: error: --device cuda: backend {driver.name!r} offers only "
+                                            f"{', '.join(driver.devices)} on this machine")
+
+
+def test_help_says_each_default_once():
+    status, out, _ = crosscheck("--help")
+    assert status == 0
+    text = " ".join(out.split())  # argparse wraps lines
+    assert "default: None" not in text and "default: False" not in text and "default: []" not in text
+    for option in ("--batch-size", "--samples", "--backends", "--json", "--log-every", "--plot"):
+        entry = text.split(f" {option} ", 1)[1].split(" --", 1)[0]
+        assert entry.count("default") == 1, f"{option}: {entry}"
+
+
+def pytest_run(*argv, strict_mode):
+    """A pytest run of this suite in a subprocess: (exit status, output)."""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI", "CROSSCHECK_STRICT",
+                                                                          "CROSSCHECK_BACKENDS")}
+    if strict_mode:
+        env["CROSSCHECK_STRICT"] = "1"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *argv],
+                          capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_an_unknown_backend_is_one_usage_error():
+    status, text = pytest_run("--backends", "foo", "tests/test_agreement.py", strict_mode=False)
+    assert status == pytest.ExitCode.USAGE_ERROR, text
+    assert "ERROR: --backends: unknown backend(s) foo; registered: numpy, torch, jax" in text
+    assert "collect" not in text.lower()
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("strict_mode", [False, True], ids=["developer", "strict"])
+def test_a_missing_device_stops_or_skips_with_the_reason(driver, strict_mode):
+    if "cuda" in driver.devices:
+        pytest.skip(f"{driver.name} has a CUDA device here: nothing to refuse")
+    status, text = pytest_run("--device", "cuda", "--backends", driver.name, "tests/test_agreement.py", "-k",
+                              "seed1 and float64 and gradients", "-rs", strict_mode=strict_mode)
+    why = f"--device cuda: backend {driver.name!r} offers only cpu on this machine"
+    if strict_mode:
+        assert status == pytest.ExitCode.USAGE_ERROR, text
+        assert f"ERROR: {why} (strict mode: a missing device is a failure)" in text
+    else:
+        assert status == pytest.ExitCode.OK, text
+        assert "SKIPPED [1] tests/test_agreement.py" in text and why in text
