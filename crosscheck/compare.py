@@ -29,8 +29,10 @@ class Diff:
 
 
 def _index(at, epoch=None):
-    """"[i, j]", or "epoch E [j]" when epoch lists the epochs along the first axis."""
+    """"[i, j]", "epoch E [j]" when epoch lists the epochs along the first axis, or "the scalar" for a 0-d value."""
     at = [int(i) for i in at]
+    if not at and not isinstance(epoch, (tuple, list)):
+        return "the scalar"
     if isinstance(epoch, (tuple, list)) and at:
         return f"epoch {epoch[at[0]]} [" + ", ".join(map(str, at[1:])) + "]"
     return "[" + ", ".join(map(str, at)) + "]"
@@ -66,7 +68,10 @@ def diff(actual, expected, tol=None):
     """Where and by how much actual differs from expected (both finite, same shape)."""
     actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     abs_err = np.abs(actual - expected)
-    rel_err = abs_err / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
+    # Relative to |expected|; where expected is exactly 0, any difference is infinitely relative (and none is 0).
+    scale = np.abs(expected)
+    with np.errstate(over="ignore"):  # a large difference from a subnormal is inf, which is what it is
+        rel_err = np.divide(abs_err, scale, out=np.where(abs_err > 0, np.inf, 0.0), where=scale > 0)
     abs_at = np.unravel_index(np.argmax(abs_err), abs_err.shape)
     rel_at = np.unravel_index(np.argmax(rel_err), rel_err.shape)
     first_bad = None

@@ -70,3 +70,19 @@ def test_float32_bound_scales_with_the_numpy_float32_deviation():
         assert_float32_close(bad, ref32, ref64, what="loss", backend="jax")
     with pytest.raises(Disagreement, match="dtype float64 differs from the expected float32"):
         assert_float32_close(ref64, ref32, ref64, what="loss", backend="jax")
+
+
+@pytest.mark.parametrize("expected", [0.0, 1e-310], ids=["exact zero", "subnormal"])
+def test_a_large_difference_from_zero_is_reported_not_an_overflow(expected):
+    """abs_err / max(|expected|, tiny) used to overflow (a RuntimeWarning, an error here) instead of reporting."""
+    with pytest.raises(Disagreement) as info:
+        assert_close(np.array([1.0, 10.0]), np.array([1.0, expected]), tolerances.float64("forward"),
+                     what="output", backend="b")
+    assert "largest relative difference inf at [1]" in str(info.value)
+
+
+def test_a_scalar_is_located_as_the_scalar():
+    with pytest.raises(Disagreement) as info:
+        assert_close(np.float64(2.0), np.float64(1.0), tolerances.float64("forward"), what="loss", backend="b")
+    text = str(info.value)
+    assert "first at the scalar" in text and "[]" not in text
