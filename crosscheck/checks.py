@@ -6,7 +6,7 @@ bounded by the NumPy float32 reference's own deviation (see tolerances.py).
 """
 
 import importlib
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -30,10 +30,13 @@ def flat(params):
 
 
 class Findings:
-    """Compares every quantity, then raises one Disagreement listing all that failed (or returns the diffs)."""
+    """Compares every quantity, then raises one Disagreement listing all that failed (or returns the diffs).
 
-    def __init__(self):
-        self.diffs, self.failures = [], []
+    vote: called only when something disagrees, for a line that says whom the majority blames (see vote()).
+    """
+
+    def __init__(self, vote=None):
+        self.diffs, self.failures, self.vote = [], [], vote
 
     def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
         """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems)."""
@@ -50,8 +53,28 @@ class Findings:
         __tracebackhide__ = True
         if self.failures:
             total = len(self.failures) + len(self.diffs)
-            raise Disagreement(f"{len(self.failures)} of {total} quantities disagree:\n  " + "\n  ".join(self.failures))
+            verdict = f"\n{self.vote()}" if self.vote is not None else ""
+            raise Disagreement(f"{len(self.failures)} of {total} quantities disagree:\n  " + "\n  ".join(self.failures)
+                               + verdict)
         return self.diffs
+
+
+def computed(label, stage, fn, *args):
+    """fn(*args), with a crash turned into a reported Disagreement that names who crashed and where.
+
+    A mistake can make a backend raise (a shape error from a missing transpose) rather than return a wrong
+    number; that is a finding about the backend, to be reported like one, not a traceback from the suite.
+    """
+    __tracebackhide__ = True
+    from reference.driver import Unsupported
+
+    try:
+        return fn(*args)
+    except (Disagreement, Unsupported):
+        raise
+    except Exception as exc:  # noqa: BLE001  (any crash of the code under test is the finding)
+        raise Disagreement(f"{label}: {stage}: raised {type(exc).__name__}: {exc}".rstrip() +
+                           " (a crash, not a result)") from exc
 
 
 def _problem(case, dtype, epochs, as_float64):
@@ -78,17 +101,22 @@ def reference_run(case, dtype, epochs=None, as_float64=False):
     return reference.DRIVER.run_train(params, X, y, config, orders, case.checkpoints(config.epochs))
 
 
+def _reference(fn, case, dtype, *args, **kwargs):
+    """The reference's (cached) result, a crash of the reference reported as a Disagreement."""
+    return computed("numpy (the reference)", fn.__name__.replace("_", " "), partial(fn, **kwargs), case, dtype, *args)
+
+
 def _twin(fn, case, dtype, *args):
     """fn's float64 twin of a float32 problem, or None for a float64 one."""
-    return None if dtype == "float64" else fn(case, dtype, *args, as_float64=True)
+    return None if dtype == "float64" else _reference(fn, case, dtype, *args, as_float64=True)
 
 
 def check_forward(driver, case, dtype, device="cpu"):
     config, params, X, _, _ = case.inputs(dtype)
-    ref, ref64 = reference_point(case, dtype), _twin(reference_point, case, dtype)
-    found = Findings()
-    found.compare(driver.run_forward(params, X, config, device), ref[0], ref64 and ref64[0], "forward",
-                  what="network output", backend=driver.name)
+    ref, ref64 = _reference(reference_point, case, dtype), _twin(reference_point, case, dtype)
+    found = Findings(vote=lambda: vote(driver, case, dtype, "forward", device))
+    output = computed(driver.name, "forward", driver.run_forward, params, X, config, device)
+    found.compare(output, ref[0], ref64 and ref64[0], "forward", what="network output", backend=driver.name)
     return found.result()
 
 
@@ -97,11 +125,11 @@ def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
     config, params, X, y, _ = case.inputs(dtype)
     run = driver.run_autodiff_gradients if autodiff else driver.run_gradients
     label = driver.name + (" autodiff" if autodiff else "")
-    loss, grads = run(params, X, y, config, device)
-    ref_loss, ref_grads = reference_point(case, dtype)[1]
+    loss, grads = computed(label, "gradients", run, params, X, y, config, device)
+    ref_loss, ref_grads = _reference(reference_point, case, dtype)[1]
     ref64 = _twin(reference_point, case, dtype)
     ref64_loss, ref64_grads = ref64[1] if ref64 else (None, None)
-    found = Findings()
+    found = Findings(vote=lambda: vote(driver, case, dtype, "gradients", device))
     found.compare(loss, ref_loss, ref64_loss, "forward", what="loss", backend=label)
     names = param_names(len(grads), " gradient")
     for i, (name, g) in enumerate(zip(names, flat(grads))):
@@ -134,10 +162,10 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     config, params, X, y, orders = case.inputs(dtype, epochs)
     checkpoints = case.checkpoints(config.epochs)
     if run is None:
-        run = driver.run_train(params, X, y, config, orders, checkpoints, device)
+        run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints, device)
     if ref is None:
-        ref, ref64 = reference_run(case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
-    found = Findings()
+        ref, ref64 = _reference(reference_run, case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
+    found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs))
     found.compare(run.losses, ref.losses, ref64 and ref64.losses, "trajectory", what="loss [epoch, step]",
                   backend=driver.name)
     if sorted(run.checkpoints) != sorted(ref.checkpoints):
@@ -180,7 +208,7 @@ def check_loss_pieces(driver, device="cpu", seed=0):
         def loss_of(a_, forward=forward, y_=native[2]):
             return float(driver.to_numpy(forward(driver.to_native(a_, device), y_)))
 
-        numeric = _central_differences(loss_of, a)
+        numeric = gradcheck.central_differences(loss_of, a)
         found.compare(da, numeric, None, "finite_difference", what=f"{name}_backward (dL/da)",
                       backend=f"{driver.name} vs central differences")
         chained = driver.to_numpy(activations.activation_backward(output, driver.to_native(da, device), *native[:2]))
@@ -190,12 +218,165 @@ def check_loss_pieces(driver, device="cpu", seed=0):
     return found.result()
 
 
-def _central_differences(f, x, eps=1e-6):
-    """df/dx entry by entry: (f(x + eps) - f(x - eps)) / (2 eps)."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        bumped = [x.copy(), x.copy()]
-        bumped[0][i] += eps
-        bumped[1][i] -= eps
-        g[i] = (f(bumped[0]) - f(bumped[1])) / (2 * eps)
-    return g
+def check_oracle(seed=0):
+    """The finite-difference oracle itself, on functions whose derivatives are known in closed form.
+
+    f(x) = sum sin(x) x^2 has df/dx = cos(x) x^2 + 2 x sin(x); g(x) = log(sum exp(x)) has dg/dx = softmax(x).
+    """
+    x = np.random.default_rng(seed).uniform(-2, 2, size=(3, 4))
+    known = {
+        "d/dx sum sin(x) x^2": (lambda x: float(np.sum(np.sin(x) * x * x)), np.cos(x) * x * x + 2 * x * np.sin(x)),
+        "d/dx log sum exp(x)": (lambda x: float(np.log(np.sum(np.exp(x)))), np.exp(x) / np.sum(np.exp(x))),
+    }
+    found = Findings()
+    for what, (f, derivative) in known.items():
+        found.compare(gradcheck.central_differences(f, x), derivative, None, "finite_difference", what=what,
+                      backend="central differences vs the closed form")
+    return found.result()
+
+
+TAYLOR_STEPS = 2.0 ** -np.arange(3, 14)  # h from 1/8 to 1/8192: above round-off, inside the quadratic regime
+
+
+def taylor_order(driver, case, device="cpu", seed=0):
+    """(order, remainders): how |L(p + h v) - L(p) - h <grad L, v>| shrinks with h along a random direction v.
+
+    With the right gradient the remainder is O(h^2) (order 2); with a wrong one it is dominated by
+    h <grad L - g, v> (order 1). No step size to tune: the slope of log remainder over log h is the verdict.
+    """
+    config, params, X, y, _ = case.inputs("float64")
+    loss, grads = driver.run_gradients(params, X, y, config, device)
+    rng = np.random.default_rng(seed)
+    direction = [tuple(rng.standard_normal(t.shape) for t in layer) for layer in params]
+    slope = sum(float(np.vdot(g, v)) for g, v in zip(flat(grads), flat(direction)))
+    remainders = []
+    for h in TAYLOR_STEPS:
+        moved = [tuple(t + h * v for t, v in zip(layer, step)) for layer, step in zip(params, direction)]
+        remainders.append(abs(float(driver.run_gradients(moved, X, y, config, device)[0]) - float(loss) - h * slope))
+    # The median of the local slopes, not one fit: where a relu kink is crossed between two steps, that one
+    # slope is off, and a median of ten ignores it.
+    local = np.diff(np.log(np.maximum(remainders, 1e-300))) / np.diff(np.log(TAYLOR_STEPS))
+    return float(np.median(local)), remainders
+
+
+# A problem on which float32 and float64 arithmetic give different answers by construction, worked by hand.
+# One dense layer, identity output, half_sse. Forward: z = 1 * 1 + 2^-30 * 1 - 1. In float32, 1 + 2^-30 rounds
+# to 1 (half an ulp of 1 is 2^-24), so z = 0 and the loss 0; in float64 z = 2^-30, which float32 holds exactly.
+ROUNDING_FORWARD = dict(X=[[1.0, 2.0**-30]], W=[[1.0], [1.0]], b=[-1.0], y=[[0.0]])
+# Training: W = 1, b = 0, x = 1, y = 1 - 2^-20, lr 2^-10, 64 epochs. dz = z - y stays near 2^-20, so each step
+# moves W by about 2^-30, below half an ulp of 1: float32 rounds every step away and W stays exactly 1.0.
+# In float64 the steps add up to about 64 * 2^-30 = 2^-24, one float32 ulp below 1, which survives the cast.
+ROUNDING_TRAIN = dict(X=[[1.0]], W=[[1.0]], b=[0.0], y=[[1.0 - 2.0**-20]], lr=2.0**-10, epochs=64)
+
+
+def check_float32_rounding(driver, device="cpu"):
+    """A float32 run must round in float32: a backend that computes in float64 inside and casts back at the end
+    has a smaller deviation than the NumPy float32 reference and passes every bound, but not this."""
+    from reference import Config
+
+    found = Findings()
+    p = ROUNDING_FORWARD
+    config = Config(layers=(2, 1), output="identity", loss="half_sse", init="standard_normal", epochs=1,
+                    dtype="float32")
+    params = [(np.array(p["W"], np.float32), np.array(p["b"], np.float32))]
+    X, y = np.array(p["X"], np.float32), np.array(p["y"], np.float32)
+    zero = np.zeros((1, 1), np.float32)
+    found.compare(driver.run_forward(params, X, config, device), zero, None, "forward",
+                  what="float32 rounding probe: network output (1 + 2^-30 - 1 is 0 in float32)", backend=driver.name)
+    loss, _ = driver.run_gradients(params, X, y, config, device)
+    found.compare(loss, np.float32(0), None, "forward", what="float32 rounding probe: loss", backend=driver.name)
+    p = ROUNDING_TRAIN
+    config = Config(layers=(1, 1), output="identity", loss="half_sse", init="standard_normal", lr=p["lr"],
+                    epochs=p["epochs"], dtype="float32")
+    params = [(np.array(p["W"], np.float32), np.array(p["b"], np.float32))]
+    run = driver.run_train(params, np.array(p["X"], np.float32), np.array(p["y"], np.float32), config, device=device)
+    found.compare(run.params[0][0], np.ones((1, 1), np.float32), None, "forward",
+                  what="float32 rounding probe: layer 1 weight after 64 sub-ulp updates (stays 1.0 in float32)",
+                  backend=driver.name)
+    return found.result()
+
+
+def _voters(driver):
+    """Who votes: the reference, every installed built-in framework, and the driver under check (a plug-in)."""
+    import backends  # not at the top: the checks import with NumPy alone
+
+    found = {backends.REFERENCE: reference.DRIVER}
+    for name in backends.REGISTRY:
+        try:
+            found.setdefault(name, backends.load(name))
+        except backends.BackendUnavailable:
+            pass
+    found.setdefault(driver.name, driver)
+    return found
+
+
+VOTE_FD_LIMIT = 5000  # central differences join the gradient vote when the network has at most this many parameters
+
+
+def _ballots(driver, case, dtype, what, device, epochs):
+    """{voter: (arrays, tolerance kind)} on the float64 problem holding the case's dtype values."""
+    config, params, X, y, orders = _problem(case, dtype, epochs, as_float64=True)
+    checkpoints = case.checkpoints(config.epochs)
+    ballots = {}
+    for name, d in _voters(driver).items():
+        dev = device if d is driver else "cpu"
+        try:
+            if what == "forward":
+                ballots[name] = ([d.run_forward(params, X, config, dev)], "forward")
+            elif what == "gradients":
+                ballots[name] = (flat(d.run_gradients(params, X, y, config, dev)[1]), "gradient")
+                if d.autodiff_gradients is not None:
+                    ballots[f"{name} autodiff"] = (flat(d.run_autodiff_gradients(params, X, y, config, dev)[1]),
+                                                   "gradient")
+            else:
+                run = d.run_train(params, X, y, config, orders, checkpoints, dev)
+                ballots[name] = ([run.losses, *(_stacked(run, i, checkpoints) for i in range(len(flat(params))))],
+                                 "trajectory")
+        except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
+            continue
+    if what == "gradients" and sum(t.size for t in flat(params)) <= VOTE_FD_LIMIT:
+        ballots["central differences"] = (flat(gradcheck.numerical_gradients(params, X, y, config)),
+                                          "finite_difference")
+    return ballots
+
+
+def _same(a, b):
+    """Two ballots agree: same shapes, all finite, within the looser of their two tolerances."""
+    (xs, kind_a), (ys, kind_b) = a, b
+    tol = max(tolerances.float64(kind_a), tolerances.float64(kind_b), key=lambda t: t.rtol)
+    if len(xs) != len(ys):
+        return False
+    for x, y in zip(xs, ys):
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return False
+        if np.any(np.abs(x - y) > tol.atol + tol.rtol * np.maximum(np.abs(x), np.abs(y))):
+            return False
+    return True
+
+
+def vote(driver, case, dtype, what, device="cpu", epochs=None):
+    """One line: which implementations and oracles agree with each other, and who is the odd one out.
+
+    A majority vote (as Muffin votes across backends): every voter's result on the same float64 problem
+    (the reference, each framework's manual code and autodiff, and, for gradients, central differences),
+    so that a bug in the reference is blamed on the reference, not on every framework that disagrees with it.
+    """
+    ballots = _ballots(driver, case, dtype, what, device, epochs)
+    if len(ballots) < 3:
+        return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority"
+    agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b])} for a in ballots}
+    best = max(ballots, key=lambda a: (len(agree[a]), a == driver.name))
+    group = [b for b in ballots if b == best or b in agree[best]]
+    odd = [b for b in ballots if b not in group]
+    head = f"vote on the {what} (float64, {len(ballots)} voters): "
+    if not odd:
+        where = "; the disagreement is specific to float32" if dtype != "float64" else ""
+        return head + f"all agree{where}"
+    if 2 * len(group) <= len(ballots):
+        return head + "no majority: " + "; ".join(f"{a} agrees with {', '.join(sorted(agree[a])) or 'no one'}"
+                                               for a in ballots)
+    import backends
+
+    blamed = ", ".join(f"{b} (the reference)" if b == backends.REFERENCE else b for b in odd)
+    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}"

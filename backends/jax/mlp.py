@@ -26,8 +26,11 @@ def dot(a, b):
 
     JAX quirk: on the CPU, XLA calls a library routine for every dot, tens of nanoseconds
     each, which dominates XOR's epoch; a product this small is written as a broadcast
-    multiply and a sum instead, which XLA fuses with its neighbours.
+    multiply and a sum instead, which XLA fuses with its neighbours. Broadcasting would
+    quietly accept mismatched shapes, so they are checked first (at trace time: free).
     """
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"dot: shapes {a.shape} and {b.shape} not aligned")
     if a.shape[0] * a.shape[1] * b.shape[1] <= TINY:
         return (a[:, :, None] * b[None, :, :]).sum(axis=1)
     return a @ b
