@@ -61,6 +61,14 @@ CASES = (
     Case("deep-tanh-sigmoid-mse",
          Config(layers=(6, 8, 8, 8, 8), hidden="tanh", output="sigmoid", loss="mse", init="uniform_pm1",
                 lr=0.5, epochs=200, batch_size=10, seed=6), samples=50),
+    # Square hidden-to-hidden and hidden-to-output layers (a missing transpose runs instead of crashing), and a
+    # batch size that does not divide N (the last batch of each epoch is partial).
+    Case("square-tanh-softmax-ce-minibatch",
+         Config(layers=(5, 6, 6, 6), hidden="tanh", output="softmax", loss="softmax_cross_entropy",
+                init="glorot_uniform", lr=0.2, epochs=60, batch_size=7, seed=8), samples=30),
+    Case("relu-sigmoid-bce-minibatch",
+         Config(layers=(4, 12, 1), hidden="relu", output="sigmoid", loss="bce", init="he_normal", lr=0.3,
+                epochs=60, batch_size=9, seed=9), samples=40),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

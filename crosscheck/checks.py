@@ -114,8 +114,8 @@ def _twin(fn, case, dtype, *args):
 def check_forward(driver, case, dtype, device="cpu"):
     config, params, X, _, _ = case.inputs(dtype)
     ref, ref64 = _reference(reference_point, case, dtype), _twin(reference_point, case, dtype)
-    found = Findings(vote=lambda: vote(driver, case, dtype, "forward", device))
     output = computed(driver.name, "forward", driver.run_forward, params, X, config, device)
+    found = Findings(vote=lambda: vote(driver, case, dtype, "forward", device, known={driver.name: [output]}))
     found.compare(output, ref[0], ref64 and ref64[0], "forward", what="network output", backend=driver.name)
     return found.result()
 
@@ -129,7 +129,7 @@ def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
     ref_loss, ref_grads = _reference(reference_point, case, dtype)[1]
     ref64 = _twin(reference_point, case, dtype)
     ref64_loss, ref64_grads = ref64[1] if ref64 else (None, None)
-    found = Findings(vote=lambda: vote(driver, case, dtype, "gradients", device))
+    found = Findings(vote=lambda: vote(driver, case, dtype, "gradients", device, known={label: flat(grads)}))
     found.compare(loss, ref_loss, ref64_loss, "forward", what="loss", backend=label)
     names = param_names(len(grads), " gradient")
     for i, (name, g) in enumerate(zip(names, flat(grads))):
@@ -165,7 +165,8 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints, device)
     if ref is None:
         ref, ref64 = _reference(reference_run, case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
-    found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs))
+    known = {driver.name: [run.losses, *(_stacked(run, i, checkpoints) for i in range(len(flat(params))))]}
+    found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs, known=known))
     found.compare(run.losses, ref.losses, ref64 and ref64.losses, "trajectory", what="loss [epoch, step]",
                   backend=driver.name)
     if sorted(run.checkpoints) != sorted(ref.checkpoints):
@@ -313,25 +314,55 @@ def _voters(driver):
 VOTE_FD_LIMIT = 5000  # central differences join the gradient vote when the network has at most this many parameters
 
 
-def _ballots(driver, case, dtype, what, device, epochs):
-    """{voter: (arrays, tolerance kind)} on the float64 problem holding the case's dtype values."""
+_BALLOTS = {}  # (voters, case, dtype, what, device, epochs) -> ballots: one vote per failure, not one per witness
+
+
+def _ballots(driver, case, dtype, what, device, epochs, known):
+    """{voter: (arrays, tolerance kind)} on the float64 problem holding the case's dtype values.
+
+    The reference's results come from the cache, and known holds results the caller already has (float64 only).
+    Cached until clear_caches(): every voter is deterministic, so a second witness of one failure reuses the vote.
+    """
+
+    key = (tuple(_voters(driver)), case, dtype, what, device, epochs)
+    if key not in _BALLOTS:
+        _BALLOTS[key] = _cast_ballots(driver, case, dtype, what, device, epochs, known)
+    return _BALLOTS[key]
+
+
+def clear_caches():
+    """Forget every cached reference result and vote (after the code under test changed: tests/mutations.py)."""
+    reference_point.cache_clear()
+    reference_run.cache_clear()
+    _BALLOTS.clear()
+
+
+def _cast_ballots(driver, case, dtype, what, device, epochs, known):
+    import backends
+
     config, params, X, y, orders = _problem(case, dtype, epochs, as_float64=True)
     checkpoints = case.checkpoints(config.epochs)
-    ballots = {}
+    twin = {"as_float64": True} if dtype != "float64" else {}
+    kind = {"forward": "forward", "gradients": "gradient", "trajectory": "trajectory"}[what]
+    ballots = {name: (arrays, kind) for name, arrays in (known if dtype == "float64" else {}).items()}
     for name, d in _voters(driver).items():
         dev = device if d is driver else "cpu"
         try:
             if what == "forward":
-                ballots[name] = ([d.run_forward(params, X, config, dev)], "forward")
+                if name not in ballots:
+                    ballots[name] = ([d.run_forward(params, X, config, dev)] if name != backends.REFERENCE else
+                                     [reference_point(case, dtype, **twin)[0]], kind)
             elif what == "gradients":
-                ballots[name] = (flat(d.run_gradients(params, X, y, config, dev)[1]), "gradient")
-                if d.autodiff_gradients is not None:
-                    ballots[f"{name} autodiff"] = (flat(d.run_autodiff_gradients(params, X, y, config, dev)[1]),
-                                                   "gradient")
-            else:
-                run = d.run_train(params, X, y, config, orders, checkpoints, dev)
+                if name not in ballots:
+                    ballots[name] = (flat(d.run_gradients(params, X, y, config, dev)[1]) if name != backends.REFERENCE
+                                     else flat(reference_point(case, dtype, **twin)[1][1]), kind)
+                if d.autodiff_gradients is not None and f"{name} autodiff" not in ballots:
+                    ballots[f"{name} autodiff"] = (flat(d.run_autodiff_gradients(params, X, y, config, dev)[1]), kind)
+            elif name not in ballots:
+                run = (d.run_train(params, X, y, config, orders, checkpoints, dev) if name != backends.REFERENCE
+                       else reference_run(case, dtype, epochs, **twin))
                 ballots[name] = ([run.losses, *(_stacked(run, i, checkpoints) for i in range(len(flat(params))))],
-                                 "trajectory")
+                                 kind)
         except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
             continue
     if what == "gradients" and sum(t.size for t in flat(params)) <= VOTE_FD_LIMIT:
@@ -355,14 +386,14 @@ def _same(a, b):
     return True
 
 
-def vote(driver, case, dtype, what, device="cpu", epochs=None):
+def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
     """One line: which implementations and oracles agree with each other, and who is the odd one out.
 
     A majority vote (as Muffin votes across backends): every voter's result on the same float64 problem
     (the reference, each framework's manual code and autodiff, and, for gradients, central differences),
     so that a bug in the reference is blamed on the reference, not on every framework that disagrees with it.
     """
-    ballots = _ballots(driver, case, dtype, what, device, epochs)
+    ballots = _ballots(driver, case, dtype, what, device, epochs, known or {})
     if len(ballots) < 3:
         return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority"
     agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b])} for a in ballots}
@@ -380,3 +411,37 @@ def vote(driver, case, dtype, what, device="cpu", epochs=None):
 
     blamed = ", ".join(f"{b} (the reference)" if b == backends.REFERENCE else b for b in odd)
     return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}"
+
+
+# Fused losses where the output saturates, worked by hand: one sample, x = 1, no bias, z = (c, -c) with c large
+# enough that softmax underflows (and exp(c) overflows) in the dtype, and targets (0, 1) that the saturated output
+# gets wrong. softmax CE: L = -log softmax(z)_2 = 2c, dz = a - y = (1, -1). bce: L = (logaddexp(0, c) + logaddexp(0,
+# -c) + c) / 2 = c (to the last bit), dz = (a - y) / 2 = (1/2, -1/2).
+SATURATION = {"float64": 800.0, "float32": 100.0}
+SATURATED_LOSS = {"softmax_cross_entropy": (2.0, 1.0), "bce": (1.0, 2.0)}  # loss: (L / c, N K)
+
+
+def check_saturation(driver, device="cpu"):
+    """Each fused loss at saturated logits, in each dtype, against the hand-worked values above: a softmax
+    without its max subtracted gives inf / inf = NaN here, and an unfused bce 0 / 0."""
+    from reference import Config
+
+    found = Findings()
+    for dtype, c in SATURATION.items():
+        for loss, (per_c, nk) in SATURATED_LOSS.items():
+            output = "softmax" if loss == "softmax_cross_entropy" else "sigmoid"
+            config = Config(layers=(1, 2), output=output, loss=loss, init="he_normal", epochs=1, dtype=dtype)
+            params = [(np.array([[c, -c]], dtype), np.zeros(2, dtype))]
+            X, y = np.ones((1, 1), dtype), np.array([[0.0, 1.0]], dtype)
+            # The reference's sigmoid keeps the seeds' 1 / (1 + exp(-z)): exp(c) overflows, harmlessly, to a = 0.
+            with np.errstate(over="ignore"):
+                value, ((dW, db),) = computed(driver.name, "gradients", driver.run_gradients, params, X, y, config,
+                                              device)
+            dz = np.array([1.0, -1.0], dtype) / nk
+            label = f"{loss} at saturated logits ±{c:g} ({dtype}):"
+            found.compare(value, np.array(per_c * c, dtype)[()], None, "forward", what=f"{label} loss",
+                          backend=driver.name)
+            found.compare(db, dz, None, "forward", what=f"{label} layer 1 bias gradient", backend=driver.name)
+            found.compare(dW, dz[None, :], None, "forward", what=f"{label} layer 1 weight gradient",
+                          backend=driver.name)
+    return found.result()

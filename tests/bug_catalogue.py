@@ -1,25 +1,39 @@
 """Classic manual-backprop mistakes, each a one-line mutation of a backend's source, spelled per backend.
 
 tests/test_bug_catalogue.py plants each one in each backend in turn (test-side: the
-files are never edited) and requires the suite to fail with a message naming the
-quantity in `names`.
+files are never edited), on each of its cases, and requires the suite to fail with a
+message naming the quantity the mistake touches, and not naming the quantities the
+maths says it leaves untouched.
 """
 
 from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Expect:
+    """What the failure on one case must name, and what it must not (quantities the mistake cannot touch)."""
+
+    names: str
+    untouched: tuple = ()
+
+
+# Checks that compare against hand-worked values or closed forms rather than against the reference: a mistake
+# planted in the reference is caught by the reference's own check there, not by the frameworks disagreeing with it.
+PROBES = ("kink", "pieces", "float32", "saturation", "oracle")
+
+
+@dataclass(frozen=True)
 class Bug:
     id: str
     what: str
-    module: str  # activations, losses or mlp
+    module: str  # activations, losses, mlp or gradcheck
     old: str  # the correct line, as the reference spells it
     new: str  # the mistake
-    case: str  # the crosscheck.cases id on which the mistake shows
-    check: str  # forward, gradients, trajectory, kink, or pieces (the unfused loss pieces, checks.check_loss_pieces)
-    names: str  # what the failure message must name
+    check: str  # forward, gradients or trajectory against the reference; or one of PROBES
+    cases: dict  # crosscheck.cases id -> Expect; a probe has one entry, "" (it brings its own problems)
     dtype: str = "float64"
     spellings: dict = field(default_factory=dict)  # backend -> (old, new) where it spells the line otherwise
+    only: tuple = ()  # the backends the mistake can live in (default: every built-in one)
 
     def spelled(self, backend):
         return self.spellings.get(backend, (self.old, self.new))
@@ -29,68 +43,149 @@ def _torch_jax(torch_pair, jax_pair=None):
     return {"torch": torch_pair, **({"jax": jax_pair} if jax_pair else {})}
 
 
+def grads(*layers, loss=True, weights=True, biases=True):
+    """The gradient quantities of the given layers (and the loss), as the checks name them."""
+    names = ("loss",) if loss else ()
+    kinds = (("weight",) if weights else ()) + (("bias",) if biases else ())
+    return names + tuple(f"layer {l} {kind} gradient" for l in layers for kind in kinds)
+
+
+LOSS_ONLY = ("loss",)
+
 BUGS = (
     Bug("sigmoid-derivative-from-z", "sigmoid'(z) computed from z where the output a is meant", "activations",
-        "return da * a * (1 - a)", "return da * z * (1 - z)", "seed1-xor", "gradients", "layer 1 weight gradient"),
+        "return da * a * (1 - a)", "return da * z * (1 - z)", "gradients",
+        {"seed1-xor": Expect("layer 1 weight gradient", LOSS_ONLY),
+         "sigmoid-bce": Expect("layer 1 weight gradient", grads(2))}),  # bce fuses the output sigmoid
     Bug("tanh-derivative", "tanh'(z) written as 1 - a instead of 1 - a^2", "activations",
-        "return da * (1 - a * a)", "return da * (1 - a)", "tanh-identity-mse-minibatch", "gradients",
-        "layer 1 weight gradient"),
+        "return da * (1 - a * a)", "return da * (1 - a)", "gradients",
+        {"tanh-identity-mse-minibatch": Expect("layer 1 weight gradient", grads(2)),
+         "deep-tanh-sigmoid-mse": Expect("layer 1 weight gradient", grads(4))}),
     Bug("relu-kink", "relu'(0) taken as 1 (z >= 0) against the documented 0", "activations",
-        "return da * (z > 0)", "return da * (z >= 0)", "", "kink", "layer 1 weight gradient at the kink"),
+        "return da * (z > 0)", "return da * (z >= 0)", "kink", {"": Expect("layer 1 weight gradient at the kink")}),
     Bug("relu-derivative-is-relu", "relu'(z) written as relu(z) itself", "activations",
-        "return da * (z > 0)", "return da * a", "relu-identity-half-sse", "gradients", "layer 1 weight gradient"),
+        "return da * (z > 0)", "return da * a", "gradients",
+        {"relu-identity-half-sse": Expect("layer 1 weight gradient", grads(2)),
+         "relu-softmax-ce-minibatch": Expect("layer 1 weight gradient", grads(3))}),
     Bug("loss-gradient-sign", "dL/da = y - a: the seeds' error term used as the gradient", "losses",
-        "return a - y", "return y - a", "seed1-xor", "gradients", "layer 2 weight gradient"),
+        "return a - y", "return y - a", "gradients",
+        {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),
+         "relu-identity-half-sse": Expect("layer 2 weight gradient", LOSS_ONLY)}),
     Bug("mse-not-divided", "mean squared error's gradient not divided by N K (mean/sum confusion)", "losses",
-        "return 2 * (a - y) / a.size", "return 2 * (a - y)", "tanh-identity-mse-minibatch", "gradients",
-        "layer 2 weight gradient", spellings=_torch_jax(("return 2 * (a - y) / a.numel()", "return 2 * (a - y)"))),
-    Bug("bce-derivative", "binary cross-entropy's gradient missing its 1 / (1 - a) factor", "losses",
-        "return (a - y) / (a * (1 - a)) / a.size", "return (a - y) / a / a.size", "", "pieces",
-        "bce_backward (dL/da)",
+        "return 2 * (a - y) / a.size", "return 2 * (a - y)", "gradients",
+        {"tanh-identity-mse-minibatch": Expect("layer 2 weight gradient", LOSS_ONLY),
+         "deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient", LOSS_ONLY)},
+        spellings=_torch_jax(("return 2 * (a - y) / a.numel()", "return 2 * (a - y)"))),
+    Bug("bce-derivative", "the unfused binary cross-entropy's dL/da missing its 1 / (1 - a) factor", "losses",
+        "return (a - y) / (a * (1 - a)) / a.size", "return (a - y) / a / a.size", "pieces",
+        {"": Expect("bce_backward (dL/da)")},
         spellings=_torch_jax(("return (a - y) / (a * (1 - a)) / a.numel()", "return (a - y) / a / a.numel()"))),
     Bug("bce-not-averaged", "fused bce's dL/dz not divided by N K (mean/sum confusion)", "losses",
-        "return (a - y) / a.size", "return (a - y)", "sigmoid-bce", "gradients", "layer 2 weight gradient",
+        "return (a - y) / a.size", "return (a - y)", "gradients",
+        {"sigmoid-bce": Expect("layer 2 weight gradient", LOSS_ONLY),
+         "relu-sigmoid-bce-minibatch": Expect("layer 2 weight gradient", LOSS_ONLY)},
         spellings=_torch_jax(("return (a - y) / a.numel()", "return (a - y)"))),
     Bug("cross-entropy-not-averaged", "softmax cross-entropy's gradient not divided by the batch size", "losses",
-        "return (a - y) / a.shape[0]\n", "return (a - y)\n", "relu-softmax-ce-minibatch", "gradients",
-        "layer 3 weight gradient"),
+        "return (a - y) / a.shape[0]\n", "return (a - y)\n", "gradients",
+        {"relu-softmax-ce-minibatch": Expect("layer 3 weight gradient", LOSS_ONLY),
+         "square-tanh-softmax-ce-minibatch": Expect("layer 3 weight gradient", LOSS_ONLY)}),
     Bug("float64-accumulation", "a float32 loss accumulated in float64 and returned as such", "losses",
         "return 0.5 * np.vdot(r, r)", "return 0.5 * np.vdot(r.astype(np.float64), r.astype(np.float64))",
-        "seed1-xor", "gradients", "loss: dtype float64", dtype="float32",
+        "gradients",
+        {"seed1-xor": Expect("loss: dtype float64", grads(1, 2, loss=False)),
+         "relu-identity-half-sse": Expect("loss: dtype float64", grads(1, 2, loss=False))}, dtype="float32",
         spellings=_torch_jax(("return 0.5 * torch.sum((a - y) ** 2)", "return 0.5 * torch.sum((a - y).double() ** 2)"),
                              ("return 0.5 * jnp.sum((a - y) ** 2)",
                               "return 0.5 * jnp.sum((a - y).astype(jnp.float64) ** 2)"))),
     Bug("missing-transpose", "da = dz W instead of dz W^T (silent where W is square)", "mlp",
-        "da = np.dot(dz, W.T)", "da = np.dot(dz, W)", "deep-tanh-sigmoid-mse", "gradients", "layer 3 weight gradient",
+        "da = np.dot(dz, W.T)", "da = np.dot(dz, W)", "gradients",
+        {"deep-tanh-sigmoid-mse": Expect("layer 3 weight gradient", grads(4)),
+         "square-tanh-softmax-ce-minibatch": Expect("layer 2 weight gradient", grads(3))},
         spellings=_torch_jax(("da = dz @ W.T", "da = dz @ W"), ("da = dot(dz, W.T)", "da = dot(dz, W)"))),
     Bug("bias-gradient-not-summed", "the bias gradient of the first sample only, not summed over the batch", "mlp",
-        "dz.sum(axis=0)))", "dz[0]))", "seed1-xor", "gradients", "layer 2 bias gradient",
+        "dz.sum(axis=0)))", "dz[0]))", "gradients",
+        {"seed1-xor": Expect("layer 2 bias gradient", grads(1, 2, biases=False)),
+         "tanh-identity-mse-minibatch": Expect("layer 2 bias gradient", grads(1, 2, biases=False))},
         spellings=_torch_jax(("dz.sum(dim=0)))", "dz[0]))"))),
     Bug("bias-gradient-averaged", "the bias gradient averaged over the batch where the loss sums", "mlp",
-        "dz.sum(axis=0)))", "dz.mean(axis=0)))", "seed1-xor", "gradients", "layer 2 bias gradient",
+        "dz.sum(axis=0)))", "dz.mean(axis=0)))", "gradients",
+        {"seed1-xor": Expect("layer 2 bias gradient", grads(1, 2, biases=False)),
+         "tanh-identity-mse-minibatch": Expect("layer 2 bias gradient", grads(1, 2, biases=False))},
         spellings=_torch_jax(("dz.sum(dim=0)))", "dz.mean(dim=0)))"))),
     Bug("pre-activation-as-input", "dW from the previous layer's z where its output a is meant", "mlp",
-        "a_prev = cache[l - 1][1] if l > 0 else X", "a_prev = cache[l - 1][0] if l > 0 else X", "seed1-xor",
-        "gradients", "layer 2 weight gradient"),
+        "a_prev = cache[l - 1][1] if l > 0 else X", "a_prev = cache[l - 1][0] if l > 0 else X", "gradients",
+        {"seed1-xor": Expect("layer 2 weight gradient", (*grads(1), "layer 2 bias gradient")),
+         "relu-identity-half-sse": Expect("layer 2 weight gradient", (*grads(1), "layer 2 bias gradient"))}),
     Bug("activation-of-wrong-layer", "dW from this layer's own output, an off-by-one in the cache", "mlp",
-        "a_prev = cache[l - 1][1] if l > 0 else X", "a_prev = cache[l][1] if l > 0 else X",
-        "deep-tanh-sigmoid-mse", "gradients", "layer 4 weight gradient"),
+        "a_prev = cache[l - 1][1] if l > 0 else X", "a_prev = cache[l][1] if l > 0 else X", "gradients",
+        {"deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient",
+                                         (*grads(1, 2, 3, 4, weights=False), "layer 1 weight gradient")),
+         "seed1-xor": Expect("layer 2 weight gradient", (*grads(1), "layer 2 bias gradient"))}),
     Bug("missing-hidden-derivative", "the hidden layer's f'(z) left out of the chain rule", "mlp",
-        "dz = activation_backward(config.hidden, da, z_prev, a_prev)", "dz = da", "seed1-xor", "gradients",
-        "layer 1 weight gradient"),
+        "dz = activation_backward(config.hidden, da, z_prev, a_prev)", "dz = da", "gradients",
+        {"seed1-xor": Expect("layer 1 weight gradient", grads(2)),
+         "deep-tanh-sigmoid-mse": Expect("layer 3 weight gradient", grads(4))}),
     Bug("missing-output-derivative", "the output layer's f'(z) left out of the chain rule", "mlp",
         "dz = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)",
-        "dz = loss_backward(config.loss, a, y)", "seed1-xor", "gradients", "layer 2 weight gradient"),
+        "dz = loss_backward(config.loss, a, y)", "gradients",
+        {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),
+         "deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient", LOSS_ONLY)}),
     Bug("forgotten-bias", "z = a W without + b in the forward pass", "mlp",
-        "z = np.dot(a, W) + b", "z = np.dot(a, W)", "seed2-xor", "forward", "network output",
+        "z = np.dot(a, W) + b", "z = np.dot(a, W)", "forward",
+        {"seed2-xor": Expect("network output"), "deep-tanh-sigmoid-mse": Expect("network output")},  # nonzero biases
         spellings=_torch_jax(("z = a @ W + b", "z = a @ W"), ("z = dot(a, W) + b", "z = dot(a, W)"))),
     Bug("hidden-activation-at-output", "the hidden activation applied to the output layer too", "mlp",
-        "zip(params, config.activations)", "zip(params, [config.hidden] * len(params))",
-        "deep-tanh-sigmoid-mse", "forward", "network output"),
+        "zip(params, config.activations)", "zip(params, [config.hidden] * len(params))", "forward",
+        {"deep-tanh-sigmoid-mse": Expect("network output"), "tanh-identity-mse-minibatch": Expect("network output")}),
     Bug("learning-rate-twice", "the learning rate applied twice in the update", "mlp",
-        "(W - lr * dW, b - lr * db)", "(W - lr * lr * dW, b - lr * db)", "seed1-xor", "trajectory",
-        "loss [epoch, step]", spellings=_torch_jax(("W.sub_(lr * dW)", "W.sub_(lr * lr * dW)"))),
+        "(W - lr * dW, b - lr * db)", "(W - lr * lr * dW, b - lr * db)", "trajectory",
+        {"seed1-xor": Expect("loss [epoch, step]"), "tanh-identity-mse-minibatch": Expect("loss [epoch, step]")},
+        spellings=_torch_jax(("W.sub_(lr * dW)", "W.sub_(lr * lr * dW)"))),
     Bug("gradient-ascent", "the update adds the gradient instead of subtracting it", "mlp",
-        "(W - lr * dW, b - lr * db)", "(W + lr * dW, b + lr * db)", "seed1-xor", "trajectory",
-        "loss [epoch, step]", spellings=_torch_jax(("W.sub_(lr * dW)", "W.add_(lr * dW)"))),
+        "(W - lr * dW, b - lr * db)", "(W + lr * dW, b + lr * db)", "trajectory",
+        {"seed1-xor": Expect("loss [epoch, step]"), "relu-identity-half-sse": Expect("loss [epoch, step]")},
+        spellings=_torch_jax(("W.sub_(lr * dW)", "W.add_(lr * dW)"))),
+    # The training loop, precision and the oracle.
+    Bug("partial-batch-dropped", "the last, partial minibatch of each epoch dropped", "mlp",
+        "steps = batches(len(X), config.batch_size)",
+        "steps = batches(len(X), config.batch_size)[:len(X) // (config.batch_size or len(X))]", "trajectory",
+        {"tanh-identity-mse-minibatch": Expect("loss [epoch, step]"),
+         "square-tanh-softmax-ce-minibatch": Expect("loss [epoch, step]"),
+         "relu-sigmoid-bce-minibatch": Expect("loss [epoch, step]")},
+        spellings={"jax": ("steps = batches(X.shape[0], config.batch_size)",
+                           "steps = batches(X.shape[0], config.batch_size)[:X.shape[0] // (config.batch_size or "
+                           "X.shape[0])]")}),
+    Bug("own-shuffle", "the backend shuffles with a generator of its own instead of the shared orders", "mlp",
+        "idx = orders[epoch, start:stop]", "idx = np.random.default_rng(epoch).permutation(len(X))[start:stop]",
+        "trajectory",
+        {"tanh-identity-mse-minibatch": Expect("loss [epoch, step]"),
+         "relu-softmax-ce-minibatch": Expect("loss [epoch, step]")},
+        spellings=_torch_jax(("idx = orders[epoch, start:stop]",
+                              "idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(epoch))"
+                              "[start:stop]"),
+                             ("idx = order[start:stop]",
+                              "idx = jax.random.permutation(jax.random.PRNGKey(0), X.shape[0])[start:stop]"))),
+    Bug("loss-after-update", "the loss recorded after the update instead of before it", "mlp",
+        "return loss, update(params, grads, config.lr)",
+        "return (lambda p: (gradients(p, X, y, config)[0], p))(update(params, grads, config.lr))", "trajectory",
+        # The parameters follow the right path: only the recorded losses are off (by one step).
+        {"seed1-xor": Expect("loss [epoch, step]", ("layer 1 weight", "layer 1 bias", "layer 2 weight",
+                                                    "layer 2 bias")),
+         "tanh-identity-mse-minibatch": Expect("loss [epoch, step]", ("layer 1 weight", "layer 1 bias",
+                                                                      "layer 2 weight", "layer 2 bias"))}),
+    Bug("float32-computed-in-float64", "a float32 run computed in float64 inside and cast back to float32", "mlp",
+        "z = np.dot(a, W) + b", "z = (np.dot(a.astype(np.float64), W) + b).astype(a.dtype)", "float32",
+        {"": Expect("float32 rounding probe: network output")},
+        spellings=_torch_jax(("z = a @ W + b", "z = (a.double() @ W.double() + b).to(a.dtype)"),
+                             ("z = dot(a, W) + b",
+                              "z = (dot(a.astype(jnp.float64), W.astype(jnp.float64)) + b).astype(a.dtype)"))),
+    Bug("softmax-without-max", "softmax computed without subtracting the row's max: exp overflows", "activations",
+        "e = np.exp(z - z.max(axis=1, keepdims=True))", "e = np.exp(z)", "saturation",
+        {"": Expect("softmax_cross_entropy at saturated logits")},
+        spellings=_torch_jax(("e = torch.exp(z - z.amax(dim=1, keepdim=True))", "e = torch.exp(z)"),
+                             ("e = jnp.exp(z - z.max(axis=1, keepdims=True))", "e = jnp.exp(z)"))),
+    Bug("oracle-one-sided", "the finite-difference oracle made one-sided with a step of 1e-2", "gradcheck",
+        "g[i] = (f(_bumped(x, i, eps)) - f(_bumped(x, i, -eps))) / (2 * eps)",
+        "g[i] = (f(_bumped(x, i, 1e-2)) - f(x)) / 1e-2", "oracle",
+        {"": Expect("central differences vs the closed form")}, only=("numpy",)),
 )

@@ -17,8 +17,7 @@ def clear_caches():
     """JAX's compiled functions, and the reference results cached by crosscheck.checks."""
     if "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
-    checks.reference_point.cache_clear()
-    checks.reference_run.cache_clear()
+    checks.clear_caches()
 
 
 def mutate(monkeypatch, module_name, old, new):

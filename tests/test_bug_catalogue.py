@@ -1,31 +1,40 @@
-"""Every classic mistake in tests/bug_catalogue.py, planted in every backend in turn, fails the suite.
+"""Every classic mistake in tests/bug_catalogue.py, planted in every backend in turn, on each of its cases.
 
 A mistake in a framework backend is caught by that backend's own cross-check against
 the reference. A mistake in the NumPy reference is caught by every healthy framework
-backend disagreeing with it (their autodiff oracles and manual code alike); the
-message must name the quantity either way.
+backend disagreeing with it (their autodiff oracles and manual code alike), and the
+vote in the message names the reference as the odd one out. A probe (kink, loss pieces,
+float32 rounding, saturation, the oracle) compares with hand-worked values instead, so
+the mutated backend is its own witness there. Either way the failure must be a reported
+disagreement (never a crash), name the quantity the mistake touches, and not name the
+quantities the maths says it leaves untouched.
 """
 
 import numpy as np
 import pytest
 
 import backends
-from bug_catalogue import BUGS
+from bug_catalogue import BUGS, PROBES
 from crosscheck import checks
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
 from test_conventions import assert_kink_gradients
 
+PROBE_CHECKS = {
+    "kink": lambda driver, device: assert_kink_gradients(driver.name, driver.run_gradients, device),
+    "pieces": checks.check_loss_pieces,
+    "float32": checks.check_float32_rounding,
+    "saturation": checks.check_saturation,
+    "oracle": lambda driver, device: checks.check_oracle(),
+}
 
-def run_check(bug, driver, device):
-    """The cross-check that should catch bug, against driver."""
-    if bug.check == "kink":
-        assert_kink_gradients(driver.name, driver.run_gradients, device)
+
+def run_check(bug, case_id, driver, device):
+    """The cross-check that should catch bug on case_id, against driver."""
+    if bug.check in PROBES:
+        PROBE_CHECKS[bug.check](driver, device)
         return
-    if bug.check == "pieces":
-        checks.check_loss_pieces(driver, device)
-        return
-    case = BY_ID[bug.case]
+    case = BY_ID[case_id]
     if bug.check == "forward":
         checks.check_forward(driver, case, bug.dtype, device)
     elif bug.check == "gradients":
@@ -34,10 +43,10 @@ def run_check(bug, driver, device):
         checks.check_trajectory(driver, case, bug.dtype, device, epochs=case.short_epochs or 200)
 
 
-def witnesses(request, driver, bug):
-    """Who checks a mutated backend: itself against the reference (or against central differences, for
-    the loss pieces), or, for the reference, the frameworks."""
-    if driver.name != backends.REFERENCE or bug.check == "pieces":
+def witnesses(driver, bug):
+    """Who checks a mutated backend: itself (against the reference, or in a probe), or, for the reference, the
+    frameworks."""
+    if driver.name != backends.REFERENCE or bug.check in PROBES:
         return [driver]
     found = []
     for name in backends.REGISTRY:
@@ -51,19 +60,51 @@ def witnesses(request, driver, bug):
     return found
 
 
+# The first case of each mistake runs by default; its other cases with --run-slow (tox -e all, CI).
+PLANTS = [pytest.param(bug, case_id, id=f"{bug.id}@{case_id}" if case_id else bug.id,
+                       marks=[pytest.mark.slow] if i else [])
+          for bug in BUGS for i, case_id in enumerate(bug.cases)]
+
+
 @pytest.mark.builtin
-@pytest.mark.parametrize("bug", BUGS, ids=[b.id for b in BUGS])
-def test_mistake_is_caught_and_named(request, driver, device, mutate, bug):
+@pytest.mark.parametrize(("bug", "case_id"), PLANTS)
+def test_mistake_is_caught_and_named(driver, device, mutate, bug, case_id):
+    if bug.only and driver.name not in bug.only:
+        pytest.skip(f"{bug.id} can only live in {', '.join(bug.only)}")
     old, new = bug.spelled(driver.name)
     package = backends.REGISTRY[driver.name][0]
     mutate(f"{package}.{bug.module}", old, new)
-    for witness in witnesses(request, driver, bug):
+    expect = bug.cases[case_id]
+    for witness in witnesses(driver, bug):
         with pytest.raises(Disagreement) as info, np.errstate(all="ignore"):
-            run_check(bug, witness, device if witness is driver else "cpu")
-        assert bug.names in str(info.value), f"{bug.id}: the message does not name {bug.names!r}:\n{info.value}"
+            run_check(bug, case_id, witness, device if witness is driver else "cpu")
+        text = str(info.value)
+        assert "(a crash, not a result)" not in text, f"{bug.id} on {case_id}: a crash, not a disagreement:\n{text}"
+        assert expect.names in text, f"{bug.id}: the message does not name {expect.names!r}:\n{text}"
+        for quantity in expect.untouched:
+            assert f": {quantity} disagrees" not in text and f": {quantity} in float32" not in text, \
+                f"{bug.id} on {case_id}: {quantity!r} is untouched by the mistake, yet named:\n{text}"
+        if driver.name == backends.REFERENCE and bug.check not in PROBES:
+            # The vote runs in float64; a float32-only mistake is named by the float32 check itself.
+            blame = "the odd one out: numpy (the reference)" if bug.dtype == "float64" else "numpy float32 reference:"
+            assert blame in text, f"{bug.id}: the message does not blame numpy ({blame!r}):\n{text}"
 
 
 def test_catalogue_is_large_and_distinct():
-    assert len(BUGS) >= 15
+    assert len(BUGS) >= 27
     assert len({b.id for b in BUGS}) == len(BUGS)
     assert len({(b.module, b.old, b.new) for b in BUGS}) == len(BUGS)
+
+
+def test_every_mistake_is_planted_on_at_least_two_cases_or_is_a_probe():
+    for bug in BUGS:
+        assert set(bug.cases) <= set(BY_ID) | {""}, bug.id
+        assert (bug.check in PROBES and list(bug.cases) == [""]) or len(bug.cases) >= 2, bug.id
+
+
+def test_the_cases_hold_square_layers_and_partial_batches():
+    """A missing transpose runs (instead of crashing) only where the layers after the first are square; a dropped
+    last batch shows only where the batch size does not divide N. Both kinds of case exist (and run in both dtypes)."""
+    square = [c for c in BY_ID.values() if len(set(c.config.layers[1:])) == 1 and len(c.config.layers) > 3]
+    partial = [c for c in BY_ID.values() if c.config.batch_size and (c.samples or 4) % c.config.batch_size]
+    assert len(square) >= 2 and len(partial) >= 2, (square, partial)

@@ -115,6 +115,7 @@ def test_an_unknown_backend_is_one_usage_error():
     assert "collect" not in text.lower()
 
 
+@pytest.mark.slow  # two whole pytest sessions per framework
 @pytest.mark.frameworks
 @pytest.mark.parametrize("strict_mode", [False, True], ids=["developer", "strict"])
 def test_a_missing_device_stops_or_skips_with_the_reason(driver, strict_mode):
