@@ -77,7 +77,7 @@ def record(request, benchmark, threads):
         samples = workload.samples or 4
         median = stats.median
         benchmark.extra_info.update(row=row, workload=workload.name, threads=threads, epochs=config.epochs,
-                                    dtype=config.dtype, epochs_per_s=config.epochs / median,
+                                    dtype=config.dtype, rounds_s=list(stats.data), epochs_per_s=config.epochs / median,
                                     gflops=step_flops(config, samples) * config.epochs / median / 1e9, **extra)
         request.config.stash[RESULTS].append(dict(benchmark.extra_info, median_s=median))
 
