@@ -73,3 +73,13 @@ def test_missing_backend_is_reported_and_fails_only_in_strict_mode(monkeypatch, 
     text = capsys.readouterr().out
     assert "backend 'ghost' needs ghost_backend_module" in text
     assert status == (1 if strict else 0)
+
+
+@pytest.mark.frameworks
+def test_report_blames_the_reference_for_its_own_bug(driver, mutate, capsys):
+    """The reference's bias gradient averaged: the framework row disagrees, and the vote names the reference."""
+    mutate("reference.mlp", "dz.sum(axis=0)))", "dz.mean(axis=0)))")
+    status = report.main([*SHORT, "--backends", driver.name, "--plot", ""])
+    text = capsys.readouterr().out
+    assert status == 1
+    assert "the odd one out: numpy (the reference)" in text, text
