@@ -14,9 +14,8 @@ then `pytest --implementation mine=my_module:DRIVER`.
 
 import numpy as np
 
-from reference.driver import Driver
+from common.driver import Driver, Run
 from reference.losses import loss_forward
-from reference.mlp import Run
 
 IMPLIED_LR = 1.0  # the step whose effect is read back as a gradient: exact in binary, so only W's rounding remains
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common import registry
 from reference import SEED1_XOR, SEED2_XOR, Config, batch_orders, initial_params
 from reference.data import synthetic, xor
 
@@ -74,4 +75,4 @@ CASES = (
                 lr=0.002, epochs=300, seed=7), samples=25),
 )
 BY_ID = {case.id: case for case in CASES}
-DTYPES = ("float64", "float32")
+DTYPES = registry.DTYPES

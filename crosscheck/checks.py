@@ -66,7 +66,7 @@ def computed(label, stage, fn, *args):
     number; that is a finding about the backend, to be reported like one, not a traceback from the suite.
     """
     __tracebackhide__ = True
-    from reference.driver import Unsupported
+    from common.driver import Unsupported
 
     try:
         return fn(*args)

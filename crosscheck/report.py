@@ -19,11 +19,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import backends
+from common import registry
+from common.driver import Run, Unsupported
 from reference import SEED2_XOR, Config
-from reference.config import ACTIVATIONS as OUTPUT_ACTIVATIONS
-from reference.config import DTYPES, HIDDEN_ACTIVATIONS, INITS, LOSSES
-from reference.driver import Unsupported
-from reference.mlp import Run
 
 from . import checks, tolerances
 from .cases import Case, upcast
@@ -68,11 +66,11 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="crosscheck", description=__doc__.split("\n\n")[0],
                                 formatter_class=_HelpFormatter)
     p.add_argument("--layers", default=",".join(map(str, d.layers)), help="widths, input first, e.g. 2,4,1")
-    p.add_argument("--hidden", default=d.hidden, choices=HIDDEN_ACTIVATIONS, help="hidden activation")
-    p.add_argument("--output", default=d.output, choices=OUTPUT_ACTIVATIONS, help="output activation")
-    p.add_argument("--loss", default=d.loss, choices=LOSSES)
-    p.add_argument("--init", default=d.init, choices=INITS, help="initialisation scheme")
-    p.add_argument("--dtype", default=d.dtype, choices=DTYPES)
+    p.add_argument("--hidden", default=d.hidden, choices=registry.hidden_activations(), help="hidden activation")
+    p.add_argument("--output", default=d.output, choices=tuple(registry.ACTIVATIONS), help="output activation")
+    p.add_argument("--loss", default=d.loss, choices=tuple(registry.LOSSES))
+    p.add_argument("--init", default=d.init, choices=tuple(registry.INITS), help="initialisation scheme")
+    p.add_argument("--dtype", default=d.dtype, choices=registry.DTYPES)
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: full batch)")

@@ -2,11 +2,12 @@
 
 import numpy as np
 
+from common.config import SEED1_XOR, SEED2_XOR, Config
+from common.driver import Driver
+from common.validate import check_inputs
+
 from . import activations, losses, mlp
-from .config import SEED1_XOR, SEED2_XOR, Config
-from .driver import Driver
 from .initializers import batch_orders, initial_params
-from .validate import check_inputs
 
 __all__ = ["Config", "Driver", "SEED1_XOR", "SEED2_XOR", "DRIVER", "activations", "batch_orders", "check_inputs",
            "initial_params", "losses", "mlp"]

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from common import registry
+
 
 def xor(dtype="float64"):
     """The XOR truth table as (X (4, 2), y (4, 1)), rows in the seeds' order."""
@@ -13,20 +15,21 @@ def xor(dtype="float64"):
 def synthetic(config, n_samples, seed=None):
     """(X, y) with X ~ N(0, 1) and targets fitting config's loss, from seed (default config.seed).
 
-    Targets come from a random linear teacher: class labels (one-hot) for
-    softmax_cross_entropy, 0/1 labels for bce, real values otherwise.
+    Targets come from a random linear teacher, in the loss's target domain (common/registry.py):
+    one-hot class labels, 0/1 labels, or real values in the output activation's range.
     """
     rng = np.random.default_rng([config.seed if seed is None else seed, 2])
     n_in, n_out = config.layers[0], config.layers[-1]
     X = rng.standard_normal((n_samples, n_in))
     scores = X @ rng.standard_normal((n_in, n_out))
-    if config.loss == "softmax_cross_entropy":
+    targets, outputs = registry.LOSSES[config.loss].targets, registry.ACTIVATIONS[config.output].outputs
+    if targets == "one_hot":
         y = np.eye(n_out)[scores.argmax(axis=1)]
-    elif config.loss == "bce":
+    elif targets == "labels":
         y = (scores > 0).astype(float)
-    elif config.output in ("sigmoid",):
+    elif outputs == "unit":
         y = 1 / (1 + np.exp(-scores))
-    elif config.output == "tanh":
+    elif outputs == "signed":
         y = np.tanh(scores)
     else:
         y = scores

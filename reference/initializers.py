@@ -66,9 +66,3 @@ def batch_orders(config, n_samples):
     rng = np.random.default_rng([config.seed, 1])
     return np.stack([rng.permutation(n_samples) for _ in range(config.epochs)]).astype(np.int64)
 
-
-def batches(n_samples, batch_size):
-    """[(start, stop), ...] slices of one epoch's order; the last batch may be smaller."""
-    if batch_size is None:
-        return [(0, n_samples)]
-    return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]

@@ -5,6 +5,8 @@ N is the number of samples in the batch and K the number of outputs.
 
 import numpy as np
 
+from common import registry
+
 
 def half_sse_forward(a, y):
     """L = 1/2 sum_{n,k} (a - y)^2 = 1/2 <r, r> with r = a - y: the seeds' objective (their update is descent on it)."""
@@ -92,4 +94,4 @@ BACKWARD = {
     "softmax_cross_entropy": softmax_cross_entropy_backward,
 }
 # Losses fused with their output activation: the forward reads the logits z, the backward returns dL/dz.
-FUSED_WITH_OUTPUT = ("bce", "softmax_cross_entropy")
+FUSED_WITH_OUTPUT = registry.fused_losses()

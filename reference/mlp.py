@@ -9,22 +9,12 @@ costs half of what the @ operator does, and the reference must keep up with the
 seeds' own loop (benchmarks/).
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from common.driver import Run, batches
+
 from .activations import activation_backward, activation_forward
-from .initializers import batches
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
-
-
-@dataclass
-class Run:
-    """What train returns. losses[e, s] is the loss of step s of epoch e, before its update."""
-
-    losses: np.ndarray
-    checkpoints: dict  # epochs done -> params after them
-    params: list
 
 
 def forward(params, X, config):

@@ -11,8 +11,8 @@ import pytest
 
 import backends
 import mutations
+from common.driver import Unsupported
 from crosscheck.cases import CASES, DTYPES
-from reference.driver import Unsupported
 from strictness import load_or_skip, strict
 
 

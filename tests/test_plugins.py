@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import backends
+from common.driver import Unsupported
 from crosscheck import checks
 from crosscheck.adapters import seed_style
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
-from reference.driver import Unsupported
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

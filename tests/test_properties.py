@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import reference
+from common import registry
 from crosscheck import checks
 from crosscheck.cases import Case
 from reference import Config
@@ -20,17 +21,14 @@ BUDGET = settings(max_examples=12, deadline=None, derandomize=True,
 @st.composite
 def cases(draw):
     hidden_layers = draw(st.lists(st.integers(1, 6), min_size=0, max_size=3))
-    loss = draw(st.sampled_from(["half_sse", "mse", "bce", "softmax_cross_entropy"]))
+    loss = draw(st.sampled_from(list(registry.LOSSES)))
     n_in = draw(st.integers(1, 5))
-    n_out = draw(st.integers(2, 4)) if loss == "softmax_cross_entropy" else draw(st.integers(1, 3))
-    output = {"bce": "sigmoid", "softmax_cross_entropy": "softmax"}.get(
-        loss, draw(st.sampled_from(["sigmoid", "tanh", "identity", "relu"])))
+    output = draw(st.sampled_from(registry.output_activations(loss)))
+    n_out = draw(st.integers(2, 4)) if registry.ACTIVATIONS[output].outputs == "simplex" else draw(st.integers(1, 3))
     samples = draw(st.integers(1, 12))
     batch = draw(st.one_of(st.none(), st.integers(1, samples)))
-    config = Config(layers=(n_in, *hidden_layers, n_out), hidden=draw(st.sampled_from(["sigmoid", "tanh", "relu",
-                                                                                           "identity"])),
-                    output=output, loss=loss, init=draw(st.sampled_from(["standard_normal", "uniform_pm1",
-                                                                          "glorot_uniform", "he_normal"])),
+    config = Config(layers=(n_in, *hidden_layers, n_out), hidden=draw(st.sampled_from(registry.hidden_activations())),
+                    output=output, loss=loss, init=draw(st.sampled_from(list(registry.INITS))),
                     lr=draw(st.sampled_from([0.01, 0.1])), epochs=draw(st.integers(1, 6)), batch_size=batch,
                     seed=draw(st.integers(0, 2**16)))
     return Case("hypothesis", config, samples=samples)

@@ -8,7 +8,7 @@ precision, so float32 products on a GPU are not done in TF32 or bf16.
 import jax
 import numpy as np
 
-from reference.driver import Driver
+from common.driver import Driver
 
 from . import activations, autodiff, losses, mlp
 

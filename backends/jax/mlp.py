@@ -11,8 +11,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from reference.initializers import batches
-from reference.mlp import Run  # the same container, holding this framework's arrays
+from common.driver import (
+    Run,  # the same container, holding this framework's arrays
+    batches,
+)
 
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward

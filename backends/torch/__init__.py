@@ -7,7 +7,7 @@ float32 on a GPU means IEEE float32.
 import numpy as np
 import torch
 
-from reference.driver import Driver
+from common.driver import Driver
 
 from . import activations, autodiff, losses, mlp
 

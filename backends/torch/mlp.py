@@ -6,8 +6,10 @@ autograd bookkeeping) and updates the parameters in place.
 
 import torch
 
-from reference.initializers import batches
-from reference.mlp import Run  # the same container, holding this framework's arrays
+from common.driver import (
+    Run,  # the same container, holding this framework's arrays
+    batches,
+)
 
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward

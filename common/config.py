@@ -9,14 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "softmax")
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
-LOSSES = ("half_sse", "mse", "bce", "softmax_cross_entropy")
-INITS = ("standard_normal", "uniform_pm1", "glorot_uniform", "he_normal")
-DTYPES = ("float64", "float32")
-
-# Which output activation each loss is defined for (None: any but softmax).
-LOSS_OUTPUT = {"bce": "sigmoid", "softmax_cross_entropy": "softmax"}
+from . import registry
 
 
 @dataclass(frozen=True)
@@ -50,21 +43,23 @@ class Config:
         for i, width in enumerate(layers):
             if not _is_int(width) or width <= 0:
                 raise ValueError(f"layers[{i}] must be a positive integer width, got {width!r}")
-        if self.hidden not in HIDDEN_ACTIVATIONS:
-            raise ValueError(f"unknown hidden activation {self.hidden!r}; choose one of {HIDDEN_ACTIVATIONS}")
-        if self.output not in ACTIVATIONS:
-            raise ValueError(f"unknown output activation {self.output!r}; choose one of {ACTIVATIONS}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
-        wanted = LOSS_OUTPUT.get(self.loss)
+        hidden = registry.hidden_activations()
+        if self.hidden not in hidden:
+            raise ValueError(f"unknown hidden activation {self.hidden!r}; choose one of {hidden}")
+        if self.output not in registry.ACTIVATIONS:
+            raise ValueError(f"unknown output activation {self.output!r}; choose one of {tuple(registry.ACTIVATIONS)}")
+        if self.loss not in registry.LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {tuple(registry.LOSSES)}")
+        wanted = registry.LOSSES[self.loss].output
         if wanted is not None and self.output != wanted:
             raise ValueError(f"loss {self.loss!r} needs output activation {wanted!r}, got {self.output!r}")
-        if wanted is None and self.output == "softmax":
-            raise ValueError("a softmax output is only supported with loss 'softmax_cross_entropy'")
-        if self.output == "softmax" and layers[-1] < 2:
-            raise ValueError(f"a softmax output needs at least 2 classes, got output width {layers[-1]}")
-        if self.init not in INITS:
-            raise ValueError(f"unknown initialisation {self.init!r}; choose one of {INITS}")
+        if wanted is None and self.output not in hidden:
+            needs = [name for name, loss in registry.LOSSES.items() if loss.output == self.output]
+            raise ValueError(f"a {self.output} output is only supported with loss {' or '.join(map(repr, needs))}")
+        if registry.ACTIVATIONS[self.output].outputs == "simplex" and layers[-1] < 2:
+            raise ValueError(f"a {self.output} output needs at least 2 classes, got output width {layers[-1]}")
+        if self.init not in registry.INITS:
+            raise ValueError(f"unknown initialisation {self.init!r}; choose one of {tuple(registry.INITS)}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
             raise TypeError(f"lr must be a number, got {type(self.lr).__name__}")
         if not math.isfinite(self.lr) or self.lr <= 0:
@@ -73,8 +68,8 @@ class Config:
             raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
         if self.batch_size is not None and (not _is_int(self.batch_size) or self.batch_size <= 0):
             raise ValueError(f"batch_size must be None (full batch) or a positive integer, got {self.batch_size!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unsupported dtype {self.dtype!r}; choose one of {DTYPES}")
+        if self.dtype not in registry.DTYPES:
+            raise ValueError(f"unsupported dtype {self.dtype!r}; choose one of {registry.DTYPES}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         # Computed once: it is read on every forward pass. (Not functools.cached_property, whose lock

@@ -9,8 +9,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mlp import Run
 from .validate import check_inputs, check_params
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass
+class Run:
+    """What train returns. losses[e, s] is the loss of step s of epoch e, before its update."""
+
+    losses: np.ndarray
+    checkpoints: dict  # epochs done -> params after them
+    params: list
+
+
+def batches(n_samples, batch_size):
+    """[(start, stop), ...] slices of one epoch's order; the last batch may be smaller."""
+    if batch_size is None:
+        return [(0, n_samples)]
+    return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]
 
 
 class Unsupported(Exception):
@@ -35,7 +52,7 @@ class Driver:
             raise Unsupported(f"{self.name} does not support this configuration: {reason}")
 
     def check_device(self, device):
-        if device not in ("cpu", "cuda"):
+        if device not in DEVICES:
             raise ValueError(f"unknown device {device!r} for backend {self.name!r}; choose 'cpu' or 'cuda'")
         if device not in self.devices:
             raise ValueError(f"device {device!r} was asked for, but backend {self.name!r} has only {self.devices}")

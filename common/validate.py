@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from . import registry
+
 
 def check_inputs(params, X, y, config, orders=None):
     """Raise TypeError or ValueError naming the first thing wrong with (params, X, y, orders)."""
@@ -25,10 +27,11 @@ def check_inputs(params, X, y, config, orders=None):
         raise ValueError(f"y has {y.shape[1]} targets per sample, but the output width layers[-1] is {n_out}")
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
-    if config.loss == "bce" and np.any((y < 0) | (y > 1)):
-        raise ValueError("bce targets must lie in [0, 1]")
-    if config.loss == "softmax_cross_entropy" and not np.allclose(y.sum(axis=1), 1):
-        raise ValueError("softmax_cross_entropy targets must be distributions: each row of y must sum to 1")
+    targets = registry.LOSSES[config.loss].targets
+    if targets == "labels" and np.any((y < 0) | (y > 1)):
+        raise ValueError(f"{config.loss} targets must lie in [0, 1]")
+    if targets == "one_hot" and not np.allclose(y.sum(axis=1), 1):
+        raise ValueError(f"{config.loss} targets must be distributions: each row of y must sum to 1")
     check_params(params, config)
     if config.batch_size is not None and config.batch_size > X.shape[0]:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {X.shape[0]} samples")

@@ -1,0 +1,69 @@
+"""Every name the suite knows, registered once, with what the rest of the suite needs to know about it.
+
+Validation (reference/config.py, reference/validate.py), the data (reference/data.py), the CLI's
+choices (crosscheck/report.py), the hypothesis strategies (tests/test_properties.py) and the
+dispatch tables of every backend read these; nothing else lists a name by hand. Framework-free:
+importing it needs nothing but the standard library.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    hidden: bool  # may be used in a hidden layer (softmax is an output only, with cross-entropy)
+    outputs: str  # the range of a = f(z): "real", "unit" (0, 1), "signed" (-1, 1) or "simplex" (rows sum to 1)
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    output: str | None  # the output activation it needs (and is fused with, see fused); None: any hidden-kind one
+    targets: str  # the domain of y: "real", "unit" [0, 1], "labels" {0, 1} or "one_hot" (rows of the identity)
+    fused: bool  # its forward reads the logits z and its backward returns dL/dz (the activation folded in)
+
+
+@dataclass(frozen=True)
+class Init:
+    name: str
+    doc: str
+
+
+ACTIVATIONS = {a.name: a for a in (
+    Activation("sigmoid", hidden=True, outputs="unit"),
+    Activation("tanh", hidden=True, outputs="signed"),
+    Activation("relu", hidden=True, outputs="real"),
+    Activation("identity", hidden=True, outputs="real"),
+    Activation("softmax", hidden=False, outputs="simplex"),
+)}
+
+LOSSES = {loss.name: loss for loss in (
+    Loss("half_sse", output=None, targets="real", fused=False),
+    Loss("mse", output=None, targets="real", fused=False),
+    Loss("bce", output="sigmoid", targets="labels", fused=True),
+    Loss("softmax_cross_entropy", output="softmax", targets="one_hot", fused=True),
+)}
+
+INITS = {i.name: i for i in (
+    Init("standard_normal", "seed 1: W ~ N(0, 1), b = 0"),
+    Init("uniform_pm1", "seed 2: W, b ~ U[-1, 1)"),
+    Init("glorot_uniform", "W ~ U[-r, r), r = sqrt(6 / (fan_in + fan_out)), b = 0"),
+    Init("he_normal", "W ~ N(0, 2 / fan_in), b = 0"),
+)}
+
+DTYPES = ("float64", "float32")
+
+
+def hidden_activations():
+    return tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
+
+
+def output_activations(loss):
+    """The output activations loss may follow."""
+    wanted = LOSSES[loss].output
+    return (wanted,) if wanted is not None else hidden_activations()
+
+
+def fused_losses():
+    return tuple(name for name, loss in LOSSES.items() if loss.fused)
