@@ -3,10 +3,18 @@
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 from .losses import loss_forward
 from .mlp import UNROLL, Run, forward, update
+
+
+def vjp(f, x, dy=None):
+    """The vector-Jacobian product dy^T (df/dx) by jax.vjp (dy None: f is scalar, its gradient)."""
+    out, pullback = jax.vjp(f, x)
+    (grad,) = pullback(jnp.ones_like(out) if dy is None else dy)
+    return grad
 
 
 def autodiff_gradients(params, X, y, config):

@@ -6,6 +6,14 @@ from .losses import loss_forward
 from .mlp import Run, forward
 
 
+def vjp(f, x, dy=None):
+    """The vector-Jacobian product dy^T (df/dx) by torch.autograd (dy None: f is scalar, its gradient)."""
+    x = x.detach().clone().requires_grad_(True)
+    out = f(x)
+    (grad,) = torch.autograd.grad(out, x, grad_outputs=dy)
+    return grad.detach()
+
+
 def autodiff_gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]) from torch.autograd.grad of loss(forward(params))."""
     leaves = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
