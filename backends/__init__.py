@@ -17,6 +17,7 @@ import importlib
 import os
 import sys
 from importlib.metadata import entry_points
+from typing import Any
 
 REGISTRY = {
     "numpy": ("reference", None),
@@ -33,7 +34,7 @@ class BackendUnavailable(Exception):
 
 PLUGIN_ENV = "CROSSCHECK_PLUGINS"
 ENTRY_POINT_GROUP = "backprop_crosscheck.backends"
-_plugins = {}  # name -> "module:object"
+_plugins: dict[str, str] = {}  # name -> "module:object"
 
 
 def register(name, target):
@@ -78,7 +79,7 @@ def _load_plugin(name):
     module_name, _, attr = _plugins[name].partition(":")
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())  # as `python -m` would: a plug-in module in the current directory
-    obj = importlib.import_module(module_name)
+    obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
     driver = obj if hasattr(obj, "run_train") else obj()

@@ -6,6 +6,7 @@ conversions; nothing here knows which framework sits behind it.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ DEVICES = ("cpu", "cuda")
 class Run:
     """What train returns. losses[e, s] is the loss of step s of epoch e, before its update."""
 
-    losses: np.ndarray
+    losses: Any  # (epochs, steps), in the backend's own array type until the driver converts it
     checkpoints: dict  # epochs done -> params after them
     params: list
 
@@ -39,7 +40,7 @@ class Driver:
     name: str
     version: str
     devices: tuple  # the devices this machine offers the backend, e.g. ("cpu", "cuda")
-    mlp: object  # the backend's mlp module: forward, backward, update, gradients, train_step, train
+    mlp: Any  # the backend's mlp module: forward, backward, update, gradients, train_step, train
     to_native: Callable  # (numpy array, device) -> the framework's array
     to_numpy: Callable
     synchronize: Callable = lambda tree: None  # blocks until the device has finished tree's work

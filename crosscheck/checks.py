@@ -7,6 +7,7 @@ bounded by the NumPy float32 reference's own deviation (see tolerances.py).
 
 import importlib
 from functools import lru_cache, partial
+from typing import Any
 
 import numpy as np
 
@@ -263,11 +264,11 @@ def taylor_order(driver, case, device="cpu", seed=0):
 # A problem on which float32 and float64 arithmetic give different answers by construction, worked by hand.
 # One dense layer, identity output, half_sse. Forward: z = 1 * 1 + 2^-30 * 1 - 1. In float32, 1 + 2^-30 rounds
 # to 1 (half an ulp of 1 is 2^-24), so z = 0 and the loss 0; in float64 z = 2^-30, which float32 holds exactly.
-ROUNDING_FORWARD = dict(X=[[1.0, 2.0**-30]], W=[[1.0], [1.0]], b=[-1.0], y=[[0.0]])
+ROUNDING_FORWARD: dict[str, Any] = dict(X=[[1.0, 2.0**-30]], W=[[1.0], [1.0]], b=[-1.0], y=[[0.0]])
 # Training: W = 1, b = 0, x = 1, y = 1 - 2^-20, lr 2^-10, 64 epochs. dz = z - y stays near 2^-20, so each step
 # moves W by about 2^-30, below half an ulp of 1: float32 rounds every step away and W stays exactly 1.0.
 # In float64 the steps add up to about 64 * 2^-30 = 2^-24, one float32 ulp below 1, which survives the cast.
-ROUNDING_TRAIN = dict(X=[[1.0]], W=[[1.0]], b=[0.0], y=[[1.0 - 2.0**-20]], lr=2.0**-10, epochs=64)
+ROUNDING_TRAIN: dict[str, Any] = dict(X=[[1.0]], W=[[1.0]], b=[0.0], y=[[1.0 - 2.0**-20]], lr=2.0**-10, epochs=64)
 
 
 def check_float32_rounding(driver, device="cpu"):
@@ -314,7 +315,8 @@ def _voters(driver):
 VOTE_FD_LIMIT = 5000  # central differences join the gradient vote when the network has at most this many parameters
 
 
-_BALLOTS = {}  # (voters, case, dtype, what, device, epochs) -> ballots: one vote per failure, not one per witness
+# (voters, case, dtype, what, device, epochs) -> ballots: one vote per failure, not one per witness
+_BALLOTS: dict[tuple, dict] = {}
 
 
 def _ballots(driver, case, dtype, what, device, epochs, known):

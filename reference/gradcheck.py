@@ -8,7 +8,8 @@ from .mlp import forward
 
 def loss_at(params, X, y, config):
     """L(params) on (X, y)."""
-    return loss_forward(config.loss, *forward(params, X, config)[-1], y)
+    z, a = forward(params, X, config)[-1]
+    return loss_forward(config.loss, z, a, y)
 
 
 def central_differences(f, x, eps=1e-6):

@@ -21,7 +21,8 @@ def autodiff_gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]) from jax.value_and_grad of loss(forward(params))."""
 
     def loss_of(params):
-        return loss_forward(config.loss, *forward(params, X, config)[-1], y)
+        z, a = forward(params, X, config)[-1]
+        return loss_forward(config.loss, z, a, y)
 
     loss, grads = jax.value_and_grad(loss_of)(params)
     return loss, [tuple(layer) for layer in grads]

@@ -17,7 +17,8 @@ def vjp(f, x, dy=None):
 def autodiff_gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]) from torch.autograd.grad of loss(forward(params))."""
     leaves = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
-    loss = loss_forward(config.loss, *forward(leaves, X, config)[-1], y)
+    z, a = forward(leaves, X, config)[-1]
+    loss = loss_forward(config.loss, z, a, y)
     flat = torch.autograd.grad(loss, [t for layer in leaves for t in layer])
     return loss.detach(), [(flat[2 * l], flat[2 * l + 1]) for l in range(len(leaves))]
 
@@ -30,7 +31,8 @@ def train(params, X, y, config, orders=None, checkpoints=()):
     params = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
     flat_params = [t for layer in params for t in layer]
     for epoch in range(config.epochs):
-        loss = loss_forward(config.loss, *forward(params, X, config)[-1], y)
+        z, a = forward(params, X, config)[-1]
+        loss = loss_forward(config.loss, z, a, y)
         grads = torch.autograd.grad(loss, flat_params)
         with torch.no_grad():
             for p, g in zip(flat_params, grads):

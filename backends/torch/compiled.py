@@ -13,7 +13,7 @@ import torch
 from .mlp import Run, gradients, train_step
 
 EPOCHS_PER_CALL = 32
-_cache = {}
+_cache: dict[tuple, object] = {}
 
 
 def _epochs(params, X, y, config, k: int):
@@ -54,6 +54,5 @@ def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPO
         for _ in range(config.epochs % epochs_per_call):
             loss, params = train_step(params, X, y, config)
             losses.append(loss.reshape(1))
-        losses = torch.cat(losses).reshape(config.epochs, 1)
     saved = {config.epochs: params} if config.epochs in checkpoints else {}
-    return Run(losses=losses, checkpoints=saved, params=params)
+    return Run(losses=torch.cat(losses).reshape(config.epochs, 1), checkpoints=saved, params=params)

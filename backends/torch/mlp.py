@@ -56,7 +56,8 @@ def update(params, grads, lr):
 def gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]): the loss and its gradients at params."""
     cache = forward(params, X, config)
-    loss = loss_forward(config.loss, *cache[-1], y)
+    z, a = cache[-1]
+    loss = loss_forward(config.loss, z, a, y)
     return loss, backward(params, X, y, cache, config)
 
 
