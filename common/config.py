@@ -31,6 +31,16 @@ class Config:
     batch_size: int | None = None
     dtype: str = "float64"
     seed: int = 0
+    # The optimizer (common/registry.py) and its hyperparameters, as torch.optim names and defaults them; each
+    # optimizer reads those it needs. weight_decay is L2 coupled into the gradient, or decoupled for adamw;
+    # decay_biases=False leaves the biases undecayed.
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    alpha: float = 0.99
+    eps: float | None = None  # None: the optimizer's own default (registry)
+    weight_decay: float = 0.0
+    decay_biases: bool = True
     _activations: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,9 +82,32 @@ class Config:
             raise ValueError(f"unsupported dtype {self.dtype!r}; choose one of {registry.DTYPES}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        self._check_optimizer()
         # Computed once: it is read on every forward pass. (Not functools.cached_property, whose lock
         # torch.compile cannot trace.)
         object.__setattr__(self, "_activations", (self.hidden,) * (len(layers) - 2) + (self.output,))
+
+    def _check_optimizer(self) -> None:
+        if self.optimizer not in registry.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {tuple(registry.OPTIMIZERS)}")
+        if isinstance(self.betas, list):
+            object.__setattr__(self, "betas", tuple(self.betas))
+        if self.eps is None:
+            object.__setattr__(self, "eps", registry.OPTIMIZERS[self.optimizer].eps)
+        if not isinstance(self.betas, tuple) or len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        for name, value in (("momentum", self.momentum), ("alpha", self.alpha), ("betas[0]", self.betas[0]),
+                            ("betas[1]", self.betas[-1])):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        if self.eps is not None and (isinstance(self.eps, bool) or not isinstance(self.eps, (int, float))
+                                     or not math.isfinite(self.eps) or self.eps <= 0):
+            raise ValueError(f"eps must be a positive finite number, got {self.eps!r}")
+        if (isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float))
+                or not math.isfinite(self.weight_decay) or self.weight_decay < 0):
+            raise ValueError(f"weight_decay must be a non-negative finite number, got {self.weight_decay!r}")
+        if not isinstance(self.decay_biases, bool):
+            raise TypeError(f"decay_biases must be True or False, got {self.decay_biases!r}")
 
     @property
     def activations(self) -> tuple[str, ...]:

@@ -5,14 +5,23 @@ conversions; nothing here knows which framework sits behind it.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .validate import check_inputs, check_params
 
 DEVICES = ("cpu", "cuda")
+
+
+class TrainState(NamedTuple):
+    """What training carries from one step to the next (and what JAX's scan carries): the parameters, the
+    optimizer's state ({state name: [(leaf of W, leaf of b)] per layer}) and the number of updates made."""
+
+    params: list
+    opt_state: dict
+    step: Any  # an int; in JAX's scan, a traced integer
 
 
 @dataclass
@@ -22,6 +31,8 @@ class Run:
     losses: Any  # (epochs, steps), in the backend's own array type until the driver converts it
     checkpoints: dict  # epochs done -> params after them
     params: list
+    opt_checkpoints: dict = field(default_factory=dict)  # epochs done -> the optimizer's state after them
+    state: TrainState | None = None  # where training stopped: train(..., opt_state, step) continues from it
 
 
 def batches(n_samples, batch_size):
@@ -93,13 +104,32 @@ class Driver:
         loss, grads = self.autodiff_gradients(*self._prepare(params, X, y, config, device), config)
         return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
 
-    def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu"):
-        """mlp.train after the input checks; losses (epochs, steps) and params as NumPy."""
+    def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu", opt_state=None, step=0):
+        """mlp.train after the input checks; losses (epochs, steps), params and optimizer state as NumPy.
+
+        opt_state and step continue a run (from a previous Run's state); None starts the optimizer afresh.
+        """
         self._check(config, device)
         check_inputs(params, X, y, config, orders)  # check_params included
         native = self._native(params, X, y, device)
         native_orders = None if orders is None else self.to_native(orders, device)
-        run = self.mlp.train(*native, config, native_orders, checkpoints)
+        if opt_state is None and step == 0:  # a plug-in's train may know nothing of optimizer state
+            run = self.mlp.train(*native, config, native_orders, checkpoints)
+        else:
+            run = self.mlp.train(*native, config, native_orders, checkpoints,
+                                 opt_state=self.numpy_tree(opt_state, lambda a: self.to_native(a, device)), step=step)
         self.synchronize(run.params)
-        return Run(losses=self.to_numpy(run.losses), params=self.numpy_params(run.params),
-                   checkpoints={epoch: self.numpy_params(saved) for epoch, saved in run.checkpoints.items()})
+        params = self.numpy_params(run.params)
+        if run.state is None:  # plain descent without state (a plug-in): count the steps it made
+            state = TrainState(params, {}, step + config.epochs * len(batches(len(X), config.batch_size)))
+        else:
+            state = TrainState(params, self.numpy_tree(run.state.opt_state), int(np.asarray(run.state.step)))
+        return Run(losses=self.to_numpy(run.losses), params=params,
+                   checkpoints={epoch: self.numpy_params(saved) for epoch, saved in run.checkpoints.items()},
+                   opt_checkpoints={epoch: self.numpy_tree(saved) for epoch, saved in run.opt_checkpoints.items()},
+                   state=state)
+
+    def numpy_tree(self, tree, convert=None):
+        """An optimizer state ({name: [(leaf, leaf)] per layer}) with every array converted (to NumPy by default)."""
+        convert = convert or self.to_numpy
+        return {name: [tuple(convert(t) for t in layer) for layer in layers] for name, layers in tree.items()}

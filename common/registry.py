@@ -52,6 +52,29 @@ INITS = {i.name: i for i in (
     Init("he_normal", "W ~ N(0, 2 / fan_in), b = 0"),
 )}
 
+@dataclass(frozen=True)
+class Optimizer:
+    """An optimizer: the hyperparameters it reads, its state (one array per parameter leaf per name), its default
+    epsilon (torch.optim's), and whether its weight decay is decoupled from the gradient (AdamW) or coupled (L2)."""
+
+    name: str
+    hyper: tuple
+    state: tuple
+    eps: float | None = None
+    decoupled_decay: bool = False
+
+
+OPTIMIZERS = {o.name: o for o in (
+    Optimizer("sgd", hyper=("lr",), state=()),
+    Optimizer("momentum", hyper=("lr", "momentum"), state=("momentum buffer",)),
+    Optimizer("nesterov", hyper=("lr", "momentum"), state=("momentum buffer",)),
+    Optimizer("rmsprop", hyper=("lr", "alpha", "eps"), state=("square average",), eps=1e-8),
+    Optimizer("adagrad", hyper=("lr", "eps"), state=("sum of squares",), eps=1e-10),
+    Optimizer("adam", hyper=("lr", "betas", "eps"), state=("first moment", "second moment"), eps=1e-8),
+    Optimizer("adamw", hyper=("lr", "betas", "eps", "weight_decay"), state=("first moment", "second moment"),
+              eps=1e-8, decoupled_decay=True),
+)}
+
 DTYPES = ("float64", "float32")
 
 

@@ -102,6 +102,8 @@ def seed_style(factory, *, name="seed-style", layout="rows",
             return f"loss {loss} only, not {config.loss}"
         if config.batch_size is not None:
             return "full batch only"
+        if config.optimizer != "sgd" or config.weight_decay:
+            return f"plain gradient descent only (the seeds' update), not {config.optimizer}"
         if config.dtype not in dtypes:
             return f"dtypes {', '.join(dtypes)} only, not {config.dtype}"
         return None

@@ -11,8 +11,9 @@ seeds' own loop (benchmarks/).
 
 import numpy as np
 
-from common.driver import Run, batches
+from common.driver import Run, TrainState, batches
 
+from . import optimizers
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
@@ -51,9 +52,16 @@ def backward(params, X, y, cache, config):
     return grads[::-1]
 
 
-def update(params, grads, lr):
-    """W <- W - lr dW, b <- b - lr db: plain gradient descent, returning new arrays."""
-    return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
+def update(params, grads, opt_state, t, config):
+    """(params, opt_state) after update number t of config.optimizer (reference/optimizers.py).
+
+    Plain gradient descent, the seeds' W <- W - lr dW, b <- b - lr db, is spelled out: XOR's step takes
+    microseconds, and the optimizers' walk over the leaves would cost as much again.
+    """
+    if config.optimizer == "sgd" and not config.weight_decay:
+        lr = config.lr
+        return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state
+    return optimizers.update(params, grads, opt_state, t, config)
 
 
 def gradients(params, X, y, config):
@@ -64,17 +72,21 @@ def gradients(params, X, y, config):
     return loss, backward(params, X, y, cache, config)
 
 
-def train_step(params, X, y, config):
-    """One gradient-descent step on the batch (X, y): (loss before the step, new params)."""
+def train_step(params, opt_state, t, X, y, config):
+    """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
     loss, grads = gradients(params, X, y, config)
-    return loss, update(params, grads, config.lr)
+    return (loss, *update(params, grads, opt_state, t, config))
 
 
-def train(params, X, y, config, orders=None, checkpoints=()):
-    """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch."""
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
+    """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch.
+
+    Training continues from (opt_state, step) when given (a run in stretches), else starts the optimizer afresh.
+    """
     steps = batches(len(X), config.batch_size)
     losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
-    saved = {}
+    opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+    saved, saved_opt = {}, {}
     for epoch in range(config.epochs):
         for s, (start, stop) in enumerate(steps):
             if orders is None:
@@ -82,7 +94,9 @@ def train(params, X, y, config, orders=None, checkpoints=()):
             else:
                 idx = orders[epoch, start:stop]
                 Xb, yb = X[idx], y[idx]
-            losses[epoch, s], params = train_step(params, Xb, yb, config)
+            step += 1
+            losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config)
         if epoch + 1 in checkpoints:
-            saved[epoch + 1] = params
-    return Run(losses=losses, checkpoints=saved, params=params)
+            saved[epoch + 1], saved_opt[epoch + 1] = params, opt_state
+    return Run(losses=losses, checkpoints=saved, params=params, opt_checkpoints=saved_opt,
+               state=TrainState(params, opt_state, step))

@@ -166,8 +166,9 @@ BUGS = (
                              ("idx = order[start:stop]",
                               "idx = jax.random.permutation(jax.random.PRNGKey(0), X.shape[0])[start:stop]"))),
     Bug("loss-after-update", "the loss recorded after the update instead of before it", "mlp",
-        "return loss, update(params, grads, config.lr)",
-        "return (lambda p: (gradients(p, X, y, config)[0], p))(update(params, grads, config.lr))", "trajectory",
+        "return (loss, *update(params, grads, opt_state, t, config))",
+        "return (lambda p, s: (gradients(p, X, y, config)[0], p, s))(*update(params, grads, opt_state, t, config))",
+        "trajectory",
         # The parameters follow the right path: only the recorded losses are off (by one step).
         {"seed1-xor": Expect("loss [epoch, step]", ("layer 1 weight", "layer 1 bias", "layer 2 weight",
                                                     "layer 2 bias")),

@@ -30,8 +30,8 @@ def autodiff_gradients(params, X, y, config):
 
 def train(params, X, y, config, orders=None, checkpoints=()):
     """Full-batch gradient descent with jax.grad's gradients, compiled the same way as mlp.train."""
-    if orders is not None or checkpoints:
-        raise ValueError("the autodiff training loop is full batch, without checkpoints")
+    if orders is not None or checkpoints or config.optimizer != "sgd":
+        raise ValueError("the autodiff training loop is full batch plain descent, without checkpoints")
     params, losses = _train_epochs(params, X, y, config, config.epochs)
     return Run(losses=losses, checkpoints={}, params=params)
 
@@ -40,6 +40,6 @@ def train(params, X, y, config, orders=None, checkpoints=()):
 def _train_epochs(params, X, y, config, length):
     def epoch(params, _):
         loss, grads = autodiff_gradients(params, X, y, config)
-        return update(params, grads, config.lr), loss[None]
+        return update(params, grads, {}, 0, config)[0], loss[None]
 
     return lax.scan(epoch, params, None, length=length, unroll=min(UNROLL, length))

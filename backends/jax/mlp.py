@@ -11,11 +11,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from common.driver import (
-    Run,  # the same container, holding this framework's arrays
-    batches,
-)
+from common.driver import Run, TrainState, batches  # the same containers, holding this framework's arrays
 
+from . import optimizers
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
@@ -68,9 +66,12 @@ def backward(params, X, y, cache, config):
     return grads[::-1]
 
 
-def update(params, grads, lr):
-    """W <- W - lr dW, b <- b - lr db: plain gradient descent, returning new arrays."""
-    return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
+def update(params, grads, opt_state, t, config):
+    """(params, opt_state) after update number t of config.optimizer (backends/jax/optimizers.py)."""
+    if config.optimizer == "sgd" and not config.weight_decay:
+        lr = config.lr
+        return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state
+    return optimizers.update(params, grads, opt_state, t, config)
 
 
 def gradients(params, X, y, config):
@@ -81,32 +82,39 @@ def gradients(params, X, y, config):
     return loss, backward(params, X, y, cache, config)
 
 
-def train_step(params, X, y, config):
-    """One gradient-descent step on the batch (X, y): (loss before the step, new params)."""
+def train_step(params, opt_state, t, X, y, config):
+    """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
     loss, grads = gradients(params, X, y, config)
-    return loss, update(params, grads, config.lr)
+    return (loss, *update(params, grads, opt_state, t, config))
 
 
-def train(params, X, y, config, orders=None, checkpoints=()):
-    """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch."""
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
+    """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch.
+
+    The whole TrainState (params, optimizer state, step) is what the scan carries, stretch to stretch.
+    """
     stops = sorted({e for e in checkpoints if 0 < e < config.epochs} | {config.epochs})
-    losses, saved, done = [], {}, 0
+    opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+    state = TrainState(params, opt_state, jnp.asarray(step))
+    losses, saved, saved_opt, done = [], {}, {}, 0
     for stop in stops:
         stretch = None if orders is None else orders[done:stop]
-        params, stretch_losses = train_epochs(params, X, y, stretch, config, stop - done)
+        state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)
         losses.append(stretch_losses)
         done = stop
         if done in checkpoints:
-            saved[done] = params
-    return Run(losses=jnp.concatenate(losses), checkpoints=saved, params=params)
+            saved[done], saved_opt[done] = state.params, state.opt_state
+    return Run(losses=jnp.concatenate(losses), checkpoints=saved, params=state.params, opt_checkpoints=saved_opt,
+               state=state)
 
 
 @partial(jax.jit, static_argnames=("config", "length"))
-def train_epochs(params, X, y, orders, config, length):
-    """length epochs in one compiled lax.scan: (params after them, losses (length, steps))."""
+def train_epochs(state, X, y, orders, config, length):
+    """length epochs in one compiled lax.scan: (TrainState after them, losses (length, steps))."""
     steps = batches(X.shape[0], config.batch_size)
 
-    def epoch(params, order):
+    def epoch(state, order):
+        params, opt_state, t = state
         losses = []
         for start, stop in steps:
             if order is None:
@@ -114,12 +122,13 @@ def train_epochs(params, X, y, orders, config, length):
             else:
                 idx = order[start:stop]
                 Xb, yb = X[idx], y[idx]
-            loss, params = train_step(params, Xb, yb, config)
+            t = t + 1
+            loss, params, opt_state = train_step(params, opt_state, t, Xb, yb, config)
             losses.append(loss)
-        return params, jnp.stack(losses)
+        return TrainState(params, opt_state, t), jnp.stack(losses)
 
     # JAX quirk: each fused op of the step is a separate call on the CPU; unrolling full-batch epochs,
     # 8 per loop iteration, cuts the per-epoch overhead on XOR-sized problems (benchmarks/) at no cost
     # in accuracy. A minibatch epoch is already several steps long, and unrolling it costs compile time.
     unroll = min(UNROLL, length) if len(steps) == 1 else 1
-    return lax.scan(epoch, params, orders, length=length, unroll=unroll)
+    return lax.scan(epoch, state, orders, length=length, unroll=unroll)

@@ -25,8 +25,8 @@ def autodiff_gradients(params, X, y, config):
 
 def train(params, X, y, config, orders=None, checkpoints=()):
     """Full-batch gradient descent with torch.autograd's gradients: what manual backprop is measured against."""
-    if orders is not None or checkpoints:
-        raise ValueError("the autodiff training loop is full batch, without checkpoints")
+    if orders is not None or checkpoints or config.optimizer != "sgd" or config.weight_decay:
+        raise ValueError("the autodiff training loop is full batch plain descent, without checkpoints")
     losses = torch.empty((config.epochs, 1), dtype=X.dtype, device=X.device)
     params = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
     flat_params = [t for layer in params for t in layer]

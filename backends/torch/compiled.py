@@ -40,8 +40,8 @@ def compiled_epochs(config, k):
 
 def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPOCHS_PER_CALL):
     """mlp.train's contract for full batch and no checkpoints but the last; the remainder runs eagerly."""
-    if orders is not None or config.batch_size is not None:
-        raise ValueError("the compiled PyTorch path trains full batch only")
+    if orders is not None or config.batch_size is not None or config.optimizer != "sgd" or config.weight_decay:
+        raise ValueError("the compiled PyTorch path trains full batch, by plain gradient descent, only")
     if set(checkpoints) - {config.epochs}:
         raise ValueError("the compiled PyTorch path keeps no checkpoints but the last epoch")
     block = compiled_epochs(config, epochs_per_call)
@@ -52,7 +52,7 @@ def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPO
             params, block_losses = block(params, X, y, config, epochs_per_call)
             losses.append(block_losses)
         for _ in range(config.epochs % epochs_per_call):
-            loss, params = train_step(params, X, y, config)
+            loss, params, _ = train_step(params, {}, 0, X, y, config)  # plain descent keeps no state
             losses.append(loss.reshape(1))
     saved = {config.epochs: params} if config.epochs in checkpoints else {}
     return Run(losses=torch.cat(losses).reshape(config.epochs, 1), checkpoints=saved, params=params)

@@ -6,11 +6,9 @@ autograd bookkeeping) and updates the parameters in place.
 
 import torch
 
-from common.driver import (
-    Run,  # the same container, holding this framework's arrays
-    batches,
-)
+from common.driver import Run, TrainState, batches  # the same containers, holding this framework's arrays
 
+from . import optimizers
 from .activations import activation_backward, activation_forward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
@@ -45,12 +43,15 @@ def backward(params, X, y, cache, config):
     return grads[::-1]
 
 
-def update(params, grads, lr):
-    """W <- W - lr dW, b <- b - lr db, in place (torch quirk: sub_ keeps the storage)."""
-    for (W, b), (dW, db) in zip(params, grads):
-        W.sub_(lr * dW)
-        b.sub_(lr * db)
-    return params
+def update(params, grads, opt_state, t, config):
+    """(params, opt_state) after update number t of config.optimizer; plain descent in place (sub_ keeps storage)."""
+    if config.optimizer == "sgd" and not config.weight_decay:
+        lr = config.lr
+        for (W, b), (dW, db) in zip(params, grads):
+            W.sub_(lr * dW)
+            b.sub_(lr * db)
+        return params, opt_state
+    return optimizers.update(params, grads, opt_state, t, config)
 
 
 def gradients(params, X, y, config):
@@ -61,19 +62,20 @@ def gradients(params, X, y, config):
     return loss, backward(params, X, y, cache, config)
 
 
-def train_step(params, X, y, config):
-    """One gradient-descent step on the batch (X, y): (loss before the step, params updated in place)."""
+def train_step(params, opt_state, t, X, y, config):
+    """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
     loss, grads = gradients(params, X, y, config)
-    return loss, update(params, grads, config.lr)
+    return (loss, *update(params, grads, opt_state, t, config))
 
 
-def train(params, X, y, config, orders=None, checkpoints=()):
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
     """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch."""
     steps = batches(len(X), config.batch_size)
     losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
-    saved = {}
+    saved, saved_opt = {}, {}
     with torch.inference_mode():
         params = [(W.clone(), b.clone()) for W, b in params]
+        opt_state = optimizers.init(params, config) if opt_state is None else opt_state
         for epoch in range(config.epochs):
             for s, (start, stop) in enumerate(steps):
                 if orders is None:
@@ -81,7 +83,9 @@ def train(params, X, y, config, orders=None, checkpoints=()):
                 else:
                     idx = orders[epoch, start:stop]
                     Xb, yb = X[idx], y[idx]
-                losses[epoch, s], params = train_step(params, Xb, yb, config)
+                step += 1
+                losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config)
             if epoch + 1 in checkpoints:
-                saved[epoch + 1] = [(W.clone(), b.clone()) for W, b in params]
-    return Run(losses=losses, checkpoints=saved, params=params)
+                saved[epoch + 1], saved_opt[epoch + 1] = [(W.clone(), b.clone()) for W, b in params], opt_state
+    return Run(losses=losses, checkpoints=saved, params=params, opt_checkpoints=saved_opt,
+               state=TrainState(params, opt_state, step))

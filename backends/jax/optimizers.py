@@ -1,0 +1,108 @@
+"""Optimizers in JAX, mirroring reference/optimizers.py name for name (torch.optim's definitions)."""
+
+import jax.numpy as jnp
+
+from common import registry
+
+
+def sgd_init(p):
+    return ()
+
+
+def sgd_update(p, g, s, t, c, wd):
+    """p <- p - lr g"""
+    return p - c.lr * g, s
+
+
+def momentum_init(p):
+    return (jnp.zeros_like(p),)
+
+
+def momentum_update(p, g, s, t, c, wd):
+    """b <- mu b + g; p <- p - lr b  (torch.optim.SGD with dampening 0: the first b is g, not (1 - mu) g)"""
+    b = c.momentum * s[0] + g
+    return p - c.lr * b, (b,)
+
+
+def nesterov_init(p):
+    return (jnp.zeros_like(p),)
+
+
+def nesterov_update(p, g, s, t, c, wd):
+    """b <- mu b + g; p <- p - lr (g + mu b)  (torch.optim.SGD(nesterov=True): the look-ahead on the gradient)"""
+    b = c.momentum * s[0] + g
+    return p - c.lr * (g + c.momentum * b), (b,)
+
+
+def rmsprop_init(p):
+    return (jnp.zeros_like(p),)
+
+
+def rmsprop_update(p, g, s, t, c, wd):
+    """v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps)  (eps outside the root, as torch.optim)"""
+    v = c.alpha * s[0] + (1 - c.alpha) * g * g
+    return p - c.lr * g / (jnp.sqrt(v) + c.eps), (v,)
+
+
+def adagrad_init(p):
+    return (jnp.zeros_like(p),)
+
+
+def adagrad_update(p, g, s, t, c, wd):
+    """G <- G + g^2; p <- p - lr g / (sqrt(G) + eps)  (torch.optim.Adagrad: no lr decay, G starts at 0)"""
+    G = s[0] + g * g
+    return p - c.lr * g / (jnp.sqrt(G) + c.eps), (G,)
+
+
+def adam_init(p):
+    return (jnp.zeros_like(p), jnp.zeros_like(p))
+
+
+def adam_update(p, g, s, t, c, wd):
+    """m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2; p <- p - lr m^ / (sqrt(v^) + eps),
+    with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t) (eps outside the root, after bias correction, as torch.optim)."""
+    b1, b2 = c.betas
+    m = b1 * s[0] + (1 - b1) * g
+    v = b2 * s[1] + (1 - b2) * g * g
+    m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+    return p - c.lr * m_hat / (jnp.sqrt(v_hat) + c.eps), (m, v)
+
+
+def adamw_init(p):
+    return (jnp.zeros_like(p), jnp.zeros_like(p))
+
+
+def adamw_update(p, g, s, t, c, wd):
+    """p <- p (1 - lr wd), then adam's step: decay decoupled from the gradient (torch.optim.AdamW)."""
+    return adam_update(p * (1 - c.lr * wd), g, s, t, c, 0.0)
+
+
+def init(params, config):
+    """The optimizer's state at step 0: {state name: [(state of W, state of b)] per layer}."""
+    names = registry.OPTIMIZERS[config.optimizer].state
+    leaves = [[INIT[config.optimizer](p) for p in layer] for layer in params]
+    return {name: [tuple(leaf[i] for leaf in layer) for layer in leaves] for i, name in enumerate(names)}
+
+
+def update(params, grads, state, t, config):
+    """(params, state) after update number t of config.optimizer, leaf by leaf, weight decay included."""
+    spec = registry.OPTIMIZERS[config.optimizer]
+    names, step = spec.state, UPDATE[config.optimizer]
+    new_params, new_state = [], {name: [] for name in names}
+    for l, (layer, layer_grads) in enumerate(zip(params, grads)):
+        new_layer, new_leaf_states = [], []
+        for which, (p, g) in enumerate(zip(layer, layer_grads)):
+            wd = config.weight_decay if which == 0 or config.decay_biases else 0.0
+            if wd and not spec.decoupled_decay:
+                g = g + wd * p  # coupled L2: the gradient of wd/2 |p|^2
+            p, s = step(p, g, tuple(state[name][l][which] for name in names), t, config, wd)
+            new_layer.append(p)
+            new_leaf_states.append(s)
+        new_params.append(tuple(new_layer))
+        for i, name in enumerate(names):
+            new_state[name].append(tuple(s[i] for s in new_leaf_states))
+    return new_params, new_state
+
+
+INIT = {name: globals()[f"{name}_init"] for name in registry.OPTIMIZERS}
+UPDATE = {name: globals()[f"{name}_update"] for name in registry.OPTIMIZERS}
