@@ -94,7 +94,8 @@ def update(params, grads, state, t, config):
     """(params, state) after update number t of config.optimizer, leaf by leaf, weight decay included."""
     spec = registry.OPTIMIZERS[config.optimizer]
     names, step = spec.state, UPDATE[config.optimizer]
-    new_params, new_state = [], {name: [] for name in names}
+    new_params: list = []
+    new_state: dict = {name: [] for name in names}
     for l, (layer, layer_grads) in enumerate(zip(params, grads)):
         new_layer, new_leaf_states = [], []
         for which, (p, g) in enumerate(zip(layer, layer_grads)):
