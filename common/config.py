@@ -109,6 +109,14 @@ class Config:
         if not isinstance(self.decay_biases, bool):
             raise TypeError(f"decay_biases must be True or False, got {self.decay_biases!r}")
 
+    def describe_optimizer(self) -> str:
+        """'adam (betas (0.9, 0.999), eps 1e-08)': the optimizer and the hyperparameters it reads, lr aside."""
+        spec = registry.OPTIMIZERS[self.optimizer]
+        parts = [f"{name} {getattr(self, name)}" for name in spec.hyper if name != "lr"]
+        if self.weight_decay:
+            parts.append(f"weight decay {self.weight_decay:g}{'' if self.decay_biases else ', not on biases'}")
+        return self.optimizer + (f" ({', '.join(parts)})" if parts else "")
+
     @property
     def activations(self) -> tuple[str, ...]:
         """The activation of each layer, hidden ones first, then the output."""

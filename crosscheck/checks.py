@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import reference
+from common import registry
 from reference import gradcheck
 
 from . import tolerances
@@ -179,7 +180,20 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     for i, name in enumerate(param_names(len(params))):
         ours, theirs, theirs64 = (_stacked(r, i, checkpoints) for r in (run, ref, ref64))
         found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
+    # Every optimizer-state leaf ("adam first moment of layer 2 weight") along the trajectory, like a parameter.
+    for state in registry.OPTIMIZERS[config.optimizer].state:
+        if not run.opt_checkpoints:
+            raise Disagreement(f"{driver.name}: keeps no {config.optimizer} state at its checkpoints")
+        for i, name in enumerate(param_names(len(params))):
+            ours, theirs, theirs64 = (_stacked_state(r, state, i, checkpoints) for r in (run, ref, ref64))
+            found.compare(ours, theirs, theirs64, "trajectory", what=f"{config.optimizer} {state} of {name}",
+                          backend=driver.name, epoch=list(checkpoints))
     return found.result()
+
+
+def _stacked_state(run, state, i, checkpoints):
+    """The i-th leaf of the optimizer state `state` at each checkpoint, stacked along a new first axis."""
+    return None if run is None else np.stack([flat(run.opt_checkpoints[e][state])[i] for e in checkpoints])
 
 
 # Losses kept unfused beside their fused training form: name -> the output activation they fuse with.
@@ -446,4 +460,30 @@ def check_saturation(driver, device="cpu"):
             found.compare(db, dz, None, "forward", what=f"{label} layer 1 bias gradient", backend=driver.name)
             found.compare(dW, dz[None, :], None, "forward", what=f"{label} layer 1 weight gradient",
                           backend=driver.name)
+    return found.result()
+
+
+FRAMEWORK_OPTIMIZER = {"torch": "torch.optim", "jax": "optax"}
+
+
+def check_framework_optimizer(driver, case, device="cpu"):
+    """The reference's manual optimizer against the framework's own (torch.optim, optax) driven by the framework's
+    autodiff, over the case's whole run in float64: losses at every step, parameters at the checkpoints."""
+    import backends
+
+    config, params, X, y, orders = case.inputs("float64")
+    checkpoints = case.checkpoints(config.epochs)
+    autodiff = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff")
+    native = driver.native_params(params, device), driver.to_native(X, device), driver.to_native(y, device)
+    run = computed(driver.name, "training", autodiff.optimizer_train, *native, config,
+                   None if orders is None else driver.to_native(orders, device), checkpoints)
+    ref = _reference(reference_run, case, "float64")
+    label = f"{driver.name} autodiff + {FRAMEWORK_OPTIMIZER[driver.name]}.{config.optimizer}"
+    found = Findings()
+    found.compare(driver.to_numpy(run.losses), ref.losses, None, "trajectory", what="loss [epoch, step]",
+                  backend=label)
+    for i, name in enumerate(param_names(len(params))):
+        ours = np.stack([driver.to_numpy(flat(run.checkpoints[e])[i]) for e in checkpoints])
+        found.compare(ours, _stacked(ref, i, checkpoints), None, "trajectory", what=name, backend=label,
+                      epoch=list(checkpoints))
     return found.result()

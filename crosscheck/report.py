@@ -72,6 +72,16 @@ def parse_args(argv=None):
     p.add_argument("--init", default=d.init, choices=tuple(registry.INITS), help="initialisation scheme")
     p.add_argument("--dtype", default=d.dtype, choices=registry.DTYPES)
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
+    opt = p.add_argument_group("optimizer", "torch.optim's definitions and defaults (README, 'Optimizers')")
+    opt.add_argument("--optimizer", default=d.optimizer, choices=tuple(registry.OPTIMIZERS))
+    opt.add_argument("--momentum", type=float, default=d.momentum, help="momentum and nesterov's mu")
+    opt.add_argument("--betas", default=",".join(map(str, d.betas)), metavar="B1,B2", help="adam and adamw's betas")
+    opt.add_argument("--alpha", type=float, default=d.alpha, help="rmsprop's smoothing constant")
+    opt.add_argument("--eps", type=float, default=None,
+                     help="the optimizer's epsilon (default: its own, e.g. 1e-8 for adam, 1e-10 for adagrad)")
+    opt.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                     help="L2 weight decay, coupled into the gradient (decoupled for adamw)")
+    opt.add_argument("--no-decay-biases", action="store_true", help="leave the biases out of weight decay")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: full batch)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -95,8 +105,14 @@ def parse_args(argv=None):
     except ValueError:
         p.error(f"--layers must be comma-separated integers, got {args.layers!r}")
     try:
+        betas: tuple = tuple(float(b) for b in args.betas.split(","))
+    except ValueError:
+        p.error(f"--betas must be two comma-separated numbers, got {args.betas!r}")
+    try:
         config = Config(layers=layers, hidden=args.hidden, output=args.output, loss=args.loss, init=args.init,
-                        lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed)
+                        lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed,
+                        optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
+                        weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
     if args.samples is None and (layers[0], layers[-1]) != (2, 1):
@@ -159,22 +175,27 @@ def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
 
     A diverging run overflows on its way; the overflow is reported here as divergence, not warned about.
     """
-    losses, saved, done = [], {}, 0
+    losses, saved, saved_opt, done, opt_state, step = [], {}, {}, 0, None, 0
     for stop in case.checkpoints(config.epochs):
         stretch = config.replace(epochs=stop - done)
-        with np.errstate(all="ignore"):
-            part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device)
+        with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state and step count
+            part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device,
+                                    opt_state=opt_state, step=step)
         losses.append(part.losses)
         params = saved[stop] = part.params
+        opt_state, step = part.state.opt_state, part.state.step
+        saved_opt[stop] = opt_state
         bad_loss = ~np.isfinite(part.losses).all(axis=1)
         if bad_loss.any():
-            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params), done + int(np.argmax(bad_loss))
+            run = Run(losses=np.concatenate(losses), checkpoints=saved, params=params, opt_checkpoints=saved_opt)
+            return run, done + int(np.argmax(bad_loss))
         if not all(np.isfinite(t).all() for layer in params for t in layer):
-            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params), stop
+            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params,
+                       opt_checkpoints=saved_opt), stop
         if bar is not None:
             bar.update(stop - done)
         done = stop
-    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params), None
+    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params, opt_checkpoints=saved_opt), None
 
 
 def _param_curve(run, target, epochs):
@@ -289,8 +310,8 @@ def _fmt(value, spec=".2e"):
 def _print_table(rows, config, out):
     print(f"\ncross-check of {'-'.join(map(str, config.layers))} {config.hidden}/{config.output}, loss {config.loss}, "
           f"init {config.init}, lr {config.lr:g}, {config.epochs:,} epochs, "
-          f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}",
-          file=out)
+          f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}, "
+          f"optimizer {config.describe_optimizer()}", file=out)
     header = ["backend", "version", "device", "final loss", "predictions", "max |dgrad|", "max |dautodiff|",
               "max |dloss|", "max |dparams|", "first epoch out", "diverged at", "wall s", "epochs/s", "agrees"]
     table = [header]

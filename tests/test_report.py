@@ -83,3 +83,29 @@ def test_report_blames_the_reference_for_its_own_bug(driver, mutate, capsys):
     text = capsys.readouterr().out
     assert status == 1
     assert "the odd one out: numpy (the reference)" in text, text
+
+
+def test_report_trains_with_a_stateful_optimizer(driver, tmp_path, capsys):
+    """`crosscheck --optimizer adam --lr 0.01 --epochs 2000` on the seeds' XOR: every backend agrees, and the JSON
+    records the optimizer and, per backend, whether it agreed."""
+    out_json = tmp_path / "r.json"
+    status = report.main(["--optimizer", "adam", "--lr", "0.01", "--epochs", "2000", "--checkpoints", "10",
+                          "--backends", driver.name, "--plot", "", "--no-progress", "--json", str(out_json)])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "optimizer adam (betas (0.9, 0.999), eps 1e-08)" in text
+    data = json.loads(out_json.read_text())
+    assert data["config"]["optimizer"] == "adam" and data["backends"][driver.name]["agree"] is True
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--optimizer", "lbfgs"], "invalid choice"),
+    (["--betas", "0.9"], "betas must be a pair"),
+    (["--betas", "a,b"], "--betas must be two comma-separated numbers"),
+    (["--momentum", "1.5"], "momentum must be a number in [0, 1)"),
+])
+def test_bad_optimizer_arguments_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        report.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

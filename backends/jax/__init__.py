@@ -49,8 +49,8 @@ class _Compiled:
     gradients = staticmethod(jax.jit(_gradients, static_argnames="config"))
 
     @staticmethod
-    def train(*args):
-        return mlp.train(*args)  # compiled inside, around lax.scan
+    def train(*args, **kwargs):
+        return mlp.train(*args, **kwargs)  # compiled inside, around lax.scan
 
 
 def to_native(arr, device):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .losses import loss_forward
-from .mlp import UNROLL, Run, forward, update
+from .mlp import UNROLL, Run, batches, forward, update
 
 
 def vjp(f, x, dy=None):
@@ -43,3 +43,51 @@ def _train_epochs(params, X, y, config, length):
         return update(params, grads, {}, 0, config)[0], loss[None]
 
     return lax.scan(epoch, params, None, length=length, unroll=min(UNROLL, length))
+
+
+def framework_optimizer(config):
+    """optax's own optimizer for config, set to torch.optim's conventions where optax offers the choice.
+
+    Quirks, each a finding: optax.rmsprop puts eps inside the root unless eps_in_sqrt=False; optax.adagrad
+    starts its sum of squares at 0.1 (torch: 0) and always puts eps inside the root, rsqrt(G + eps) (torch:
+    1 / (sqrt(G) + eps)), so the two agree only where eps is negligible beside sqrt(G).
+    """
+    import optax  # the jax extra installs it; only this oracle needs it
+
+    wd, name = config.weight_decay, config.optimizer
+    mask = [(True, config.decay_biases) for _ in range(len(config.layers) - 1)]
+    b1, b2 = config.betas
+    if name == "adamw":  # decoupled: p <- p - lr (adam step + wd p), as torch's p (1 - lr wd) - lr adam step
+        return optax.adamw(config.lr, b1, b2, config.eps, weight_decay=wd, mask=mask)
+    base = {"sgd": lambda: optax.sgd(config.lr),
+            "momentum": lambda: optax.sgd(config.lr, momentum=config.momentum),
+            "nesterov": lambda: optax.sgd(config.lr, momentum=config.momentum, nesterov=True),
+            "rmsprop": lambda: optax.rmsprop(config.lr, decay=config.alpha, eps=config.eps, eps_in_sqrt=False),
+            "adagrad": lambda: optax.adagrad(config.lr, initial_accumulator_value=0.0, eps=config.eps),
+            "adam": lambda: optax.adam(config.lr, b1, b2, config.eps)}[name]()
+    return optax.chain(optax.add_decayed_weights(wd, mask), base) if wd else base  # coupled L2, as torch
+
+
+def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
+    """mlp.train's contract with jax.grad's gradients and optax's optimizer: the framework's own run."""
+    import optax
+
+    tx = framework_optimizer(config)
+
+    @jax.jit
+    def step(params, opt_state, Xb, yb):
+        loss, grads = autodiff_gradients(params, Xb, yb, config)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    opt_state = tx.init(params)
+    steps = batches(X.shape[0], config.batch_size)
+    losses, saved = [], {}
+    for epoch in range(config.epochs):
+        for start, stop in steps:
+            idx = slice(None) if orders is None else orders[epoch, start:stop]
+            params, opt_state, loss = step(params, opt_state, X[idx], y[idx])
+            losses.append(loss)
+        if epoch + 1 in checkpoints:
+            saved[epoch + 1] = params
+    return Run(losses=jnp.stack(losses).reshape(config.epochs, len(steps)), checkpoints=saved, params=params)

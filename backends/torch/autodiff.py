@@ -3,7 +3,7 @@
 import torch
 
 from .losses import loss_forward
-from .mlp import Run, forward
+from .mlp import Run, batches, forward
 
 
 def vjp(f, x, dy=None):
@@ -39,3 +39,40 @@ def train(params, X, y, config, orders=None, checkpoints=()):
                 p.sub_(config.lr * g)
             losses[epoch, 0] = loss
     return Run(losses=losses, checkpoints={}, params=[(W.detach(), b.detach()) for W, b in params])
+
+
+def framework_optimizer(params, config):
+    """torch.optim's own optimizer for config: weights and biases in two groups, biases undecayed if asked."""
+    wd, name = config.weight_decay, config.optimizer
+    groups = [{"params": [W for W, _ in params], "weight_decay": wd},
+              {"params": [b for _, b in params], "weight_decay": wd if config.decay_biases else 0.0}]
+    if name in ("sgd", "momentum", "nesterov"):
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.0 if name == "sgd" else config.momentum,
+                               nesterov=name == "nesterov")
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=config.lr, alpha=config.alpha, eps=config.eps)
+    if name == "adagrad":
+        return torch.optim.Adagrad(groups, lr=config.lr, eps=config.eps)
+    optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    return optimizer(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+
+
+def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
+    """mlp.train's contract with torch.autograd's gradients and torch.optim's optimizer: the framework's own run."""
+    leaves = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
+    optimizer = framework_optimizer(leaves, config)
+    steps = batches(len(X), config.batch_size)
+    losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
+    saved = {}
+    for epoch in range(config.epochs):
+        for s, (start, stop) in enumerate(steps):
+            idx = slice(None) if orders is None else orders[epoch, start:stop]
+            optimizer.zero_grad()
+            z, a = forward(leaves, X[idx], config)[-1]
+            loss = loss_forward(config.loss, z, a, y[idx])
+            loss.backward()
+            optimizer.step()
+            losses[epoch, s] = loss.detach()
+        if epoch + 1 in checkpoints:
+            saved[epoch + 1] = [(W.detach().clone(), b.detach().clone()) for W, b in leaves]
+    return Run(losses=losses, checkpoints=saved, params=[(W.detach(), b.detach()) for W, b in leaves])
