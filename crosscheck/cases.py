@@ -74,5 +74,21 @@ CASES = (
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),
 )
-BY_ID = {case.id: case for case in CASES}
+
+
+def _optimizer_cases():
+    """Two cases per registered optimizer, for its own tests (tests/test_optimizers.py) and the bug catalogue:
+    a minibatch problem whose last batch is partial, and the seeds' XOR, both with weight decay on the weights
+    only (coupled, or decoupled for adamw). Their forward passes and gradients are those of the cases above."""
+    for name in registry.OPTIMIZERS:
+        yield Case(f"{name}-minibatch",
+                   Config(layers=(3, 5, 2), hidden="tanh", output="identity", loss="mse", init="glorot_uniform",
+                          lr=0.01, epochs=30, batch_size=8, seed=11, optimizer=name, weight_decay=0.01,
+                          decay_biases=False), samples=20)
+        yield Case(f"{name}-xor", SEED2_XOR.replace(lr=0.05, epochs=300, optimizer=name, weight_decay=0.001,
+                                                    decay_biases=False))
+
+
+OPTIMIZER_CASES = tuple(_optimizer_cases())
+BY_ID = {case.id: case for case in CASES + OPTIMIZER_CASES}
 DTYPES = registry.DTYPES

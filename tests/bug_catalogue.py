@@ -26,7 +26,7 @@ PROBES = ("kink", "pieces", "float32", "saturation", "oracle")
 class Bug:
     id: str
     what: str
-    module: str  # activations, losses, mlp or gradcheck
+    module: str  # activations, losses, mlp, optimizers or gradcheck
     old: str  # the correct line, as the reference spells it
     new: str  # the mistake
     check: str  # forward, gradients or trajectory against the reference; or one of PROBES
@@ -51,6 +51,12 @@ def grads(*layers, loss=True, weights=True, biases=True):
 
 
 LOSS_ONLY = ("loss",)
+
+
+def _on(*optimizers):
+    """An optimizer mistake's cases: each optimizer's minibatch and XOR runs; the recorded losses always move."""
+    cases = {f"{name}-{kind}": Expect("loss [epoch, step]") for kind in ("minibatch", "xor") for name in optimizers}
+    return dict(sorted(cases.items(), key=lambda item: "xor" in item[0]))  # the minibatch runs first (by default)
 
 BUGS = (
     Bug("sigmoid-derivative-from-z", "sigmoid'(z) computed from z where the output a is meant", "activations",
@@ -189,4 +195,39 @@ BUGS = (
         "g[i] = (f(_bumped(x, i, eps)) - f(_bumped(x, i, -eps))) / (2 * eps)",
         "g[i] = (f(_bumped(x, i, 1e-2)) - f(x)) / 1e-2", "oracle",
         {"": Expect("central differences vs the closed form")}, only=("numpy",)),
+    # Optimizers with state: each on its optimizer's minibatch and XOR cases (crosscheck/cases.py).
+    Bug("adam-bias-correction-off-by-one", "adam's bias correction with the step count off by one", "optimizers",
+        "m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)",
+        "m_hat, v_hat = m / (1 - b1**(t + 1)), v / (1 - b2**(t + 1))", "trajectory", _on("adam")),
+    Bug("adam-eps-inside-root", "adam's epsilon inside the square root, where the convention puts it outside",
+        "optimizers", "return p - c.lr * m_hat / (np.sqrt(v_hat) + c.eps), (m, v)",
+        "return p - c.lr * m_hat / np.sqrt(v_hat + c.eps), (m, v)", "trajectory", _on("adam"),
+        spellings=_torch_jax(("return p - c.lr * m_hat / (torch.sqrt(v_hat) + c.eps), (m, v)",
+                              "return p - c.lr * m_hat / torch.sqrt(v_hat + c.eps), (m, v)"),
+                             ("return p - c.lr * m_hat / (jnp.sqrt(v_hat) + c.eps), (m, v)",
+                              "return p - c.lr * m_hat / jnp.sqrt(v_hat + c.eps), (m, v)"))),
+    Bug("momentum-buffer-not-carried", "momentum's buffer not carried from one step to the next", "optimizers",
+        "return p - c.lr * b, (b,)", "return p - c.lr * b, s", "trajectory", _on("momentum")),
+    Bug("optimizer-state-reset-at-checkpoint", "the optimizer's state reset after each checkpoint", "mlp",
+        "saved[epoch + 1], saved_opt[epoch + 1] = params, opt_state",
+        "saved[epoch + 1], saved_opt[epoch + 1], opt_state = params, opt_state, optimizers.init(params, config)",
+        "trajectory", _on("adam"),
+        spellings={"torch": ("saved[epoch + 1], saved_opt[epoch + 1] = [(W.clone(), b.clone()) for W, b in params], "
+                             "opt_state",
+                             "saved[epoch + 1], saved_opt[epoch + 1], opt_state = [(W.clone(), b.clone()) for W, b in "
+                             "params], opt_state, optimizers.init(params, config)"),
+                   "jax": ("state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)",
+                           "state, stretch_losses = train_epochs(TrainState(state.params, optimizers.init("
+                           "state.params, config), state.step), X, y, stretch, config, stop - done)")}),
+    Bug("weight-decay-on-excluded-biases", "weight decay applied to the biases where the configuration excludes them",
+        "optimizers", "wd = config.weight_decay if which == 0 or config.decay_biases else 0.0",
+        "wd = config.weight_decay", "trajectory", _on("adam", "momentum")),
+    Bug("adamw-decay-coupled", "adamw's decay coupled into the gradient (that is adam with L2) instead of decoupled",
+        "optimizers", "return adam_update(p * (1 - c.lr * wd), g, s, t, c, 0.0)",
+        "return adam_update(p, g + wd * p, s, t, c, 0.0)", "trajectory", _on("adamw")),
+    Bug("rmsprop-rho-on-the-wrong-term", "rmsprop's running average with (1 - alpha) on the old average", "optimizers",
+        "v = c.alpha * s[0] + (1 - c.alpha) * g * g", "v = (1 - c.alpha) * s[0] + c.alpha * g * g", "trajectory",
+        _on("rmsprop")),
+    Bug("nesterov-lookahead-missing", "nesterov without its look-ahead: plain momentum", "optimizers",
+        "return p - c.lr * (g + c.momentum * b), (b,)", "return p - c.lr * b, (b,)", "trajectory", _on("nesterov")),
 )

@@ -103,7 +103,7 @@ def pytest_run(*argv, strict_mode):
                                                                           "CROSSCHECK_BACKENDS")}
     if strict_mode:
         env["CROSSCHECK_STRICT"] = "1"
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *argv],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n0", *argv],
                           capture_output=True, text=True, cwd=ROOT, env=env, check=False, timeout=300)
     return done.returncode, done.stdout + done.stderr
 

@@ -14,16 +14,14 @@ import pytest
 from common import registry
 from common.config import Config
 from crosscheck import checks
-from crosscheck.cases import Case
+from crosscheck.cases import BY_ID, Case
 from crosscheck.compare import Disagreement
 
 
 def optimizer_case(name, **changes):
-    """A small minibatch problem (batches of 8 of 20: the last one partial) for one optimizer, with weight decay
-    (coupled, or decoupled for adamw) on the weights only."""
-    config = Config(layers=(3, 5, 2), hidden="tanh", output="identity", loss="mse", init="glorot_uniform", lr=0.01,
-                    epochs=30, batch_size=8, seed=11, optimizer=name, weight_decay=0.01, decay_biases=False)
-    return Case(f"{name}-minibatch", config.replace(**changes), samples=20)
+    """The optimizer's minibatch case (crosscheck/cases.py: batches of 8 of 20, weight decay on the weights only)."""
+    case = BY_ID[f"{name}-minibatch"]
+    return Case(case.id, case.config.replace(**changes), samples=case.samples)
 
 
 OPTIMIZERS = list(registry.OPTIMIZERS)
@@ -62,7 +60,8 @@ def test_two_stretches_are_one_run(driver, device, optimizer):
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("optimizer", [pytest.param(name, marks=[] if name in ("adam", "adagrad") else
+                                                    [pytest.mark.slow]) for name in OPTIMIZERS])
 def test_the_frameworks_own_optimizer_agrees(driver, device, optimizer):
     case = optimizer_case(optimizer)
     if (driver.name, optimizer) in CONVENTIONS:

@@ -106,7 +106,7 @@ def test_bad_registration_is_named(clean_plugins, spec, message):
 
 def run_suite(*args):
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "CROSSCHECK_STRICT", "CROSSCHECK_BACKENDS")}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-n0",
                            "tests/test_agreement.py", "tests/test_validation.py", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
 
