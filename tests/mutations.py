@@ -12,15 +12,22 @@ import sys
 
 from crosscheck import checks
 
+_jax_mutated = False  # JAX's compiled functions hold planted code only after a backends.jax module was mutated
+
 
 def clear_caches():
-    """JAX's compiled functions, and the reference results cached by crosscheck.checks."""
-    if "jax" in sys.modules:
+    """The reference results and votes cached by crosscheck.checks, and JAX's compiled functions where they may
+    hold planted code (recompiling every JAX function after every plant would triple the catalogue's time)."""
+    global _jax_mutated
+    if _jax_mutated and "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
+    _jax_mutated = False
     checks.clear_caches()
 
 
 def mutate(monkeypatch, module_name, old, new):
+    global _jax_mutated
+    _jax_mutated = _jax_mutated or module_name.startswith("backends.jax")
     module = importlib.import_module(module_name)
     source = inspect.getsource(module)
     count = source.count(old)

@@ -70,12 +70,14 @@ PLANTS = [pytest.param(bug, case_id, id=f"{bug.id}@{case_id}" if case_id else bu
 
 @pytest.mark.builtin
 @pytest.mark.parametrize(("bug", "case_id"), PLANTS)
-def test_mistake_is_caught_and_named(request, driver, device, mutate, bug, case_id):
+def test_mistake_is_caught_and_named(request, monkeypatch, driver, device, mutate, bug, case_id):
     if bug.only and driver.name not in bug.only:
         pytest.skip(f"{bug.id} can only live in {', '.join(bug.only)}")
     turn = (bug.only or BUILTIN)[BUGS.index(bug) % len(bug.only or BUILTIN)]
     if driver.name != turn and not request.config.getoption("--run-slow"):
         pytest.skip(f"slow: {bug.id} is planted in {turn} by default; in every backend with --run-slow")
+    if driver.name != backends.REFERENCE:  # only a mistake in the reference asserts the vote: spare its reruns
+        monkeypatch.setattr(checks, "vote", lambda *args, **kwargs: "vote not taken (bug catalogue)")
     old, new = bug.spelled(driver.name)
     package = backends.REGISTRY[driver.name][0]
     mutate(f"{package}.{bug.module}", old, new)
