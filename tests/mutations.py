@@ -15,11 +15,12 @@ from crosscheck import checks
 _jax_mutated = False  # JAX's compiled functions hold planted code only after a backends.jax module was mutated
 
 
-def clear_caches():
+def clear_caches(jax=False):
     """The reference results and votes cached by crosscheck.checks, and JAX's compiled functions where they may
-    hold planted code (recompiling every JAX function after every plant would triple the catalogue's time)."""
+    hold planted code: jax=True, or a backends.jax module mutated since the last clear (recompiling every JAX
+    function after every plant would triple the catalogue's time)."""
     global _jax_mutated
-    if _jax_mutated and "jax" in sys.modules:
+    if (jax or _jax_mutated) and "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
     _jax_mutated = False
     checks.clear_caches()
@@ -27,7 +28,6 @@ def clear_caches():
 
 def mutate(monkeypatch, module_name, old, new):
     global _jax_mutated
-    _jax_mutated = _jax_mutated or module_name.startswith("backends.jax")
     module = importlib.import_module(module_name)
     source = inspect.getsource(module)
     count = source.count(old)
@@ -41,5 +41,7 @@ def mutate(monkeypatch, module_name, old, new):
             monkeypatch.setattr(module, name, value)
         elif isinstance(original, dict) and name.isupper() and value is not original:
             monkeypatch.setattr(module, name, value)  # function tables (FORWARD, BACKWARD) point at the new code
-    clear_caches()
+    planted_in_jax = module_name.startswith("backends.jax")
+    clear_caches(jax=planted_in_jax)  # the planted code must be traced afresh...
+    _jax_mutated = _jax_mutated or planted_in_jax  # ...and cleared again when the test undoes it
     return module

@@ -6,6 +6,7 @@
 import pytest
 
 import backends
+import mutations
 from crosscheck import checks
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
@@ -41,6 +42,16 @@ def test_missing_transpose_in_backward(driver, device, mutate):
 
 @pytest.mark.frameworks
 def test_bugs_do_not_outlive_their_test(driver, device):
-    """After the planted bugs above, the same backend agrees again (no leaked patch or stale compile)."""
+    """Plant, check, undo, check again, in one test (so no test order can make it check nothing): after the
+    undo the same backend agrees again, with no leaked patch or stale compiled code."""
+    case = BY_ID["deep-tanh-sigmoid-mse"]
+    checks.check_gradients(driver, case, "float64", device)  # compiled (JAX) and cached before the plant
+    patch = pytest.MonkeyPatch()
+    old = {"torch": "da = dz @ W.T", "jax": "da = dot(dz, W.T)"}[driver.name]
+    mutations.mutate(patch, package(driver, "mlp"), old, old.replace("W.T", "W"))
+    with pytest.raises(Disagreement):
+        checks.check_gradients(driver, case, "float64", device)
+    patch.undo()
+    mutations.clear_caches()
+    checks.check_gradients(driver, case, "float64", device)
     checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
-    checks.check_gradients(driver, BY_ID["deep-tanh-sigmoid-mse"], "float64", device)
