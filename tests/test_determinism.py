@@ -25,11 +25,12 @@ def test_two_runs_are_bit_identical(driver, device, dtype, case):
 
 
 def test_training_does_not_modify_its_inputs(driver, device):
-    config, params, X, y, orders = BY_ID["tanh-identity-mse-minibatch"].inputs()
+    config, params, X, y, orders = BY_ID["adam-minibatch"].inputs()  # an optimizer with state, minibatches
     copies = [(W.copy(), b.copy()) for W, b in params], X.copy(), y.copy(), orders.copy()
     driver.run_train(params, X, y, config, orders, device=device)
     for (W, b), (W0, b0) in zip(params, copies[0]):
         np.testing.assert_array_equal(W, W0)
         np.testing.assert_array_equal(b, b0)
     np.testing.assert_array_equal(X, copies[1])
+    np.testing.assert_array_equal(y, copies[2])
     np.testing.assert_array_equal(orders, copies[3])

@@ -29,7 +29,7 @@ def test_report_covers_every_backend(driver, capsys):
     status = report.main([*SHORT, "--backends", driver.name, "--plot", ""])
     text = capsys.readouterr().out
     assert status == 0, text
-    assert f"\n{driver.name} " in text and "AGREE" in text
+    assert f"\n{driver.name} " in text and "\nAGREE: " in text and "DISAGREE" not in text
 
 
 @pytest.mark.frameworks
