@@ -4,6 +4,7 @@ Each backend package builds one Driver from its own mlp module and array
 conversions; nothing here knows which framework sits behind it.
 """
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -40,6 +41,12 @@ def batches(n_samples, batch_size):
     if batch_size is None:
         return [(0, n_samples)]
     return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]
+
+
+def _continues(train):
+    """Whether a train function takes opt_state and step, to continue a run (every built-in backend's does)."""
+    parameters = inspect.signature(train).parameters
+    return "opt_state" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 class Unsupported(Exception):
@@ -113,7 +120,8 @@ class Driver:
         check_inputs(params, X, y, config, orders)  # check_params included
         native = self._native(params, X, y, device)
         native_orders = None if orders is None else self.to_native(orders, device)
-        if opt_state is None and step == 0:  # a plug-in's train may know nothing of optimizer state
+        if (opt_state is None and step == 0) or not _continues(self.mlp.train):
+            # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
             run = self.mlp.train(*native, config, native_orders, checkpoints)
         else:
             run = self.mlp.train(*native, config, native_orders, checkpoints,

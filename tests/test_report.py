@@ -109,3 +109,15 @@ def test_bad_optimizer_arguments_exit_2(argv, message, capsys):
         report.main(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_report_runs_a_plugin_over_several_stretches(monkeypatch, capsys):
+    """The report trains in stretches, handing each one the last one's TrainState; a seed-style plug-in's train
+    knows nothing of optimizer state, and must still run (its plain descent has none)."""
+    monkeypatch.setattr(backends, "_plugins", dict(backends._plugins))  # the registration stays in this test
+    status = report.main(["--implementation", "student=examples.student_nn:DRIVER", "--backends", "student",
+                          "--layers", "2,4,1", "--init", "standard_normal", "--epochs", "300", "--checkpoints", "5",
+                          "--plot", "", "--no-progress"])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "\nstudent " in text and "\nAGREE: all 2 backends" in text
