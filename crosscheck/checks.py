@@ -39,6 +39,7 @@ class Findings:
 
     def __init__(self, vote=None):
         self.diffs, self.failures, self.vote = [], [], vote
+        self.first_epochs = []  # where a failing trajectory quantity first left its tolerance
 
     def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
         """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems)."""
@@ -50,14 +51,19 @@ class Findings:
             self.diffs.append((what, epoch, diff))
         except Disagreement as exc:
             self.failures.append(str(exc))
+            if exc.first_bad:  # a trajectory: epoch lists the checkpoints stacked along axis 0, else axis 0 is epochs
+                i = exc.first_bad[0]
+                self.first_epochs.append(epoch[i] if isinstance(epoch, list) else i)
 
     def result(self):
         __tracebackhide__ = True
         if self.failures:
             total = len(self.failures) + len(self.diffs)
             verdict = f"\n{self.vote()}" if self.vote is not None else ""
-            raise Disagreement(f"{len(self.failures)} of {total} quantities disagree:\n  " + "\n  ".join(self.failures)
+            exc = Disagreement(f"{len(self.failures)} of {total} quantities disagree:\n  " + "\n  ".join(self.failures)
                                + verdict)
+            exc.first_epoch = min(self.first_epochs, default=None)
+            raise exc
         return self.diffs
 
 

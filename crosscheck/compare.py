@@ -12,7 +12,14 @@ from . import tolerances
 
 
 class Disagreement(AssertionError):
-    """A backend's result is not the reference's, with where and by how much."""
+    """A backend's result is not the reference's, with where and by how much.
+
+    first_bad: the first index (in C order) out of tolerance, where one comparison located it; first_epoch: the
+    first epoch out of tolerance, where a trajectory check located it (crosscheck.checks), for the report.
+    """
+
+    first_bad: tuple | None = None
+    first_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,10 @@ def check_comparable(actual, expected, *, what, backend, epoch=None, dtype=None)
         bad = ~np.isfinite(arr)
         if bad.any():
             first = np.unravel_index(np.argmax(bad), arr.shape)
-            raise Disagreement(f"{label}: {side} result is not finite ({arr[first]} at {_index(first, epoch)}): "
+            exc = Disagreement(f"{label}: {side} result is not finite ({arr[first]} at {_index(first, epoch)}): "
                                f"the run diverged, which is never agreement")
+            exc.first_bad = tuple(int(i) for i in first)
+            raise exc
     return actual, expected
 
 
@@ -88,9 +97,11 @@ def assert_close(actual, expected, tol, *, what, backend, epoch=None, dtype=None
     actual, expected = check_comparable(actual, expected, what=what, backend=backend, epoch=epoch, dtype=dtype)
     d = diff(actual, expected, tol)
     if d.first_bad is not None:
-        raise Disagreement(f"{_label(what, backend, epoch)} disagrees with the reference beyond "
+        exc = Disagreement(f"{_label(what, backend, epoch)} disagrees with the reference beyond "
                            f"rtol={tol.rtol:g}, atol={tol.atol:g}: first at {_index(d.first_bad, epoch)}; "
                            f"{d.describe(epoch)}")
+        exc.first_bad = tuple(int(i) for i in d.first_bad)
+        raise exc
     return d
 
 
@@ -103,7 +114,10 @@ def assert_float32_close(actual, ref32, ref64, *, what, backend, epoch=None):
     ours, theirs = diff(actual, ref64), diff(ref32, ref64)
     bound = tolerances.float32_bound(theirs.max_abs, float(np.max(np.abs(ref64))))
     if ours.max_abs > bound:
-        raise Disagreement(f"{_label(what, backend, epoch)} in float32 strays {ours.max_abs:.3e} from the float64 "
+        exc = Disagreement(f"{_label(what, backend, epoch)} in float32 strays {ours.max_abs:.3e} from the float64 "
                            f"reference, more than {bound:.3e} ({tolerances.FLOAT32_FACTOR:g} x the NumPy float32 "
                            f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe(epoch)}")
+        out = np.abs(np.asarray(actual, np.float64) - np.asarray(ref64, np.float64)) > bound
+        exc.first_bad = tuple(int(i) for i in np.unravel_index(np.argmax(out), out.shape))
+        raise exc
     return ours
