@@ -270,6 +270,8 @@ def run_report(args, case, names, out=None):
                 row.agree = None
                 row.problems.append(f"{name}: not compared: the NumPy reference diverged at epoch {ref_diverged}")
                 continue
+            if name != backends.REFERENCE and ref is None:
+                raise Disagreement("the reference run failed, so there is nothing to compare with")
             row.epochs_per_s = config.epochs / row.wall_s
             row.final_loss = float(run.losses[-1].mean())
             output = driver.run_forward(run.params, X, config, device)
