@@ -63,6 +63,9 @@ ROWS = {
     "torch-compiled": ("torch", "compiled"),
     "jax": ("jax", "manual"),
     "jax-autodiff": ("jax", "autodiff"),
+    # the framework's autodiff and its own optimizer (torch.optim, optax): timed on the workloads with a stateful one
+    "torch-optim": ("torch", "optimizer"),
+    "jax-optax": ("jax", "optimizer"),
 }
 
 
@@ -72,6 +75,8 @@ def core(backend, how):
         import reference
 
         return reference.mlp.train
+    if how == "optimizer":
+        return importlib.import_module(f"backends.{backend}.autodiff").optimizer_train
     return importlib.import_module(f"backends.{backend}.{'mlp' if how == 'manual' else how}").train
 
 
@@ -81,6 +86,10 @@ def test_training_core(benchmark, record, workload, row):
     backend, how = ROWS[row]
     if how == "compiled" and workload != "xor":
         pytest.skip("torch.compile pays off where per-op overhead dominates: xor only (tens of seconds to compile)")
+    if how == "autodiff" and WORKLOADS[workload].config.optimizer != "sgd":
+        pytest.skip("the autodiff loops train by plain descent; the optimizer rows time autodiff with an optimizer")
+    if how == "optimizer" and WORKLOADS[workload].config.optimizer == "sgd":
+        pytest.skip("the framework-optimizer rows time the workloads with a stateful optimizer")
     wl = WORKLOADS[workload]
     benchmark.group = workload
     try:

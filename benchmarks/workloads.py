@@ -26,6 +26,12 @@ WORKLOADS = {
     # Compute-bound: matrix products dominate.
     "wide": Workload("wide", Config(layers=(784, 512, 10), init="glorot_uniform", lr=0.001, epochs=10,
                                     dtype="float32"), 1024, None),
+    # The same two with Adam: its state and update beside the seeds' plain descent (the baseline row stays the
+    # seeds' own loop), and beside the frameworks' own optimizers (torch.optim, optax).
+    "xor-adam": Workload("xor-adam", Config(layers=(2, 2, 1), init="uniform_pm1", lr=0.01, epochs=3200,
+                                            optimizer="adam"), None, 1),
+    "wide-adam": Workload("wide-adam", Config(layers=(784, 512, 10), init="glorot_uniform", lr=0.001, epochs=10,
+                                              dtype="float32", optimizer="adam"), 1024, None),
 }
 
 if os.environ.get("CROSSCHECK_BENCH_DTYPE"):

@@ -70,16 +70,7 @@ def framework_optimizer(config):
 
 def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
     """mlp.train's contract with jax.grad's gradients and optax's optimizer: the framework's own run."""
-    import optax
-
-    tx = framework_optimizer(config)
-
-    @jax.jit
-    def step(params, opt_state, Xb, yb):
-        loss, grads = autodiff_gradients(params, Xb, yb, config)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
+    tx, step = _optax_step(config)
     opt_state = tx.init(params)
     steps = batches(X.shape[0], config.batch_size)
     losses, saved = [], {}
@@ -91,3 +82,23 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
         if epoch + 1 in checkpoints:
             saved[epoch + 1] = params
     return Run(losses=jnp.stack(losses).reshape(config.epochs, len(steps)), checkpoints=saved, params=params)
+
+
+_OPTAX_STEPS: dict = {}
+
+
+def _optax_step(config):
+    """(optax transformation, its compiled step) for config, built once (else every run would recompile)."""
+    if config not in _OPTAX_STEPS:
+        import optax
+
+        tx = framework_optimizer(config)
+
+        @jax.jit
+        def step(params, opt_state, Xb, yb):
+            loss, grads = autodiff_gradients(params, Xb, yb, config)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        _OPTAX_STEPS[config] = tx, step
+    return _OPTAX_STEPS[config]
