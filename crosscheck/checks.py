@@ -173,7 +173,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints, device)
     if ref is None:
         ref, ref64 = _reference(reference_run, case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
-    known = {driver.name: [run.losses, *(_stacked(run, i, checkpoints) for i in range(len(flat(params))))]}
+    known = {driver.name: _trajectory(run, len(flat(params)), checkpoints)}
     found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs, known=known))
     found.compare(run.losses, ref.losses, ref64 and ref64.losses, "trajectory", what="loss [epoch, step]",
                   backend=driver.name)
@@ -197,6 +197,18 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     return found.result()
 
 
+def _trajectory(run, n_leaves, checkpoints):
+    """A run's losses and each parameter stacked over the checkpoints: one trajectory ballot of the vote."""
+    return [run.losses, *(_stacked(run, i, checkpoints) for i in range(n_leaves))]
+
+
+def backend_module(driver, name):
+    """A built-in backend's own module (losses, activations, autodiff...), for checks of its individual functions."""
+    import backends  # not at the top: the checks import with NumPy alone (tests/test_mirrors.py)
+
+    return importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.{name}")
+
+
 def _stacked_state(run, state, i, checkpoints):
     """The i-th leaf of the optimizer state `state` at each checkpoint, stacked along a new first axis."""
     return None if run is None else np.stack([flat(run.opt_checkpoints[e][state])[i] for e in checkpoints])
@@ -212,11 +224,7 @@ def check_loss_pieces(driver, device="cpu", seed=0):
     dL/da from <name>_backward against central differences of <name>_forward, and the chain
     f'(z) * dL/da against the fused backward that training uses (dL/dz), at random interior points.
     """
-    import backends  # not at the top: the checks import with NumPy alone (tests/test_mirrors.py)
-
-    package = backends.REGISTRY[driver.name][0]
-    losses = importlib.import_module(f"{package}.losses")
-    activations = importlib.import_module(f"{package}.activations")
+    losses, activations = backend_module(driver, "losses"), backend_module(driver, "activations")
     rng = np.random.default_rng(seed)
     found = Findings()
     for name, output in UNFUSED_PIECES.items():
@@ -383,8 +391,7 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
             elif name not in ballots:
                 run = (d.run_train(params, X, y, config, orders, checkpoints, dev) if name != backends.REFERENCE
                        else reference_run(case, dtype, epochs, **twin))
-                ballots[name] = ([run.losses, *(_stacked(run, i, checkpoints) for i in range(len(flat(params))))],
-                                 kind)
+                ballots[name] = (_trajectory(run, len(flat(params)), checkpoints), kind)
         except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
             continue
     if what == "gradients" and sum(t.size for t in flat(params)) <= VOTE_FD_LIMIT:
@@ -475,11 +482,9 @@ FRAMEWORK_OPTIMIZER = {"torch": "torch.optim", "jax": "optax"}
 def check_framework_optimizer(driver, case, device="cpu"):
     """The reference's manual optimizer against the framework's own (torch.optim, optax) driven by the framework's
     autodiff, over the case's whole run in float64: losses at every step, parameters at the checkpoints."""
-    import backends
-
     config, params, X, y, orders = case.inputs("float64")
     checkpoints = case.checkpoints(config.epochs)
-    autodiff = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff")
+    autodiff = backend_module(driver, "autodiff")
     native = driver.native_params(params, device), driver.to_native(X, device), driver.to_native(y, device)
     run = computed(driver.name, "training", autodiff.optimizer_train, *native, config,
                    None if orders is None else driver.to_native(orders, device), checkpoints)

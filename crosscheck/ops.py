@@ -16,7 +16,7 @@ import numpy as np
 
 from common import registry
 
-from .checks import Findings
+from .checks import Findings, backend_module
 
 SHAPE = (5, 3)
 DIRECTIONS = 3
@@ -25,12 +25,6 @@ EPS = 1e-6
 EDGES = {"relu": [0.0, 0.0, -0.0], "sigmoid": [30.0, -30.0, 0.0], "tanh": [30.0, -30.0, 0.0],
          "identity": [0.0, 1.0, -1.0], "softmax": [800.0, -800.0, 0.0]}
 KINKS = {"relu": 0.0}  # where the derivative jumps: central differences straddle it, so directions skip it there
-
-
-def _module(driver, kind):
-    import backends
-
-    return importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.{kind}")
 
 
 def activation_inputs(name, seed=0):
@@ -64,7 +58,7 @@ def loss_inputs(name, seed=0):
 def check_op(driver, kind, name, device="cpu", seed=0):
     """One op on one backend: forward and backward against the reference, autodiff's VJP and central differences."""
     __tracebackhide__ = True
-    ours, ref = _module(driver, kind), importlib.import_module(f"reference.{kind}")
+    ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     numpy = driver.to_numpy
     found = Findings()
@@ -116,7 +110,7 @@ def _autodiff_vjp(driver, f, x, dy):
     """The framework's own vector-Jacobian product of f at x with dy (None for a scalar f), or None without autodiff."""
     if driver.autodiff_gradients is None:
         return None
-    autodiff = _module(driver, "autodiff")
+    autodiff = backend_module(driver, "autodiff")
     return driver.to_numpy(autodiff.vjp(f, x, dy))
 
 

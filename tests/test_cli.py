@@ -2,6 +2,7 @@
 reported rather than a traceback. The exit status matters here, so most of these run a real subprocess."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,8 +100,7 @@ def test_help_says_each_default_once():
 
 def pytest_run(*argv, strict_mode):
     """A pytest run of this suite in a subprocess: (exit status, output)."""
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI", "CROSSCHECK_STRICT",
-                                                                          "CROSSCHECK_BACKENDS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "CROSSCHECK_STRICT", "CROSSCHECK_BACKENDS")}
     if strict_mode:
         env["CROSSCHECK_STRICT"] = "1"
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n0", *argv],
