@@ -19,6 +19,7 @@ from reference import initial_params
 from reference.data import synthetic, xor
 from workloads import WORKLOADS
 
+BASELINE_ROW = "seeds-loop"
 ROUNDS = 9  # per row: the regression check bootstraps its ratios from these rounds (benchmarks/regression.py)
 # For measuring the regression check's error rates only: "ROW=FACTOR" runs that row's training core FACTOR times
 # inside its timed region, a planted slowdown (README, "Regression check").
@@ -31,13 +32,40 @@ def problem(workload):
     return config, initial_params(config), X, y
 
 
-def timed(benchmark, fn, rounds=ROUNDS):
-    """Time fn (after one warm-up call, which also compiles); return the warm-up's extra seconds."""
+def timed(benchmark, fn, rounds=ROUNDS, beside=None):
+    """Time fn (after one warm-up call, which also compiles); return the warm-up's extra seconds.
+
+    beside: {row: callable}, the rows this one's ratios are taken against, timed again (as many rounds)
+    right after fn's rounds, so that a ratio compares timings taken seconds apart, not minutes: a machine
+    that slows down part-way through the run slows both sides alike. Kept in extra_info["beside_rounds_s"].
+    (Back to back, not interleaved round by round: a tiny XLA loop timed straight after a NumPy loop runs
+    up to twice as slow from cold caches, which would measure the interleaving, not the row.)
+    """
     start = time.perf_counter()
     fn()
     first = time.perf_counter() - start
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+    if beside:
+        seconds = {}
+        for name, other in beside.items():
+            other()  # warm-up
+            seconds[name] = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                other()
+                seconds[name].append(time.perf_counter() - start)
+        benchmark.extra_info["beside_rounds_s"] = seconds
     return max(0.0, first - benchmark.stats.stats.median)
+
+
+def seeds_loop(wl):
+    """The seeds' loop on a workload, as a callable (crosscheck/seedloops.py)."""
+    config, params, X, y = problem(wl)
+    (W1, b1), (W2, b2) = params if len(params) == 2 else pytest.fail("the seeds' loops have one hidden layer")
+    if wl.samples is None:  # notebook 2: samples as columns
+        args = (X.T, y[:, 0], W1.T, b1[:, None], W2.T, b2[:, None], config.lr, config.epochs)
+        return lambda: seedloops.seed2_train(*args)
+    return lambda: seedloops.seed1_train(X, y, W1, W2, config.lr, config.epochs)
 
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))
@@ -45,14 +73,8 @@ def test_seeds_loop(benchmark, record, workload):
     """The baseline: the plain NumPy loop as the notebooks write it (crosscheck/seedloops.py)."""
     wl = WORKLOADS[workload]
     benchmark.group = workload
-    config, params, X, y = problem(wl)
-    (W1, b1), (W2, b2) = params if len(params) == 2 else pytest.fail("the seeds' loops have one hidden layer")
-    if wl.samples is None:  # notebook 2: samples as columns
-        args = (X.T, y[:, 0], W1.T, b1[:, None], W2.T, b2[:, None], config.lr, config.epochs)
-        timed(benchmark, lambda: seedloops.seed2_train(*args))
-    else:  # notebook 1: samples as rows
-        timed(benchmark, lambda: seedloops.seed1_train(X, y, W1, W2, config.lr, config.epochs))
-    record("seeds-loop", wl, framework="numpy")
+    timed(benchmark, seeds_loop(wl))
+    record(BASELINE_ROW, wl, framework="numpy")
 
 
 ROWS = {
@@ -108,7 +130,11 @@ def test_training_core(benchmark, record, workload, row):
             driver.synchronize(result.params)
         return result
 
-    compile_s = timed(benchmark, run)
+    # The rows this one's ratios are taken against, timed again right after it (benchmarks/regression.py).
+    beside = {BASELINE_ROW: seeds_loop(wl)}
+    if workload == "wide":
+        beside[f"gemm-{backend}"] = gemm_rate(backend)
+    compile_s = timed(benchmark, run, beside=beside)
     losses = driver.to_numpy(run().losses)
     assert np.all(np.isfinite(losses)), f"{row} diverged on {workload}"
     record(row, wl, framework=backend, compile_s=compile_s if backend == "jax" or how == "compiled" else None)
@@ -123,9 +149,17 @@ def test_gemm_rate(benchmark, record, framework):
     wl = WORKLOADS["wide"]
     benchmark.group = "wide-gemm"
     try:
-        driver = backends.load(framework)
+        run = gemm_rate(framework)
     except backends.BackendUnavailable as exc:
         pytest.skip(str(exc))
+    timed(benchmark, run)
+    record(f"gemm-{framework}", wl, framework=framework)
+
+
+def gemm_rate(framework):
+    """The GEMM ceiling of the wide workload in one framework, as a callable (raises BackendUnavailable)."""
+    wl = WORKLOADS["wide"]
+    driver = backends.load(framework)
     config, params, X, y = problem(wl)
     (W1, _), (W2, _) = params
     n = wl.samples
@@ -140,8 +174,7 @@ def test_gemm_rate(benchmark, record, framework):
         out = products(*arrays, config.epochs)
         driver.synchronize(out)
 
-    timed(benchmark, run)
-    record(f"gemm-{framework}", wl, framework=framework)
+    return run
 
 
 def gemm_products(framework):

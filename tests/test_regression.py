@@ -2,6 +2,7 @@
 is below the threshold, or when a committed row did not run."""
 
 import importlib.util
+import json
 import pathlib
 
 import numpy as np
@@ -57,3 +58,43 @@ def test_check_passes_when_the_interval_reaches_the_threshold():
 def test_the_verdict_is_deterministic():
     rounds = np.linspace(1.0, 1.3, 9), np.linspace(0.5, 0.8, 9)
     assert regression.interval(*rounds, 1.0) == regression.interval(*rounds, 1.0)
+
+
+def test_rounds_timed_beside_the_row_cancel_a_machine_that_slows_down_part_way():
+    """The seeds' loop's own benchmark ran on a quiet machine (1 s); jax's came later, on a machine twice as
+    slow, where jax took 0.02 s and the seeds' loop timed right after it 2 s. Taken beside the row, the
+    ratio is the true 100; from the seeds' own benchmark it would be 50, a false alarm at a 65% threshold."""
+    slow_jax = bench("xor", "jax", "jax", [0.02] * 9)
+    slow_jax["extra_info"]["beside_rounds_s"] = {"seeds-loop": [2.0] * 9}
+    results = {"benchmarks": [bench("xor", "seeds-loop", "numpy", STEADY), slow_jax]}
+    got = regression.ratios(results)
+    assert got["xor/jax"] == pytest.approx((100.0, 100.0, 100.0), rel=1e-12)
+    assert regression.check(got, {"xor/jax": 100.0}, margin=0.35) == []
+    del slow_jax["extra_info"]["beside_rounds_s"]
+    assert regression.check(regression.ratios(results), {"xor/jax": 100.0}, margin=0.35) != []
+
+
+def test_a_row_rerun_alone_still_has_its_ratios():
+    """A confirmation re-run times only the flagged rows: the other sides come from beside_rounds_s."""
+    torch = bench("wide", "torch", "torch", [0.5] * 9)
+    torch["extra_info"]["beside_rounds_s"] = {"seeds-loop": [1.0] * 9, "gemm-torch": [0.4] * 9}
+    got = regression.ratios({"benchmarks": [torch]})
+    assert got.keys() == {"wide/torch", "wide/torch of gemm"}
+    assert got["wide/torch"] == pytest.approx((2.0, 2.0, 2.0))
+    assert got["wide/torch of gemm"] == pytest.approx((0.8, 0.8, 0.8))
+    assert regression.test_id("wide/torch of gemm").endswith("test_training.py::test_training_core[wide-torch]")
+
+
+def test_confirmation_clears_a_ratio_that_a_fresh_run_does_not_flag(monkeypatch, tmp_path, capsys):
+    """Flagged in the run, cleared by the re-run: it holds. Flagged in both: a regression (exit 1)."""
+    results = tmp_path / "bench.json"
+    results.write_text(json.dumps(RESULTS))
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"xor/jax": 200.0, "wide/torch": 2.0}))  # xor/jax measured 100: flagged
+    monkeypatch.setattr(regression, "remeasure", lambda keys: {"xor/jax": (190.0, 180.0, 200.0)})
+    assert regression.main(["check", str(results), "--baseline", str(baseline), "--confirm", "1"]) == 0
+    assert "REGRESSION" not in capsys.readouterr().out
+    monkeypatch.setattr(regression, "remeasure", lambda keys: {"xor/jax": (100.0, 100.0, 100.0)})
+    assert regression.main(["check", str(results), "--baseline", str(baseline), "--confirm", "2"]) == 1
+    assert "REGRESSION xor/jax" in capsys.readouterr().out
+    assert regression.main(["check", str(results), "--baseline", str(baseline)]) == 1  # no confirmation asked
