@@ -6,7 +6,7 @@ conversions; nothing here knows which framework sits behind it.
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,9 +30,8 @@ class Run:
     """What train returns. losses[e, s] is the loss of step s of epoch e, before its update."""
 
     losses: Any  # (epochs, steps), in the backend's own array type until the driver converts it
-    checkpoints: dict  # epochs done -> params after them
+    checkpoints: dict  # epochs done -> the TrainState after them (a plug-in's train may give params alone)
     params: list
-    opt_checkpoints: dict = field(default_factory=dict)  # epochs done -> the optimizer's state after them
     state: TrainState | None = None  # where training stopped: train(..., opt_state, step) continues from it
 
 
@@ -132,10 +131,18 @@ class Driver:
             state = TrainState(params, {}, step + config.epochs * len(batches(len(X), config.batch_size)))
         else:
             state = TrainState(params, self.numpy_tree(run.state.opt_state), int(np.asarray(run.state.step)))
-        return Run(losses=self.to_numpy(run.losses), params=params,
-                   checkpoints={epoch: self.numpy_params(saved) for epoch, saved in run.checkpoints.items()},
-                   opt_checkpoints={epoch: self.numpy_tree(saved) for epoch, saved in run.opt_checkpoints.items()},
-                   state=state)
+        per_epoch = len(batches(len(X), config.batch_size))
+        return Run(losses=self.to_numpy(run.losses), params=params, state=state,
+                   checkpoints={epoch: self.numpy_state(saved, step + epoch * per_epoch)
+                                for epoch, saved in run.checkpoints.items()})
+
+    def numpy_state(self, state, step):
+        """A checkpoint as a NumPy TrainState; a plug-in's bare parameters get no optimizer state and the step
+        count they imply."""
+        if isinstance(state, TrainState):
+            return TrainState(self.numpy_params(state.params), self.numpy_tree(state.opt_state),
+                              int(np.asarray(state.step)))
+        return TrainState(self.numpy_params(state), {}, step)
 
     def numpy_tree(self, tree, convert=None):
         """An optimizer state ({name: [(leaf, leaf)] per layer}) with every array converted (to NumPy by default)."""

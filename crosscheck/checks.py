@@ -159,7 +159,7 @@ def check_finite_differences(case):
 
 def _stacked(run, i, checkpoints):
     """The i-th parameter array of run at each checkpoint, stacked along a new first axis."""
-    return None if run is None else np.stack([flat(run.checkpoints[e])[i] for e in checkpoints])
+    return None if run is None else np.stack([flat(run.checkpoints[e].params)[i] for e in checkpoints])
 
 
 def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, ref=None, ref64=None):
@@ -188,7 +188,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
     # Every optimizer-state leaf ("adam first moment of layer 2 weight") along the trajectory, like a parameter.
     for state in registry.OPTIMIZERS[config.optimizer].state:
-        if not run.opt_checkpoints:
+        if any(state not in run.checkpoints[e].opt_state for e in checkpoints):
             raise Disagreement(f"{driver.name}: keeps no {config.optimizer} state at its checkpoints")
         for i, name in enumerate(param_names(len(params))):
             ours, theirs, theirs64 = (_stacked_state(r, state, i, checkpoints) for r in (run, ref, ref64))
@@ -211,7 +211,7 @@ def backend_module(driver, name):
 
 def _stacked_state(run, state, i, checkpoints):
     """The i-th leaf of the optimizer state `state` at each checkpoint, stacked along a new first axis."""
-    return None if run is None else np.stack([flat(run.opt_checkpoints[e][state])[i] for e in checkpoints])
+    return None if run is None else np.stack([flat(run.checkpoints[e].opt_state[state])[i] for e in checkpoints])
 
 
 # Losses kept unfused beside their fused training form: name -> the output activation they fuse with.
@@ -494,6 +494,7 @@ def check_framework_optimizer(driver, case, device="cpu"):
     found.compare(driver.to_numpy(run.losses), ref.losses, None, "trajectory", what="loss [epoch, step]",
                   backend=label)
     for i, name in enumerate(param_names(len(params))):
+        # The framework's own run keeps its optimizer's state to itself: its checkpoints hold parameters alone.
         ours = np.stack([driver.to_numpy(flat(run.checkpoints[e])[i]) for e in checkpoints])
         found.compare(ours, _stacked(ref, i, checkpoints), None, "trajectory", what=name, backend=label,
                       epoch=list(checkpoints))

@@ -175,33 +175,31 @@ def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
 
     A diverging run overflows on its way; the overflow is reported here as divergence, not warned about.
     """
-    losses, saved, saved_opt, done, opt_state, step = [], {}, {}, 0, None, 0
+    losses, saved, done, opt_state, step = [], {}, 0, None, 0
     for stop in case.checkpoints(config.epochs):
         stretch = config.replace(epochs=stop - done)
         with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state and step count
             part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device,
                                     opt_state=opt_state, step=step)
         losses.append(part.losses)
-        params = saved[stop] = part.params
-        opt_state, step = part.state.opt_state, part.state.step
-        saved_opt[stop] = opt_state
+        saved[stop] = part.state
+        params, opt_state, step = part.state
         bad_loss = ~np.isfinite(part.losses).all(axis=1)
         if bad_loss.any():
-            run = Run(losses=np.concatenate(losses), checkpoints=saved, params=params, opt_checkpoints=saved_opt)
+            run = Run(losses=np.concatenate(losses), checkpoints=saved, params=params, state=part.state)
             return run, done + int(np.argmax(bad_loss))
         if not all(np.isfinite(t).all() for layer in params for t in layer):
-            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params,
-                       opt_checkpoints=saved_opt), stop
+            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params, state=part.state), stop
         if bar is not None:
             bar.update(stop - done)
         done = stop
-    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params, opt_checkpoints=saved_opt), None
+    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params, state=part.state), None
 
 
 def _param_curve(run, target, epochs):
     """Per checkpoint, the largest |parameter - target| over all layers."""
     return [max(float(np.abs(a.astype(np.float64) - b).max())
-                for a, b in zip(checks.flat(run.checkpoints[e]), checks.flat(target.checkpoints[e])))
+                for a, b in zip(checks.flat(run.checkpoints[e].params), checks.flat(target.checkpoints[e].params)))
             for e in epochs]
 
 

@@ -86,7 +86,7 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     steps = batches(len(X), config.batch_size)
     losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
     opt_state = optimizers.init(params, config) if opt_state is None else opt_state
-    saved, saved_opt = {}, {}
+    saved = {}
     for epoch in range(config.epochs):
         for s, (start, stop) in enumerate(steps):
             if orders is None:
@@ -97,6 +97,5 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
             step += 1
             losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config)
         if epoch + 1 in checkpoints:
-            saved[epoch + 1], saved_opt[epoch + 1] = params, opt_state
-    return Run(losses=losses, checkpoints=saved, params=params, opt_checkpoints=saved_opt,
-               state=TrainState(params, opt_state, step))
+            saved[epoch + 1] = TrainState(params, opt_state, step)
+    return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step))

@@ -209,13 +209,13 @@ BUGS = (
     Bug("momentum-buffer-not-carried", "momentum's buffer not carried from one step to the next", "optimizers",
         "return p - c.lr * b, (b,)", "return p - c.lr * b, s", "trajectory", _on("momentum")),
     Bug("optimizer-state-reset-at-checkpoint", "the optimizer's state reset after each checkpoint", "mlp",
-        "saved[epoch + 1], saved_opt[epoch + 1] = params, opt_state",
-        "saved[epoch + 1], saved_opt[epoch + 1], opt_state = params, opt_state, optimizers.init(params, config)",
+        "saved[epoch + 1] = TrainState(params, opt_state, step)",
+        "saved[epoch + 1], opt_state = TrainState(params, opt_state, step), optimizers.init(params, config)",
         "trajectory", _on("adam"),
-        spellings={"torch": ("saved[epoch + 1], saved_opt[epoch + 1] = [(W.clone(), b.clone()) for W, b in params], "
-                             "opt_state",
-                             "saved[epoch + 1], saved_opt[epoch + 1], opt_state = [(W.clone(), b.clone()) for W, b in "
-                             "params], opt_state, optimizers.init(params, config)"),
+        spellings={"torch": ("saved[epoch + 1] = TrainState([(W.clone(), b.clone()) for W, b in params], opt_state, "
+                             "step)",
+                             "saved[epoch + 1], opt_state = TrainState([(W.clone(), b.clone()) for W, b in params], "
+                             "opt_state, step), optimizers.init(params, config)"),
                    "jax": ("state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)",
                            "state, stretch_losses = train_epochs(TrainState(state.params, optimizers.init("
                            "state.params, config), state.step), X, y, stretch, config, stop - done)")}),

@@ -19,7 +19,8 @@ def test_two_runs_are_bit_identical(driver, device, dtype, case):
     again_config, again_params, again_X, again_y, again_orders = case.inputs(dtype)
     second = driver.run_train(again_params, again_X, again_y, again_config, again_orders, (middle,), device)
     np.testing.assert_array_equal(first.losses, second.losses)
-    for ours, theirs in zip(first.checkpoints[middle] + first.params, second.checkpoints[middle] + second.params):
+    for ours, theirs in zip(first.checkpoints[middle].params + first.params,
+                            second.checkpoints[middle].params + second.params):
         for a, b in zip(ours, theirs):
             np.testing.assert_array_equal(a, b)
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 import backends
+from common.driver import TrainState
 from crosscheck import checks
 from crosscheck.cases import BY_ID
 
@@ -45,6 +46,6 @@ def test_torch_compiled_training_agrees(driver, device):
 
 
 def with_checkpoints(run, case):
-    """These cores keep no intermediate checkpoints: the case has one, the last epoch, so these are its params."""
+    """These cores keep no intermediate checkpoints: the case has one, the last epoch, so this is its state."""
     (last,) = case.checkpoints(run.losses.shape[0])
-    return replace(run, checkpoints={last: run.params})
+    return replace(run, checkpoints={last: TrainState(run.params, {}, 0)})

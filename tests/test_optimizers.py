@@ -57,6 +57,14 @@ def test_two_stretches_are_one_run(driver, device, optimizer):
         for ours, theirs in zip(checks.flat(second.state.opt_state[state]), checks.flat(whole.state.opt_state[state])):
             np.testing.assert_array_equal(ours, theirs)
     assert second.state.step == whole.state.step == 20 * 3
+    # A checkpoint holds the whole TrainState: the one after epoch 10 is where the first stretch stopped.
+    assert whole.checkpoints[10].step == first.state.step == 10 * 3
+    for state in registry.OPTIMIZERS[optimizer].state:
+        for ours, theirs in zip(checks.flat(whole.checkpoints[10].opt_state[state]),
+                                checks.flat(first.state.opt_state[state])):
+            np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(checks.flat(whole.checkpoints[10].params), checks.flat(first.params)):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.frameworks

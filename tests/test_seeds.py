@@ -105,6 +105,6 @@ def _assert_seed2_log(case, logged):
     """The notebook logs |d - a2| from the forward pass of epoch e, i.e. with the params after e epochs."""
     config, params, X, y, _ = case.inputs("float64", logged[-1][0] + 1)
     run = reference.DRIVER.run_train(params, X, y, config, checkpoints=[e for e, _ in logged])
-    ours = [np.mean(np.abs(y - reference.DRIVER.run_forward(run.checkpoints[e], X, config))) for e, _ in logged]
+    ours = [np.mean(np.abs(y - reference.DRIVER.run_forward(run.checkpoints[e].params, X, config))) for e, _ in logged]
     assert_close(np.array(ours), np.array([v for _, v in logged]), TRAJECTORY, what="logged average error",
                  backend="numpy vs notebook 2")

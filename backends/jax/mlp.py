@@ -96,16 +96,15 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     stops = sorted({e for e in checkpoints if 0 < e < config.epochs} | {config.epochs})
     opt_state = optimizers.init(params, config) if opt_state is None else opt_state
     state = TrainState(params, opt_state, jnp.asarray(step))
-    losses, saved, saved_opt, done = [], {}, {}, 0
+    losses, saved, done = [], {}, 0
     for stop in stops:
         stretch = None if orders is None else orders[done:stop]
         state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)
         losses.append(stretch_losses)
         done = stop
         if done in checkpoints:
-            saved[done], saved_opt[done] = state.params, state.opt_state
-    return Run(losses=jnp.concatenate(losses), checkpoints=saved, params=state.params, opt_checkpoints=saved_opt,
-               state=state)
+            saved[done] = state
+    return Run(losses=jnp.concatenate(losses), checkpoints=saved, params=state.params, state=state)
 
 
 @partial(jax.jit, static_argnames=("config", "length"))

@@ -10,7 +10,7 @@ is for long runs and benchmarks; full batch only.
 
 import torch
 
-from .mlp import Run, gradients, train_step
+from .mlp import Run, TrainState, gradients, train_step
 
 EPOCHS_PER_CALL = 32
 _cache: dict[tuple, object] = {}
@@ -54,5 +54,6 @@ def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPO
         for _ in range(config.epochs % epochs_per_call):
             loss, params, _ = train_step(params, {}, 0, X, y, config)  # plain descent keeps no state
             losses.append(loss.reshape(1))
-    saved = {config.epochs: params} if config.epochs in checkpoints else {}
-    return Run(losses=torch.cat(losses).reshape(config.epochs, 1), checkpoints=saved, params=params)
+    state = TrainState(params, {}, config.epochs)  # plain descent keeps no state; one step per epoch
+    saved = {config.epochs: state} if config.epochs in checkpoints else {}
+    return Run(losses=torch.cat(losses).reshape(config.epochs, 1), checkpoints=saved, params=params, state=state)

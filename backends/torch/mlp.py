@@ -72,7 +72,7 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch."""
     steps = batches(len(X), config.batch_size)
     losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
-    saved, saved_opt = {}, {}
+    saved = {}
     with torch.inference_mode():
         params = [(W.clone(), b.clone()) for W, b in params]
         opt_state = optimizers.init(params, config) if opt_state is None else opt_state
@@ -85,7 +85,6 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
                     Xb, yb = X[idx], y[idx]
                 step += 1
                 losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config)
-            if epoch + 1 in checkpoints:
-                saved[epoch + 1], saved_opt[epoch + 1] = [(W.clone(), b.clone()) for W, b in params], opt_state
-    return Run(losses=losses, checkpoints=saved, params=params, opt_checkpoints=saved_opt,
-               state=TrainState(params, opt_state, step))
+            if epoch + 1 in checkpoints:  # plain descent updates params in place: the checkpoint keeps a copy
+                saved[epoch + 1] = TrainState([(W.clone(), b.clone()) for W, b in params], opt_state, step)
+    return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step))
