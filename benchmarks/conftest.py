@@ -6,10 +6,9 @@ import platform
 import numpy as np
 import pytest
 
-from workloads import WORKLOADS, step_flops
+from workloads import BASELINE_ROW, WORKLOADS, step_flops
 
 RESULTS = pytest.StashKey[list]()
-BASELINE_ROW = "seeds-loop"
 
 
 def cores():

@@ -98,6 +98,11 @@ def check(measured, committed, margin):
     return problems
 
 
+def flagged_keys(problems):
+    """The ratio names of check's problem lines ("KEY: ...")."""
+    return {line.split(":")[0] for line in problems}
+
+
 def test_id(key):
     """The benchmark that times a ratio's row (its other side is timed beside it): 'wide/jax of gemm' -> ..."""
     workload, row = key.removesuffix(" of gemm").split("/")
@@ -146,7 +151,7 @@ def main(argv=None):
     committed = json.loads(pathlib.Path(args.baseline).read_text())
     show(measured, committed, args.margin)
     problems = check(measured, committed, args.margin)
-    flagged = {line.split(":")[0] for line in problems if line.split(":")[0] in measured}
+    flagged = {key for key in flagged_keys(problems) if key in measured}
     for attempt in range(1, args.confirm + 1):
         if not flagged:
             break
@@ -154,9 +159,9 @@ def main(argv=None):
               f"{', '.join(sorted(flagged))}")
         again = remeasure(flagged)
         show(again, {key: committed[key] for key in again}, args.margin)
-        still = {line.split(":")[0] for line in check(again, {key: committed[key] for key in flagged}, args.margin)}
+        still = flagged_keys(check(again, {key: committed[key] for key in flagged}, args.margin))
         cleared = flagged - still
-        problems = [line for line in problems if line.split(":")[0] not in cleared]
+        problems = [line for line in problems if flagged_keys([line]).isdisjoint(cleared)]
         flagged = still
     for line in problems:
         print(f"REGRESSION {line}")

@@ -17,9 +17,8 @@ import backends
 from crosscheck import seedloops
 from reference import initial_params
 from reference.data import synthetic, xor
-from workloads import WORKLOADS
+from workloads import BASELINE_ROW, WORKLOADS
 
-BASELINE_ROW = "seeds-loop"
 ROUNDS = 9  # per row: the regression check bootstraps its ratios from these rounds (benchmarks/regression.py)
 # For measuring the regression check's error rates only: "ROW=FACTOR" runs that row's training core FACTOR times
 # inside its timed region, a planted slowdown (README, "Regression check").

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 
 from reference import Config
 
+BASELINE_ROW = "seeds-loop"  # the row every speed ratio divides by (also spelled in regression.py, standalone)
+
 
 @dataclass(frozen=True)
 class Workload:
