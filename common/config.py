@@ -13,6 +13,30 @@ from . import registry
 
 
 @dataclass(frozen=True)
+class Layer:
+    """One layer of a model: its kind (registry.LAYERS), its shape, and where its parameters sit in params.
+
+    shape: (fan_in, fan_out) for dense; () for a layer whose shape is its input's.
+    slot: the index of its (W, b)-style tuple in params; None for a layer without parameters.
+    """
+
+    kind: str
+    shape: tuple = ()
+    slot: int | None = None
+    input_grad: bool = True  # False for the first layer: its input is the data, whose gradient nobody needs
+
+
+def expand(layers, hidden, output):
+    """The seeds' shorthand (widths, a hidden and an output activation) as a sequence of layers:
+    (2, 4, 1), sigmoid, sigmoid -> dense 2x4, sigmoid, dense 4x1, sigmoid."""
+    model = []
+    for l, (fan_in, fan_out) in enumerate(zip(layers, layers[1:])):
+        model.append(Layer("dense", (fan_in, fan_out), l, input_grad=l > 0))
+        model.append(Layer(output if l == len(layers) - 2 else hidden))
+    return tuple(model)
+
+
+@dataclass(frozen=True)
 class Config:
     """An MLP, its loss and how to train it.
 
@@ -41,7 +65,7 @@ class Config:
     eps: float | None = None  # None: the optimizer's own default (registry)
     weight_decay: float = 0.0
     decay_biases: bool = True
-    _activations: tuple = field(init=False, repr=False, compare=False)
+    _model: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         layers = self.layers
@@ -85,7 +109,7 @@ class Config:
         self._check_optimizer()
         # Computed once: it is read on every forward pass. (Not functools.cached_property, whose lock
         # torch.compile cannot trace.)
-        object.__setattr__(self, "_activations", (self.hidden,) * (len(layers) - 2) + (self.output,))
+        object.__setattr__(self, "_model", expand(layers, self.hidden, self.output))
 
     def _check_optimizer(self) -> None:
         if self.optimizer not in registry.OPTIMIZERS:
@@ -118,9 +142,9 @@ class Config:
         return self.optimizer + (f" ({', '.join(parts)})" if parts else "")
 
     @property
-    def activations(self) -> tuple[str, ...]:
-        """The activation of each layer, hidden ones first, then the output."""
-        return self._activations
+    def model(self) -> tuple[Layer, ...]:
+        """The layers the backends walk, in order, expanded from the shorthand (layers, hidden, output)."""
+        return self._model
 
     def replace(self, **changes) -> Config:
         return replace(self, **changes)

@@ -25,6 +25,15 @@ class Loss:
 
 
 @dataclass(frozen=True)
+class LayerKind:
+    """A layer kind: its forward and backward live in each backend's layers.py under the same names."""
+
+    name: str
+    params: tuple  # the names of its parameter leaves, in the order its params tuple holds them; () if it has none
+    doc: str
+
+
+@dataclass(frozen=True)
 class Init:
     name: str
     doc: str
@@ -43,6 +52,13 @@ LOSSES = {loss.name: loss for loss in (
     Loss("mse", output=None, targets="real", fused=False),
     Loss("bce", output="sigmoid", targets="labels", fused=True),
     Loss("softmax_cross_entropy", output="softmax", targets="one_hot", fused=True),
+)}
+
+# Dense, and each activation as a layer of its own (its kind is the activation's name).
+LAYERS = {k.name: k for k in (
+    LayerKind("dense", params=("weight", "bias"), doc="z = x W + b"),
+    *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
+                f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}
 
 INITS = {i.name: i for i in (

@@ -1,8 +1,11 @@
-"""A multi-layer perceptron trained by hand-written backprop, in NumPy: the oracle of record.
+"""A network trained by hand-written backprop, in NumPy: the oracle of record.
 
-Shapes: X is (N, D) with one sample per row, y is (N, K). params is a list of
-(W, b) per layer, W (fan_in, fan_out) and b (fan_out,). Layer l computes
-z_l = a_{l-1} @ W_l + b_l and a_l = f_l(z_l), with a_0 = X.
+The model is config.model, a sequence of layers (dense, then an activation, ... for the
+seeds' MLP); forward and backward walk it generically, each layer kind's pair living in
+layers.py. Shapes: X is (N, D) with one sample per row, y is (N, K). params holds one
+tuple per layer with parameters, in model order: (W, b) for dense, W (fan_in, fan_out)
+and b (fan_out,); "layer l" is the l-th of them. Dense layer l and its activation
+compute z_l = a_{l-1} @ W_l + b_l and a_l = f_l(z_l), with a_0 = X.
 
 Products are spelled np.dot, as the seeds spell them: on the tiny arrays of XOR it
 costs half of what the @ operator does, and the reference must keep up with the
@@ -13,43 +16,42 @@ import numpy as np
 
 from common.driver import Run, TrainState, batches
 
-from . import optimizers
-from .activations import activation_backward, activation_forward
+from . import layers, optimizers
+from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
 
 def forward(params, X, config):
-    """[(z_1, a_1), ..., (z_L, a_L)] with z_l = a_{l-1} W_l + b_l and a_l = f_l(z_l)."""
-    cache = []
-    a = X
-    for (W, b), name in zip(params, config.activations):
-        z = np.dot(a, W) + b
-        a = activation_forward(name, z)
-        cache.append((z, a))
-    return cache
+    """[cache_1, ..., cache_L]: each layer of config.model in turn, y = layer(x) from x = X; the last cache is
+    the output activation's (z, a)."""
+    caches = []
+    x = X
+    for layer in config.model:
+        p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
+        x, cache = layers.FORWARD[layer.kind](layer, p, x)
+        caches.append(cache)
+    return caches
 
 
-def backward(params, X, y, cache, config):
-    """[(dW_l, db_l)] by the chain rule, from the last layer back to the first.
+def backward(params, X, y, caches, config):
+    """[(dW_l, db_l)] by the chain rule: each layer's backward in turn, from the last layer to the first.
 
-    dz_L = dL/da_L * f_L'(z_L); dW_l = a_{l-1}^T dz_l; db_l = sum_n dz_l;
-    da_{l-1} = dz_l W_l^T; dz_{l-1} = da_{l-1} * f_{l-1}'(z_{l-1}).
+    dz_L = dL/da_L * f_L'(z_L) (from the loss, with f_L folded in where they are fused); then each layer
+    takes the gradient of its output and gives that of its input (dx) and of its parameters (dp).
     """
-    z, a = cache[-1]
+    z, a = caches[-1]
     if config.loss in FUSED_WITH_OUTPUT:
         dz = loss_backward(config.loss, a, y)
     else:
         dz = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
-    grads = []
-    for l in reversed(range(len(params))):
-        a_prev = cache[l - 1][1] if l > 0 else X
-        W, _ = params[l]
-        grads.append((np.dot(a_prev.T, dz), dz.sum(axis=0)))
-        if l > 0:
-            da = np.dot(dz, W.T)
-            z_prev, a_prev = cache[l - 1]
-            dz = activation_backward(config.hidden, da, z_prev, a_prev)
-    return grads[::-1]
+    grads = [()] * len(params)
+    dy = dz
+    for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):  # the output activation: above
+        p = () if layer.slot is None else params[layer.slot]
+        dy, dp = layers.BACKWARD[layer.kind](layer, p, cache, dy)
+        if layer.slot is not None:
+            grads[layer.slot] = dp
+    return grads
 
 
 def update(params, grads, opt_state, t, config):

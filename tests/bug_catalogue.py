@@ -8,6 +8,8 @@ maths says it leaves untouched.
 
 from dataclasses import dataclass, field
 
+import backends
+
 
 @dataclass(frozen=True)
 class Expect:
@@ -26,7 +28,7 @@ PROBES = ("kink", "pieces", "float32", "saturation", "oracle")
 class Bug:
     id: str
     what: str
-    module: str  # activations, losses, mlp, optimizers or gradcheck
+    module: str  # activations, losses, layers, mlp, optimizers or gradcheck
     old: str  # the correct line, as the reference spells it
     new: str  # the mistake
     check: str  # forward, gradients or trajectory against the reference; or one of PROBES
@@ -37,6 +39,10 @@ class Bug:
 
     def spelled(self, backend):
         return self.spellings.get(backend, (self.old, self.new))
+
+    def plant(self, mutate, backend):
+        """Plant this mistake in backend's module with mutate(module_name, old, new) (tests/mutations.py)."""
+        mutate(f"{backends.REGISTRY[backend][0]}.{self.module}", *self.spelled(backend))
 
 
 def _torch_jax(torch_pair, jax_pair=None):
@@ -103,32 +109,35 @@ BUGS = (
         spellings=_torch_jax(("return 0.5 * torch.sum((a - y) ** 2)", "return 0.5 * torch.sum((a - y).double() ** 2)"),
                              ("return 0.5 * jnp.sum((a - y) ** 2)",
                               "return 0.5 * jnp.sum((a - y).astype(jnp.float64) ** 2)"))),
-    Bug("missing-transpose", "da = dz W instead of dz W^T (silent where W is square)", "mlp",
-        "da = np.dot(dz, W.T)", "da = np.dot(dz, W)", "gradients",
+    # The layers (dense, and the activation layers around the activations above) and the walk over them.
+    Bug("missing-transpose", "dx = dz W instead of dz W^T (silent where W is square)", "layers",
+        "dx = np.dot(dz, W.T)", "dx = np.dot(dz, W)", "gradients",
         {"deep-tanh-sigmoid-mse": Expect("layer 3 weight gradient", grads(4)),
          "square-tanh-softmax-ce-minibatch": Expect("layer 2 weight gradient", grads(3))},
-        spellings=_torch_jax(("da = dz @ W.T", "da = dz @ W"), ("da = dot(dz, W.T)", "da = dot(dz, W)"))),
-    Bug("bias-gradient-not-summed", "the bias gradient of the first sample only, not summed over the batch", "mlp",
-        "dz.sum(axis=0)))", "dz[0]))", "gradients",
+        spellings=_torch_jax(("dx = dz @ W.T", "dx = dz @ W"), ("dx = dot(dz, W.T)", "dx = dot(dz, W)"))),
+    Bug("bias-gradient-not-summed", "the bias gradient of the first sample only, not summed over the batch",
+        "layers", "dz.sum(axis=0))", "dz[0])", "gradients",
         {"seed1-xor": Expect("layer 2 bias gradient", grads(1, 2, biases=False)),
          "tanh-identity-mse-minibatch": Expect("layer 2 bias gradient", grads(1, 2, biases=False))},
-        spellings=_torch_jax(("dz.sum(dim=0)))", "dz[0]))"))),
-    Bug("bias-gradient-averaged", "the bias gradient averaged over the batch where the loss sums", "mlp",
-        "dz.sum(axis=0)))", "dz.mean(axis=0)))", "gradients",
+        spellings=_torch_jax(("dz.sum(dim=0))", "dz[0])"))),
+    Bug("bias-gradient-averaged", "the bias gradient averaged over the batch where the loss sums", "layers",
+        "dz.sum(axis=0))", "dz.mean(axis=0))", "gradients",
         {"seed1-xor": Expect("layer 2 bias gradient", grads(1, 2, biases=False)),
          "tanh-identity-mse-minibatch": Expect("layer 2 bias gradient", grads(1, 2, biases=False))},
-        spellings=_torch_jax(("dz.sum(dim=0)))", "dz.mean(dim=0)))"))),
-    Bug("pre-activation-as-input", "dW from the previous layer's z where its output a is meant", "mlp",
-        "a_prev = cache[l - 1][1] if l > 0 else X", "a_prev = cache[l - 1][0] if l > 0 else X", "gradients",
-        {"seed1-xor": Expect("layer 2 weight gradient", (*grads(1), "layer 2 bias gradient")),
-         "relu-identity-half-sse": Expect("layer 2 weight gradient", (*grads(1), "layer 2 bias gradient"))}),
-    Bug("activation-of-wrong-layer", "dW from this layer's own output, an off-by-one in the cache", "mlp",
-        "a_prev = cache[l - 1][1] if l > 0 else X", "a_prev = cache[l][1] if l > 0 else X", "gradients",
-        {"deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient",
-                                         (*grads(1, 2, 3, 4, weights=False), "layer 1 weight gradient")),
-         "seed1-xor": Expect("layer 2 weight gradient", (*grads(1), "layer 2 bias gradient"))}),
-    Bug("missing-hidden-derivative", "the hidden layer's f'(z) left out of the chain rule", "mlp",
-        "dz = activation_backward(config.hidden, da, z_prev, a_prev)", "dz = da", "gradients",
+        spellings=_torch_jax(("dz.sum(dim=0))", "dz.mean(dim=0))"))),
+    Bug("pre-activation-as-input", "dW from the layer's pre-activation z where its input a is meant (cache misread)",
+        "layers", "x, _ = cache", "_, x = cache", "gradients",
+        # Every dense layer's dW reads its own z; dx and so every dz, and the bias gradients, stay right.
+        {"seed1-xor": Expect("layer 2 weight gradient", grads(1, 2, weights=False)),
+         "relu-identity-half-sse": Expect("layer 2 weight gradient", grads(1, 2, weights=False))}),
+    Bug("activation-of-wrong-layer", "each layer's backward handed the cache of the layer above (an off-by-one)",
+        "mlp", "zip(reversed(config.model[:-1]), reversed(caches[:-1]))",
+        "zip(reversed(config.model[:-1]), reversed(caches[1:]))", "gradients",
+        # Every layer below the output reads a wrong cache; the output's dz, and so its bias gradient, stays right.
+        {"deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient", ("loss", "layer 4 bias gradient")),
+         "seed1-xor": Expect("layer 2 weight gradient", ("loss", "layer 2 bias gradient"))}),
+    Bug("missing-hidden-derivative", "the hidden layer's f'(z) left out of the chain rule", "layers",
+        "return activations.BACKWARD[layer.kind](da, z, a), ()", "return da, ()", "gradients",
         {"seed1-xor": Expect("layer 1 weight gradient", grads(2)),
          "deep-tanh-sigmoid-mse": Expect("layer 3 weight gradient", grads(4))}),
     Bug("missing-output-derivative", "the output layer's f'(z) left out of the chain rule", "mlp",
@@ -136,12 +145,12 @@ BUGS = (
         "dz = loss_backward(config.loss, a, y)", "gradients",
         {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),
          "deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient", LOSS_ONLY)}),
-    Bug("forgotten-bias", "z = a W without + b in the forward pass", "mlp",
-        "z = np.dot(a, W) + b", "z = np.dot(a, W)", "forward",
+    Bug("forgotten-bias", "z = x W without + b in the forward pass", "layers",
+        "z = np.dot(x, W) + b", "z = np.dot(x, W)", "forward",
         {"seed2-xor": Expect("network output"), "deep-tanh-sigmoid-mse": Expect("network output")},  # nonzero biases
-        spellings=_torch_jax(("z = a @ W + b", "z = a @ W"), ("z = dot(a, W) + b", "z = dot(a, W)"))),
+        spellings=_torch_jax(("z = x @ W + b", "z = x @ W"), ("z = dot(x, W) + b", "z = dot(x, W)"))),
     Bug("hidden-activation-at-output", "the hidden activation applied to the output layer too", "mlp",
-        "zip(params, config.activations)", "zip(params, [config.hidden] * len(params))", "forward",
+        "for layer in config.model:", "for layer in config.model[:-1] + config.model[1:2]:", "forward",
         {"deep-tanh-sigmoid-mse": Expect("network output"), "tanh-identity-mse-minibatch": Expect("network output")}),
     Bug("learning-rate-twice", "the learning rate applied twice in the update", "mlp",
         "(W - lr * dW, b - lr * db)", "(W - lr * lr * dW, b - lr * db)", "trajectory",
@@ -180,12 +189,12 @@ BUGS = (
                                                     "layer 2 bias")),
          "tanh-identity-mse-minibatch": Expect("loss [epoch, step]", ("layer 1 weight", "layer 1 bias",
                                                                       "layer 2 weight", "layer 2 bias"))}),
-    Bug("float32-computed-in-float64", "a float32 run computed in float64 inside and cast back to float32", "mlp",
-        "z = np.dot(a, W) + b", "z = (np.dot(a.astype(np.float64), W) + b).astype(a.dtype)", "float32",
+    Bug("float32-computed-in-float64", "a float32 run computed in float64 inside and cast back to float32",
+        "layers", "z = np.dot(x, W) + b", "z = (np.dot(x.astype(np.float64), W) + b).astype(x.dtype)", "float32",
         {"": Expect("float32 rounding probe: network output")},
-        spellings=_torch_jax(("z = a @ W + b", "z = (a.double() @ W.double() + b).to(a.dtype)"),
-                             ("z = dot(a, W) + b",
-                              "z = (dot(a.astype(jnp.float64), W.astype(jnp.float64)) + b).astype(a.dtype)"))),
+        spellings=_torch_jax(("z = x @ W + b", "z = (x.double() @ W.double() + b).to(x.dtype)"),
+                             ("z = dot(x, W) + b",
+                              'z = (dot(x.astype("float64"), W.astype("float64")) + b).astype(x.dtype)'))),
     Bug("softmax-without-max", "softmax computed without subtracting the row's max: exp overflows", "activations",
         "e = np.exp(z - z.max(axis=1, keepdims=True))", "e = np.exp(z)", "saturation",
         {"": Expect("softmax_cross_entropy at saturated logits")},
@@ -231,3 +240,4 @@ BUGS = (
     Bug("nesterov-lookahead-missing", "nesterov without its look-ahead: plain momentum", "optimizers",
         "return p - c.lr * (g + c.momentum * b), (b,)", "return p - c.lr * b, (b,)", "trajectory", _on("nesterov")),
 )
+BY_ID = {bug.id: bug for bug in BUGS}

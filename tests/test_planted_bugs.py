@@ -3,23 +3,21 @@
 (The full bug catalogue is tests/test_bug_catalogue.py; these are the two classics.)
 """
 
+from functools import partial
+
 import pytest
 
-import backends
 import mutations
+from bug_catalogue import BY_ID as BUGS
 from crosscheck import checks
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
 
 
-def package(driver, module):
-    return f"{backends.REGISTRY[driver.name][0]}.{module}"
-
-
 @pytest.mark.frameworks
 def test_sigmoid_derivative_from_z_instead_of_a(driver, device, mutate):
     """f'(z) = a (1 - a) computed from z: wrong in both layers of the seeds' network."""
-    mutate(package(driver, "activations"), "return da * a * (1 - a)", "return da * z * (1 - z)")
+    BUGS["sigmoid-derivative-from-z"].plant(mutate, driver.name)
     with pytest.raises(Disagreement) as info:
         checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
     text = str(info.value)
@@ -30,9 +28,8 @@ def test_sigmoid_derivative_from_z_instead_of_a(driver, device, mutate):
 
 @pytest.mark.frameworks
 def test_missing_transpose_in_backward(driver, device, mutate):
-    """da = dz W instead of dz W^T: silent where W is square (layers 2 to 4 of the deep case are 8x8)."""
-    old = {"torch": "da = dz @ W.T", "jax": "da = dot(dz, W.T)"}[driver.name]
-    mutate(package(driver, "mlp"), old, old.replace("W.T", "W"))
+    """dx = dz W instead of dz W^T: silent where W is square (layers 2 to 4 of the deep case are 8x8)."""
+    BUGS["missing-transpose"].plant(mutate, driver.name)
     with pytest.raises(Disagreement) as info:
         checks.check_gradients(driver, BY_ID["deep-tanh-sigmoid-mse"], "float64", device)
     text = str(info.value)
@@ -47,8 +44,7 @@ def test_bugs_do_not_outlive_their_test(driver, device):
     case = BY_ID["deep-tanh-sigmoid-mse"]
     checks.check_gradients(driver, case, "float64", device)  # compiled (JAX) and cached before the plant
     patch = pytest.MonkeyPatch()
-    old = {"torch": "da = dz @ W.T", "jax": "da = dot(dz, W.T)"}[driver.name]
-    mutations.mutate(patch, package(driver, "mlp"), old, old.replace("W.T", "W"))
+    BUGS["missing-transpose"].plant(partial(mutations.mutate, patch), driver.name)
     with pytest.raises(Disagreement):
         checks.check_gradients(driver, case, "float64", device)
     patch.undo()

@@ -38,7 +38,7 @@ def near_a_kink(case, margin=1e-4):
     """Whether a relu pre-activation lies within margin of 0, where central differences straddle the kink."""
     config, params, X, _, _ = case.inputs()
     cache = reference.mlp.forward(params, X, config)
-    return any(np.min(np.abs(z)) < margin for (z, _), name in zip(cache, config.activations) if name == "relu")
+    return any(np.min(np.abs(z)) < margin for (z, _), layer in zip(cache, config.model) if layer.kind == "relu")
 
 
 @BUDGET

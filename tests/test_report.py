@@ -5,6 +5,7 @@ import json
 import pytest
 
 import backends
+from bug_catalogue import BY_ID as BUGS
 from crosscheck import report
 
 SHORT = ["--epochs", "300", "--checkpoints", "3", "--no-progress"]
@@ -82,7 +83,7 @@ def test_missing_backend_is_reported_and_fails_only_in_strict_mode(monkeypatch, 
 @pytest.mark.frameworks
 def test_report_blames_the_reference_for_its_own_bug(driver, mutate, capsys):
     """The reference's bias gradient averaged: the framework row disagrees, and the vote names the reference."""
-    mutate("reference.mlp", "dz.sum(axis=0)))", "dz.mean(axis=0)))")
+    BUGS["bias-gradient-averaged"].plant(mutate, backends.REFERENCE)
     status = report.main([*SHORT, "--backends", driver.name, "--plot", ""])
     text = capsys.readouterr().out
     assert status == 1

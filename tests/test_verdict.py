@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import backends
+from bug_catalogue import BY_ID as BUGS
 from crosscheck import checks
 from crosscheck.cases import BY_ID, CASES
 from crosscheck.compare import Disagreement
 
-BIAS_SUM = {"numpy": ("dz.sum(axis=0)))", "dz.mean(axis=0)))"), "torch": ("dz.sum(dim=0)))", "dz.mean(dim=0)))"),
-            "jax": ("dz.sum(axis=0)))", "dz.mean(axis=0)))")}
+BIAS_AVERAGED = BUGS["bias-gradient-averaged"]
 
 
 def package(name, module):
@@ -25,7 +25,7 @@ def package(name, module):
 @pytest.mark.frameworks
 def test_a_bug_in_the_reference_is_blamed_on_the_reference(driver, device, mutate):
     """The reference's bias gradient averaged: the framework under check disagrees, and the vote says why."""
-    mutate(package(backends.REFERENCE, "mlp"), *BIAS_SUM[backends.REFERENCE])
+    BIAS_AVERAGED.plant(mutate, backends.REFERENCE)
     with pytest.raises(Disagreement) as info:
         checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
     text = str(info.value)
@@ -36,7 +36,7 @@ def test_a_bug_in_the_reference_is_blamed_on_the_reference(driver, device, mutat
 
 @pytest.mark.frameworks
 def test_a_bug_in_a_framework_is_blamed_on_that_framework(driver, device, mutate):
-    mutate(package(driver.name, "mlp"), *BIAS_SUM[driver.name])
+    BIAS_AVERAGED.plant(mutate, driver.name)
     with pytest.raises(Disagreement) as info:
         checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
     assert f"the odd one out: {driver.name}\n" in str(info.value) + "\n", str(info.value)
@@ -55,8 +55,7 @@ def test_a_bug_in_the_training_loop_is_blamed_by_a_trajectory_vote(driver, devic
 @pytest.mark.builtin
 def test_a_crash_is_a_reported_disagreement(driver, device, mutate):
     """A missing transpose is a shape error wherever the layers are not square: reported, naming who and where."""
-    old = {"numpy": "da = np.dot(dz, W.T)", "torch": "da = dz @ W.T", "jax": "da = dot(dz, W.T)"}[driver.name]
-    mutate(package(driver.name, "mlp"), old, old.replace("W.T", "W"))
+    BUGS["missing-transpose"].plant(mutate, driver.name)
     with pytest.raises(Disagreement, match=r"gradients: raised \w+Error: .*\(a crash, not a result\)") as info:
         checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
     assert str(info.value).startswith(f"{driver.name}: "), str(info.value)
@@ -84,7 +83,7 @@ def test_taylor_remainder_shrinks_as_h_squared(driver, device, case, record_prop
 def test_taylor_remainder_shrinks_only_as_h_for_a_wrong_gradient(driver, device, mutate):
     if driver.name not in backends.REGISTRY:
         pytest.skip("plants a bug in a built-in backend's source")
-    mutate(package(driver.name, "mlp"), *BIAS_SUM[driver.name])
+    BIAS_AVERAGED.plant(mutate, driver.name)
     order, remainders = checks.taylor_order(driver, BY_ID["seed1-xor"], device)
     assert 0.8 <= order <= 1.2, f"{driver.name}: observed order {order:.2f} for a wrong gradient, {remainders}"
 

@@ -13,57 +13,40 @@ from jax import lax
 
 from common.driver import Run, TrainState, batches  # the same containers, holding this framework's arrays
 
-from . import optimizers
-from .activations import activation_backward, activation_forward
+from . import layers, optimizers
+from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
 UNROLL = 8
-TINY = 64  # products with at most this many multiply-adds are written out (see dot)
-
-
-def dot(a, b):
-    """a @ b, as np.dot in the reference.
-
-    JAX quirk: on the CPU, XLA calls a library routine for every dot, tens of nanoseconds
-    each, which dominates XOR's epoch; a product this small is written as a broadcast
-    multiply and a sum instead, which XLA fuses with its neighbours. Broadcasting would
-    quietly accept mismatched shapes, so they are checked first (at trace time: free).
-    """
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"dot: shapes {a.shape} and {b.shape} not aligned")
-    if a.shape[0] * a.shape[1] * b.shape[1] <= TINY:
-        return (a[:, :, None] * b[None, :, :]).sum(axis=1)
-    return a @ b
 
 
 def forward(params, X, config):
-    """[(z_1, a_1), ..., (z_L, a_L)] with z_l = a_{l-1} W_l + b_l and a_l = f_l(z_l)."""
-    cache = []
-    a = X
-    for (W, b), name in zip(params, config.activations):
-        z = dot(a, W) + b
-        a = activation_forward(name, z)
-        cache.append((z, a))
-    return cache
+    """[cache_1, ..., cache_L]: each layer of config.model in turn, y = layer(x) from x = X; the last cache is
+    the output activation's (z, a)."""
+    caches = []
+    x = X
+    for layer in config.model:
+        p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
+        x, cache = layers.FORWARD[layer.kind](layer, p, x)
+        caches.append(cache)
+    return caches
 
 
-def backward(params, X, y, cache, config):
-    """[(dW_l, db_l)] by the chain rule, from the last layer back to the first."""
-    z, a = cache[-1]
+def backward(params, X, y, caches, config):
+    """[(dW_l, db_l)] by the chain rule: each layer's backward in turn, from the last layer to the first."""
+    z, a = caches[-1]
     if config.loss in FUSED_WITH_OUTPUT:
         dz = loss_backward(config.loss, a, y)
     else:
         dz = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
-    grads = []
-    for l in reversed(range(len(params))):
-        a_prev = cache[l - 1][1] if l > 0 else X
-        W, _ = params[l]
-        grads.append((dot(a_prev.T, dz), dz.sum(axis=0)))
-        if l > 0:
-            da = dot(dz, W.T)
-            z_prev, a_prev = cache[l - 1]
-            dz = activation_backward(config.hidden, da, z_prev, a_prev)
-    return grads[::-1]
+    grads = [()] * len(params)
+    dy = dz
+    for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):  # the output activation: above
+        p = () if layer.slot is None else params[layer.slot]
+        dy, dp = layers.BACKWARD[layer.kind](layer, p, cache, dy)
+        if layer.slot is not None:
+            grads[layer.slot] = dp
+    return grads
 
 
 def update(params, grads, opt_state, t, config):

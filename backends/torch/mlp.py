@@ -8,39 +8,38 @@ import torch
 
 from common.driver import Run, TrainState, batches  # the same containers, holding this framework's arrays
 
-from . import optimizers
-from .activations import activation_backward, activation_forward
+from . import layers, optimizers
+from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
 
 def forward(params, X, config):
-    """[(z_1, a_1), ..., (z_L, a_L)] with z_l = a_{l-1} W_l + b_l and a_l = f_l(z_l)."""
-    cache = []
-    a = X
-    for (W, b), name in zip(params, config.activations):
-        z = a @ W + b
-        a = activation_forward(name, z)
-        cache.append((z, a))
-    return cache
+    """[cache_1, ..., cache_L]: each layer of config.model in turn, y = layer(x) from x = X; the last cache is
+    the output activation's (z, a)."""
+    caches = []
+    x = X
+    for layer in config.model:
+        p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
+        x, cache = layers.FORWARD[layer.kind](layer, p, x)
+        caches.append(cache)
+    return caches
 
 
-def backward(params, X, y, cache, config):
-    """[(dW_l, db_l)] by the chain rule, from the last layer back to the first."""
-    z, a = cache[-1]
+def backward(params, X, y, caches, config):
+    """[(dW_l, db_l)] by the chain rule: each layer's backward in turn, from the last layer to the first."""
+    z, a = caches[-1]
     if config.loss in FUSED_WITH_OUTPUT:
         dz = loss_backward(config.loss, a, y)
     else:
         dz = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
-    grads = []
-    for l in reversed(range(len(params))):
-        a_prev = cache[l - 1][1] if l > 0 else X
-        W, _ = params[l]
-        grads.append((a_prev.T @ dz, dz.sum(dim=0)))
-        if l > 0:
-            da = dz @ W.T
-            z_prev, a_prev = cache[l - 1]
-            dz = activation_backward(config.hidden, da, z_prev, a_prev)
-    return grads[::-1]
+    grads = [()] * len(params)
+    dy = dz
+    for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):  # the output activation: above
+        p = () if layer.slot is None else params[layer.slot]
+        dy, dp = layers.BACKWARD[layer.kind](layer, p, cache, dy)
+        if layer.slot is not None:
+            grads[layer.slot] = dp
+    return grads
 
 
 def update(params, grads, opt_state, t, config):

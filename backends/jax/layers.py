@@ -1,0 +1,53 @@
+"""Layer kinds in JAX, mirroring reference/layers.py function for function."""
+
+from common.registry import ACTIVATIONS
+
+from . import activations
+
+TINY = 64  # products with at most this many multiply-adds are written out (see dot)
+
+
+def dot(a, b):
+    """a @ b, as np.dot in the reference.
+
+    JAX quirk: on the CPU, XLA calls a library routine for every dot, tens of nanoseconds
+    each, which dominates XOR's epoch; a product this small is written as a broadcast
+    multiply and a sum instead, which XLA fuses with its neighbours. Broadcasting would
+    quietly accept mismatched shapes, so they are checked first (at trace time: free).
+    """
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"dot: shapes {a.shape} and {b.shape} not aligned")
+    if a.shape[0] * a.shape[1] * b.shape[1] <= TINY:
+        return (a[:, :, None] * b[None, :, :]).sum(axis=1)
+    return a @ b
+
+
+def dense_forward(layer, p, x):
+    """z = x W + b"""
+    W, b = p
+    z = dot(x, W) + b
+    return z, (x, z)
+
+
+def dense_backward(layer, p, cache, dz):
+    """dW = x^T dz, db = sum_n dz, dx = dz W^T"""
+    W, _ = p
+    x, _ = cache
+    dx = dot(dz, W.T) if layer.input_grad else None
+    return dx, (dot(x.T, dz), dz.sum(axis=0))
+
+
+def activation_layer_forward(layer, p, z):
+    """a = f(z), f the layer's kind (activations.py)"""
+    a = activations.FORWARD[layer.kind](z)
+    return a, (z, a)
+
+
+def activation_layer_backward(layer, p, cache, da):
+    """dz = da * f'(z); an activation has no parameters"""
+    z, a = cache
+    return activations.BACKWARD[layer.kind](da, z, a), ()
+
+
+FORWARD = {"dense": dense_forward, **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+BACKWARD = {"dense": dense_backward, **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
