@@ -31,16 +31,67 @@ def expand(layers, hidden, output):
     (2, 4, 1), sigmoid, sigmoid -> dense 2x4, sigmoid, dense 4x1, sigmoid."""
     model = []
     for l, (fan_in, fan_out) in enumerate(zip(layers, layers[1:])):
-        model.append(Layer("dense", (fan_in, fan_out), l, input_grad=l > 0))
-        model.append(Layer(output if l == len(layers) - 2 else hidden))
-    return tuple(model)
+        model += [("dense", fan_in, fan_out), output if l == len(layers) - 2 else hidden]
+    return _placed(model)
+
+
+def _placed(model):
+    """Layer objects, each given its slot in params and told whether its input gradient is wanted.
+
+    An entry may be a Layer, a kind ("tanh") or a kind with its shape (("dense", 4, 6))."""
+    placed, slot = [], 0
+    for i, entry in enumerate(model):
+        if isinstance(entry, Layer):
+            kind, shape = entry.kind, entry.shape
+        elif isinstance(entry, str):
+            kind, shape = entry, ()
+        elif isinstance(entry, tuple) and entry and isinstance(entry[0], str):
+            kind, shape = entry[0], tuple(entry[1:])
+        else:
+            raise ValueError(f"model[{i}] must be a Layer, a layer kind or (kind, *shape), got {entry!r}")
+        if kind not in registry.LAYERS:
+            raise ValueError(f"model[{i}]: unknown layer kind {kind!r}; choose one of {tuple(registry.LAYERS)}")
+        has_params = bool(registry.LAYERS[kind].params)
+        placed.append(Layer(kind, shape, slot if has_params else None, input_grad=i > 0))
+        slot += has_params
+    return tuple(placed)
+
+
+def _implied(model):
+    """(widths, hidden, output) of an explicit model, validated: what the shorthand would say of it."""
+    if not model:
+        raise ValueError("model must list at least one layer")
+    widths: list[int] = []
+    for i, layer in enumerate(model):
+        if layer.kind == "dense":
+            if len(layer.shape) != 2 or not all(_is_int(n) and n > 0 for n in layer.shape):
+                raise ValueError(f"model[{i}]: a dense layer needs (fan_in, fan_out) positive widths, "
+                                 f"got {layer.shape}")
+            if widths and layer.shape[0] != widths[-1]:
+                raise ValueError(f"model[{i}]: dense layer takes {layer.shape[0]} inputs, but {widths[-1]} reach it")
+            widths += layer.shape[1:] if widths else layer.shape
+        elif layer.shape:
+            raise ValueError(f"model[{i}]: a {layer.kind} layer keeps its input's shape; give it none, "
+                             f"got {layer.shape}")
+        elif not registry.ACTIVATIONS[layer.kind].hidden and i != len(model) - 1:
+            raise ValueError(f"model[{i}]: {layer.kind} may only be the output layer")
+    if not widths or model[0].kind != "dense":
+        raise ValueError("model must begin with a dense layer (it sets the input width)")
+    if model[-1].kind not in registry.ACTIVATIONS:
+        raise ValueError(f"model must end with an activation layer (the loss reads its z and a), got {model[-1].kind}")
+    inner = dict.fromkeys(layer.kind for layer in model[:-1] if layer.slot is None)
+    return tuple(widths), ",".join(inner) or "identity", model[-1].kind
 
 
 @dataclass(frozen=True)
 class Config:
-    """An MLP, its loss and how to train it.
+    """A model, its loss and how to train it.
 
-    layers: widths from input to output, e.g. (2, 4, 1) is 2 inputs, 4 hidden, 1 output.
+    The model is either the seeds' shorthand, layers (widths from input to output: (2, 4, 1) is
+    2 inputs, 4 hidden, 1 output) with one hidden and one output activation, or an explicit
+    sequence of layers, model=(("dense", 4, 6), "tanh", ("dense", 6, 2), "identity"); either
+    way config.model is the sequence the backends walk, and layers/hidden/output describe it
+    (hidden lists the kinds of the inner activations, "tanh,relu", where they differ).
     batch_size: None trains full-batch (as the seeds do); otherwise minibatches in an
     order drawn once from the seed (see reference.initializers.batch_orders).
     """
@@ -65,9 +116,12 @@ class Config:
     eps: float | None = None  # None: the optimizer's own default (registry)
     weight_decay: float = 0.0
     decay_biases: bool = True
-    _model: tuple = field(init=False, repr=False, compare=False)
+    model: tuple | None = None  # None: expanded from the shorthand (layers, hidden, output)
+    _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
     def __post_init__(self) -> None:
+        if self.model is not None:
+            self._take_model()
         layers = self.layers
         if isinstance(layers, list):
             layers = tuple(layers)
@@ -78,7 +132,7 @@ class Config:
             if not _is_int(width) or width <= 0:
                 raise ValueError(f"layers[{i}] must be a positive integer width, got {width!r}")
         hidden = registry.hidden_activations()
-        if self.hidden not in hidden:
+        if self._shorthand and self.hidden not in hidden:
             raise ValueError(f"unknown hidden activation {self.hidden!r}; choose one of {hidden}")
         if self.output not in registry.ACTIVATIONS:
             raise ValueError(f"unknown output activation {self.output!r}; choose one of {tuple(registry.ACTIVATIONS)}")
@@ -107,9 +161,25 @@ class Config:
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         self._check_optimizer()
-        # Computed once: it is read on every forward pass. (Not functools.cached_property, whose lock
-        # torch.compile cannot trace.)
-        object.__setattr__(self, "_model", expand(layers, self.hidden, self.output))
+        if self._shorthand:
+            object.__setattr__(self, "model", expand(layers, self.hidden, self.output))
+
+    def _take_model(self) -> None:
+        """An explicit model: placed, validated, and described by layers/hidden/output (which it overrides,
+        unless they were set to something else: then the two disagree, and that is an error)."""
+        model = self.model if isinstance(self.model, (tuple, list)) else None
+        if model is None:
+            raise ValueError(f"model must be a sequence of layers, got {self.model!r}")
+        model = _placed(model)
+        implied = _implied(model)
+        for name, value in zip(("layers", "hidden", "output"), implied):
+            given = getattr(self, name)
+            given = tuple(given) if isinstance(given, list) else given
+            if given not in (value, _DEFAULTS[name]):
+                raise ValueError(f"{name}={given!r} contradicts the model given, which implies {value!r}")
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "_shorthand", False)
 
     def _check_optimizer(self) -> None:
         if self.optimizer not in registry.OPTIMIZERS:
@@ -141,12 +211,16 @@ class Config:
             parts.append(f"weight decay {self.weight_decay:g}{'' if self.decay_biases else ', not on biases'}")
         return self.optimizer + (f" ({', '.join(parts)})" if parts else "")
 
-    @property
-    def model(self) -> tuple[Layer, ...]:
-        """The layers the backends walk, in order, expanded from the shorthand (layers, hidden, output)."""
-        return self._model
-
     def replace(self, **changes) -> Config:
+        """A copy with changes. A shorthand model is expanded afresh; an explicit one is changed through model=.
+        A new optimizer gets its own default eps unless eps is given."""
+        if self._shorthand and "model" not in changes:
+            changes["model"] = None
+        elif not self._shorthand and {"layers", "hidden", "output"} & changes.keys() and "model" not in changes:
+            raise ValueError("this configuration's model was given explicitly: change it through model=, not the "
+                             "shorthand (layers, hidden, output)")
+        if "optimizer" in changes and "eps" not in changes and self.eps == registry.OPTIMIZERS[self.optimizer].eps:
+            changes["eps"] = None
         return replace(self, **changes)
 
 
@@ -157,3 +231,6 @@ def _is_int(value) -> bool:
 # The two notebooks the project grew from (../shared/seeds/), as configurations.
 SEED1_XOR = Config(layers=(2, 4, 1), init="standard_normal", epochs=10_000)
 SEED2_XOR = Config(layers=(2, 2, 1), init="uniform_pm1", epochs=180_000)
+
+
+_DEFAULTS = {name: Config.__dataclass_fields__[name].default for name in ("layers", "hidden", "output")}

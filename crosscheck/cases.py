@@ -70,6 +70,10 @@ CASES = (
     Case("relu-sigmoid-bce-minibatch",
          Config(layers=(4, 12, 1), hidden="relu", output="sigmoid", loss="bce", init="he_normal", lr=0.3,
                 epochs=60, batch_size=9, seed=9), samples=40),
+    # An explicit model the shorthand cannot say: each hidden layer with an activation of its own.
+    Case("mixed-tanh-relu-identity-mse-minibatch",
+         Config(model=(("dense", 4, 6), "tanh", ("dense", 6, 6), "relu", ("dense", 6, 2), "identity"), loss="mse",
+                init="glorot_uniform", lr=0.05, epochs=100, batch_size=8, seed=12), samples=30),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

@@ -1,12 +1,14 @@
 """Checks per operation, in the manner of tinygrad's helper_test_op and JAX's lax_reference + check_grads.
 
-check_op(driver, kind, name) takes one registered op (an activation or a loss, common/registry.py),
+check_op(driver, kind, name) takes one registered op (an activation, a loss or a layer kind,
+common/registry.py),
 draws seeded inputs once (with edge values: kinks, saturation, large logits), and checks on the
 backend's own functions:
   - its forward against the reference's forward;
   - its backward against the reference's backward, for one random upstream gradient;
   - its backward against the framework's autodiff of its forward (a vector-Jacobian product);
   - its backward against central differences of its forward along random directions (float64).
+A layer kind's backward is checked for its input and for each of its parameters.
 One place builds the inputs; each registered op gets a one-line test (tests/test_ops.py).
 """
 
@@ -15,8 +17,9 @@ import importlib
 import numpy as np
 
 from common import registry
+from common.config import Layer
 
-from .checks import Findings, backend_module
+from .checks import Findings, backend_module, computed
 
 SHAPE = (5, 3)
 DIRECTIONS = 3
@@ -55,6 +58,22 @@ def loss_inputs(name, seed=0):
     return z, a, y
 
 
+def layer_inputs(name, seed=0):
+    """(layer, p, x, dy) for a layer kind: one layer of it, its parameters, an input (with the edge values of an
+    activation) and an upstream gradient."""
+    rng = np.random.default_rng(seed)
+    if name == "dense":
+        fan_out = SHAPE[1] + 1  # not square: a missing transpose fails on shape
+        layer, p = Layer("dense", (SHAPE[1], fan_out), slot=0), (rng.standard_normal((SHAPE[1], fan_out)),
+                                                                  rng.standard_normal(fan_out))
+        x = 2 * rng.standard_normal(SHAPE)
+    else:
+        layer, p = Layer(name), ()
+        x, _ = activation_inputs(name, seed)
+    y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x)
+    return layer, p, x, rng.standard_normal(y_ref.shape)
+
+
 def check_op(driver, kind, name, device="cpu", seed=0):
     """One op on one backend: forward and backward against the reference, autodiff's VJP and central differences."""
     __tracebackhide__ = True
@@ -79,6 +98,8 @@ def check_op(driver, kind, name, device="cpu", seed=0):
 
         wrt, skip = z, np.isin(z, list(KINKS.values())) if name in KINKS else np.zeros(z.shape, bool)
         vjp = _autodiff_vjp(driver, lambda x: forward(x), native(z), native(da))
+    elif kind == "layers":
+        return _check_layer(driver, name, device, seed, found)
     else:
         z, a, y = loss_inputs(name, seed)
         fused = registry.LOSSES[name].fused
@@ -106,6 +127,61 @@ def check_op(driver, kind, name, device="cpu", seed=0):
     return found.result()
 
 
+def _check_layer(driver, name, device, seed, found):
+    """A layer kind: forward, and backward for its input and each parameter, against the reference, autodiff's VJP
+    (one input at a time, the rest held) and central differences along random directions in all of them at once."""
+    ours, ref = backend_module(driver, "layers"), importlib.import_module("reference.layers")
+    native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
+    numpy = driver.to_numpy
+    label = f"{driver.name} {name} layer"
+    layer, p, x, dy = layer_inputs(name, seed)
+    forward, backward = ours.FORWARD[name], ours.BACKWARD[name]
+    with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
+        y_ref, cache_ref = ref.FORWARD[name](layer, p, x)
+    y, cache = computed(label, f"{name} layer forward", forward, layer, tuple(map(native, p)), native(x))
+    found.compare(numpy(y), y_ref, None, "forward", what=f"{name} layer forward", backend=label)
+    dx, dp = computed(label, f"{name} layer backward", backward, layer, tuple(map(native, p)), cache, native(dy))
+    grads = [numpy(dx), *map(numpy, dp)]
+    dx_ref, dp_ref = ref.BACKWARD[name](layer, p, cache_ref, dy)
+    inputs = [x, *p]
+    names = ["input", *registry.LAYERS[name].params]
+    if len(grads) != len(inputs):
+        found.compare(np.array(len(grads)), np.array(len(inputs)), None, "gradient",
+                      what=f"{name} layer backward: number of gradients", backend=label)
+        return found.result()
+    for g, g_ref, leaf in zip(grads, [dx_ref, *dp_ref], names):
+        found.compare(g, g_ref, None, "gradient", what=f"{name} layer backward: {leaf} gradient", backend=label)
+
+    def output(values):  # the layer's output with inputs[0] (x) and its parameters replaced by values
+        return forward(layer, tuple(values[1:]), values[0])[0]
+
+    for i, leaf in enumerate(names):
+        def of_one(v, i=i):
+            values = [native(t) for t in inputs]
+            values[i] = v
+            return output(values)
+
+        vjp = _autodiff_vjp(driver, of_one, native(inputs[i]), native(dy))
+        if vjp is not None:
+            found.compare(grads[i], vjp, None, "gradient",
+                          what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
+                          backend=label)
+    rng = np.random.default_rng(seed + 1)
+    kink = np.isin(x, list(KINKS.values())) if name in KINKS else np.zeros(x.shape, bool)
+
+    def scalar(values):
+        return float(np.vdot(dy, numpy(output([native(t) for t in values]))))
+
+    for k in range(DIRECTIONS):
+        vs = [np.where(kink, 0.0, rng.standard_normal(x.shape)), *(rng.standard_normal(t.shape) for t in p)]
+        numeric = (scalar([t + EPS * v for t, v in zip(inputs, vs)]) -
+                   scalar([t - EPS * v for t, v in zip(inputs, vs)])) / (2 * EPS)
+        found.compare(sum(np.vdot(g, v) for g, v in zip(grads, vs)), numeric, None, "finite_difference",
+                      what=f"{name} layer backward along random direction {k + 1} (central differences)",
+                      backend=label)
+    return found.result()
+
+
 def _autodiff_vjp(driver, f, x, dy):
     """The framework's own vector-Jacobian product of f at x with dy (None for a scalar f), or None without autodiff."""
     if driver.autodiff_gradients is None:
@@ -115,6 +191,7 @@ def _autodiff_vjp(driver, f, x, dy):
 
 
 def registered_ops():
-    """[(kind, name)] for every registered activation and loss: the parametrization of tests/test_ops.py."""
-    return [("activations", name) for name in registry.ACTIVATIONS] + [("losses", name) for name in registry.LOSSES]
+    """[(kind, name)] for every registered activation, loss and layer kind: the parametrization of tests/test_ops.py."""
+    return ([("activations", name) for name in registry.ACTIVATIONS] + [("losses", name) for name in registry.LOSSES]
+            + [("layers", name) for name in registry.LAYERS])
 

@@ -4,10 +4,23 @@ with edge values (kinks, saturation, large logits) in the inputs (crosscheck/ops
 
 import pytest
 
+from bug_catalogue import BY_ID as BUGS
 from crosscheck import ops
+from crosscheck.compare import Disagreement
 
 
 @pytest.mark.builtin
-@pytest.mark.parametrize(("kind", "name"), ops.registered_ops(), ids=[n for _, n in ops.registered_ops()])
+@pytest.mark.parametrize(("kind", "name"), ops.registered_ops(), ids=[f"{k}-{n}" for k, n in ops.registered_ops()])
 def test_op(driver, device, kind, name):
     assert ops.check_op(driver, kind, name, device)
+
+
+@pytest.mark.builtin
+@pytest.mark.parametrize(("bug", "name"), [("missing-transpose", "dense"), ("bias-gradient-averaged", "dense"),
+                                           ("missing-hidden-derivative", "tanh")])
+def test_a_layer_mistake_fails_its_op_check(driver, device, mutate, bug, name):
+    """The layer kinds' op checks can fail: a catalogue mistake planted in a layer (in the reference too, where
+    central differences catch it) fails that layer's check, as a disagreement (a crash included), naming it."""
+    BUGS[bug].plant(mutate, driver.name)
+    with pytest.raises(Disagreement, match=f"{name} layer backward"):
+        ops.check_op(driver, "layers", name, device)

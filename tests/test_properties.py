@@ -1,4 +1,4 @@
-"""Property-based cross-checks over random architectures, activations, losses, batch sizes and seeds.
+"""Property-based cross-checks over random models (widths and each layer's activation), losses, batch sizes and seeds.
 
 The budget is bounded (max_examples) so the default run stays quick; a failing example
 is shrunk by hypothesis and printed as a configuration to reproduce.
@@ -27,8 +27,13 @@ def cases(draw):
     n_out = draw(st.integers(2, 4)) if registry.ACTIVATIONS[output].outputs == "simplex" else draw(st.integers(1, 3))
     samples = draw(st.integers(1, 12))
     batch = draw(st.one_of(st.none(), st.integers(1, samples)))
-    config = Config(layers=(n_in, *hidden_layers, n_out), hidden=draw(st.sampled_from(registry.hidden_activations())),
-                    output=output, loss=loss, init=draw(st.sampled_from(list(registry.INITS))),
+    # A model drawn layer by layer: each hidden layer its own activation (the shorthand gives them all one).
+    widths = (n_in, *hidden_layers, n_out)
+    model = []
+    for l, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
+        last = l == len(widths) - 2
+        model += [("dense", fan_in, fan_out), output if last else draw(st.sampled_from(registry.hidden_activations()))]
+    config = Config(model=tuple(model), loss=loss, init=draw(st.sampled_from(list(registry.INITS))),
                     lr=draw(st.sampled_from([0.01, 0.1])), epochs=draw(st.integers(1, 6)), batch_size=batch,
                     seed=draw(st.integers(0, 2**16)))
     return Case("hypothesis", config, samples=samples)

@@ -41,6 +41,44 @@ def test_bad_configuration_is_named(changes, message):
         GOOD.replace(**changes)
 
 
+MIXED = (("dense", 2, 3), "tanh", ("dense", 3, 3), "relu", ("dense", 3, 1), "sigmoid")
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ((), "at least one layer"),
+    ("dense", "must be a sequence of layers"),
+    ((("dense", 2, 3), "tanh", ("dense", 4, 1), "sigmoid"), r"model\[2\]: dense layer takes 4 inputs, but 3 reach it"),
+    ((("dense", 2, 3), "swish", ("dense", 3, 1), "sigmoid"), r"model\[1\]: unknown layer kind 'swish'"),
+    ((("dense", 2), "sigmoid"), r"model\[0\]: a dense layer needs \(fan_in, fan_out\)"),
+    ((("dense", 2, 0), "sigmoid"), r"model\[0\]: a dense layer needs"),
+    ((("dense", 2, 3), ("tanh", 3), ("dense", 3, 1), "sigmoid"), r"model\[1\]: a tanh layer keeps its input's shape"),
+    ((("dense", 2, 3), "softmax", ("dense", 3, 1), "sigmoid"), r"model\[1\]: softmax may only be the output"),
+    (("tanh", ("dense", 2, 1), "sigmoid"), "must begin with a dense layer"),
+    ((("dense", 2, 3), "tanh", ("dense", 3, 1)), "must end with an activation layer"),
+    ((("dense", 2, 3), 7, ("dense", 3, 1), "sigmoid"), r"model\[1\] must be a Layer, a layer kind or"),
+])
+def test_bad_model_is_named(model, message):
+    with pytest.raises(ValueError, match=message):
+        Config(model=model)
+
+
+def test_explicit_model_is_described_and_kept_through_replace():
+    config = Config(model=MIXED, epochs=5)
+    assert (config.layers, config.hidden, config.output) == ((2, 3, 3, 1), "tanh,relu", "sigmoid")
+    assert [(layer.kind, layer.slot) for layer in config.model] == [
+        ("dense", 0), ("tanh", None), ("dense", 1), ("relu", None), ("dense", 2), ("sigmoid", None)]
+    assert config.replace(lr=0.5).model == config.model
+    with pytest.raises(ValueError, match="contradicts the model given"):
+        Config(model=MIXED, layers=(2, 4, 1))
+    with pytest.raises(ValueError, match="change it through model="):
+        config.replace(hidden="relu")
+    # The shorthand is expanded afresh on replace; it and the explicit model it implies are one configuration.
+    assert GOOD.replace(layers=(2, 5, 1)).model[0].shape == (2, 5)
+    assert Config(model=(("dense", 2, 3), "sigmoid", ("dense", 3, 1), "sigmoid"), epochs=5) == GOOD
+    # A new optimizer gets its own default epsilon, not the old one's.
+    assert Config(optimizer="adam").replace(optimizer="adagrad").eps == 1e-10
+
+
 def _problem():
     X, y = xor()
     return reference.initial_params(GOOD), X, y
