@@ -62,6 +62,7 @@ def layer_inputs(name, seed=0):
     """(layer, p, x, dy) for a layer kind: one layer of it, its parameters, an input (with the edge values of an
     activation) and an upstream gradient."""
     rng = np.random.default_rng(seed)
+    p: tuple
     if name == "dense":
         fan_out = SHAPE[1] + 1  # not square: a missing transpose fails on shape
         layer, p = Layer("dense", (SHAPE[1], fan_out), slot=0), (rng.standard_normal((SHAPE[1], fan_out)),
