@@ -6,8 +6,15 @@ backend from a skip into a failure, so CI cannot pass by skipping.
 
 import os
 from functools import partial
+from pathlib import Path
 
 import pytest
+
+# JAX's compiled programs kept on disk between pytest runs (most of a run's JAX time is compiling): set before
+# JAX is first imported. A planted mistake changes the program, and so its cache key; nothing stale is reused.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 import backends
 import mutations
