@@ -68,6 +68,10 @@ def parse_args(argv=None):
     p.add_argument("--layers", default=",".join(map(str, d.layers)), help="widths, input first, e.g. 2,4,1")
     p.add_argument("--hidden", default=d.hidden, choices=registry.hidden_activations(), help="hidden activation")
     p.add_argument("--output", default=d.output, choices=tuple(registry.ACTIVATIONS), help="output activation")
+    p.add_argument("--model", metavar="LAYERS", default=None,
+                   help="an explicit sequence of layers instead of --layers/--hidden/--output, a dense layer as "
+                        f"dense:IN:OUT, e.g. dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
+                        f"{', '.join(registry.LAYERS)})")
     p.add_argument("--loss", default=d.loss, choices=tuple(registry.LOSSES))
     p.add_argument("--init", default=d.init, choices=tuple(registry.INITS), help="initialisation scheme")
     p.add_argument("--dtype", default=d.dtype, choices=registry.DTYPES)
@@ -108,15 +112,24 @@ def parse_args(argv=None):
         betas: tuple = tuple(float(b) for b in args.betas.split(","))
     except ValueError:
         p.error(f"--betas must be two comma-separated numbers, got {args.betas!r}")
+    model = None
+    if args.model is not None:
+        try:
+            model = tuple(kind if not shape else (kind, *map(int, shape))
+                          for kind, *shape in (entry.strip().split(":") for entry in args.model.split(",")))
+        except ValueError:
+            p.error(f"--model entries are a kind or kind:IN:OUT with integer widths, got {args.model!r}")
     try:
-        config = Config(layers=layers, hidden=args.hidden, output=args.output, loss=args.loss, init=args.init,
+        config = Config(model=model, layers=layers, hidden=args.hidden, output=args.output, loss=args.loss,
+                        init=args.init,
                         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed,
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
                         weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
-    if args.samples is None and (layers[0], layers[-1]) != (2, 1):
-        p.error(f"XOR needs 2 inputs and 1 output, got layers {args.layers}; pass --samples N for synthetic data")
+    if args.samples is None and (config.layers[0], config.layers[-1]) != (2, 1):
+        p.error(f"XOR needs 2 inputs and 1 output, got layers {','.join(map(str, config.layers))}; pass --samples N "
+                "for synthetic data")
     if args.samples is not None and args.samples < 1:
         p.error("--samples must be positive")
     if args.checkpoints < 1:

@@ -3,6 +3,7 @@ reported rather than a traceback. The exit status matters here, so most of these
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,25 @@ def test_a_missing_device_stops_or_skips_with_the_reason(driver, strict_mode):
     else:
         assert status == pytest.ExitCode.OK, text
         assert "SKIPPED [1] tests/test_agreement.py" in text and why in text
+
+
+def test_an_explicit_model_from_the_command_line_trains_and_agrees(tmp_path, capsys):
+    """--model gives a model the shorthand cannot say (a different activation per layer); every backend agrees."""
+    status = report.main(["--model", "dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid", "--epochs", "300",
+                          "--plot", "", "--no-progress", "--json", str(tmp_path / "r.json")])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "cross-check of 2-4-4-1 tanh,relu/sigmoid" in text
+    assert json.loads((tmp_path / "r.json").read_text())["agree"] is True
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("dense:2:4,tanh,dense:5:1,sigmoid", r"model\[2\]: dense layer takes 5 inputs, but 4 reach it"),
+    ("dense:2:x", "--model entries are a kind or kind:IN:OUT"),
+    ("dense:2:4,swish,dense:4:1,sigmoid", r"model\[1\]: unknown layer kind 'swish'"),
+])
+def test_a_bad_model_is_refused_before_training(model, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        report.parse_args(["--model", model])
+    assert info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
