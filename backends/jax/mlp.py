@@ -1,4 +1,4 @@
-"""The MLP in JAX, mirroring reference/mlp.py function for function.
+"""The network in JAX (the generic walk over its layers), mirroring reference/mlp.py function for function.
 
 Arrays in, arrays out, pure functions. The training core compiles whole runs of
 epochs: jax.jit around lax.scan over the epochs, one scan per stretch between

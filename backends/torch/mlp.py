@@ -1,4 +1,4 @@
-"""The MLP in PyTorch, mirroring reference/mlp.py function for function.
+"""The network in PyTorch (the generic walk over its layers), mirroring reference/mlp.py function for function.
 
 Tensors in, tensors out; the training core runs under torch.inference_mode (no
 autograd bookkeeping) and updates the parameters in place.
