@@ -6,6 +6,7 @@ dispatch tables of every backend read these; nothing else lists a name by hand. 
 importing it needs nothing but the standard library.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -31,6 +32,8 @@ class LayerKind:
     name: str
     params: tuple  # the names of its parameter leaves, in the order its params tuple holds them; () if it has none
     doc: str
+    shapes: Callable = lambda *shape: ()  # (*layer.shape) -> the shape of each parameter leaf, in params' order
+    example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ LOSSES = {loss.name: loss for loss in (
 
 # Dense, and each activation as a layer of its own (its kind is the activation's name).
 LAYERS = {k.name: k for k in (
-    LayerKind("dense", params=("weight", "bias"), doc="z = x W + b"),
+    LayerKind("dense", params=("weight", "bias"), doc="z = x W + b",
+              shapes=lambda fan_in, fan_out: ((fan_in, fan_out), (fan_out,)), example=(3, 4)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

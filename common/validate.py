@@ -45,13 +45,18 @@ def check_inputs(params, X, y, config, orders=None):
 
 
 def check_params(params, config):
-    """Raise if params do not match config.layers and config.dtype, layer by layer."""
+    """Raise if params do not match config.model and config.dtype, layer by layer (shapes from the registry)."""
     dtype = np.dtype(config.dtype)
-    shapes = list(zip(config.layers[:-1], config.layers[1:]))
-    if len(params) != len(shapes):
-        raise ValueError(f"params has {len(params)} layers, but the configuration has {len(shapes)}")
-    for l, ((W, b), (fan_in, fan_out)) in enumerate(zip(params, shapes), start=1):
-        for what, arr, shape in (("weight", W, (fan_in, fan_out)), ("bias", b, (fan_out,))):
+    with_params = [layer for layer in config.model if layer.slot is not None]
+    if len(params) != len(with_params):
+        raise ValueError(f"params has {len(params)} layers, but the configuration has {len(with_params)}")
+    for l, (leaves, layer) in enumerate(zip(params, with_params), start=1):
+        kind = registry.LAYERS[layer.kind]
+        shapes = kind.shapes(*layer.shape)
+        if len(leaves) != len(shapes):
+            raise ValueError(f"layer {l} has {len(leaves)} parameter arrays, but a {layer.kind} layer has "
+                             f"{len(shapes)} ({', '.join(kind.params)})")
+        for what, arr, shape in zip(kind.params, leaves, shapes):
             if not isinstance(arr, np.ndarray):
                 raise TypeError(f"layer {l} {what} must be a NumPy array, got {type(arr).__name__}")
             if arr.shape != shape:

@@ -62,15 +62,12 @@ def layer_inputs(name, seed=0):
     """(layer, p, x, dy) for a layer kind: one layer of it, its parameters, an input (with the edge values of an
     activation) and an upstream gradient."""
     rng = np.random.default_rng(seed)
-    p: tuple
-    if name == "dense":
-        fan_out = SHAPE[1] + 1  # not square: a missing transpose fails on shape
-        layer, p = Layer("dense", (SHAPE[1], fan_out), slot=0), (rng.standard_normal((SHAPE[1], fan_out)),
-                                                                  rng.standard_normal(fan_out))
-        x = 2 * rng.standard_normal(SHAPE)
-    else:
-        layer, p = Layer(name), ()
-        x, _ = activation_inputs(name, seed)
+    kind = registry.LAYERS[name]
+    layer = Layer(name, kind.example, slot=0 if kind.params else None)  # the registry's example shape
+    p = tuple(rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
+    x = 2 * rng.standard_normal((SHAPE[0], kind.example[0] if kind.example else SHAPE[1]))
+    if name in EDGES:
+        x[0] = EDGES[name]
     y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x)
     return layer, p, x, rng.standard_normal(y_ref.shape)
 

@@ -104,6 +104,8 @@ def _bad_inputs():
     yield "weight shape", ([(W1.T, b1), params[1]], X, y, None), r"layer 1 weight has shape \(3, 2\), expected \(2, 3\)"
     yield "bias dtype", ([(W1, b1.astype(np.float32)), params[1]], X, y, None), "layer 1 bias has dtype float32"
     yield "layers", (params[:1], X, y, None), "params has 1 layers, but the configuration has 2"
+    yield "bias missing", ([(W1,), params[1]], X, y, None), \
+        r"layer 1 has 1 parameter arrays, but a dense layer has 2 \(weight, bias\)"
     yield "NaN weight", ([(W1 * np.nan, b1), params[1]], X, y, None), "layer 1 weight contains NaN"
     yield "orders shape", (params, X, y, np.zeros((5, 3), dtype=np.int64)), r"orders must have shape"
     yield "orders repeat", (params, X, y, np.zeros((5, 4), dtype=np.int64)), "must be a permutation"
