@@ -49,12 +49,13 @@ def backward(params, X, y, caches, config):
     return grads
 
 
-def update(params, grads, opt_state, t, config):
-    """(params, opt_state) after update number t of config.optimizer (backends/jax/optimizers.py)."""
+def update(params, grads, opt_state, t, config, k=None):
+    """(params, opt_state) after update number t of config.optimizer (backends/jax/optimizers.py); k: its scalars,
+    where train_epochs computed them ahead."""
     if config.optimizer == "sgd" and not config.weight_decay:
         lr = config.lr
         return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state
-    return optimizers.update(params, grads, opt_state, t, config)
+    return optimizers.update(params, grads, opt_state, t, config, k)
 
 
 def gradients(params, X, y, config):
@@ -65,10 +66,10 @@ def gradients(params, X, y, config):
     return loss, backward(params, X, y, cache, config)
 
 
-def train_step(params, opt_state, t, X, y, config):
+def train_step(params, opt_state, t, X, y, config, k=None):
     """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
     loss, grads = gradients(params, X, y, config)
-    return (loss, *update(params, grads, opt_state, t, config))
+    return (loss, *update(params, grads, opt_state, t, config, k))
 
 
 def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
@@ -94,18 +95,26 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
 def train_epochs(state, X, y, orders, config, length):
     """length epochs in one compiled lax.scan: (TrainState after them, losses (length, steps))."""
     steps = batches(X.shape[0], config.batch_size)
+    # JAX quirk: a scalar that changes every step (adam's bias corrections 1 - b^t) is a separate call per step on
+    # the CPU, which the leaves' updates wait on: it doubled Adam's XOR epoch. The stretch's scalars are computed
+    # here instead, all at once, from the same formula (optimizers.scalars), and each step is handed its own.
+    ts = state.step + 1 + jnp.arange(length * len(steps)).reshape(length, len(steps))
+    # In the training dtype, as the weakly typed scalar a step computes for itself is used (scan's xs are not weak).
+    scalars = tuple(k.astype(X.dtype) for k in optimizers.scalars(ts, config))
 
-    def epoch(state, order):
+    def epoch(state, xs):
+        order, epoch_scalars = xs
         params, opt_state, t = state
         losses = []
-        for start, stop in steps:
+        for s, (start, stop) in enumerate(steps):
             if order is None:
                 Xb, yb = X, y
             else:
                 idx = order[start:stop]
                 Xb, yb = X[idx], y[idx]
             t = t + 1
-            loss, params, opt_state = train_step(params, opt_state, t, Xb, yb, config)
+            k = tuple(scalar[s] for scalar in epoch_scalars)
+            loss, params, opt_state = train_step(params, opt_state, t, Xb, yb, config, k)
             losses.append(loss)
         return TrainState(params, opt_state, t), jnp.stack(losses)
 
@@ -113,4 +122,4 @@ def train_epochs(state, X, y, orders, config, length):
     # 8 per loop iteration, cuts the per-epoch overhead on XOR-sized problems (benchmarks/) at no cost
     # in accuracy. A minibatch epoch is already several steps long, and unrolling it costs compile time.
     unroll = min(UNROLL, length) if len(steps) == 1 else 1
-    return lax.scan(epoch, state, orders, length=length, unroll=unroll)
+    return lax.scan(epoch, state, (orders, scalars), length=length, unroll=unroll)

@@ -9,7 +9,7 @@ def sgd_init(p):
     return ()
 
 
-def sgd_update(p, g, s, t, c, wd):
+def sgd_update(p, g, s, k, c, wd):
     """p <- p - lr g"""
     return p - c.lr * g, s
 
@@ -18,7 +18,7 @@ def momentum_init(p):
     return (torch.zeros_like(p),)
 
 
-def momentum_update(p, g, s, t, c, wd):
+def momentum_update(p, g, s, k, c, wd):
     """b <- mu b + g; p <- p - lr b  (torch.optim.SGD with dampening 0: the first b is g, not (1 - mu) g)"""
     b = c.momentum * s[0] + g
     return p - c.lr * b, (b,)
@@ -28,7 +28,7 @@ def nesterov_init(p):
     return (torch.zeros_like(p),)
 
 
-def nesterov_update(p, g, s, t, c, wd):
+def nesterov_update(p, g, s, k, c, wd):
     """b <- mu b + g; p <- p - lr (g + mu b)  (torch.optim.SGD(nesterov=True): the look-ahead on the gradient)"""
     b = c.momentum * s[0] + g
     return p - c.lr * (g + c.momentum * b), (b,)
@@ -38,7 +38,7 @@ def rmsprop_init(p):
     return (torch.zeros_like(p),)
 
 
-def rmsprop_update(p, g, s, t, c, wd):
+def rmsprop_update(p, g, s, k, c, wd):
     """v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps)  (eps outside the root, as torch.optim)"""
     v = c.alpha * s[0] + (1 - c.alpha) * g * g
     return p - c.lr * g / (torch.sqrt(v) + c.eps), (v,)
@@ -48,7 +48,7 @@ def adagrad_init(p):
     return (torch.zeros_like(p),)
 
 
-def adagrad_update(p, g, s, t, c, wd):
+def adagrad_update(p, g, s, k, c, wd):
     """G <- G + g^2; p <- p - lr g / (sqrt(G) + eps)  (torch.optim.Adagrad: no lr decay, G starts at 0)"""
     G = s[0] + g * g
     return p - c.lr * g / (torch.sqrt(G) + c.eps), (G,)
@@ -58,23 +58,30 @@ def adam_init(p):
     return (torch.zeros_like(p), torch.zeros_like(p))
 
 
-def adam_update(p, g, s, t, c, wd):
+def adam_update(p, g, s, k, c, wd):
     """m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2; p <- p - lr m^ / (sqrt(v^) + eps),
-    with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t) (eps outside the root, after bias correction, as torch.optim)."""
+    with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t), k those two (adam_scalars) (eps outside the root, after bias
+    correction, as torch.optim)."""
     b1, b2 = c.betas
     m = b1 * s[0] + (1 - b1) * g
     v = b2 * s[1] + (1 - b2) * g * g
-    m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+    m_hat, v_hat = m / k[0], v / k[1]
     return p - c.lr * m_hat / (torch.sqrt(v_hat) + c.eps), (m, v)
+
+
+def adam_scalars(t, c):
+    """The bias corrections of update t, shared by every leaf: (1 - b1^t, 1 - b2^t)."""
+    b1, b2 = c.betas
+    return 1 - b1**t, 1 - b2**t
 
 
 def adamw_init(p):
     return (torch.zeros_like(p), torch.zeros_like(p))
 
 
-def adamw_update(p, g, s, t, c, wd):
+def adamw_update(p, g, s, k, c, wd):
     """p <- p (1 - lr wd), then adam's step: decay decoupled from the gradient (torch.optim.AdamW)."""
-    return adam_update(p * (1 - c.lr * wd), g, s, t, c, 0.0)
+    return adam_update(p * (1 - c.lr * wd), g, s, k, c, 0.0)
 
 
 def init(params, config):
@@ -88,6 +95,7 @@ def update(params, grads, state, t, config):
     """(params, state) after update number t of config.optimizer, leaf by leaf, weight decay included."""
     spec = registry.OPTIMIZERS[config.optimizer]
     names, step = spec.state, UPDATE[config.optimizer]
+    k = scalars(t, config)
     new_params: list = []
     new_state: dict = {name: [] for name in names}
     for l, (layer, layer_grads) in enumerate(zip(params, grads)):
@@ -96,7 +104,7 @@ def update(params, grads, state, t, config):
             wd = config.weight_decay if which == 0 or config.decay_biases else 0.0
             if wd and not spec.decoupled_decay:
                 g = g + wd * p  # coupled L2: the gradient of wd/2 |p|^2
-            p, s = step(p, g, tuple(state[name][l][which] for name in names), t, config, wd)
+            p, s = step(p, g, tuple(state[name][l][which] for name in names), k, config, wd)
             new_layer.append(p)
             new_leaf_states.append(s)
         new_params.append(tuple(new_layer))
@@ -105,5 +113,11 @@ def update(params, grads, state, t, config):
     return new_params, new_state
 
 
+def scalars(t, config):
+    """What update number t computes once for all its leaves: adam's bias corrections; () for the others."""
+    return SCALARS[config.optimizer](t, config) if config.optimizer in SCALARS else ()
+
+
 INIT = {name: globals()[f"{name}_init"] for name in registry.OPTIMIZERS}
 UPDATE = {name: globals()[f"{name}_update"] for name in registry.OPTIMIZERS}
+SCALARS = {"adam": adam_scalars, "adamw": adam_scalars}
