@@ -120,11 +120,10 @@ def test_report_runs_a_plugin_over_several_stretches(monkeypatch, capsys):
 def test_first_epoch_out_and_the_verdict_come_from_one_route(driver, mutate, tmp_path, capsys, dtype):
     """A backend that disagrees has a first epoch out of tolerance, in both dtypes (the report used to compute it by
     a second route, which in float32 could say '-' beside 'agrees: NO'); one that agrees has none."""
-    old = {"torch": "W.sub_(lr * dW)", "jax": "(W - lr * dW, b - lr * db)"}[driver.name]
     args = [*SHORT, "--backends", driver.name, "--plot", "", "--dtype", dtype, "--json", str(tmp_path / "r.json")]
     assert report.main(args) == 0
     assert json.loads((tmp_path / "r.json").read_text())["backends"][driver.name]["first_epoch_out"] is None
-    mutate(f"backends.{driver.name}.mlp", old, old.replace("lr *", "lr * lr *", 1))
+    BUGS["learning-rate-twice"].plant(mutate, driver.name)
     assert report.main(args) == 1
     row = json.loads((tmp_path / "r.json").read_text())["backends"][driver.name]
     capsys.readouterr()

@@ -18,10 +18,6 @@ from crosscheck.compare import Disagreement
 BIAS_AVERAGED = BUGS["bias-gradient-averaged"]
 
 
-def package(name, module):
-    return f"{backends.REGISTRY[name][0]}.{module}"
-
-
 @pytest.mark.frameworks
 def test_a_bug_in_the_reference_is_blamed_on_the_reference(driver, device, mutate):
     """The reference's bias gradient averaged: the framework under check disagrees, and the vote says why."""
@@ -44,8 +40,7 @@ def test_a_bug_in_a_framework_is_blamed_on_that_framework(driver, device, mutate
 
 @pytest.mark.frameworks
 def test_a_bug_in_the_training_loop_is_blamed_by_a_trajectory_vote(driver, device, mutate):
-    old = {"torch": "W.sub_(lr * dW)", "jax": "(W - lr * dW, b - lr * db)"}[driver.name]
-    mutate(package(driver.name, "mlp"), old, old.replace("lr *", "lr * lr *", 1))
+    BUGS["learning-rate-twice"].plant(mutate, driver.name)
     with pytest.raises(Disagreement) as info:
         checks.check_trajectory(driver, BY_ID["seed1-xor"], "float64", device, epochs=50)
     assert "vote on the trajectory (float64, " in str(info.value)
