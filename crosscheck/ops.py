@@ -97,7 +97,7 @@ def check_op(driver, kind, name, device="cpu", seed=0):
         wrt, skip = z, np.isin(z, list(KINKS.values())) if name in KINKS else np.zeros(z.shape, bool)
         vjp = _autodiff_vjp(driver, lambda x: forward(x), native(z), native(da))
     elif kind == "layers":
-        return _check_layer(driver, name, device, seed, found)
+        return _check_layer(driver, ours, ref, native, found, name, seed)
     else:
         z, a, y = loss_inputs(name, seed)
         fused = registry.LOSSES[name].fused
@@ -125,11 +125,11 @@ def check_op(driver, kind, name, device="cpu", seed=0):
     return found.result()
 
 
-def _check_layer(driver, name, device, seed, found):
+def _check_layer(driver, ours, ref, native, found, name, seed):
     """A layer kind: forward, and backward for its input and each parameter, against the reference, autodiff's VJP
-    (one input at a time, the rest held) and central differences along random directions in all of them at once."""
-    ours, ref = backend_module(driver, "layers"), importlib.import_module("reference.layers")
-    native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
+    (one input at a time, the rest held) and central differences along random directions in all of them at once.
+    ours, ref, native and found: the backend's and the reference's layers modules, the conversion and the findings
+    check_op built."""
     numpy = driver.to_numpy
     label = f"{driver.name} {name} layer"
     layer, p, x, dy = layer_inputs(name, seed)
