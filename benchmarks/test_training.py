@@ -194,19 +194,19 @@ def gemm_products(framework):
         @partial(jax.jit, static_argnames="epochs")
         def products(X, W1, a1, W2, dz2, dz1, epochs):
             def epoch(_, carry):
-                return step(X, *carry)
+                return gemm_step(X, *carry)
 
             return lax.fori_loop(0, epochs, epoch, (W1, a1, W2, dz2, dz1))
 
     else:
         def products(X, W1, a1, W2, dz2, dz1, epochs):
             for _ in range(epochs):
-                W1, a1, W2, dz2, dz1 = step(X, W1, a1, W2, dz2, dz1)
+                W1, a1, W2, dz2, dz1 = gemm_step(X, W1, a1, W2, dz2, dz1)
             return W1, W2
 
     return products
 
 
-def step(X, W1, a1, W2, dz2, dz1, lr=1e-12):
+def gemm_step(X, W1, a1, W2, dz2, dz1, lr=1e-12):
     """The five products once; lr is tiny so that ten epochs of it stay finite (the values do not matter)."""
     return W1 - lr * (X.T @ dz1), X @ W1, W2 - lr * (a1.T @ dz2), a1 @ W2, dz2 @ W2.T
