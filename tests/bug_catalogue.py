@@ -66,11 +66,11 @@ def _on(*optimizers):
 
 BUGS = (
     Bug("sigmoid-derivative-from-z", "sigmoid'(z) computed from z where the output a is meant", "activations",
-        "return da * a * (1 - a)", "return da * z * (1 - z)", "gradients",
+        "return da * a * (1.0 - a)", "return da * z * (1.0 - z)", "gradients",
         {"seed1-xor": Expect("layer 1 weight gradient", LOSS_ONLY),
          "sigmoid-bce": Expect("layer 1 weight gradient", grads(2))}),  # bce fuses the output sigmoid
     Bug("tanh-derivative", "tanh'(z) written as 1 - a instead of 1 - a^2", "activations",
-        "return da * (1 - a * a)", "return da * (1 - a)", "gradients",
+        "return da * (1.0 - a * a)", "return da * (1.0 - a)", "gradients",
         {"tanh-identity-mse-minibatch": Expect("layer 1 weight gradient", grads(2)),
          "deep-tanh-sigmoid-mse": Expect("layer 1 weight gradient", grads(4))}),
     Bug("relu-kink", "relu'(0) taken as 1 (z >= 0) against the documented 0", "activations",

@@ -5,6 +5,7 @@ training loops and PyTorch's torch.compile path are cross-checked like the mirro
 """
 
 import importlib
+import os
 from dataclasses import replace
 
 import pytest
@@ -13,6 +14,7 @@ import backends
 from common.driver import TrainState
 from crosscheck import checks
 from crosscheck.cases import BY_ID
+from strictness import load_or_skip
 
 EPOCHS = 256
 
@@ -49,3 +51,18 @@ def with_checkpoints(run, case):
     """These cores keep no intermediate checkpoints: the case has one, the last epoch, so this is its state."""
     (last,) = case.checkpoints(run.losses.shape[0])
     return replace(run, checkpoints={last: TrainState(run.params, {}, 0)})
+
+
+def test_jax_raises_xla_small_loop_limit_and_keeps_a_users_setting(request):
+    """backends/jax lets XLA:CPU compile XOR-sized loops whole; a user's own XLA_FLAGS choice wins."""
+    load_or_skip(request.config, "jax")
+    jax_backend = importlib.import_module("backends.jax")
+    small_loops, option = jax_backend.small_loops, jax_backend.SMALL_LOOP_OPTION
+    assert small_loops("") == f"--xla_backend_extra_options={option}=65536"
+    assert small_loops("--xla_dump_to=/tmp/d") == f"--xla_dump_to=/tmp/d --xla_backend_extra_options={option}=65536"
+    # other extra options are kept, in the same flag (a second --xla_backend_extra_options would replace the first)
+    merged = small_loops("--xla_backend_extra_options=a=1 --xla_dump_to=/tmp/d")
+    assert merged == f"--xla_backend_extra_options=a=1,{option}=65536 --xla_dump_to=/tmp/d"
+    mine = f"--xla_backend_extra_options={option}=0"
+    assert small_loops(mine) == mine
+    assert option in os.environ["XLA_FLAGS"]  # set on import, before JAX started its backends

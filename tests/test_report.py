@@ -35,8 +35,7 @@ def test_report_covers_every_backend(driver, capsys):
 
 @pytest.mark.frameworks
 def test_report_exits_1_and_names_the_culprit(driver, mutate, capsys):
-    package = "backends.torch" if driver.name == "torch" else "backends.jax"
-    mutate(f"{package}.activations", "return da * a * (1 - a)", "return da * z * (1 - z)")
+    BUGS["sigmoid-derivative-from-z"].plant(mutate, driver.name)
     status = report.main([*SHORT, "--backends", driver.name, "--plot", ""])
     text = capsys.readouterr().out
     assert status == 1

@@ -6,12 +6,12 @@ import jax.numpy as jnp
 
 def sigmoid_forward(z):
     """a = 1 / (1 + exp(-z))"""
-    return 1 / (1 + jnp.exp(-z))
+    return 1.0 / (1.0 + jnp.exp(-z))
 
 
 def sigmoid_backward(da, z, a):
     """f'(z) = a (1 - a)"""
-    return da * a * (1 - a)
+    return da * a * (1.0 - a)
 
 
 def tanh_forward(z):
@@ -21,7 +21,7 @@ def tanh_forward(z):
 
 def tanh_backward(da, z, a):
     """f'(z) = 1 - a^2"""
-    return da * (1 - a * a)
+    return da * (1.0 - a * a)
 
 
 def relu_forward(z):

@@ -10,7 +10,7 @@ def sigmoid_forward(z):
 
 def sigmoid_backward(da, z, a):
     """f'(z) = a (1 - a)"""
-    return da * a * (1 - a)
+    return da * a * (1.0 - a)
 
 
 def tanh_forward(z):
@@ -20,7 +20,7 @@ def tanh_forward(z):
 
 def tanh_backward(da, z, a):
     """f'(z) = 1 - a^2"""
-    return da * (1 - a * a)
+    return da * (1.0 - a * a)
 
 
 def relu_forward(z):
