@@ -34,7 +34,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         import jax
 
         info.update(jax=jax.__version__, jax_devices=[str(d) for d in jax.devices()],
-                    jax_note="XLA's CPU thread pool ignores thread settings: it uses every core available")
+                    jax_note="XLA's CPU thread pool ignores thread settings: it uses every core available",
+                    XLA_FLAGS=os.environ.get("XLA_FLAGS"))  # backends/jax adds its small-loop limit
     except ModuleNotFoundError:
         pass
     machine_info["crosscheck"] = info
