@@ -15,6 +15,8 @@ class Activation:
     name: str
     hidden: bool  # may be used in a hidden layer (softmax is an output only, with cross-entropy)
     outputs: str  # the range of a = f(z): "real", "unit" (0, 1), "signed" (-1, 1) or "simplex" (rows sum to 1)
+    edges: tuple = (30.0, -30.0, 0.0)  # a row of inputs for its per-op check (crosscheck/ops.py): kinks, saturation
+    kink: float | None = None  # where f' jumps: central differences straddle it, so the checks step around it there
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Loss:
     output: str | None  # the output activation it needs (and is fused with, see fused); None: any hidden-kind one
     targets: str  # the domain of y: "real", "unit" [0, 1], "labels" {0, 1} or "one_hot" (rows of the identity)
     fused: bool  # its forward reads the logits z and its backward returns dL/dz (the activation folded in)
+    tie: bool = False  # dL/da jumps where a margin is exactly 0: its per-op check puts an exact tie in one row
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,15 @@ class Init:
 ACTIVATIONS = {a.name: a for a in (
     Activation("sigmoid", hidden=True, outputs="unit"),
     Activation("tanh", hidden=True, outputs="signed"),
-    Activation("relu", hidden=True, outputs="real"),
-    Activation("identity", hidden=True, outputs="real"),
-    Activation("softmax", hidden=False, outputs="simplex"),
+    Activation("relu", hidden=True, outputs="real", edges=(0.0, 0.0, -0.0), kink=0.0),
+    Activation("identity", hidden=True, outputs="real", edges=(0.0, 1.0, -1.0)),
+    Activation("softmax", hidden=False, outputs="simplex", edges=(800.0, -800.0, 0.0)),
+    Activation("leaky_relu", hidden=True, outputs="real", edges=(0.0, -0.0, -3.0), kink=0.0),
+    # alpha 1: f' is continuous at 0, but f'' jumps there, which puts central differences off by O(step)
+    Activation("elu", hidden=True, outputs="real", edges=(0.0, -30.0, 30.0), kink=0.0),
+    Activation("softplus", hidden=True, outputs="real"),
+    Activation("gelu", hidden=True, outputs="real"),  # exact: z Phi(z)
+    Activation("gelu_tanh", hidden=True, outputs="real"),  # the tanh approximation
 )}
 
 LOSSES = {loss.name: loss for loss in (
@@ -55,6 +64,7 @@ LOSSES = {loss.name: loss for loss in (
     Loss("mse", output=None, targets="real", fused=False),
     Loss("bce", output="sigmoid", targets="labels", fused=True),
     Loss("softmax_cross_entropy", output="softmax", targets="one_hot", fused=True),
+    Loss("hinge", output="identity", targets="one_hot", fused=False, tie=True),  # CS231n's multiclass SVM loss
 )}
 
 # Dense, and each activation as a layer of its own (its kind is the activation's name).

@@ -74,6 +74,15 @@ CASES = (
     Case("mixed-tanh-relu-identity-mse-minibatch",
          Config(model=(("dense", 4, 6), "tanh", ("dense", 6, 6), "relu", ("dense", 6, 2), "identity"), loss="mse",
                 init="glorot_uniform", lr=0.05, epochs=100, batch_size=8, seed=12), samples=30),
+    # The smooth and leaky activations people swap in for relu, one per hidden layer, under CS231n's multiclass
+    # hinge (SVM) loss on the raw scores.
+    Case("leaky-elu-softplus-gelu-hinge-minibatch",
+         Config(model=(("dense", 4, 8), "leaky_relu", ("dense", 8, 8), "elu", ("dense", 8, 8), "softplus",
+                       ("dense", 8, 8), "gelu", ("dense", 8, 8), "gelu_tanh", ("dense", 8, 3), "identity"),
+                loss="hinge", init="he_normal", lr=0.02, epochs=60, batch_size=10, seed=13), samples=40),
+    Case("gelu-leaky-hinge-minibatch",
+         Config(model=(("dense", 5, 7), "gelu", ("dense", 7, 7), "leaky_relu", ("dense", 7, 4), "identity"),
+                loss="hinge", init="glorot_uniform", lr=0.05, epochs=80, batch_size=9, seed=14), samples=36),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

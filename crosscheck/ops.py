@@ -24,17 +24,22 @@ from .checks import Findings, backend_module, computed
 SHAPE = (5, 3)
 DIRECTIONS = 3
 EPS = 1e-6
-# Edge values placed in the first row of every input: a kink (0), saturation (±30), large logits (±800).
-EDGES = {"relu": [0.0, 0.0, -0.0], "sigmoid": [30.0, -30.0, 0.0], "tanh": [30.0, -30.0, 0.0],
-         "identity": [0.0, 1.0, -1.0], "softmax": [800.0, -800.0, 0.0]}
-KINKS = {"relu": 0.0}  # where the derivative jumps: central differences straddle it, so directions skip it there
+# Edge values, placed in the first row of every input, are the registry's (common/registry.py): kinks (0),
+# saturation (±30), large logits (±800); and for a loss with margins (hinge), an exact tie.
+TIE = ([0.0, 1.0, -1.0], 1)  # scores and true class of the tie row: margin 0 - 1 + 1 = 0 for class 0, exactly
+
+
+def kinks(name, x):
+    """Where x sits on activation name's kink: central differences step around those entries."""
+    kink = registry.ACTIVATIONS[name].kink if name in registry.ACTIVATIONS else None
+    return np.zeros(x.shape, bool) if kink is None else x == kink
 
 
 def activation_inputs(name, seed=0):
     """(z, da): z ~ N(0, 2^2) with the op's edge values in the first row, and an upstream gradient da."""
     rng = np.random.default_rng(seed)
     z = 2 * rng.standard_normal(SHAPE)
-    z[0] = EDGES[name]
+    z[0] = registry.ACTIVATIONS[name].edges
     return z, rng.standard_normal(SHAPE)
 
 
@@ -45,7 +50,7 @@ def loss_inputs(name, seed=0):
     z = 2 * rng.standard_normal(SHAPE)
     output = loss.output or "sigmoid"  # an unfused loss reads a: any output in (0, 1) is in its domain
     if loss.fused:
-        z[0] = EDGES[output][:SHAPE[1]]  # saturated logits, where the unfused forms give log(0) and 0/0
+        z[0] = registry.ACTIVATIONS[output].edges  # saturated logits, where the unfused forms give log(0) and 0/0
     with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
         a = getattr(importlib.import_module("reference.activations"), f"{output}_forward")(z)
     targets = registry.LOSSES[name].targets
@@ -55,6 +60,8 @@ def loss_inputs(name, seed=0):
         y = (rng.random(SHAPE) > 0.5).astype(float)
     else:
         y = rng.standard_normal(SHAPE)
+    if loss.tie:  # an exact tie in the first row, where dL/da jumps: central differences leave that row out
+        z[0], a[0], y[0] = TIE[0], TIE[0], np.eye(SHAPE[1])[TIE[1]]
     return z, a, y
 
 
@@ -66,8 +73,8 @@ def layer_inputs(name, seed=0):
     layer = Layer(name, kind.example, slot=0 if kind.params else None)  # the registry's example shape
     p = tuple(rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
     x = 2 * rng.standard_normal((SHAPE[0], kind.example[0] if kind.example else SHAPE[1]))
-    if name in EDGES:
-        x[0] = EDGES[name]
+    if name in registry.ACTIVATIONS:
+        x[0] = registry.ACTIVATIONS[name].edges
     y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x)
     return layer, p, x, rng.standard_normal(y_ref.shape)
 
@@ -94,8 +101,9 @@ def check_op(driver, kind, name, device="cpu", seed=0):
         def scalar(x):  # <da, f(x)>: its gradient is the vector-Jacobian product backward computes
             return float(np.vdot(da, numpy(forward(native(x)))))
 
-        wrt, skip = z, np.isin(z, list(KINKS.values())) if name in KINKS else np.zeros(z.shape, bool)
+        wrt, skip = z, kinks(name, z)
         vjp = _autodiff_vjp(driver, lambda x: forward(x), native(z), native(da))
+        _check_native(driver, native, found, kind, name, label, z, a_ref, dz, skip, lambda f: f, da)
     elif kind == "layers":
         return _check_layer(driver, ours, ref, native, found, name, seed)
     else:
@@ -112,7 +120,11 @@ def check_op(driver, kind, name, device="cpu", seed=0):
             return float(numpy(forward(native(x_), native(y))))
 
         wrt, skip = x, np.zeros(x.shape, bool)
+        if registry.LOSSES[name].tie:
+            skip[0] = True
         vjp = _autodiff_vjp(driver, lambda x_: forward(x_, native(y)), native(x), None)
+        _check_native(driver, native, found, kind, name, label, x, ref.FORWARD[name](x, y), dz, skip,
+                      lambda f: lambda x_: f(x_, native(y)), None)
     if vjp is not None:
         found.compare(dz, vjp, None, "gradient", what=f"{name} backward against autodiff's vector-Jacobian product",
                       backend=label)
@@ -165,7 +177,7 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
                           what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
                           backend=label)
     rng = np.random.default_rng(seed + 1)
-    kink = np.isin(x, list(KINKS.values())) if name in KINKS else np.zeros(x.shape, bool)
+    kink = kinks(name, x)
 
     def scalar(values):
         return float(np.vdot(dy, numpy(output([native(t) for t in values]))))
@@ -178,6 +190,23 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
                       what=f"{name} layer backward along random direction {k + 1} (central differences)",
                       backend=label)
     return found.result()
+
+
+def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, skip, bind, dy):
+    """The framework's own op (the backend's autodiff.NATIVE: torch.nn.functional, jax.nn, optax) as one more oracle:
+    its value against the reference's, and its vector-Jacobian product against the backend's backward, away from
+    kinks and ties (where frameworks take different one-sided derivatives: see NATIVE). bind(f): the op of x alone."""
+    if driver.autodiff_gradients is None:
+        return
+    autodiff = backend_module(driver, "autodiff")
+    if (kind, name) not in autodiff.NATIVE:
+        return
+    own = bind(autodiff.NATIVE[kind, name])
+    found.compare(driver.to_numpy(own(native(x))), value_ref, None, "forward",
+                  what=f"{name} forward against {driver.name}'s own", backend=label)
+    vjp = driver.to_numpy(autodiff.vjp(own, native(x), None if dy is None else native(dy)))
+    found.compare(np.where(skip, 0.0, dx), np.where(skip, 0.0, vjp), None, "gradient",
+                  what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
 
 def _autodiff_vjp(driver, f, x, dy):

@@ -72,6 +72,24 @@ def softmax_cross_entropy_backward(a, y):
     return (a - y) / a.shape[0]
 
 
+def hinge_forward(a, y):
+    """L = 1/N sum_n sum_{j != y_n} max(0, a_j - a_{y_n} + 1): CS231n's multiclass SVM loss on the scores a, y one-hot.
+
+    (torch's multi_margin_loss divides by the number of classes as well; optax's multiclass_hinge_loss takes the
+    largest margin instead of their sum.)"""
+    m = a - (a * y).sum(axis=1, keepdims=True) + 1.0
+    margins = np.where(m > 0, m, 0.0) * (1.0 - y)  # max(0, m), written so that autodiff too counts a tie as inactive
+    return margins.sum() / a.shape[0]
+
+
+def hinge_backward(a, y):
+    """dL/da_j = 1[margin_j > 0] / N for j != y_n, and dL/da_{y_n} = -(the number of positive margins) / N.
+
+    A margin of exactly 0 counts as inactive, as torch's multi_margin_loss has it."""
+    active = (a - (a * y).sum(axis=1, keepdims=True) + 1.0 > 0) * (1.0 - y)
+    return (active - y * active.sum(axis=1, keepdims=True)) / a.shape[0]
+
+
 def loss_forward(name, z, a, y):
     """The loss at the output layer's (z, a): losses fused with their output activation read the logits z."""
     return FORWARD[name](z, y) if name in FUSED_WITH_OUTPUT else FORWARD[name](a, y)
@@ -86,12 +104,14 @@ FORWARD = {
     "mse": mse_forward,
     "bce": sigmoid_bce_forward,
     "softmax_cross_entropy": softmax_cross_entropy_forward,
+    "hinge": hinge_forward,
 }
 BACKWARD = {
     "half_sse": half_sse_backward,
     "mse": mse_backward,
     "bce": sigmoid_bce_backward,
     "softmax_cross_entropy": softmax_cross_entropy_backward,
+    "hinge": hinge_backward,
 }
 # Losses fused with their output activation: the forward reads the logits z, the backward returns dL/dz.
 FUSED_WITH_OUTPUT = registry.fused_losses()

@@ -2,8 +2,11 @@
 the reference, the framework's own vector-Jacobian product and central differences along random directions,
 with edge values (kinks, saturation, large logits) in the inputs (crosscheck/ops.py)."""
 
+import importlib
+
 import pytest
 
+import backends
 from bug_catalogue import BY_ID as BUGS
 from crosscheck import ops
 from crosscheck.compare import Disagreement
@@ -24,3 +27,15 @@ def test_a_layer_mistake_fails_its_op_check(driver, device, mutate, bug, name):
     BUGS[bug].plant(mutate, driver.name)
     with pytest.raises(Disagreement, match=f"{name} layer backward"):
         ops.check_op(driver, "layers", name, device)
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize(("kind", "name", "wrong"),
+                         [("activations", "gelu", "gelu_tanh"), ("losses", "mse", "half_sse")])
+def test_the_frameworks_own_op_is_an_oracle(driver, device, monkeypatch, kind, name, wrong):
+    """Each framework's own activation or loss (torch.nn.functional, jax.nn, optax) is compared with: swapped for
+    a neighbour (the tanh approximation for the exact gelu, the half sum for the mean), the op's check fails on it."""
+    native = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff").NATIVE
+    monkeypatch.setitem(native, (kind, name), native[kind, wrong])
+    with pytest.raises(Disagreement, match=f"{name} forward against {driver.name}'s own"):
+        ops.check_op(driver, kind, name, device)

@@ -1,7 +1,12 @@
 """Activations in JAX, mirroring reference/activations.py name for name."""
 
+import math
+
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
+
+from reference.activations import ALPHA, GELU_C, GELU_K, NEGATIVE_SLOPE  # noqa: F401  (the same constants)
 
 
 def sigmoid_forward(z):
@@ -55,6 +60,59 @@ def softmax_backward(da, z, a):
     return a * (da - (da * a).sum(axis=1, keepdims=True))
 
 
+def leaky_relu_forward(z):
+    """a = z if z > 0 else s z, s = NEGATIVE_SLOPE"""
+    return jnp.where(z > 0, z, NEGATIVE_SLOPE * z)
+
+
+def leaky_relu_backward(da, z, a):
+    """f'(z) = 1 if z > 0 else s; s at the kink, as torch (jax.nn.leaky_relu's autodiff takes 1)."""
+    return jnp.where(z > 0, da, NEGATIVE_SLOPE * da)
+
+
+def elu_forward(z):
+    """a = z if z > 0 else alpha (exp(z) - 1), written with expm1"""
+    return jnp.where(z > 0, z, ALPHA * jnp.expm1(jnp.where(z > 0, 0.0, z)))
+
+
+def elu_backward(da, z, a):
+    """f'(z) = 1 if z > 0 else alpha exp(z) = a + alpha"""
+    return jnp.where(z > 0, da, da * (a + ALPHA))
+
+
+def softplus_forward(z):
+    """a = log(1 + exp(z)), as logaddexp(0, z)"""
+    return jnp.logaddexp(0.0, z)
+
+
+def softplus_backward(da, z, a):
+    """f'(z) = sigmoid(z) = 1 - exp(-a)"""
+    return da * -jnp.expm1(-a)
+
+
+def gelu_forward(z):
+    """a = z Phi(z) = z (1 + erf(z / sqrt 2)) / 2"""
+    return 0.5 * z * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0)))
+
+
+def gelu_backward(da, z, a):
+    """f'(z) = Phi(z) + z phi(z)"""
+    phi = jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))) + z * phi)
+
+
+def gelu_tanh_forward(z):
+    """a = z (1 + tanh(u)) / 2, u = sqrt(2/pi) (z + 0.044715 z^3)"""
+    u = GELU_C * (z + GELU_K * z ** 3)
+    return 0.5 * z * (1.0 + jnp.tanh(u))
+
+
+def gelu_tanh_backward(da, z, a):
+    """f'(z) = (1 + t) / 2 + z (1 - t^2) u'(z) / 2"""
+    t = jnp.tanh(GELU_C * (z + GELU_K * z ** 3))
+    return da * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3 * GELU_K * z * z))
+
+
 def activation_forward(name, z):
     return FORWARD[name](z)
 
@@ -69,6 +127,11 @@ FORWARD = {
     "relu": relu_forward,
     "identity": identity_forward,
     "softmax": softmax_forward,
+    "leaky_relu": leaky_relu_forward,
+    "elu": elu_forward,
+    "softplus": softplus_forward,
+    "gelu": gelu_forward,
+    "gelu_tanh": gelu_tanh_forward,
 }
 BACKWARD = {
     "sigmoid": sigmoid_backward,
@@ -76,4 +139,9 @@ BACKWARD = {
     "relu": relu_backward,
     "identity": identity_backward,
     "softmax": softmax_backward,
+    "leaky_relu": leaky_relu_backward,
+    "elu": elu_backward,
+    "softplus": softplus_backward,
+    "gelu": gelu_backward,
+    "gelu_tanh": gelu_tanh_backward,
 }

@@ -17,6 +17,34 @@ def vjp(f, x, dy=None):
     return grad
 
 
+def _optax():
+    import optax  # the jax extra installs it; only the oracles need it
+
+    return optax.losses
+
+
+# {(kind, op): JAX's own function}: jax.nn's activations and optax's losses, oracles beside its autodiff
+# (crosscheck/ops.py). Where they differ from the suite's conventions: jax.nn.leaky_relu's derivative at 0 is 1
+# (torch's and the suite's: the slope), so the checks compare derivatives away from kinks; jax.nn.gelu is the tanh
+# approximation unless approximate=False (torch's default is exact); optax's multiclass_hinge_loss is the largest
+# margin (Crammer and Singer), not CS231n's sum of margins, so the hinge has no JAX oracle.
+NATIVE = {
+    ("activations", "sigmoid"): jax.nn.sigmoid,
+    ("activations", "tanh"): jnp.tanh,
+    ("activations", "relu"): jax.nn.relu,
+    ("activations", "softmax"): lambda z: jax.nn.softmax(z, axis=1),
+    ("activations", "leaky_relu"): jax.nn.leaky_relu,
+    ("activations", "elu"): jax.nn.elu,
+    ("activations", "softplus"): jax.nn.softplus,
+    ("activations", "gelu"): lambda z: jax.nn.gelu(z, approximate=False),
+    ("activations", "gelu_tanh"): lambda z: jax.nn.gelu(z, approximate=True),
+    ("losses", "half_sse"): lambda a, y: _optax().l2_loss(a, y).sum(),
+    ("losses", "mse"): lambda a, y: _optax().squared_error(a, y).mean(),
+    ("losses", "bce"): lambda z, y: _optax().sigmoid_binary_cross_entropy(z, y).mean(),  # fused: from the logits
+    ("losses", "softmax_cross_entropy"): lambda z, y: _optax().softmax_cross_entropy(z, y).mean(),
+}
+
+
 def autodiff_gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]) from jax.value_and_grad of loss(forward(params))."""
 

@@ -63,6 +63,19 @@ def softmax_cross_entropy_backward(a, y):
     return (a - y) / a.shape[0]
 
 
+def hinge_forward(a, y):
+    """L = 1/N sum_n sum_{j != y_n} max(0, a_j - a_{y_n} + 1): CS231n's multiclass SVM loss, y one-hot."""
+    m = a - (a * y).sum(axis=1, keepdims=True) + 1.0
+    margins = jnp.where(m > 0, m, 0.0) * (1.0 - y)
+    return margins.sum() / a.shape[0]
+
+
+def hinge_backward(a, y):
+    """dL/da_j = 1[margin_j > 0] / N for j != y_n, and dL/da_{y_n} = -(the number of positive margins) / N."""
+    active = (a - (a * y).sum(axis=1, keepdims=True) + 1.0 > 0) * (1.0 - y)
+    return (active - y * active.sum(axis=1, keepdims=True)) / a.shape[0]
+
+
 def loss_forward(name, z, a, y):
     """The loss at the output layer's (z, a): losses fused with their output activation read the logits z."""
     return FORWARD[name](z, y) if name in FUSED_WITH_OUTPUT else FORWARD[name](a, y)
@@ -77,10 +90,12 @@ FORWARD = {
     "mse": mse_forward,
     "bce": sigmoid_bce_forward,
     "softmax_cross_entropy": softmax_cross_entropy_forward,
+    "hinge": hinge_forward,
 }
 BACKWARD = {
     "half_sse": half_sse_backward,
     "mse": mse_backward,
     "bce": sigmoid_bce_backward,
     "softmax_cross_entropy": softmax_cross_entropy_backward,
+    "hinge": hinge_backward,
 }

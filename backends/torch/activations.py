@@ -1,6 +1,10 @@
 """Activations in PyTorch, mirroring reference/activations.py name for name."""
 
+import math
+
 import torch
+
+from reference.activations import ALPHA, GELU_C, GELU_K, NEGATIVE_SLOPE  # noqa: F401  (the same constants)
 
 
 def sigmoid_forward(z):
@@ -54,6 +58,59 @@ def softmax_backward(da, z, a):
     return a * (da - (da * a).sum(dim=1, keepdim=True))
 
 
+def leaky_relu_forward(z):
+    """a = z if z > 0 else s z, s = NEGATIVE_SLOPE"""
+    return torch.where(z > 0, z, NEGATIVE_SLOPE * z)
+
+
+def leaky_relu_backward(da, z, a):
+    """f'(z) = 1 if z > 0 else s; s at the kink, as torch's own leaky_relu backward."""
+    return torch.where(z > 0, da, NEGATIVE_SLOPE * da)
+
+
+def elu_forward(z):
+    """a = z if z > 0 else alpha (exp(z) - 1), written with expm1"""
+    return torch.where(z > 0, z, ALPHA * torch.expm1(torch.where(z > 0, 0.0, z)))
+
+
+def elu_backward(da, z, a):
+    """f'(z) = 1 if z > 0 else alpha exp(z) = a + alpha"""
+    return torch.where(z > 0, da, da * (a + ALPHA))
+
+
+def softplus_forward(z):
+    """a = log(1 + exp(z)), as logaddexp(0, z) (torch.nn.functional.softplus returns z above z = 20)"""
+    return torch.logaddexp(torch.zeros_like(z), z)
+
+
+def softplus_backward(da, z, a):
+    """f'(z) = sigmoid(z) = 1 - exp(-a)"""
+    return da * -torch.expm1(-a)
+
+
+def gelu_forward(z):
+    """a = z Phi(z) = z (1 + erf(z / sqrt 2)) / 2"""
+    return 0.5 * z * (1.0 + torch.erf(z / math.sqrt(2.0)))
+
+
+def gelu_backward(da, z, a):
+    """f'(z) = Phi(z) + z phi(z)"""
+    phi = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return da * (0.5 * (1.0 + torch.erf(z / math.sqrt(2.0))) + z * phi)
+
+
+def gelu_tanh_forward(z):
+    """a = z (1 + tanh(u)) / 2, u = sqrt(2/pi) (z + 0.044715 z^3)"""
+    u = GELU_C * (z + GELU_K * z ** 3)
+    return 0.5 * z * (1.0 + torch.tanh(u))
+
+
+def gelu_tanh_backward(da, z, a):
+    """f'(z) = (1 + t) / 2 + z (1 - t^2) u'(z) / 2"""
+    t = torch.tanh(GELU_C * (z + GELU_K * z ** 3))
+    return da * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3 * GELU_K * z * z))
+
+
 def activation_forward(name, z):
     return FORWARD[name](z)
 
@@ -68,6 +125,11 @@ FORWARD = {
     "relu": relu_forward,
     "identity": identity_forward,
     "softmax": softmax_forward,
+    "leaky_relu": leaky_relu_forward,
+    "elu": elu_forward,
+    "softplus": softplus_forward,
+    "gelu": gelu_forward,
+    "gelu_tanh": gelu_tanh_forward,
 }
 BACKWARD = {
     "sigmoid": sigmoid_backward,
@@ -75,4 +137,9 @@ BACKWARD = {
     "relu": relu_backward,
     "identity": identity_backward,
     "softmax": softmax_backward,
+    "leaky_relu": leaky_relu_backward,
+    "elu": elu_backward,
+    "softplus": softplus_backward,
+    "gelu": gelu_backward,
+    "gelu_tanh": gelu_tanh_backward,
 }

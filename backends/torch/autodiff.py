@@ -14,6 +14,29 @@ def vjp(f, x, dy=None):
     return grad.detach()
 
 
+# {(kind, op): torch's own function}: the framework's activations and losses, oracles beside its autodiff
+# (crosscheck/ops.py). Where torch's own differ from the suite's conventions (CS231n's and the maths'), adapted here:
+# multi_margin_loss divides CS231n's hinge by the number of classes; softplus returns z itself above z = 20
+# (its threshold), within float64 rounding of log(1 + e^z) at the inputs the checks use (|z| <= 30).
+F = torch.nn.functional
+NATIVE = {
+    ("activations", "sigmoid"): torch.sigmoid,
+    ("activations", "tanh"): torch.tanh,
+    ("activations", "relu"): F.relu,
+    ("activations", "softmax"): lambda z: F.softmax(z, dim=1),
+    ("activations", "leaky_relu"): F.leaky_relu,
+    ("activations", "elu"): F.elu,
+    ("activations", "softplus"): F.softplus,
+    ("activations", "gelu"): F.gelu,
+    ("activations", "gelu_tanh"): lambda z: F.gelu(z, approximate="tanh"),
+    ("losses", "half_sse"): lambda a, y: 0.5 * F.mse_loss(a, y, reduction="sum"),
+    ("losses", "mse"): F.mse_loss,
+    ("losses", "bce"): F.binary_cross_entropy_with_logits,  # fused: from the logits
+    ("losses", "softmax_cross_entropy"): F.cross_entropy,  # fused: from the logits, y as class probabilities
+    ("losses", "hinge"): lambda a, y: a.shape[1] * F.multi_margin_loss(a, y.argmax(dim=1)),
+}
+
+
 def autodiff_gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]) from torch.autograd.grad of loss(forward(params))."""
     leaves = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
