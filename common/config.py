@@ -211,6 +211,22 @@ class Config:
             parts.append(f"weight decay {self.weight_decay:g}{'' if self.decay_biases else ', not on biases'}")
         return self.optimizer + (f" ({', '.join(parts)})" if parts else "")
 
+    @property
+    def parametrized(self) -> tuple:
+        """The layers that hold parameters, in params' order (slot 0, 1, ...)."""
+        return tuple(layer for layer in self.model or () if layer.slot is not None)
+
+    def leaf_names(self) -> list:
+        """['layer 1 weight', 'layer 1 bias', ...]: every parameter leaf, in params' order, by the registry's names."""
+        return [f"layer {l} {name}" for l, layer in enumerate(self.parametrized, start=1)
+                for name in registry.LAYERS[layer.kind].params]
+
+    def decays(self, l, which) -> bool:
+        """Whether weight decay applies to leaf which of parametrized layer l (0-based): to the leaves the registry
+        names as decayed (a dense layer's weight), and to the others too with decay_biases."""
+        kind = registry.LAYERS[self.parametrized[l].kind]
+        return kind.params[which] in kind.decayed or self.decay_biases
+
     def replace(self, **changes) -> Config:
         """A copy with changes. A shorthand model is expanded afresh; an explicit one is changed through model=.
         A new optimizer gets its own default eps unless eps is given."""

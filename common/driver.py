@@ -76,10 +76,10 @@ class Driver:
             raise ValueError(f"device {device!r} was asked for, but backend {self.name!r} has only {self.devices}")
 
     def native_params(self, params, device):
-        return [(self.to_native(W, device), self.to_native(b, device)) for W, b in params]
+        return [tuple(self.to_native(p, device) for p in leaves) for leaves in params]
 
     def numpy_params(self, params):
-        return [(self.to_numpy(W), self.to_numpy(b)) for W, b in params]
+        return [tuple(self.to_numpy(p) for p in leaves) for leaves in params]
 
     def _check(self, config, device):
         self.check_support(config)

@@ -37,6 +37,7 @@ class LayerKind:
     doc: str
     shapes: Callable = lambda *shape: ()  # (*layer.shape) -> the shape of each parameter leaf, in params' order
     example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
+    decayed: tuple = ()  # the leaves weight decay applies to (the others only with decay_biases)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ LOSSES = {loss.name: loss for loss in (
 # Dense, and each activation as a layer of its own (its kind is the activation's name).
 LAYERS = {k.name: k for k in (
     LayerKind("dense", params=("weight", "bias"), doc="z = x W + b",
-              shapes=lambda fan_in, fan_out: ((fan_in, fan_out), (fan_out,)), example=(3, 4)),
+              shapes=lambda fan_in, fan_out: ((fan_in, fan_out), (fan_out,)), example=(3, 4), decayed=("weight",)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

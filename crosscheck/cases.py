@@ -30,7 +30,7 @@ class Case:
         orders = batch_orders(config, len(X))
         if dtype != "float64":
             config = config.replace(dtype=dtype)
-            params = [(W.astype(dtype), b.astype(dtype)) for W, b in params]
+            params = [tuple(p.astype(dtype) for p in leaves) for leaves in params]
             X, y = X.astype(dtype), y.astype(dtype)
         return config, params, X, y, orders
 
@@ -43,7 +43,7 @@ class Case:
 
 def upcast(config, params, X, y):
     """The float64 problem holding exactly the same values as a float32 one."""
-    return (config.replace(dtype="float64"), [(W.astype(np.float64), b.astype(np.float64)) for W, b in params],
+    return (config.replace(dtype="float64"), [tuple(p.astype(np.float64) for p in leaves) for leaves in params],
             X.astype(np.float64), y.astype(np.float64))
 
 

@@ -19,12 +19,10 @@ from . import tolerances
 from .cases import upcast
 from .compare import Disagreement, assert_close, assert_float32_close
 
-KINDS = ("weight", "bias")
 
-
-def param_names(n_layers, suffix=""):
-    """['layer 1 weight<suffix>', 'layer 1 bias<suffix>', ...] in params' order."""
-    return [f"layer {l} {kind}{suffix}" for l in range(1, n_layers + 1) for kind in KINDS]
+def param_names(config, suffix=""):
+    """['layer 1 weight<suffix>', 'layer 1 bias<suffix>', ...] in params' order (config.leaf_names)."""
+    return [name + suffix for name in config.leaf_names()]
 
 
 def flat(params):
@@ -139,7 +137,7 @@ def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
     ref64_loss, ref64_grads = ref64[1] if ref64 else (None, None)
     found = Findings(vote=lambda: vote(driver, case, dtype, "gradients", device, known={label: flat(grads)}))
     found.compare(loss, ref_loss, ref64_loss, "forward", what="loss", backend=label)
-    names = param_names(len(grads), " gradient")
+    names = param_names(config, " gradient")
     for i, (name, g) in enumerate(zip(names, flat(grads))):
         found.compare(g, flat(ref_grads)[i], ref64_grads and flat(ref64_grads)[i], "gradient", what=name,
                       backend=label)
@@ -152,7 +150,7 @@ def check_finite_differences(case):
     _, grads = reference_point(case, "float64")[1]
     numeric = gradcheck.numerical_gradients(params, X, y, config)
     found = Findings()
-    for name, g, n in zip(param_names(len(grads), " gradient"), flat(grads), flat(numeric)):
+    for name, g, n in zip(param_names(config, " gradient"), flat(grads), flat(numeric)):
         found.compare(g, n, None, "finite_difference", what=name, backend="numpy vs central differences")
     return found.result()
 
@@ -183,14 +181,14 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     # Each parameter is compared stacked over the checkpoints: for float32 the bound is then set by the
     # NumPy float32 reference's largest deviation over the run, not at one checkpoint (round-off grows
     # and shrinks along a trajectory, most where the loss leaves a plateau).
-    for i, name in enumerate(param_names(len(params))):
+    for i, name in enumerate(param_names(config)):
         ours, theirs, theirs64 = (_stacked(r, i, checkpoints) for r in (run, ref, ref64))
         found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
     # Every optimizer-state leaf ("adam first moment of layer 2 weight") along the trajectory, like a parameter.
     for state in registry.OPTIMIZERS[config.optimizer].state:
         if any(state not in run.checkpoints[e].opt_state for e in checkpoints):
             raise Disagreement(f"{driver.name}: keeps no {config.optimizer} state at its checkpoints")
-        for i, name in enumerate(param_names(len(params))):
+        for i, name in enumerate(param_names(config)):
             ours, theirs, theirs64 = (_stacked_state(r, state, i, checkpoints) for r in (run, ref, ref64))
             found.compare(ours, theirs, theirs64, "trajectory", what=f"{config.optimizer} {state} of {name}",
                           backend=driver.name, epoch=list(checkpoints))
@@ -493,7 +491,7 @@ def check_framework_optimizer(driver, case, device="cpu"):
     found = Findings()
     found.compare(driver.to_numpy(run.losses), ref.losses, None, "trajectory", what="loss [epoch, step]",
                   backend=label)
-    for i, name in enumerate(param_names(len(params))):
+    for i, name in enumerate(param_names(config)):
         # The framework's own run keeps its optimizer's state to itself: its checkpoints hold parameters alone.
         ours = np.stack([driver.to_numpy(flat(run.checkpoints[e])[i]) for e in checkpoints])
         found.compare(ours, _stacked(ref, i, checkpoints), None, "trajectory", what=name, backend=label,

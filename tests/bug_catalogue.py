@@ -176,11 +176,11 @@ BUGS = (
     Bug("learning-rate-twice", "the learning rate applied twice in the update", "mlp",
         "(W - lr * dW, b - lr * db)", "(W - lr * lr * dW, b - lr * db)", "trajectory",
         {"seed1-xor": Expect("loss [epoch, step]"), "tanh-identity-mse-minibatch": Expect("loss [epoch, step]")},
-        spellings=_torch_jax(("W.sub_(lr * dW)", "W.sub_(lr * lr * dW)"))),
+        spellings=_torch_jax(("p.sub_(lr * g)", "p.sub_(lr * lr * g)"))),
     Bug("gradient-ascent", "the update adds the gradient instead of subtracting it", "mlp",
         "(W - lr * dW, b - lr * db)", "(W + lr * dW, b + lr * db)", "trajectory",
         {"seed1-xor": Expect("loss [epoch, step]"), "relu-identity-half-sse": Expect("loss [epoch, step]")},
-        spellings=_torch_jax(("W.sub_(lr * dW)", "W.add_(lr * dW)"))),
+        spellings=_torch_jax(("p.sub_(lr * g)", "p.add_(lr * g)"))),
     # The training loop, precision and the oracle.
     Bug("partial-batch-dropped", "the last, partial minibatch of each epoch dropped", "mlp",
         "steps = batches(len(X), config.batch_size)",
@@ -244,15 +244,15 @@ BUGS = (
         "saved[epoch + 1] = TrainState(params, opt_state, step)",
         "saved[epoch + 1], opt_state = TrainState(params, opt_state, step), optimizers.init(params, config)",
         "trajectory", _on("adam"),
-        spellings={"torch": ("saved[epoch + 1] = TrainState([(W.clone(), b.clone()) for W, b in params], opt_state, "
-                             "step)",
-                             "saved[epoch + 1], opt_state = TrainState([(W.clone(), b.clone()) for W, b in params], "
-                             "opt_state, step), optimizers.init(params, config)"),
+        spellings={"torch": ("saved[epoch + 1] = TrainState([tuple(p.clone() for p in leaves) for leaves in params], "
+                             "opt_state, step)",
+                             "saved[epoch + 1], opt_state = TrainState([tuple(p.clone() for p in leaves) for leaves in "
+                             "params], opt_state, step), optimizers.init(params, config)"),
                    "jax": ("state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)",
                            "state, stretch_losses = train_epochs(TrainState(state.params, optimizers.init("
                            "state.params, config), state.step), X, y, stretch, config, stop - done)")}),
     Bug("weight-decay-on-excluded-biases", "weight decay applied to the biases where the configuration excludes them",
-        "optimizers", "wd = config.weight_decay if which == 0 or config.decay_biases else 0.0",
+        "optimizers", "wd = config.weight_decay if config.decays(l, which) else 0.0",
         "wd = config.weight_decay", "trajectory", _on("adam", "momentum")),
     Bug("adamw-decay-coupled", "adamw's decay coupled into the gradient (that is adam with L2) instead of decoupled",
         "optimizers", "return adam_update(p * (1 - c.lr * wd), g, s, k, c, 0.0)",

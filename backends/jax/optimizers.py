@@ -104,7 +104,7 @@ def update(params, grads, state, t, config, k=None):
     for l, (layer, layer_grads) in enumerate(zip(params, grads)):
         new_layer, new_leaf_states = [], []
         for which, (p, g) in enumerate(zip(layer, layer_grads)):
-            wd = config.weight_decay if which == 0 or config.decay_biases else 0.0
+            wd = config.weight_decay if config.decays(l, which) else 0.0
             if wd and not spec.decoupled_decay:
                 g = g + wd * p  # coupled L2: the gradient of wd/2 |p|^2
             p, s = step(p, g, tuple(state[name][l][which] for name in names), k, config, wd)

@@ -39,11 +39,12 @@ NATIVE = {
 
 def autodiff_gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]) from torch.autograd.grad of loss(forward(params))."""
-    leaves = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
+    leaves = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     z, a = forward(leaves, X, config)[-1]
     loss = loss_forward(config.loss, z, a, y)
     flat = torch.autograd.grad(loss, [t for layer in leaves for t in layer])
-    return loss.detach(), [(flat[2 * l], flat[2 * l + 1]) for l in range(len(leaves))]
+    grads = iter(flat)
+    return loss.detach(), [tuple(next(grads) for _ in layer) for layer in leaves]
 
 
 def train(params, X, y, config, orders=None, checkpoints=()):
@@ -51,7 +52,7 @@ def train(params, X, y, config, orders=None, checkpoints=()):
     if orders is not None or checkpoints or config.optimizer != "sgd" or config.weight_decay:
         raise ValueError("the autodiff training loop is full batch plain descent, without checkpoints")
     losses = torch.empty((config.epochs, 1), dtype=X.dtype, device=X.device)
-    params = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
+    params = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     flat_params = [t for layer in params for t in layer]
     for epoch in range(config.epochs):
         z, a = forward(params, X, config)[-1]
@@ -61,7 +62,7 @@ def train(params, X, y, config, orders=None, checkpoints=()):
             for p, g in zip(flat_params, grads):
                 p.sub_(config.lr * g)
             losses[epoch, 0] = loss
-    return Run(losses=losses, checkpoints={}, params=[(W.detach(), b.detach()) for W, b in params])
+    return Run(losses=losses, checkpoints={}, params=[tuple(p.detach() for p in layer) for layer in params])
 
 
 def framework_optimizer(params, config):
@@ -82,7 +83,7 @@ def framework_optimizer(params, config):
 
 def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
     """mlp.train's contract with torch.autograd's gradients and torch.optim's optimizer: the framework's own run."""
-    leaves = [(W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)) for W, b in params]
+    leaves = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     optimizer = framework_optimizer(leaves, config)
     steps = batches(len(X), config.batch_size)
     losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
@@ -97,5 +98,5 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
             optimizer.step()
             losses[epoch, s] = loss.detach()
         if epoch + 1 in checkpoints:
-            saved[epoch + 1] = [(W.detach().clone(), b.detach().clone()) for W, b in leaves]
-    return Run(losses=losses, checkpoints=saved, params=[(W.detach(), b.detach()) for W, b in leaves])
+            saved[epoch + 1] = [tuple(p.detach().clone() for p in layer) for layer in leaves]
+    return Run(losses=losses, checkpoints=saved, params=[tuple(p.detach() for p in layer) for layer in leaves])

@@ -21,7 +21,7 @@ def _epochs(params, X, y, config, k: int):
     losses = []
     for _ in range(k):
         loss, grads = gradients(params, X, y, config)
-        params = [(W - config.lr * dW, b - config.lr * db) for (W, b), (dW, db) in zip(params, grads)]
+        params = [tuple(p - config.lr * g for p, g in zip(leaves, dleaves)) for leaves, dleaves in zip(params, grads)]
         losses.append(loss)
     return params, torch.stack(losses)
 
@@ -47,7 +47,7 @@ def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPO
     block = compiled_epochs(config, epochs_per_call)
     losses = []
     with torch.inference_mode():
-        params = [(W.clone(), b.clone()) for W, b in params]
+        params = [tuple(p.clone() for p in leaves) for leaves in params]
         for _ in range(config.epochs // epochs_per_call):
             params, block_losses = block(params, X, y, config, epochs_per_call)
             losses.append(block_losses)

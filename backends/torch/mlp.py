@@ -46,9 +46,9 @@ def update(params, grads, opt_state, t, config):
     """(params, opt_state) after update number t of config.optimizer; plain descent in place (sub_ keeps storage)."""
     if config.optimizer == "sgd" and not config.weight_decay:
         lr = config.lr
-        for (W, b), (dW, db) in zip(params, grads):
-            W.sub_(lr * dW)
-            b.sub_(lr * db)
+        for leaves, leaf_grads in zip(params, grads):
+            for p, g in zip(leaves, leaf_grads):
+                p.sub_(lr * g)
         return params, opt_state
     return optimizers.update(params, grads, opt_state, t, config)
 
@@ -73,7 +73,7 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
     saved = {}
     with torch.inference_mode():
-        params = [(W.clone(), b.clone()) for W, b in params]
+        params = [tuple(p.clone() for p in leaves) for leaves in params]
         opt_state = optimizers.init(params, config) if opt_state is None else opt_state
         for epoch in range(config.epochs):
             for s, (start, stop) in enumerate(steps):
@@ -85,5 +85,5 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
                 step += 1
                 losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config)
             if epoch + 1 in checkpoints:  # plain descent updates params in place: the checkpoint keeps a copy
-                saved[epoch + 1] = TrainState([(W.clone(), b.clone()) for W, b in params], opt_state, step)
+                saved[epoch + 1] = TrainState([tuple(p.clone() for p in leaves) for leaves in params], opt_state, step)
     return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step))
