@@ -70,10 +70,16 @@ def _implied(model):
             if widths and layer.shape[0] != widths[-1]:
                 raise ValueError(f"model[{i}]: dense layer takes {layer.shape[0]} inputs, but {widths[-1]} reach it")
             widths += layer.shape[1:] if widths else layer.shape
+        elif registry.LAYERS[layer.kind].width == "features":
+            if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
+                raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
+            if widths and layer.shape[0] != widths[-1]:
+                raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but {widths[-1]} "
+                                 "reach it")
         elif layer.shape:
             raise ValueError(f"model[{i}]: a {layer.kind} layer keeps its input's shape; give it none, "
                              f"got {layer.shape}")
-        elif not registry.ACTIVATIONS[layer.kind].hidden and i != len(model) - 1:
+        elif layer.kind in registry.ACTIVATIONS and not registry.ACTIVATIONS[layer.kind].hidden and i != len(model) - 1:
             raise ValueError(f"model[{i}]: {layer.kind} may only be the output layer")
     if not widths or model[0].kind != "dense":
         raise ValueError("model must begin with a dense layer (it sets the input width)")

@@ -38,6 +38,10 @@ class LayerKind:
     shapes: Callable = lambda *shape: ()  # (*layer.shape) -> the shape of each parameter leaf, in params' order
     example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
     decayed: tuple = ()  # the leaves weight decay applies to (the others only with decay_biases)
+    width: str = "keeps"  # "changes": its shape is (fan_in, fan_out); "features": (features,), its input's width;
+    # "keeps": it has no shape of its own
+    fills: tuple = ()  # the value each leaf starts at, for a kind the initialisation scheme does not draw (dense's)
+    edges: tuple = ()  # the first row of its per-op check's input, where it is hardest: e.g. zero variance
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,12 @@ LOSSES = {loss.name: loss for loss in (
 # Dense, and each activation as a layer of its own (its kind is the activation's name).
 LAYERS = {k.name: k for k in (
     LayerKind("dense", params=("weight", "bias"), doc="z = x W + b",
-              shapes=lambda fan_in, fan_out: ((fan_in, fan_out), (fan_out,)), example=(3, 4), decayed=("weight",)),
+              shapes=lambda fan_in, fan_out: ((fan_in, fan_out), (fan_out,)), example=(3, 4), decayed=("weight",),
+              width="changes"),
+    LayerKind("layernorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over each sample's "
+              "features (biased variance, eps 1e-5, as torch.nn.functional.layer_norm)",
+              shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
+              edges=(1.5, 1.5, 1.5, 1.5)),  # a sample whose features are all equal: zero variance
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

@@ -83,6 +83,17 @@ CASES = (
     Case("gelu-leaky-hinge-minibatch",
          Config(model=(("dense", 5, 7), "gelu", ("dense", 7, 7), "leaky_relu", ("dense", 7, 4), "identity"),
                 loss="hinge", init="glorot_uniform", lr=0.05, epochs=80, batch_size=9, seed=14), samples=36),
+    # Layer norm after each hidden dense layer, trained with Adam and weight decay on the dense weights only (the
+    # registry keeps norms' scales and shifts undecayed). Smooth activations: relu's kinks would blur the Taylor
+    # remainder's order (tests/test_verdict.py).
+    Case("layernorm-tanh-softplus-softmax-adam",
+         Config(model=(("dense", 5, 8), ("layernorm", 8), "tanh", ("dense", 8, 8), ("layernorm", 8), "softplus",
+                       ("dense", 8, 3), "softmax"), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01,
+                epochs=60, batch_size=10, seed=15, optimizer="adam", weight_decay=0.01, decay_biases=False),
+         samples=40),
+    Case("layernorm-gelu-mse-minibatch",
+         Config(model=(("dense", 4, 6), ("layernorm", 6), "gelu_tanh", ("dense", 6, 2), "identity"), loss="mse",
+                init="he_normal", lr=0.05, epochs=50, batch_size=8, seed=16), samples=30),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

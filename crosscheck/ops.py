@@ -75,6 +75,8 @@ def layer_inputs(name, seed=0):
     x = 2 * rng.standard_normal((SHAPE[0], kind.example[0] if kind.example else SHAPE[1]))
     if name in registry.ACTIVATIONS:
         x[0] = registry.ACTIVATIONS[name].edges
+    elif kind.edges:
+        x[0] = kind.edges
     y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x)
     return layer, p, x, rng.standard_normal(y_ref.shape)
 
@@ -176,6 +178,7 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
             found.compare(grads[i], vjp, None, "gradient",
                           what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
                           backend=label)
+    _check_native_layer(driver, native, found, name, label, inputs, names, y_ref, grads, dy)
     rng = np.random.default_rng(seed + 1)
     kink = kinks(name, x)
 
@@ -207,6 +210,28 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, sk
     vjp = driver.to_numpy(autodiff.vjp(own, native(x), None if dy is None else native(dy)))
     found.compare(np.where(skip, 0.0, dx), np.where(skip, 0.0, vjp), None, "gradient",
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
+
+
+def _check_native_layer(driver, native, found, name, label, inputs, names, y_ref, grads, dy):
+    """A layer kind against the framework's own (torch.nn.functional.linear, layer_norm): its output against the
+    reference's, and its vector-Jacobian product in the input and each parameter against the backend's backward."""
+    if driver.autodiff_gradients is None:
+        return
+    autodiff = backend_module(driver, "autodiff")
+    if ("layers", name) not in autodiff.NATIVE:
+        return
+    own = autodiff.NATIVE["layers", name]
+    found.compare(driver.to_numpy(own(*map(native, inputs))), y_ref, None, "forward",
+                  what=f"{name} layer forward against {driver.name}'s own", backend=label)
+    for i, leaf in enumerate(names):
+        def of_one(v, i=i):
+            values = [native(t) for t in inputs]
+            values[i] = v
+            return own(*values)
+
+        vjp = driver.to_numpy(autodiff.vjp(of_one, native(inputs[i]), native(dy)))
+        found.compare(grads[i], vjp, None, "gradient", backend=label,
+                      what=f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s VJP")
 
 
 def _autodiff_vjp(driver, f, x, dy):

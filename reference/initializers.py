@@ -12,6 +12,8 @@ W (fan_in, fan_out) and b (fan_out,).
 
 import numpy as np
 
+from common import registry
+
 
 def standard_normal(rng, fan_in, fan_out):
     """Seed 1: W ~ N(0, 1), b = 0."""
@@ -45,14 +47,23 @@ SCHEMES = {
 
 
 def initial_params(config):
-    """[(W1, b1), (W2, b2), ...] for config.layers, in config.dtype, from config.seed."""
+    """[(W1, b1), ...]: each parametrized layer's leaves, in config.dtype, from config.seed.
+
+    Dense layers are drawn by config.init, in model order; a kind the scheme does not draw starts at its
+    registered fills (layernorm: scale 1, shift 0) and draws nothing, so the dense layers' stream is the
+    seeds' whatever else the model holds.
+    """
     rng = np.random.RandomState(config.seed)
     scheme = SCHEMES[config.init]
-    shapes = list(zip(config.layers[:-1], config.layers[1:]))
-    # Zero biases draw nothing, so seed 1's "all weights, then biases" order holds too.
-    params = [scheme(rng, fan_in, fan_out) for fan_in, fan_out in shapes]
+    params = []
+    for layer in config.parametrized:
+        kind = registry.LAYERS[layer.kind]
+        if layer.kind == "dense":
+            params.append(scheme(rng, *layer.shape))  # zero biases draw nothing: seed 1's "weights, then biases"
+        else:
+            params.append(tuple(np.full(shape, fill) for shape, fill in zip(kind.shapes(*layer.shape), kind.fills)))
     dtype = np.dtype(config.dtype)
-    return [(np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(b, dtype=dtype)) for W, b in params]
+    return [tuple(np.ascontiguousarray(p, dtype=dtype) for p in leaves) for leaves in params]
 
 
 def batch_orders(config, n_samples):

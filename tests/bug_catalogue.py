@@ -57,6 +57,9 @@ def grads(*layers, loss=True, weights=True, biases=True):
 
 
 LOSS_ONLY = ("loss",)
+# a layer norm's own gradients, which a mistake in its input gradient leaves untouched
+LAYERNORM_2, LAYERNORM_4 = (("layer 2 scale gradient", "layer 2 shift gradient"),
+                            ("layer 4 scale gradient", "layer 4 shift gradient"))
 
 
 def _on(*optimizers):
@@ -94,6 +97,19 @@ BUGS = (
                              "return da * (0.5 * (1.0 + torch.erf(z / math.sqrt(2.0))))"),
                    "jax": ("return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))) + z * phi)",
                            "return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))))")}),
+    Bug("layernorm-over-the-batch", "layer norm's mean taken over the batch instead of each sample's features",
+        "layers",
+        "mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)", "gradients",
+        {"layernorm-tanh-softplus-softmax-adam": Expect("loss"), "layernorm-gelu-mse-minibatch": Expect("loss")},
+        spellings=_torch_jax(("mu = x.mean(dim=1, keepdim=True)", "mu = x.mean(dim=0, keepdim=True)"))),
+    Bug("layernorm-backward-without-statistics", "layer norm's backward missing the terms through the mean and the "
+        "variance (dx = dx^ / std)", "layers",
+        "dx = inv_std * (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat * (dx_hat * x_hat).mean(axis=1, "
+        "keepdims=True))", "dx = inv_std * dx_hat", "gradients",
+        {"layernorm-tanh-softplus-softmax-adam": Expect("layer 3 weight gradient", grads(5) + LAYERNORM_4),
+         "layernorm-gelu-mse-minibatch": Expect("layer 1 weight gradient", grads(3) + LAYERNORM_2)},
+        spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=1, keepdim=True) - x_hat * (dx_hat * x_hat)"
+                              ".mean(dim=1, keepdim=True))", "dx = inv_std * dx_hat"))),
     Bug("loss-gradient-sign", "dL/da = y - a: the seeds' error term used as the gradient", "losses",
         "return a - y", "return y - a", "gradients",
         {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),

@@ -39,3 +39,14 @@ def test_the_frameworks_own_op_is_an_oracle(driver, device, monkeypatch, kind, n
     monkeypatch.setitem(native, (kind, name), native[kind, wrong])
     with pytest.raises(Disagreement, match=f"{name} forward against {driver.name}'s own"):
         ops.check_op(driver, kind, name, device)
+
+
+@pytest.mark.frameworks
+def test_the_frameworks_own_layer_is_an_oracle(driver, device, monkeypatch):
+    """The framework's own dense layer (torch.nn.functional.linear, jax.lax.dot_general) is compared with: with its
+    bias left out, the dense layer's check fails on it."""
+    native = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff").NATIVE
+    right = native["layers", "dense"]
+    monkeypatch.setitem(native, ("layers", "dense"), lambda x, W, b: right(x, W, 0 * b))
+    with pytest.raises(Disagreement, match=f"dense layer forward against {driver.name}'s own"):
+        ops.check_op(driver, "layers", "dense", device)

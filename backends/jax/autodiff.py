@@ -27,7 +27,8 @@ def _optax():
 # (crosscheck/ops.py). Where they differ from the suite's conventions: jax.nn.leaky_relu's derivative at 0 is 1
 # (torch's and the suite's: the slope), so the checks compare derivatives away from kinks; jax.nn.gelu is the tanh
 # approximation unless approximate=False (torch's default is exact); optax's multiclass_hinge_loss is the largest
-# margin (Crammer and Singer), not CS231n's sum of margins, so the hinge has no JAX oracle.
+# margin (Crammer and Singer), not CS231n's sum of margins, so the hinge has no JAX oracle. JAX itself has no
+# layer norm (Flax's and Haiku's are libraries on top), so layernorm has none either.
 NATIVE = {
     ("activations", "sigmoid"): jax.nn.sigmoid,
     ("activations", "tanh"): jnp.tanh,
@@ -42,6 +43,7 @@ NATIVE = {
     ("losses", "mse"): lambda a, y: _optax().squared_error(a, y).mean(),
     ("losses", "bce"): lambda z, y: _optax().sigmoid_binary_cross_entropy(z, y).mean(),  # fused: from the logits
     ("losses", "softmax_cross_entropy"): lambda z, y: _optax().softmax_cross_entropy(z, y).mean(),
+    ("layers", "dense"): lambda x, W, b: jax.lax.dot_general(x, W, (((1,), (0,)), ((), ()))) + b,
 }
 
 

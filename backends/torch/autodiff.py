@@ -2,6 +2,7 @@
 
 import torch
 
+from .layers import LAYERNORM_EPS
 from .losses import loss_forward
 from .mlp import Run, batches, forward
 
@@ -34,6 +35,8 @@ NATIVE = {
     ("losses", "bce"): F.binary_cross_entropy_with_logits,  # fused: from the logits
     ("losses", "softmax_cross_entropy"): F.cross_entropy,  # fused: from the logits, y as class probabilities
     ("losses", "hinge"): lambda a, y: a.shape[1] * F.multi_margin_loss(a, y.argmax(dim=1)),
+    ("layers", "dense"): lambda x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
+    ("layers", "layernorm"): lambda x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
 }
 
 

@@ -1,6 +1,9 @@
 """Layer kinds in PyTorch, mirroring reference/layers.py function for function."""
 
+import torch
+
 from common.registry import ACTIVATIONS
+from reference.layers import LAYERNORM_EPS  # one definition: the reference's
 
 from . import activations
 
@@ -20,6 +23,27 @@ def dense_backward(layer, p, cache, dz):
     return dx, (x.T @ dz, dz.sum(dim=0))
 
 
+def layernorm_forward(layer, p, x):
+    """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over each sample's features"""
+    g, b = p
+    mu = x.mean(dim=1, keepdim=True)
+    var = ((x - mu) ** 2).mean(dim=1, keepdim=True)
+    inv_std = 1.0 / torch.sqrt(var + LAYERNORM_EPS)
+    x_hat = (x - mu) * inv_std
+    y = g * x_hat + b
+    return y, (x, y, x_hat, inv_std)
+
+
+def layernorm_backward(layer, p, cache, dy):
+    """dg = sum_n dy x^, db = sum_n dy; dx = (dx^ - mean(dx^) - x^ mean(dx^ x^)) / sqrt(var + eps), dx^ = dy g,
+    the means over each sample's features: the terms through mu and var."""
+    g, _ = p
+    _, _, x_hat, inv_std = cache
+    dx_hat = dy * g
+    dx = inv_std * (dx_hat - dx_hat.mean(dim=1, keepdim=True) - x_hat * (dx_hat * x_hat).mean(dim=1, keepdim=True))
+    return dx, ((dy * x_hat).sum(dim=0), dy.sum(dim=0))
+
+
 def activation_layer_forward(layer, p, z):
     """a = f(z), f the layer's kind (activations.py)"""
     a = activations.FORWARD[layer.kind](z)
@@ -32,5 +56,7 @@ def activation_layer_backward(layer, p, cache, da):
     return activations.BACKWARD[layer.kind](da, z, a), ()
 
 
-FORWARD = {"dense": dense_forward, **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
-BACKWARD = {"dense": dense_backward, **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+FORWARD = {"dense": dense_forward, "layernorm": layernorm_forward,
+           **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward,
+            **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
