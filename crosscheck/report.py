@@ -3,6 +3,7 @@
     crosscheck                      # the second seed's XOR run: 2-2-1, 180,000 epochs, lr 0.1
     crosscheck --layers 2,4,1 --init standard_normal --epochs 10000   # the first seed's
     crosscheck --json out/report.json --plot out/report.png
+    crosscheck --model examples/models/mlp-layernorm.toml   # a model file: its layers, data and optimizer
 
 Exit status: 0 when every backend agreed with the reference, 1 when one did not
 or diverged (the reference included: the table still shows where each backend went
@@ -68,10 +69,12 @@ def parse_args(argv=None):
     p.add_argument("--layers", default=",".join(map(str, d.layers)), help="widths, input first, e.g. 2,4,1")
     p.add_argument("--hidden", default=d.hidden, choices=registry.hidden_activations(), help="hidden activation")
     p.add_argument("--output", default=d.output, choices=tuple(registry.ACTIVATIONS), help="output activation")
-    p.add_argument("--model", metavar="LAYERS", default=None,
+    p.add_argument("--model", metavar="LAYERS|FILE.toml", default=None,
                    help="an explicit sequence of layers instead of --layers/--hidden/--output, a dense layer as "
-                        f"dense:IN:OUT, e.g. dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
-                        f"{', '.join(registry.LAYERS)})")
+                        "dense:IN:OUT, a layer norm as layernorm:FEATURES, e.g. "
+                        f"dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
+                        f"{', '.join(registry.LAYERS)}); or a TOML model file giving the layers with their loss, "
+                        "data and training (README, 'Model files'; options given here override the file's)")
     p.add_argument("--loss", default=d.loss, choices=tuple(registry.LOSSES))
     p.add_argument("--init", default=d.init, choices=tuple(registry.INITS), help="initialisation scheme")
     p.add_argument("--dtype", default=d.dtype, choices=registry.DTYPES)
@@ -103,7 +106,11 @@ def parse_args(argv=None):
     p.add_argument("--plot", metavar="PATH", default="crosscheck-report.png",
                    help="write the loss and deviation curves as PNG ('' for none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from_file = _model_file(p, argv)
+    p.set_defaults(**from_file)
     args = p.parse_args(argv)
+    if from_file:
+        args.model = from_file["model"]  # --model named the file; the file names the layers
     try:
         layers = tuple(int(w) for w in args.layers.split(","))
     except ValueError:
@@ -161,6 +168,47 @@ def parse_args(argv=None):
             p.error(f"--device {args.device}: backend {name!r} offers only {', '.join(driver.devices)} on this machine")
     case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs))
     return args, case, names
+
+
+# A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
+MODEL_FILE_KEYS = ("model", "loss", "init", "dtype", "lr", "optimizer", "momentum", "betas", "alpha", "eps",
+                   "weight_decay", "decay_biases", "epochs", "batch_size", "seed", "samples")
+
+
+def _model_file(parser, argv):
+    """The defaults a TOML model file named by --model sets ({} when --model is not a .toml path); exits 2 (through
+    parser.error) on a missing or malformed file, or on a key it does not know, naming them."""
+    argv = sys.argv[1:] if argv is None else argv
+    path = next((arg.split("=", 1)[1] if "=" in arg else argv[i + 1] for i, arg in enumerate(argv)
+                 if (arg == "--model" and i + 1 < len(argv)) or arg.startswith("--model=")), None)
+    if path is None or not path.endswith(".toml"):
+        return {}
+    try:
+        import tomllib  # Python 3.11 and later
+    except ModuleNotFoundError:
+        parser.error(f"--model {path}: model files need Python 3.11 or later (tomllib); give the layers inline")
+    try:
+        with open(path, "rb") as f:
+            spec = tomllib.load(f)
+    except OSError as exc:
+        parser.error(f"--model {path}: {exc.strerror}")
+    except tomllib.TOMLDecodeError as exc:
+        parser.error(f"--model {path}: not valid TOML: {exc}")
+    unknown = [key for key in spec if key not in MODEL_FILE_KEYS]
+    if unknown:
+        parser.error(f"--model {path}: unknown key(s) {', '.join(map(repr, unknown))}; a model file may give "
+                     f"{', '.join(MODEL_FILE_KEYS)}")
+    if "model" not in spec:
+        parser.error(f"--model {path}: the file gives no model (model = [\"dense:IN:OUT\", \"tanh\", ...])")
+    defaults = dict(spec)
+    for key, value in spec.items():  # lists as the command line spells them (a string is taken as spelled)
+        if key in ("model", "betas") and not isinstance(value, str):
+            if not isinstance(value, list):
+                parser.error(f"--model {path}: {key} must be a list or a string, got {value!r}")
+            defaults[key] = ",".join(map(str, value))
+    if "decay_biases" in defaults:
+        defaults["no_decay_biases"] = not defaults.pop("decay_biases")
+    return defaults
 
 
 def _unwritable(path):

@@ -153,3 +153,49 @@ def test_a_bad_model_is_refused_before_training(model, message, capsys):
         report.parse_args(["--model", model])
     assert info.value.code == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+MODEL_FILES = sorted((Path(__file__).resolve().parent.parent / "examples" / "models").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) for p in MODEL_FILES] +
+                         [pytest.param(p, id=f"{p.name}-short") for p in MODEL_FILES])
+def test_a_shipped_model_file_trains_and_agrees(path, request, tmp_path, capsys):
+    """Each examples/models/*.toml agrees on every backend: at its own length with --run-slow, else for 20 epochs."""
+    short = [] if request.node.get_closest_marker("slow") else ["--epochs", "20"]
+    status = report.main(["--model", str(path), *short, "--plot", "", "--no-progress",
+                          "--json", str(tmp_path / "r.json")])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert json.loads((tmp_path / "r.json").read_text())["agree"] is True
+
+
+def test_a_model_file_sets_the_run_and_the_command_line_overrides_it(tmp_path):
+    spec = tmp_path / "m.toml"
+    spec.write_text('model = ["dense:3:4", "layernorm:4", "tanh", "dense:4:2", "identity"]\nloss = "mse"\n'
+                    'samples = 12\nepochs = 40\nlr = 0.05\noptimizer = "momentum"\ndecay_biases = false\n'
+                    'betas = [0.8, 0.9]\n')
+    args, case, _ = report.parse_args(["--model", str(spec), "--epochs", "7"])
+    config = case.config
+    assert [layer.kind for layer in config.model] == ["dense", "layernorm", "tanh", "dense", "identity"]
+    assert (config.loss, config.lr, config.optimizer, config.betas, config.decay_biases) == \
+        ("mse", 0.05, "momentum", (0.8, 0.9), False)
+    assert case.samples == 12
+    assert config.epochs == 7  # the command line's, not the file's 40
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('model = ["dense:2:4", "tanh", "dense:4:1", "sigmoid"]\nlearning_rate = 0.1\n', "unknown key(s) 'learning_rate'"),
+    ('loss = "mse"\n', "the file gives no model"),
+    ('model = 3\n', "model must be a list or a string"),
+    ('model = [\n', "not valid TOML"),
+    (None, "No such file or directory"),
+])
+def test_a_bad_model_file_is_refused_before_training(tmp_path, capsys, text, message):
+    spec = tmp_path / "m.toml"
+    if text is not None:
+        spec.write_text(text)
+    with pytest.raises(SystemExit) as info:
+        report.parse_args(["--model", str(spec)])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
