@@ -227,6 +227,11 @@ class Config:
         return [f"layer {l} {name}" for l, layer in enumerate(self.parametrized, start=1)
                 for name in registry.LAYERS[layer.kind].params]
 
+    def buffer_names(self) -> list:
+        """['layer 2 running mean', ...]: every buffer leaf (TrainState.buffers), in order, by the registry's names."""
+        return [f"layer {l} {name}" for l, layer in enumerate(self.parametrized, start=1)
+                for name in registry.LAYERS[layer.kind].buffers]
+
     def decays(self, l, which) -> bool:
         """Whether weight decay applies to leaf which of parametrized layer l (0-based): to the leaves the registry
         names as decayed (a dense layer's weight), and to the others too with decay_biases."""

@@ -18,11 +18,13 @@ DEVICES = ("cpu", "cuda")
 
 class TrainState(NamedTuple):
     """What training carries from one step to the next (and what JAX's scan carries): the parameters, the
-    optimizer's state ({state name: [(leaf of W, leaf of b)] per layer}) and the number of updates made."""
+    optimizer's state ({state name: [(leaf of W, leaf of b)] per layer}), the number of updates made, and the
+    layers' buffers (one tuple per layer with parameters, () for most; batch norm's running statistics)."""
 
     params: list
     opt_state: dict
     step: Any  # an int; in JAX's scan, a traced integer
+    buffers: Any = ()  # () when no layer keeps any
 
 
 @dataclass
@@ -93,10 +95,12 @@ class Driver:
         check_params(params, config)
         return self._native(params, X, y, device)
 
-    def run_forward(self, params, X, config, device="cpu"):
-        """The network's output a_L for X."""
+    def run_forward(self, params, X, config, device="cpu", buffers=None):
+        """The network's output a_L for X; with buffers (a run's), in evaluation mode (batch norm reads them)."""
         params, X, _ = self._prepare(params, X, X[:0], config, device)
-        return self.to_numpy(self.mlp.forward(params, X, config)[-1][1])
+        if buffers is None:
+            return self.to_numpy(self.mlp.forward(params, X, config)[-1][1])
+        return self.to_numpy(self.mlp.forward(params, X, config, self.native_params(buffers, device))[-1][1])
 
     def run_gradients(self, params, X, y, config, device="cpu"):
         """(loss, [(dW, db)]) by the backend's manual backprop."""
@@ -110,10 +114,11 @@ class Driver:
         loss, grads = self.autodiff_gradients(*self._prepare(params, X, y, config, device), config)
         return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
 
-    def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu", opt_state=None, step=0):
-        """mlp.train after the input checks; losses (epochs, steps), params and optimizer state as NumPy.
+    def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu", opt_state=None, step=0,
+                  buffers=None):
+        """mlp.train after the input checks; losses (epochs, steps), params, optimizer state and buffers as NumPy.
 
-        opt_state and step continue a run (from a previous Run's state); None starts the optimizer afresh.
+        opt_state, step and buffers continue a run (from a previous Run's state); None starts afresh.
         """
         self._check(config, device)
         check_inputs(params, X, y, config, orders)  # check_params included
@@ -123,14 +128,17 @@ class Driver:
             # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
             run = self.mlp.train(*native, config, native_orders, checkpoints)
         else:
+            kept = {"buffers": self.native_params(buffers, device)} if buffers and any(buffers) else {}
             run = self.mlp.train(*native, config, native_orders, checkpoints,
-                                 opt_state=self.numpy_tree(opt_state, lambda a: self.to_native(a, device)), step=step)
+                                 opt_state=self.numpy_tree(opt_state, lambda a: self.to_native(a, device)), step=step,
+                                 **kept)
         self.synchronize(run.params)
         params = self.numpy_params(run.params)
         if run.state is None:  # plain descent without state (a plug-in): count the steps it made
             state = TrainState(params, {}, step + config.epochs * len(batches(len(X), config.batch_size)))
         else:
-            state = TrainState(params, self.numpy_tree(run.state.opt_state), int(np.asarray(run.state.step)))
+            state = TrainState(params, self.numpy_tree(run.state.opt_state), int(np.asarray(run.state.step)),
+                               self.numpy_params(run.state.buffers))
         per_epoch = len(batches(len(X), config.batch_size))
         return Run(losses=self.to_numpy(run.losses), params=params, state=state,
                    checkpoints={epoch: self.numpy_state(saved, step + epoch * per_epoch)
@@ -141,7 +149,7 @@ class Driver:
         count they imply."""
         if isinstance(state, TrainState):
             return TrainState(self.numpy_params(state.params), self.numpy_tree(state.opt_state),
-                              int(np.asarray(state.step)))
+                              int(np.asarray(state.step)), self.numpy_params(state.buffers))
         return TrainState(self.numpy_params(state), {}, step)
 
     def numpy_tree(self, tree, convert=None):

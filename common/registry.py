@@ -42,6 +42,10 @@ class LayerKind:
     # "keeps": it has no shape of its own
     fills: tuple = ()  # the value each leaf starts at, for a kind the initialisation scheme does not draw (dense's)
     edges: tuple = ()  # the first row of its per-op check's input, where it is hardest: e.g. zero variance
+    edge_feature: bool = False  # the edges go down the first feature (column) instead: batch norm's zero variance
+    buffers: tuple = ()  # the names of its state that training updates without gradients (batch norm's running
+    # statistics): kept in TrainState.buffers, compared along the trajectory like parameters
+    min_batch: int = 1  # the fewest samples a training batch may hold (batch norm: 2, for a variance over n - 1)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,12 @@ LAYERS = {k.name: k for k in (
               "features (biased variance, eps 1e-5, as torch.nn.functional.layer_norm)",
               shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
               edges=(1.5, 1.5, 1.5, 1.5)),  # a sample whose features are all equal: zero variance
+    LayerKind("batchnorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over the batch, "
+              "per feature (training: the batch's biased variance; evaluation: the running statistics, which "
+              "training updates with momentum 0.1, the variance unbiased, as torch.nn.functional.batch_norm)",
+              shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
+              edges=(1.5, 1.5, 1.5, 1.5, 1.5), edge_feature=True, buffers=("running mean", "running variance"),
+              min_batch=2),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

@@ -35,6 +35,12 @@ def check_inputs(params, X, y, config, orders=None):
     check_params(params, config)
     if config.batch_size is not None and config.batch_size > X.shape[0]:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {X.shape[0]} samples")
+    needs = max(((registry.LAYERS[layer.kind].min_batch, layer.kind) for layer in config.model), default=(1, ""))
+    n, size = X.shape[0], config.batch_size or X.shape[0]
+    smallest = n % size or size  # the last batch of an epoch may be partial
+    if smallest < needs[0]:
+        raise ValueError(f"a {needs[1]} layer needs at least {needs[0]} samples per training batch, but the last "
+                         f"batch of each epoch holds {smallest} ({n} samples in batches of {size})")
     if orders is not None:
         if orders.shape != (config.epochs, X.shape[0]):
             raise ValueError(f"orders must have shape (epochs, N) = {(config.epochs, X.shape[0])}, got {orders.shape}")

@@ -94,6 +94,17 @@ CASES = (
     Case("layernorm-gelu-mse-minibatch",
          Config(model=(("dense", 4, 6), ("layernorm", 6), "gelu_tanh", ("dense", 6, 2), "identity"), loss="mse",
                 init="he_normal", lr=0.05, epochs=50, batch_size=8, seed=16), samples=30),
+    # Batch norm after each hidden dense layer: its running statistics are compared along the trajectory, and the
+    # network in evaluation mode (reading them) at the end. Batches of 16, the last of 8: with batches of 12 (the
+    # last of 4, a variance from 4 samples), rounding grew along the run until float64 runs parted by 2e-10 after
+    # 150 epochs; lr 0.02 with momentum 0.9, as at 0.05 float32's rounding grew to 6x NumPy float32's own.
+    Case("batchnorm-tanh-softplus-momentum-minibatch",
+         Config(model=(("dense", 6, 10), ("batchnorm", 10), "tanh", ("dense", 10, 10), ("batchnorm", 10), "softplus",
+                       ("dense", 10, 3), "softmax"), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.02,
+                epochs=60, batch_size=16, seed=17, optimizer="momentum"), samples=40),
+    Case("batchnorm-gelu-mse",
+         Config(model=(("dense", 4, 6), ("batchnorm", 6), "gelu_tanh", ("dense", 6, 2), "identity"), loss="mse",
+                init="he_normal", lr=0.05, epochs=80, seed=18), samples=24),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

@@ -171,7 +171,8 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints, device)
     if ref is None:
         ref, ref64 = _reference(reference_run, case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
-    known = {driver.name: _trajectory(run, len(flat(params)), checkpoints)}
+    known = {driver.name: _trajectory(run, len(flat(params)), checkpoints,
+                                      lambda state: _evaluated(driver, state, X, config, device))}
     found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs, known=known))
     found.compare(run.losses, ref.losses, ref64 and ref64.losses, "trajectory", what="loss [epoch, step]",
                   backend=driver.name)
@@ -192,12 +193,39 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
             ours, theirs, theirs64 = (_stacked_state(r, state, i, checkpoints) for r in (run, ref, ref64))
             found.compare(ours, theirs, theirs64, "trajectory", what=f"{config.optimizer} {state} of {name}",
                           backend=driver.name, epoch=list(checkpoints))
+    # Every buffer ("layer 2 running mean") along the trajectory too, and the network in evaluation mode, which
+    # reads them, at the end.
+    buffer_names = config.buffer_names()
+    if buffer_names and any(not flat(run.checkpoints[e].buffers) for e in checkpoints):
+        raise Disagreement(f"{driver.name}: keeps no buffers ({', '.join(buffer_names)}) at its checkpoints")
+    for i, name in enumerate(buffer_names):
+        ours, theirs, theirs64 = (None if r is None else np.stack([flat(r.checkpoints[e].buffers)[i]
+                                                                   for e in checkpoints]) for r in (run, ref, ref64))
+        found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
+    if buffer_names:
+        last = max(checkpoints)
+        ours = _evaluated(driver, run.checkpoints[last], X, config, device)
+        theirs = _evaluated(reference.DRIVER, ref.checkpoints[last], X, config, "cpu")
+        theirs64 = ref64 and _evaluated(reference.DRIVER, ref64.checkpoints[last], X.astype(np.float64),
+                                        config.replace(dtype="float64"), "cpu")
+        found.compare(ours, theirs, theirs64, "trajectory", what=f"network output in evaluation mode (epoch {last})",
+                      backend=driver.name)
     return found.result()
 
 
-def _trajectory(run, n_leaves, checkpoints):
-    """A run's losses and each parameter stacked over the checkpoints: one trajectory ballot of the vote."""
-    return [run.losses, *(_stacked(run, i, checkpoints) for i in range(n_leaves))]
+def _evaluated(driver, state, X, config, device):
+    """The network's output for X in evaluation mode (reading state's buffers: batch norm's running statistics)."""
+    return driver.run_forward(state.params, X, config, device, buffers=state.buffers)
+
+
+def _trajectory(run, n_leaves, checkpoints, evaluate):
+    """A run's losses and each parameter stacked over the checkpoints, and where the model keeps buffers, each of
+    them too and evaluate(the last checkpoint's state), its network in evaluation mode: one ballot of the vote."""
+    last = run.checkpoints[max(checkpoints)]
+    buffers = [np.stack([flat(run.checkpoints[e].buffers)[i] for e in checkpoints])
+               for i in range(len(flat(last.buffers)))]
+    evaluated = [evaluate(last)] if buffers else []
+    return [run.losses, *(_stacked(run, i, checkpoints) for i in range(n_leaves)), *buffers, *evaluated]
 
 
 def backend_module(driver, name):
@@ -389,7 +417,8 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
             elif name not in ballots:
                 run = (d.run_train(params, X, y, config, orders, checkpoints, dev) if name != backends.REFERENCE
                        else reference_run(case, dtype, epochs, **twin))
-                ballots[name] = (_trajectory(run, len(flat(params)), checkpoints), kind)
+                ballots[name] = (_trajectory(run, len(flat(params)), checkpoints,
+                                             lambda state, d=d, dev=dev: _evaluated(d, state, X, config, dev)), kind)
         except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
             continue
     if what == "gradients" and sum(t.size for t in flat(params)) <= VOTE_FD_LIMIT:

@@ -75,6 +75,8 @@ def layer_inputs(name, seed=0):
     x = 2 * rng.standard_normal((SHAPE[0], kind.example[0] if kind.example else SHAPE[1]))
     if name in registry.ACTIVATIONS:
         x[0] = registry.ACTIVATIONS[name].edges
+    elif kind.edges and kind.edge_feature:
+        x[:, 0] = kind.edges
     elif kind.edges:
         x[0] = kind.edges
     y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x)

@@ -236,15 +236,15 @@ def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
 
     A diverging run overflows on its way; the overflow is reported here as divergence, not warned about.
     """
-    losses, saved, done, opt_state, step = [], {}, 0, None, 0
+    losses, saved, done, opt_state, step, buffers = [], {}, 0, None, 0, None
     for stop in case.checkpoints(config.epochs):
         stretch = config.replace(epochs=stop - done)
-        with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state and step count
+        with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state, step and buffers
             part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device,
-                                    opt_state=opt_state, step=step)
+                                    opt_state=opt_state, step=step, buffers=buffers)
         losses.append(part.losses)
         saved[stop] = part.state
-        params, opt_state, step = part.state
+        params, opt_state, step, buffers = part.state
         bad_loss = ~np.isfinite(part.losses).all(axis=1)
         if bad_loss.any():
             run = Run(losses=np.concatenate(losses), checkpoints=saved, params=params, state=part.state)

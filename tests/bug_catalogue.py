@@ -57,7 +57,7 @@ def grads(*layers, loss=True, weights=True, biases=True):
 
 
 LOSS_ONLY = ("loss",)
-# a layer norm's own gradients, which a mistake in its input gradient leaves untouched
+# a norm layer's own gradients (layer norm's, batch norm's), which a mistake in its input gradient leaves untouched
 LAYERNORM_2, LAYERNORM_4 = (("layer 2 scale gradient", "layer 2 shift gradient"),
                             ("layer 4 scale gradient", "layer 4 shift gradient"))
 
@@ -110,6 +110,34 @@ BUGS = (
          "layernorm-gelu-mse-minibatch": Expect("layer 1 weight gradient", grads(3) + LAYERNORM_2)},
         spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=1, keepdim=True) - x_hat * (dx_hat * x_hat)"
                               ".mean(dim=1, keepdim=True))", "dx = inv_std * dx_hat"))),
+    Bug("batchnorm-running-variance-biased", "batch norm's running variance updated with the biased batch variance "
+        "(torch keeps the unbiased one, n / (n - 1))", "layers",
+        "(1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var * n / (n - 1))",
+        "(1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var)", "trajectory",
+        {"batchnorm-tanh-softplus-momentum-minibatch": Expect("layer 2 running variance", LOSS_ONLY),
+         "batchnorm-gelu-mse": Expect("layer 2 running variance", LOSS_ONLY)}),
+    Bug("batchnorm-batch-variance-unbiased", "batch norm normalising with the unbiased batch variance (the biased one "
+        "is the convention in training)", "layers",
+        "var = ((x - mu) ** 2).mean(axis=0)", "var = ((x - mu) ** 2).sum(axis=0) / (x.shape[0] - 1)", "gradients",
+        {"batchnorm-tanh-softplus-momentum-minibatch": Expect("loss"), "batchnorm-gelu-mse": Expect("loss")},
+        spellings=_torch_jax(("var = ((x - mu) ** 2).mean(dim=0)",
+                              "var = ((x - mu) ** 2).sum(dim=0) / (x.shape[0] - 1)"))),
+    Bug("batchnorm-evaluation-with-batch-statistics", "batch norm in evaluation mode normalising with the batch's "
+        "statistics instead of the running ones", "layers", "running_mean, running_var = r",
+        "running_mean, running_var = x.mean(axis=0), x.var(axis=0)", "trajectory",
+        {"batchnorm-tanh-softplus-momentum-minibatch": Expect("network output in evaluation mode",
+                                                              ("loss [epoch, step]", "running")),
+         "batchnorm-gelu-mse": Expect("network output in evaluation mode", ("loss [epoch, step]", "running"))},
+        spellings={"torch": ("running_mean, running_var = r",
+                             "running_mean, running_var = x.mean(dim=0), x.var(dim=0, unbiased=False)")}),
+    Bug("batchnorm-backward-without-statistics", "batch norm's backward missing the terms through the batch's mean "
+        "and variance (dx = dx^ / std)", "layers",
+        "dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))",
+        "dx = inv_std * dx_hat", "gradients",
+        {"batchnorm-tanh-softplus-momentum-minibatch": Expect("layer 3 weight gradient", grads(5) + LAYERNORM_4),
+         "batchnorm-gelu-mse": Expect("layer 1 weight gradient", grads(3) + LAYERNORM_2)},
+        spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=0) - x_hat * (dx_hat * x_hat).mean(dim=0))",
+                              "dx = inv_std * dx_hat"))),
     Bug("loss-gradient-sign", "dL/da = y - a: the seeds' error term used as the gradient", "losses",
         "return a - y", "return y - a", "gradients",
         {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),
@@ -257,16 +285,15 @@ BUGS = (
     Bug("momentum-buffer-not-carried", "momentum's buffer not carried from one step to the next", "optimizers",
         "return p - c.lr * b, (b,)", "return p - c.lr * b, s", "trajectory", _on("momentum")),
     Bug("optimizer-state-reset-at-checkpoint", "the optimizer's state reset after each checkpoint", "mlp",
-        "saved[epoch + 1] = TrainState(params, opt_state, step)",
-        "saved[epoch + 1], opt_state = TrainState(params, opt_state, step), optimizers.init(params, config)",
+        "saved[epoch + 1] = TrainState(params, opt_state, step, buffers)",
+        "saved[epoch + 1], opt_state = TrainState(params, opt_state, step, buffers), optimizers.init(params, config)",
         "trajectory", _on("adam"),
-        spellings={"torch": ("saved[epoch + 1] = TrainState([tuple(p.clone() for p in leaves) for leaves in params], "
-                             "opt_state, step)",
-                             "saved[epoch + 1], opt_state = TrainState([tuple(p.clone() for p in leaves) for leaves in "
-                             "params], opt_state, step), optimizers.init(params, config)"),
+        spellings={"torch": ("saved[epoch + 1] = TrainState(kept, opt_state, step, buffers)",
+                             "saved[epoch + 1], opt_state = TrainState(kept, opt_state, step, buffers), "
+                             "optimizers.init(params, config)"),
                    "jax": ("state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)",
                            "state, stretch_losses = train_epochs(TrainState(state.params, optimizers.init("
-                           "state.params, config), state.step), X, y, stretch, config, stop - done)")}),
+                           "state.params, config), state.step, state.buffers), X, y, stretch, config, stop - done)")}),
     Bug("weight-decay-on-excluded-biases", "weight decay applied to the biases where the configuration excludes them",
         "optimizers", "wd = config.weight_decay if config.decays(l, which) else 0.0",
         "wd = config.weight_decay", "trajectory", _on("adam", "momentum")),

@@ -8,6 +8,7 @@ import pytest
 
 import backends
 from bug_catalogue import BY_ID as BUGS
+from common.config import Config
 from crosscheck import ops
 from crosscheck.compare import Disagreement
 
@@ -50,3 +51,32 @@ def test_the_frameworks_own_layer_is_an_oracle(driver, device, monkeypatch):
     monkeypatch.setitem(native, ("layers", "dense"), lambda x, W, b: right(x, W, 0 * b))
     with pytest.raises(Disagreement, match=f"dense layer forward against {driver.name}'s own"):
         ops.check_op(driver, "layers", "dense", device)
+
+
+def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
+    """The reference's running-statistics update and evaluation mode against torch.nn.functional.batch_norm, which
+    updates its running_mean and running_var in place (momentum 0.1, the variance unbiased) and, with
+    training=False, normalises with them."""
+    from strictness import load_or_skip
+
+    load_or_skip(request.config, "torch")
+    import numpy as np
+    import torch
+
+    from reference import layers
+
+    rng = np.random.default_rng(0)
+    layer = Config(model=(("dense", 3, 4), ("batchnorm", 4), "identity"), loss="mse").model[1]
+    x, g, b = rng.standard_normal((6, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    r = (rng.standard_normal(4), rng.random(4) + 0.5)
+    _, cache = layers.batchnorm_forward(layer, (g, b), x)
+    ours = layers.batchnorm_running(layer, r, cache)
+    mean, var = (torch.tensor(t) for t in r)
+    torch.nn.functional.batch_norm(torch.tensor(x), mean, var, torch.tensor(g), torch.tensor(b), training=True,
+                                   momentum=layers.BATCHNORM_MOMENTUM, eps=layers.BATCHNORM_EPS)
+    np.testing.assert_allclose(ours[0], mean.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(ours[1], var.numpy(), rtol=1e-13)
+    evaluated, _ = layers.batchnorm_evaluate(layer, (g, b), r, x)
+    theirs = torch.nn.functional.batch_norm(torch.tensor(x), *(torch.tensor(t) for t in r), torch.tensor(g),
+                                            torch.tensor(b), training=False, eps=layers.BATCHNORM_EPS)
+    np.testing.assert_allclose(evaluated, theirs.numpy(), rtol=1e-13)

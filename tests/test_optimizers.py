@@ -67,6 +67,26 @@ def test_two_stretches_are_one_run(driver, device, optimizer):
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_two_stretches_are_one_run_with_batch_norm(driver, device):
+    """Batch norm's running statistics continue too: two stretches, the second from the first's TrainState (its
+    buffers included), are bit for bit one run, and a second stretch started from fresh buffers is not."""
+    case = BY_ID["batchnorm-tanh-softplus-momentum-minibatch"]
+    config, params, X, y, orders = case.inputs(epochs=20)
+    whole = driver.run_train(params, X, y, config, orders, (10, 20), device)
+    first = driver.run_train(params, X, y, config.replace(epochs=10), orders[:10], (), device)
+    rest = config.replace(epochs=10), orders[10:], (), device
+    second = driver.run_train(first.params, X, y, *rest, opt_state=first.state.opt_state, step=first.state.step,
+                              buffers=first.state.buffers)
+    np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), whole.losses)
+    assert len(checks.flat(whole.state.buffers)) == 4  # two batch norms x (running mean, running variance)
+    for ours, theirs in zip(checks.flat(second.state.buffers), checks.flat(whole.state.buffers)):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(checks.flat(whole.checkpoints[10].buffers), checks.flat(first.state.buffers)):
+        np.testing.assert_array_equal(ours, theirs)
+    fresh = driver.run_train(first.params, X, y, *rest, opt_state=first.state.opt_state, step=first.state.step)
+    assert not np.array_equal(checks.flat(fresh.state.buffers)[1], checks.flat(whole.state.buffers)[1])
+
+
 @pytest.mark.frameworks
 @pytest.mark.parametrize("optimizer", [pytest.param(name, marks=[] if name in ("adam", "adagrad") else
                                                     [pytest.mark.slow]) for name in OPTIMIZERS])

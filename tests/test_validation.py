@@ -144,6 +144,17 @@ def test_minibatch_needs_orders_and_a_batch_that_fits():
         reference.check_inputs(params, X, y, big, reference.batch_orders(big, 4))
 
 
+def test_batch_norm_needs_two_samples_in_every_batch():
+    """A batch of one has no variance (torch refuses it too): the partial last batch is checked, before training."""
+    X, y = xor()
+    bn = Config(model=(("dense", 2, 3), ("batchnorm", 3), "tanh", ("dense", 3, 1), "sigmoid"), batch_size=3)
+    with pytest.raises(ValueError, match=r"a batchnorm layer needs at least 2 samples per training batch, but the last "
+                                         r"batch of each epoch holds 1 \(4 samples in batches of 3\)"):
+        reference.check_inputs(reference.initial_params(bn), X, y, bn, reference.batch_orders(bn, 4))
+    fits = bn.replace(batch_size=2)
+    reference.check_inputs(reference.initial_params(fits), X, y, fits, reference.batch_orders(fits, 4))
+
+
 @pytest.mark.parametrize("device_name", ["tpu", "cuda"])
 def test_unavailable_device_is_named(driver, device_name):
     if device_name in driver.devices:

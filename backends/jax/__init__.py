@@ -56,8 +56,8 @@ def _has_gpu():
         return False
 
 
-def _forward(params, X, config):
-    return mlp.forward(params, X, config)
+def _forward(params, X, config, buffers=None):
+    return mlp.forward(params, X, config, buffers)
 
 
 def _gradients(params, X, y, config):

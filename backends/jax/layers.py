@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 
 from common.registry import ACTIVATIONS
-from reference.layers import LAYERNORM_EPS  # one definition: the reference's
+from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS  # one definition: the reference's
 
 from . import activations
 
@@ -61,6 +61,51 @@ def layernorm_backward(layer, p, cache, dy):
     return dx, ((dy * x_hat).sum(axis=0), dy.sum(axis=0))
 
 
+def batchnorm_forward(layer, p, x):
+    """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over the batch, per feature: training mode"""
+    g, b = p
+    mu = x.mean(axis=0)
+    var = ((x - mu) ** 2).mean(axis=0)
+    inv_std = 1.0 / jnp.sqrt(var + BATCHNORM_EPS)
+    x_hat = (x - mu) * inv_std
+    y = g * x_hat + b
+    return y, (x, y, x_hat, inv_std, mu, var)
+
+
+def batchnorm_backward(layer, p, cache, dy):
+    """dg = sum_n dy x^, db = sum_n dy; dx = (dx^ - mean(dx^) - x^ mean(dx^ x^)) / sqrt(var + eps), dx^ = dy g,
+    the means over the batch: the terms through the batch's mean and variance."""
+    g, _ = p
+    _, _, x_hat, inv_std, _, _ = cache
+    dx_hat = dy * g
+    dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))
+    return dx, ((dy * x_hat).sum(axis=0), dy.sum(axis=0))
+
+
+def batchnorm_evaluate(layer, p, r, x):
+    """y = g (x - running mean) / sqrt(running variance + eps) + b: evaluation mode, no batch statistics"""
+    g, b = p
+    running_mean, running_var = r
+    y = g * (x - running_mean) / jnp.sqrt(running_var + BATCHNORM_EPS) + b
+    return y, (x, y)
+
+
+def batchnorm_running(layer, r, cache):
+    """The running statistics after a training step: r <- (1 - m) r + m s, s the batch's mean and its variance
+    made unbiased, var n / (n - 1) (the biased one normalises; torch keeps the unbiased one)."""
+    mean, var = r
+    x, _, _, _, mu, batch_var = cache
+    n = x.shape[0]
+    return ((1.0 - BATCHNORM_MOMENTUM) * mean + BATCHNORM_MOMENTUM * mu,
+            (1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var * n / (n - 1))
+
+
+def batchnorm_buffers(layer, p):
+    """The running statistics before training: mean 0, variance 1"""
+    g, _ = p
+    return jnp.zeros_like(g), jnp.ones_like(g)
+
+
 def activation_layer_forward(layer, p, z):
     """a = f(z), f the layer's kind (activations.py)"""
     a = activations.FORWARD[layer.kind](z)
@@ -73,7 +118,12 @@ def activation_layer_backward(layer, p, cache, da):
     return activations.BACKWARD[layer.kind](da, z, a), ()
 
 
-FORWARD = {"dense": dense_forward, "layernorm": layernorm_forward,
+FORWARD = {"dense": dense_forward, "layernorm": layernorm_forward, "batchnorm": batchnorm_forward,
            **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
-BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward,
+BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward, "batchnorm": batchnorm_backward,
             **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+# The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
+# update after a training step, from the step's cache; their value before training.
+EVALUATE = {"batchnorm": batchnorm_evaluate}
+RUNNING = {"batchnorm": batchnorm_running}
+BUFFERS = {"batchnorm": batchnorm_buffers}

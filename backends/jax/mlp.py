@@ -20,14 +20,18 @@ from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 UNROLL = 8
 
 
-def forward(params, X, config):
+def forward(params, X, config, buffers=None):
     """[cache_1, ..., cache_L]: each layer of config.model in turn, y = layer(x) from x = X; the last cache is
-    the output activation's (z, a)."""
+    the output activation's (z, a). With buffers, in evaluation mode: a layer that keeps buffers reads them
+    (batch norm its running statistics) instead of the batch."""
     caches = []
     x = X
     for layer in config.model:
         p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
-        x, cache = layers.FORWARD[layer.kind](layer, p, x)
+        if buffers is not None and layer.kind in layers.EVALUATE:
+            x, cache = layers.EVALUATE[layer.kind](layer, p, buffers[layer.slot], x)
+        else:
+            x, cache = layers.FORWARD[layer.kind](layer, p, x)
         caches.append(cache)
     return caches
 
@@ -58,6 +62,22 @@ def update(params, grads, opt_state, t, config, k=None):
     return optimizers.update(params, grads, opt_state, t, config, k)
 
 
+def running(buffers, params, X, config):
+    """The buffers after a training step on the batch X (at the step's params): each layer that keeps some updates
+    them from its training-mode cache (batch norm: its running statistics)."""
+    new = list(buffers)
+    for layer, cache in zip(config.model, forward(params, X, config)):
+        if layer.kind in layers.RUNNING:
+            new[layer.slot] = layers.RUNNING[layer.kind](layer, buffers[layer.slot], cache)
+    return new
+
+
+def init_buffers(params, config):
+    """The buffers before training: [() for a layer that keeps none, else its kind's initial ones]."""
+    return [layers.BUFFERS[layer.kind](layer, p) if layer.kind in layers.BUFFERS else ()
+            for layer, p in zip(config.parametrized, params)]
+
+
 def gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]): the loss and its gradients at params."""
     cache = forward(params, X, config)
@@ -72,14 +92,15 @@ def train_step(params, opt_state, t, X, y, config, k=None):
     return (loss, *update(params, grads, opt_state, t, config, k))
 
 
-def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
     """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch.
 
-    The whole TrainState (params, optimizer state, step) is what the scan carries, stretch to stretch.
+    The whole TrainState (params, optimizer state, step, buffers) is what the scan carries, stretch to stretch.
     """
     stops = sorted({e for e in checkpoints if 0 < e < config.epochs} | {config.epochs})
     opt_state = optimizers.init(params, config) if opt_state is None else opt_state
-    state = TrainState(params, opt_state, jnp.asarray(step))
+    buffers = init_buffers(params, config) if buffers is None else buffers
+    state = TrainState(params, opt_state, jnp.asarray(step), buffers)
     losses, saved, done = [], {}, 0
     for stop in stops:
         stretch = None if orders is None else orders[done:stop]
@@ -102,9 +123,11 @@ def train_epochs(state, X, y, orders, config, length):
     # In the training dtype, as the weakly typed scalar a step computes for itself is used (scan's xs are not weak).
     scalars = tuple(k.astype(X.dtype) for k in optimizers.scalars(ts, config))
 
+    keeps_buffers = any(state.buffers)
+
     def epoch(state, xs):
         order, epoch_scalars = xs
-        params, opt_state, t = state
+        params, opt_state, t, buffers = state
         losses = []
         for s, (start, stop) in enumerate(steps):
             if order is None:
@@ -114,9 +137,11 @@ def train_epochs(state, X, y, orders, config, length):
                 Xb, yb = X[idx], y[idx]
             t = t + 1
             k = tuple(scalar[s] for scalar in epoch_scalars)
+            if keeps_buffers:  # from the step's batch, at the step's parameters
+                buffers = running(buffers, params, Xb, config)
             loss, params, opt_state = train_step(params, opt_state, t, Xb, yb, config, k)
             losses.append(loss)
-        return TrainState(params, opt_state, t), jnp.stack(losses)
+        return TrainState(params, opt_state, t, buffers), jnp.stack(losses)
 
     # JAX quirk: unrolling full-batch epochs, 8 per loop iteration, lets XLA fuse across epochs: on XOR, whose loop
     # XLA:CPU compiles whole (small_loops in __init__.py), it halves the SGD epoch (~0.14 -> ~0.07 us, benchmarks/),

@@ -2,7 +2,7 @@
 
 import torch
 
-from .layers import LAYERNORM_EPS
+from .layers import BATCHNORM_EPS, LAYERNORM_EPS
 from .losses import loss_forward
 from .mlp import Run, batches, forward
 
@@ -37,6 +37,7 @@ NATIVE = {
     ("losses", "hinge"): lambda a, y: a.shape[1] * F.multi_margin_loss(a, y.argmax(dim=1)),
     ("layers", "dense"): lambda x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
     ("layers", "layernorm"): lambda x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
+    ("layers", "batchnorm"): lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=BATCHNORM_EPS),
 }
 
 

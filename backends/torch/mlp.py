@@ -13,14 +13,18 @@ from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
 
-def forward(params, X, config):
+def forward(params, X, config, buffers=None):
     """[cache_1, ..., cache_L]: each layer of config.model in turn, y = layer(x) from x = X; the last cache is
-    the output activation's (z, a)."""
+    the output activation's (z, a). With buffers, in evaluation mode: a layer that keeps buffers reads them
+    (batch norm its running statistics) instead of the batch."""
     caches = []
     x = X
     for layer in config.model:
         p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
-        x, cache = layers.FORWARD[layer.kind](layer, p, x)
+        if buffers is not None and layer.kind in layers.EVALUATE:
+            x, cache = layers.EVALUATE[layer.kind](layer, p, buffers[layer.slot], x)
+        else:
+            x, cache = layers.FORWARD[layer.kind](layer, p, x)
         caches.append(cache)
     return caches
 
@@ -53,6 +57,22 @@ def update(params, grads, opt_state, t, config):
     return optimizers.update(params, grads, opt_state, t, config)
 
 
+def running(buffers, params, X, config):
+    """The buffers after a training step on the batch X (at the step's params): each layer that keeps some updates
+    them from its training-mode cache (batch norm: its running statistics)."""
+    new = list(buffers)
+    for layer, cache in zip(config.model, forward(params, X, config)):
+        if layer.kind in layers.RUNNING:
+            new[layer.slot] = layers.RUNNING[layer.kind](layer, buffers[layer.slot], cache)
+    return new
+
+
+def init_buffers(params, config):
+    """The buffers before training: [() for a layer that keeps none, else its kind's initial ones]."""
+    return [layers.BUFFERS[layer.kind](layer, p) if layer.kind in layers.BUFFERS else ()
+            for layer, p in zip(config.parametrized, params)]
+
+
 def gradients(params, X, y, config):
     """(L, [(dW_l, db_l)]): the loss and its gradients at params."""
     cache = forward(params, X, config)
@@ -67,7 +87,7 @@ def train_step(params, opt_state, t, X, y, config):
     return (loss, *update(params, grads, opt_state, t, config))
 
 
-def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
     """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch."""
     steps = batches(len(X), config.batch_size)
     losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
@@ -75,6 +95,8 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     with torch.inference_mode():
         params = [tuple(p.clone() for p in leaves) for leaves in params]
         opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+        buffers = init_buffers(params, config) if buffers is None else buffers
+        keeps_buffers = any(buffers)
         for epoch in range(config.epochs):
             for s, (start, stop) in enumerate(steps):
                 if orders is None:
@@ -83,7 +105,10 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
                     idx = orders[epoch, start:stop]
                     Xb, yb = X[idx], y[idx]
                 step += 1
+                if keeps_buffers:  # from the step's batch, at the step's parameters
+                    buffers = running(buffers, params, Xb, config)
                 losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config)
             if epoch + 1 in checkpoints:  # plain descent updates params in place: the checkpoint keeps a copy
-                saved[epoch + 1] = TrainState([tuple(p.clone() for p in leaves) for leaves in params], opt_state, step)
-    return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step))
+                kept = [tuple(p.clone() for p in leaves) for leaves in params]
+                saved[epoch + 1] = TrainState(kept, opt_state, step, buffers)
+    return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))
