@@ -71,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--output", default=d.output, choices=tuple(registry.ACTIVATIONS), help="output activation")
     p.add_argument("--model", metavar="LAYERS|FILE.toml", default=None,
                    help="an explicit sequence of layers instead of --layers/--hidden/--output, a dense layer as "
-                        "dense:IN:OUT, a layer norm as layernorm:FEATURES, e.g. "
+                        "dense:IN:OUT, a layer norm or batch norm as layernorm:FEATURES or batchnorm:FEATURES, e.g. "
                         f"dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
                         f"{', '.join(registry.LAYERS)}); or a TOML model file giving the layers with their loss, "
                         "data and training (README, 'Model files'; options given here override the file's)")
@@ -333,7 +333,9 @@ def run_report(args, case, names, out=None):
                 raise Disagreement("the reference run failed, so there is nothing to compare with")
             row.epochs_per_s = config.epochs / row.wall_s
             row.final_loss = float(run.losses[-1].mean())
-            output = driver.run_forward(run.params, X, config, device)
+            # in evaluation mode, where the model keeps buffers (batch norm reads its running statistics)
+            buffers = run.state.buffers if run.state is not None and checks.flat(run.state.buffers) else None
+            output = driver.run_forward(run.params, X, config, device, buffers=buffers)
             row.predictions = np.round(output[:8].astype(np.float64), 4).ravel().tolist()
             deviations(run, ref, ref64, row)
             if name != backends.REFERENCE:
