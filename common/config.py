@@ -24,6 +24,7 @@ class Layer:
     shape: tuple = ()
     slot: int | None = None
     input_grad: bool = True  # False for the first layer: its input is the data, whose gradient nobody needs
+    mask: int | None = None  # for a noisy kind (dropout): the index of its mask among a step's masks
 
 
 def expand(layers, hidden, output):
@@ -39,7 +40,7 @@ def _placed(model):
     """Layer objects, each given its slot in params and told whether its input gradient is wanted.
 
     An entry may be a Layer, a kind ("tanh") or a kind with its shape (("dense", 4, 6))."""
-    placed, slot = [], 0
+    placed, slot, mask = [], 0, 0
     for i, entry in enumerate(model):
         if isinstance(entry, Layer):
             kind, shape = entry.kind, entry.shape
@@ -51,9 +52,10 @@ def _placed(model):
             raise ValueError(f"model[{i}] must be a Layer, a layer kind or (kind, *shape), got {entry!r}")
         if kind not in registry.LAYERS:
             raise ValueError(f"model[{i}]: unknown layer kind {kind!r}; choose one of {tuple(registry.LAYERS)}")
-        has_params = bool(registry.LAYERS[kind].params)
-        placed.append(Layer(kind, shape, slot if has_params else None, input_grad=i > 0))
+        has_params, noisy = bool(registry.LAYERS[kind].params), registry.LAYERS[kind].noise
+        placed.append(Layer(kind, shape, slot if has_params else None, input_grad=i > 0, mask=mask if noisy else None))
         slot += has_params
+        mask += noisy
     return tuple(placed)
 
 
@@ -76,6 +78,10 @@ def _implied(model):
             if widths and layer.shape[0] != widths[-1]:
                 raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but {widths[-1]} "
                                  "reach it")
+        elif registry.LAYERS[layer.kind].width == "rate":
+            if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
+                raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
+                                 f"got {layer.shape}")
         elif layer.shape:
             raise ValueError(f"model[{i}]: a {layer.kind} layer keeps its input's shape; give it none, "
                              f"got {layer.shape}")
@@ -85,7 +91,7 @@ def _implied(model):
         raise ValueError("model must begin with a dense layer (it sets the input width)")
     if model[-1].kind not in registry.ACTIVATIONS:
         raise ValueError(f"model must end with an activation layer (the loss reads its z and a), got {model[-1].kind}")
-    inner = dict.fromkeys(layer.kind for layer in model[:-1] if layer.slot is None)
+    inner = dict.fromkeys(layer.kind for layer in model[:-1] if layer.kind in registry.ACTIVATIONS)
     return tuple(widths), ",".join(inner) or "identity", model[-1].kind
 
 
@@ -226,6 +232,16 @@ class Config:
         """['layer 1 weight', 'layer 1 bias', ...]: every parameter leaf, in params' order, by the registry's names."""
         return [f"layer {l} {name}" for l, layer in enumerate(self.parametrized, start=1)
                 for name in registry.LAYERS[layer.kind].params]
+
+    def noise_widths(self) -> list:
+        """The width of the input of each noisy layer (dropout), in order: the shape of its masks' rows."""
+        widths, width = [], self.layers[0]
+        for layer in self.model or ():
+            if registry.LAYERS[layer.kind].width == "changes":
+                width = layer.shape[1]
+            if layer.mask is not None:
+                widths.append(width)
+        return widths
 
     def buffer_names(self) -> list:
         """['layer 2 running mean', ...]: every buffer leaf (TrainState.buffers), in order, by the registry's names."""

@@ -115,23 +115,30 @@ class Driver:
         return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
 
     def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu", opt_state=None, step=0,
-                  buffers=None):
+                  buffers=None, masks=None):
         """mlp.train after the input checks; losses (epochs, steps), params, optimizer state and buffers as NumPy.
 
-        opt_state, step and buffers continue a run (from a previous Run's state); None starts afresh.
+        opt_state, step and buffers continue a run (from a previous Run's state); None starts afresh. masks: the
+        dropout layers' keep masks for these epochs (reference.initializers.dropout_masks); None for a model with
+        dropout draws the run's own from config.seed (a continued run passes its stretch of the whole run's).
         """
         self._check(config, device)
         check_inputs(params, X, y, config, orders)  # check_params included
         native = self._native(params, X, y, device)
         native_orders = None if orders is None else self.to_native(orders, device)
+        if masks is None and config.noise_widths():
+            from reference.initializers import dropout_masks  # NumPy: the one source of random numbers
+
+            masks = dropout_masks(config, len(X))
+        noise = {} if masks is None else {"masks": [self.to_native(m, device) for m in masks]}
         if (opt_state is None and step == 0) or not _continues(self.mlp.train):
             # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
-            run = self.mlp.train(*native, config, native_orders, checkpoints)
+            run = self.mlp.train(*native, config, native_orders, checkpoints, **noise)
         else:
             kept = {"buffers": self.native_params(buffers, device)} if buffers and any(buffers) else {}
             run = self.mlp.train(*native, config, native_orders, checkpoints,
                                  opt_state=self.numpy_tree(opt_state, lambda a: self.to_native(a, device)), step=step,
-                                 **kept)
+                                 **kept, **noise)
         self.synchronize(run.params)
         params = self.numpy_params(run.params)
         if run.state is None:  # plain descent without state (a plug-in): count the steps it made

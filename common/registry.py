@@ -39,13 +39,14 @@ class LayerKind:
     example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
     decayed: tuple = ()  # the leaves weight decay applies to (the others only with decay_biases)
     width: str = "keeps"  # "changes": its shape is (fan_in, fan_out); "features": (features,), its input's width;
-    # "keeps": it has no shape of its own
+    # "rate": (p,), a probability in [0, 1), and it keeps the width; "keeps": it has no shape of its own
     fills: tuple = ()  # the value each leaf starts at, for a kind the initialisation scheme does not draw (dense's)
     edges: tuple = ()  # the first row of its per-op check's input, where it is hardest: e.g. zero variance
     edge_feature: bool = False  # the edges go down the first feature (column) instead: batch norm's zero variance
     buffers: tuple = ()  # the names of its state that training updates without gradients (batch norm's running
     # statistics): kept in TrainState.buffers, compared along the trajectory like parameters
     min_batch: int = 1  # the fewest samples a training batch may hold (batch norm: 2, for a variance over n - 1)
+    noise: bool = False  # its training forward reads a mask the reference draws for each step (dropout's)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ LAYERS = {k.name: k for k in (
               shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
               edges=(1.5, 1.5, 1.5, 1.5, 1.5), edge_feature=True, buffers=("running mean", "running variance"),
               min_batch=2),
+    LayerKind("dropout", params=(), doc="y = x m / (1 - p), m a keep mask drawn by the reference for each training "
+              "step (inverted dropout); y = x in evaluation", width="rate", example=(0.25,), noise=True),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

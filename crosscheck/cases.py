@@ -105,6 +105,16 @@ CASES = (
     Case("batchnorm-gelu-mse",
          Config(model=(("dense", 4, 6), ("batchnorm", 6), "gelu_tanh", ("dense", 6, 2), "identity"), loss="mse",
                 init="he_normal", lr=0.05, epochs=80, seed=18), samples=24),
+    # Batch norm and dropout, trained with momentum (issue 11's MLP): the reference draws every step's dropout masks
+    # from the seed and hands them to each backend; the last batch (of 8) uses its step's first rows.
+    Case("batchnorm-dropout-momentum-minibatch",
+         Config(model=(("dense", 6, 12), ("batchnorm", 12), "tanh", ("dropout", 0.2), ("dense", 12, 12),
+                       ("batchnorm", 12), "softplus", ("dropout", 0.3), ("dense", 12, 3), "softmax"),
+                loss="softmax_cross_entropy", init="glorot_uniform", lr=0.02, epochs=60, batch_size=16, seed=19,
+                optimizer="momentum"), samples=40),
+    Case("dropout-gelu-mse-minibatch",
+         Config(model=(("dense", 4, 8), "gelu_tanh", ("dropout", 0.25), ("dense", 8, 2), "identity"), loss="mse",
+                init="he_normal", lr=0.05, epochs=60, batch_size=10, seed=20), samples=30),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

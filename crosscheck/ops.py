@@ -66,21 +66,28 @@ def loss_inputs(name, seed=0):
 
 
 def layer_inputs(name, seed=0):
-    """(layer, p, x, dy) for a layer kind: one layer of it, its parameters, an input (with the edge values of an
-    activation) and an upstream gradient."""
+    """(layer, p, x, dy, mask) for a layer kind: one layer of it, its parameters, an input (with the edge values of an
+    activation), an upstream gradient, and for a noisy kind (dropout) a keep mask, else None."""
     rng = np.random.default_rng(seed)
     kind = registry.LAYERS[name]
-    layer = Layer(name, kind.example, slot=0 if kind.params else None)  # the registry's example shape
+    layer = Layer(name, kind.example, slot=0 if kind.params else None,  # the registry's example shape
+                  mask=0 if kind.noise else None)
     p = tuple(rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
-    x = 2 * rng.standard_normal((SHAPE[0], kind.example[0] if kind.example else SHAPE[1]))
+    x = 2 * rng.standard_normal((SHAPE[0], kind.example[0] if kind.width in ("changes", "features") else SHAPE[1]))
+    mask = (rng.random(x.shape) >= kind.example[0]).astype(x.dtype) if kind.noise else None
     if name in registry.ACTIVATIONS:
         x[0] = registry.ACTIVATIONS[name].edges
     elif kind.edges and kind.edge_feature:
         x[:, 0] = kind.edges
     elif kind.edges:
         x[0] = kind.edges
-    y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x)
-    return layer, p, x, rng.standard_normal(y_ref.shape)
+    y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x, *_noise(mask))
+    return layer, p, x, rng.standard_normal(y_ref.shape), mask
+
+
+def _noise(mask):
+    """The extra argument a noisy kind's forward takes: its mask (none for the others)."""
+    return () if mask is None else (mask,)
 
 
 def check_op(driver, kind, name, device="cpu", seed=0):
@@ -148,10 +155,12 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
     check_op built."""
     numpy = driver.to_numpy
     label = f"{driver.name} {name} layer"
-    layer, p, x, dy = layer_inputs(name, seed)
-    forward, backward = ours.FORWARD[name], ours.BACKWARD[name]
+    layer, p, x, dy, mask = layer_inputs(name, seed)
+    noise = tuple(map(native, _noise(mask)))  # a noisy kind's forward is checked with its mask
+    forward = lambda layer, p, x: ours.FORWARD[name](layer, p, x, *noise)  # noqa: E731
+    backward = ours.BACKWARD[name]
     with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
-        y_ref, cache_ref = ref.FORWARD[name](layer, p, x)
+        y_ref, cache_ref = ref.FORWARD[name](layer, p, x, *_noise(mask))
     y, cache = computed(label, f"{name} layer forward", forward, layer, tuple(map(native, p)), native(x))
     found.compare(numpy(y), y_ref, None, "forward", what=f"{name} layer forward", backend=label)
     dx, dp = computed(label, f"{name} layer backward", backward, layer, tuple(map(native, p)), cache, native(dy))

@@ -23,6 +23,7 @@ import backends
 from common import registry
 from common.driver import Run, Unsupported
 from reference import SEED2_XOR, Config
+from reference.initializers import dropout_masks
 
 from . import checks, tolerances
 from .cases import Case, upcast
@@ -71,7 +72,8 @@ def parse_args(argv=None):
     p.add_argument("--output", default=d.output, choices=tuple(registry.ACTIVATIONS), help="output activation")
     p.add_argument("--model", metavar="LAYERS|FILE.toml", default=None,
                    help="an explicit sequence of layers instead of --layers/--hidden/--output, a dense layer as "
-                        "dense:IN:OUT, a layer norm or batch norm as layernorm:FEATURES or batchnorm:FEATURES, e.g. "
+                        "dense:IN:OUT, a layer norm or batch norm as layernorm:FEATURES or batchnorm:FEATURES, "
+                        "dropout as dropout:RATE, e.g. "
                         f"dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
                         f"{', '.join(registry.LAYERS)}); or a TOML model file giving the layers with their loss, "
                         "data and training (README, 'Model files'; options given here override the file's)")
@@ -122,10 +124,11 @@ def parse_args(argv=None):
     model = None
     if args.model is not None:
         try:
-            model = tuple(kind if not shape else (kind, *map(int, shape))
+            model = tuple(kind if not shape else (kind, *map(_number, shape))
                           for kind, *shape in (entry.strip().split(":") for entry in args.model.split(",")))
         except ValueError:
-            p.error(f"--model entries are a kind or kind:IN:OUT with integer widths, got {args.model!r}")
+            p.error(f"--model entries are a kind or kind:IN:OUT with integer widths (dropout:RATE a probability), "
+                    f"got {args.model!r}")
     try:
         config = Config(model=model, layers=layers, hidden=args.hidden, output=args.output, loss=args.loss,
                         init=args.init,
@@ -211,6 +214,14 @@ def _model_file(parser, argv):
     return defaults
 
 
+def _number(text):
+    """An integer where the text is one (a width), else a float (a dropout rate); ValueError otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def _unwritable(path):
     """Why path cannot be written (checked before training, not after it), or None."""
     if not path:
@@ -237,11 +248,13 @@ def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
     A diverging run overflows on its way; the overflow is reported here as divergence, not warned about.
     """
     losses, saved, done, opt_state, step, buffers = [], {}, 0, None, 0, None
+    masks = dropout_masks(config, len(X))  # the whole run's: each stretch is handed its own epochs of them
     for stop in case.checkpoints(config.epochs):
         stretch = config.replace(epochs=stop - done)
         with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state, step and buffers
             part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device,
-                                    opt_state=opt_state, step=step, buffers=buffers)
+                                    opt_state=opt_state, step=step, buffers=buffers,
+                                    masks=None if masks is None else [m[done:stop] for m in masks])
         losses.append(part.losses)
         saved[stop] = part.state
         params, opt_state, step, buffers = part.state

@@ -66,6 +66,24 @@ def initial_params(config):
     return [tuple(np.ascontiguousarray(p, dtype=dtype) for p in leaves) for leaves in params]
 
 
+def dropout_masks(config, n_samples):
+    """[(epochs, steps, batch, width) keep masks, one per dropout layer], or None for a model without dropout.
+
+    1 keeps a unit, 0 drops it, each with probability 1 - p and p (p the layer's rate). Drawn from a Generator of
+    its own (seeded [seed, 3]), all at once and handed to every backend, like the minibatch orders: no backend
+    draws a random number. A partial last batch uses the first rows of its step's mask.
+    """
+    widths = config.noise_widths()
+    if not widths:
+        return None
+    rng = np.random.default_rng([config.seed, 3])
+    batch = config.batch_size or n_samples
+    steps = -(-n_samples // batch)
+    rates = [layer.shape[0] for layer in config.model if layer.mask is not None]
+    return [(rng.random((config.epochs, steps, batch, width)) >= rate).astype(config.dtype)
+            for rate, width in zip(rates, widths)]
+
+
 def batch_orders(config, n_samples):
     """(epochs, n_samples) sample orders for minibatch training, or None for full batch.
 

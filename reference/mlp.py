@@ -21,16 +21,19 @@ from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
 
-def forward(params, X, config, buffers=None):
+def forward(params, X, config, buffers=None, noise=None):
     """[cache_1, ..., cache_L]: each layer of config.model in turn, y = layer(x) from x = X; the last cache is
     the output activation's (z, a). With buffers, in evaluation mode: a layer that keeps buffers reads them
-    (batch norm its running statistics) instead of the batch."""
+    (batch norm its running statistics) instead of the batch. noise: this training step's masks, one per noisy
+    layer (dropout); without them a noisy layer passes its input on, as in evaluation."""
     caches = []
     x = X
     for layer in config.model:
         p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
         if buffers is not None and layer.kind in layers.EVALUATE:
             x, cache = layers.EVALUATE[layer.kind](layer, p, buffers[layer.slot], x)
+        elif layer.mask is not None:
+            x, cache = layers.FORWARD[layer.kind](layer, p, x, None if noise is None else noise[layer.mask])
         else:
             x, cache = layers.FORWARD[layer.kind](layer, p, x)
         caches.append(cache)
@@ -70,11 +73,11 @@ def update(params, grads, opt_state, t, config):
     return optimizers.update(params, grads, opt_state, t, config)
 
 
-def running(buffers, params, X, config):
+def running(buffers, params, X, config, noise=None):
     """The buffers after a training step on the batch X (at the step's params): each layer that keeps some updates
     them from its training-mode cache (batch norm: its running statistics)."""
     new = list(buffers)
-    for layer, cache in zip(config.model, forward(params, X, config)):
+    for layer, cache in zip(config.model, forward(params, X, config, noise=noise)):
         if layer.kind in layers.RUNNING:
             new[layer.slot] = layers.RUNNING[layer.kind](layer, buffers[layer.slot], cache)
     return new
@@ -86,22 +89,23 @@ def init_buffers(params, config):
             for layer, p in zip(config.parametrized, params)]
 
 
-def gradients(params, X, y, config):
-    """(L, [(dW_l, db_l)]): the loss and its gradients at params."""
-    cache = forward(params, X, config)
+def gradients(params, X, y, config, noise=None):
+    """(L, [(dW_l, db_l)]): the loss and its gradients at params (with noise: the step's dropout masks)."""
+    cache = forward(params, X, config, noise=noise)
     z, a = cache[-1]
     loss = loss_forward(config.loss, z, a, y)
     return loss, backward(params, X, y, cache, config)
 
 
-def train_step(params, opt_state, t, X, y, config):
+def train_step(params, opt_state, t, X, y, config, noise=None):
     """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
-    loss, grads = gradients(params, X, y, config)
+    loss, grads = gradients(params, X, y, config, noise)
     return (loss, *update(params, grads, opt_state, t, config))
 
 
-def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
-    """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch.
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None, masks=None):
+    """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch; masks
+    (initializers.dropout_masks) each dropout layer's keep masks, (epochs, steps, batch, width).
 
     Training continues from (opt_state, step, buffers) when given (a run in stretches), else starts afresh.
     """
@@ -119,9 +123,10 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
                 idx = orders[epoch, start:stop]
                 Xb, yb = X[idx], y[idx]
             step += 1
+            noise = None if masks is None else [m[epoch, s, :stop - start] for m in masks]
             if keeps_buffers:  # from the step's batch, at the step's parameters
-                buffers = running(buffers, params, Xb, config)
-            losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config)
+                buffers = running(buffers, params, Xb, config, noise)
+            losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config, noise)
         if epoch + 1 in checkpoints:
             saved[epoch + 1] = TrainState(params, opt_state, step, buffers)
     return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))

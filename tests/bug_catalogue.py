@@ -138,6 +138,21 @@ BUGS = (
          "batchnorm-gelu-mse": Expect("layer 1 weight gradient", grads(3) + LAYERNORM_2)},
         spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=0) - x_hat * (dx_hat * x_hat).mean(dim=0))",
                               "dx = inv_std * dx_hat"))),
+    Bug("dropout-scale-missing", "inverted dropout without its 1 / (1 - p): kept units not scaled up in training",
+        "layers", "y = x * mask / (1.0 - layer.shape[0])", "y = x * mask", "trajectory",
+        {"batchnorm-dropout-momentum-minibatch": Expect("loss [epoch, step]"),
+         "dropout-gelu-mse-minibatch": Expect("loss [epoch, step]")}),
+    Bug("dropout-fresh-mask-in-backward", "dropout's backward drawing a fresh mask of its own instead of the "
+        "forward's", "layers", "_, _, mask = cache",
+        "mask = (np.random.default_rng(0).random(dy.shape) >= layer.shape[0]).astype(dy.dtype)", "trajectory",
+        {"batchnorm-dropout-momentum-minibatch": Expect("loss [epoch, step]"),
+         "dropout-gelu-mse-minibatch": Expect("loss [epoch, step]")},
+        spellings={"torch": ("_, _, mask = cache",
+                             "mask = (torch.rand(dy.shape, generator=torch.Generator().manual_seed(0), "
+                             "dtype=dy.dtype) >= layer.shape[0]).to(dy.dtype)"),
+                   "jax": ("_, _, mask = cache",
+                           "mask = (__import__('jax').random.uniform(__import__('jax').random.key(0), dy.shape, "
+                           "dy.dtype) >= layer.shape[0]).astype(dy.dtype)")}),
     Bug("loss-gradient-sign", "dL/da = y - a: the seeds' error term used as the gradient", "losses",
         "return a - y", "return y - a", "gradients",
         {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),
@@ -291,9 +306,10 @@ BUGS = (
         spellings={"torch": ("saved[epoch + 1] = TrainState(kept, opt_state, step, buffers)",
                              "saved[epoch + 1], opt_state = TrainState(kept, opt_state, step, buffers), "
                              "optimizers.init(params, config)"),
-                   "jax": ("state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)",
+                   "jax": ("state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done, noise)",
                            "state, stretch_losses = train_epochs(TrainState(state.params, optimizers.init("
-                           "state.params, config), state.step, state.buffers), X, y, stretch, config, stop - done)")}),
+                           "state.params, config), state.step, state.buffers), X, y, stretch, config, stop - done, "
+                           "noise)")}),
     Bug("weight-decay-on-excluded-biases", "weight decay applied to the biases where the configuration excludes them",
         "optimizers", "wd = config.weight_decay if config.decays(l, which) else 0.0",
         "wd = config.weight_decay", "trajectory", _on("adam", "momentum")),

@@ -16,6 +16,7 @@ from common.config import Config
 from crosscheck import checks
 from crosscheck.cases import BY_ID, Case
 from crosscheck.compare import Disagreement
+from reference.initializers import dropout_masks
 
 
 def optimizer_case(name, **changes):
@@ -67,23 +68,28 @@ def test_two_stretches_are_one_run(driver, device, optimizer):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_two_stretches_are_one_run_with_batch_norm(driver, device):
-    """Batch norm's running statistics continue too: two stretches, the second from the first's TrainState (its
-    buffers included), are bit for bit one run, and a second stretch started from fresh buffers is not."""
-    case = BY_ID["batchnorm-tanh-softplus-momentum-minibatch"]
+def test_two_stretches_are_one_run_with_batch_norm_and_dropout(driver, device):
+    """Batch norm's running statistics continue too, and dropout's masks: two stretches, the second from the first's
+    TrainState (its buffers included) with its own epochs of the run's masks, are bit for bit one run; a second
+    stretch started from fresh buffers is not."""
+    case = BY_ID["batchnorm-dropout-momentum-minibatch"]
     config, params, X, y, orders = case.inputs(epochs=20)
-    whole = driver.run_train(params, X, y, config, orders, (10, 20), device)
-    first = driver.run_train(params, X, y, config.replace(epochs=10), orders[:10], (), device)
+    masks = dropout_masks(config, len(X))
+    whole = driver.run_train(params, X, y, config, orders, (10, 20), device)  # draws the same masks itself
+    first = driver.run_train(params, X, y, config.replace(epochs=10), orders[:10], (), device,
+                             masks=[m[:10] for m in masks])
     rest = config.replace(epochs=10), orders[10:], (), device
+    later = {"masks": [m[10:] for m in masks]}
     second = driver.run_train(first.params, X, y, *rest, opt_state=first.state.opt_state, step=first.state.step,
-                              buffers=first.state.buffers)
+                              buffers=first.state.buffers, **later)
     np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), whole.losses)
     assert len(checks.flat(whole.state.buffers)) == 4  # two batch norms x (running mean, running variance)
     for ours, theirs in zip(checks.flat(second.state.buffers), checks.flat(whole.state.buffers)):
         np.testing.assert_array_equal(ours, theirs)
     for ours, theirs in zip(checks.flat(whole.checkpoints[10].buffers), checks.flat(first.state.buffers)):
         np.testing.assert_array_equal(ours, theirs)
-    fresh = driver.run_train(first.params, X, y, *rest, opt_state=first.state.opt_state, step=first.state.step)
+    fresh = driver.run_train(first.params, X, y, *rest, opt_state=first.state.opt_state, step=first.state.step,
+                             **later)
     assert not np.array_equal(checks.flat(fresh.state.buffers)[1], checks.flat(whole.state.buffers)[1])
 
 

@@ -155,6 +155,31 @@ def test_batch_norm_needs_two_samples_in_every_batch():
     reference.check_inputs(reference.initial_params(fits), X, y, fits, reference.batch_orders(fits, 4))
 
 
+@pytest.mark.parametrize(("rate", "message"), [(1.0, r"rate, a probability in \[0, 1\)"),
+                                              (-0.1, r"rate, a probability in \[0, 1\)"),
+                                              ("half", r"rate, a probability in \[0, 1\)")])
+def test_a_dropout_rate_outside_0_1_is_refused(rate, message):
+    with pytest.raises(ValueError, match=r"model\[2\]: a dropout layer needs its " + message):
+        Config(model=(("dense", 2, 3), "tanh", ("dropout", rate), ("dense", 3, 1), "sigmoid"))
+
+
+def test_dropout_masks_come_from_the_seed_one_per_step_and_layer():
+    """Drawn once by the reference (reference.initializers.dropout_masks): keep masks of 0 and 1, one (batch, width)
+    block per epoch, step and dropout layer, the same for the same seed and another for another seed, keeping about
+    1 - p of the units."""
+    config = Config(model=(("dense", 3, 5), "tanh", ("dropout", 0.25), ("dense", 5, 4), "tanh", ("dropout", 0.5),
+                           ("dense", 4, 1), "sigmoid"), epochs=200, batch_size=8)
+    masks = reference.initializers.dropout_masks(config, 20)
+    assert [m.shape for m in masks] == [(200, 3, 8, 5), (200, 3, 8, 4)]
+    assert all(m.dtype == np.float64 and set(np.unique(m)) == {0.0, 1.0} for m in masks)
+    assert abs(masks[0].mean() - 0.75) < 0.01 and abs(masks[1].mean() - 0.5) < 0.01
+    again = reference.initializers.dropout_masks(config, 20)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, again))
+    other = reference.initializers.dropout_masks(config.replace(seed=1), 20)
+    assert not np.array_equal(masks[0], other[0])
+    assert reference.initializers.dropout_masks(config.replace(model=None, layers=(3, 5, 1)), 20) is None
+
+
 @pytest.mark.parametrize("device_name", ["tpu", "cuda"])
 def test_unavailable_device_is_named(driver, device_name):
     if device_name in driver.devices:

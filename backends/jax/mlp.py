@@ -20,16 +20,19 @@ from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 UNROLL = 8
 
 
-def forward(params, X, config, buffers=None):
+def forward(params, X, config, buffers=None, noise=None):
     """[cache_1, ..., cache_L]: each layer of config.model in turn, y = layer(x) from x = X; the last cache is
     the output activation's (z, a). With buffers, in evaluation mode: a layer that keeps buffers reads them
-    (batch norm its running statistics) instead of the batch."""
+    (batch norm its running statistics) instead of the batch. noise: this training step's masks, one per noisy
+    layer (dropout); without them a noisy layer passes its input on, as in evaluation."""
     caches = []
     x = X
     for layer in config.model:
         p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
         if buffers is not None and layer.kind in layers.EVALUATE:
             x, cache = layers.EVALUATE[layer.kind](layer, p, buffers[layer.slot], x)
+        elif layer.mask is not None:
+            x, cache = layers.FORWARD[layer.kind](layer, p, x, None if noise is None else noise[layer.mask])
         else:
             x, cache = layers.FORWARD[layer.kind](layer, p, x)
         caches.append(cache)
@@ -62,11 +65,11 @@ def update(params, grads, opt_state, t, config, k=None):
     return optimizers.update(params, grads, opt_state, t, config, k)
 
 
-def running(buffers, params, X, config):
+def running(buffers, params, X, config, noise=None):
     """The buffers after a training step on the batch X (at the step's params): each layer that keeps some updates
     them from its training-mode cache (batch norm: its running statistics)."""
     new = list(buffers)
-    for layer, cache in zip(config.model, forward(params, X, config)):
+    for layer, cache in zip(config.model, forward(params, X, config, noise=noise)):
         if layer.kind in layers.RUNNING:
             new[layer.slot] = layers.RUNNING[layer.kind](layer, buffers[layer.slot], cache)
     return new
@@ -78,21 +81,21 @@ def init_buffers(params, config):
             for layer, p in zip(config.parametrized, params)]
 
 
-def gradients(params, X, y, config):
-    """(L, [(dW_l, db_l)]): the loss and its gradients at params."""
-    cache = forward(params, X, config)
+def gradients(params, X, y, config, noise=None):
+    """(L, [(dW_l, db_l)]): the loss and its gradients at params (with noise: the step's dropout masks)."""
+    cache = forward(params, X, config, noise=noise)
     z, a = cache[-1]
     loss = loss_forward(config.loss, z, a, y)
     return loss, backward(params, X, y, cache, config)
 
 
-def train_step(params, opt_state, t, X, y, config, k=None):
+def train_step(params, opt_state, t, X, y, config, k=None, noise=None):
     """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
-    loss, grads = gradients(params, X, y, config)
+    loss, grads = gradients(params, X, y, config, noise)
     return (loss, *update(params, grads, opt_state, t, config, k))
 
 
-def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None, masks=None):
     """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch.
 
     The whole TrainState (params, optimizer state, step, buffers) is what the scan carries, stretch to stretch.
@@ -104,7 +107,8 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     losses, saved, done = [], {}, 0
     for stop in stops:
         stretch = None if orders is None else orders[done:stop]
-        state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done)
+        noise = None if masks is None else [m[done:stop] for m in masks]
+        state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done, noise)
         losses.append(stretch_losses)
         done = stop
         if done in checkpoints:
@@ -113,7 +117,7 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
 
 
 @partial(jax.jit, static_argnames=("config", "length"))
-def train_epochs(state, X, y, orders, config, length):
+def train_epochs(state, X, y, orders, config, length, masks=None):
     """length epochs in one compiled lax.scan: (TrainState after them, losses (length, steps))."""
     steps = batches(X.shape[0], config.batch_size)
     # JAX quirk: a scalar that changes every step (adam's bias corrections 1 - b^t) is a separate call per step on
@@ -126,7 +130,7 @@ def train_epochs(state, X, y, orders, config, length):
     keeps_buffers = any(state.buffers)
 
     def epoch(state, xs):
-        order, epoch_scalars = xs
+        order, epoch_scalars, epoch_masks = xs
         params, opt_state, t, buffers = state
         losses = []
         for s, (start, stop) in enumerate(steps):
@@ -137,9 +141,10 @@ def train_epochs(state, X, y, orders, config, length):
                 Xb, yb = X[idx], y[idx]
             t = t + 1
             k = tuple(scalar[s] for scalar in epoch_scalars)
+            noise = None if epoch_masks is None else [m[s, :stop - start] for m in epoch_masks]
             if keeps_buffers:  # from the step's batch, at the step's parameters
-                buffers = running(buffers, params, Xb, config)
-            loss, params, opt_state = train_step(params, opt_state, t, Xb, yb, config, k)
+                buffers = running(buffers, params, Xb, config, noise)
+            loss, params, opt_state = train_step(params, opt_state, t, Xb, yb, config, k, noise)
             losses.append(loss)
         return TrainState(params, opt_state, t, buffers), jnp.stack(losses)
 
@@ -147,4 +152,4 @@ def train_epochs(state, X, y, orders, config, length):
     # XLA:CPU compiles whole (small_loops in __init__.py), it halves the SGD epoch (~0.14 -> ~0.07 us, benchmarks/),
     # at no cost in accuracy. A minibatch epoch is already several steps long, and unrolling it costs compile time.
     unroll = min(UNROLL, length) if len(steps) == 1 else 1
-    return lax.scan(epoch, state, (orders, scalars), length=length, unroll=unroll)
+    return lax.scan(epoch, state, (orders, scalars, masks), length=length, unroll=unroll)

@@ -89,6 +89,23 @@ def batchnorm_buffers(layer, p):
     return torch.zeros_like(g), torch.ones_like(g)
 
 
+def dropout_forward(layer, p, x, mask=None):
+    """y = x m / (1 - r): inverted dropout, m this step's keep mask (drawn by the reference); y = x without one
+    (evaluation)"""
+    if mask is None:
+        return x, (x, x, None)
+    y = x * mask / (1.0 - layer.shape[0])
+    return y, (x, y, mask)
+
+
+def dropout_backward(layer, p, cache, dy):
+    """dx = dy m / (1 - r), with the forward's own mask"""
+    _, _, mask = cache
+    if mask is None:
+        return dy, ()
+    return dy * mask / (1.0 - layer.shape[0]), ()
+
+
 def activation_layer_forward(layer, p, z):
     """a = f(z), f the layer's kind (activations.py)"""
     a = activations.FORWARD[layer.kind](z)
@@ -101,10 +118,10 @@ def activation_layer_backward(layer, p, cache, da):
     return activations.BACKWARD[layer.kind](da, z, a), ()
 
 
-FORWARD = {"dense": dense_forward, "layernorm": layernorm_forward, "batchnorm": batchnorm_forward,
-           **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+FORWARD: dict = {"dense": dense_forward, "layernorm": layernorm_forward, "batchnorm": batchnorm_forward,
+                 "dropout": dropout_forward, **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
 BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward, "batchnorm": batchnorm_backward,
-            **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+            "dropout": dropout_backward, **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.
 EVALUATE = {"batchnorm": batchnorm_evaluate}
