@@ -162,6 +162,8 @@ MODEL_FILES = sorted((Path(__file__).resolve().parent.parent / "examples" / "mod
                          [pytest.param(p, id=f"{p.name}-short") for p in MODEL_FILES])
 def test_a_shipped_model_file_trains_and_agrees(path, request, tmp_path, capsys):
     """Each examples/models/*.toml agrees on every backend: at its own length with --run-slow, else for 20 epochs."""
+    if request.config.getoption("--run-slow") and not request.node.get_closest_marker("slow"):
+        pytest.skip("--run-slow runs this file at its own length instead")
     short = [] if request.node.get_closest_marker("slow") else ["--epochs", "20"]
     status = report.main(["--model", str(path), *short, "--plot", "", "--no-progress",
                           "--json", str(tmp_path / "r.json")])
