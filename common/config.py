@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from . import registry
 
@@ -223,9 +224,10 @@ class Config:
             parts.append(f"weight decay {self.weight_decay:g}{'' if self.decay_biases else ', not on biases'}")
         return self.optimizer + (f" ({', '.join(parts)})" if parts else "")
 
-    @property
+    @cached_property
     def parametrized(self) -> tuple:
-        """The layers that hold parameters, in params' order (slot 0, 1, ...)."""
+        """The layers that hold parameters, in params' order (slot 0, 1, ...). Cached: the optimizers ask for it
+        for every leaf at every step (Config.decays), and the model never changes."""
         return tuple(layer for layer in self.model or () if layer.slot is not None)
 
     def leaf_names(self) -> list:

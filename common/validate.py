@@ -36,8 +36,10 @@ def check_inputs(params, X, y, config, orders=None):
     if config.batch_size is not None and config.batch_size > X.shape[0]:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {X.shape[0]} samples")
     needs = max(((registry.LAYERS[layer.kind].min_batch, layer.kind) for layer in config.model), default=(1, ""))
+    from .driver import batches  # here: the driver imports this module
+
     n, size = X.shape[0], config.batch_size or X.shape[0]
-    smallest = n % size or size  # the last batch of an epoch may be partial
+    smallest = min(stop - start for start, stop in batches(n, config.batch_size))  # the last may be partial
     if smallest < needs[0]:
         raise ValueError(f"a {needs[1]} layer needs at least {needs[0]} samples per training batch, but the last "
                          f"batch of each epoch holds {smallest} ({n} samples in batches of {size})")

@@ -7,6 +7,7 @@ bounded by the NumPy float32 reference's own deviation (see tolerances.py).
 
 import importlib
 from functools import lru_cache, partial
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -155,9 +156,10 @@ def check_finite_differences(case):
     return found.result()
 
 
-def _stacked(run, i, checkpoints):
-    """The i-th parameter array of run at each checkpoint, stacked along a new first axis."""
-    return None if run is None else np.stack([flat(run.checkpoints[e].params)[i] for e in checkpoints])
+def _stacked(run, i, checkpoints, part=attrgetter("params")):
+    """The i-th leaf of part(the TrainState) (default: its parameters) at each checkpoint of run, stacked along a
+    new first axis; None for no run."""
+    return None if run is None else np.stack([flat(part(run.checkpoints[e]))[i] for e in checkpoints])
 
 
 def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, ref=None, ref64=None):
@@ -190,7 +192,8 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         if any(state not in run.checkpoints[e].opt_state for e in checkpoints):
             raise Disagreement(f"{driver.name}: keeps no {config.optimizer} state at its checkpoints")
         for i, name in enumerate(param_names(config)):
-            ours, theirs, theirs64 = (_stacked_state(r, state, i, checkpoints) for r in (run, ref, ref64))
+            ours, theirs, theirs64 = (_stacked(r, i, checkpoints, lambda s, state=state: s.opt_state[state])
+                                      for r in (run, ref, ref64))
             found.compare(ours, theirs, theirs64, "trajectory", what=f"{config.optimizer} {state} of {name}",
                           backend=driver.name, epoch=list(checkpoints))
     # Every buffer ("layer 2 running mean") along the trajectory too, and the network in evaluation mode, which
@@ -199,8 +202,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     if buffer_names and any(not flat(run.checkpoints[e].buffers) for e in checkpoints):
         raise Disagreement(f"{driver.name}: keeps no buffers ({', '.join(buffer_names)}) at its checkpoints")
     for i, name in enumerate(buffer_names):
-        ours, theirs, theirs64 = (None if r is None else np.stack([flat(r.checkpoints[e].buffers)[i]
-                                                                   for e in checkpoints]) for r in (run, ref, ref64))
+        ours, theirs, theirs64 = (_stacked(r, i, checkpoints, attrgetter("buffers")) for r in (run, ref, ref64))
         found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
     if buffer_names:
         last = max(checkpoints)
@@ -222,8 +224,7 @@ def _trajectory(run, n_leaves, checkpoints, evaluate):
     """A run's losses and each parameter stacked over the checkpoints, and where the model keeps buffers, each of
     them too and evaluate(the last checkpoint's state), its network in evaluation mode: one ballot of the vote."""
     last = run.checkpoints[max(checkpoints)]
-    buffers = [np.stack([flat(run.checkpoints[e].buffers)[i] for e in checkpoints])
-               for i in range(len(flat(last.buffers)))]
+    buffers = [_stacked(run, i, checkpoints, attrgetter("buffers")) for i in range(len(flat(last.buffers)))]
     evaluated = [evaluate(last)] if buffers else []
     return [run.losses, *(_stacked(run, i, checkpoints) for i in range(n_leaves)), *buffers, *evaluated]
 
@@ -235,9 +236,6 @@ def backend_module(driver, name):
     return importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.{name}")
 
 
-def _stacked_state(run, state, i, checkpoints):
-    """The i-th leaf of the optimizer state `state` at each checkpoint, stacked along a new first axis."""
-    return None if run is None else np.stack([flat(run.checkpoints[e].opt_state[state])[i] for e in checkpoints])
 
 
 # Losses kept unfused beside their fused training form: name -> the output activation they fuse with.

@@ -206,16 +206,22 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
     return found.result()
 
 
+def _native_op(driver, kind, name):
+    """(the backend's autodiff module, its framework's own op for (kind, name)); (None, None) where it has none."""
+    if driver.autodiff_gradients is None:
+        return None, None
+    autodiff = backend_module(driver, "autodiff")
+    return autodiff, autodiff.NATIVE.get((kind, name))
+
+
 def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, skip, bind, dy):
     """The framework's own op (the backend's autodiff.NATIVE: torch.nn.functional, jax.nn, optax) as one more oracle:
     its value against the reference's, and its vector-Jacobian product against the backend's backward, away from
     kinks and ties (where frameworks take different one-sided derivatives: see NATIVE). bind(f): the op of x alone."""
-    if driver.autodiff_gradients is None:
+    autodiff, own = _native_op(driver, kind, name)
+    if own is None:
         return
-    autodiff = backend_module(driver, "autodiff")
-    if (kind, name) not in autodiff.NATIVE:
-        return
-    own = bind(autodiff.NATIVE[kind, name])
+    own = bind(own)
     found.compare(driver.to_numpy(own(native(x))), value_ref, None, "forward",
                   what=f"{name} forward against {driver.name}'s own", backend=label)
     vjp = driver.to_numpy(autodiff.vjp(own, native(x), None if dy is None else native(dy)))
@@ -226,12 +232,9 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, sk
 def _check_native_layer(driver, native, found, name, label, inputs, names, y_ref, grads, dy):
     """A layer kind against the framework's own (torch.nn.functional.linear, layer_norm): its output against the
     reference's, and its vector-Jacobian product in the input and each parameter against the backend's backward."""
-    if driver.autodiff_gradients is None:
+    autodiff, own = _native_op(driver, "layers", name)
+    if own is None:
         return
-    autodiff = backend_module(driver, "autodiff")
-    if ("layers", name) not in autodiff.NATIVE:
-        return
-    own = autodiff.NATIVE["layers", name]
     found.compare(driver.to_numpy(own(*map(native, inputs))), y_ref, None, "forward",
                   what=f"{name} layer forward against {driver.name}'s own", backend=label)
     for i, leaf in enumerate(names):

@@ -181,9 +181,7 @@ MODEL_FILE_KEYS = ("model", "loss", "init", "dtype", "lr", "optimizer", "momentu
 def _model_file(parser, argv):
     """The defaults a TOML model file named by --model sets ({} when --model is not a .toml path); exits 2 (through
     parser.error) on a missing or malformed file, or on a key it does not know, naming them."""
-    argv = sys.argv[1:] if argv is None else argv
-    path = next((arg.split("=", 1)[1] if "=" in arg else argv[i + 1] for i, arg in enumerate(argv)
-                 if (arg == "--model" and i + 1 < len(argv)) or arg.startswith("--model=")), None)
+    path = parser.parse_known_args(argv)[0].model  # argparse's own reading of --model, before the file's defaults
     if path is None or not path.endswith(".toml"):
         return {}
     try:

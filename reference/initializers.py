@@ -13,6 +13,7 @@ W (fan_in, fan_out) and b (fan_out,).
 import numpy as np
 
 from common import registry
+from common.driver import batches
 
 
 def standard_normal(rng, fan_in, fan_out):
@@ -78,7 +79,7 @@ def dropout_masks(config, n_samples):
         return None
     rng = np.random.default_rng([config.seed, 3])
     batch = config.batch_size or n_samples
-    steps = -(-n_samples // batch)
+    steps = len(batches(n_samples, config.batch_size))
     rates = [layer.shape[0] for layer in config.model if layer.mask is not None]
     return [(rng.random((config.epochs, steps, batch, width)) >= rate).astype(config.dtype)
             for rate, width in zip(rates, widths)]
