@@ -60,40 +60,65 @@ def _placed(model):
     return tuple(placed)
 
 
-def _implied(model):
-    """(widths, hidden, output) of an explicit model, validated: what the shorthand would say of it."""
+def _implied(model, input_shape=None):
+    """(widths, hidden, output, shapes) of an explicit model, validated: what the shorthand would say of it, and the
+    per-sample shape reaching each layer (shapes[i] is model[i]'s input, shapes[-1] the output's)."""
     if not model:
         raise ValueError("model must list at least one layer")
+    if input_shape is not None and (not isinstance(input_shape, tuple) or not input_shape
+                                    or not all(_is_int(n) and n > 0 for n in input_shape)):
+        raise ValueError(f"input_shape must be a per-sample shape of positive integers, e.g. (1, 8, 8), "
+                         f"got {input_shape!r}")
     widths: list[int] = []
+    shape = input_shape
+    shapes = []
     for i, layer in enumerate(model):
+        kind = registry.LAYERS[layer.kind]
+        if shape is None and layer.kind != "dense":
+            raise ValueError("model must begin with a dense layer (it sets the input width), or give input_shape "
+                             f"(a {layer.kind} layer's input shape is not implied by it)")
         if layer.kind == "dense":
             if len(layer.shape) != 2 or not all(_is_int(n) and n > 0 for n in layer.shape):
                 raise ValueError(f"model[{i}]: a dense layer needs (fan_in, fan_out) positive widths, "
                                  f"got {layer.shape}")
-            if widths and layer.shape[0] != widths[-1]:
-                raise ValueError(f"model[{i}]: dense layer takes {layer.shape[0]} inputs, but {widths[-1]} reach it")
+            shape = layer.shape[:1] if shape is None else shape  # the first layer: the input's width is its fan_in
+        shapes.append(shape)
+        if layer.kind == "dense":
+            if shape != layer.shape[:1]:
+                raise ValueError(f"model[{i}]: dense layer takes {layer.shape[0]} inputs, but "
+                                 f"{shape[0] if len(shape) == 1 else shape} reach it")
             widths += layer.shape[1:] if widths else layer.shape
-        elif registry.LAYERS[layer.kind].width == "features":
+            shape = layer.shape[1:]
+        elif kind.width == "features":
             if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
                 raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
-            if widths and layer.shape[0] != widths[-1]:
-                raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but {widths[-1]} "
-                                 "reach it")
-        elif registry.LAYERS[layer.kind].width == "rate":
+            if shape != layer.shape:
+                raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but "
+                                 f"{shape[0] if len(shape) == 1 else shape} reach it")
+        elif kind.width == "rate":
             if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
                 raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
                                  f"got {layer.shape}")
+        elif kind.width == "image":
+            try:
+                shape = kind.reshape(layer.shape, shape)
+            except ValueError as e:
+                raise ValueError(f"model[{i}]: {e}") from None
         elif layer.shape:
             raise ValueError(f"model[{i}]: a {layer.kind} layer keeps its input's shape; give it none, "
                              f"got {layer.shape}")
         elif layer.kind in registry.ACTIVATIONS and not registry.ACTIVATIONS[layer.kind].hidden and i != len(model) - 1:
             raise ValueError(f"model[{i}]: {layer.kind} may only be the output layer")
-    if not widths or model[0].kind != "dense":
-        raise ValueError("model must begin with a dense layer (it sets the input width)")
+    shapes.append(shape)
+    if not widths:
+        raise ValueError("model must hold a dense layer (it sets the output width)")
+    if len(shape) != 1:
+        raise ValueError(f"model must end with one score per class (flatten before the dense layer), but its output "
+                         f"has per-sample shape {shape}")
     if model[-1].kind not in registry.ACTIVATIONS:
         raise ValueError(f"model must end with an activation layer (the loss reads its z and a), got {model[-1].kind}")
     inner = dict.fromkeys(layer.kind for layer in model[:-1] if layer.kind in registry.ACTIVATIONS)
-    return tuple(widths), ",".join(inner) or "identity", model[-1].kind
+    return tuple(widths), ",".join(inner) or "identity", model[-1].kind, tuple(shapes)
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,9 @@ class Config:
     weight_decay: float = 0.0
     decay_biases: bool = True
     model: tuple | None = None  # None: expanded from the shorthand (layers, hidden, output)
+    # The per-sample shape of X, (channels, height, width) for images: needed where the model begins with a layer
+    # that does not say it (conv2d); None: the first dense layer's fan_in, (layers[0],).
+    input_shape: tuple | None = None
     _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
     def __post_init__(self) -> None:
@@ -176,6 +204,8 @@ class Config:
         self._check_optimizer()
         if self._shorthand:
             object.__setattr__(self, "model", expand(layers, self.hidden, self.output))
+            if self.input_shape not in (None, layers[:1]):
+                raise ValueError(f"input_shape {self.input_shape!r} contradicts layers[0] = {layers[0]}")
 
     def _take_model(self) -> None:
         """An explicit model: placed, validated, and described by layers/hidden/output (which it overrides,
@@ -184,7 +214,9 @@ class Config:
         if model is None:
             raise ValueError(f"model must be a sequence of layers, got {self.model!r}")
         model = _placed(model)
-        implied = _implied(model)
+        if isinstance(self.input_shape, list):
+            object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        implied = _implied(model, self.input_shape)
         for name, value in zip(("layers", "hidden", "output"), implied):
             given = getattr(self, name)
             given = tuple(given) if isinstance(given, list) else given
@@ -235,15 +267,20 @@ class Config:
         return [f"layer {l} {name}" for l, layer in enumerate(self.parametrized, start=1)
                 for name in registry.LAYERS[layer.kind].params]
 
+    @cached_property
+    def shapes(self) -> tuple:
+        """The per-sample shape reaching each layer of the model, then the output's: ((2,), (4,), (4,), (1,), (1,))
+        for XOR's 2-4-1; (1, 8, 8) for a conv2d layer reading 8x8 single-channel images."""
+        return _implied(self.model, self.input_shape)[3]
+
+    @property
+    def sample_shape(self) -> tuple:
+        """The per-sample shape of X: input_shape, or (layers[0],) for a model that begins with a dense layer."""
+        return self.shapes[0]
+
     def noise_widths(self) -> list:
-        """The width of the input of each noisy layer (dropout), in order: the shape of its masks' rows."""
-        widths, width = [], self.layers[0]
-        for layer in self.model or ():
-            if registry.LAYERS[layer.kind].width == "changes":
-                width = layer.shape[1]
-            if layer.mask is not None:
-                widths.append(width)
-        return widths
+        """The per-sample shape of the input of each noisy layer (dropout), in order: the shape of its masks' rows."""
+        return [shape for layer, shape in zip(self.model or (), self.shapes) if layer.mask is not None]
 
     def buffer_names(self) -> list:
         """['layer 2 running mean', ...]: every buffer leaf (TrainState.buffers), in order, by the registry's names."""

@@ -6,6 +6,7 @@ dispatch tables of every backend read these; nothing else lists a name by hand. 
 importing it needs nothing but the standard library.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,7 +40,8 @@ class LayerKind:
     example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
     decayed: tuple = ()  # the leaves weight decay applies to (the others only with decay_biases)
     width: str = "keeps"  # "changes": its shape is (fan_in, fan_out); "features": (features,), its input's width;
-    # "rate": (p,), a probability in [0, 1), and it keeps the width; "keeps": it has no shape of its own
+    # "rate": (p,), a probability in [0, 1), and it keeps the width; "image": reshape gives its output shape;
+    # "keeps": it has no shape of its own
     fills: tuple = ()  # the value each leaf starts at, for a kind the initialisation scheme does not draw (dense's)
     edges: tuple = ()  # the first row of its per-op check's input, where it is hardest: e.g. zero variance
     edge_feature: bool = False  # the edges go down the first feature (column) instead: batch norm's zero variance
@@ -47,6 +49,57 @@ class LayerKind:
     # statistics): kept in TrainState.buffers, compared along the trajectory like parameters
     min_batch: int = 1  # the fewest samples a training batch may hold (batch norm: 2, for a variance over n - 1)
     noise: bool = False  # its training forward reads a mask the reference draws for each step (dropout's)
+    # For a kind that reshapes its input ("image" width): (layer.shape, its input's per-sample shape) -> its output's,
+    # raising ValueError naming what does not fit; and the per-sample input shape of its per-op check.
+    reshape: Callable | None = None
+    example_input: tuple = ()
+    fans: Callable | None = None  # (*layer.shape) -> (fan_in, fan_out), for a kind the initialisation scheme draws
+    kink: bool = False  # its edges sit where its derivative jumps (max-pooling's ties): central differences step around
+
+
+def _positive(name, values, what):
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ValueError(f"a {name} layer needs {what}, positive integers, got {values}")
+
+
+def _windowed(name, x, k, stride, pad=0):
+    """(C, H_out, W_out) of a k x k window sliding by stride over a (C, H, W) input padded by pad on each side."""
+    if len(x) != 3:
+        raise ValueError(f"a {name} layer needs (channels, height, width) inputs, got per-sample shape {x}")
+    if min(x[1:]) + 2 * pad < k:
+        raise ValueError(f"a {name} layer's {k}x{k} window does not fit its {x[1]}x{x[2]} input (padding {pad})")
+    return tuple((n + 2 * pad - k) // stride + 1 for n in x[1:])
+
+
+def conv2d_shape(shape, x):
+    """(c_in, c_out, k, stride, pad) on (C, H, W) -> (c_out, (H + 2 pad - k) // stride + 1, ...)"""
+    if len(shape) != 5:
+        raise ValueError(f"a conv2d layer needs (in_channels, out_channels, kernel, stride, padding), got {shape}")
+    _positive("conv2d", shape[:4], "(in_channels, out_channels, kernel, stride)")
+    c_in, c_out, k, stride, pad = shape
+    if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < k:
+        raise ValueError(f"a conv2d layer's padding must be an integer in [0, kernel), got {pad}")
+    if len(x) == 3 and x[0] != c_in:
+        raise ValueError(f"conv2d layer takes {c_in} input channels, but {x[0]} reach it")
+    return (c_out, *_windowed("conv2d", x, k, stride, pad))
+
+
+def pool2d_shape(name):
+    def shape_of(shape, x):
+        """(k, stride) on (C, H, W) -> (C, (H - k) // stride + 1, ...)"""
+        if len(shape) != 2:
+            raise ValueError(f"a {name} layer needs (kernel, stride), got {shape}")
+        _positive(name, shape, "(kernel, stride)")
+        out = _windowed(name, x, *shape)
+        return (x[0], *out)
+    return shape_of
+
+
+def flatten_shape(shape, x):
+    """(C, H, W) -> (C H W,), row-major as torch.flatten"""
+    if shape:
+        raise ValueError(f"a flatten layer takes no shape, got {shape}")
+    return (math.prod(x),)
 
 
 @dataclass(frozen=True)
@@ -81,7 +134,7 @@ LOSSES = {loss.name: loss for loss in (
 LAYERS = {k.name: k for k in (
     LayerKind("dense", params=("weight", "bias"), doc="z = x W + b",
               shapes=lambda fan_in, fan_out: ((fan_in, fan_out), (fan_out,)), example=(3, 4), decayed=("weight",),
-              width="changes"),
+              width="changes", fans=lambda fan_in, fan_out: (fan_in, fan_out)),
     LayerKind("layernorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over each sample's "
               "features (biased variance, eps 1e-5, as torch.nn.functional.layer_norm)",
               shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
@@ -94,6 +147,22 @@ LAYERS = {k.name: k for k in (
               min_batch=2),
     LayerKind("dropout", params=(), doc="y = x m / (1 - p), m a keep mask drawn by the reference for each training "
               "step (inverted dropout); y = x in evaluation", width="rate", example=(0.25,), noise=True),
+    LayerKind("conv2d", params=("weight", "bias"), doc="z = W * x + b: each output channel correlates a kernel with "
+              "the zero-padded input at a stride, summed over input channels (NCHW, weight (c_out, c_in, k, k), as "
+              "torch.nn.functional.conv2d); shape (c_in, c_out, kernel, stride, padding)",
+              shapes=lambda c_in, c_out, k, stride, pad: ((c_out, c_in, k, k), (c_out,)), example=(2, 3, 3, 2, 1),
+              decayed=("weight",), width="image", reshape=conv2d_shape, example_input=(2, 6, 7),
+              fans=lambda c_in, c_out, k, stride, pad: (c_in * k * k, c_out)),
+    # Windows overlap (stride 1 < kernel 2) in the examples, so a gradient must add up where two windows share an input.
+    LayerKind("maxpool2d", params=(), doc="y = the max of each k x k window at a stride, per channel (no padding); the "
+              "gradient goes to the window's first maximum, in row-major order; shape (kernel, stride)", example=(2, 1),
+              width="image", reshape=pool2d_shape("maxpool2d"), example_input=(2, 5, 6),
+              edges=(1.5, 1.5, 1.5, 1.5, 1.5, 1.5), kink=True),  # a sample all one value: every window ties
+    LayerKind("avgpool2d", params=(), doc="y = the mean of each k x k window at a stride, per channel (no padding); "
+              "shape (kernel, stride)", example=(2, 1), width="image", reshape=pool2d_shape("avgpool2d"),
+              example_input=(2, 5, 6)),
+    LayerKind("flatten", params=(), doc="y = x reshaped to (N, C H W), row-major", width="image",
+              reshape=flatten_shape, example_input=(2, 3, 4)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

@@ -8,21 +8,23 @@ from . import registry
 def check_inputs(params, X, y, config, orders=None):
     """Raise TypeError or ValueError naming the first thing wrong with (params, X, y, orders)."""
     dtype = np.dtype(config.dtype)
-    n_in, n_out = config.layers[0], config.layers[-1]
-    for name, arr in (("X", X), ("y", y)):
+    sample, n_out = config.sample_shape, config.layers[-1]
+    for name, arr, ndim in (("X", X, 1 + len(sample)), ("y", y, 2)):
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{name} must be a NumPy array, got {type(arr).__name__}")
         if arr.dtype != dtype:
             raise TypeError(f"{name} has dtype {arr.dtype}, but the configuration trains in {dtype}; "
                             "convert it explicitly")
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be 2-D with one sample per row, got shape {arr.shape}")
+        if arr.ndim != ndim:
+            raise ValueError(f"{name} must be {ndim}-D with one sample per row, got shape {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{name} has no samples (shape {arr.shape})")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or infinity")
-    if X.shape[1] != n_in:
-        raise ValueError(f"X has {X.shape[1]} features per sample, but layers[0] is {n_in}")
+    if X.shape[1:] != sample:
+        if len(sample) == 1:
+            raise ValueError(f"X has {X.shape[1]} features per sample, but layers[0] is {sample[0]}")
+        raise ValueError(f"X has per-sample shape {X.shape[1:]}, but the model's input_shape is {sample}")
     if y.shape[1] != n_out:
         raise ValueError(f"y has {y.shape[1]} targets per sample, but the output width layers[-1] is {n_out}")
     if X.shape[0] != y.shape[0]:

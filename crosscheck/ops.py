@@ -13,6 +13,7 @@ One place builds the inputs; each registered op gets a one-line test (tests/test
 """
 
 import importlib
+from functools import partial
 
 import numpy as np
 
@@ -30,8 +31,13 @@ TIE = ([0.0, 1.0, -1.0], 1)  # scores and true class of the tie row: margin 0 - 
 
 
 def kinks(name, x):
-    """Where x sits on activation name's kink: central differences step around those entries."""
-    kink = registry.ACTIVATIONS[name].kink if name in registry.ACTIVATIONS else None
+    """Where x sits on op name's kink: central differences step around those entries. An activation's kink is a
+    value (relu's 0); a layer kind's (max-pooling's ties) is its edge row, the first sample."""
+    if name not in registry.ACTIVATIONS:
+        skip = np.zeros(x.shape, bool)
+        skip[0] = name in registry.LAYERS and registry.LAYERS[name].kink
+        return skip
+    kink = registry.ACTIVATIONS[name].kink
     return np.zeros(x.shape, bool) if kink is None else x == kink
 
 
@@ -73,7 +79,8 @@ def layer_inputs(name, seed=0):
     layer = Layer(name, kind.example, slot=0 if kind.params else None,  # the registry's example shape
                   mask=0 if kind.noise else None)
     p = tuple(rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
-    x = 2 * rng.standard_normal((SHAPE[0], kind.example[0] if kind.width in ("changes", "features") else SHAPE[1]))
+    sample = kind.example_input or ((kind.example[0],) if kind.width in ("changes", "features") else SHAPE[1:])
+    x = 2 * rng.standard_normal((SHAPE[0], *sample))
     mask = (rng.random(x.shape) >= kind.example[0]).astype(x.dtype) if kind.noise else None
     if name in registry.ACTIVATIONS:
         x[0] = registry.ACTIVATIONS[name].edges
@@ -189,7 +196,7 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
             found.compare(grads[i], vjp, None, "gradient",
                           what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
                           backend=label)
-    _check_native_layer(driver, native, found, name, label, inputs, names, y_ref, grads, dy)
+    _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy)
     rng = np.random.default_rng(seed + 1)
     kink = kinks(name, x)
 
@@ -229,12 +236,15 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, sk
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
 
-def _check_native_layer(driver, native, found, name, label, inputs, names, y_ref, grads, dy):
-    """A layer kind against the framework's own (torch.nn.functional.linear, layer_norm): its output against the
-    reference's, and its vector-Jacobian product in the input and each parameter against the backend's backward."""
+def _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy):
+    """A layer kind against the framework's own (torch.nn.functional.linear, conv2d, ...; own(layer, x, *params)): its
+    output against the reference's, and its vector-Jacobian product in the input and each parameter against the
+    backend's backward (at max-pooling's ties too: the framework's choice of maximum is the convention checked)."""
+    name = layer.kind
     autodiff, own = _native_op(driver, "layers", name)
     if own is None:
         return
+    own = partial(own, layer)
     found.compare(driver.to_numpy(own(*map(native, inputs))), y_ref, None, "forward",
                   what=f"{name} layer forward against {driver.name}'s own", backend=label)
     for i, leaf in enumerate(names):

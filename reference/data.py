@@ -1,5 +1,7 @@
 """Data sets: the seeds' XOR, and synthetic problems drawn from a seed."""
 
+import math
+
 import numpy as np
 
 from common import registry
@@ -19,9 +21,9 @@ def synthetic(config, n_samples, seed=None):
     one-hot class labels, 0/1 labels, or real values in the output activation's range.
     """
     rng = np.random.default_rng([config.seed if seed is None else seed, 2])
-    n_in, n_out = config.layers[0], config.layers[-1]
-    X = rng.standard_normal((n_samples, n_in))
-    scores = X @ rng.standard_normal((n_in, n_out))
+    n_in, n_out = math.prod(config.sample_shape), config.layers[-1]
+    X = rng.standard_normal((n_samples, *config.sample_shape))
+    scores = X.reshape(n_samples, n_in) @ rng.standard_normal((n_in, n_out))  # images: a teacher of their pixels
     targets, outputs = registry.LOSSES[config.loss].targets, registry.ACTIVATIONS[config.output].outputs
     if targets == "one_hot":
         y = np.eye(n_out)[scores.argmax(axis=1)]

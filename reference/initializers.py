@@ -50,7 +50,9 @@ SCHEMES = {
 def initial_params(config):
     """[(W1, b1), ...]: each parametrized layer's leaves, in config.dtype, from config.seed.
 
-    Dense layers are drawn by config.init, in model order; a kind the scheme does not draw starts at its
+    Dense layers are drawn by config.init, in model order; a conv2d layer as the dense layer of its im2col
+    product (fan_in c_in k k, fan_out c_out), its (fan_in, fan_out) matrix transposed to (c_out, c_in, k, k); a
+    kind the scheme does not draw starts at its
     registered fills (layernorm: scale 1, shift 0) and draws nothing, so the dense layers' stream is the
     seeds' whatever else the model holds.
     """
@@ -59,8 +61,9 @@ def initial_params(config):
     params = []
     for layer in config.parametrized:
         kind = registry.LAYERS[layer.kind]
-        if layer.kind == "dense":
-            params.append(scheme(rng, *layer.shape))  # zero biases draw nothing: seed 1's "weights, then biases"
+        if kind.fans is not None:  # zero biases draw nothing: seed 1's "weights, then biases"
+            W, b = scheme(rng, *kind.fans(*layer.shape))
+            params.append((W, b) if layer.kind == "dense" else (W.T.reshape(kind.shapes(*layer.shape)[0]), b))
         else:
             params.append(tuple(np.full(shape, fill) for shape, fill in zip(kind.shapes(*layer.shape), kind.fills)))
     dtype = np.dtype(config.dtype)
@@ -68,7 +71,8 @@ def initial_params(config):
 
 
 def dropout_masks(config, n_samples):
-    """[(epochs, steps, batch, width) keep masks, one per dropout layer], or None for a model without dropout.
+    """[(epochs, steps, batch, *shape) keep masks, one per dropout layer (shape: its input's, per sample)], or None
+    for a model without dropout.
 
     1 keeps a unit, 0 drops it, each with probability 1 - p and p (p the layer's rate). Drawn from a Generator of
     its own (seeded [seed, 3]), all at once and handed to every backend, like the minibatch orders: no backend
@@ -81,8 +85,8 @@ def dropout_masks(config, n_samples):
     batch = config.batch_size or n_samples
     steps = len(batches(n_samples, config.batch_size))
     rates = [layer.shape[0] for layer in config.model if layer.mask is not None]
-    return [(rng.random((config.epochs, steps, batch, width)) >= rate).astype(config.dtype)
-            for rate, width in zip(rates, widths)]
+    return [(rng.random((config.epochs, steps, batch, *shape)) >= rate).astype(config.dtype)
+            for rate, shape in zip(rates, widths)]
 
 
 def batch_orders(config, n_samples):

@@ -118,6 +118,97 @@ def dropout_backward(layer, p, cache, dy):
     return dy * mask / (1.0 - layer.shape[0]), ()
 
 
+def windows(x, k, stride):
+    """(N, H_out, W_out, C, k k): each k x k window of x (N, C, H, W) at the stride, its entries row-major (im2col).
+    Channels sit next to the window's entries, so that one matrix product takes a convolution's whole sum."""
+    _, _, h, w = x.shape
+    h_out, w_out = (h - k) // stride + 1, (w - k) // stride + 1
+    x = x.transpose(0, 2, 3, 1)  # (N, H, W, C)
+    return np.stack([x[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride]
+                     for i in range(k) for j in range(k)], axis=-1)
+
+
+def unwindows(dcols, shape, k, stride):
+    """dx (N, C, H, W) = shape's: each entry of dcols (windows' layout) added back to the input it was read from
+    (col2im). Windows that overlap add up where they share an input."""
+    n, c, h, w = shape
+    _, h_out, w_out, _, _ = dcols.shape
+    dx = np.zeros((n, h, w, c), dtype=dcols.dtype)
+    for i in range(k):
+        for j in range(k):
+            dx[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride] += dcols[..., i * k + j]
+    return dx.transpose(0, 3, 1, 2)
+
+
+def conv2d_forward(layer, p, x):
+    """z[n, o] = sum_c W[o, c] * x_pad[n, c] + b[o], * a correlation at the stride: im2col, then one matrix product"""
+    W, b = p
+    _, _, k, stride, pad = layer.shape
+    cols = windows(np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))), k, stride)  # (N, H_out, W_out, C, k k)
+    z = (np.dot(cols.reshape(-1, W[0].size), W.reshape(len(W), -1).T) + b).reshape(*cols.shape[:3], len(W))
+    return z.transpose(0, 3, 1, 2), (x, z, cols)
+
+
+def conv2d_backward(layer, p, cache, dz):
+    """dW = dz^T cols, db = sum dz, dcols = dz W; dx = col2im(dcols), the padding cut off"""
+    W, _ = p
+    x, _, cols = cache
+    _, _, k, stride, pad = layer.shape
+    dz = dz.transpose(0, 2, 3, 1).reshape(-1, len(W))  # (N H_out W_out, c_out): one row per window
+    dW = np.dot(dz.T, cols.reshape(len(dz), -1)).reshape(W.shape)
+    db = dz.sum(axis=0)
+    if not layer.input_grad:
+        return None, (dW, db)
+    dcols = np.dot(dz, W.reshape(len(W), -1)).reshape(cols.shape)
+    n, c, h, w = x.shape
+    dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, stride)
+    return dx[:, :, pad:pad + h, pad:pad + w], (dW, db)
+
+
+def maxpool2d_forward(layer, p, x):
+    """y = the max of each k x k window; the cache keeps which entry gave it (the first maximum, row-major)"""
+    k, stride = layer.shape
+    cols = windows(x, k, stride)
+    arg = cols.argmax(axis=-1)
+    y = np.take_along_axis(cols, arg[..., None], axis=-1)[..., 0].transpose(0, 3, 1, 2)  # autodiff: the first one too
+    return y, (x, y, arg)
+
+
+def maxpool2d_backward(layer, p, cache, dy):
+    """dx = dy sent to each window's maximum alone (a one-hot over the window), added up where windows overlap"""
+    x, _, arg = cache
+    k, stride = layer.shape
+    dcols = (np.arange(k * k) == arg[..., None]) * dy.transpose(0, 2, 3, 1)[..., None]
+    return unwindows(dcols, x.shape, k, stride), ()
+
+
+def avgpool2d_forward(layer, p, x):
+    """y = the mean of each k x k window"""
+    k, stride = layer.shape
+    y = windows(x, k, stride).mean(axis=-1).transpose(0, 3, 1, 2)
+    return y, (x, y)
+
+
+def avgpool2d_backward(layer, p, cache, dy):
+    """dx = dy / k^2 sent to every entry of its window, added up where windows overlap"""
+    x = cache[0]
+    k, stride = layer.shape
+    dcols = np.repeat(dy.transpose(0, 2, 3, 1)[..., None] / (k * k), k * k, axis=-1)
+    return unwindows(dcols, x.shape, k, stride), ()
+
+
+def flatten_forward(layer, p, x):
+    """y = x as (N, C H W), row-major"""
+    y = x.reshape(len(x), -1)
+    return y, (x, y)
+
+
+def flatten_backward(layer, p, cache, dy):
+    """dx = dy in x's shape"""
+    x = cache[0]
+    return dy.reshape(x.shape), ()
+
+
 def activation_layer_forward(layer, p, z):
     """a = f(z), f the layer's kind (reference/activations.py)"""
     a = activations.FORWARD[layer.kind](z)
@@ -131,9 +222,13 @@ def activation_layer_backward(layer, p, cache, da):
 
 
 FORWARD: dict = {"dense": dense_forward, "layernorm": layernorm_forward, "batchnorm": batchnorm_forward,
-                 "dropout": dropout_forward, **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+                 "dropout": dropout_forward, "conv2d": conv2d_forward, "maxpool2d": maxpool2d_forward,
+                 "avgpool2d": avgpool2d_forward, "flatten": flatten_forward,
+                 **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
 BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward, "batchnorm": batchnorm_backward,
-            "dropout": dropout_backward, **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+            "dropout": dropout_backward, "conv2d": conv2d_backward, "maxpool2d": maxpool2d_backward,
+            "avgpool2d": avgpool2d_backward, "flatten": flatten_backward,
+            **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.
 EVALUATE = {"batchnorm": batchnorm_evaluate}

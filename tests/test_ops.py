@@ -48,7 +48,7 @@ def test_the_frameworks_own_layer_is_an_oracle(driver, device, monkeypatch):
     bias left out, the dense layer's check fails on it."""
     native = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff").NATIVE
     right = native["layers", "dense"]
-    monkeypatch.setitem(native, ("layers", "dense"), lambda x, W, b: right(x, W, 0 * b))
+    monkeypatch.setitem(native, ("layers", "dense"), lambda layer, x, W, b: right(layer, x, W, 0 * b))
     with pytest.raises(Disagreement, match=f"dense layer forward against {driver.name}'s own"):
         ops.check_op(driver, "layers", "dense", device)
 

@@ -43,8 +43,21 @@ NATIVE = {
     ("losses", "mse"): lambda a, y: _optax().squared_error(a, y).mean(),
     ("losses", "bce"): lambda z, y: _optax().sigmoid_binary_cross_entropy(z, y).mean(),  # fused: from the logits
     ("losses", "softmax_cross_entropy"): lambda z, y: _optax().softmax_cross_entropy(z, y).mean(),
-    ("layers", "dense"): lambda x, W, b: jax.lax.dot_general(x, W, (((1,), (0,)), ((), ()))) + b,
+    # A layer kind's: own(layer, x, *params).
+    ("layers", "dense"): lambda layer, x, W, b: lax.dot_general(x, W, (((1,), (0,)), ((), ()))) + b,
+    ("layers", "conv2d"): lambda layer, x, W, b: lax.conv_general_dilated(
+        x, W, layer.shape[3:4] * 2, [layer.shape[4:5] * 2] * 2, dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        precision=lax.Precision.HIGHEST) + b[:, None, None],
+    ("layers", "maxpool2d"): lambda layer, x: _pool(x, layer, -jnp.inf, lax.max),
+    ("layers", "avgpool2d"): lambda layer, x: _pool(x, layer, 0.0, lax.add) / layer.shape[0] ** 2,
+    ("layers", "flatten"): lambda layer, x: jnp.reshape(x, (x.shape[0], -1)),
 }
+
+
+def _pool(x, layer, init, op):
+    """lax.reduce_window of op over each (kernel, kernel) window at the stride, per sample and channel"""
+    k, stride = layer.shape
+    return lax.reduce_window(x, jnp.asarray(init, x.dtype), op, (1, 1, k, k), (1, 1, stride, stride), "VALID")
 
 
 def autodiff_gradients(params, X, y, config):

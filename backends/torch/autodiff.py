@@ -35,9 +35,15 @@ NATIVE = {
     ("losses", "bce"): F.binary_cross_entropy_with_logits,  # fused: from the logits
     ("losses", "softmax_cross_entropy"): F.cross_entropy,  # fused: from the logits, y as class probabilities
     ("losses", "hinge"): lambda a, y: a.shape[1] * F.multi_margin_loss(a, y.argmax(dim=1)),
-    ("layers", "dense"): lambda x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
-    ("layers", "layernorm"): lambda x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
-    ("layers", "batchnorm"): lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=BATCHNORM_EPS),
+    # A layer kind's: own(layer, x, *params).
+    ("layers", "dense"): lambda layer, x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
+    ("layers", "layernorm"): lambda layer, x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
+    ("layers", "batchnorm"): lambda layer, x, g, b: F.batch_norm(x, None, None, g, b, training=True,
+                                                                 eps=BATCHNORM_EPS),
+    ("layers", "conv2d"): lambda layer, x, W, b: F.conv2d(x, W, b, stride=layer.shape[3], padding=layer.shape[4]),
+    ("layers", "maxpool2d"): lambda layer, x: F.max_pool2d(x, *layer.shape),
+    ("layers", "avgpool2d"): lambda layer, x: F.avg_pool2d(x, *layer.shape),
+    ("layers", "flatten"): lambda layer, x: torch.flatten(x, 1),
 }
 
 
