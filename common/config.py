@@ -70,18 +70,18 @@ def _implied(model, input_shape=None):
         raise ValueError(f"input_shape must be a per-sample shape of positive integers, e.g. (1, 8, 8), "
                          f"got {input_shape!r}")
     widths: list[int] = []
-    shape = input_shape
+    shape: tuple = input_shape or ()  # () until a dense first layer sets it
     shapes = []
     for i, layer in enumerate(model):
         kind = registry.LAYERS[layer.kind]
-        if shape is None and layer.kind != "dense":
+        if not shape and layer.kind != "dense":
             raise ValueError("model must begin with a dense layer (it sets the input width), or give input_shape "
                              f"(a {layer.kind} layer's input shape is not implied by it)")
         if layer.kind == "dense":
             if len(layer.shape) != 2 or not all(_is_int(n) and n > 0 for n in layer.shape):
                 raise ValueError(f"model[{i}]: a dense layer needs (fan_in, fan_out) positive widths, "
                                  f"got {layer.shape}")
-            shape = layer.shape[:1] if shape is None else shape  # the first layer: the input's width is its fan_in
+            shape = shape or layer.shape[:1]  # the first layer: the input's width is its fan_in
         shapes.append(shape)
         if layer.kind == "dense":
             if shape != layer.shape[:1]:
@@ -99,7 +99,7 @@ def _implied(model, input_shape=None):
             if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
                 raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
                                  f"got {layer.shape}")
-        elif kind.width == "image":
+        elif kind.width == "image" and kind.reshape is not None:
             try:
                 shape = kind.reshape(layer.shape, shape)
             except ValueError as e:

@@ -115,6 +115,19 @@ CASES = (
     Case("layernorm-dropout-gelu-mse-minibatch",
          Config(model=(("dense", 4, 8), ("layernorm", 8), "gelu_tanh", ("dropout", 0.25), ("dense", 8, 2), "identity"),
                 loss="mse", init="he_normal", lr=0.05, epochs=60, batch_size=20, seed=20), samples=30),
+    # A small convolutional network on synthetic 10x10 images (issue 11's): the second convolution strides and pads,
+    # where a backward that mishandles either sends its input gradient to the wrong pixels; trained with Adam.
+    Case("cnn-maxpool-avgpool-adam-minibatch",
+         Config(model=(("conv2d", 1, 4, 3, 1, 1), "relu", ("maxpool2d", 2, 2), ("conv2d", 4, 6, 3, 2, 1), "relu",
+                       ("avgpool2d", 2, 1), "flatten", ("dense", 24, 3), "softmax"), input_shape=(1, 10, 10),
+                loss="softmax_cross_entropy", init="he_normal", lr=0.01, epochs=60, batch_size=24, seed=21,
+                optimizer="adam"), samples=40),
+    # Overlapping max-pooling windows (stride 1 < kernel 3), a convolution padded by more than it strides, smooth
+    # activations (no ties after relu's zeros); full batch, momentum, mean squared error on tanh outputs.
+    Case("cnn-overlapping-maxpool-tanh-momentum",
+         Config(model=(("conv2d", 2, 3, 2, 1, 0), "tanh", ("maxpool2d", 3, 1), ("conv2d", 3, 4, 3, 2, 2), "tanh",
+                       ("avgpool2d", 2, 1), "flatten", ("dense", 16, 2), "tanh"), input_shape=(2, 7, 7),
+                loss="mse", init="glorot_uniform", lr=0.1, epochs=60, seed=22, optimizer="momentum"), samples=24),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

@@ -58,7 +58,7 @@ def initial_params(config):
     """
     rng = np.random.RandomState(config.seed)
     scheme = SCHEMES[config.init]
-    params = []
+    params: list = []
     for layer in config.parametrized:
         kind = registry.LAYERS[layer.kind]
         if kind.fans is not None:  # zero biases draw nothing: seed 1's "weights, then biases"
