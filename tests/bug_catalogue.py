@@ -58,6 +58,9 @@ def grads(*layers, loss=True, weights=True, biases=True):
 
 LOSS_ONLY = ("loss",)
 # a norm layer's own gradients (layer norm's, batch norm's), which a mistake in its input gradient leaves untouched
+# a mistake in the second convolution's input gradient: the first convolution's gradients go, the rest stay right
+CNN_INPUT_GRADIENT = {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 1 weight gradient", grads(2, 3)),
+                      "cnn-overlapping-maxpool-tanh-momentum": Expect("layer 1 weight gradient", grads(2, 3))}
 LAYERNORM_2, LAYERNORM_4 = (("layer 2 scale gradient", "layer 2 shift gradient"),
                             ("layer 4 scale gradient", "layer 4 shift gradient"))
 
@@ -154,6 +157,44 @@ BUGS = (
                    "jax": ("_, _, mask = cache",
                            "mask = (__import__('jax').random.uniform(__import__('jax').random.key(0), dy.shape, "
                            "dy.dtype) >= layer.shape[0]).astype(dy.dtype)")}),
+    # Convolution and pooling: each mistake sits below the second convolution (or the pool), so the layers above
+    # it and the loss stay right; the first convolution's gradients, reached through the mistaken input gradient, go.
+    Bug("conv-kernel-not-flipped", "the convolution's input gradient taken with the kernel as the forward reads it "
+        "(a correlation), where the full convolution of dz needs it flipped: in im2col's form, the kernel read "
+        "flipped", "layers", "dcols = np.dot(dz, W.reshape(len(W), -1))",
+        "dcols = np.dot(dz, W[:, :, ::-1, ::-1].reshape(len(W), -1))", "gradients", CNN_INPUT_GRADIENT,
+        spellings=_torch_jax(("dcols = (dz @ W.reshape(len(W), -1))",
+                              "dcols = (dz @ W.flip((2, 3)).reshape(len(W), -1))"),
+                             ("dcols = dot(dz, W.reshape(len(W), -1))",
+                              "dcols = dot(dz, W[:, :, ::-1, ::-1].reshape(len(W), -1))"))),
+    Bug("conv-input-gradient-stride-ignored", "the convolution's input gradient sent back as if the stride were 1",
+        "layers", "dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, stride)",
+        "dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, 1)", "gradients", CNN_INPUT_GRADIENT),
+    Bug("conv-input-gradient-padding-misplaced", "the convolution's input gradient cut from the padded one at the "
+        "corner instead of inside the padding", "layers", "return dx[:, :, pad:pad + h, pad:pad + w], (dW, db)",
+        "return dx[:, :, :h, :w], (dW, db)", "gradients", CNN_INPUT_GRADIENT),
+    Bug("maxpool-gradient-to-every-position", "max-pooling's gradient sent to every position of the window, not "
+        "only to its maximum", "layers",
+        "dcols = (np.arange(k * k) == arg[..., None]) * dy.transpose(0, 2, 3, 1)[..., None]",
+        "dcols = np.ones(k * k, dy.dtype) * dy.transpose(0, 2, 3, 1)[..., None]", "gradients",
+        {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 1 weight gradient", grads(2, 3)),
+         "cnn-overlapping-maxpool-tanh-momentum": Expect("layer 1 weight gradient", grads(2, 3))},
+        spellings=_torch_jax(("dcols = (torch.arange(k * k, device=arg.device) == arg[..., None]) * "
+                              "dy.permute(0, 2, 3, 1)[..., None]",
+                              "dcols = torch.ones(k * k, dtype=dy.dtype, device=dy.device) * "
+                              "dy.permute(0, 2, 3, 1)[..., None]"),
+                             ("dcols = (jnp.arange(k * k) == arg[..., None]) * dy.transpose(0, 2, 3, 1)[..., None]",
+                              "dcols = jnp.ones(k * k, dy.dtype) * dy.transpose(0, 2, 3, 1)[..., None]"))),
+    Bug("avgpool-gradient-not-averaged", "average pooling's gradient not divided by the window's k^2 entries",
+        "layers", "dcols = np.repeat(dy.transpose(0, 2, 3, 1)[..., None] / (k * k), k * k, axis=-1)",
+        "dcols = np.repeat(dy.transpose(0, 2, 3, 1)[..., None], k * k, axis=-1)", "gradients",
+        {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 2 weight gradient", grads(3)),
+         "cnn-overlapping-maxpool-tanh-momentum": Expect("layer 2 weight gradient", grads(3))},
+        spellings=_torch_jax(("dcols = torch.repeat_interleave(dy.permute(0, 2, 3, 1)[..., None] / (k * k), k * k, "
+                              "dim=-1)",
+                              "dcols = torch.repeat_interleave(dy.permute(0, 2, 3, 1)[..., None], k * k, dim=-1)"),
+                             ("dcols = jnp.repeat(dy.transpose(0, 2, 3, 1)[..., None] / (k * k), k * k, axis=-1)",
+                              "dcols = jnp.repeat(dy.transpose(0, 2, 3, 1)[..., None], k * k, axis=-1)"))),
     Bug("loss-gradient-sign", "dL/da = y - a: the seeds' error term used as the gradient", "losses",
         "return a - y", "return y - a", "gradients",
         {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),

@@ -21,7 +21,8 @@ def test_op(driver, device, kind, name):
 
 @pytest.mark.builtin
 @pytest.mark.parametrize(("bug", "name"), [("missing-transpose", "dense"), ("bias-gradient-averaged", "dense"),
-                                           ("missing-hidden-derivative", "tanh")])
+                                           ("missing-hidden-derivative", "tanh"), ("conv-kernel-not-flipped", "conv2d"),
+                                           ("maxpool-gradient-to-every-position", "maxpool2d")])
 def test_a_layer_mistake_fails_its_op_check(driver, device, mutate, bug, name):
     """The layer kinds' op checks can fail: a catalogue mistake planted in a layer (in the reference too, where
     central differences catch it) fails that layer's check, as a disagreement (a crash included), naming it."""

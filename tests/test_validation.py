@@ -62,6 +62,45 @@ def test_bad_model_is_named(model, message):
         Config(model=model)
 
 
+CNN = (("conv2d", 1, 2, 3, 1, 1), "relu", ("maxpool2d", 2, 2), "flatten", ("dense", 8, 2), "softmax")
+
+
+@pytest.mark.parametrize(("model", "input_shape", "message"), [
+    (CNN, None, "must begin with a dense layer .*, or give input_shape"),
+    (CNN, (2, 4, 4), r"model\[0\]: conv2d layer takes 1 input channels, but 2 reach it"),
+    (CNN, (4, 4), r"model\[0\]: a conv2d layer needs \(channels, height, width\) inputs"),
+    ((("conv2d", 1, 2, 3, 1, 0), *CNN[1:]), (1, 2, 5),
+     r"model\[0\]: a conv2d layer's 3x3 window does not fit its 2x5 input \(padding 0\)"),
+    (CNN, (1, 4, 0), "input_shape must be a per-sample shape of positive integers"),
+    (CNN, (1, 6, 6), r"model\[4\]: dense layer takes 8 inputs, but 18 reach it"),
+    ((("conv2d", 1, 2, 3, 1), *CNN[1:]), (1, 4, 4), r"a conv2d layer needs \(in_channels, out_channels, kernel, "),
+    ((("conv2d", 1, 2, 3, 1, 3), *CNN[1:]), (1, 4, 4), r"padding must be an integer in \[0, kernel\)"),
+    ((("conv2d", 1, 2, 3, 0, 1), *CNN[1:]), (1, 4, 4), r"needs \(in_channels, out_channels, kernel, stride\), "
+                                                       "positive integers"),
+    ((CNN[0], ("maxpool2d", 2), *CNN[2:]), (1, 4, 4), r"model\[1\]: a maxpool2d layer needs \(kernel, stride\)"),
+    ((CNN[0], ("flatten", 2), *CNN[2:]), (1, 4, 4), r"model\[1\]: a flatten layer takes no shape"),
+    ((*CNN[:3], ("dense", 8, 2), "softmax"), (1, 4, 4), r"model\[3\]: dense layer takes 8 inputs, but \(2, 2, 2\)"),
+    ((*CNN[:3], "softmax"), (1, 4, 4), "must hold a dense layer"),
+    ((("dense", 2, 3), "tanh", ("dense", 3, 1), "sigmoid"), (3,), r"model\[0\]: dense layer takes 2 inputs, but 3"),
+])
+def test_bad_image_model_is_named(model, input_shape, message):
+    with pytest.raises(ValueError, match=message):
+        Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
+
+
+def test_image_inputs_are_checked_against_input_shape(driver):
+    config = Config(model=CNN, input_shape=(1, 4, 4), loss="softmax_cross_entropy", epochs=1)
+    assert config.shapes == ((1, 4, 4), (2, 4, 4), (2, 4, 4), (2, 2, 2), (8,), (2,), (2,))
+    params = reference.initial_params(config)
+    X, y = np.zeros((3, 1, 4, 4)), np.eye(2)[[0, 1, 0]]
+    with pytest.raises(ValueError, match=r"X has per-sample shape \(1, 4, 5\), but the model's input_shape is "
+                                         r"\(1, 4, 4\)"):
+        driver.run_train(params, np.zeros((3, 1, 4, 5)), y, config)
+    with pytest.raises(ValueError, match="X must be 4-D with one sample per row"):
+        driver.run_train(params, X.reshape(3, 16), y, config)
+    assert np.all(np.isfinite(driver.run_train(params, X, y, config).losses))
+
+
 def test_explicit_model_is_described_and_kept_through_replace():
     config = Config(model=MIXED, epochs=5)
     assert (config.layers, config.hidden, config.output) == ((2, 3, 3, 1), "tanh,relu", "sigmoid")
