@@ -73,10 +73,13 @@ def parse_args(argv=None):
     p.add_argument("--model", metavar="LAYERS|FILE.toml", default=None,
                    help="an explicit sequence of layers instead of --layers/--hidden/--output, a dense layer as "
                         "dense:IN:OUT, a layer norm or batch norm as layernorm:FEATURES or batchnorm:FEATURES, "
-                        "dropout as dropout:RATE, e.g. "
+                        "dropout as dropout:RATE, a convolution as conv2d:C_IN:C_OUT:KERNEL:STRIDE:PADDING (with "
+                        "--input-shape), a pooling layer as maxpool2d:KERNEL:STRIDE or avgpool2d:KERNEL:STRIDE, e.g. "
                         f"dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
                         f"{', '.join(registry.LAYERS)}); or a TOML model file giving the layers with their loss, "
                         "data and training (README, 'Model files'; options given here override the file's)")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W",
+                   help="the per-sample shape of the inputs, for a model that begins with conv2d (synthetic images)")
     p.add_argument("--loss", default=d.loss, choices=tuple(registry.LOSSES))
     p.add_argument("--init", default=d.init, choices=tuple(registry.INITS), help="initialisation scheme")
     p.add_argument("--dtype", default=d.dtype, choices=registry.DTYPES)
@@ -121,6 +124,12 @@ def parse_args(argv=None):
         betas: tuple = tuple(float(b) for b in args.betas.split(","))
     except ValueError:
         p.error(f"--betas must be two comma-separated numbers, got {args.betas!r}")
+    input_shape = None
+    if args.input_shape is not None:
+        try:
+            input_shape = tuple(int(n) for n in args.input_shape.split(","))
+        except ValueError:
+            p.error(f"--input-shape must be comma-separated integers, e.g. 1,8,8, got {args.input_shape!r}")
     model = None
     if args.model is not None:
         try:
@@ -131,13 +140,13 @@ def parse_args(argv=None):
                     f"got {args.model!r}")
     try:
         config = Config(model=model, layers=layers, hidden=args.hidden, output=args.output, loss=args.loss,
-                        init=args.init,
+                        init=args.init, input_shape=input_shape,
                         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed,
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
                         weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
-    if args.samples is None and (config.layers[0], config.layers[-1]) != (2, 1):
+    if args.samples is None and (config.sample_shape, config.layers[-1]) != ((2,), 1):
         p.error(f"XOR needs 2 inputs and 1 output, got layers {','.join(map(str, config.layers))}; pass --samples N "
                 "for synthetic data")
     if args.samples is not None and args.samples < 1:
@@ -174,8 +183,8 @@ def parse_args(argv=None):
 
 
 # A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
-MODEL_FILE_KEYS = ("model", "loss", "init", "dtype", "lr", "optimizer", "momentum", "betas", "alpha", "eps",
-                   "weight_decay", "decay_biases", "epochs", "batch_size", "seed", "samples")
+MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "lr", "optimizer", "momentum", "betas", "alpha",
+                   "eps", "weight_decay", "decay_biases", "epochs", "batch_size", "seed", "samples")
 
 
 def _model_file(parser, argv):
@@ -203,7 +212,7 @@ def _model_file(parser, argv):
         parser.error(f"--model {path}: the file gives no model (model = [\"dense:IN:OUT\", \"tanh\", ...])")
     defaults = dict(spec)
     for key, value in spec.items():  # lists as the command line spells them (a string is taken as spelled)
-        if key in ("model", "betas") and not isinstance(value, str):
+        if key in ("model", "betas", "input_shape") and not isinstance(value, str):
             if not isinstance(value, list):
                 parser.error(f"--model {path}: {key} must be a list or a string, got {value!r}")
             defaults[key] = ",".join(map(str, value))
@@ -372,7 +381,9 @@ def _fmt(value, spec=".2e"):
 
 
 def _print_table(rows, config, out):
-    print(f"\ncross-check of {'-'.join(map(str, config.layers))} {config.hidden}/{config.output}, loss {config.loss}, "
+    images = f"{'x'.join(map(str, config.sample_shape))} inputs, " if len(config.sample_shape) > 1 else ""
+    print(f"\ncross-check of {images}{'-'.join(map(str, config.layers))} {config.hidden}/{config.output}, "
+          f"loss {config.loss}, "
           f"init {config.init}, lr {config.lr:g}, {config.epochs:,} epochs, "
           f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}, "
           f"optimizer {config.describe_optimizer()}", file=out)
