@@ -59,6 +59,9 @@ def ratio_samples(results):
         base = beside.get(BASELINE_ROW, base)
         if base is not None:
             out[f"{r['workload']}/{r['row']}"] = (base, r["rounds_s"], 1.0)
+        for other, rounds in beside.items():  # the frameworks' own layers (cnn): the row's speed over theirs
+            if other.endswith("-native"):
+                out[f"{r['workload']}/{r['row']} of {other}"] = (rounds, r["rounds_s"], 1.0)
         gemm = beside.get(f"gemm-{r['framework']}", next(
             (b["rounds_s"] for b in rows if b["row"] == f"gemm-{r['framework']}"), None))
         if r["workload"] == "wide" and gemm is not None:

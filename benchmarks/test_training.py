@@ -15,7 +15,7 @@ import pytest
 
 import backends
 from crosscheck import seedloops
-from reference import initial_params
+from reference import batch_orders, initial_params
 from reference.data import synthetic, xor
 from workloads import BASELINE_ROW, WORKLOADS
 
@@ -71,6 +71,8 @@ def seeds_loop(wl):
 def test_seeds_loop(benchmark, record, workload):
     """The baseline: the plain NumPy loop as the notebooks write it (crosscheck/seedloops.py)."""
     wl = WORKLOADS[workload]
+    if wl.baseline != BASELINE_ROW:
+        pytest.skip(f"{workload} has layers the seeds' loops never had: its rows are measured beside {wl.baseline}")
     benchmark.group = workload
     timed(benchmark, seeds_loop(wl))
     record(BASELINE_ROW, wl, framework="numpy")
@@ -87,6 +89,10 @@ ROWS = {
     # the framework's autodiff and its own optimizer (torch.optim, optax): timed on the workloads with a stateful one
     "torch-optim": ("torch", "optimizer"),
     "jax-optax": ("jax", "optimizer"),
+    # the framework training the model its own way: its layers (torch.nn.functional, lax), autodiff and optimizer;
+    # timed on the workloads whose yardstick it is (baseline "native")
+    "torch-native": ("torch", "native"),
+    "jax-native": ("jax", "native"),
 }
 
 
@@ -96,8 +102,8 @@ def core(backend, how):
         import reference
 
         return reference.mlp.train
-    if how == "optimizer":
-        return importlib.import_module(f"backends.{backend}.autodiff").optimizer_train
+    if how in ("optimizer", "native"):
+        return getattr(importlib.import_module(f"backends.{backend}.autodiff"), f"{how}_train")
     return importlib.import_module(f"backends.{backend}.{'mlp' if how == 'manual' else how}").train
 
 
@@ -105,6 +111,9 @@ def core(backend, how):
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 def test_training_core(benchmark, record, workload, row):
     backend, how = ROWS[row]
+    native = WORKLOADS[workload].baseline == "native"
+    if how == "native" and not native:
+        pytest.skip("the frameworks' own layers are the yardstick of the workloads with layers the seeds never had")
     if how == "compiled" and workload != "xor":
         pytest.skip("torch.compile pays off where per-op overhead dominates: xor only (tens of seconds to compile)")
     if how == "autodiff" and WORKLOADS[workload].config.optimizer != "sgd":
@@ -114,29 +123,43 @@ def test_training_core(benchmark, record, workload, row):
     wl = WORKLOADS[workload]
     benchmark.group = workload
     try:
-        driver = backends.load(backend)
+        driver, run = row_runner(row, wl)
     except backends.BackendUnavailable as exc:
         pytest.skip(str(exc))
-    config, params, X, y = problem(wl)
-    native = driver.native_params(params, "cpu"), driver.to_native(X, "cpu"), driver.to_native(y, "cpu")
-    train = core(backend, how)
-    planted_row, _, factor = SLOWDOWN.partition("=")
-    repeats = int(factor) if planted_row == row else 1
-
-    def run():
-        for _ in range(repeats):
-            result = train(*native, config)
-            driver.synchronize(result.params)
-        return result
-
     # The rows this one's ratios are taken against, timed again right after it (benchmarks/regression.py).
-    beside = {BASELINE_ROW: seeds_loop(wl)}
+    if native:  # the same framework's own layers (torch's for NumPy): none beside a native row itself
+        yardstick = f"{'torch' if backend == 'numpy' else backend}-native"
+        beside = {} if how == "native" else {yardstick: row_runner(yardstick, wl)[1]}
+    else:
+        beside = {BASELINE_ROW: seeds_loop(wl)}
     if workload == "wide":
         beside[f"gemm-{backend}"] = gemm_rate(backend)
     compile_s = timed(benchmark, run, beside=beside)
     losses = driver.to_numpy(run().losses)
     assert np.all(np.isfinite(losses)), f"{row} diverged on {workload}"
     record(row, wl, framework=backend, compile_s=compile_s if backend == "jax" or how == "compiled" else None)
+
+
+def row_runner(row, wl):
+    """(driver, a callable that runs the row's training core once on wl, arrays already native); raises
+    BackendUnavailable."""
+    backend, how = ROWS[row]
+    driver = backends.load(backend)
+    config, params, X, y = problem(wl)
+    orders = batch_orders(config, len(X))
+    native = driver.native_params(params, "cpu"), driver.to_native(X, "cpu"), driver.to_native(y, "cpu")
+    extra = () if orders is None else (driver.to_native(orders, "cpu"),)
+    train = core(backend, how)
+    planted_row, _, factor = SLOWDOWN.partition("=")
+    repeats = int(factor) if planted_row == row else 1
+
+    def run():
+        for _ in range(repeats):
+            result = train(*native, config, *extra)
+            driver.synchronize(result.params)
+        return result
+
+    return driver, run
 
 
 GEMM_FRAMEWORKS = ("numpy", "torch", "jax")

@@ -17,6 +17,9 @@ class Workload:
     config: Config
     samples: int | None  # None: XOR
     threads: int | None  # None: every core this process may use; else pinned (tiny problems run on one)
+    # The row each row's ratio is taken over: the seeds' loop, or (for layers the seeds never had) "native", the same
+    # framework training the same model with its own layers, autodiff and optimizer (torch's for the NumPy row).
+    baseline: str = BASELINE_ROW
 
 
 WORKLOADS = {
@@ -34,6 +37,13 @@ WORKLOADS = {
                                             optimizer="adam"), None, 1),
     "wide-adam": Workload("wide-adam", Config(layers=(784, 512, 10), init="glorot_uniform", lr=0.001, epochs=10,
                                               dtype="float32", optimizer="adam"), 1024, None),
+    # A small CNN at a size where the convolutions dominate (they do ~97% of the multiply-adds): 64 images of
+    # 3x16x16 per batch, trained with Adam; each manual core beside its framework's own layers.
+    "cnn": Workload("cnn", Config(model=(("conv2d", 3, 16, 3, 1, 1), "relu", ("maxpool2d", 2, 2),
+                                         ("conv2d", 16, 32, 3, 1, 1), "relu", ("avgpool2d", 2, 2), "flatten",
+                                         ("dense", 512, 10), "softmax"), input_shape=(3, 16, 16),
+                                  loss="softmax_cross_entropy", init="he_normal", lr=0.001, epochs=3, batch_size=64,
+                                  optimizer="adam", dtype="float32"), 256, None, baseline="native"),
 }
 
 if os.environ.get("CROSSCHECK_BENCH_DTYPE"):
@@ -42,12 +52,20 @@ if os.environ.get("CROSSCHECK_BENCH_DTYPE"):
 
 
 def step_flops(config, samples):
-    """Multiply-adds x 2 of the matrix products of one full-batch step (elementwise work not counted).
+    """Multiply-adds x 2 of the matrix products of one epoch's steps (elementwise work and pooling not counted).
 
-    Per layer: forward a W (2 N in out), dW = a^T dz (2 N in out), and for every layer but the
-    first, da = dz W^T (2 N in out).
+    Per dense layer: forward a W (2 N in out), dW = a^T dz (2 N in out), and for every layer but the
+    first, da = dz W^T (2 N in out). A convolution likewise, with in = c_in k^2 and N the number of windows
+    (samples x output positions): im2col's three products.
     """
     total = 0
-    for l, (fan_in, fan_out) in enumerate(zip(config.layers[:-1], config.layers[1:])):
-        total += (3 if l > 0 else 2) * 2 * samples * fan_in * fan_out
+    for i, (layer, out) in enumerate(zip(config.model, config.shapes[1:])):
+        if layer.kind == "dense":
+            macs = samples * layer.shape[0] * layer.shape[1]
+        elif layer.kind == "conv2d":
+            c_in, c_out, k = layer.shape[:3]
+            macs = samples * out[1] * out[2] * c_in * k * k * c_out
+        else:
+            continue
+        total += (3 if i > 0 else 2) * 2 * macs
     return total

@@ -504,17 +504,20 @@ def check_saturation(driver, device="cpu"):
 FRAMEWORK_OPTIMIZER = {"torch": "torch.optim", "jax": "optax"}
 
 
-def check_framework_optimizer(driver, case, device="cpu"):
+def check_framework_optimizer(driver, case, device="cpu", native=False):
     """The reference's manual optimizer against the framework's own (torch.optim, optax) driven by the framework's
-    autodiff, over the case's whole run in float64: losses at every step, parameters at the checkpoints."""
+    autodiff, over the case's whole run in float64: losses at every step, parameters at the checkpoints. native: of
+    the loss by the framework's own layers (torch.nn.functional's conv2d, lax.reduce_window, ...), not the manual
+    forward: the whole model trained the framework's way, no manual line in it."""
     config, params, X, y, orders = case.inputs("float64")
     checkpoints = case.checkpoints(config.epochs)
     autodiff = backend_module(driver, "autodiff")
-    native = driver.native_params(params, device), driver.to_native(X, device), driver.to_native(y, device)
-    run = computed(driver.name, "training", autodiff.optimizer_train, *native, config,
-                   None if orders is None else driver.to_native(orders, device), checkpoints)
+    arrays = driver.native_params(params, device), driver.to_native(X, device), driver.to_native(y, device)
+    run = computed(driver.name, "training", autodiff.optimizer_train, *arrays, config,
+                   None if orders is None else driver.to_native(orders, device), checkpoints, native)
     ref = _reference(reference_run, case, "float64")
-    label = f"{driver.name} autodiff + {FRAMEWORK_OPTIMIZER[driver.name]}.{config.optimizer}"
+    label = (f"{driver.name}{'s own layers' if native else ''} autodiff + "
+             f"{FRAMEWORK_OPTIMIZER[driver.name]}.{config.optimizer}")
     found = Findings()
     found.compare(driver.to_numpy(run.losses), ref.losses, None, "trajectory", what="loss [epoch, step]",
                   backend=label)

@@ -119,47 +119,50 @@ def dropout_backward(layer, p, cache, dy):
 
 
 def windows(x, k, stride):
-    """(N, H_out, W_out, C, k k): each k x k window of x (N, C, H, W) at the stride, its entries row-major (im2col).
-    Channels sit next to the window's entries, so that one matrix product takes a convolution's whole sum."""
-    _, _, h, w = x.shape
+    """(N, C, k k, H_out, W_out): each k x k window of x (N, C, H, W) at the stride, its entries row-major: per sample,
+    im2col's (C k k, H_out W_out) matrix, one column per window."""
+    n, c, h, w = x.shape
     h_out, w_out = (h - k) // stride + 1, (w - k) // stride + 1
-    x = x.transpose(0, 2, 3, 1)  # (N, H, W, C)
-    return np.stack([x[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride]
-                     for i in range(k) for j in range(k)], axis=-1)
+    cols = np.empty((n, c, k * k, h_out, w_out), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            cols[:, :, i * k + j] = x[:, :, i:i + stride * h_out:stride, j:j + stride * w_out:stride]
+    return cols
 
 
 def unwindows(dcols, shape, k, stride):
     """dx (N, C, H, W) = shape's: each entry of dcols (windows' layout) added back to the input it was read from
     (col2im). Windows that overlap add up where they share an input."""
-    n, c, h, w = shape
-    _, h_out, w_out, _, _ = dcols.shape
-    dx = np.zeros((n, h, w, c), dtype=dcols.dtype)
+    h_out, w_out = dcols.shape[3:]
+    dx = np.zeros(shape, dtype=dcols.dtype)
     for i in range(k):
         for j in range(k):
-            dx[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride] += dcols[..., i * k + j]
-    return dx.transpose(0, 3, 1, 2)
+            dx[:, :, i:i + stride * h_out:stride, j:j + stride * w_out:stride] += dcols[:, :, i * k + j]
+    return dx
 
 
 def conv2d_forward(layer, p, x):
-    """z[n, o] = sum_c W[o, c] * x_pad[n, c] + b[o], * a correlation at the stride: im2col, then one matrix product"""
+    """z_n = W cols_n + b for each sample n, cols_n its windows of the zero-padded input (a correlation at the stride):
+    im2col, then one (batched) matrix product"""
     W, b = p
     _, _, k, stride, pad = layer.shape
-    cols = windows(np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))), k, stride)  # (N, H_out, W_out, C, k k)
-    z = (np.dot(cols.reshape(-1, W[0].size), W.reshape(len(W), -1).T) + b).reshape(*cols.shape[:3], len(W))
-    return z.transpose(0, 3, 1, 2), (x, z, cols)
+    cols = windows(np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))), k, stride)  # (N, C, k k, H_out, W_out)
+    n, _, _, h_out, w_out = cols.shape
+    z = np.matmul(W.reshape(len(W), -1), cols.reshape(n, -1, h_out * w_out)) + b[:, None]
+    return z.reshape(n, len(W), h_out, w_out), (x, z, cols)
 
 
 def conv2d_backward(layer, p, cache, dz):
-    """dW = dz^T cols, db = sum dz, dcols = dz W; dx = col2im(dcols), the padding cut off"""
+    """dW = sum_n dz_n cols_n^T, db = sum dz, dcols_n = W^T dz_n; dx = col2im(dcols), the padding cut off"""
     W, _ = p
     x, _, cols = cache
     _, _, k, stride, pad = layer.shape
-    dz = dz.transpose(0, 2, 3, 1).reshape(-1, len(W))  # (N H_out W_out, c_out): one row per window
-    dW = np.dot(dz.T, cols.reshape(len(dz), -1)).reshape(W.shape)
-    db = dz.sum(axis=0)
+    dz = dz.reshape(len(dz), len(W), -1)  # (N, c_out, H_out W_out): one column per window
+    dW = np.matmul(dz, cols.reshape(len(dz), W[0].size, -1).transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+    db = dz.sum(axis=(0, 2))
     if not layer.input_grad:
         return None, (dW, db)
-    dcols = np.dot(dz, W.reshape(len(W), -1)).reshape(cols.shape)
+    dcols = np.matmul(W.reshape(len(W), -1).T, dz).reshape(cols.shape)
     n, c, h, w = x.shape
     dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, stride)
     return dx[:, :, pad:pad + h, pad:pad + w], (dW, db)
@@ -169,8 +172,8 @@ def maxpool2d_forward(layer, p, x):
     """y = the max of each k x k window; the cache keeps which entry gave it (the first maximum, row-major)"""
     k, stride = layer.shape
     cols = windows(x, k, stride)
-    arg = cols.argmax(axis=-1)
-    y = np.take_along_axis(cols, arg[..., None], axis=-1)[..., 0].transpose(0, 3, 1, 2)  # autodiff: the first one too
+    arg = cols.argmax(axis=2)
+    y = np.take_along_axis(cols, arg[:, :, None], axis=2)[:, :, 0]  # autodiff: the first maximum too
     return y, (x, y, arg)
 
 
@@ -178,14 +181,15 @@ def maxpool2d_backward(layer, p, cache, dy):
     """dx = dy sent to each window's maximum alone (a one-hot over the window), added up where windows overlap"""
     x, _, arg = cache
     k, stride = layer.shape
-    dcols = (np.arange(k * k) == arg[..., None]) * dy.transpose(0, 2, 3, 1)[..., None]
+    dcols = np.zeros((*dy.shape[:2], k * k, *dy.shape[2:]), dtype=dy.dtype)
+    np.put_along_axis(dcols, arg[:, :, None], dy[:, :, None], axis=2)  # each window's gradient at its maximum
     return unwindows(dcols, x.shape, k, stride), ()
 
 
 def avgpool2d_forward(layer, p, x):
     """y = the mean of each k x k window"""
     k, stride = layer.shape
-    y = windows(x, k, stride).mean(axis=-1).transpose(0, 3, 1, 2)
+    y = windows(x, k, stride).mean(axis=2)
     return y, (x, y)
 
 
@@ -193,7 +197,7 @@ def avgpool2d_backward(layer, p, cache, dy):
     """dx = dy / k^2 sent to every entry of its window, added up where windows overlap"""
     x = cache[0]
     k, stride = layer.shape
-    dcols = np.repeat(dy.transpose(0, 2, 3, 1)[..., None] / (k * k), k * k, axis=-1)
+    dcols = np.repeat(dy[:, :, None] / (k * k), k * k, axis=2)
     return unwindows(dcols, x.shape, k, stride), ()
 
 

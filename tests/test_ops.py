@@ -9,7 +9,7 @@ import pytest
 import backends
 from bug_catalogue import BY_ID as BUGS
 from common.config import Config
-from crosscheck import ops
+from crosscheck import checks, ops
 from crosscheck.compare import Disagreement
 
 
@@ -81,3 +81,14 @@ def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
     theirs = torch.nn.functional.batch_norm(torch.tensor(x), *(torch.tensor(t) for t in r), torch.tensor(g),
                                             torch.tensor(b), training=False, eps=layers.BATCHNORM_EPS)
     np.testing.assert_allclose(evaluated, theirs.numpy(), rtol=1e-13, equal_nan=False)
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("case_id", ["cnn-maxpool-avgpool-adam-minibatch", "cnn-overlapping-maxpool-tanh-momentum"])
+def test_the_frameworks_own_layers_train_the_cnn_alike(driver, device, case_id):
+    """The whole CNN trained the framework's way, its own layers (torch.nn.functional.conv2d and max_pool2d, lax's
+    conv_general_dilated and reduce_window), autodiff and optimizer (torch.optim, optax), against the reference's
+    manual run: losses at every step and parameters at the checkpoints, in float64."""
+    from crosscheck.cases import BY_ID
+
+    checks.check_framework_optimizer(driver, BY_ID[case_id], device, native=True)

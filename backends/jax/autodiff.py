@@ -4,9 +4,12 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from .losses import loss_forward
+from common import registry
+
+from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import UNROLL, Run, batches, forward, update
 
 
@@ -29,7 +32,7 @@ def _optax():
 # approximation unless approximate=False (torch's default is exact); optax's multiclass_hinge_loss is the largest
 # margin (Crammer and Singer), not CS231n's sum of margins, so the hinge has no JAX oracle. JAX itself has no
 # layer norm (Flax's and Haiku's are libraries on top), so layernorm has none either.
-NATIVE = {
+NATIVE: dict = {
     ("activations", "sigmoid"): jax.nn.sigmoid,
     ("activations", "tanh"): jnp.tanh,
     ("activations", "relu"): jax.nn.relu,
@@ -57,7 +60,22 @@ NATIVE = {
 def _pool(x, layer, init, op):
     """lax.reduce_window of op over each (kernel, kernel) window at the stride, per sample and channel"""
     k, stride = layer.shape
-    return lax.reduce_window(x, jnp.asarray(init, x.dtype), op, (1, 1, k, k), (1, 1, stride, stride), "VALID")
+    # The initial value as a NumPy constant: JAX differentiates reduce_window only where it recognises a max or a sum
+    # from a known start, which a traced jnp value under jit is not.
+    return lax.reduce_window(x, np.array(init, x.dtype), op, (1, 1, k, k), (1, 1, stride, stride), "VALID")
+
+
+def native_loss(params, X, y, config):
+    """The loss computed by JAX's own layers, activations and loss alone (NATIVE): no line of the manual code. With
+    jax.grad, the framework training the model its own way (benchmarks/: the manual core's yardstick)."""
+    x = X
+    for layer in config.model[:-1]:
+        p = () if layer.slot is None else params[layer.slot]
+        own = NATIVE.get(("layers", layer.kind))
+        x = own(layer, x, *p) if own is not None else NATIVE["activations", layer.kind](x)
+    if config.loss not in FUSED_WITH_OUTPUT:
+        x = NATIVE["activations", config.output](x)
+    return NATIVE["losses", config.loss](x, y)
 
 
 def autodiff_gradients(params, X, y, config):
@@ -98,7 +116,8 @@ def framework_optimizer(config):
     import optax  # the jax extra installs it; only this oracle needs it
 
     wd, name = config.weight_decay, config.optimizer
-    mask = [(True, config.decay_biases) for _ in range(len(config.layers) - 1)]
+    mask = [tuple(config.decays(l, i) for i in range(len(registry.LAYERS[layer.kind].params)))
+            for l, layer in enumerate(config.parametrized)]
     b1, b2 = config.betas
     if name == "adamw":  # decoupled: p <- p - lr (adam step + wd p), as torch's p (1 - lr wd) - lr adam step
         return optax.adamw(config.lr, b1, b2, config.eps, weight_decay=wd, mask=mask)
@@ -111,9 +130,10 @@ def framework_optimizer(config):
     return optax.chain(optax.add_decayed_weights(wd, mask), base) if wd else base  # coupled L2, as torch
 
 
-def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
-    """mlp.train's contract with jax.grad's gradients and optax's optimizer: the framework's own run."""
-    tx, step = _optax_step(config)
+def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=False):
+    """mlp.train's contract with jax.grad's gradients and optax's optimizer: the framework's own run. With native, of
+    the loss by JAX's own layers (native_loss) instead of the manual forward."""
+    tx, step = _optax_step(config, native)
     opt_state = tx.init(params)
     steps = batches(X.shape[0], config.batch_size)
     losses, saved = [], {}
@@ -130,18 +150,26 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
 _OPTAX_STEPS: dict = {}
 
 
-def _optax_step(config):
+def _optax_step(config, native=False):
     """(optax transformation, its compiled step) for config, built once (else every run would recompile)."""
-    if config not in _OPTAX_STEPS:
+    if (config, native) not in _OPTAX_STEPS:
         import optax
 
         tx = framework_optimizer(config)
 
         @jax.jit
         def step(params, opt_state, Xb, yb):
-            loss, grads = autodiff_gradients(params, Xb, yb, config)
+            if native:
+                loss, grads = jax.value_and_grad(native_loss)(params, Xb, yb, config)
+            else:
+                loss, grads = autodiff_gradients(params, Xb, yb, config)
             updates, opt_state = tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        _OPTAX_STEPS[config] = tx, step
-    return _OPTAX_STEPS[config]
+        _OPTAX_STEPS[config, native] = tx, step
+    return _OPTAX_STEPS[config, native]
+
+
+def native_train(params, X, y, config, orders=None, checkpoints=()):
+    """JAX training the model its own way: its layers (lax), jax.grad and optax."""
+    return optimizer_train(params, X, y, config, orders, checkpoints, native=True)

@@ -3,7 +3,7 @@
 import torch
 
 from .layers import BATCHNORM_EPS, LAYERNORM_EPS
-from .losses import loss_forward
+from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import Run, batches, forward
 
 
@@ -20,7 +20,7 @@ def vjp(f, x, dy=None):
 # multi_margin_loss divides CS231n's hinge by the number of classes; softplus returns z itself above z = 20
 # (its threshold), within float64 rounding of log(1 + e^z) at the inputs the checks use (|z| <= 30).
 F = torch.nn.functional
-NATIVE = {
+NATIVE: dict = {
     ("activations", "sigmoid"): torch.sigmoid,
     ("activations", "tanh"): torch.tanh,
     ("activations", "relu"): F.relu,
@@ -45,6 +45,19 @@ NATIVE = {
     ("layers", "avgpool2d"): lambda layer, x: F.avg_pool2d(x, *layer.shape),
     ("layers", "flatten"): lambda layer, x: torch.flatten(x, 1),
 }
+
+
+def native_loss(params, X, y, config):
+    """The loss computed by torch's own layers, activations and loss alone (NATIVE): no line of the manual code. With
+    autograd, the framework training the model its own way (benchmarks/: the manual core's yardstick)."""
+    x = X
+    for layer in config.model[:-1]:
+        p = () if layer.slot is None else params[layer.slot]
+        own = NATIVE.get(("layers", layer.kind))
+        x = own(layer, x, *p) if own is not None else NATIVE["activations", layer.kind](x)
+    if config.loss not in FUSED_WITH_OUTPUT:
+        x = NATIVE["activations", config.output](x)
+    return NATIVE["losses", config.loss](x, y)
 
 
 def autodiff_gradients(params, X, y, config):
@@ -78,8 +91,10 @@ def train(params, X, y, config, orders=None, checkpoints=()):
 def framework_optimizer(params, config):
     """torch.optim's own optimizer for config: weights and biases in two groups, biases undecayed if asked."""
     wd, name = config.weight_decay, config.optimizer
-    groups = [{"params": [W for W, _ in params], "weight_decay": wd},
-              {"params": [b for _, b in params], "weight_decay": wd if config.decay_biases else 0.0}]
+    decayed = [config.decays(l, i) for l, leaves in enumerate(params) for i in range(len(leaves))]
+    flat = [p for leaves in params for p in leaves]
+    groups = [{"params": [p for p, d in zip(flat, decayed) if d], "weight_decay": wd},
+              {"params": [p for p, d in zip(flat, decayed) if not d], "weight_decay": 0.0}]
     if name in ("sgd", "momentum", "nesterov"):
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.0 if name == "sgd" else config.momentum,
                                nesterov=name == "nesterov")
@@ -91,8 +106,9 @@ def framework_optimizer(params, config):
     return optimizer(groups, lr=config.lr, betas=config.betas, eps=config.eps)
 
 
-def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
-    """mlp.train's contract with torch.autograd's gradients and torch.optim's optimizer: the framework's own run."""
+def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=False):
+    """mlp.train's contract with torch.autograd's gradients and torch.optim's optimizer: the framework's own run. With
+    native, of the loss by torch's own layers (native_loss) instead of the manual forward."""
     leaves = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     optimizer = framework_optimizer(leaves, config)
     steps = batches(len(X), config.batch_size)
@@ -102,11 +118,19 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=()):
         for s, (start, stop) in enumerate(steps):
             idx = slice(None) if orders is None else orders[epoch, start:stop]
             optimizer.zero_grad()
-            z, a = forward(leaves, X[idx], config)[-1]
-            loss = loss_forward(config.loss, z, a, y[idx])
+            if native:
+                loss = native_loss(leaves, X[idx], y[idx], config)
+            else:
+                z, a = forward(leaves, X[idx], config)[-1]
+                loss = loss_forward(config.loss, z, a, y[idx])
             loss.backward()
             optimizer.step()
             losses[epoch, s] = loss.detach()
         if epoch + 1 in checkpoints:
             saved[epoch + 1] = [tuple(p.detach().clone() for p in layer) for layer in leaves]
     return Run(losses=losses, checkpoints=saved, params=[tuple(p.detach() for p in layer) for layer in leaves])
+
+
+def native_train(params, X, y, config, orders=None, checkpoints=()):
+    """torch training the model its own way: its layers (torch.nn.functional), autograd and torch.optim."""
+    return optimizer_train(params, X, y, config, orders, checkpoints, native=True)
