@@ -99,6 +99,8 @@ def _implied(model, input_shape=None):
             if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
                 raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
                                  f"got {layer.shape}")
+        elif kind.ids and i > 0:
+            raise ValueError(f"model[{i}]: an {layer.kind} layer reads integer ids: it can only be the first layer")
         elif kind.width == "image" and kind.reshape is not None:
             try:
                 shape = kind.reshape(layer.shape, shape)
@@ -261,6 +263,11 @@ class Config:
         """The layers that hold parameters, in params' order (slot 0, 1, ...). Cached: the optimizers ask for it
         for every leaf at every step (Config.decays), and the model never changes."""
         return tuple(layer for layer in self.model or () if layer.slot is not None)
+
+    @cached_property
+    def pairs(self) -> bool:
+        """Whether every layer with parameters holds two, (W, b)-style: plain descent's spelled-out fast path."""
+        return all(len(registry.LAYERS[layer.kind].params) == 2 for layer in self.parametrized)
 
     def leaf_names(self) -> list:
         """['layer 1 weight', 'layer 1 bias', ...]: every parameter leaf, in params' order, by the registry's names."""

@@ -55,6 +55,7 @@ class LayerKind:
     example_input: tuple = ()
     fans: Callable | None = None  # (*layer.shape) -> (fan_in, fan_out), for a kind the initialisation scheme draws
     kink: bool = False  # its edges sit where its derivative jumps (max-pooling's ties): central differences step around
+    ids: bool = False  # it reads integer ids (embedding): the first layer only; X holds int64 ids, not values
 
 
 def _positive(name, values, what):
@@ -100,6 +101,29 @@ def flatten_shape(shape, x):
     if shape:
         raise ValueError(f"a flatten layer takes no shape, got {shape}")
     return (math.prod(x),)
+
+
+def embedding_shape(shape, x):
+    """(vocabulary, dim) on (T,) ids -> (T, dim)"""
+    if len(shape) != 2:
+        raise ValueError(f"an embedding layer needs (vocabulary, dim), got {shape}")
+    _positive("embedding", shape, "(vocabulary, dim)")
+    if len(x) != 1:
+        raise ValueError(f"an embedding layer reads a sequence of ids per sample, input_shape (T,), got {x}")
+    return (x[0], shape[1])
+
+
+def recurrent_shape(name):
+    def shape_of(shape, x):
+        """(n_in, hidden) on (T, n_in) -> (hidden,): the last step's hidden state (many-to-one)"""
+        if len(shape) != 2:
+            raise ValueError(f"a {name} layer needs (inputs, hidden), got {shape}")
+        _positive(name, shape, "(inputs, hidden)")
+        if len(x) != 2 or x[1] != shape[0]:
+            raise ValueError(f"a {name} layer takes sequences of {shape[0]} inputs per step, (T, {shape[0]}), "
+                             f"but {x} reach it")
+        return shape[1:]
+    return shape_of
 
 
 @dataclass(frozen=True)
@@ -163,6 +187,25 @@ LAYERS = {k.name: k for k in (
               example_input=(2, 5, 6)),
     LayerKind("flatten", params=(), doc="y = x reshaped to (N, C H W), row-major", width="image",
               reshape=flatten_shape, example_input=(2, 3, 4)),
+    LayerKind("embedding", params=("weight",), doc="y[n, t] = W[x[n, t]]: integer ids to vectors, the first layer "
+              "(X holds int64 ids); its backward adds up the rows of repeated ids; shape (vocabulary, dim)",
+              shapes=lambda vocab, dim: ((vocab, dim),), example=(5, 3), decayed=("weight",), width="image",
+              reshape=embedding_shape, example_input=(6,), fans=lambda vocab, dim: (vocab, dim), ids=True),
+    # The recurrent kinds read (T, n_in) sequences and give the last step's hidden state (many-to-one); the initial
+    # state is a parameter of its own, so its gradient (through every step) is checked like a weight's.
+    LayerKind("rnn", params=("input weight", "hidden weight", "bias", "initial state"),
+              doc="h_t = tanh(x_t W_x + h_(t-1) W_h + b) over the sequence from h_0, giving h_T; trained through time; "
+                  "shape (inputs, hidden)",
+              shapes=lambda n_in, hidden: ((n_in, hidden), (hidden, hidden), (hidden,), (hidden,)), example=(3, 4),
+              decayed=("input weight", "hidden weight"), width="image", reshape=recurrent_shape("rnn"),
+              example_input=(5, 3), fans=lambda n_in, hidden: (n_in, hidden)),
+    LayerKind("lstm", params=("input weight", "hidden weight", "bias", "initial state", "initial cell"),
+              doc="gates [i, f, g, o] = x_t W_x + h_(t-1) W_h + b (torch's order), c_t = s(f) c_(t-1) + s(i) tanh(g), "
+                  "h_t = s(o) tanh(c_t), s the sigmoid; gives h_T; shape (inputs, hidden)",
+              shapes=lambda n_in, hidden: ((n_in, 4 * hidden), (hidden, 4 * hidden), (4 * hidden,), (hidden,),
+                                           (hidden,)), example=(3, 2),
+              decayed=("input weight", "hidden weight"), width="image", reshape=recurrent_shape("lstm"),
+              example_input=(5, 3), fans=lambda n_in, hidden: (n_in, 4 * hidden)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

@@ -9,10 +9,15 @@ def check_inputs(params, X, y, config, orders=None):
     """Raise TypeError or ValueError naming the first thing wrong with (params, X, y, orders)."""
     dtype = np.dtype(config.dtype)
     sample, n_out = config.sample_shape, config.layers[-1]
+    first = config.model[0]
+    ids = registry.LAYERS[first.kind].ids  # X holds integer ids (an embedding reads them), not values
     for name, arr, ndim in (("X", X, 1 + len(sample)), ("y", y, 2)):
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{name} must be a NumPy array, got {type(arr).__name__}")
-        if arr.dtype != dtype:
+        if name == "X" and ids:
+            if arr.dtype != np.int64:
+                raise TypeError(f"X has dtype {arr.dtype}, but a model that begins with {first.kind} reads int64 ids")
+        elif arr.dtype != dtype:
             raise TypeError(f"{name} has dtype {arr.dtype}, but the configuration trains in {dtype}; "
                             "convert it explicitly")
         if arr.ndim != ndim:
@@ -27,6 +32,9 @@ def check_inputs(params, X, y, config, orders=None):
         raise ValueError(f"X has per-sample shape {X.shape[1:]}, but the model's input_shape is {sample}")
     if y.shape[1] != n_out:
         raise ValueError(f"y has {y.shape[1]} targets per sample, but the output width layers[-1] is {n_out}")
+    if ids and (X.min() < 0 or X.max() >= first.shape[0]):
+        raise ValueError(f"X holds ids outside [0, {first.shape[0]}), the {first.kind} layer's vocabulary: "
+                         f"from {X.min()} to {X.max()}")
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
     targets = registry.LOSSES[config.loss].targets

@@ -80,10 +80,14 @@ def layer_inputs(name, seed=0):
                   mask=0 if kind.noise else None)
     p = tuple(rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
     sample = kind.example_input or ((kind.example[0],) if kind.width in ("changes", "features") else SHAPE[1:])
-    x = 2 * rng.standard_normal((SHAPE[0], *sample))
+    x: np.ndarray = 2 * rng.standard_normal((SHAPE[0], *sample))
+    if kind.ids:  # ids drawn from the first half of the vocabulary: every sample repeats some, and some rows get none
+        x = rng.integers(0, max(1, kind.example[0] // 2 + 1), (SHAPE[0], *sample))
     mask = (rng.random(x.shape) >= kind.example[0]).astype(x.dtype) if kind.noise else None
     if name in registry.ACTIVATIONS:
         x[0] = registry.ACTIVATIONS[name].edges
+    elif kind.ids:
+        pass
     elif kind.edges and kind.edge_feature:
         x[:, 0] = kind.edges
     elif kind.edges:
@@ -171,7 +175,8 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
     y, cache = computed(label, f"{name} layer forward", forward, layer, tuple(map(native, p)), native(x))
     found.compare(numpy(y), y_ref, None, "forward", what=f"{name} layer forward", backend=label)
     dx, dp = computed(label, f"{name} layer backward", backward, layer, tuple(map(native, p)), cache, native(dy))
-    grads = [numpy(dx), *map(numpy, dp)]
+    ids = int(registry.LAYERS[name].ids)  # 1 for a kind that reads integer ids: its input has no gradient to check
+    grads = [None if ids else numpy(dx), *map(numpy, dp)]
     dx_ref, dp_ref = ref.BACKWARD[name](layer, p, cache_ref, dy)
     inputs = [x, *p]
     names = ["input", *registry.LAYERS[name].params]
@@ -179,13 +184,13 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
         found.compare(np.array(len(grads)), np.array(len(inputs)), None, "gradient",
                       what=f"{name} layer backward: number of gradients", backend=label)
         return found.result()
-    for g, g_ref, leaf in zip(grads, [dx_ref, *dp_ref], names):
+    for g, g_ref, leaf in list(zip(grads, [dx_ref, *dp_ref], names))[ids:]:
         found.compare(g, g_ref, None, "gradient", what=f"{name} layer backward: {leaf} gradient", backend=label)
 
     def output(values):  # the layer's output with inputs[0] (x) and its parameters replaced by values
         return forward(layer, tuple(values[1:]), values[0])[0]
 
-    for i, leaf in enumerate(names):
+    for i, leaf in list(enumerate(names))[ids:]:
         def of_one(v, i=i):
             values = [native(t) for t in inputs]
             values[i] = v
@@ -196,7 +201,7 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
             found.compare(grads[i], vjp, None, "gradient",
                           what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
                           backend=label)
-    _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy)
+    _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids)
     rng = np.random.default_rng(seed + 1)
     kink = kinks(name, x)
 
@@ -205,9 +210,11 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
 
     for k in range(DIRECTIONS):
         vs = [np.where(kink, 0.0, rng.standard_normal(x.shape)), *(rng.standard_normal(t.shape) for t in p)]
-        numeric = (scalar([t + EPS * v for t, v in zip(inputs, vs)]) -
-                   scalar([t - EPS * v for t, v in zip(inputs, vs)])) / (2 * EPS)
-        found.compare(sum(np.vdot(g, v) for g, v in zip(grads, vs)), numeric, None, "finite_difference",
+        if ids:  # ids are not values: they stay put
+            vs[0] = None
+        numeric = (scalar([t if v is None else t + EPS * v for t, v in zip(inputs, vs)]) -
+                   scalar([t if v is None else t - EPS * v for t, v in zip(inputs, vs)])) / (2 * EPS)
+        found.compare(sum(np.vdot(g, v) for g, v in list(zip(grads, vs))[ids:]), numeric, None, "finite_difference",
                       what=f"{name} layer backward along random direction {k + 1} (central differences)",
                       backend=label)
     return found.result()
@@ -236,7 +243,7 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, sk
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
 
-def _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy):
+def _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids=0):
     """A layer kind against the framework's own (torch.nn.functional.linear, conv2d, ...; own(layer, x, *params)): its
     output against the reference's, and its vector-Jacobian product in the input and each parameter against the
     backend's backward (at max-pooling's ties too: the framework's choice of maximum is the convention checked)."""
@@ -247,7 +254,7 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, y_re
     own = partial(own, layer)
     found.compare(driver.to_numpy(own(*map(native, inputs))), y_ref, None, "forward",
                   what=f"{name} layer forward against {driver.name}'s own", backend=label)
-    for i, leaf in enumerate(names):
+    for i, leaf in list(enumerate(names))[ids:]:
         def of_one(v, i=i):
             values = [native(t) for t in inputs]
             values[i] = v

@@ -74,12 +74,15 @@ def parse_args(argv=None):
                    help="an explicit sequence of layers instead of --layers/--hidden/--output, a dense layer as "
                         "dense:IN:OUT, a layer norm or batch norm as layernorm:FEATURES or batchnorm:FEATURES, "
                         "dropout as dropout:RATE, a convolution as conv2d:C_IN:C_OUT:KERNEL:STRIDE:PADDING (with "
-                        "--input-shape), a pooling layer as maxpool2d:KERNEL:STRIDE or avgpool2d:KERNEL:STRIDE, e.g. "
+                        "--input-shape), a pooling layer as maxpool2d:KERNEL:STRIDE or avgpool2d:KERNEL:STRIDE, "
+                        "an embedding of ids as embedding:VOCABULARY:DIM and a recurrent layer as rnn:IN:HIDDEN or "
+                        "lstm:IN:HIDDEN (with --input-shape T, the sequence length), e.g. "
                         f"dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
                         f"{', '.join(registry.LAYERS)}); or a TOML model file giving the layers with their loss, "
                         "data and training (README, 'Model files'; options given here override the file's)")
-    p.add_argument("--input-shape", default=None, metavar="C,H,W",
-                   help="the per-sample shape of the inputs, for a model that begins with conv2d (synthetic images)")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W|T",
+                   help="the per-sample shape of the inputs, for a model that begins with conv2d (C,H,W: synthetic "
+                        "images) or embedding (T: windows of a generated text)")
     p.add_argument("--loss", default=d.loss, choices=tuple(registry.LOSSES))
     p.add_argument("--init", default=d.init, choices=tuple(registry.INITS), help="initialisation scheme")
     p.add_argument("--dtype", default=d.dtype, choices=registry.DTYPES)

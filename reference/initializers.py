@@ -47,6 +47,30 @@ SCHEMES = {
 }
 
 
+def _conv2d(scheme, rng, layer, W, b):
+    """W drawn as the (c_in k k, c_out) matrix of the im2col product, laid out (c_out, c_in, k, k)"""
+    c_in, c_out, k = layer.shape[:3]
+    return W.T.reshape(c_out, c_in, k, k), b
+
+
+def _recurrent(scheme, rng, layer, W_x, b):
+    """W_x and b as the scheme draws them for (inputs, gates), W_h one more draw for (hidden, gates); the initial
+    state (and an LSTM's initial cell) 0"""
+    _, hidden = layer.shape
+    W_h, _ = scheme(rng, hidden, len(b))
+    return (W_x, W_h, b, np.zeros(hidden)) + ((np.zeros(hidden),) if layer.kind == "lstm" else ())
+
+
+# A kind the scheme draws: (scheme, rng, layer, W, b) with W, b drawn for its fans -> its parameter leaves.
+DRAWN = {
+    "dense": lambda scheme, rng, layer, W, b: (W, b),
+    "conv2d": _conv2d,
+    "embedding": lambda scheme, rng, layer, W, b: (W,),  # b drawn by uniform_pm1, and dropped
+    "rnn": _recurrent,
+    "lstm": _recurrent,
+}
+
+
 def initial_params(config):
     """[(W1, b1), ...]: each parametrized layer's leaves, in config.dtype, from config.seed.
 
@@ -62,8 +86,7 @@ def initial_params(config):
     for layer in config.parametrized:
         kind = registry.LAYERS[layer.kind]
         if kind.fans is not None:  # zero biases draw nothing: seed 1's "weights, then biases"
-            W, b = scheme(rng, *kind.fans(*layer.shape))
-            params.append((W, b) if layer.kind == "dense" else (W.T.reshape(kind.shapes(*layer.shape)[0]), b))
+            params.append(DRAWN[layer.kind](scheme, rng, layer, *scheme(rng, *kind.fans(*layer.shape))))
         else:
             params.append(tuple(np.full(shape, fill) for shape, fill in zip(kind.shapes(*layer.shape), kind.fills)))
     dtype = np.dtype(config.dtype)

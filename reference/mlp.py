@@ -65,9 +65,9 @@ def update(params, grads, opt_state, t, config):
     """(params, opt_state) after update number t of config.optimizer (reference/optimizers.py).
 
     Plain gradient descent, the seeds' W <- W - lr dW, b <- b - lr db, is spelled out: XOR's step takes
-    microseconds, and the optimizers' walk over the leaves would cost as much again.
+    microseconds, and the optimizers' walk over the leaves would cost as much again (where every layer holds two).
     """
-    if config.optimizer == "sgd" and not config.weight_decay:
+    if config.optimizer == "sgd" and not config.weight_decay and config.pairs:
         lr = config.lr
         return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state
     return optimizers.update(params, grads, opt_state, t, config)

@@ -61,6 +61,11 @@ LOSS_ONLY = ("loss",)
 # a mistake in the second convolution's input gradient: the first convolution's gradients go, the rest stay right
 CNN_INPUT_GRADIENT = {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 1 weight gradient", grads(2, 3)),
                       "cnn-overlapping-maxpool-tanh-momentum": Expect("layer 1 weight gradient", grads(2, 3))}
+# a mistake inside the recurrent layer (layer 2 of the character models): the dense layer above it and the loss stay
+DENSE_3 = ("loss", "layer 3 weight gradient", "layer 3 bias gradient")
+# a mistake in the embedding (layer 1): the recurrent layer's gradients stay right too
+RNN_ABOVE = DENSE_3 + tuple(f"layer 2 {leaf} gradient" for leaf in ("input weight", "hidden weight", "bias",
+                                                                   "initial state"))
 LAYERNORM_2, LAYERNORM_4 = (("layer 2 scale gradient", "layer 2 shift gradient"),
                             ("layer 4 scale gradient", "layer 4 shift gradient"))
 
@@ -192,6 +197,32 @@ BUGS = (
                               "dcols = torch.repeat_interleave(dy[:, :, None], k * k, dim=2)"),
                              ("dcols = jnp.repeat(dy[:, :, None] / (k * k), k * k, axis=2)",
                               "dcols = jnp.repeat(dy[:, :, None], k * k, axis=2)"))),
+    # Embeddings and recurrent layers, on the character-level cases: the dense layer above and the loss stay right.
+    Bug("embedding-repeated-ids-overwritten", "the embedding's gradient written per id instead of added up: a "
+        "repeated id keeps one position's gradient", "layers", "np.add.at(dW, ids, dy)", "dW[ids] = dy", "gradients",
+        {"char-rnn-adam-minibatch": Expect("layer 1 weight gradient", RNN_ABOVE),
+         "char-lstm-adam-minibatch": Expect("layer 1 weight gradient", RNN_ABOVE)},
+        spellings=_torch_jax(("dW.index_put_((ids,), dy, accumulate=True)", "dW.index_put_((ids,), dy)"),
+                             ("dW = jnp.zeros_like(W).at[ids].add(dy)", "dW = jnp.zeros_like(W).at[ids].set(dy)"))),
+    Bug("rnn-hidden-gradient-not-carried", "the RNN's hidden-state gradient not carried to the previous step "
+        "(each step's loss gradient stays at its own step)", "layers", "dh = np.dot(dz, W_h.T)",
+        "dh = np.zeros_like(dh)", "gradients",
+        {"char-rnn-adam-minibatch": Expect("layer 2 hidden weight gradient", DENSE_3),
+         "char-rnn-momentum": Expect("layer 2 hidden weight gradient", DENSE_3)},
+        spellings=_torch_jax(("dh = dz @ W_h.T", "dh = torch.zeros_like(dh)"),
+                             ("return (dot(dz, W_h.T), dW_x", "return (jnp.zeros_like(dh), dW_x"))),
+    Bug("rnn-bptt-one-step-short", "backprop through time stopped one step early: the first step's gradients "
+        "left out", "layers", "for t in reversed(range(x.shape[1])):", "for t in reversed(range(1, x.shape[1])):",
+        "gradients",
+        {"char-rnn-adam-minibatch": Expect("layer 2 input weight gradient", DENSE_3),
+         "char-rnn-momentum": Expect("layer 2 input weight gradient", DENSE_3)},
+        spellings={"jax": ("dh, dW_x, dW_h, db, dx = lax.fori_loop(0, steps, step",
+                           "dh, dW_x, dW_h, db, dx = lax.fori_loop(0, steps - 1, step")}),
+    Bug("lstm-forget-derivative-from-input", "the LSTM forget gate's derivative taken from its pre-activation z, "
+        "z (1 - z), instead of from the gate s(z), f (1 - f)", "layers", "dc * cs[t] * f * (1.0 - f)",
+        "dc * cs[t] * z[:, f.shape[1]:2 * f.shape[1]] * (1.0 - z[:, f.shape[1]:2 * f.shape[1]])", "gradients",
+        {"char-lstm-adam-minibatch": Expect("layer 2 hidden weight gradient", DENSE_3),
+         "char-lstm-sgd": Expect("layer 2 hidden weight gradient", DENSE_3)}),
     Bug("loss-gradient-sign", "dL/da = y - a: the seeds' error term used as the gradient", "losses",
         "return a - y", "return y - a", "gradients",
         {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),

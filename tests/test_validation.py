@@ -5,7 +5,7 @@ import pytest
 
 import reference
 from reference import Config
-from reference.data import xor
+from reference.data import char_windows, xor
 
 GOOD = Config(layers=(2, 3, 1), epochs=5)
 
@@ -86,6 +86,44 @@ CNN = (("conv2d", 1, 2, 3, 1, 1), "relu", ("maxpool2d", 2, 2), "flatten", ("dens
 def test_bad_image_model_is_named(model, input_shape, message):
     with pytest.raises(ValueError, match=message):
         Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
+
+
+CHAR = (("embedding", 10, 4), ("rnn", 4, 6), ("dense", 6, 10), "softmax")
+
+
+@pytest.mark.parametrize(("model", "input_shape", "message"), [
+    (CHAR, None, "must begin with a dense layer .*, or give input_shape"),
+    (CHAR, (4, 2), r"model\[0\]: an embedding layer reads a sequence of ids per sample, input_shape \(T,\)"),
+    ((CHAR[0], ("rnn", 5, 6), *CHAR[2:]), (7,), r"model\[1\]: a rnn layer takes sequences of 5 inputs per step"),
+    ((CHAR[0], ("lstm", 4), *CHAR[2:]), (7,), r"model\[1\]: a lstm layer needs \(inputs, hidden\)"),
+    ((("dense", 3, 4), ("embedding", 10, 4), ("rnn", 4, 6), *CHAR[2:]), None,
+     r"model\[1\]: an embedding layer reads integer ids: it can only be the first layer"),
+    ((("embedding", 10, 4), ("dense", 4, 10), "softmax"), (7,), r"model\[1\]: dense layer takes 4 inputs, but "
+                                                              r"\(7, 4\) reach it"),
+])
+def test_bad_sequence_model_is_named(model, input_shape, message):
+    with pytest.raises(ValueError, match=message):
+        Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
+
+
+def test_ids_are_checked_before_training(driver):
+    """A model that begins with an embedding reads int64 ids within its vocabulary: floats, or an id past the end, are
+    named before training (NumPy would wrap a negative id around, torch would fail mid-run)."""
+    config = Config(model=CHAR, input_shape=(7,), loss="softmax_cross_entropy", epochs=1)
+    params = reference.initial_params(config)
+    X, y = char_windows(config, 5)
+    assert X.dtype == np.int64 and X.shape == (5, 7) and y.shape == (5, 10)
+    with pytest.raises(TypeError, match="X has dtype float64, but a model that begins with embedding reads int64 ids"):
+        driver.run_train(params, X.astype(np.float64), y, config)
+    for bad in (-1, 10):
+        wrong = X.copy()
+        wrong[2, 3] = bad
+        with pytest.raises(ValueError, match=r"X holds ids outside \[0, 10\), the embedding layer's vocabulary"):
+            driver.run_train(params, wrong, y, config)
+    with pytest.raises(ValueError, match="a character model's output width must be 10, got 9"):
+        char_windows(Config(model=(*CHAR[:2], ("dense", 6, 9), "softmax"), input_shape=(7,),
+                            loss="softmax_cross_entropy"), 5)
+    assert np.all(np.isfinite(driver.run_train(params, X, y, config).losses))
 
 
 def test_image_inputs_are_checked_against_input_shape(driver):

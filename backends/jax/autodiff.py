@@ -9,6 +9,7 @@ from jax import lax
 
 from common import registry
 
+from . import layers
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import UNROLL, Run, batches, forward, update
 
@@ -31,7 +32,7 @@ def _optax():
 # (torch's and the suite's: the slope), so the checks compare derivatives away from kinks; jax.nn.gelu is the tanh
 # approximation unless approximate=False (torch's default is exact); optax's multiclass_hinge_loss is the largest
 # margin (Crammer and Singer), not CS231n's sum of margins, so the hinge has no JAX oracle. JAX itself has no
-# layer norm (Flax's and Haiku's are libraries on top), so layernorm has none either.
+# layer norm (Flax's and Haiku's are libraries on top), so layernorm has none either; nor RNN or LSTM cells.
 NATIVE: dict = {
     ("activations", "sigmoid"): jax.nn.sigmoid,
     ("activations", "tanh"): jnp.tanh,
@@ -54,6 +55,7 @@ NATIVE: dict = {
     ("layers", "maxpool2d"): lambda layer, x: _pool(x, layer, -jnp.inf, lax.max),
     ("layers", "avgpool2d"): lambda layer, x: _pool(x, layer, 0.0, lax.add) / layer.shape[0] ** 2,
     ("layers", "flatten"): lambda layer, x: jnp.reshape(x, (x.shape[0], -1)),
+    ("layers", "embedding"): lambda layer, x, W: jnp.take(W, x, axis=0),
 }
 
 
@@ -66,12 +68,15 @@ def _pool(x, layer, init, op):
 
 
 def native_loss(params, X, y, config):
-    """The loss computed by JAX's own layers, activations and loss alone (NATIVE): no line of the manual code. With
-    jax.grad, the framework training the model its own way (benchmarks/: the manual core's yardstick)."""
+    """The loss computed by JAX's own layers, activations and loss (NATIVE), and the manual forward for a kind JAX has
+    none of (rnn, lstm, layernorm). With jax.grad, the framework training the model its own way (benchmarks/: the
+    manual core's yardstick)."""
     x = X
     for layer in config.model[:-1]:
         p = () if layer.slot is None else params[layer.slot]
         own = NATIVE.get(("layers", layer.kind))
+        if own is None and layer.kind not in registry.ACTIVATIONS:  # a kind the framework lacks: the manual forward's
+            own = lambda layer, x, *p: layers.FORWARD[layer.kind](layer, p, x)[0]  # noqa: E731
         x = own(layer, x, *p) if own is not None else NATIVE["activations", layer.kind](x)
     if config.loss not in FUSED_WITH_OUTPUT:
         x = NATIVE["activations", config.output](x)

@@ -59,7 +59,7 @@ def backward(params, X, y, caches, config):
 def update(params, grads, opt_state, t, config, k=None):
     """(params, opt_state) after update number t of config.optimizer (backends/jax/optimizers.py); k: its scalars,
     where train_epochs computed them ahead."""
-    if config.optimizer == "sgd" and not config.weight_decay:
+    if config.optimizer == "sgd" and not config.weight_decay and config.pairs:
         lr = config.lr
         return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state
     return optimizers.update(params, grads, opt_state, t, config, k)
@@ -124,8 +124,9 @@ def train_epochs(state, X, y, orders, config, length, masks=None):
     # the CPU, which the leaves' updates wait on: it doubled Adam's XOR epoch. The stretch's scalars are computed
     # here instead, all at once, from the same formula (optimizers.scalars), and each step is handed its own.
     ts = state.step + 1 + jnp.arange(length * len(steps)).reshape(length, len(steps))
-    # In the training dtype, as the weakly typed scalar a step computes for itself is used (scan's xs are not weak).
-    scalars = tuple(k.astype(X.dtype) for k in optimizers.scalars(ts, config))
+    # In the training dtype (y's: X may hold ids), as the weakly typed scalar a step computes for itself is used (scan's
+    # xs are not weak).
+    scalars = tuple(k.astype(y.dtype) for k in optimizers.scalars(ts, config))
 
     keeps_buffers = any(state.buffers)
 

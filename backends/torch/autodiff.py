@@ -2,6 +2,9 @@
 
 import torch
 
+from common import registry
+
+from . import layers
 from .layers import BATCHNORM_EPS, LAYERNORM_EPS
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import Run, batches, forward
@@ -44,16 +47,33 @@ NATIVE: dict = {
     ("layers", "maxpool2d"): lambda layer, x: F.max_pool2d(x, *layer.shape),
     ("layers", "avgpool2d"): lambda layer, x: F.avg_pool2d(x, *layer.shape),
     ("layers", "flatten"): lambda layer, x: torch.flatten(x, 1),
+    ("layers", "embedding"): lambda layer, x, W: F.embedding(x, W),
+    ("layers", "rnn"): lambda layer, x, *p: _recurrent(torch.nn.RNN, layer, x, *p),
+    ("layers", "lstm"): lambda layer, x, *p: _recurrent(torch.nn.LSTM, layer, x, *p),
 }
 
 
+def _recurrent(module, layer, x, W_x, W_h, b, *states):
+    """torch.nn.RNN or LSTM (batch first) with the layer's parameters, through torch.func.functional_call (so that
+    autograd reaches them): torch keeps W_x and W_h transposed and two biases (the second one 0 here), and takes the
+    initial state per sample (ours is one for all, expanded); the last step's hidden state."""
+    weights = {"weight_ih_l0": W_x.T, "weight_hh_l0": W_h.T, "bias_ih_l0": b, "bias_hh_l0": torch.zeros_like(b)}
+    start = tuple(s.expand(1, len(x), -1).contiguous() for s in states)
+    rnn = module(*layer.shape, batch_first=True, dtype=x.dtype, device=x.device)
+    out, _ = torch.func.functional_call(rnn, weights, (x, start if len(start) > 1 else start[0]))
+    return out[:, -1]
+
+
 def native_loss(params, X, y, config):
-    """The loss computed by torch's own layers, activations and loss alone (NATIVE): no line of the manual code. With
+    """The loss computed by torch's own layers, activations and loss (NATIVE), and the manual forward only for a kind
+    torch has none of (dropout, whose masks torch would draw itself). With
     autograd, the framework training the model its own way (benchmarks/: the manual core's yardstick)."""
     x = X
     for layer in config.model[:-1]:
         p = () if layer.slot is None else params[layer.slot]
         own = NATIVE.get(("layers", layer.kind))
+        if own is None and layer.kind not in registry.ACTIVATIONS:  # a kind the framework lacks: the manual forward's
+            own = lambda layer, x, *p: layers.FORWARD[layer.kind](layer, p, x)[0]  # noqa: E731
         x = own(layer, x, *p) if own is not None else NATIVE["activations", layer.kind](x)
     if config.loss not in FUSED_WITH_OUTPUT:
         x = NATIVE["activations", config.output](x)
@@ -74,7 +94,7 @@ def train(params, X, y, config, orders=None, checkpoints=()):
     """Full-batch gradient descent with torch.autograd's gradients: what manual backprop is measured against."""
     if orders is not None or checkpoints or config.optimizer != "sgd" or config.weight_decay:
         raise ValueError("the autodiff training loop is full batch plain descent, without checkpoints")
-    losses = torch.empty((config.epochs, 1), dtype=X.dtype, device=X.device)
+    losses = torch.empty((config.epochs, 1), dtype=y.dtype, device=y.device)
     params = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     flat_params = [t for layer in params for t in layer]
     for epoch in range(config.epochs):
@@ -112,7 +132,7 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=Fa
     leaves = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     optimizer = framework_optimizer(leaves, config)
     steps = batches(len(X), config.batch_size)
-    losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
+    losses = torch.empty((config.epochs, len(steps)), dtype=y.dtype, device=y.device)
     saved = {}
     for epoch in range(config.epochs):
         for s, (start, stop) in enumerate(steps):

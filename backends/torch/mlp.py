@@ -93,7 +93,7 @@ def train_step(params, opt_state, t, X, y, config, noise=None):
 def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None, masks=None):
     """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch."""
     steps = batches(len(X), config.batch_size)
-    losses = torch.empty((config.epochs, len(steps)), dtype=X.dtype, device=X.device)
+    losses = torch.empty((config.epochs, len(steps)), dtype=y.dtype, device=y.device)
     saved = {}
     with torch.inference_mode():
         params = [tuple(p.clone() for p in leaves) for leaves in params]
