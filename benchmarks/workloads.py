@@ -44,6 +44,13 @@ WORKLOADS = {
                                          ("dense", 512, 10), "softmax"), input_shape=(3, 16, 16),
                                   loss="softmax_cross_entropy", init="he_normal", lr=0.001, epochs=3, batch_size=64,
                                   optimizer="adam", dtype="float32"), 256, None, baseline="native"),
+    # The character RNN: 32 steps of a 128-wide tanh RNN over 32-dim embeddings of the generated text, batches of 128,
+    # Adam; beside each framework's own layers (torch.nn.RNN; JAX has no RNN of its own: jax.grad of the manual
+    # forward stands in).
+    "rnn": Workload("rnn", Config(model=(("embedding", 10, 32), ("rnn", 32, 128), ("dense", 128, 10), "softmax"),
+                                  input_shape=(32,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.001,
+                                  epochs=2, batch_size=128, optimizer="adam", dtype="float32"), 512, None,
+                    baseline="native"),
 }
 
 if os.environ.get("CROSSCHECK_BENCH_DTYPE"):
@@ -65,6 +72,9 @@ def step_flops(config, samples):
         elif layer.kind == "conv2d":
             c_in, c_out, k = layer.shape[:3]
             macs = samples * out[1] * out[2] * c_in * k * k * c_out
+        elif layer.kind in ("rnn", "lstm"):  # every step: x_t W_x and h W_h
+            steps, gates = config.shapes[i][0], 4 if layer.kind == "lstm" else 1
+            macs = samples * steps * (layer.shape[0] + layer.shape[1]) * layer.shape[1] * gates
         else:
             continue
         total += (3 if i > 0 else 2) * 2 * macs
