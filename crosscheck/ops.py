@@ -101,9 +101,12 @@ def _noise(mask):
     return () if mask is None else (mask,)
 
 
-def check_op(driver, kind, name, device="cpu", seed=0):
-    """One op on one backend: forward and backward against the reference, autodiff's VJP and central differences."""
+def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
+    """One op on one backend: forward and backward against the reference, autodiff's VJP and central differences;
+    in float32, forward and backward against the reference by the float32 rule (check_op_float32)."""
     __tracebackhide__ = True
+    if dtype == "float32":
+        return check_op_float32(driver, kind, name, device, seed)
     ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     numpy = driver.to_numpy
@@ -156,6 +159,55 @@ def check_op(driver, kind, name, device="cpu", seed=0):
         numeric = (scalar(wrt + EPS * v) - scalar(wrt - EPS * v)) / (2 * EPS)
         found.compare(np.vdot(dz, v), numeric, None, "finite_difference",
                       what=f"{name} backward along random direction {k + 1} (central differences)", backend=label)
+    return found.result()
+
+
+def check_op_float32(driver, kind, name, device="cpu", seed=0):
+    """One op on one backend in float32: the same inputs as check_op's (edges included), rounded once to float32; its
+    forward and backward against the reference's in float32, within the float32 rule (crosscheck/tolerances.py: a
+    multiple of the NumPy float32 reference's own deviation from its float64 twin), which also requires float32
+    results: a backend computing in float64 inside, or returning float64, fails."""
+    __tracebackhide__ = True
+    ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
+    found = Findings()
+    label = f"{driver.name} {name} float32"
+
+    def run(module, arrays, to_native, to_numpy):  # (forward's value, backward's gradients) by one module's pair
+        arrays = [None if a is None else to_native(a) for a in arrays]
+        if kind == "activations":
+            z, da, a = arrays
+            return [to_numpy(module.FORWARD[name](z)), to_numpy(module.BACKWARD[name](da, z, a))]
+        if kind == "losses":
+            x, a, y = arrays
+            return [to_numpy(module.FORWARD[name](x, y)), to_numpy(module.BACKWARD[name](a, y))]
+        x, dy, mask, *p = arrays
+        out, cache = module.FORWARD[name](layer, tuple(p), x, *(() if mask is None else (mask,)))
+        dx, dp = module.BACKWARD[name](layer, tuple(p), cache, dy)
+        return [to_numpy(out), *([] if dx is None else [to_numpy(dx)]), *map(to_numpy, dp)]
+
+    with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
+        if kind == "activations":
+            z, da = activation_inputs(name, seed)
+            arrays = [z, da, ref.FORWARD[name](z)]
+            what = ["forward", "backward"]
+        elif kind == "losses":
+            z, a, y = loss_inputs(name, seed)
+            arrays = [z if registry.LOSSES[name].fused else a, a, y]
+            what = ["forward", "backward"]
+        else:
+            layer, p, x, dy, mask = layer_inputs(name, seed)
+            arrays = [x, dy, mask, *p]
+            what = ["forward", *([] if registry.LAYERS[name].ids else ["backward: input gradient"]),
+                    *(f"backward: {leaf} gradient" for leaf in registry.LAYERS[name].params)]
+        single = [a if a is None or a.dtype.kind == "i" else a.astype(np.float32) for a in arrays]
+        ref32 = run(ref, single, lambda a: a, lambda a: a)
+        ref64 = run(ref, [a if a is None or a.dtype.kind == "i" else a.astype(np.float64) for a in single],
+                    lambda a: a, lambda a: a)
+    native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
+    got = computed(label, f"{name} in float32", run, ours, single, native, driver.to_numpy)
+    for actual, r32, r64, quantity in zip(got, ref32, ref64, what):
+        found.compare(np.asarray(actual), np.asarray(r32), np.asarray(r64), "gradient", what=f"{name} {quantity}",
+                      backend=label)
     return found.result()
 
 

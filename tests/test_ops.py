@@ -14,9 +14,10 @@ from crosscheck.compare import Disagreement
 
 
 @pytest.mark.builtin
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("kind", "name"), ops.registered_ops(), ids=[f"{k}-{n}" for k, n in ops.registered_ops()])
-def test_op(driver, device, kind, name):
-    assert ops.check_op(driver, kind, name, device)
+def test_op(driver, device, kind, name, dtype):
+    assert ops.check_op(driver, kind, name, device, dtype=dtype)
 
 
 @pytest.mark.builtin
@@ -92,3 +93,36 @@ def test_the_frameworks_own_layers_train_the_cnn_alike(driver, device, case_id):
     from crosscheck.cases import BY_ID
 
     checks.check_framework_optimizer(driver, BY_ID[case_id], device, native=True)
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("wrong", ["returned in float64", "off by a relative 1e-4"])
+def test_the_float32_op_check_can_fail(driver, device, monkeypatch, wrong):
+    """In float32 an op is held to the float32 rule: dense's weight gradient fails it when returned in float64, and when
+    off by a relative 1e-4 (about a thousand float32 roundings, far past NumPy float32's own deviation)."""
+    layers = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.layers")
+    right = layers.BACKWARD["dense"]
+
+    def spoiled(*args):
+        dx, (dW, db) = right(*args)
+        if wrong == "returned in float64":
+            return dx, (dW.double() if hasattr(dW, "double") else dW.astype("float64"), db)
+        return dx, (dW * (1 + 1e-4), db)
+
+    monkeypatch.setitem(layers.BACKWARD, "dense", spoiled)
+    with pytest.raises(Disagreement, match="dense backward: weight gradient"):
+        ops.check_op(driver, "layers", "dense", device, dtype="float32")
+
+
+@pytest.mark.builtin
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_dropout_at_rate_0_keeps_everything(driver, device, monkeypatch, dtype):
+    """Dropout's edge: at p = 0 every unit is kept and nothing is scaled, y = x and dx = dy, on every backend."""
+    from dataclasses import replace
+
+    from common import registry
+
+    monkeypatch.setitem(registry.LAYERS, "dropout", replace(registry.LAYERS["dropout"], example=(0.0,)))
+    layer, p, x, dy, mask = ops.layer_inputs("dropout")
+    assert layer.shape == (0.0,) and mask.all()
+    assert ops.check_op(driver, "layers", "dropout", device, dtype=dtype)
