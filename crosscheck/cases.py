@@ -21,6 +21,8 @@ class Case:
     slow: bool = False  # a full run too long for the default `pytest`
     short_epochs: int | None = None  # a shorter run checked by default when the full one is slow
     n_checkpoints: int = 4  # epochs at which parameters are compared, evenly spaced
+    second: bool = False  # a kind's second case: its checks run with --run-slow (tox -e all, CI); the default run keeps
+    # one case per kind, to stay near a minute on two cores
 
     def inputs(self, dtype="float64", epochs=None):
         """(config, params, X, y, orders) in dtype; float32 values are the float64 ones rounded once."""
@@ -127,7 +129,8 @@ CASES = (
     Case("cnn-overlapping-maxpool-tanh-momentum",
          Config(model=(("conv2d", 2, 3, 2, 1, 0), "tanh", ("maxpool2d", 3, 1), ("conv2d", 3, 4, 3, 2, 2), "tanh",
                        ("avgpool2d", 2, 1), "flatten", ("dense", 16, 2), "tanh"), input_shape=(2, 7, 7),
-                loss="mse", init="glorot_uniform", lr=0.1, epochs=60, seed=22, optimizer="momentum"), samples=24),
+                loss="mse", init="glorot_uniform", lr=0.1, epochs=60, seed=22, optimizer="momentum"), samples=24,
+         second=True),
     # Character-level recurrent networks (issue 11's): an embedding of the generated text's 10 characters, a recurrent
     # layer over 16 to 20 steps (many-to-one), a dense layer and softmax cross-entropy predicting the next character
     # (reference.data.char_windows). Sixteen steps and more, so that a gradient not carried back through time shows.
@@ -140,14 +143,15 @@ CASES = (
     Case("char-rnn-momentum",
          Config(model=(("embedding", 10, 6), ("rnn", 6, 10), ("dense", 10, 10), "softmax"), input_shape=(20,),
                 loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=40, seed=24,
-                optimizer="momentum"), samples=30),
+                optimizer="momentum"), samples=30, second=True),
     Case("char-lstm-adam-minibatch",
          Config(model=(("embedding", 10, 8), ("lstm", 8, 12), ("dense", 12, 10), "softmax"), input_shape=(16,),
                 loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=40, batch_size=32, seed=25,
                 optimizer="adam"), samples=48),
     Case("char-lstm-sgd",
          Config(model=(("embedding", 10, 6), ("lstm", 6, 8), ("dense", 8, 10), "softmax"), input_shape=(18,),
-                loss="softmax_cross_entropy", init="glorot_uniform", lr=0.5, epochs=40, seed=26), samples=30),
+                loss="softmax_cross_entropy", init="glorot_uniform", lr=0.5, epochs=40, seed=26), samples=30,
+         second=True),
     Case("relu-identity-half-sse",
          Config(layers=(4, 10, 1), hidden="relu", output="identity", loss="half_sse", init="he_normal",
                 lr=0.002, epochs=300, seed=7), samples=25),

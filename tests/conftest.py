@@ -127,7 +127,8 @@ def pytest_generate_tests(metafunc):
             names = [n for n in names if n in backends.REGISTRY]
         metafunc.parametrize("backend_name", names, ids=names)
     if "case" in metafunc.fixturenames and "case" not in explicit:
-        metafunc.parametrize("case", CASES, ids=[c.id for c in CASES])
+        metafunc.parametrize("case", [pytest.param(c, marks=[pytest.mark.slow] if c.second else []) for c in CASES],
+                             ids=[c.id for c in CASES])
     if "dtype" in metafunc.fixturenames and "dtype" not in explicit:
         metafunc.parametrize("dtype", DTYPES)
 

@@ -85,7 +85,8 @@ def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize("case_id", ["cnn-maxpool-avgpool-adam-minibatch", "cnn-overlapping-maxpool-tanh-momentum"])
+@pytest.mark.parametrize("case_id", ["cnn-maxpool-avgpool-adam-minibatch",
+                                     pytest.param("cnn-overlapping-maxpool-tanh-momentum", marks=pytest.mark.slow)])
 def test_the_frameworks_own_layers_train_the_cnn_alike(driver, device, case_id):
     """The whole CNN trained the framework's way, its own layers (torch.nn.functional.conv2d and max_pool2d, lax's
     conv_general_dilated and reduce_window), autodiff and optimizer (torch.optim, optax), against the reference's
