@@ -68,3 +68,18 @@ def test_reference_runs_on_numpy_alone():
     done = subprocess.run([sys.executable, "-c", NUMPY_ONLY], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) > 0
+
+
+def test_every_layer_kind_trains_in_a_case_and_is_caught_wrong():
+    """Every registered layer kind is in at least one trajectory case (each in both dtypes), and every kind with a
+    backward of its own beyond dense and the activations has a catalogue mistake planted in it."""
+    from bug_catalogue import BUGS
+
+    from common import registry
+    from crosscheck.cases import CASES
+
+    used = {layer.kind for case in CASES for layer in case.config.model}
+    assert set(registry.LAYERS) - used == set(), "layer kinds in no case"
+    planted = " ".join(bug.id for bug in BUGS if bug.module == "layers")
+    for kind in ("layernorm", "batchnorm", "dropout", "conv", "maxpool", "avgpool", "embedding", "rnn", "lstm"):
+        assert kind in planted, f"no catalogue mistake in {kind}"
