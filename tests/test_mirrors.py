@@ -74,7 +74,6 @@ def test_every_layer_kind_trains_in_a_case_and_is_caught_wrong():
     """Every registered layer kind is in at least one trajectory case (each in both dtypes), and every kind with a
     backward of its own beyond dense and the activations has a catalogue mistake planted in it."""
     from bug_catalogue import BUGS
-
     from common import registry
     from crosscheck.cases import CASES
 
