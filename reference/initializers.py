@@ -74,11 +74,11 @@ DRAWN = {
 def initial_params(config):
     """[(W1, b1), ...]: each parametrized layer's leaves, in config.dtype, from config.seed.
 
-    Dense layers are drawn by config.init, in model order; a conv2d layer as the dense layer of its im2col
-    product (fan_in c_in k k, fan_out c_out), its (fan_in, fan_out) matrix transposed to (c_out, c_in, k, k); a
-    kind the scheme does not draw starts at its
-    registered fills (layernorm: scale 1, shift 0) and draws nothing, so the dense layers' stream is the
-    seeds' whatever else the model holds.
+    The kinds with registered fans (dense, conv2d, embedding, rnn, lstm) are drawn by config.init, in model order,
+    for their fans, and DRAWN lays the drawn matrix out as their leaves (conv2d: the dense layer of its im2col
+    product, transposed to (c_out, c_in, k, k)). A kind the scheme does not draw starts at its registered fills
+    (layernorm: scale 1, shift 0) and draws nothing, so the dense layers' stream is the seeds' whatever else the
+    model holds.
     """
     rng = np.random.RandomState(config.seed)
     scheme = SCHEMES[config.init]

@@ -74,10 +74,12 @@ def native_loss(params, X, y, config):
     x = X
     for layer in config.model[:-1]:
         p = () if layer.slot is None else params[layer.slot]
-        own = NATIVE.get(("layers", layer.kind))
-        if own is None and layer.kind not in registry.ACTIVATIONS:  # a kind the framework lacks: the manual forward's
-            own = lambda layer, x, *p: layers.FORWARD[layer.kind](layer, p, x)[0]  # noqa: E731
-        x = own(layer, x, *p) if own is not None else NATIVE["activations", layer.kind](x)
+        if ("layers", layer.kind) in NATIVE:
+            x = NATIVE["layers", layer.kind](layer, x, *p)
+        elif layer.kind in registry.ACTIVATIONS:
+            x = NATIVE["activations", layer.kind](x)
+        else:  # a kind the framework lacks: the manual forward's
+            x, _ = layers.FORWARD[layer.kind](layer, p, x)
     if config.loss not in FUSED_WITH_OUTPUT:
         x = NATIVE["activations", config.output](x)
     return NATIVE["losses", config.loss](x, y)

@@ -66,15 +66,17 @@ def _recurrent(module, layer, x, W_x, W_h, b, *states):
 
 def native_loss(params, X, y, config):
     """The loss computed by torch's own layers, activations and loss (NATIVE), and the manual forward only for a kind
-    torch has none of (dropout, whose masks torch would draw itself). With
-    autograd, the framework training the model its own way (benchmarks/: the manual core's yardstick)."""
+    torch has none of (dropout, whose masks torch would draw itself). With autograd, the framework training the model
+    its own way (benchmarks/: the manual core's yardstick)."""
     x = X
     for layer in config.model[:-1]:
         p = () if layer.slot is None else params[layer.slot]
-        own = NATIVE.get(("layers", layer.kind))
-        if own is None and layer.kind not in registry.ACTIVATIONS:  # a kind the framework lacks: the manual forward's
-            own = lambda layer, x, *p: layers.FORWARD[layer.kind](layer, p, x)[0]  # noqa: E731
-        x = own(layer, x, *p) if own is not None else NATIVE["activations", layer.kind](x)
+        if ("layers", layer.kind) in NATIVE:
+            x = NATIVE["layers", layer.kind](layer, x, *p)
+        elif layer.kind in registry.ACTIVATIONS:
+            x = NATIVE["activations", layer.kind](x)
+        else:  # a kind the framework lacks: the manual forward's
+            x, _ = layers.FORWARD[layer.kind](layer, p, x)
     if config.loss not in FUSED_WITH_OUTPUT:
         x = NATIVE["activations", config.output](x)
     return NATIVE["losses", config.loss](x, y)
