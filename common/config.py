@@ -83,12 +83,12 @@ def _implied(model, input_shape=None):
                                  f"got {layer.shape}")
             shape = shape or layer.shape[:1]  # the first layer: the input's width is its fan_in
         shapes.append(shape)
-        if layer.kind == "dense":
-            if shape != layer.shape[:1]:
+        if layer.kind == "dense":  # on (fan_in,), or on every step of a sequence (T, fan_in)
+            if shape[-1:] != layer.shape[:1] or len(shape) > 2:
                 raise ValueError(f"model[{i}]: dense layer takes {layer.shape[0]} inputs, but "
                                  f"{shape[0] if len(shape) == 1 else shape} reach it")
             widths += layer.shape[1:] if widths else layer.shape
-            shape = layer.shape[1:]
+            shape = shape[:-1] + layer.shape[1:]
         elif kind.width == "features":
             if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
                 raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
@@ -114,9 +114,9 @@ def _implied(model, input_shape=None):
     shapes.append(shape)
     if not widths:
         raise ValueError("model must hold a dense layer (it sets the output width)")
-    if len(shape) != 1:
-        raise ValueError(f"model must end with one score per class (flatten before the dense layer), but its output "
-                         f"has per-sample shape {shape}")
+    if len(shape) > 2:
+        raise ValueError(f"model must end with one score per class, or one per class at each step of a sequence "
+                         f"(flatten before the dense layer), but its output has per-sample shape {shape}")
     if model[-1].kind not in registry.ACTIVATIONS:
         raise ValueError(f"model must end with an activation layer (the loss reads its z and a), got {model[-1].kind}")
     inner = dict.fromkeys(layer.kind for layer in model[:-1] if layer.kind in registry.ACTIVATIONS)
@@ -284,6 +284,11 @@ class Config:
     def sample_shape(self) -> tuple:
         """The per-sample shape of X: input_shape, or (layers[0],) for a model that begins with a dense layer."""
         return self.shapes[0]
+
+    @property
+    def output_shape(self) -> tuple:
+        """The per-sample shape of the output, and of y: (K,), or (T, K) for a score per class at every step."""
+        return self.shapes[-1]
 
     def noise_widths(self) -> list:
         """The per-sample shape of the input of each noisy layer (dropout), in order: the shape of its masks' rows."""

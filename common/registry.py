@@ -115,15 +115,25 @@ def embedding_shape(shape, x):
 
 def recurrent_shape(name):
     def shape_of(shape, x):
-        """(n_in, hidden) on (T, n_in) -> (hidden,): the last step's hidden state (many-to-one)"""
+        """(n_in, hidden) on (T, n_in) -> (T, hidden): every step's hidden state (many-to-many; `last` after it gives
+        many-to-one)"""
         if len(shape) != 2:
             raise ValueError(f"a {name} layer needs (inputs, hidden), got {shape}")
         _positive(name, shape, "(inputs, hidden)")
         if len(x) != 2 or x[1] != shape[0]:
             raise ValueError(f"a {name} layer takes sequences of {shape[0]} inputs per step, (T, {shape[0]}), "
                              f"but {x} reach it")
-        return shape[1:]
+        return (x[0], shape[1])
     return shape_of
+
+
+def last_shape(shape, x):
+    """(T, n) -> (n,): the last step of a sequence"""
+    if shape:
+        raise ValueError(f"a last layer takes no shape, got {shape}")
+    if len(x) != 2:
+        raise ValueError(f"a last layer takes a sequence, per-sample shape (T, n), got {x}")
+    return x[1:]
 
 
 @dataclass(frozen=True)
@@ -191,21 +201,24 @@ LAYERS = {k.name: k for k in (
               "(X holds int64 ids); its backward adds up the rows of repeated ids; shape (vocabulary, dim)",
               shapes=lambda vocab, dim: ((vocab, dim),), example=(5, 3), decayed=("weight",), width="image",
               reshape=embedding_shape, example_input=(6,), fans=lambda vocab, dim: (vocab, dim), ids=True),
-    # The recurrent kinds read (T, n_in) sequences and give the last step's hidden state (many-to-one); the initial
-    # state is a parameter of its own, so its gradient (through every step) is checked like a weight's.
+    # The recurrent kinds read (T, n_in) sequences and give every step's hidden state, (T, hidden), as torch.nn.RNN and
+    # CS231n's rnn_forward do: a dense layer after one scores every step (many-to-many), `last` keeps the last step
+    # (many-to-one). The initial state is a parameter of its own, so its gradient (through every step) is checked.
     LayerKind("rnn", params=("input weight", "hidden weight", "bias", "initial state"),
-              doc="h_t = tanh(x_t W_x + h_(t-1) W_h + b) over the sequence from h_0, giving h_T; trained through time; "
-                  "shape (inputs, hidden)",
+              doc="h_t = tanh(x_t W_x + h_(t-1) W_h + b) over the sequence from h_0, giving every h_t; trained "
+                  "through time; shape (inputs, hidden)",
               shapes=lambda n_in, hidden: ((n_in, hidden), (hidden, hidden), (hidden,), (hidden,)), example=(3, 4),
               decayed=("input weight", "hidden weight"), width="image", reshape=recurrent_shape("rnn"),
               example_input=(5, 3), fans=lambda n_in, hidden: (n_in, hidden)),
     LayerKind("lstm", params=("input weight", "hidden weight", "bias", "initial state", "initial cell"),
               doc="gates [i, f, g, o] = x_t W_x + h_(t-1) W_h + b (torch's order), c_t = s(f) c_(t-1) + s(i) tanh(g), "
-                  "h_t = s(o) tanh(c_t), s the sigmoid; gives h_T; shape (inputs, hidden)",
+                  "h_t = s(o) tanh(c_t), s the sigmoid; gives every h_t; shape (inputs, hidden)",
               shapes=lambda n_in, hidden: ((n_in, 4 * hidden), (hidden, 4 * hidden), (4 * hidden,), (hidden,),
                                            (hidden,)), example=(3, 2),
               decayed=("input weight", "hidden weight"), width="image", reshape=recurrent_shape("lstm"),
               example_input=(5, 3), fans=lambda n_in, hidden: (n_in, 4 * hidden)),
+    LayerKind("last", params=(), doc="y = x[:, -1]: a sequence's last step (after a recurrent layer: many-to-one)",
+              width="image", reshape=last_shape, example_input=(5, 3)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

@@ -8,10 +8,10 @@ from . import registry
 def check_inputs(params, X, y, config, orders=None):
     """Raise TypeError or ValueError naming the first thing wrong with (params, X, y, orders)."""
     dtype = np.dtype(config.dtype)
-    sample, n_out = config.sample_shape, config.layers[-1]
+    sample, out = config.sample_shape, config.output_shape
     first = config.model[0]
     ids = registry.LAYERS[first.kind].ids  # X holds integer ids (an embedding reads them), not values
-    for name, arr, ndim in (("X", X, 1 + len(sample)), ("y", y, 2)):
+    for name, arr, ndim in (("X", X, 1 + len(sample)), ("y", y, 1 + len(out))):
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{name} must be a NumPy array, got {type(arr).__name__}")
         if name == "X" and ids:
@@ -30,8 +30,10 @@ def check_inputs(params, X, y, config, orders=None):
         if len(sample) == 1:
             raise ValueError(f"X has {X.shape[1]} features per sample, but layers[0] is {sample[0]}")
         raise ValueError(f"X has per-sample shape {X.shape[1:]}, but the model's input_shape is {sample}")
-    if y.shape[1] != n_out:
-        raise ValueError(f"y has {y.shape[1]} targets per sample, but the output width layers[-1] is {n_out}")
+    if y.shape[1:] != out:
+        if len(out) == 1:
+            raise ValueError(f"y has {y.shape[1]} targets per sample, but the output width layers[-1] is {out[0]}")
+        raise ValueError(f"y has per-sample shape {y.shape[1:]}, but the model scores every step: {out}")
     if ids and (X.min() < 0 or X.max() >= first.shape[0]):
         raise ValueError(f"X holds ids outside [0, {first.shape[0]}), the {first.kind} layer's vocabulary: "
                          f"from {X.min()} to {X.max()}")
@@ -40,8 +42,9 @@ def check_inputs(params, X, y, config, orders=None):
     targets = registry.LOSSES[config.loss].targets
     if targets == "labels" and np.any((y < 0) | (y > 1)):
         raise ValueError(f"{config.loss} targets must lie in [0, 1]")
-    if targets == "one_hot" and not np.allclose(y.sum(axis=1), 1):
-        raise ValueError(f"{config.loss} targets must be distributions: each row of y must sum to 1")
+    if targets == "one_hot" and not np.allclose(y.sum(axis=-1), 1):
+        raise ValueError(f"{config.loss} targets must be distributions: each row of y must sum to 1 (every step's, "
+                         "for a sequence)")
     check_params(params, config)
     if config.batch_size is not None and config.batch_size > X.shape[0]:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {X.shape[0]} samples")

@@ -76,7 +76,8 @@ def parse_args(argv=None):
                         "dropout as dropout:RATE, a convolution as conv2d:C_IN:C_OUT:KERNEL:STRIDE:PADDING (with "
                         "--input-shape), a pooling layer as maxpool2d:KERNEL:STRIDE or avgpool2d:KERNEL:STRIDE, "
                         "an embedding of ids as embedding:VOCABULARY:DIM and a recurrent layer as rnn:IN:HIDDEN or "
-                        "lstm:IN:HIDDEN (with --input-shape T, the sequence length), e.g. "
+                        "lstm:IN:HIDDEN (with --input-shape T, the sequence length; it gives every step, scored by "
+                        "a dense layer after it, or the last step only with last after it), e.g. "
                         f"dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
                         f"{', '.join(registry.LAYERS)}); or a TOML model file giving the layers with their loss, "
                         "data and training (README, 'Model files'; options given here override the file's)")

@@ -34,14 +34,18 @@ def text(n_chars, seed):
 
 def char_windows(config, n_samples, seed=None):
     """(X, y) for a character-level model: X (n_samples, T) int64 ids of T consecutive characters of text(), y the
-    next character, one-hot over ALPHABET (the model's output width must be len(ALPHABET))."""
+    next character, one-hot over ALPHABET (the model's output width must be len(ALPHABET)); for a model that scores
+    every step, y (n_samples, T, len(ALPHABET)) holds the character after each one."""
     (steps,) = config.sample_shape
     if config.layers[-1] != len(ALPHABET):
         raise ValueError(f"the generated text has {len(ALPHABET)} characters ({ALPHABET!r}): a character model's "
                          f"output width must be {len(ALPHABET)}, got {config.layers[-1]}")
     ids = np.array([ALPHABET.index(c) for c in text(n_samples + steps, config.seed if seed is None else seed)])
     X = np.stack([ids[i:i + steps] for i in range(n_samples)]).astype(np.int64)
-    return X, np.eye(len(ALPHABET), dtype=config.dtype)[ids[steps:steps + n_samples]]
+    one_hot = np.eye(len(ALPHABET), dtype=config.dtype)
+    if len(config.output_shape) == 2:  # the next character after each step
+        return X, one_hot[np.stack([ids[i + 1:i + steps + 1] for i in range(n_samples)])]
+    return X, one_hot[ids[steps:steps + n_samples]]
 
 
 def synthetic(config, n_samples, seed=None):
@@ -54,12 +58,13 @@ def synthetic(config, n_samples, seed=None):
     if registry.LAYERS[config.model[0].kind].ids:
         return char_windows(config, n_samples, seed)
     rng = np.random.default_rng([config.seed if seed is None else seed, 2])
-    n_in, n_out = math.prod(config.sample_shape), config.layers[-1]
+    n_in, n_out = math.prod(config.sample_shape), math.prod(config.output_shape)
     X = rng.standard_normal((n_samples, *config.sample_shape))
-    scores = X.reshape(n_samples, n_in) @ rng.standard_normal((n_in, n_out))  # images: a teacher of their pixels
+    # Images: a teacher of their pixels; per-step outputs: of the whole sequence, for every step.
+    scores = (X.reshape(n_samples, n_in) @ rng.standard_normal((n_in, n_out))).reshape(n_samples, *config.output_shape)
     targets, outputs = registry.LOSSES[config.loss].targets, registry.ACTIVATIONS[config.output].outputs
     if targets == "one_hot":
-        y = np.eye(n_out)[scores.argmax(axis=1)]
+        y = np.eye(config.output_shape[-1])[scores.argmax(axis=-1)]
     elif targets == "labels":
         y = (scores > 0).astype(float)
     elif outputs == "unit":

@@ -1,6 +1,8 @@
 """Losses L(a, y) of the output a (N, K) against targets y (N, K), each with dL/da beneath it.
 
-N is the number of samples in the batch and K the number of outputs.
+N is the number of samples in the batch and K the number of outputs. A model that scores every step of a sequence
+has a and y (N, T, K): the classes lie along the last axis, and a loss that averages over samples averages over
+the N T positions (as torch's cross_entropy does).
 """
 
 import numpy as np
@@ -57,10 +59,15 @@ def sigmoid_bce_backward(a, y):
     return (a - y) / a.size
 
 
+def positions(a):
+    """N, the samples in the batch: (N, K) -> N, and (N, T, K) -> N T, every step of every sequence"""
+    return a.size // a.shape[-1]
+
+
 def softmax_cross_entropy_forward(z, y):
     """L = -1/N sum_{n,k} y (s - log sum_j exp(s_j)) with s = z - max z: -1/N sum y log softmax(z), from the logits."""
-    s = z - z.max(axis=1, keepdims=True)
-    return -np.sum(y * (s - np.log(np.sum(np.exp(s), axis=1, keepdims=True)))) / z.shape[0]
+    s = z - z.max(axis=-1, keepdims=True)
+    return -np.sum(y * (s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True)))) / positions(z)
 
 
 def softmax_cross_entropy_backward(a, y):
@@ -69,7 +76,7 @@ def softmax_cross_entropy_backward(a, y):
     This one returns the gradient with respect to the logits z, not a: the fused
     form stays finite where a underflows to 0, and mlp.backward knows to skip softmax.
     """
-    return (a - y) / a.shape[0]
+    return (a - y) / positions(a)
 
 
 def hinge_forward(a, y):
@@ -77,17 +84,17 @@ def hinge_forward(a, y):
 
     (torch's multi_margin_loss divides by the number of classes as well; optax's multiclass_hinge_loss takes the
     largest margin instead of their sum.)"""
-    m = a - (a * y).sum(axis=1, keepdims=True) + 1.0
+    m = a - (a * y).sum(axis=-1, keepdims=True) + 1.0
     margins = np.where(m > 0, m, 0.0) * (1.0 - y)  # max(0, m), written so that autodiff too counts a tie as inactive
-    return margins.sum() / a.shape[0]
+    return margins.sum() / positions(a)
 
 
 def hinge_backward(a, y):
     """dL/da_j = 1[margin_j > 0] / N for j != y_n, and dL/da_{y_n} = -(the number of positive margins) / N.
 
     A margin of exactly 0 counts as inactive, as torch's multi_margin_loss has it."""
-    active = (a - (a * y).sum(axis=1, keepdims=True) + 1.0 > 0) * (1.0 - y)
-    return (active - y * active.sum(axis=1, keepdims=True)) / a.shape[0]
+    active = (a - (a * y).sum(axis=-1, keepdims=True) + 1.0 > 0) * (1.0 - y)
+    return (active - y * active.sum(axis=-1, keepdims=True)) / positions(a)
 
 
 def loss_forward(name, z, a, y):

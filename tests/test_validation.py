@@ -88,7 +88,7 @@ def test_bad_image_model_is_named(model, input_shape, message):
         Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
 
 
-CHAR = (("embedding", 10, 4), ("rnn", 4, 6), ("dense", 6, 10), "softmax")
+CHAR = (("embedding", 10, 4), ("rnn", 4, 6), "last", ("dense", 6, 10), "softmax")
 
 
 @pytest.mark.parametrize(("model", "input_shape", "message"), [
@@ -98,12 +98,38 @@ CHAR = (("embedding", 10, 4), ("rnn", 4, 6), ("dense", 6, 10), "softmax")
     ((CHAR[0], ("lstm", 4), *CHAR[2:]), (7,), r"model\[1\]: a lstm layer needs \(inputs, hidden\)"),
     ((("dense", 3, 4), ("embedding", 10, 4), ("rnn", 4, 6), *CHAR[2:]), None,
      r"model\[1\]: an embedding layer reads integer ids: it can only be the first layer"),
-    ((("embedding", 10, 4), ("dense", 4, 10), "softmax"), (7,), r"model\[1\]: dense layer takes 4 inputs, but "
-                                                              r"\(7, 4\) reach it"),
+    ((CHAR[0], CHAR[1], ("dense", 4, 10), "softmax"), (7,), r"model\[2\]: dense layer takes 4 inputs, but "
+                                                           r"\(7, 6\) reach it"),
+    ((("dense", 3, 4), "last", ("dense", 4, 2), "softmax"), None, r"model\[1\]: a last layer takes a sequence, "
+                                                                 r"per-sample shape \(T, n\), got \(4,\)"),
+    ((CHAR[0], CHAR[1], "last", "last", *CHAR[3:]), (7,), r"model\[3\]: a last layer takes a sequence"),
+    ((CHAR[0], ("rnn", 4, 6), ("rnn", 6, 3), ("dense", 3, 10), "softmax"), (7,), None),  # stacked, every step scored
+    ((CHAR[0], ("dense", 4, 10), "softmax"), (7,), None),  # a bigram model: every step scored, no recurrence
 ])
 def test_bad_sequence_model_is_named(model, input_shape, message):
+    """A bad sequence model is named; the good ones beside them (message None) are accepted, their output a score per
+    class at every step."""
+    if message is None:
+        assert Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy").output_shape == (7, 10)
+        return
     with pytest.raises(ValueError, match=message):
         Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
+
+
+def test_per_step_targets_are_checked_before_training(driver):
+    """A many-to-many model scores every step, so y holds a one-hot row per step, (N, T, K): the many-to-one targets
+    (N, K), or rows that are not distributions, are named before training."""
+    config = Config(model=(CHAR[0], CHAR[1], *CHAR[3:]), input_shape=(7,), loss="softmax_cross_entropy", epochs=1)
+    params = reference.initial_params(config)
+    X, y = char_windows(config, 5)
+    assert y.shape == (5, 7, 10) and np.array_equal(y[:, :-1], np.eye(10)[X[:, 1:]])  # the next character at each step
+    with pytest.raises(ValueError, match="y must be 3-D with one sample per row, got shape"):
+        driver.run_train(params, X, y[:, -1], config)
+    with pytest.raises(ValueError, match=r"y has per-sample shape \(6, 10\), but the model scores every step: "
+                                         r"\(7, 10\)"):
+        driver.run_train(params, X, y[:, 1:], config)
+    with pytest.raises(ValueError, match="each row of y must sum to 1"):
+        driver.run_train(params, X, y * 2, config)
 
 
 def test_ids_are_checked_before_training(driver):

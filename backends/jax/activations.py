@@ -51,13 +51,13 @@ def identity_backward(da, z, a):
 
 def softmax_forward(z):
     """a_k = exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
-    e = jnp.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    e = jnp.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def softmax_backward(da, z, a):
     """dz = a * (da - sum_k da_k a_k), row by row."""
-    return a * (da - (da * a).sum(axis=1, keepdims=True))
+    return a * (da - (da * a).sum(axis=-1, keepdims=True))
 
 
 def leaky_relu_forward(z):

@@ -37,7 +37,7 @@ NATIVE: dict = {
     ("activations", "sigmoid"): jax.nn.sigmoid,
     ("activations", "tanh"): jnp.tanh,
     ("activations", "relu"): jax.nn.relu,
-    ("activations", "softmax"): lambda z: jax.nn.softmax(z, axis=1),
+    ("activations", "softmax"): lambda z: jax.nn.softmax(z, axis=-1),
     ("activations", "leaky_relu"): jax.nn.leaky_relu,
     ("activations", "elu"): jax.nn.elu,
     ("activations", "softplus"): jax.nn.softplus,
@@ -48,7 +48,7 @@ NATIVE: dict = {
     ("losses", "bce"): lambda z, y: _optax().sigmoid_binary_cross_entropy(z, y).mean(),  # fused: from the logits
     ("losses", "softmax_cross_entropy"): lambda z, y: _optax().softmax_cross_entropy(z, y).mean(),
     # A layer kind's: own(layer, x, *params).
-    ("layers", "dense"): lambda layer, x, W, b: lax.dot_general(x, W, (((1,), (0,)), ((), ()))) + b,
+    ("layers", "dense"): lambda layer, x, W, b: lax.dot_general(x, W, (((x.ndim - 1,), (0,)), ((), ()))) + b,
     ("layers", "conv2d"): lambda layer, x, W, b: lax.conv_general_dilated(
         x, W, layer.shape[3:4] * 2, [layer.shape[4:5] * 2] * 2, dimension_numbers=("NCHW", "OIHW", "NCHW"),
         precision=lax.Precision.HIGHEST) + b[:, None, None],
@@ -56,6 +56,7 @@ NATIVE: dict = {
     ("layers", "avgpool2d"): lambda layer, x: _pool(x, layer, 0.0, lax.add) / layer.shape[0] ** 2,
     ("layers", "flatten"): lambda layer, x: jnp.reshape(x, (x.shape[0], -1)),
     ("layers", "embedding"): lambda layer, x, W: jnp.take(W, x, axis=0),
+    ("layers", "last"): lambda layer, x: x[:, -1],
 }
 
 

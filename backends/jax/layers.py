@@ -19,9 +19,9 @@ def dot(a, b):
     multiply and a sum instead, which XLA fuses with its neighbours. Broadcasting would
     quietly accept mismatched shapes, so they are checked first (at trace time: free).
     """
-    if a.shape[1] != b.shape[0]:
+    if a.shape[-1] != b.shape[0]:
         raise ValueError(f"dot: shapes {a.shape} and {b.shape} not aligned")
-    if a.shape[0] * a.shape[1] * b.shape[1] <= TINY:
+    if a.ndim == 2 and a.shape[0] * a.shape[1] * b.shape[1] <= TINY:
         return (a[:, :, None] * b[None, :, :]).sum(axis=1)
     return a @ b
 
@@ -38,6 +38,8 @@ def dense_backward(layer, p, cache, dz):
     W, _ = p
     x, _ = cache
     dx = dot(dz, W.T) if layer.input_grad else None
+    if x.ndim > 2:  # on a sequence (N, T, n), every step is one more sample to W and b
+        x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
     return dx, (dot(x.T, dz), dz.sum(axis=0))
 
 
@@ -224,7 +226,7 @@ def embedding_backward(layer, p, cache, dy):
 
 
 def rnn_forward(layer, p, x):
-    """h_t = tanh(x_t W_x + h_(t-1) W_h + b) for t = 1..T from the initial state h_0; y = h_T"""
+    """h_t = tanh(x_t W_x + h_(t-1) W_h + b) for t = 1..T from the initial state h_0; y = (h_1, ..., h_T)"""
     W_x, W_h, b, h0 = p
 
     def step(h, x_t):
@@ -235,13 +237,14 @@ def rnn_forward(layer, p, x):
     # LSTM case took 37 s to compile); lax.scan traces one. hs stacks h_0..h_T, as the reference's list holds them.
     h_0 = jnp.broadcast_to(h0, (len(x), len(h0)))
     _, hs = lax.scan(step, h_0, jnp.swapaxes(x, 0, 1))
+    y = jnp.swapaxes(hs, 0, 1)
     hs = jnp.concatenate([h_0[None], hs])
-    return hs[-1], (x, hs[-1], hs)
+    return y, (x, y, hs)
 
 
 def rnn_backward(layer, p, cache, dy):
-    """Backprop through time from dh_T = dy: at each step t = T..1, dz = dh_t (1 - h_t^2); dW_x += x_t^T dz,
-    dW_h += h_(t-1)^T dz, db += sum_n dz, dx_t = dz W_x^T, and dh_(t-1) = dz W_h^T carries it to the step before;
+    """Backprop through time: at each step t = T..1, dh_t = dy_t + what step t+1 carried back, dz = dh_t (1 - h_t^2);
+    dW_x += x_t^T dz, dW_h += h_(t-1)^T dz, db += sum_n dz, dx_t = dz W_x^T, and dz W_h^T is carried to the step before;
     dh_0 sums over the batch (every sample starts from the one initial state)."""
     W_x, W_h, b, _ = p
     x, _, hs = cache
@@ -250,18 +253,19 @@ def rnn_backward(layer, p, cache, dy):
     def step(i, grads):  # t = T-1-i: from the last step back to the first (lax.fori_loop: see rnn_forward)
         t = steps - 1 - i
         dh, dW_x, dW_h, db, dx = grads
+        dh = dh + dy[:, t]  # the step's own output gradient, and the later steps' carried back to it
         dz = dh * (1.0 - hs[t + 1] ** 2)
         return (dot(dz, W_h.T), dW_x + dot(x[:, t].T, dz), dW_h + dot(hs[t].T, dz), db + dz.sum(axis=0),
                 dx.at[:, t].set(dot(dz, W_x.T)))
 
     zeros = (jnp.zeros_like(W_x), jnp.zeros_like(W_h), jnp.zeros_like(b), jnp.zeros_like(x))
-    dh, dW_x, dW_h, db, dx = lax.fori_loop(0, steps, step, (dy, *zeros))
+    dh, dW_x, dW_h, db, dx = lax.fori_loop(0, steps, step, (jnp.zeros_like(dy[:, 0]), *zeros))
     return dx if layer.input_grad else None, (dW_x, dW_h, db, dh.sum(axis=0))
 
 
 def lstm_forward(layer, p, x):
     """z = x_t W_x + h_(t-1) W_h + b split into gates [i, f, g, o] (torch's order); c_t = s(f) c_(t-1) + s(i) tanh(g),
-    h_t = s(o) tanh(c_t), s the sigmoid, for t = 1..T from (h_0, c_0); y = h_T"""
+    h_t = s(o) tanh(c_t), s the sigmoid, for t = 1..T from (h_0, c_0); y = (h_1, ..., h_T)"""
     W_x, W_h, b, h0, c0 = p
     n = len(h0)
 
@@ -277,12 +281,14 @@ def lstm_forward(layer, p, x):
     # lax.scan, as rnn_forward's; hs and cs stack the states from step 0, gates each step's (z, i, f, g, o).
     start = (jnp.broadcast_to(h0, (len(x), n)), jnp.broadcast_to(c0, (len(x), n)))
     _, (hs, cs, gates) = lax.scan(step, start, jnp.swapaxes(x, 0, 1))
+    y = jnp.swapaxes(hs, 0, 1)
     hs, cs = jnp.concatenate([start[0][None], hs]), jnp.concatenate([start[1][None], cs])
-    return hs[-1], (x, hs[-1], hs, cs, gates)
+    return y, (x, y, hs, cs, gates)
 
 
 def lstm_backward(layer, p, cache, dy):
-    """Backprop through time from dh_T = dy, dc_T = 0: at each step t = T..1, dc_t += dh_t s(o) (1 - tanh^2 c_t), and
+    """Backprop through time from dc_T = 0: at each step t = T..1, dh_t = dy_t + what step t+1 carried back,
+    dc_t += dh_t s(o) (1 - tanh^2 c_t), and
     the gates' pre-activations get di = dc g i (1 - i), df = dc c_(t-1) f (1 - f), dg = dc i (1 - g^2),
     do = dh tanh(c_t) o (1 - o) (i, f, o after the sigmoid, g after tanh); then dW_x, dW_h, db and dx_t as the RNN's,
     dh_(t-1) = dz W_h^T and dc_(t-1) = dc_t f."""
@@ -293,6 +299,7 @@ def lstm_backward(layer, p, cache, dy):
     def step(j, grads):  # t = T-1-j: from the last step back to the first (lax.fori_loop: see rnn_forward)
         t = steps - 1 - j
         dh, dc, dW_x, dW_h, db, dx = grads
+        dh = dh + dy[:, t]  # as the RNN's: this step's output gradient, and the one carried back
         z, i, f, g, o = (gate[t] for gate in gates)
         tanh_c = jnp.tanh(cs[t + 1])
         dc = dc + dh * o * (1.0 - tanh_c ** 2)
@@ -302,8 +309,22 @@ def lstm_backward(layer, p, cache, dy):
                 dx.at[:, t].set(dot(dz, W_x.T)))
 
     zeros = (jnp.zeros_like(W_x), jnp.zeros_like(W_h), jnp.zeros_like(b), jnp.zeros_like(x))
-    dh, dc, dW_x, dW_h, db, dx = lax.fori_loop(0, steps, step, (dy, jnp.zeros_like(dy), *zeros))
+    dh, dc, dW_x, dW_h, db, dx = lax.fori_loop(0, steps, step, (jnp.zeros_like(dy[:, 0]), jnp.zeros_like(dy[:, 0]),
+                                                                 *zeros))
     return dx if layer.input_grad else None, (dW_x, dW_h, db, dh.sum(axis=0), dc.sum(axis=0))
+
+
+def last_forward(layer, p, x):
+    """y = x_T: a sequence's last step"""
+    y = x[:, -1]
+    return y, (x, y)
+
+
+def last_backward(layer, p, cache, dy):
+    """dx_T = dy, and 0 at every other step"""
+    x = cache[0]
+    dx = jnp.zeros_like(x).at[:, -1].set(dy)
+    return dx, ()
 
 
 def flatten_forward(layer, p, x):
@@ -333,12 +354,12 @@ def activation_layer_backward(layer, p, cache, da):
 FORWARD: dict = {"dense": dense_forward, "layernorm": layernorm_forward, "batchnorm": batchnorm_forward,
                  "dropout": dropout_forward, "conv2d": conv2d_forward, "maxpool2d": maxpool2d_forward,
                  "avgpool2d": avgpool2d_forward, "embedding": embedding_forward, "rnn": rnn_forward,
-                 "lstm": lstm_forward, "flatten": flatten_forward,
+                 "lstm": lstm_forward, "last": last_forward, "flatten": flatten_forward,
                  **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
 BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward, "batchnorm": batchnorm_backward,
             "dropout": dropout_backward, "conv2d": conv2d_backward, "maxpool2d": maxpool2d_backward,
             "avgpool2d": avgpool2d_backward, "embedding": embedding_backward, "rnn": rnn_backward,
-            "lstm": lstm_backward, "flatten": flatten_backward,
+            "lstm": lstm_backward, "last": last_backward, "flatten": flatten_backward,
             **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.

@@ -49,13 +49,13 @@ def identity_backward(da, z, a):
 
 def softmax_forward(z):
     """a_k = exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
-    e = torch.exp(z - z.amax(dim=1, keepdim=True))
-    return e / e.sum(dim=1, keepdim=True)
+    e = torch.exp(z - z.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1, keepdim=True)
 
 
 def softmax_backward(da, z, a):
     """dz = a * (da - sum_k da_k a_k), row by row."""
-    return a * (da - (da * a).sum(dim=1, keepdim=True))
+    return a * (da - (da * a).sum(dim=-1, keepdim=True))
 
 
 def leaky_relu_forward(z):

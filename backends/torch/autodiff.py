@@ -27,7 +27,7 @@ NATIVE: dict = {
     ("activations", "sigmoid"): torch.sigmoid,
     ("activations", "tanh"): torch.tanh,
     ("activations", "relu"): F.relu,
-    ("activations", "softmax"): lambda z: F.softmax(z, dim=1),
+    ("activations", "softmax"): lambda z: F.softmax(z, dim=-1),
     ("activations", "leaky_relu"): F.leaky_relu,
     ("activations", "elu"): F.elu,
     ("activations", "softplus"): F.softplus,
@@ -36,8 +36,10 @@ NATIVE: dict = {
     ("losses", "half_sse"): lambda a, y: 0.5 * F.mse_loss(a, y, reduction="sum"),
     ("losses", "mse"): F.mse_loss,
     ("losses", "bce"): F.binary_cross_entropy_with_logits,  # fused: from the logits
-    ("losses", "softmax_cross_entropy"): F.cross_entropy,  # fused: from the logits, y as class probabilities
-    ("losses", "hinge"): lambda a, y: a.shape[1] * F.multi_margin_loss(a, y.argmax(dim=1)),
+    # Losses over classes read (positions, classes): every step of a sequence is one more position.
+    ("losses", "softmax_cross_entropy"): lambda z, y: F.cross_entropy(_positions(z), _positions(y)),  # fused; y as
+    # class probabilities
+    ("losses", "hinge"): lambda a, y: a.shape[-1] * F.multi_margin_loss(_positions(a), _positions(y).argmax(dim=1)),
     # A layer kind's: own(layer, x, *params).
     ("layers", "dense"): lambda layer, x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
     ("layers", "layernorm"): lambda layer, x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
@@ -50,18 +52,24 @@ NATIVE: dict = {
     ("layers", "embedding"): lambda layer, x, W: F.embedding(x, W),
     ("layers", "rnn"): lambda layer, x, *p: _recurrent(torch.nn.RNN, layer, x, *p),
     ("layers", "lstm"): lambda layer, x, *p: _recurrent(torch.nn.LSTM, layer, x, *p),
+    ("layers", "last"): lambda layer, x: x[:, -1],
 }
+
+
+def _positions(a):
+    """(N, K), or (N, T, K) as (N T, K)"""
+    return a.reshape(-1, a.shape[-1])
 
 
 def _recurrent(module, layer, x, W_x, W_h, b, *states):
     """torch.nn.RNN or LSTM (batch first) with the layer's parameters, through torch.func.functional_call (so that
     autograd reaches them): torch keeps W_x and W_h transposed and two biases (the second one 0 here), and takes the
-    initial state per sample (ours is one for all, expanded); the last step's hidden state."""
+    initial state per sample (ours is one for all, expanded); every step's hidden state."""
     weights = {"weight_ih_l0": W_x.T, "weight_hh_l0": W_h.T, "bias_ih_l0": b, "bias_hh_l0": torch.zeros_like(b)}
     start = tuple(s.expand(1, len(x), -1).contiguous() for s in states)
     rnn = module(*layer.shape, batch_first=True, dtype=x.dtype, device=x.device)
     out, _ = torch.func.functional_call(rnn, weights, (x, start if len(start) > 1 else start[0]))
-    return out[:, -1]
+    return out
 
 
 def native_loss(params, X, y, config):

@@ -20,6 +20,8 @@ def dense_backward(layer, p, cache, dz):
     W, _ = p
     x, _ = cache
     dx = dz @ W.T if layer.input_grad else None
+    if x.ndim > 2:  # on a sequence (N, T, n), every step is one more sample to W and b
+        x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
     return dx, (x.T @ dz, dz.sum(dim=0))
 
 
@@ -206,23 +208,25 @@ def embedding_backward(layer, p, cache, dy):
 
 
 def rnn_forward(layer, p, x):
-    """h_t = tanh(x_t W_x + h_(t-1) W_h + b) for t = 1..T from the initial state h_0; y = h_T"""
+    """h_t = tanh(x_t W_x + h_(t-1) W_h + b) for t = 1..T from the initial state h_0; y = (h_1, ..., h_T)"""
     W_x, W_h, b, h0 = p
     hs = [h0.expand(len(x), len(h0))]
     for t in range(x.shape[1]):
         hs.append(torch.tanh(x[:, t] @ W_x + hs[-1] @ W_h + b))
-    return hs[-1], (x, hs[-1], hs)
+    y = torch.stack(hs[1:], dim=1)
+    return y, (x, y, hs)
 
 
 def rnn_backward(layer, p, cache, dy):
-    """Backprop through time from dh_T = dy: at each step t = T..1, dz = dh_t (1 - h_t^2); dW_x += x_t^T dz,
-    dW_h += h_(t-1)^T dz, db += sum_n dz, dx_t = dz W_x^T, and dh_(t-1) = dz W_h^T carries it to the step before;
+    """Backprop through time: at each step t = T..1, dh_t = dy_t + what step t+1 carried back, dz = dh_t (1 - h_t^2);
+    dW_x += x_t^T dz, dW_h += h_(t-1)^T dz, db += sum_n dz, dx_t = dz W_x^T, and dz W_h^T is carried to the step before;
     dh_0 sums over the batch (every sample starts from the one initial state)."""
     W_x, W_h, b, _ = p
     x, _, hs = cache
     dW_x, dW_h, db, dx = torch.zeros_like(W_x), torch.zeros_like(W_h), torch.zeros_like(b), torch.zeros_like(x)
-    dh = dy
+    dh = torch.zeros_like(dy[:, 0])
     for t in reversed(range(x.shape[1])):
+        dh = dh + dy[:, t]  # the step's own output gradient, and the later steps' carried back to it
         dz = dh * (1.0 - hs[t + 1] ** 2)
         dW_x += x[:, t].T @ dz
         dW_h += hs[t].T @ dz
@@ -234,7 +238,7 @@ def rnn_backward(layer, p, cache, dy):
 
 def lstm_forward(layer, p, x):
     """z = x_t W_x + h_(t-1) W_h + b split into gates [i, f, g, o] (torch's order); c_t = s(f) c_(t-1) + s(i) tanh(g),
-    h_t = s(o) tanh(c_t), s the sigmoid, for t = 1..T from (h_0, c_0); y = h_T"""
+    h_t = s(o) tanh(c_t), s the sigmoid, for t = 1..T from (h_0, c_0); y = (h_1, ..., h_T)"""
     W_x, W_h, b, h0, c0 = p
     n = len(h0)
     hs, cs, gates = [h0.expand(len(x), n)], [c0.expand(len(x), n)], []
@@ -245,20 +249,23 @@ def lstm_forward(layer, p, x):
         cs.append(f * cs[-1] + i * g)
         hs.append(o * torch.tanh(cs[-1]))
         gates.append((z, i, f, g, o))
-    return hs[-1], (x, hs[-1], hs, cs, gates)
+    y = torch.stack(hs[1:], dim=1)
+    return y, (x, y, hs, cs, gates)
 
 
 def lstm_backward(layer, p, cache, dy):
-    """Backprop through time from dh_T = dy, dc_T = 0: at each step t = T..1, dc_t += dh_t s(o) (1 - tanh^2 c_t), and
+    """Backprop through time from dc_T = 0: at each step t = T..1, dh_t = dy_t + what step t+1 carried back,
+    dc_t += dh_t s(o) (1 - tanh^2 c_t), and
     the gates' pre-activations get di = dc g i (1 - i), df = dc c_(t-1) f (1 - f), dg = dc i (1 - g^2),
     do = dh tanh(c_t) o (1 - o) (i, f, o after the sigmoid, g after tanh); then dW_x, dW_h, db and dx_t as the RNN's,
     dh_(t-1) = dz W_h^T and dc_(t-1) = dc_t f."""
     W_x, W_h, b, _, _ = p
     x, _, hs, cs, gates = cache
     dW_x, dW_h, db, dx = torch.zeros_like(W_x), torch.zeros_like(W_h), torch.zeros_like(b), torch.zeros_like(x)
-    dh, dc = dy, torch.zeros_like(dy)
+    dh, dc = torch.zeros_like(dy[:, 0]), torch.zeros_like(dy[:, 0])
     steps = x.shape[1]
     for t in reversed(range(steps)):
+        dh = dh + dy[:, t]  # as the RNN's: this step's output gradient, and the one carried back
         z, i, f, g, o = gates[t]
         tanh_c = torch.tanh(cs[t + 1])
         dc = dc + dh * o * (1.0 - tanh_c ** 2)
@@ -270,6 +277,20 @@ def lstm_backward(layer, p, cache, dy):
         dx[:, t] = dz @ W_x.T
         dh, dc = dz @ W_h.T, dc * f
     return dx if layer.input_grad else None, (dW_x, dW_h, db, dh.sum(dim=0), dc.sum(dim=0))
+
+
+def last_forward(layer, p, x):
+    """y = x_T: a sequence's last step"""
+    y = x[:, -1]
+    return y, (x, y)
+
+
+def last_backward(layer, p, cache, dy):
+    """dx_T = dy, and 0 at every other step"""
+    x = cache[0]
+    dx = torch.zeros_like(x)
+    dx[:, -1] = dy
+    return dx, ()
 
 
 def flatten_forward(layer, p, x):
@@ -299,12 +320,12 @@ def activation_layer_backward(layer, p, cache, da):
 FORWARD: dict = {"dense": dense_forward, "layernorm": layernorm_forward, "batchnorm": batchnorm_forward,
                  "dropout": dropout_forward, "conv2d": conv2d_forward, "maxpool2d": maxpool2d_forward,
                  "avgpool2d": avgpool2d_forward, "embedding": embedding_forward, "rnn": rnn_forward,
-                 "lstm": lstm_forward, "flatten": flatten_forward,
+                 "lstm": lstm_forward, "last": last_forward, "flatten": flatten_forward,
                  **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
 BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward, "batchnorm": batchnorm_backward,
             "dropout": dropout_backward, "conv2d": conv2d_backward, "maxpool2d": maxpool2d_backward,
             "avgpool2d": avgpool2d_backward, "embedding": embedding_backward, "rnn": rnn_backward,
-            "lstm": lstm_backward, "flatten": flatten_backward,
+            "lstm": lstm_backward, "last": last_backward, "flatten": flatten_backward,
             **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.

@@ -52,28 +52,33 @@ def sigmoid_bce_backward(a, y):
     return (a - y) / a.numel()
 
 
+def positions(a):
+    """N, the samples in the batch: (N, K) -> N, and (N, T, K) -> N T, every step of every sequence"""
+    return a.numel() // a.shape[-1]
+
+
 def softmax_cross_entropy_forward(z, y):
     """L = -1/N sum_{n,k} y (s - log sum_j exp(s_j)) with s = z - max z: -1/N sum y log softmax(z), from the logits."""
-    s = z - z.amax(dim=1, keepdim=True)
-    return -torch.sum(y * (s - torch.log(torch.sum(torch.exp(s), dim=1, keepdim=True)))) / z.shape[0]
+    s = z - z.amax(dim=-1, keepdim=True)
+    return -torch.sum(y * (s - torch.log(torch.sum(torch.exp(s), dim=-1, keepdim=True)))) / positions(z)
 
 
 def softmax_cross_entropy_backward(a, y):
     """dL/dz = (a - y) / N, softmax fused in (see the reference)."""
-    return (a - y) / a.shape[0]
+    return (a - y) / positions(a)
 
 
 def hinge_forward(a, y):
     """L = 1/N sum_n sum_{j != y_n} max(0, a_j - a_{y_n} + 1): CS231n's multiclass SVM loss, y one-hot."""
-    m = a - (a * y).sum(dim=1, keepdim=True) + 1.0
+    m = a - (a * y).sum(dim=-1, keepdim=True) + 1.0
     margins = torch.where(m > 0, m, 0.0) * (1.0 - y)
-    return margins.sum() / a.shape[0]
+    return margins.sum() / positions(a)
 
 
 def hinge_backward(a, y):
     """dL/da_j = 1[margin_j > 0] / N for j != y_n, and dL/da_{y_n} = -(the number of positive margins) / N."""
-    active = (a - (a * y).sum(dim=1, keepdim=True) + 1.0 > 0) * (1.0 - y)
-    return (active - y * active.sum(dim=1, keepdim=True)) / a.shape[0]
+    active = (a - (a * y).sum(dim=-1, keepdim=True) + 1.0 > 0) * (1.0 - y)
+    return (active - y * active.sum(dim=-1, keepdim=True)) / positions(a)
 
 
 def loss_forward(name, z, a, y):
