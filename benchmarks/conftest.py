@@ -19,6 +19,12 @@ def pytest_configure(config):
     config.stash[RESULTS] = []
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """One process when timing (pyproject's addopts say -n auto): pytest-benchmark switches itself off under xdist."""
+    return 0 if config.getoption("benchmark_only") else None
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     info = {"numpy": np.__version__, "python": platform.python_version(), "cores_available": cores(),
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),

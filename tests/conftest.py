@@ -22,6 +22,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import backends
 import mutations
+import xla_flags
 from common.driver import Unsupported
 from crosscheck.cases import CASES, DTYPES
 from strictness import load_or_skip, strict
@@ -45,6 +46,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     """Refuse bad options once, as a usage error, before collecting anything."""
+    if not config.getoption("benchmark_only", False):  # before JAX starts its backends (tests/xla_flags.py)
+        os.environ["XLA_FLAGS"] = xla_flags.for_tests(os.environ.get("XLA_FLAGS", ""))
     for spec in config.getoption("--implementation"):
         try:
             backends.register_spec(spec)

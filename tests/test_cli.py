@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import backends
+import xla_flags
 from crosscheck import report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ DIVERGING = ["--hidden", "relu", "--output", "identity", "--loss", "mse", "--lay
 def crosscheck(*argv, cwd=ROOT):
     """`python -m crosscheck ARGV` in a subprocess: (exit status, stdout, stderr)."""
     done = subprocess.run([sys.executable, "-m", "crosscheck", *argv], capture_output=True, text=True, cwd=cwd,
-                          check=False, timeout=300)
+                          env=xla_flags.as_shipped(os.environ), check=False, timeout=300)
     return done.returncode, done.stdout, done.stderr
 
 

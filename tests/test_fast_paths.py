@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 import backends
+import xla_flags
 from common.driver import TrainState
 from crosscheck import checks
 from crosscheck.cases import BY_ID
@@ -66,3 +67,27 @@ def test_jax_raises_xla_small_loop_limit_and_keeps_a_users_setting(request):
     mine = f"--xla_backend_extra_options={option}=0"
     assert small_loops(mine) == mine
     assert option in os.environ["XLA_FLAGS"]  # set on import, before JAX started its backends
+
+
+def test_jax_compiles_a_run_of_equal_stretches_once(request):
+    """Stretches of one length share one compiled train_epochs: the step each stretch starts from sits where the
+    one it hands back does (an uncommitted first step once compiled every run twice)."""
+    load_or_skip(request.config, "jax")
+    jax_backend = importlib.import_module("backends.jax")
+    case = BY_ID["relu-softmax-ce-minibatch"]
+    config, params, X, y, orders = case.inputs(epochs=12)
+    config = config.replace(lr=0.0123)  # a configuration no other test compiles: its own cache entry
+    train_epochs = jax_backend.mlp.train_epochs
+    before = train_epochs._cache_size()
+    jax_backend.DRIVER.run_train(params, X, y, config, orders, checkpoints=(3, 6, 9, 12))
+    assert train_epochs._cache_size() - before == 1
+
+
+def test_the_tests_compile_at_o0_and_their_cli_runs_as_shipped():
+    """tests/xla_flags.py: -O0 added for the tests unless the flags choose a level; dropped again for a subprocess."""
+    assert xla_flags.for_tests("") == xla_flags.TESTS_ONLY
+    assert xla_flags.for_tests("--xla_dump_to=/d") == f"--xla_dump_to=/d {xla_flags.TESTS_ONLY}"
+    assert xla_flags.for_tests("--xla_backend_optimization_level=2") == "--xla_backend_optimization_level=2"
+    shipped = xla_flags.as_shipped({"XLA_FLAGS": f"--xla_dump_to=/d {xla_flags.TESTS_ONLY}", "HOME": "/h"})
+    assert shipped == {"XLA_FLAGS": "--xla_dump_to=/d", "HOME": "/h"}
+    assert xla_flags.TESTS_ONLY in os.environ["XLA_FLAGS"]  # set by conftest.py before JAX started

@@ -111,6 +111,7 @@ def run_suite(*args):
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
+@pytest.mark.slow  # a whole pytest session in a subprocess
 def test_the_whole_suite_runs_on_a_plugin():
     """As README.md shows: every applicable test runs on the plug-in, the rest skip with the reason."""
     done = run_suite("--implementation", "student=examples.student_nn:DRIVER", "--backends", "student")
@@ -118,6 +119,7 @@ def test_the_whole_suite_runs_on_a_plugin():
     assert " passed" in done.stdout and "student does not support this configuration" in done.stdout
 
 
+@pytest.mark.slow  # a whole pytest session in a subprocess
 def test_the_whole_suite_fails_on_the_planted_mistake():
     done = run_suite("--implementation", "buggy=examples.student_nn_buggy:DRIVER", "--backends", "buggy",
                      "-k", "gradients and seed1")

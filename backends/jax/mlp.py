@@ -104,7 +104,9 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     stops = sorted({e for e in checkpoints if 0 < e < config.epochs} | {config.epochs})
     opt_state = optimizers.init(params, config) if opt_state is None else opt_state
     buffers = init_buffers(params, config) if buffers is None else buffers
-    state = TrainState(params, opt_state, jnp.asarray(step), buffers)
+    # JAX quirk: the step must sit where X does, as the step each stretch hands back does; an uncommitted one
+    # (plain jnp.asarray) is another argument signature, and the second stretch compiled train_epochs all over again.
+    state = TrainState(params, opt_state, jax.device_put(jnp.asarray(step), X.sharding), buffers)
     losses, saved, done = [], {}, 0
     for stop in stops:
         stretch = None if orders is None else orders[done:stop]
