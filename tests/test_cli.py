@@ -13,6 +13,7 @@ import pytest
 import backends
 import xla_flags
 from crosscheck import report
+from strictness import load_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 # The reference diverges by epoch 4 (the loss overflows to inf): relu hidden layers at learning rate 10.
@@ -202,3 +203,14 @@ def test_a_bad_model_file_is_refused_before_training(tmp_path, capsys, text, mes
         report.parse_args(["--model", str(spec)])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_jax_agrees_as_compiled_for_users(request, tmp_path):
+    """The tests compile JAX at LLVM -O0 (tests/xla_flags.py); this run, in a subprocess without it, checks the build
+    users get: the CNN model file for 20 epochs, JAX against the reference."""
+    load_or_skip(request.config, "jax")
+    out_json = tmp_path / "r.json"
+    status, out, err = crosscheck("--model", str(ROOT / "examples" / "models" / "cnn.toml"), "--epochs", "20",
+                                  "--backends", "numpy,jax", "--plot", "", "--no-progress", "--json", str(out_json))
+    assert status == 0, out + err
+    assert json.loads(out_json.read_text())["agree"] is True

@@ -4,8 +4,9 @@ Most of a cold test run's time is XLA compiling each case's programs (about 290 
 `pytest --run-slow`), and at -O0 XLA:CPU compiles them in about half the time. The programs are the same
 HLO; the machine code differs in what LLVM contracts or vectorises, which moves a
 float64 loss by at most 4.4e-16 over a whole run here (the bound the comparisons use is the float64
-tolerance table's, far above that). The benchmarks never get it (they time what users run), and the
-end-to-end CLI tests drop it, so the report's own runs are checked as compiled for users.
+tolerance table's, far above that). The benchmarks never get it (they time what users run), and the CLI
+runs tests/test_cli.py starts in subprocesses drop it: test_jax_agrees_as_compiled_for_users trains the CNN
+model file on JAX that way, so the build users get is cross-checked too.
 """
 
 OPTION = "xla_backend_optimization_level"
