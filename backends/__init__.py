@@ -25,7 +25,7 @@ REGISTRY = {
     "jax": ("backends.jax", "jax"),
 }
 REFERENCE = "numpy"
-EXTRAS_HINT = "pip install -e '.[torch,jax]'"
+EXTRAS_HINT = "pip install 'backprop-crosscheck[torch,jax]'; in a checkout, pip install -e '.[torch,jax]'"
 
 
 class BackendUnavailable(Exception):
@@ -75,16 +75,52 @@ def names():
     return list(REGISTRY) + [n for n in _plugins if n not in REGISTRY]
 
 
+class PluginError(ValueError):
+    """A plug-in spec that cannot be loaded: its module or object is not found, or it is not a Driver. The message
+    names the spec, what was not found and where it was looked for (a usage error in pytest; exit status 2)."""
+
+
+def _import_plugin_module(name, module_name):
+    """The plug-in's module, imported as `python -m` would: the current folder first, then sys.path."""
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):  # the module itself (or its package) is missing
+            places = [os.getcwd()] + [p for p in sys.path if p and p != os.getcwd()]
+            raise PluginError(f"plug-in {name!r} ({_plugins[name]}): no module named {exc.name!r}; looked in the "
+                              f"current folder {os.getcwd()} and on sys.path ({', '.join(places[1:4])}, ...)") from None
+        raise PluginError(f"plug-in {name!r} ({_plugins[name]}): importing {module_name!r} failed: {exc} "
+                          f"(a module it imports is missing)") from exc
+    except Exception as exc:
+        raise PluginError(f"plug-in {name!r} ({_plugins[name]}): importing {module_name!r} raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
 def _load_plugin(name):
     module_name, _, attr = _plugins[name].partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())  # as `python -m` would: a plug-in module in the current directory
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
+    module = _import_plugin_module(name, module_name)
+    obj: Any = module
+    for depth, part in enumerate(attr.split(".")):
+        if not hasattr(obj, part):
+            where = module_name if depth == 0 else f"{module_name}:{'.'.join(attr.split('.')[:depth])}"
+            public = sorted(n for n in vars(obj) if not n.startswith("_")) if hasattr(obj, "__dict__") else []
+            raise PluginError(f"plug-in {name!r} ({_plugins[name]}): {where} ({getattr(module, '__file__', '?')}) has "
+                              f"no {part!r}; it has {', '.join(public[:12]) or 'no public names'}")
         obj = getattr(obj, part)
-    driver = obj if hasattr(obj, "run_train") else obj()
+    driver: Any = obj if hasattr(obj, "run_train") else None
+    if driver is None and callable(obj) and not isinstance(obj, type):
+        try:
+            driver = obj()
+        except TypeError as exc:
+            raise PluginError(f"plug-in {name!r} ({_plugins[name]}) is not a Driver; called with no arguments, as a "
+                              f"factory of one, it raised TypeError: {exc}") from exc
     if not hasattr(driver, "run_train"):
-        raise TypeError(f"plug-in {name!r} ({_plugins[name]}) is not a Driver nor a callable returning one")
+        what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+        raise PluginError(f"plug-in {name!r} ({_plugins[name]}) is {what}, not a Driver nor a callable "
+                          f"returning one: wrap it with an adapter (crosscheck.adapters; README, 'Check your own "
+                          f"implementation')")
     if driver.name != name:
         from dataclasses import replace
 

@@ -11,6 +11,7 @@ non-finite), 2 for bad arguments, refused before any training starts.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -161,6 +162,10 @@ def parse_args(argv=None):
     if args.batch_size is not None and args.batch_size > n_samples:
         p.error(f"--batch-size {args.batch_size} exceeds the {n_samples} samples "
                 f"({'XOR' if args.samples is None else '--samples'}); choose at most {n_samples}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # the report extra is not installed
+        print(f"crosscheck: no plot ({args.plot}): matplotlib is not installed "
+              f"(pip install 'backprop-crosscheck[report]')", file=sys.stderr)
+        args.plot = ""
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         problem = _unwritable(path)
         if problem:
@@ -180,6 +185,8 @@ def parse_args(argv=None):
             driver = backends.load(name)
         except backends.BackendUnavailable:
             continue  # reported in the table (a failure only in strict mode)
+        except backends.PluginError as exc:
+            p.error(str(exc))
         if args.device not in driver.devices and name in backends.REGISTRY:
             p.error(f"--device {args.device}: backend {name!r} offers only {', '.join(driver.devices)} on this machine")
     case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs))

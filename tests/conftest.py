@@ -6,13 +6,18 @@ backend from a skip into a failure, so CI cannot pass by skipping.
 
 import os
 from functools import partial
-from pathlib import Path
 
 import pytest
 
+from crosscheck.pytest_plugin import add_options
+
+from . import source
+
 # JAX's compiled programs kept on disk between pytest runs (most of a run's JAX time is compiling): set before
 # JAX is first imported. A planted mistake changes the program, and so its cache key; nothing stale is reused.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "jax"))
+# Installed (crosscheck_tests), the cache goes to the user's cache folder, not into site-packages.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(source.ROOT / ".cache" / "jax" if source.IN_SOURCE_TREE
+                                                     else source.user_cache() / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 # Under pytest-xdist (-n auto: a worker per core), torch's own intra-op threads would oversubscribe the cores: on
@@ -21,31 +26,29 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import backends
-import mutations
-import xla_flags
 from common.driver import Unsupported
 from crosscheck.cases import CASES, DTYPES
-from strictness import load_or_skip, strict
+
+from . import mutations, xla_flags
+from .strictness import load_or_skip, strict
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("crosscheck")
-    group.addoption("--strict-backends", action="store_true",
-                    help="fail, instead of skip, when a backend's framework is missing "
-                         "(also CROSSCHECK_STRICT=1 or CI=true)")
-    group.addoption("--run-slow", action="store_true", help="also run the full-length runs marked slow")
-    group.addoption("--backends", default=os.environ.get("CROSSCHECK_BACKENDS"),
-                    help="comma-separated backends to check (default: all registered, plug-ins included; "
-                         "env CROSSCHECK_BACKENDS)")
-    group.addoption("--implementation", action="append", default=[], metavar="NAME=module:object",
-                    help="check your own implementation too (repeatable; also env CROSSCHECK_PLUGINS, and entry "
-                         "points in the group backprop_crosscheck.backends)")
-    group.addoption("--device", default=os.environ.get("CROSSCHECK_DEVICE", "cpu"), choices=("cpu", "cuda"),
-                    help="device for the framework backends (the NumPy reference always runs on the CPU)")
+    add_options(parser)  # crosscheck/pytest_plugin.py: one definition, for this checkout's runs and --pyargs runs
+
+
+MARKERS = (
+    "frameworks: parametrize only over the built-in framework backends (torch, jax: those with autodiff)",
+    "builtin: parametrize only over the built-in backends (the test edits their source or reads their modules)",
+    "slow: long runs (the seeds' 180,000 epochs, whole pytest sessions, the catalogue's second cases); run with "
+    "--run-slow",
+)
 
 
 def pytest_configure(config):
-    """Refuse bad options once, as a usage error, before collecting anything."""
+    """Declare the markers; refuse bad options once, as a usage error, before collecting anything."""
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
     if not config.getoption("benchmark_only", False):  # before JAX starts its backends (tests/xla_flags.py)
         os.environ["XLA_FLAGS"] = xla_flags.for_tests(os.environ.get("XLA_FLAGS", ""))
     for spec in config.getoption("--implementation"):
@@ -53,7 +56,12 @@ def pytest_configure(config):
             backends.register_spec(spec)
         except ValueError as exc:
             raise pytest.UsageError(f"--implementation: {exc}") from None
-    selected_backends(config)
+    for name in selected_backends(config):
+        if name in backends.plugins():
+            try:
+                backends.load(name)  # a spec that does not load is one usage error now, not an error per test
+            except backends.PluginError as exc:
+                raise pytest.UsageError(str(exc)) from None
     config.stash[DEVICE_MISSING] = device_missing(config)
 
 

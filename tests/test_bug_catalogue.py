@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 import backends
-from bug_catalogue import BUGS, PROBES
 from crosscheck import checks
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
-from test_conventions import assert_kink_gradients
+
+from .bug_catalogue import BUGS, PROBES
+from .test_conventions import assert_kink_gradients
 
 PROBE_CHECKS = {
     "kink": lambda driver, device: assert_kink_gradients(driver.name, driver.run_gradients, device),

@@ -11,11 +11,12 @@ from dataclasses import replace
 import pytest
 
 import backends
-import xla_flags
 from common.driver import TrainState
 from crosscheck import checks
 from crosscheck.cases import BY_ID
-from strictness import load_or_skip
+
+from . import xla_flags
+from .strictness import load_or_skip
 
 EPOCHS = 256
 

@@ -73,9 +73,10 @@ def test_reference_runs_on_numpy_alone():
 def test_every_layer_kind_trains_in_a_case_and_is_caught_wrong():
     """Every registered layer kind is in at least one trajectory case (each in both dtypes), and every kind with a
     backward of its own beyond dense and the activations has a catalogue mistake planted in it."""
-    from bug_catalogue import BUGS
     from common import registry
     from crosscheck.cases import CASES
+
+    from .bug_catalogue import BUGS
 
     used = {layer.kind for case in CASES for layer in case.config.model}
     assert set(registry.LAYERS) - used == set(), "layer kinds in no case"

@@ -7,10 +7,11 @@ import importlib
 import pytest
 
 import backends
-from bug_catalogue import BY_ID as BUGS
 from common.config import Config
 from crosscheck import checks, ops
 from crosscheck.compare import Disagreement
+
+from .bug_catalogue import BY_ID as BUGS
 
 
 @pytest.mark.builtin
@@ -59,7 +60,7 @@ def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
     """The reference's running-statistics update and evaluation mode against torch.nn.functional.batch_norm, which
     updates its running_mean and running_var in place (momentum 0.1, the variance unbiased) and, with
     training=False, normalises with them."""
-    from strictness import load_or_skip
+    from .strictness import load_or_skip
 
     load_or_skip(request.config, "torch")
     import numpy as np

@@ -7,11 +7,12 @@ from functools import partial
 
 import pytest
 
-import mutations
-from bug_catalogue import BY_ID as BUGS
 from crosscheck import checks
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
+
+from . import mutations
+from .bug_catalogue import BY_ID as BUGS
 
 
 @pytest.mark.frameworks

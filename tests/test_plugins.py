@@ -15,9 +15,10 @@ from crosscheck.adapters import seed_style
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.append(ROOT)  # examples/ lives in the checkout, beside the installed packages
+from .source import IN_SOURCE_TREE, ROOT, needs_source_tree
+
+if IN_SOURCE_TREE and str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # examples/ lives in the checkout, beside the installed packages
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def student():
     return DRIVER
 
 
+@needs_source_tree
 def test_seed_style_adapter_agrees_with_the_reference():
     driver, case = student(), BY_ID["seed1-xor"]
     checks.check_forward(driver, case, "float64")
@@ -68,6 +70,7 @@ def test_column_layout_adapter_agrees_with_the_reference():
     checks.check_trajectory(driver, case, "float64", epochs=2000)
 
 
+@needs_source_tree
 def test_unsupported_configurations_are_declared_not_failed():
     driver = student()
     for case_id, reason in (("relu-softmax-ce-minibatch", "2 layers only"), ("tanh-identity-mse-minibatch",
@@ -78,6 +81,7 @@ def test_unsupported_configurations_are_declared_not_failed():
         checks.check_gradients(driver, BY_ID["seed1-xor"], "float32")
 
 
+@needs_source_tree
 def test_planted_mistake_is_named():
     from examples.student_nn_buggy import DRIVER
 
@@ -85,6 +89,7 @@ def test_planted_mistake_is_named():
         checks.check_gradients(DRIVER, BY_ID["seed1-xor"], "float64")
 
 
+@needs_source_tree
 def test_registration_from_the_environment_and_entry_points(clean_plugins, monkeypatch):
     monkeypatch.setenv(backends.PLUGIN_ENV, "student=examples.student_nn:DRIVER")
     monkeypatch.setattr(backends, "entry_points", lambda group: [
@@ -111,6 +116,7 @@ def run_suite(*args):
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
+@needs_source_tree
 @pytest.mark.slow  # a whole pytest session in a subprocess
 def test_the_whole_suite_runs_on_a_plugin():
     """As README.md shows: every applicable test runs on the plug-in, the rest skip with the reason."""
@@ -119,9 +125,114 @@ def test_the_whole_suite_runs_on_a_plugin():
     assert " passed" in done.stdout and "student does not support this configuration" in done.stdout
 
 
+@needs_source_tree
 @pytest.mark.slow  # a whole pytest session in a subprocess
 def test_the_whole_suite_fails_on_the_planted_mistake():
     done = run_suite("--implementation", "buggy=examples.student_nn_buggy:DRIVER", "--backends", "buggy",
                      "-k", "gradients and seed1")
     assert done.returncode == 1, done.stdout[-3000:]
     assert "buggy: layer 1 weight gradient disagrees" in done.stdout
+
+
+# A user's own file, in a folder of their own: the seeds' class, samples as rows (no file of this repository's).
+OWN_NET = '''
+import numpy as np
+from crosscheck.adapters import seed_style
+
+
+class Net:
+    def __init__(self, n_in, n_hidden, n_out):
+        self.weights_input_hidden, self.bias_hidden = np.zeros((n_in, n_hidden)), np.zeros((1, n_hidden))
+        self.weights_hidden_output, self.bias_output = np.zeros((n_hidden, n_out)), np.zeros((1, n_out))
+
+    def feedforward(self, X):
+        self.hidden = 1 / (1 + np.exp(-(X @ self.weights_input_hidden + self.bias_hidden)))
+        self.out = 1 / (1 + np.exp(-(self.hidden @ self.weights_hidden_output + self.bias_output)))
+        return self.out
+
+    def backward(self, X, y, lr):
+        d_out = (y - self.out) * self.out * (1 - self.out)
+        d_hidden = (d_out @ self.weights_hidden_output.T) * self.hidden * (1 - self.hidden)
+        self.weights_hidden_output += lr * self.hidden.T @ d_out
+        self.bias_output += lr * d_out.sum(axis=0, keepdims=True)
+        self.weights_input_hidden += lr * X.T @ d_hidden
+        self.bias_hidden += lr * d_hidden.sum(axis=0, keepdims=True)
+
+
+DRIVER = seed_style(lambda layers: Net(*layers))
+'''
+
+
+def pytest_in(folder, *args):
+    """`python -m pytest ARGS` started in folder (not this checkout), with this environment's installed packages."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CI", "CROSSCHECK_STRICT", "CROSSCHECK_BACKENDS", "PYTHONPATH", "PYTEST_ADDOPTS")}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=folder, env=env,
+                          capture_output=True, text=True, check=False, timeout=600)
+
+
+def test_the_installed_suite_checks_your_file_from_your_own_folder(tmp_path):
+    """README's command, from a folder holding only the user's file: the suite is found installed (--pyargs
+    crosscheck_tests), its options come from the pytest11 plug-in, and the file is imported from that folder."""
+    (tmp_path / "my_net.py").write_text(OWN_NET)
+    done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests.test_agreement", "--implementation", "mine=my_net:DRIVER",
+                     "--backends", "mine", "-k", "seed1", "-rs")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "mine does not support this configuration: dtypes float64 only" in done.stdout
+    (tmp_path / "my_net.py").write_text(OWN_NET.replace("* self.hidden * (1 - self.hidden)", "* self.hidden"))
+    done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests.test_agreement", "--implementation", "mine=my_net:DRIVER",
+                     "--backends", "mine", "-k", "seed1 and gradients")
+    assert done.returncode == 1 and "mine: layer 1 weight gradient disagrees" in done.stdout, done.stdout[-3000:]
+
+
+def test_the_plugin_stays_out_of_other_sessions(tmp_path):
+    """Installed, the pytest11 plug-in is loaded in every session of the environment: a project of the user's own
+    that defines --device and --backends itself still runs, and gets none of the suite's options."""
+    (tmp_path / "conftest.py").write_text('def pytest_addoption(parser):\n'
+                                          '    parser.addoption("--device")\n    parser.addoption("--backends")\n')
+    (tmp_path / "test_theirs.py").write_text('def test_theirs(pytestconfig):\n'
+                                             '    assert pytestconfig.getoption("--device") == "tpu"\n')
+    done = pytest_in(tmp_path, "--device", "tpu")
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+    done = pytest_in(tmp_path, "--implementation", "x=y:z")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR and "unrecognized arguments: --implementation" in done.stderr
+
+
+@pytest.mark.parametrize(("module", "spec", "message"), [
+    (None, "mine=no_such_module:DRIVER", "plug-in 'mine' (no_such_module:DRIVER): no module named 'no_such_module'; "
+                                          "looked in the current folder {cwd} and on sys.path"),
+    ("import numpy\n", "mine=my_net:DRIVER", "plug-in 'mine' (my_net:DRIVER): my_net ({file}) has no 'DRIVER'; it has "
+                                             "numpy"),
+    ("import no_such_dependency\n", "mine=my_net:DRIVER", "importing 'my_net' failed: No module named "
+                                                          "'no_such_dependency' (a module it imports is missing)"),
+    ("class Net:\n    pass\n", "mine=my_net:Net", "is the class Net, not a Driver nor a callable returning one: wrap "
+                                                  "it with an adapter"),
+    ("def make(layers):\n    pass\n", "mine=my_net:make", "is not a Driver; called with no arguments, as a factory "
+                                                           "of one, it raised TypeError"),
+    ("1 / 0\n", "mine=my_net:DRIVER", "importing 'my_net' raised ZeroDivisionError: division by zero"),
+])
+def test_a_spec_that_does_not_load_is_named_with_where_it_looked(clean_plugins, monkeypatch, tmp_path, module, spec,
+                                                                 message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "my_net", raising=False)
+    if module is not None:
+        (tmp_path / "my_net.py").write_text(module)
+    backends.register_spec(spec)
+    with pytest.raises(backends.PluginError) as info:
+        backends.load("mine")
+    assert message.format(cwd=tmp_path, file=tmp_path / "my_net.py") in str(info.value)
+
+
+def test_a_bad_spec_is_one_usage_error_in_pytest_and_exit_2_in_the_cli(tmp_path):
+    done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests.test_agreement", "--implementation", "mine=my_net:DRIVER",
+                     "--backends", "mine")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "ERROR: plug-in 'mine' (my_net:DRIVER): no module named 'my_net'" in done.stderr
+    assert "INTERNALERROR" not in done.stdout + done.stderr
+    cli = subprocess.run([sys.executable, "-m", "crosscheck", "--implementation", "mine=my_net:DRIVER", "--backends",
+                          "mine", "--no-progress"], cwd=tmp_path, capture_output=True, text=True, check=False,
+                         timeout=300)
+    assert cli.returncode == 2 and cli.stdout == "", cli.stdout + cli.stderr
+    last = cli.stderr.strip().splitlines()[-1]
+    assert last.startswith("crosscheck: error: plug-in 'mine' (my_net:DRIVER): no module named 'my_net'"), cli.stderr

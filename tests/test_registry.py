@@ -3,7 +3,8 @@
 import pytest
 
 import backends
-from strictness import load_or_skip
+
+from .strictness import load_or_skip
 
 
 class FakeConfig:

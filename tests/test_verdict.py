@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import backends
-from bug_catalogue import BY_ID as BUGS
 from crosscheck import checks
 from crosscheck.cases import BY_ID, CASES
 from crosscheck.compare import Disagreement
+
+from .bug_catalogue import BY_ID as BUGS
 
 BIAS_AVERAGED = BUGS["bias-gradient-averaged"]
 

@@ -1,0 +1,21 @@
+"""Where the suite runs from: this repository's checkout, or an installed copy (crosscheck_tests, from any folder).
+
+A few tests check the checkout's own files (examples/, benchmarks/): installed, there are none to check, and
+those tests skip, saying so.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_SOURCE_TREE = (ROOT / "pyproject.toml").is_file() and (ROOT / "examples").is_dir()
+needs_source_tree = pytest.mark.skipif(not IN_SOURCE_TREE, reason=(
+    "checks this repository's own files (examples/, benchmarks/): run it from a checkout; installed, the suite "
+    "checks the backends and your implementation"))
+
+
+def user_cache():
+    """The user's cache folder for the suite ($XDG_CACHE_HOME or ~/.cache, then backprop-crosscheck)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "backprop-crosscheck"
