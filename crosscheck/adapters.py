@@ -1,86 +1,272 @@
-"""Adapters: check an implementation in the seeds' style without rewriting it.
+"""Adapters: check an implementation as it is written, without rewriting it.
 
-A seed-style class keeps its weights as attributes, has feedforward(X) return the
-network's output and backward(X, y, learning_rate) update the weights in place
-(after a feedforward). seed_style() wraps such a class in a Driver: it sets the
-class's weights from the shared seed, runs it, reads the weights back after each
-step, and derives the gradients it implies, (W_before - W_after) / learning_rate.
+Each builds a Driver around code in one of the forms people write backprop in:
+
+- seed_style(factory): a class in the first seed's style, weights as attributes, feedforward(X) returning the
+  output and backward(X, y, learning_rate) updating the weights in place;
+- step_function(step): the second seed's loop body as a function of arrays,
+  step(w1, b1, w2, b2, X, d, lr) -> (w1, b1, w2, b2), or updating them in place;
+- nielsen(factory): Michael Nielsen's Network (lists of biases and weights, samples as columns,
+  backprop(x, y) -> (nabla_b, nabla_w) per sample, update_mini_batch(mini_batch, eta)).
+
+An adapter sets the parameters from the shared seed, runs the code, and reads the parameters back. Where the
+code only updates (seed_style, step_function) the gradients are implied by the update: W_before - W_after at a
+learning rate of 1 (exact in binary, so only W's rounding remains), and the same step at a learning rate of 1/2
+must move half as far; one that does not is a wrong update rule (the learning rate missing, or applied twice),
+reported as such rather than as a wrong gradient. Each declares what it supports (its layers, activation, loss,
+batching, dtypes); every other configuration is skipped with the reason.
 
     from crosscheck.adapters import seed_style
     DRIVER = seed_style(lambda layers: NeuralNetwork(*layers), name="mine")
 
-then `pytest --implementation mine=my_module:DRIVER`.
+then `pytest --pyargs crosscheck_tests --implementation mine=my_module:DRIVER --backends mine`.
 """
+
+import inspect
+import re
 
 import numpy as np
 
-from common.driver import Driver, Run
+from common.driver import Driver, Run, Unsupported, batches
 from reference.losses import loss_forward
 
+from .compare import Disagreement
+
 IMPLIED_LR = 1.0  # the step whose effect is read back as a gradient: exact in binary, so only W's rounding remains
+HALF_LR = 0.5  # the second step: a right update rule moves exactly half as far
+LAYOUTS = {"rows": "samples as rows: X (N, in), W (in, out), b (1, out), y (N, out)",
+           "columns": "samples as columns: X (in, N), W (out, in), b (out, 1), y (out, N)"}
 
 
-class SeedStyle:
-    """The mlp protocol (forward, gradients, train) on top of a seed-style object."""
+class AdapterError(ValueError):
+    """An adapter's declaration does not fit the code it wraps (attribute names, layout, parameter order): said
+    with what was expected, before the code trains. Not a disagreement: the check could not be made."""
 
-    def __init__(self, factory, layout, weights, biases):
-        if layout not in ("rows", "columns"):
-            raise ValueError(f"layout must be 'rows' (samples as rows) or 'columns', got {layout!r}")
-        if len(weights) != len(biases):
-            raise ValueError("give one bias attribute per weight attribute")
-        self.factory, self.layout, self.weights, self.biases = factory, layout, weights, biases
 
-    def _net(self, params, config):
-        net = self.factory(config.layers)
-        self._set(net, params)
-        return net
+def _check_layout(layout):
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be 'rows' ({LAYOUTS['rows']}) or 'columns' ({LAYOUTS['columns']}), "
+                         f"got {layout!r}")
 
-    def _set(self, net, params):
-        for (W, b), w_name, b_name in zip(params, self.weights, self.biases):
-            if self.layout == "rows":  # W (in, out), b (1, out)
-                setattr(net, w_name, W.copy())
-                setattr(net, b_name, b[None, :].copy())
-            else:  # W (out, in), b (out, 1)
-                setattr(net, w_name, W.T.copy())
-                setattr(net, b_name, b[:, None].copy())
 
-    def _get(self, net):
-        params = []
-        for w_name, b_name in zip(self.weights, self.biases):
-            W, b = np.asarray(getattr(net, w_name)), np.asarray(getattr(net, b_name))
-            params.append((W.copy(), b[0].copy()) if self.layout == "rows" else (W.T.copy(), b[:, 0].copy()))
-        return params
+def _leaf_name(l, leaf):
+    return f"layer {l + 1} {'weight' if leaf == 0 else 'bias'}"
 
-    def _feedforward(self, net, X):
-        out = net.feedforward(X if self.layout == "rows" else X.T)
-        return np.asarray(out) if self.layout == "rows" else np.asarray(out).T
 
-    def _backward(self, net, X, y, lr):
-        if self.layout == "rows":
-            net.backward(X, y, lr)
-        else:
-            net.backward(X.T, y.T, lr)
+def _to_layout(params, layout):
+    """[(W (in, out), b (out,))] in the user's layout: rows (W, b (1, out)) or columns (W.T, b (out, 1))."""
+    if layout == "rows":
+        return [(W.copy(), b[None, :].copy()) for W, b in params]
+    return [(W.T.copy(), b[:, None].copy()) for W, b in params]
+
+
+def _from_layout(arrays, layout):
+    """The inverse of _to_layout."""
+    if layout == "rows":
+        return [(np.array(W, copy=True), np.array(b, copy=True)[0]) for W, b in arrays]
+    return [(np.array(W, copy=True).T, np.array(b, copy=True)[:, 0]) for W, b in arrays]
+
+
+def _expected_shapes(params, layout):
+    return [(W.shape, b.shape) for W, b in _to_layout(params, layout)]
+
+
+def _check_shapes(who, names, arrays, params, layout, when):
+    """Each of arrays (W, b per layer, as read from the user's code) has the shape the declared layout gives it."""
+    other = "columns" if layout == "rows" else "rows"
+    for l, ((W, b), (w_shape, b_shape)) in enumerate(zip(arrays, _expected_shapes(params, layout))):
+        for leaf, (got, want) in enumerate(((np.shape(W), w_shape), (np.shape(b), b_shape))):
+            if tuple(got) != tuple(want):
+                hint = f"; declare layout={other!r}?" if tuple(got) == tuple(want)[::-1] else ""
+                raise AdapterError(f"{who}: {names[l][leaf]} ({_leaf_name(l, leaf)}) is {tuple(got)} {when}, but "
+                                   f"layout {layout!r} ({LAYOUTS[layout]}) makes it {tuple(want)}{hint}")
+
+
+def _check_update_rule(who, before, full, half, lr_full=IMPLIED_LR, lr_half=HALF_LR):
+    """The steps (before - after) taken at lr_full and at lr_half are in the ratio lr_half / lr_full, as
+    W - lr * gradient makes them; otherwise the update rule itself is wrong, and the message says how."""
+    expected = lr_half / lr_full
+    for l, (p0, p1, ph) in enumerate(zip(before, full, half)):
+        for leaf in range(2):
+            d1, dh = p0[leaf] - p1[leaf], p0[leaf] - ph[leaf]
+            scale = max(np.max(np.abs(p0[leaf])), np.max(np.abs(p1[leaf])), np.max(np.abs(d1)), 1e-300)
+            if np.all(np.abs(dh - expected * d1) <= 8 * np.finfo(d1.dtype).eps * scale):
+                continue
+            ratio = float(np.vdot(dh, d1) / np.vdot(d1, d1)) if np.any(d1) else float("inf")
+            if abs(ratio - 1) < 0.05:
+                how = "it looks like the learning rate is missing"
+            elif abs(ratio - expected ** 2) < 0.05 * expected ** 2:
+                how = "it looks like the learning rate is applied twice (lr² × gradient)"
+            else:
+                how = "the step is not proportional to the learning rate"
+            raise Disagreement(
+                f"{who}: the {_leaf_name(l, leaf)} update is not W − lr × gradient: the step taken at lr "
+                f"{lr_half:g} is {ratio:.3g} × the step at lr {lr_full:g}, where it should be {expected:g}: {how}")
+
+
+def _supports(layers, activation, loss, dtypes, minibatch, sgd_only=True):
+    """A supports(config) for code that implements dense layers with one activation throughout."""
+
+    def supports(config):
+        if layers is not None and len(config.layers) != layers + 1:
+            return f"{layers} layers only, not {len(config.layers) - 1}"
+        if config.hidden != activation or config.output != activation:
+            return f"{activation} activations only, not {config.hidden}/{config.output}"
+        if any(layer.kind not in ("dense", activation) for layer in config.model):
+            return f"dense layers and {activation} only, not {', '.join(layer.kind for layer in config.model)}"
+        if config.loss != loss:
+            return f"loss {loss} only, not {config.loss}"
+        if config.batch_size is not None and not minibatch:
+            return "full batch only"
+        if sgd_only and (config.optimizer != "sgd" or config.weight_decay):
+            return f"plain gradient descent only (the seeds' update), not {config.optimizer}"
+        if config.dtype not in dtypes:
+            return f"dtypes {', '.join(dtypes)} only, not {config.dtype}"
+        return None
+
+    return supports
+
+
+class ReadBack:
+    """The mlp protocol (forward, gradients, train) for code that updates its parameters itself: a subclass says
+    how to build it (new), set and get its parameters (put, take, as [(W, b)] in the user's layout), run its forward
+    (output) and take one step (step), all with X and y in the user's layout."""
+
+    def __init__(self, name, layout):
+        _check_layout(layout)
+        self.name, self.layout = name, layout
+
+    # -- what a subclass provides
+    def new(self, config):
+        raise NotImplementedError
+
+    def put(self, state, arrays):
+        raise NotImplementedError
+
+    def take(self, state):
+        raise NotImplementedError
+
+    def output(self, state, X):
+        raise NotImplementedError
+
+    def step(self, state, X, y, lr):
+        raise NotImplementedError
+
+    # -- the protocol
+    def _call(self, what, fn, state, X, *rest):
+        """fn(state, X, *rest), a crash explained with the shapes the declared layout handed the code (a forgotten
+        layout= shows as a shape error in the user's own file)."""
+        try:
+            return fn(state, X, *rest)
+        except (AdapterError, Unsupported, Disagreement):
+            raise
+        except Exception as exc:
+            arrays = self.take(state)
+            shapes = ", ".join(f"{w} {np.shape(W)}, {b} {np.shape(B)}"
+                               for (w, b), (W, B) in zip(self.names(len(arrays)), arrays))
+            y = f", y {np.shape(rest[0])}" if rest else ""
+            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with layout "
+                               f"{self.layout!r} ({LAYOUTS[self.layout]}): X {np.shape(X)}{y}, {shapes}") from exc
+
+    def _x(self, X):
+        return X if self.layout == "rows" else X.T
+
+    def _from_x(self, out):
+        out = np.asarray(out)
+        return out if self.layout == "rows" else out.T
+
+    def _state(self, params, config):
+        state = self.new(config)
+        self.put(state, _to_layout(params, self.layout))
+        return state
+
+    def _params(self, state, like):
+        arrays = self.take(state)
+        _check_shapes(self.name, self.names(len(like)), arrays, like, self.layout, "after the step")
+        return _from_layout(arrays, self.layout)
+
+    def names(self, n_layers):
+        return [(f"W{l + 1}", f"b{l + 1}") for l in range(n_layers)]
 
     def forward(self, params, X, config):
-        return [(None, self._feedforward(self._net(params, config), X))]
+        return [(None, self._from_x(self._call("the forward pass", self.output, self._state(params, config),
+                                                 self._x(X))))]
+
+    def _stepped(self, params, X, y, config, lr):
+        state = self._state(params, config)
+        self._call("the training step", self.step, state, self._x(X), self._x(y), lr)
+        return self._params(state, params)
 
     def gradients(self, params, X, y, config):
-        net = self._net(params, config)
-        loss = loss_forward(config.loss, None, self._feedforward(net, X), y)  # no logits: seeds' loss
-        self._backward(net, X, y, IMPLIED_LR)
-        after = self._get(net)
-        return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, after)]
+        loss = loss_forward(config.loss, None, self.forward(params, X, config)[0][1], y)  # no logits: seeds' loss
+        full = self._stepped(params, X, y, config, IMPLIED_LR)
+        _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
+        return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, full)]
 
     def train(self, params, X, y, config, orders=None, checkpoints=()):
-        net = self._net(params, config)
-        losses = np.empty((config.epochs, 1), dtype=config.dtype)
+        state = self._state(params, config)
+        steps = batches(len(X), config.batch_size)
+        losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
         saved = {}
         for epoch in range(config.epochs):
-            losses[epoch, 0] = loss_forward(config.loss, None, self._feedforward(net, X), y)
-            self._backward(net, X, y, config.lr)
+            for s, (start, stop) in enumerate(steps):
+                idx = slice(None) if orders is None else orders[epoch, start:stop]
+                Xb, yb = self._x(X[idx]), self._x(y[idx])
+                a = self._from_x(self._call("the forward pass", self.output, state, Xb))
+                losses[epoch, s] = loss_forward(config.loss, None, a, y[idx])
+                self._call("the training step", self.step, state, Xb, yb, config.lr)
             if epoch + 1 in checkpoints:
-                saved[epoch + 1] = self._get(net)
-        return Run(losses=losses, checkpoints=saved, params=self._get(net))
+                saved[epoch + 1] = self._params(state, params)
+        return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
+
+
+def _driver(name, mlp, supports, version):
+    return Driver(name=name, version=version, devices=("cpu",), mlp=mlp, to_native=lambda arr, device: arr,
+                  to_numpy=np.asarray, supports=supports)
+
+
+# -- the first seed's class -------------------------------------------------------------------------------------
+
+class SeedStyle(ReadBack):
+    """A seed-style object: weights and biases as attributes, feedforward(X), backward(X, y, learning_rate)."""
+
+    def __init__(self, name, factory, layout, weights, biases):
+        super().__init__(name, layout)
+        if len(weights) != len(biases):
+            raise ValueError("give one bias attribute per weight attribute")
+        self.factory, self.weights, self.biases = factory, tuple(weights), tuple(biases)
+
+    def names(self, n_layers):
+        return list(zip(self.weights, self.biases))
+
+    def new(self, config):
+        net = self.factory(config.layers)
+        missing = [a for a in (*self.weights, *self.biases) if not hasattr(net, a)]
+        if missing:
+            arrays = sorted(k for k, v in vars(net).items() if isinstance(v, np.ndarray)) if hasattr(net, "__dict__") \
+                else []
+            raise AdapterError(f"{self.name}: {type(net).__name__} has no attribute {', '.join(map(repr, missing))} "
+                               f"(its arrays: {', '.join(arrays) or 'none'}); declare its names with weights=(...) "
+                               f"and biases=(...), input layer first")
+        ours = [(getattr(net, w), getattr(net, b)) for w, b in zip(self.weights, self.biases)]
+        like = [(np.empty((a, b)), np.empty(b)) for a, b in zip(config.layers[:-1], config.layers[1:])]
+        _check_shapes(self.name, self.names(len(like)), ours, like, self.layout, "as the class builds it")
+        return net
+
+    def put(self, net, arrays):
+        for (W, b), w_name, b_name in zip(arrays, self.weights, self.biases):
+            setattr(net, w_name, W)
+            setattr(net, b_name, b)
+
+    def take(self, net):
+        return [(getattr(net, w), getattr(net, b)) for w, b in zip(self.weights, self.biases)]
+
+    def output(self, net, X):
+        return net.feedforward(X)
+
+    def step(self, net, X, y, lr):
+        net.feedforward(X)  # backward reads what the forward pass kept
+        net.backward(X, y, lr)
 
 
 def seed_style(factory, *, name="seed-style", layout="rows",
@@ -88,25 +274,221 @@ def seed_style(factory, *, name="seed-style", layout="rows",
                activation="sigmoid", loss="half_sse", dtypes=("float64",), version="-"):
     """A Driver around a seed-style class; factory(layers) builds one for layers, e.g. (2, 4, 1).
 
-    It declares what it supports: len(weights) layers, `activation` everywhere, `loss`
-    (the seeds' backward is descent on half_sse), full batch, `dtypes`. Every other
-    configuration is skipped with the reason.
+    It declares what it supports: len(weights) layers, `activation` everywhere, `loss` (the seeds' backward is
+    descent on half_sse), full batch, `dtypes`. Every other configuration is skipped with the reason.
     """
+    return _driver(name, SeedStyle(name, factory, layout, weights, biases),
+                   _supports(len(weights), activation, loss, dtypes, minibatch=False), version)
 
-    def supports(config):
-        if len(config.layers) != len(weights) + 1:
-            return f"{len(weights)} layers only, not {len(config.layers) - 1}"
-        if config.hidden != activation or config.output != activation:
-            return f"{activation} activations only, not {config.hidden}/{config.output}"
-        if config.loss != loss:
-            return f"loss {loss} only, not {config.loss}"
-        if config.batch_size is not None:
-            return "full batch only"
-        if config.optimizer != "sgd" or config.weight_decay:
-            return f"plain gradient descent only (the seeds' update), not {config.optimizer}"
-        if config.dtype not in dtypes:
-            return f"dtypes {', '.join(dtypes)} only, not {config.dtype}"
-        return None
 
-    return Driver(name=name, version=version, devices=("cpu",), mlp=SeedStyle(factory, layout, weights, biases),
-                  to_native=lambda arr, device: arr, to_numpy=np.asarray, supports=supports)
+# -- the second seed's loop body, as a function ------------------------------------------------------------------
+
+def _parse_order(params):
+    """'w1 b1 w2 b2' -> [(0, 0), (0, 1), (1, 0), (1, 1)]: each of step's leading arguments as (layer, leaf)."""
+    names = params.replace(",", " ").split() if isinstance(params, str) else list(params)
+    order = []
+    for token in names:
+        match = re.fullmatch(r"([wWbB])_?(\d+)", token)
+        if not match:
+            raise ValueError(f"params: {token!r} is not a weight or bias name like w1, W2, b1 (the layer's number "
+                             f"after w or b)")
+        order.append((int(match.group(2)) - 1, 0 if match.group(1) in "wW" else 1))
+    n_layers = max(l for l, _ in order) + 1 if order else 0
+    if sorted(order) != [(l, leaf) for l in range(n_layers) for leaf in range(2)]:
+        raise ValueError(f"params: {' '.join(names)} must name one weight and one bias for each layer, 1 to "
+                         f"{n_layers}, each once")
+    return names, order
+
+
+class StepFunction(ReadBack):
+    """step(*params, X, y, lr) in the declared order: new arrays returned, or the ones handed in updated in place."""
+
+    def __init__(self, name, fn, params, layout, targets, forward):
+        super().__init__(name, layout)
+        if targets not in ("2d", "flat"):
+            raise ValueError(f"targets must be '2d' (y as (N, out) or (out, N), as the layout) or 'flat' (y as (N,), "
+                             f"one output), got {targets!r}")
+        self.fn, self.targets, self.fwd = fn, targets, forward
+        self.arg_names, self.order = _parse_order(params)
+        self.n_layers = len(self.order) // 2
+        self._check_signature(fn, "step", len(self.order) + 3)
+        if forward is not None:
+            self._check_signature(forward, "forward", len(self.order) + 1)
+
+    def _check_signature(self, fn, what, n_args):
+        """fn takes n_args positional arguments, and where its leading ones are named like weights and biases
+        (w1, b1, ...), in the declared order."""
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return  # a builtin or a C function: nothing to read
+        kinds = [p.kind for p in signature.parameters.values()]
+        if inspect.Parameter.VAR_POSITIONAL in kinds:
+            return
+        positional = [p.name for p in signature.parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        calls = " ".join(self.arg_names) + (" X y lr" if what == "step" else " X")
+        if len(positional) != n_args:
+            raise AdapterError(f"{self.name}: {what}{signature} takes {len(positional)} arguments; the adapter calls "
+                               f"it with {n_args}: {calls}")
+        leading = positional[:len(self.arg_names)]
+        if all(re.fullmatch(r"[wWbB]_?\d+", p) for p in leading) and _parse_order(leading)[1] != self.order:
+            raise AdapterError(f"{self.name}: {what}{signature} takes its parameters as {' '.join(leading)}, but "
+                               f"params= declares {' '.join(self.arg_names)}; declare params={' '.join(leading)!r}")
+
+    def names(self, n_layers):
+        pair: dict[int, list[str]] = {}
+        for name, (l, leaf) in zip(self.arg_names, self.order):
+            pair.setdefault(l, ["", ""])[leaf] = name
+        return [tuple(pair[l]) for l in range(n_layers)]
+
+    def new(self, config):
+        if len(config.layers) - 1 != self.n_layers:
+            raise Unsupported(f"{self.name} does not support this configuration: {self.n_layers} layers only")
+        return {"arrays": None}
+
+    def put(self, state, arrays):
+        state["arrays"] = [arrays[l][leaf] for l, leaf in self.order]
+
+    def take(self, state):
+        by_leaf = dict(zip(self.order, state["arrays"]))
+        return [(by_leaf[(l, 0)], by_leaf[(l, 1)]) for l in range(self.n_layers)]
+
+    def _y(self, y):
+        if self.targets == "2d":
+            return y
+        return np.ravel(y)
+
+    def output(self, state, X):
+        if self.fwd is None:
+            raise Unsupported(f"{self.name} does not support this check: no forward function declared "
+                              f"(step_function(..., forward=f) with f(*params, X) -> output)")
+        return self.fwd(*state["arrays"], X)
+
+    def step(self, state, X, y, lr):
+        out = self.fn(*state["arrays"], X, self._y(y), lr)
+        if out is not None:
+            if not isinstance(out, (tuple, list)) or len(out) != len(self.order):
+                raise AdapterError(f"{self.name}: step returned {type(out).__name__}"
+                                   f"{f' of {len(out)}' if isinstance(out, (tuple, list)) else ''}; declared: "
+                                   f"{len(self.order)} arrays ({' '.join(self.arg_names)}), or None when it "
+                                   f"updates them in place")
+            state["arrays"] = list(out)
+
+    def forward(self, params, X, config):
+        return super().forward(params, X, config)
+
+    def train(self, params, X, y, config, orders=None, checkpoints=()):
+        if self.fwd is not None:
+            return super().train(params, X, y, config, orders, checkpoints)
+        # Without a forward function, each step's loss is the reference's, at the parameters the step starts from.
+        from reference.mlp import forward as reference_forward
+
+        state = self._state(params, config)
+        steps = batches(len(X), config.batch_size)
+        losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
+        saved = {}
+        for epoch in range(config.epochs):
+            for s, (start, stop) in enumerate(steps):
+                idx = slice(None) if orders is None else orders[epoch, start:stop]
+                a = reference_forward(self._params(state, params), X[idx], config)[-1][1]
+                losses[epoch, s] = loss_forward(config.loss, None, a, y[idx])
+                self._call("the training step", self.step, state, self._x(X[idx]), self._x(y[idx]), config.lr)
+            if epoch + 1 in checkpoints:
+                saved[epoch + 1] = self._params(state, params)
+        return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
+
+    def gradients(self, params, X, y, config):
+        if self.fwd is not None:
+            return super().gradients(params, X, y, config)
+        from reference.mlp import forward as reference_forward
+
+        loss = loss_forward(config.loss, None, reference_forward(params, X, config)[-1][1], y)
+        full = self._stepped(params, X, y, config, IMPLIED_LR)
+        _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
+        return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, full)]
+
+
+def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", targets="2d", forward=None,
+                  activation="sigmoid", loss="half_sse", minibatch=True, dtypes=("float64",), version="-"):
+    """A Driver around a training step written as a function of arrays, the second seed's loop body as it stands:
+    step(w1, b1, w2, b2, X, d, lr) -> (w1, b1, w2, b2), or returning None after updating them in place.
+
+    params: the order of step's leading arguments (w<layer> and b<layer>, layer 1 nearest the input); layout:
+    'columns' (the second seed's: X (in, N), W (out, in), b (out, 1)) or 'rows'; targets: '2d' (y (out, N) in
+    columns, (N, out) in rows) or 'flat' (y (N,), one output: the second seed's d). forward(*params, X) -> output,
+    optional: without it, the output is not checked and each step's loss is computed by the reference from the
+    parameters the step starts at (the parameters themselves are compared all the same).
+    """
+    return _driver(name, StepFunction(name, step, params, layout, targets, forward),
+                   _supports(None, activation, loss, dtypes, minibatch), version)
+
+
+# -- Nielsen's Network ------------------------------------------------------------------------------------------
+
+class Nielsen(ReadBack):
+    """Nielsen's Network (neuralnetworksanddeeplearning.com, network.py): biases [(n, 1)], weights [(n_out, n_in)],
+    feedforward(a), backprop(x, y) -> (nabla_b, nabla_w) for one sample, update_mini_batch(mini_batch, eta).
+
+    Its update is descent at eta on the quadratic cost averaged over the mini-batch, (1/2m) sum ||a - y||^2; the
+    adapter hands it eta = lr * m, which makes each step descent at lr on half the summed squared error (half_sse,
+    the seeds' loss). Its gradients are its own backprop's, summed over the samples; the update rule is checked
+    against them (and at two learning rates)."""
+
+    def __init__(self, name, factory):
+        super().__init__(name, "columns")
+        self.factory = factory
+
+    def names(self, n_layers):
+        return [(f"weights[{l}]", f"biases[{l}]") for l in range(n_layers)]
+
+    def new(self, config):
+        net = self.factory(list(config.layers))
+        for attribute in ("weights", "biases", "backprop", "update_mini_batch", "feedforward"):
+            if not hasattr(net, attribute):
+                raise AdapterError(f"{self.name}: {type(net).__name__} has no {attribute!r}: Nielsen's Network keeps "
+                                   f"weights and biases as lists and has feedforward, backprop and update_mini_batch")
+        return net
+
+    def put(self, net, arrays):
+        net.weights = [W for W, _ in arrays]
+        net.biases = [b for _, b in arrays]
+
+    def take(self, net):
+        return list(zip(net.weights, net.biases))
+
+    def output(self, net, X):
+        return net.feedforward(X)
+
+    def step(self, net, X, y, lr):
+        batch = [(X[:, [n]], y[:, [n]]) for n in range(X.shape[1])]
+        net.update_mini_batch(batch, lr * len(batch))
+
+    def gradients(self, params, X, y, config):
+        net = self._state(params, config)
+        loss = loss_forward(config.loss, None, self._from_x(self._call("feedforward", self.output, net, self._x(X))), y)
+        grads = [(np.zeros_like(W), np.zeros_like(b)) for W, b in _to_layout(params, "columns")]
+        for n in range(len(X)):
+            nabla_b, nabla_w = net.backprop(X[n][:, None], y[n][:, None])
+            grads = [(gW + dW, gb + db) for (gW, gb), dW, db in zip(grads, nabla_w, nabla_b)]
+        _check_shapes(self.name, [(f"nabla_w[{l}]", f"nabla_b[{l}]") for l in range(len(params))], grads, params,
+                      "columns", "as backprop returns it")
+        ours = _from_layout(grads, "columns")
+        full = self._stepped(params, X, y, config, IMPLIED_LR)
+        _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
+        implied = [(W0 - W1, b0 - b1) for (W0, b0), (W1, b1) in zip(params, full)]
+        for l, ((gW, gb), (iW, ib)) in enumerate(zip(ours, implied)):
+            for leaf, (g, i) in enumerate(((gW, iW), (gb, ib))):
+                scale = max(np.max(np.abs(params[l][leaf])), np.max(np.abs(g)), 1e-300)
+                if not np.all(np.abs(g - i) <= 1e-9 * scale):
+                    raise Disagreement(f"{self.name}: update_mini_batch's step of the {_leaf_name(l, leaf)} is not "
+                                       f"−lr × the gradient backprop gives (summed over the batch): largest "
+                                       f"difference {np.max(np.abs(g - i)):.3e} at lr 1")
+        return loss, ours
+
+
+def nielsen(factory, *, name="nielsen", dtypes=("float64",), version="-"):
+    """A Driver around Nielsen's Network; factory(sizes) builds one, e.g. Network([2, 4, 1]). Sigmoid throughout,
+    the quadratic cost (half_sse here: see Nielsen), any depth, full batch or mini-batches."""
+    return _driver(name, Nielsen(name, factory), _supports(None, "sigmoid", "half_sse", dtypes, minibatch=True),
+                   version)

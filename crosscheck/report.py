@@ -381,6 +381,11 @@ def run_report(args, case, names, out=None):
         except Unsupported as exc:
             row.agree = None
             row.problems.append(str(exc))
+        except Exception as exc:  # noqa: BLE001  (code under test crashed: its row says so, the other rows complete)
+            if name == backends.REFERENCE:
+                raise
+            row.agree = False
+            row.problems.append(f"{name}: raised {type(exc).__name__}: {exc} (a crash, not a result)")
     _print_table(rows, config, out)
     if args.log_every:
         _print_log(runs, args.log_every, out)

@@ -1,8 +1,10 @@
 """Plug your own implementation into the suite: registration, the seed-style adapter, the worked examples."""
 
+import importlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from importlib.metadata import EntryPoint
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 import backends
 from common.driver import Unsupported
 from crosscheck import checks
-from crosscheck.adapters import seed_style
+from crosscheck.adapters import AdapterError, seed_style, step_function
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
 
@@ -137,7 +139,7 @@ def test_the_whole_suite_fails_on_the_planted_mistake():
 # A user's own file, in a folder of their own: the seeds' class, samples as rows (no file of this repository's).
 OWN_NET = '''
 import numpy as np
-from crosscheck.adapters import seed_style
+from crosscheck.adapters import AdapterError, seed_style, step_function
 
 
 class Net:
@@ -236,3 +238,132 @@ def test_a_bad_spec_is_one_usage_error_in_pytest_and_exit_2_in_the_cli(tmp_path)
     assert cli.returncode == 2 and cli.stdout == "", cli.stdout + cli.stderr
     last = cli.stderr.strip().splitlines()[-1]
     assert last.startswith("crosscheck: error: plug-in 'mine' (my_net:DRIVER): no module named 'my_net'"), cli.stderr
+
+
+# -- every way people write it: one worked example per adapter that agrees, and a copy with one planted mistake
+EXAMPLES = ["student_nn", "seed_loop", "nielsen_network"]
+PLANTED = {
+    "student_nn_buggy": "buggy: layer 1 weight gradient disagrees",
+    "seed_loop_buggy": "loop: the layer 2 bias update is not W − lr × gradient: the step taken at lr 0.5 is 1 × the "
+                       "step at lr 1, where it should be 0.5: it looks like the learning rate is missing",
+    "nielsen_network_buggy": "nielsen: layer 2 weight gradient disagrees",
+}
+
+
+def example(module):
+    return importlib.import_module(f"examples.{module}").DRIVER
+
+
+@needs_source_tree
+@pytest.mark.parametrize("case_id", ["seed1-xor", "seed2-xor"])
+@pytest.mark.parametrize("module", EXAMPLES)
+def test_each_adapters_example_agrees(module, case_id):
+    driver, case = example(module), BY_ID[case_id]
+    checks.check_forward(driver, case, "float64")
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64", epochs=1000)
+
+
+@needs_source_tree
+@pytest.mark.parametrize("module", PLANTED)
+def test_each_adapters_planted_copy_fails_saying_what_is_wrong(module):
+    with pytest.raises(Disagreement) as info:
+        checks.check_gradients(example(module), BY_ID["seed1-xor"], "float64")
+    assert PLANTED[module] in str(info.value)
+    assert "(a crash, not a result)" not in str(info.value)
+
+
+def minibatch_xor():
+    """XOR in mini-batches of 2 (orders from the shared seed): no registered case is sigmoid, half_sse and
+    minibatched, which is all the step-function and Nielsen adapters need to show they batch as the reference."""
+    case = BY_ID["seed1-xor"]
+    return replace(case, id="seed1-xor-minibatch", config=case.config.replace(batch_size=2))
+
+
+@needs_source_tree
+@pytest.mark.parametrize("module", ["seed_loop", "nielsen_network"])
+def test_a_minibatching_adapter_follows_the_shared_orders(module):
+    checks.check_trajectory(example(module), minibatch_xor(), "float64", epochs=500)
+
+
+@needs_source_tree
+def test_the_nielsen_adapter_tells_a_wrong_update_from_its_backprop(monkeypatch):
+    """update_mini_batch forgetting to average over the batch: backprop is right, the step is m times too long."""
+    from examples.nielsen_network import Network
+
+    def update_mini_batch(self, mini_batch, eta):
+        nabla = [self.backprop(x, y) for x, y in mini_batch]
+        self.weights = [w - eta * sum(n[1][l] for n in nabla) for l, w in enumerate(self.weights)]
+        self.biases = [b - eta / len(mini_batch) * sum(n[0][l] for n in nabla) for l, b in enumerate(self.biases)]
+
+    monkeypatch.setattr(Network, "update_mini_batch", update_mini_batch)
+    with pytest.raises(Disagreement, match="update_mini_batch's step of the layer 1 weight is not −lr × the gradient "
+                                           "backprop gives"):
+        checks.check_gradients(example("nielsen_network"), BY_ID["seed1-xor"], "float64")
+
+
+def test_attribute_names_the_class_lacks_are_refused_before_training():
+    driver = seed_style(lambda layers: ColumnNet(*layers), name="columns", layout="columns")  # default names: wrong
+    with pytest.raises(AdapterError, match=r"columns: ColumnNet has no attribute 'weights_input_hidden', "
+                                           r"'weights_hidden_output', 'bias_hidden', 'bias_output' \(its arrays: b1, "
+                                           r"b2, w1, w2\); declare its names with weights=\(...\) and biases=\(...\)"):
+        driver.run_gradients(*BY_ID["seed2-xor"].inputs("float64")[1:4], BY_ID["seed2-xor"].config)
+
+
+def test_a_forgotten_layout_is_refused_with_the_shapes_it_expected():
+    """The second seed's layout (samples as columns) declared as rows: said before the class trains."""
+    driver = seed_style(lambda layers: ColumnNet(*layers), name="columns", weights=("w1", "w2"), biases=("b1", "b2"))
+    case = BY_ID["seed2-xor"]
+    with pytest.raises(AdapterError, match=r"columns: b1 \(layer 1 bias\) is \(2, 1\) as the class builds it, but "
+                                           r"layout 'rows' \(samples as rows: .*\) makes it \(1, 2\); declare "
+                                           r"layout='columns'\?"):
+        driver.run_gradients(*case.inputs("float64")[1:4], case.config)
+
+
+def test_a_step_function_declared_in_the_wrong_layout_says_how_it_was_called():
+    from examples.seed_loop import forward, step
+
+    driver = step_function(step, name="loop", layout="rows", targets="flat", forward=forward)
+    case = BY_ID["seed2-xor"]
+    with pytest.raises(AdapterError, match=r"loop: the forward pass raised ValueError: .*; it was called with layout "
+                                           r"'rows' \(samples as rows: .*\): X \(4, 2\), w1 \(2, 2\), b1 \(1, 2\), "
+                                           r"w2 \(2, 1\), b2 \(1, 1\)"):
+        driver.run_forward(case.inputs("float64")[1], case.inputs("float64")[2], case.config)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"params": "b1 w1 b2 w2"}, r"step\(w1, b1, w2, b2, X, d, lr\) takes its parameters as w1 b1 w2 b2, but params= "
+                                r"declares b1 w1 b2 w2; declare params='w1 b1 w2 b2'"),
+    ({"params": "w1 b1 w2"}, r"must name one weight and one bias for each layer"),
+    ({"params": "w1 b1 x2 b2"}, r"'x2' is not a weight or bias name"),
+    ({"layout": "cols"}, r"layout must be 'rows' .* or 'columns'"),
+])
+def test_a_step_function_misdeclared_is_refused_when_wrapped(kwargs, message):
+    from examples.seed_loop import step
+
+    with pytest.raises(ValueError, match=message):
+        step_function(step, **kwargs)
+
+
+def test_a_step_function_taking_other_arguments_is_refused():
+    def step(w1, b1, w2, b2, X, d):  # no learning rate
+        pass
+
+    with pytest.raises(AdapterError, match=r"step\(w1, b1, w2, b2, X, d\) takes 6 arguments; the adapter calls it "
+                                           r"with 7: w1 b1 w2 b2 X y lr"):
+        step_function(step)
+
+
+def test_a_step_function_returning_new_arrays_agrees_and_one_without_forward_skips_that_check():
+    from examples.seed_loop import step
+
+    def pure(w1, b1, w2, b2, X, d, lr):
+        w1, b1, w2, b2 = (a.copy() for a in (w1, b1, w2, b2))
+        step(w1, b1, w2, b2, X, d, lr)
+        return w1, b1, w2, b2
+
+    driver, case = step_function(pure, name="pure", targets="flat"), BY_ID["seed2-xor"]
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64", epochs=500)
+    with pytest.raises(Unsupported, match="no forward function declared"):
+        checks.check_forward(driver, case, "float64")

@@ -1,6 +1,8 @@
 """The main job's command: its table, verdict, exit status, JSON and picture."""
 
 import json
+import re
+import sys
 
 import pytest
 
@@ -133,3 +135,36 @@ def test_first_epoch_out_and_the_verdict_come_from_one_route(driver, mutate, tmp
     capsys.readouterr()
     assert row["agree"] is False and isinstance(row["first_epoch_out"], int), row["problems"]
     assert 0 <= row["first_epoch_out"] <= 300
+
+
+RAISES = '''
+import numpy as np
+from crosscheck.adapters import seed_style
+
+
+class Net:
+    def __init__(self, n_in, n_hidden, n_out):
+        self.weights_input_hidden, self.bias_hidden = np.zeros((n_in, n_hidden)), np.zeros((1, n_hidden))
+        self.weights_hidden_output, self.bias_output = np.zeros((n_hidden, n_out)), np.zeros((1, n_out))
+
+    def feedforward(self, X):
+        raise RuntimeError("my forward is not written yet")
+
+
+DRIVER = seed_style(lambda layers: Net(*layers), name="raiser")
+'''
+
+
+def test_an_implementation_that_raises_gets_its_row_and_the_others_complete(tmp_path, monkeypatch, capsys):
+    (tmp_path / "raiser.py").write_text(RAISES)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(backends, "_plugins", dict(backends._plugins))
+    status = report.main(["--implementation", "raiser=raiser:DRIVER", "--backends", "numpy,raiser", "--layers",
+                          "2,4,1", "--epochs", "50", "--plot", "", "--no-progress"])
+    text = capsys.readouterr().out
+    assert status == 1, text
+    assert re.search(r"\nnumpy .* yes *\n", text) and re.search(r"\nraiser .* NO *\n", text), text
+    assert "raiser: raised AdapterError: raiser: the forward pass raised RuntimeError: my forward is not written yet" \
+        in text
+    assert "DISAGREE: raiser did not match the NumPy reference" in text
