@@ -50,6 +50,46 @@ def _continues(train):
     return "opt_state" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
+@dataclass(frozen=True)
+class Capability:
+    """What a plug-in implements, as data (the property tests draw only configurations inside it): dense layers
+    (`layers` of them, or any number for None) with one of `activations` between and after them, one of `losses`,
+    full batch or (minibatch) mini-batches, one of `optimizers`, one of `dtypes`, `outputs` outputs (or any)."""
+
+    activations: tuple
+    losses: tuple
+    layers: int | None = None
+    minibatch: bool = False
+    optimizers: tuple = ("sgd",)
+    dtypes: tuple = ("float64",)
+    outputs: int | None = None  # a fixed number of outputs (flat targets: 1), or any
+
+    def reason(self, config):
+        """None if config is inside the capability, else why not (a Driver's supports)."""
+        if self.layers is not None and len(config.layers) != self.layers + 1:
+            return f"{self.layers} layers only, not {len(config.layers) - 1}"
+        if self.outputs is not None and config.layers[-1] != self.outputs:
+            return f"{self.outputs} output{'s' if self.outputs > 1 else ''} only, not {config.layers[-1]}"
+        from .registry import ACTIVATIONS
+
+        others = [layer.kind for layer in config.model if layer.kind != "dense" and layer.kind not in self.activations]
+        if others and all(kind in ACTIVATIONS for kind in others):
+            return f"{'/'.join(self.activations)} activations only, not {config.hidden}/{config.output}"
+        if others:
+            return (f"dense layers and {'/'.join(self.activations)} only, not "
+                    f"{', '.join(layer.kind for layer in config.model)}")
+        if config.loss not in self.losses:
+            return f"loss {'/'.join(self.losses)} only, not {config.loss}"
+        if config.batch_size is not None and not self.minibatch:
+            return "full batch only"
+        if config.optimizer not in self.optimizers or config.weight_decay:
+            return f"{'/'.join(self.optimizers)} only, not {config.optimizer}" + (
+                " with weight decay" if config.weight_decay else "")
+        if config.dtype not in self.dtypes:
+            return f"dtypes {', '.join(self.dtypes)} only, not {config.dtype}"
+        return None
+
+
 class Unsupported(Exception):
     """The backend declares that it does not implement this configuration (tests skip, with the reason)."""
 
@@ -65,6 +105,7 @@ class Driver:
     synchronize: Callable = lambda tree: None  # blocks until the device has finished tree's work
     autodiff_gradients: Callable | None = None  # (params, X, y, config) -> (loss, grads) by the framework's autodiff
     supports: Callable | None = None  # config -> None if supported, else the reason it is not (plug-ins)
+    capability: Capability | None = None  # what supports admits, as data, where a plug-in declares it (adapters)
 
     def check_support(self, config):
         reason = self.supports(config) if self.supports is not None else None

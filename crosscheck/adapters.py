@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from common.driver import Driver, Run, Unsupported, batches
+from common.driver import Capability, Driver, Run, Unsupported, batches
 from reference.losses import loss_forward
 
 from .compare import Disagreement
@@ -104,27 +104,10 @@ def _check_update_rule(who, before, full, half, lr_full=IMPLIED_LR, lr_half=HALF
                 f"{lr_half:g} is {ratio:.3g} × the step at lr {lr_full:g}, where it should be {expected:g}: {how}")
 
 
-def _supports(layers, activation, loss, dtypes, minibatch, sgd_only=True):
-    """A supports(config) for code that implements dense layers with one activation throughout."""
-
-    def supports(config):
-        if layers is not None and len(config.layers) != layers + 1:
-            return f"{layers} layers only, not {len(config.layers) - 1}"
-        if config.hidden != activation or config.output != activation:
-            return f"{activation} activations only, not {config.hidden}/{config.output}"
-        if any(layer.kind not in ("dense", activation) for layer in config.model):
-            return f"dense layers and {activation} only, not {', '.join(layer.kind for layer in config.model)}"
-        if config.loss != loss:
-            return f"loss {loss} only, not {config.loss}"
-        if config.batch_size is not None and not minibatch:
-            return "full batch only"
-        if sgd_only and (config.optimizer != "sgd" or config.weight_decay):
-            return f"plain gradient descent only (the seeds' update), not {config.optimizer}"
-        if config.dtype not in dtypes:
-            return f"dtypes {', '.join(dtypes)} only, not {config.dtype}"
-        return None
-
-    return supports
+def _capability(layers, activation, loss, dtypes, minibatch, outputs=None):
+    """What code implementing dense layers with one activation throughout, trained by plain descent, supports."""
+    return Capability(activations=(activation,), losses=(loss,), layers=layers, minibatch=minibatch,
+                      dtypes=tuple(dtypes), outputs=outputs)
 
 
 class ReadBack:
@@ -220,9 +203,9 @@ class ReadBack:
         return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
 
 
-def _driver(name, mlp, supports, version):
+def _driver(name, mlp, capability, version):
     return Driver(name=name, version=version, devices=("cpu",), mlp=mlp, to_native=lambda arr, device: arr,
-                  to_numpy=np.asarray, supports=supports)
+                  to_numpy=np.asarray, supports=capability.reason, capability=capability)
 
 
 # -- the first seed's class -------------------------------------------------------------------------------------
@@ -278,7 +261,7 @@ def seed_style(factory, *, name="seed-style", layout="rows",
     descent on half_sse), full batch, `dtypes`. Every other configuration is skipped with the reason.
     """
     return _driver(name, SeedStyle(name, factory, layout, weights, biases),
-                   _supports(len(weights), activation, loss, dtypes, minibatch=False), version)
+                   _capability(len(weights), activation, loss, dtypes, minibatch=False), version)
 
 
 # -- the second seed's loop body, as a function ------------------------------------------------------------------
@@ -420,8 +403,9 @@ def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", 
     optional: without it, the output is not checked and each step's loss is computed by the reference from the
     parameters the step starts at (the parameters themselves are compared all the same).
     """
-    return _driver(name, StepFunction(name, step, params, layout, targets, forward),
-                   _supports(None, activation, loss, dtypes, minibatch), version)
+    mlp = StepFunction(name, step, params, layout, targets, forward)
+    return _driver(name, mlp, _capability(mlp.n_layers, activation, loss, dtypes, minibatch,
+                                          outputs=1 if targets == "flat" else None), version)
 
 
 # -- Nielsen's Network ------------------------------------------------------------------------------------------
@@ -490,5 +474,5 @@ class Nielsen(ReadBack):
 def nielsen(factory, *, name="nielsen", dtypes=("float64",), version="-"):
     """A Driver around Nielsen's Network; factory(sizes) builds one, e.g. Network([2, 4, 1]). Sigmoid throughout,
     the quadratic cost (half_sse here: see Nielsen), any depth, full batch or mini-batches."""
-    return _driver(name, Nielsen(name, factory), _supports(None, "sigmoid", "half_sse", dtypes, minibatch=True),
+    return _driver(name, Nielsen(name, factory), _capability(None, "sigmoid", "half_sse", dtypes, minibatch=True),
                    version)

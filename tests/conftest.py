@@ -109,6 +109,44 @@ def pytest_report_header(config):
     return lines
 
 
+BACKEND_PROPERTY = "crosscheck_backend"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many checks ran on each backend (a plug-in's above all), and which were skipped for what."""
+    ran, failed, skipped = {}, {}, {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            name = dict(getattr(report, "user_properties", ())).get(BACKEND_PROPERTY)
+            if name is None:
+                continue
+            if outcome == "skipped":
+                reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+                if reason.removeprefix("Skipped: ").startswith("slow:"):  # full-length runs, the catalogue's turns
+                    reason = "slow: runs with --run-slow"
+                reasons = skipped.setdefault(name, {})
+                reason = reason.removeprefix("Skipped: ").replace(f"{name} does not support this configuration: ",
+                                                                    "unsupported: ")
+                reasons[reason] = reasons.get(reason, 0) + 1
+            elif outcome == "passed" and report.when == "call":
+                ran[name] = ran.get(name, 0) + 1
+            elif outcome in ("failed", "error"):
+                failed[name] = failed.get(name, 0) + 1
+    names = [n for n in dict.fromkeys([*ran, *failed, *skipped])]
+    if not names:
+        return
+    terminalreporter.section("checks per backend")
+    for name in names:
+        reasons = skipped.get(name, {})
+        line = (f"{name}: {ran.get(name, 0) + failed.get(name, 0)} ran ({ran.get(name, 0)} passed, "
+                f"{failed.get(name, 0)} failed), {sum(reasons.values())} skipped")
+        if reasons:
+            top = sorted(reasons.items(), key=lambda kv: -kv[1])
+            line += ": " + "; ".join(f"{count} {reason}" for reason, count in top[:4])
+            line += f"; {len(top) - 4} other reasons" if len(top) > 4 else ""
+        terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(config, items):
     """Deselect tests of backends not chosen with --backends; skip slow ones without --run-slow."""
     chosen = set(selected_backends(config))
@@ -117,6 +155,10 @@ def pytest_collection_modifyitems(config, items):
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+    for item in items:  # which backend each test checks, carried by its reports (under xdist too) to the summary
+        name = getattr(item, "callspec", None) and item.callspec.params.get("backend_name")
+        if name:
+            item.user_properties.append((BACKEND_PROPERTY, name))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: a full-length run; pass --run-slow")

@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -181,6 +182,9 @@ def test_the_installed_suite_checks_your_file_from_your_own_folder(tmp_path):
                      "--backends", "mine", "-k", "seed1", "-rs")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "mine does not support this configuration: dtypes float64 only" in done.stdout
+    # the summary says how many checks ran on the plug-in, and what was skipped for what
+    assert re.search(r"\nmine: [1-9]\d* ran \([1-9]\d* passed, 0 failed\), \d+ skipped: .*unsupported: dtypes float64 "
+                     r"only, not float32", done.stdout), done.stdout[-3000:]
     (tmp_path / "my_net.py").write_text(OWN_NET.replace("* self.hidden * (1 - self.hidden)", "* self.hidden"))
     done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests.test_agreement", "--implementation", "mine=my_net:DRIVER",
                      "--backends", "mine", "-k", "seed1 and gradients")

@@ -5,11 +5,13 @@ is shrunk by hypothesis and printed as a configuration to reproduce.
 """
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import reference
 from common import registry
+from common.driver import Capability
 from crosscheck import checks
 from crosscheck.cases import Case
 from reference import Config
@@ -19,20 +21,31 @@ BUDGET = settings(max_examples=12, deadline=None, derandomize=True,
 
 
 @st.composite
-def cases(draw):
-    hidden_layers = draw(st.lists(st.integers(1, 6), min_size=0, max_size=3))
-    loss = draw(st.sampled_from(list(registry.LOSSES)))
+def cases(draw, capability=None):
+    """A random case; with a plug-in's capability (common.driver.Capability), only inside it: a plug-in gets as
+    many examples as a built-in backend, not a run of unsupported ones that hypothesis gives up on."""
+    cap = capability
+    fixed = None if cap is None or cap.layers is None else cap.layers - 1  # the hidden layers a plug-in has
+    hidden_layers = draw(st.lists(st.integers(1, 6), min_size=fixed or 0, max_size=3 if fixed is None else fixed))
+    losses = list(registry.LOSSES) if cap is None else [loss for loss in cap.losses if loss in registry.LOSSES]
+    loss = draw(st.sampled_from(losses))
     n_in = draw(st.integers(1, 5))
-    output = draw(st.sampled_from(registry.output_activations(loss)))
+    outputs = registry.output_activations(loss) if cap is None else \
+        [a for a in registry.output_activations(loss) if a in cap.activations]
+    output = draw(st.sampled_from(outputs))
     n_out = draw(st.integers(2, 4)) if registry.ACTIVATIONS[output].outputs == "simplex" else draw(st.integers(1, 3))
+    if cap is not None and cap.outputs is not None:
+        n_out = cap.outputs
     samples = draw(st.integers(1, 12))
-    batch = draw(st.one_of(st.none(), st.integers(1, samples)))
+    batch = draw(st.one_of(st.none(), st.integers(1, samples))) if cap is None or cap.minibatch else None
+    hidden_kinds = registry.hidden_activations() if cap is None else \
+        [a for a in registry.hidden_activations() if a in cap.activations]
     # A model drawn layer by layer: each hidden layer its own activation (the shorthand gives them all one).
     widths = (n_in, *hidden_layers, n_out)
     model = []
     for l, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
         last = l == len(widths) - 2
-        model += [("dense", fan_in, fan_out), output if last else draw(st.sampled_from(registry.hidden_activations()))]
+        model += [("dense", fan_in, fan_out), output if last else draw(st.sampled_from(hidden_kinds))]
     config = Config(model=tuple(model), loss=loss, init=draw(st.sampled_from(list(registry.INITS))),
                     lr=draw(st.sampled_from([0.01, 0.1])), epochs=draw(st.integers(1, 6)), batch_size=batch,
                     seed=draw(st.integers(0, 2**16)))
@@ -53,9 +66,27 @@ def test_reference_gradients_match_finite_differences(case):
     checks.check_finite_differences(case)
 
 
+@pytest.mark.parametrize("capability", [
+    Capability(activations=("sigmoid",), losses=("half_sse",), layers=2),
+    Capability(activations=("sigmoid", "tanh", "relu"), losses=("half_sse", "mse"), minibatch=True, outputs=1),
+    Capability(activations=("tanh", "softmax"), losses=("softmax_cross_entropy",), layers=3, dtypes=("float32",)),
+], ids=["seed-class", "step-function", "three-layer-classifier"])
 @BUDGET
-@given(case=cases(), dtype=st.sampled_from(["float64", "float32"]))
-def test_backend_gradients_and_runs_agree(driver, device, case, dtype):
+@given(data=st.data())
+def test_a_plugin_is_drawn_only_what_it_supports(capability, data):
+    """A plug-in's property test draws inside its declared capability: hypothesis would give up on one that drew
+    unsupported configurations (each a skip), and the plug-in would get no property test at all."""
+    case = data.draw(cases(capability))
+    dtype = data.draw(st.sampled_from(capability.dtypes))  # drawn apart, as test_backend_gradients_and_runs_agree does
+    assert capability.reason(case.config.replace(dtype=dtype)) is None, case.config
+
+
+@BUDGET
+@given(data=st.data())
+def test_backend_gradients_and_runs_agree(driver, device, data):
+    cap = driver.capability
+    case = data.draw(cases(cap), label="case")
+    dtype = data.draw(st.sampled_from(["float64", "float32"] if cap is None else list(cap.dtypes)), label="dtype")
     checks.check_forward(driver, case, dtype, device)
     checks.check_gradients(driver, case, dtype, device)
     checks.check_trajectory(driver, case, dtype, device)
