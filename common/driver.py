@@ -63,6 +63,7 @@ class Capability:
     optimizers: tuple = ("sgd",)
     dtypes: tuple = ("float64",)
     outputs: int | None = None  # a fixed number of outputs (flat targets: 1), or any
+    weight_decay: bool = False
 
     def reason(self, config):
         """None if config is inside the capability, else why not (a Driver's supports)."""
@@ -82,7 +83,7 @@ class Capability:
             return f"loss {'/'.join(self.losses)} only, not {config.loss}"
         if config.batch_size is not None and not self.minibatch:
             return "full batch only"
-        if config.optimizer not in self.optimizers or config.weight_decay:
+        if config.optimizer not in self.optimizers or (config.weight_decay and not self.weight_decay):
             return f"{'/'.join(self.optimizers)} only, not {config.optimizer}" + (
                 " with weight decay" if config.weight_decay else "")
         if config.dtype not in self.dtypes:

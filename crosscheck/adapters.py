@@ -476,3 +476,101 @@ def nielsen(factory, *, name="nielsen", dtypes=("float64",), version="-"):
     the quadratic cost (half_sse here: see Nielsen), any depth, full batch or mini-batches."""
     return _driver(name, Nielsen(name, factory), _capability(None, "sigmoid", "half_sse", dtypes, minibatch=True),
                    version)
+
+
+# -- manual backprop in framework tensors (makemore's "backprop ninja" style) --------------------------------------
+
+def _framework(name):
+    """(to_native, to_numpy, version) for arrays of framework name: 'numpy', 'torch' or 'jax' (float64 kept)."""
+    if name == "numpy":
+        return (lambda a: a), np.asarray, np.__version__
+    if name == "torch":
+        import torch
+
+        return (lambda a: torch.from_numpy(np.ascontiguousarray(a))), \
+            (lambda t: t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)), torch.__version__
+    if name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # float64 stays float64 (the reference's dtype)
+        return jax.numpy.asarray, np.asarray, jax.__version__
+    raise ValueError(f"framework must be 'numpy', 'torch' or 'jax', got {name!r}")
+
+
+class GradientFunction:
+    """grads(params, X, y) -> (loss, [(dW, db), ...]), params [(W, b), ...] in the declared layout and framework;
+    training applies the reference's own optimizer (any registered one) to the gradients it returns, so the run
+    checks the gradients along the whole trajectory."""
+
+    def __init__(self, name, fn, layout, framework, forward):
+        _check_layout(layout)
+        self.name, self.fn, self.layout, self.fwd = name, fn, layout, forward
+        self.framework = framework
+        self.native, self.numpy, _ = _framework(framework)
+
+    def _params(self, params):
+        return [tuple(self.native(a) for a in pair) for pair in _to_layout(params, self.layout)]
+
+    def _x(self, X):
+        return self.native(X if self.layout == "rows" else X.T)
+
+    def _back(self, out):
+        out = self.numpy(out)
+        return out if self.layout == "rows" else out.T
+
+    def forward(self, params, X, config):
+        if self.fwd is None:
+            raise Unsupported(f"{self.name} does not support this check: no forward function declared "
+                              f"(gradient_function(..., forward=f) with f(params, X) -> output)")
+        return [(None, self._back(self.fwd(self._params(params), self._x(X))))]
+
+    def gradients(self, params, X, y, config):
+        out = self.fn(self._params(params), self._x(X), self._x(y))
+        if not isinstance(out, (tuple, list)) or len(out) != 2 or len(out[1]) != len(params):
+            raise AdapterError(f"{self.name}: the gradient function returned {type(out).__name__}; declared: "
+                               f"(loss, [(dW, db) for each of the {len(params)} layers])")
+        loss, grads = out
+        grads = [tuple(self.numpy(g) for g in pair) for pair in grads]
+        _check_shapes(self.name, [(f"dW{l + 1}", f"db{l + 1}") for l in range(len(params))], grads, params,
+                      self.layout, "as the gradient function returns it")
+        return np.asarray(self.numpy(loss))[()], _from_layout(grads, self.layout)
+
+    def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
+        from common.driver import TrainState
+        from reference import optimizers
+        from reference.mlp import update
+
+        steps = batches(len(X), config.batch_size)
+        losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
+        opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+        saved = {}
+        for epoch in range(config.epochs):
+            for s, (start, stop) in enumerate(steps):
+                idx = slice(None) if orders is None else orders[epoch, start:stop]
+                step += 1
+                losses[epoch, s], grads = self.gradients(params, X[idx], y[idx], config)
+                params, opt_state = update(params, grads, opt_state, step, config)
+            if epoch + 1 in checkpoints:
+                saved[epoch + 1] = TrainState(params, opt_state, step, [() for _ in params])
+        return Run(losses=losses, checkpoints=saved, params=params,
+                   state=TrainState(params, opt_state, step, [() for _ in params]))
+
+
+def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", forward=None,
+                      activations=("sigmoid",), losses=("half_sse",), layers=None, dtypes=("float64",),
+                      optimizers=None, version=None):
+    """A Driver around manual backprop written as a function, in NumPy, PyTorch or JAX tensors (tensors in, tensors
+    out, as makemore's "backprop ninja"): grads(params, X, y) -> (loss, [(dW, db), ...]) with params
+    [(W, b), ...] in layout ('rows': W (in, out), b (1, out); 'columns': W (out, in), b (out, 1)).
+
+    activations, losses, layers, dtypes: what it implements (the capability the tests draw from). Training
+    applies the reference's optimizer to its gradients, so every registered optimizer is supported unless
+    optimizers names fewer. forward(params, X) -> output, optional: without it the output is not checked.
+    """
+    from common import registry
+
+    mlp = GradientFunction(name, grads, layout, framework, forward)
+    capability = Capability(activations=tuple(activations), losses=tuple(losses), layers=layers, minibatch=True,
+                            optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
+                            weight_decay=True)
+    return _driver(name, mlp, capability, version or f"{framework} {_framework(framework)[2]}")

@@ -371,3 +371,37 @@ def test_a_step_function_returning_new_arrays_agrees_and_one_without_forward_ski
     checks.check_trajectory(driver, case, "float64", epochs=500)
     with pytest.raises(Unsupported, match="no forward function declared"):
         checks.check_forward(driver, case, "float64")
+
+
+NINJA = {"ninja_torch": "torch", "ninja_jax": "jax"}
+
+
+@needs_source_tree
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("module", NINJA)
+def test_manual_backprop_in_framework_tensors_agrees(module, dtype):
+    """makemore's "backprop ninja" style: gradients by hand in torch or JAX tensors, checked as they are (float32 by
+    the float32 rule: within a multiple of the NumPy float32 reference's own rounding)."""
+    pytest.importorskip(NINJA[module])
+    driver, case = example(module), BY_ID["square-tanh-softmax-ce-minibatch"]
+    checks.check_forward(driver, case, dtype)
+    checks.check_gradients(driver, case, dtype)
+    checks.check_trajectory(driver, case, dtype, epochs=case.short_epochs)
+
+
+@needs_source_tree
+def test_a_gradient_function_trains_with_any_registered_optimizer():
+    """Its gradients go through the reference's own Adam: the Adam moments along the run are compared too."""
+    pytest.importorskip("torch")
+    case = BY_ID["square-tanh-softmax-ce-minibatch"]
+    adam = replace(case, id="square-tanh-softmax-ce-adam", config=case.config.replace(optimizer="adam", lr=0.01))
+    checks.check_trajectory(example("ninja_torch"), adam, "float64", epochs=60)
+
+
+@needs_source_tree
+def test_manual_backprop_in_tensors_with_a_planted_mistake_is_named():
+    pytest.importorskip("torch")
+    with pytest.raises(Disagreement) as info:
+        checks.check_gradients(example("ninja_torch_buggy"), BY_ID["square-tanh-softmax-ce-minibatch"], "float64")
+    text = str(info.value)
+    assert "ninja: layer 3 bias gradient disagrees" in text and "weight gradient" not in text, text
