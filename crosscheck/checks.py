@@ -387,7 +387,7 @@ def _ballots(driver, case, dtype, what, device, epochs, known):
 
 
 def clear_caches():
-    """Forget every cached reference result and vote (after the code under test changed: tests/mutations.py)."""
+    """Forget every cached reference result and vote (after the code under test changed: crosscheck/mutations.py)."""
     reference_point.cache_clear()
     reference_run.cache_clear()
     _BALLOTS.clear()

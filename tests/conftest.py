@@ -27,9 +27,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import backends
 from common.driver import Unsupported
+from crosscheck import mutations
 from crosscheck.cases import CASES, DTYPES
 
-from . import mutations, xla_flags
+from . import xla_flags
 from .strictness import load_or_skip, strict
 
 
@@ -214,7 +215,7 @@ def pytest_runtest_call(item):
 
 @pytest.fixture
 def mutate(monkeypatch):
-    """mutate(module_name, old, new): plant a one-line bug for this test only (see tests/mutations.py)."""
+    """mutate(module_name, old, new): plant a one-line bug for this test only (see crosscheck/mutations.py)."""
     yield partial(mutations.mutate, monkeypatch)
     monkeypatch.undo()
     mutations.clear_caches()

@@ -1,4 +1,4 @@
-"""Every classic mistake in tests/bug_catalogue.py, planted in every backend in turn, on each of its cases.
+"""Every classic mistake in crosscheck/catalogue.py, planted in every backend in turn, on each of its cases.
 
 A mistake in a framework backend is caught by that backend's own cross-check against
 the reference. A mistake in the NumPy reference is caught by every healthy framework
@@ -16,9 +16,9 @@ import pytest
 import backends
 from crosscheck import checks
 from crosscheck.cases import BY_ID
+from crosscheck.catalogue import BUGS, PROBES
 from crosscheck.compare import Disagreement
 
-from .bug_catalogue import BUGS, PROBES
 from .test_conventions import assert_kink_gradients
 
 PROBE_CHECKS = {

@@ -75,8 +75,7 @@ def test_every_layer_kind_trains_in_a_case_and_is_caught_wrong():
     backward of its own beyond dense and the activations has a catalogue mistake planted in it."""
     from common import registry
     from crosscheck.cases import CASES
-
-    from .bug_catalogue import BUGS
+    from crosscheck.catalogue import BUGS
 
     used = {layer.kind for case in CASES for layer in case.config.model}
     assert set(registry.LAYERS) - used == set(), "layer kinds in no case"

@@ -9,9 +9,8 @@ import pytest
 import backends
 from common.config import Config
 from crosscheck import checks, ops
+from crosscheck.catalogue import BY_ID as BUGS
 from crosscheck.compare import Disagreement
-
-from .bug_catalogue import BY_ID as BUGS
 
 
 @pytest.mark.builtin

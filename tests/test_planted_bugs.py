@@ -7,12 +7,10 @@ from functools import partial
 
 import pytest
 
-from crosscheck import checks
+from crosscheck import checks, mutations
 from crosscheck.cases import BY_ID
+from crosscheck.catalogue import BY_ID as BUGS
 from crosscheck.compare import Disagreement
-
-from . import mutations
-from .bug_catalogue import BY_ID as BUGS
 
 
 @pytest.mark.frameworks

@@ -8,8 +8,8 @@ import pytest
 
 import backends
 from crosscheck import report
+from crosscheck.catalogue import BY_ID as BUGS
 
-from .bug_catalogue import BY_ID as BUGS
 from .source import needs_source_tree
 
 SHORT = ["--epochs", "300", "--checkpoints", "3", "--no-progress"]

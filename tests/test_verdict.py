@@ -12,9 +12,8 @@ import pytest
 import backends
 from crosscheck import checks
 from crosscheck.cases import BY_ID, CASES
+from crosscheck.catalogue import BY_ID as BUGS
 from crosscheck.compare import Disagreement
-
-from .bug_catalogue import BY_ID as BUGS
 
 BIAS_AVERAGED = BUGS["bias-gradient-averaged"]
 

@@ -73,7 +73,7 @@ class _Compiled:
 
     (JAX quirk: run eagerly, every small op compiles on its own at first use, which
     costs seconds per configuration.) The wrappers above look mlp up when traced, so
-    a patched mlp (tests/mutations.py) is seen after jax.clear_caches().
+    a patched mlp (crosscheck/mutations.py) is seen after jax.clear_caches().
     """
 
     forward = staticmethod(jax.jit(_forward, static_argnames="config"))

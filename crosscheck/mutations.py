@@ -1,4 +1,4 @@
-"""Plant a bug in a backend without editing its files: rewrite one line of a module's source, test-side.
+"""Plant a bug in a backend without editing its files: rewrite one line of a module's source, in memory.
 
 mutate(monkeypatch, "backends.torch.mlp", "da = dz @ W.T", "da = dz @ W") recompiles
 the module's functions from the edited source and patches them in for the test's
@@ -9,6 +9,7 @@ way in and out, so nothing computed with the bug outlives the test.
 import importlib
 import inspect
 import sys
+from contextlib import contextmanager
 
 from crosscheck import checks
 
@@ -34,7 +35,7 @@ def mutate(monkeypatch, module_name, old, new):
     if count != 1:
         raise AssertionError(f"mutation {old!r} -> {new!r} must match exactly once in {module_name}, matched {count}")
     namespace = dict(vars(module))
-    exec(compile(source.replace(old, new), module.__file__, "exec"), namespace)  # noqa: S102
+    exec(compile(source.replace(old, new), module.__file__ or module_name, "exec"), namespace)  # noqa: S102
     for name, value in namespace.items():
         original = getattr(module, name, None)
         if inspect.isfunction(value) and inspect.isfunction(original) and original.__module__ == module_name:
@@ -45,3 +46,33 @@ def mutate(monkeypatch, module_name, old, new):
     clear_caches(jax=planted_in_jax)  # the planted code must be traced afresh...
     _jax_mutated = _jax_mutated or planted_in_jax  # ...and cleared again when the test undoes it
     return module
+
+
+class Patch:
+    """pytest's monkeypatch reduced to what mutate uses (setattr, undo), so that a mistake can be planted outside a
+    test too: the diagnosis plants each catalogue mistake in the reference in turn (crosscheck/diagnose.py)."""
+
+    def __init__(self):
+        self._undo = []
+
+    def setattr(self, target, name, value):
+        self._undo.append((target, name, getattr(target, name)))
+        setattr(target, name, value)
+
+    def undo(self):
+        while self._undo:
+            target, name, value = self._undo.pop()
+            setattr(target, name, value)
+
+
+@contextmanager
+def planted(module_name, old, new):
+    """The block runs with the one-line mistake planted in module_name; the module, and every cache that may hold
+    results computed with it, is restored on the way out."""
+    patch = Patch()
+    try:
+        mutate(patch, module_name, old, new)
+        yield
+    finally:
+        patch.undo()
+        clear_caches()

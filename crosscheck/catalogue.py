@@ -41,7 +41,7 @@ class Bug:
         return self.spellings.get(backend, (self.old, self.new))
 
     def plant(self, mutate, backend):
-        """Plant this mistake in backend's module with mutate(module_name, old, new) (tests/mutations.py)."""
+        """Plant this mistake in backend's module with mutate(module_name, old, new) (crosscheck/mutations.py)."""
         mutate(f"{backends.REGISTRY[backend][0]}.{self.module}", *self.spelled(backend))
 
 
