@@ -52,6 +52,7 @@ class Row:
     problems: list = field(default_factory=list)
     deviation_curve: list | None = None  # per epoch |loss - reference|, for the plot
     param_curve: list | None = None  # per checkpoint max |params - reference|
+    diagnosis: str | None = None  # where a disagreeing backend's first step parts, what it looks like (diagnose.py)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -386,10 +387,25 @@ def run_report(args, case, names, out=None):
                 raise
             row.agree = False
             row.problems.append(f"{name}: raised {type(exc).__name__}: {exc} (a crash, not a result)")
+        blamed = any("the odd one out: numpy (the reference)" in p for p in row.problems)
+        if row.agree is False and name != backends.REFERENCE and not blamed:
+            row.diagnosis = _diagnosis(driver, case, device)
     _print_table(rows, config, out)
     if args.log_every:
         _print_log(runs, args.log_every, out)
     return rows, runs
+
+
+def _diagnosis(driver, case, device):
+    """The diagnosis of a disagreeing row (crosscheck/diagnose.py), or why there is none."""
+    from .diagnose import diagnose
+
+    try:
+        return diagnose(driver, case, device).text()
+    except Unsupported as exc:
+        return f"no diagnosis: {exc}"
+    except Exception as exc:  # noqa: BLE001  (the row's own findings stand)
+        return f"no diagnosis: it raised {type(exc).__name__}: {exc}"
 
 
 def _fmt(value, spec=".2e"):
@@ -422,6 +438,8 @@ def _print_table(rows, config, out):
     for r in rows:
         for problem in r.problems:
             print(f"\n{problem}", file=out)
+        if r.diagnosis:
+            print(f"\n{r.diagnosis}", file=out)
     bad = [r.backend for r in rows if r.agree is False]
     checked = [r for r in rows if r.agree is not None]
     skipped = [r.backend for r in rows if r.agree is None]

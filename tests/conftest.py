@@ -29,6 +29,8 @@ import backends
 from common.driver import Unsupported
 from crosscheck import mutations
 from crosscheck.cases import CASES, DTYPES
+from crosscheck.compare import Disagreement
+from crosscheck.diagnose import diagnose
 
 from . import xla_flags
 from .strictness import load_or_skip, strict
@@ -206,11 +208,24 @@ def device(request, driver):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """A configuration a plug-in declares unsupported is a skip with its reason, not a failure."""
+    """A configuration a plug-in declares unsupported is a skip with its reason, not a failure; a plug-in that
+    disagrees on a case gets a diagnosis under the diff (crosscheck/diagnose.py): where its first step parts from
+    the reference's, and which known mistake it looks like."""
+    __tracebackhide__ = True
     try:
         return (yield)
     except Unsupported as exc:
         pytest.skip(str(exc))
+    except Disagreement as exc:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        name, case = (params.get("backend_name"), params.get("case")) if params else (None, None)
+        if name is None or case is None or name not in backends.plugins() or name in backends.REGISTRY:
+            raise
+        try:
+            found = diagnose(backends.load(name), case).text()
+        except Exception as failure:  # noqa: BLE001  (the diff stands on its own)
+            found = f"(no diagnosis: it raised {type(failure).__name__}: {failure})"
+        raise Disagreement(f"{exc}\n\n{found}") from exc
 
 
 @pytest.fixture

@@ -189,6 +189,8 @@ def test_the_installed_suite_checks_your_file_from_your_own_folder(tmp_path):
     done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests.test_agreement", "--implementation", "mine=my_net:DRIVER",
                      "--backends", "mine", "-k", "seed1 and gradients")
     assert done.returncode == 1 and "mine: layer 1 weight gradient disagrees" in done.stdout, done.stdout[-3000:]
+    assert "diagnosis of mine on seed1-xor (float64, the first step):" in done.stdout  # under the diff
+    assert "the gradients first differ at layer 1 (layer 1 weight gradient" in done.stdout, done.stdout[-3000:]
 
 
 def test_the_plugin_stays_out_of_other_sessions(tmp_path):
