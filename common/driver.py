@@ -64,6 +64,7 @@ class Capability:
     dtypes: tuple = ("float64",)
     outputs: int | None = None  # a fixed number of outputs (flat targets: 1), or any
     weight_decay: bool = False
+    kinds: tuple = ()  # layer kinds besides dense and the activations (batchnorm, ...)
 
     def reason(self, config):
         """None if config is inside the capability, else why not (a Driver's supports)."""
@@ -73,11 +74,13 @@ class Capability:
             return f"{self.outputs} output{'s' if self.outputs > 1 else ''} only, not {config.layers[-1]}"
         from .registry import ACTIVATIONS
 
-        others = [layer.kind for layer in config.model if layer.kind != "dense" and layer.kind not in self.activations]
+        others = [layer.kind for layer in config.model
+                  if layer.kind != "dense" and layer.kind not in self.activations and layer.kind not in self.kinds]
         if others and all(kind in ACTIVATIONS for kind in others):
             return f"{'/'.join(self.activations)} activations only, not {config.hidden}/{config.output}"
         if others:
-            return (f"dense layers and {'/'.join(self.activations)} only, not "
+            return (f"dense layers, {'/'.join(self.kinds) + ' and ' if self.kinds else ''}"
+                    f"{'/'.join(self.activations)} only, not "
                     f"{', '.join(layer.kind for layer in config.model)}")
         if config.loss not in self.losses:
             return f"loss {'/'.join(self.losses)} only, not {config.loss}"

@@ -1,0 +1,248 @@
+"""CS231n-style layer functions as a plug-in: checked op by op, then assembled into the registry's models.
+
+The form of Stanford CS231n's assignment 2 (layers.py and optim.py): each layer a pair of functions,
+affine_forward(x, w, b) -> (out, cache) and affine_backward(dout, cache) -> (dx, dw, db); relu_forward(x) and
+relu_backward(dout, cache); batchnorm_forward(x, gamma, beta, bn_param) and batchnorm_backward(dout, cache) ->
+(dx, dgamma, dbeta); the losses softmax_loss(x, y) and svm_loss(x, y) -> (loss, dx) with integer labels y; and
+the update rules sgd, sgd_momentum, rmsprop and adam(w, dw, config) -> (next_w, config), their state kept in the
+config dict.
+
+cs231n(layers, optim) builds a Driver from whichever of these the modules (or any objects with those attributes)
+provide: the layer kinds, losses and optimizers it can assemble are its capability, and every other configuration
+is skipped with the reason. check_ops(layers) compares each function with the reference's op on the op tests' inputs.
+
+Conventions, where CS231n's and the reference's (PyTorch's) differ, converted by the adapter and so not findings:
+bn_param's momentum keeps that share of the old running statistics (0.9 for PyTorch's 0.1); sgd_momentum's velocity
+is -lr times PyTorch's momentum buffer. Left as they are, and so findings: CS231n's running variance is the biased
+batch variance, where PyTorch (and the reference) keep the unbiased one.
+"""
+
+import numpy as np
+
+from common.driver import Capability, Driver, Run, TrainState, Unsupported, batches
+
+LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward", "relu_backward"),
+          "batchnorm": ("batchnorm_forward", "batchnorm_backward")}
+LOSSES = {"softmax_cross_entropy": ("softmax_loss", "softmax"), "hinge": ("svm_loss", "identity")}
+UPDATES = {"sgd": "sgd", "momentum": "sgd_momentum", "rmsprop": "rmsprop", "adam": "adam"}
+
+
+def _has(module, names):
+    return all(callable(getattr(module, n, None)) for n in names)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Assembled:
+    """The mlp protocol walking config.model with the CS231n functions (plus flatten's reshape, identity's pass)."""
+
+    def __init__(self, name, layers, optim):
+        self.name, self.layers, self.optim = name, layers, optim
+
+    def _fn(self, name):
+        return getattr(self.layers, name)
+
+    def _bn_param(self, config, buffers, slot, mode):
+        from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM
+
+        mean, var = buffers[slot] if buffers is not None and buffers[slot] else (None, None)
+        param = {"mode": mode, "eps": BATCHNORM_EPS, "momentum": 1.0 - BATCHNORM_MOMENTUM}
+        if mean is not None:
+            param.update(running_mean=np.array(mean, copy=True), running_var=np.array(var, copy=True))
+        return param
+
+    def scores(self, params, X, config, buffers=None, mode="train"):
+        """(the last layer's output before the output activation, [(kind, cache)], buffers after the pass)."""
+        x, caches, new = X, [], None if buffers is None else list(buffers)
+        for layer in config.model[:-1]:
+            p = () if layer.slot is None else params[layer.slot]
+            if layer.kind == "dense":
+                x, cache = self._fn("affine_forward")(x, *p)
+            elif layer.kind == "batchnorm":
+                bn_param = self._bn_param(config, buffers, layer.slot, mode)
+                x, cache = self._fn("batchnorm_forward")(x, *p, bn_param)
+                if new is not None:
+                    new[layer.slot] = (bn_param["running_mean"], bn_param["running_var"])
+            elif layer.kind == "relu":
+                x, cache = self._fn("relu_forward")(x)
+            elif layer.kind in ("flatten", "identity"):
+                cache = x.shape
+                x = x.reshape(x.shape[0], -1) if layer.kind == "flatten" else x
+            else:
+                raise Unsupported(f"{self.name} does not support this configuration: no {layer.kind} functions")
+            caches.append((layer, cache))
+        return x, caches, new
+
+    def forward(self, params, X, config, buffers=None):
+        mode = "train" if buffers is None else "test"
+        z, _, _ = self.scores(params, X, config, None if buffers is None else buffers, mode)
+        return [(z, _softmax(z) if config.output == "softmax" else z)]  # the output activation: the loss's own
+
+    def _backward(self, params, caches, dscores):
+        grads = [()] * len(params)
+        dx = dscores
+        for layer, cache in reversed(caches):
+            if layer.kind == "dense":
+                dx, dw, db = self._fn("affine_backward")(dx, cache)
+                grads[layer.slot] = (dw, db)
+            elif layer.kind == "batchnorm":
+                dx, dgamma, dbeta = self._fn("batchnorm_backward")(dx, cache)
+                grads[layer.slot] = (dgamma, dbeta)
+            elif layer.kind == "relu":
+                dx = self._fn("relu_backward")(dx, cache)
+            elif layer.kind == "flatten":
+                dx = dx.reshape(cache)
+        return grads
+
+    def _step(self, params, X, y, config, buffers):
+        z, caches, new = self.scores(params, X, config, buffers, "train")
+        loss, dscores = getattr(self.layers, LOSSES[config.loss][0])(z, y.argmax(axis=1))
+        return loss, self._backward(params, caches, dscores), new
+
+    def gradients(self, params, X, y, config):
+        buffers = [self._initial(layer) for layer in config.parametrized] if self._keeps(config) else None
+        loss, grads, _ = self._step(params, X, y, config, buffers)
+        return loss, grads
+
+    @staticmethod
+    def _keeps(config):
+        return any(layer.kind == "batchnorm" for layer in config.model)
+
+    @staticmethod
+    def _initial(layer):
+        if layer.kind != "batchnorm":
+            return ()
+        width = layer.shape[0]
+        return (np.zeros(width), np.ones(width))
+
+    # -- the update rules, each leaf with its own config dict, read back as the reference's optimizer state
+    def _config(self, config, leaf):
+        c = {"learning_rate": config.lr}
+        if config.optimizer == "momentum":
+            c.update(momentum=config.momentum, velocity=np.zeros_like(leaf))
+        elif config.optimizer == "rmsprop":
+            c.update(decay_rate=config.alpha, epsilon=config.eps, cache=np.zeros_like(leaf))
+        elif config.optimizer == "adam":
+            c.update(beta1=config.betas[0], beta2=config.betas[1], epsilon=config.eps, m=np.zeros_like(leaf),
+                     v=np.zeros_like(leaf), t=0)
+        return c
+
+    @staticmethod
+    def _state(config, configs):
+        """The reference's optimizer state ({name: [(W leaf, b leaf)] per layer}) from the config dicts."""
+        def per_layer(read):
+            return [tuple(read(c) for c in pair) for pair in configs]
+
+        if config.optimizer == "momentum":
+            return {"momentum buffer": per_layer(lambda c: -c["velocity"] / c["learning_rate"])}
+        if config.optimizer == "rmsprop":
+            return {"square average": per_layer(lambda c: c["cache"])}
+        if config.optimizer == "adam":
+            return {"first moment": per_layer(lambda c: c["m"]), "second moment": per_layer(lambda c: c["v"])}
+        return {}
+
+    def train(self, params, X, y, config, orders=None, checkpoints=()):
+        update = getattr(self.optim, UPDATES[config.optimizer])
+        configs = [[self._config(config, leaf) for leaf in pair] for pair in params]
+        buffers = [self._initial(layer) for layer in config.parametrized] if self._keeps(config) else None
+        steps = batches(len(X), config.batch_size)
+        losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
+        saved, step = {}, 0
+        params = [tuple(np.array(leaf, copy=True) for leaf in pair) for pair in params]
+        for epoch in range(config.epochs):
+            for s, (start, stop) in enumerate(steps):
+                idx = slice(None) if orders is None else orders[epoch, start:stop]
+                losses[epoch, s], grads, buffers = self._step(params, X[idx], y[idx], config, buffers)
+                step += 1
+                new = []
+                for pair, gpair, cpair in zip(params, grads, configs):
+                    leaves = []
+                    for i, (leaf, g) in enumerate(zip(pair, gpair)):
+                        leaf, cpair[i] = update(leaf, g, cpair[i])
+                        leaves.append(leaf)
+                    new.append(tuple(leaves))
+                params = new
+            if epoch + 1 in checkpoints:
+                saved[epoch + 1] = TrainState(params, self._state(config, configs), step,
+                                              list(buffers) if buffers is not None else [() for _ in params])
+        state = TrainState(params, self._state(config, configs), step,
+                           list(buffers) if buffers is not None else [() for _ in params])
+        return Run(losses=losses, checkpoints=saved, params=params, state=state)
+
+
+def capability(layers, optim):
+    """What the functions present can assemble."""
+    kinds = tuple(kind for kind, names in LAYERS.items() if kind != "relu" and _has(layers, names))
+    losses = tuple(loss for loss, (fn, _) in LOSSES.items() if _has(layers, [fn]))
+    relu = ("relu",) if _has(layers, LAYERS["relu"]) else ()
+    activations = relu + tuple(dict.fromkeys(LOSSES[loss][1] for loss in losses))  # the outputs the losses imply
+    optimizers = tuple(o for o, fn in UPDATES.items() if _has(optim, [fn]))
+    if "dense" not in kinds or not losses or not optimizers:
+        raise ValueError("CS231n-style functions need at least affine_forward/affine_backward, softmax_loss or "
+                         "svm_loss, and an update rule (sgd, sgd_momentum, rmsprop or adam)")
+    return Capability(activations=activations, losses=losses, minibatch=True, optimizers=optimizers,
+                      kinds=tuple(k for k in kinds if k != "dense"))
+
+
+def cs231n(layers, optim=None, *, name="cs231n", version="-"):
+    """A Driver from CS231n-style layer functions (module layers) and update rules (module optim, default layers)."""
+    optim = layers if optim is None else optim
+    cap = capability(layers, optim)
+    return Driver(name=name, version=version, devices=("cpu",), mlp=Assembled(name, layers, optim),
+                  to_native=lambda arr, device: arr, to_numpy=np.asarray, supports=cap.reason, capability=cap)
+
+
+def check_ops(layers, name="cs231n", seed=0):
+    """Each CS231n-style function present against the reference's op on the op tests' inputs (crosscheck/ops.py,
+    edge values included): forward values, and backward gradients for one random upstream gradient. Raises one
+    Disagreement listing every op that disagrees; returns the names of the ops checked."""
+    from common.config import Layer
+    from reference import layers as ref_layers
+    from reference import losses as ref_losses
+
+    from . import ops
+    from .checks import Findings
+
+    found, checked = Findings(), []
+    label = f"{name} op"
+    for kind, (fwd, bwd) in LAYERS.items():
+        if not _has(layers, (fwd, bwd)):
+            continue
+        if kind == "relu":
+            z, dz = ops.activation_inputs("relu", seed)
+            out, cache = getattr(layers, fwd)(z)
+            found.compare(out, np.maximum(z, 0), None, "forward", what=f"{fwd}", backend=label)
+            found.compare(getattr(layers, bwd)(dz, cache), dz * (z > 0), None, "gradient", what=f"{bwd}",
+                          backend=label)
+        else:
+            layer, p, x, dy, _ = ops.layer_inputs(kind, seed)
+            ref_out, ref_cache = ref_layers.FORWARD[kind](layer, p, x)
+            if kind == "batchnorm":
+                out, cache = getattr(layers, fwd)(x, *p, {"mode": "train", "eps": ref_layers.BATCHNORM_EPS,
+                                                          "momentum": 1.0 - ref_layers.BATCHNORM_MOMENTUM})
+            else:
+                out, cache = getattr(layers, fwd)(x, *p)
+            found.compare(out, ref_out, None, "forward", what=fwd, backend=label)
+            got = getattr(layers, bwd)(dy, cache)
+            ref_dx, ref_dp = ref_layers.BACKWARD[kind](Layer(kind, layer.shape, slot=layer.slot), p, ref_cache, dy)
+            for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
+                found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient", backend=label)
+        checked.append(kind)
+    for loss, (fn, _) in LOSSES.items():
+        if not _has(layers, [fn]):
+            continue
+        z, a, y = ops.loss_inputs(loss, seed)
+        value, dz = getattr(layers, fn)(z, y.argmax(axis=1))
+        a_ref = _softmax(z) if loss == "softmax_cross_entropy" else z
+        found.compare(np.asarray(value), ref_losses.loss_forward(loss, z, a_ref, y), None, "forward", what=fn,
+                      backend=label)
+        ref_dz = ref_losses.loss_backward(loss, a_ref, y)
+        if loss == "hinge":  # the tie row (a margin exactly 0) has no derivative there: conventions differ
+            dz, ref_dz = dz[1:], ref_dz[1:]
+        found.compare(dz, ref_dz, None, "gradient", what=f"{fn}: score gradient", backend=label)
+        checked.append(loss)
+    found.result()
+    return checked
