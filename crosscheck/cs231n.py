@@ -22,7 +22,9 @@ import numpy as np
 from common.driver import Capability, Driver, Run, TrainState, Unsupported, batches
 
 LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward", "relu_backward"),
-          "batchnorm": ("batchnorm_forward", "batchnorm_backward")}
+          "batchnorm": ("batchnorm_forward", "batchnorm_backward"),
+          "conv2d": ("conv_forward_naive", "conv_backward_naive"),
+          "maxpool2d": ("max_pool_forward_naive", "max_pool_backward_naive")}
 LOSSES = {"softmax_cross_entropy": ("softmax_loss", "softmax"), "hinge": ("svm_loss", "identity")}
 UPDATES = {"sgd": "sgd", "momentum": "sgd_momentum", "rmsprop": "rmsprop", "adam": "adam"}
 
@@ -68,6 +70,13 @@ class Assembled:
                     new[layer.slot] = (bn_param["running_mean"], bn_param["running_var"])
             elif layer.kind == "relu":
                 x, cache = self._fn("relu_forward")(x)
+            elif layer.kind == "conv2d":
+                _, _, _, stride, pad = layer.shape
+                x, cache = self._fn("conv_forward_naive")(x, *p, {"stride": stride, "pad": pad})
+            elif layer.kind == "maxpool2d":
+                k, stride = layer.shape
+                x, cache = self._fn("max_pool_forward_naive")(x, {"pool_height": k, "pool_width": k,
+                                                                   "stride": stride})
             elif layer.kind in ("flatten", "identity"):
                 cache = x.shape
                 x = x.reshape(x.shape[0], -1) if layer.kind == "flatten" else x
@@ -93,6 +102,11 @@ class Assembled:
                 grads[layer.slot] = (dgamma, dbeta)
             elif layer.kind == "relu":
                 dx = self._fn("relu_backward")(dx, cache)
+            elif layer.kind == "conv2d":
+                dx, dw, db = self._fn("conv_backward_naive")(dx, cache)
+                grads[layer.slot] = (dw, db)
+            elif layer.kind == "maxpool2d":
+                dx = self._fn("max_pool_backward_naive")(dx, cache)
             elif layer.kind == "flatten":
                 dx = dx.reshape(cache)
         return grads
@@ -183,8 +197,8 @@ def capability(layers, optim):
     if "dense" not in kinds or not losses or not optimizers:
         raise ValueError("CS231n-style functions need at least affine_forward/affine_backward, softmax_loss or "
                          "svm_loss, and an update rule (sgd, sgd_momentum, rmsprop or adam)")
-    return Capability(activations=activations, losses=losses, minibatch=True, optimizers=optimizers,
-                      kinds=tuple(k for k in kinds if k != "dense"))
+    kinds = tuple(k for k in kinds if k != "dense") + (("flatten",) if "conv2d" in kinds else ())
+    return Capability(activations=activations, losses=losses, minibatch=True, optimizers=optimizers, kinds=kinds)
 
 
 def cs231n(layers, optim=None, *, name="cs231n", version="-"):
@@ -223,10 +237,16 @@ def check_ops(layers, name="cs231n", seed=0):
             if kind == "batchnorm":
                 out, cache = getattr(layers, fwd)(x, *p, {"mode": "train", "eps": ref_layers.BATCHNORM_EPS,
                                                           "momentum": 1.0 - ref_layers.BATCHNORM_MOMENTUM})
+            elif kind == "conv2d":
+                out, cache = getattr(layers, fwd)(x, *p, {"stride": layer.shape[3], "pad": layer.shape[4]})
+            elif kind == "maxpool2d":
+                k, stride = layer.shape
+                out, cache = getattr(layers, fwd)(x, {"pool_height": k, "pool_width": k, "stride": stride})
             else:
                 out, cache = getattr(layers, fwd)(x, *p)
             found.compare(out, ref_out, None, "forward", what=fwd, backend=label)
             got = getattr(layers, bwd)(dy, cache)
+            got = (got,) if kind == "maxpool2d" else got  # its backward returns dx alone
             ref_dx, ref_dp = ref_layers.BACKWARD[kind](Layer(kind, layer.shape, slot=layer.slot), p, ref_cache, dy)
             for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
                 found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient", backend=label)

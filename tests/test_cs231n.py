@@ -40,7 +40,16 @@ def bn_case(optimizer, loss="softmax_cross_entropy", **hyper):
 def test_each_function_agrees_with_the_reference_op_by_op():
     from examples import cs231n_layers
 
-    assert check_ops(cs231n_layers) == ["dense", "relu", "batchnorm", "softmax_cross_entropy", "hinge"]
+    assert check_ops(cs231n_layers) == ["dense", "relu", "batchnorm", "conv2d", "maxpool2d", "softmax_cross_entropy",
+                                        "hinge"]
+
+
+def cnn_case():
+    """conv, relu, max-pool, flatten, dense, softmax: what conv_forward_naive and max_pool_forward_naive build."""
+    config = Config(model=(("conv2d", 1, 4, 3, 1, 1), "relu", ("maxpool2d", 2, 2), "flatten", ("dense", 100, 3),
+                           "softmax"), input_shape=(1, 10, 10), loss="softmax_cross_entropy", init="he_normal",
+                    lr=0.01, epochs=8, batch_size=16, seed=21, optimizer="adam")
+    return Case("cs231n-cnn-adam", config, samples=40)
 
 
 def plain(optimizer, **hyper):
@@ -53,7 +62,8 @@ def plain(optimizer, **hyper):
 # formulas (the example's against the reference's) grew to 1.4e-9 in RMSprop's square average by epoch 30, past the
 # float64 table's 1e-10 (measured; plain descent, momentum and Adam on the same model stay inside it).
 @pytest.mark.parametrize("case", [BY_ID["relu-softmax-ce-minibatch"], plain("rmsprop", lr=0.01), bn_case("sgd"),
-                                  bn_case("momentum"), bn_case("adam", lr=0.01), bn_case("momentum", loss="hinge")],
+                                  bn_case("momentum"), bn_case("adam", lr=0.01), bn_case("momentum", loss="hinge"),
+                                  cnn_case()],
                          ids=lambda c: c.id)
 def test_the_assembled_models_train_as_the_reference(case):
     """Forward, gradients, then the run: losses, parameters, each update rule's state (read from its config dicts)
@@ -103,3 +113,29 @@ def test_what_the_functions_cannot_assemble_is_skipped_with_the_reason():
     with pytest.raises(Unsupported, match="sgd/momentum/rmsprop/adam only, not adamw"):
         checks.check_gradients(example(), replace(bn_case("adam"), config=bn_case("adam").config.replace(
             optimizer="adamw", weight_decay=0.01)), "float64")
+
+
+def test_a_max_pool_that_sends_ties_to_every_maximum_is_a_convention_finding():
+    """CS231n's usual max_pool_backward_naive masks every entry equal to the maximum: at an exact tie (the op test's
+    edge sample, all one value) each of them gets the gradient, where PyTorch (and the reference) give the first."""
+    import numpy as np
+
+    from examples import cs231n_layers
+
+    def every_maximum(dout, cache):
+        x, pool_param = cache
+        ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+        dx = np.zeros_like(x)
+        for i in range(dout.shape[2]):
+            for j in range(dout.shape[3]):
+                window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+                mask = window == window.max(axis=(2, 3), keepdims=True)
+                dx[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw] += mask * dout[:, :, i, j][:, :, None,
+                                                                                                            None]
+        return dx
+
+    from types import SimpleNamespace
+
+    layers = SimpleNamespace(**{**vars(cs231n_layers), "max_pool_backward_naive": every_maximum})
+    with pytest.raises(Disagreement, match=r"max_pool_backward_naive: input gradient disagrees .* first at \[0, "):
+        check_ops(layers)
