@@ -175,13 +175,19 @@ class ReadBack:
         return [(None, self._from_x(self._call("the forward pass", self.output, self._state(params, config),
                                                  self._x(X))))]
 
+    def loss_output(self, state, like, X, config):
+        """The output a step's loss is computed from, for X (samples as rows) at state's parameters (like: params
+        of the same shapes): the code's own forward pass."""
+        return self._from_x(self._call("the forward pass", self.output, state, self._x(X)))
+
     def _stepped(self, params, X, y, config, lr):
         state = self._state(params, config)
         self._call("the training step", self.step, state, self._x(X), self._x(y), lr)
         return self._params(state, params)
 
     def gradients(self, params, X, y, config):
-        loss = loss_forward(config.loss, None, self.forward(params, X, config)[0][1], y)  # no logits: seeds' loss
+        a = self.loss_output(self._state(params, config), params, X, config)
+        loss = loss_forward(config.loss, None, a, y)  # no logits: seeds' loss
         full = self._stepped(params, X, y, config, IMPLIED_LR)
         _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
         return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, full)]
@@ -194,10 +200,9 @@ class ReadBack:
         for epoch in range(config.epochs):
             for s, (start, stop) in enumerate(steps):
                 idx = slice(None) if orders is None else orders[epoch, start:stop]
-                Xb, yb = self._x(X[idx]), self._x(y[idx])
-                a = self._from_x(self._call("the forward pass", self.output, state, Xb))
+                a = self.loss_output(state, params, X[idx], config)
                 losses[epoch, s] = loss_forward(config.loss, None, a, y[idx])
-                self._call("the training step", self.step, state, Xb, yb, config.lr)
+                self._call("the training step", self.step, state, self._x(X[idx]), self._x(y[idx]), config.lr)
             if epoch + 1 in checkpoints:
                 saved[epoch + 1] = self._params(state, params)
         return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
@@ -358,38 +363,13 @@ class StepFunction(ReadBack):
                                    f"updates them in place")
             state["arrays"] = list(out)
 
-    def forward(self, params, X, config):
-        return super().forward(params, X, config)
-
-    def train(self, params, X, y, config, orders=None, checkpoints=()):
+    def loss_output(self, state, like, X, config):
+        """Without a forward function, the reference's output at the parameters the step starts from."""
         if self.fwd is not None:
-            return super().train(params, X, y, config, orders, checkpoints)
-        # Without a forward function, each step's loss is the reference's, at the parameters the step starts from.
+            return super().loss_output(state, like, X, config)
         from reference.mlp import forward as reference_forward
 
-        state = self._state(params, config)
-        steps = batches(len(X), config.batch_size)
-        losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
-        saved = {}
-        for epoch in range(config.epochs):
-            for s, (start, stop) in enumerate(steps):
-                idx = slice(None) if orders is None else orders[epoch, start:stop]
-                a = reference_forward(self._params(state, params), X[idx], config)[-1][1]
-                losses[epoch, s] = loss_forward(config.loss, None, a, y[idx])
-                self._call("the training step", self.step, state, self._x(X[idx]), self._x(y[idx]), config.lr)
-            if epoch + 1 in checkpoints:
-                saved[epoch + 1] = self._params(state, params)
-        return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
-
-    def gradients(self, params, X, y, config):
-        if self.fwd is not None:
-            return super().gradients(params, X, y, config)
-        from reference.mlp import forward as reference_forward
-
-        loss = loss_forward(config.loss, None, reference_forward(params, X, config)[-1][1], y)
-        full = self._stepped(params, X, y, config, IMPLIED_LR)
-        _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
-        return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, full)]
+        return reference_forward(self._params(state, like), X, config)[-1][1]
 
 
 def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", targets="2d", forward=None,
@@ -506,7 +486,7 @@ class GradientFunction:
         _check_layout(layout)
         self.name, self.fn, self.layout, self.fwd = name, fn, layout, forward
         self.framework = framework
-        self.native, self.numpy, _ = _framework(framework)
+        self.native, self.numpy, self.version = _framework(framework)
 
     def _params(self, params):
         return [tuple(self.native(a) for a in pair) for pair in _to_layout(params, self.layout)]
@@ -573,4 +553,4 @@ def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", 
     capability = Capability(activations=tuple(activations), losses=tuple(losses), layers=layers, minibatch=True,
                             optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
                             weight_decay=True)
-    return _driver(name, mlp, capability, version or f"{framework} {_framework(framework)[2]}")
+    return _driver(name, mlp, capability, version or f"{framework} {mlp.version}")

@@ -47,7 +47,8 @@ class Assembled:
     def _fn(self, name):
         return getattr(self.layers, name)
 
-    def _bn_param(self, config, buffers, slot, mode):
+    @staticmethod
+    def _bn_param(buffers, slot, mode):
         from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM
 
         mean, var = buffers[slot] if buffers is not None and buffers[slot] else (None, None)
@@ -64,7 +65,7 @@ class Assembled:
             if layer.kind == "dense":
                 x, cache = self._fn("affine_forward")(x, *p)
             elif layer.kind == "batchnorm":
-                bn_param = self._bn_param(config, buffers, layer.slot, mode)
+                bn_param = self._bn_param(buffers, layer.slot, mode)
                 x, cache = self._fn("batchnorm_forward")(x, *p, bn_param)
                 if new is not None:
                     new[layer.slot] = (bn_param["running_mean"], bn_param["running_var"])
@@ -87,7 +88,7 @@ class Assembled:
 
     def forward(self, params, X, config, buffers=None):
         mode = "train" if buffers is None else "test"
-        z, _, _ = self.scores(params, X, config, None if buffers is None else buffers, mode)
+        z, _, _ = self.scores(params, X, config, buffers, mode)
         return [(z, _softmax(z) if config.output == "softmax" else z)]  # the output activation: the loss's own
 
     def _backward(self, params, caches, dscores):

@@ -179,13 +179,13 @@ def _planted_observations(bug, case, look):
         return None
 
 
-def diagnose(driver, case, device="cpu", seen=None):
+def diagnose(driver, case, device="cpu"):
     """The Diagnosis of driver on case (crosscheck.cases.Case): where its first step parts from the reference's, and
     which known mistakes, planted in the reference, reproduce it."""
     import reference
 
     config = case.inputs("float64")[0]
-    seen = observe(driver, case, device) if seen is None else seen
+    seen = observe(driver, case, device)
     ref = observe(reference.DRIVER, case)
     stage, where = _parts(seen, ref, config)
     if stage is None:

@@ -53,12 +53,16 @@ class Network:
             activations.append(activation)
         nabla_b = [np.zeros(b.shape) for b in self.biases]
         nabla_w = [np.zeros(w.shape) for w in self.weights]
-        delta = self.cost_derivative(activations[-1], y) * sigmoid_prime(zs[-1])  # BP1
+        delta = self.output_error(activations, zs, y)  # BP1
         nabla_b[-1], nabla_w[-1] = delta, delta @ activations[-2].T  # BP3, BP4
         for layer in range(2, self.num_layers):
             delta = (self.weights[-layer + 1].T @ delta) * sigmoid_prime(zs[-layer])  # BP2
             nabla_b[-layer], nabla_w[-layer] = delta, delta @ activations[-layer - 1].T
         return nabla_b, nabla_w
+
+    def output_error(self, activations, zs, y):
+        """BP1: the output layer's delta, the cost's gradient times the sigmoid's slope at the output's z."""
+        return self.cost_derivative(activations[-1], y) * sigmoid_prime(zs[-1])
 
     def cost_derivative(self, output_activations, y):
         return output_activations - y
