@@ -147,6 +147,15 @@ class Driver:
             return self.to_numpy(self.mlp.forward(params, X, config)[-1][1])
         return self.to_numpy(self.mlp.forward(params, X, config, self.native_params(buffers, device))[-1][1])
 
+    def run_layers(self, params, X, config, device="cpu"):
+        """Each layer's output for X, [y_1, ..., y_L] as NumPy, where the backend's forward gives a cache per layer
+        of config.model (each cache begins (x, y), as the reference's do); None where it gives only the output."""
+        params, X, _ = self._prepare(params, X, X[:0], config, device)
+        caches = self.mlp.forward(params, X, config)
+        if len(caches) != len(config.model):
+            return None
+        return [self.to_numpy(cache[1]) for cache in caches]
+
     def run_gradients(self, params, X, y, config, device="cpu"):
         """(loss, [(dW, db)]) by the backend's manual backprop."""
         loss, grads = self.mlp.gradients(*self._prepare(params, X, y, config, device), config)

@@ -80,6 +80,11 @@ BUGS = (
         "return da * a * (1.0 - a)", "return da * z * (1.0 - z)", "gradients",
         {"seed1-xor": Expect("layer 1 weight gradient", LOSS_ONLY),
          "sigmoid-bce": Expect("layer 1 weight gradient", grads(2))}),  # bce fuses the output sigmoid
+    Bug("sigmoid-derivative-at-a", "sigmoid'(z) evaluated at the output a, sigmoid(a) (1 - sigmoid(a)), where z is "
+        "meant (sigmoid_prime(activation))", "activations", "return da * a * (1.0 - a)",
+        "return da * sigmoid_forward(a) * (1.0 - sigmoid_forward(a))", "gradients",
+        {"seed1-xor": Expect("layer 1 weight gradient", LOSS_ONLY),
+         "sigmoid-bce": Expect("layer 1 weight gradient", grads(2))}),  # bce fuses the output sigmoid
     Bug("tanh-derivative", "tanh'(z) written as 1 - a instead of 1 - a^2", "activations",
         "return da * (1.0 - a * a)", "return da * (1.0 - a)", "gradients",
         {"tanh-identity-mse-minibatch": Expect("layer 1 weight gradient", grads(2)),

@@ -8,17 +8,22 @@ every value the implementation gave, within the float64 tolerances: "it looks li
 where the output a is meant", or "none of the N known mistakes matches".
 """
 
-from dataclasses import dataclass, field
+import copy
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 import backends
+from common.config import Layer
 from common.driver import Unsupported
+from common.registry import ACTIVATIONS
 
 from . import checks, mutations, tolerances
 from .compare import Disagreement, assert_close
 
 STAGES = ("output", "loss", "gradients", "update", "trajectory")
+LOOKS = ": it looks like "  # where an adapter's own finding (the update rule's) says what it looks like
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Observed:
     """What one implementation gives at a case's first step: each value, or the exception that stood for it."""
 
     output: object = None
+    layers: list | None = None  # each layer's output, where the forward gives them (the built-ins), else None
     loss: object = None
     grads: list = field(default_factory=list)  # flat, in params' order
     after: list = field(default_factory=list)  # the parameters after the first epoch, flat
@@ -38,18 +44,21 @@ class Diagnosis:
     case: str
     stage: str | None  # the first stage that parts (STAGES), or None where the first step agrees throughout
     where: str  # what parts there, in words
-    matches: list  # catalogue mistakes (id, what) with which the reference reproduces the implementation
+    matches: list  # (id, what): catalogue mistakes with which the reference reproduces the implementation, or the
+    # adapter's own finding ("update-rule": the step read back at two learning rates is not W - lr x gradient)
     candidates: int  # how many were tried
 
     def text(self):
         lines = [f"diagnosis of {self.backend} on {self.case} (float64, the first step):", f"  where: {self.where}"]
         if self.stage is None:
             return "\n".join(lines)
-        if self.matches:
-            looks = "; or ".join(f"{what} [{bug_id}]" for bug_id, what in self.matches)
+        planted = [(bug_id, what) for bug_id, what in self.matches if bug_id != "update-rule"]
+        lines += [f"  it looks like: {what}" for bug_id, what in self.matches if bug_id == "update-rule"]
+        if planted:
+            looks = "; or ".join(f"{what} [{bug_id}]" for bug_id, what in planted)
             lines.append(f"  it looks like: {looks} (the reference with that mistake planted reproduces every value "
                          f"{self.backend} gave)")
-        else:
+        elif not self.matches:
             lines.append(f"  it looks like: none of the {self.candidates} known mistakes matches (crosscheck/"
                          f"catalogue.py); the values above are where to look")
         return "\n".join(lines)
@@ -66,6 +75,7 @@ def observe(driver, case, device="cpu"):
     seen = Observed()
     try:
         seen.output = np.asarray(driver.run_forward(params, X, config, device))
+        seen.layers = driver.run_layers(params, X, config, device)
     except Unsupported:
         pass
     except Exception as exc:  # noqa: BLE001  (the code under test crashed: that is what it gave)
@@ -100,12 +110,35 @@ def _close(actual, expected, kind):
         return False
 
 
-def _parts(seen, ref, config):
+def layer_label(config, i):
+    """config.model[i] in words: "layer 2 (dense)", "the tanh after layer 1", "the output sigmoid"."""
+    layer = config.model[i]
+    if layer.slot is not None:
+        return f"layer {layer.slot + 1} ({layer.kind})"
+    if i == len(config.model) - 1:
+        return f"the output {layer.kind}"
+    below = [earlier.slot for earlier in config.model[:i] if earlier.slot is not None]
+    return f"the {layer.kind} after layer {below[-1] + 1}" if below else f"the {layer.kind} on the input"
+
+
+def _forward_parts(seen, ref, config, name):
+    """Where the forward pass parts: the first layer whose output differs, where both give each layer's."""
+    if seen.layers is None or ref.layers is None:
+        return (f"the network's output differs already: the forward pass ({name} gives only its output, so the "
+                f"layer where it parts is not located)")
+    for i, (y, r) in enumerate(zip(seen.layers, ref.layers)):
+        if not _close(y, r, "forward"):
+            agree = f"; the {i} layers below it agree" if i else ""
+            return f"the forward pass parts at {layer_label(config, i)}, model[{i}]: its output differs{agree}"
+    return "the network's output differs, though each layer's output agrees: the forward pass"
+
+
+def _parts(seen, ref, config, name="it"):
     """(stage, where): the first stage at which seen parts from ref, described; (None, ...) if none does."""
     if "output" in seen.problems:
         return "output", f"the forward pass {seen.problems['output']}"
     if not _close(seen.output, ref.output, "forward"):
-        return "output", "the network's output differs already: the forward pass"
+        return "output", _forward_parts(seen, ref, config, name)
     if "gradients" in seen.problems:
         return "gradients", f"the backward pass {seen.problems['gradients']}"
     if seen.loss is not None and not _close(seen.loss, ref.loss, "forward"):
@@ -139,6 +172,8 @@ def _matches(seen, ref, loss_kind="forward"):
     if ref is None or crashes[0] != crashes[1]:
         return False
     pairs = [(seen.output, ref.output, "forward"), (seen.loss, ref.loss, loss_kind)]
+    if seen.layers is not None and ref.layers is not None:
+        pairs += [(y, r, "forward") for y, r in zip(seen.layers, ref.layers)]
     pairs += [(g, r, "gradient") for g, r in zip(seen.grads, ref.grads)]
     pairs += [(a, r, "trajectory") for a, r in zip(seen.after, ref.after)]
     return all(_close(a, r, kind) for a, r, kind in pairs)
@@ -164,19 +199,88 @@ def _short_run(driver, case, device="cpu"):
     return Observed(output=output, loss=np.asarray(run.losses), after=checks.flat(run.params) + buffers)
 
 
-def _planted_observations(bug, case, look):
-    """look(reference driver) with bug planted in the reference; None where the line is not in the reference."""
+def _planted_observations(bug, case, look, at=None):
+    """look(reference driver, case) with bug planted in the reference (at: in model[at] alone, for a mistake in an
+    activation); None where the line is not in the reference."""
     import reference
 
+    module = f"{backends.REGISTRY[backends.REFERENCE][0]}.{bug.module}"
     try:
-        with mutations.planted(f"{backends.REGISTRY[backends.REFERENCE][0]}.{bug.module}",
-                               *bug.spelled(backends.REFERENCE)):
-            with np.errstate(all="ignore"):
-                return look(reference.DRIVER)
+        if at is None:
+            with mutations.planted(module, *bug.spelled(backends.REFERENCE)), np.errstate(all="ignore"):
+                return look(reference.DRIVER, case)
+        with _activation_planted_at(module, *bug.spelled(backends.REFERENCE)), np.errstate(all="ignore"):
+            return look(reference.DRIVER, _Marked(case, at))
     except AssertionError:  # the line is not spelled so in this version of the reference
         return None
     except Exception:  # noqa: BLE001  (the planted reference crashed here: it reproduces nothing)
         return None
+
+
+# -- a mistake in one activation layer alone: students slip in one layer, where the catalogue plants in every one
+
+class _Target(Layer):
+    """The one layer of a model (a copy of its Layer) in which _activation_planted_at's mistake acts."""
+
+
+class _Marked:
+    """case with model[index] of each of its configs a _Target."""
+
+    def __init__(self, case, index):
+        self.case, self.index = case, index
+
+    def __getattr__(self, name):
+        return getattr(self.case, name)
+
+    def inputs(self, *args, **kwargs):
+        config, *rest = self.case.inputs(*args, **kwargs)
+        model = list(config.model)
+        model[self.index] = _Target(**{f.name: getattr(model[self.index], f.name) for f in fields(Layer)})
+        marked = copy.copy(config)
+        object.__setattr__(marked, "model", tuple(model))  # past validation: the same model, one layer marked
+        return (marked, *rest)
+
+
+@contextmanager
+def _activation_planted_at(module, old, new):
+    """The reference with a mistake of reference/activations.py planted in the _Target layer alone."""
+    import reference.activations as acts
+    import reference.layers as lyrs
+    import reference.mlp as mlp
+
+    with mutations.planted(module, old, new):  # take the planted functions out, then put the module back
+        forward, backward, output_backward = dict(acts.FORWARD), dict(acts.BACKWARD), acts.activation_backward
+    clean_forward, clean_backward = lyrs.activation_layer_forward, lyrs.activation_layer_backward
+
+    def layer_forward(layer, p, z):
+        if not isinstance(layer, _Target):
+            return clean_forward(layer, p, z)
+        a = forward[layer.kind](z)
+        return a, (z, a)
+
+    def layer_backward(layer, p, cache, da):
+        if not isinstance(layer, _Target):
+            return clean_backward(layer, p, cache, da)
+        return backward[layer.kind](da, *cache), ()
+
+    def mlp_backward(params, X, y, caches, config):  # the output activation's backward is mlp.backward's own
+        marked = isinstance(config.model[-1], _Target)
+        mlp.activation_backward = output_backward if marked else acts.activation_backward
+        try:
+            return clean_mlp_backward(params, X, y, caches, config)
+        finally:
+            mlp.activation_backward = acts.activation_backward
+
+    clean_mlp_backward, patch = mlp.backward, mutations.Patch()
+    try:
+        for kind in lyrs.ACTIVATIONS:
+            patch.setitem(lyrs.FORWARD, kind, layer_forward)
+            patch.setitem(lyrs.BACKWARD, kind, layer_backward)
+        patch.setattr(mlp, "backward", mlp_backward)
+        yield
+    finally:
+        patch.undo()
+        mutations.clear_caches()
 
 
 def diagnose(driver, case, device="cpu"):
@@ -187,7 +291,7 @@ def diagnose(driver, case, device="cpu"):
     config = case.inputs("float64")[0]
     seen = observe(driver, case, device)
     ref = observe(reference.DRIVER, case)
-    stage, where = _parts(seen, ref, config)
+    stage, where = _parts(seen, ref, config, driver.name)
     if stage is None:
         try:
             checks.check_trajectory(driver, case, "float64", device, epochs=case.short_epochs)
@@ -200,8 +304,13 @@ def diagnose(driver, case, device="cpu"):
             pass
     # A mistake is named when the reference with it planted reproduces what the implementation gave, and differs from
     # the clean reference in what is observed (a mistake in a layer the case lacks changes nothing, so explains
-    # nothing).
+    # nothing). A mistake in an activation is then tried in each activation layer alone, where planted in all of
+    # them it matched nothing: a slip in one layer is the common kind.
     matches, tried = [], candidates()
+    rule = seen.problems.get("update", "")
+    if stage == "update" and LOOKS in rule:  # the adapter's update-rule check has already said what it looks like
+        where, looks = rule.split(LOOKS, 1)
+        matches.append(("update-rule", f"{looks} (the step read back at two learning rates)"))
     if stage == "trajectory":
         look = _short_run
         try:
@@ -210,9 +319,18 @@ def diagnose(driver, case, device="cpu"):
             tried = []
     else:
         look = observe
+    kind = "trajectory" if stage == "trajectory" else "forward"
+
+    def reproduces(planted):
+        return planted is not None and _matches(seen, planted, kind) and not _matches(ref, planted, kind)
+
     for bug in tried if stage is not None else ():
-        planted = _planted_observations(bug, case, lambda ref_driver: look(ref_driver, case))
-        kind = "trajectory" if stage == "trajectory" else "forward"
-        if planted is not None and _matches(seen, planted, kind) and not _matches(ref, planted, kind):
+        if reproduces(_planted_observations(bug, case, look)):
             matches.append((bug.id, bug.what))
+    if stage in ("output", "loss", "gradients") and not matches:
+        positions = [i for i, layer in enumerate(config.model) if layer.kind in ACTIVATIONS]
+        for bug in (bug for bug in tried if bug.module == "activations"):
+            for i in positions:
+                if reproduces(_planted_observations(bug, case, look, at=i)):
+                    matches.append((bug.id, f"{bug.what}, in {layer_label(config, i)} alone (model[{i}])"))
     return Diagnosis(driver.name, case.id, stage, where, matches, len(tried))

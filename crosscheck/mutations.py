@@ -49,20 +49,24 @@ def mutate(monkeypatch, module_name, old, new):
 
 
 class Patch:
-    """pytest's monkeypatch reduced to what mutate uses (setattr, undo), so that a mistake can be planted outside a
-    test too: the diagnosis plants each catalogue mistake in the reference in turn (crosscheck/diagnose.py)."""
+    """pytest's monkeypatch reduced to what the plants use (setattr, setitem, undo), so that a mistake can be planted
+    outside a test too: the diagnosis plants each catalogue mistake in the reference in turn (crosscheck/diagnose)."""
 
     def __init__(self):
         self._undo = []
 
     def setattr(self, target, name, value):
-        self._undo.append((target, name, getattr(target, name)))
+        self._undo.append((setattr, target, name, getattr(target, name)))
         setattr(target, name, value)
+
+    def setitem(self, table, key, value):
+        self._undo.append((dict.__setitem__, table, key, table[key]))
+        table[key] = value
 
     def undo(self):
         while self._undo:
-            target, name, value = self._undo.pop()
-            setattr(target, name, value)
+            put, target, name, value = self._undo.pop()
+            put(target, name, value)
 
 
 @contextmanager

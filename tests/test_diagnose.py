@@ -66,26 +66,73 @@ def example(module):
     return importlib.import_module(f"examples.{module}").DRIVER
 
 
-@needs_source_tree
-@pytest.mark.parametrize(("module", "case_id", "stage", "where", "looks"), [
+# Each adapter's worked example with its planted mistake (examples/*_buggy.py): where it parts, and what it looks like.
+# The CS231n copy is diagnosed in tests/test_cs231n.py.
+PLANTED_EXAMPLES = [
     ("ninja_torch_buggy", "square-tanh-softmax-ce-minibatch", "gradients",
      "going back from the output, the gradients first differ at layer 3 (layer 1 bias gradient, layer 2 bias gradient, "
      "layer 3 bias gradient differ; layer 1 weight gradient, layer 2 weight gradient, layer 3 weight gradient agree)",
      "it looks like: the bias gradient averaged over the batch where the loss sums [bias-gradient-averaged]"),
     ("seed_loop_buggy", "seed1-xor", "update",
-     "the gradients agree; the update does not: loop: the layer 2 bias update is not W − lr × gradient",
-     "it looks like: none of the"),
+     "where: loop: the layer 2 bias update is not W − lr × gradient",
+     "it looks like: the learning rate is missing (the step read back at two learning rates)"),
     ("student_nn_buggy", "seed1-xor", "gradients",
      "the gradients first differ at layer 1 (layer 1 weight gradient, layer 1 bias gradient differ; layer 2 weight "
-     "gradient, layer 2 bias gradient agree)", "none of the"),
-])
-def test_the_examples_planted_mistakes_are_located(module, case_id, stage, where, looks):
-    """The sigmoid slope taken from z in the hidden layer alone (student) is no catalogue mistake, which plants it in
-    every sigmoid: the diagnosis says where, and that nothing known matches, rather than guessing."""
+     "gradient, layer 2 bias gradient agree)",
+     "it looks like: sigmoid'(z) computed from z where the output a is meant, in the sigmoid after layer 1 alone "
+     "(model[1]) [sigmoid-derivative-from-z]"),
+    ("nielsen_network_buggy", "seed1-xor", "gradients",
+     "the gradients first differ at layer 2",
+     "in the output sigmoid alone (model[3]) [sigmoid-derivative-at-a]"),
+]
+
+
+@needs_source_tree
+@pytest.mark.parametrize(("module", "case_id", "stage", "where", "looks"), PLANTED_EXAMPLES,
+                         ids=[row[0] for row in PLANTED_EXAMPLES])
+def test_the_examples_planted_mistakes_are_diagnosed(module, case_id, stage, where, looks):
+    """Each example's one planted mistake, named: the slips in one layer alone (the student's hidden slope taken from
+    z, Nielsen's BP1 slope taken at a) as the catalogue's mistake planted in that layer alone, the missing learning
+    rate by the update-rule check."""
     if module.startswith("ninja"):
         pytest.importorskip("torch")
     found = diagnose(example(module), BY_ID[case_id])
     assert found.stage == stage and where in found.text() and looks in found.text(), found.text()
+    assert len(found.matches) == 1, found.text()
+
+
+@pytest.mark.parametrize(("old", "new", "parts_at"), [
+    ("return 1.0 / (1.0 + np.exp(-z))", "return 1.0 / (1.0 - np.exp(-z))", "the sigmoid after layer 1, model[1]"),
+    ("z = np.dot(x, W) + b", "z = np.dot(x, W) + b + 1.0", "layer 1 (dense), model[0]"),
+])
+def test_a_forward_mistake_is_located_at_its_layer(copy_of_the_reference, old, new, parts_at):
+    """Where the implementation gives each layer's output (a backend's forward returns its caches), the diagnosis
+    names the first layer whose output differs, not only the network's output."""
+    module = "refcopy.activations" if "exp" in old else "refcopy.layers"
+    with mutations.planted(module, old, new), np.errstate(all="ignore"):
+        found = diagnose(copy_of_the_reference, BY_ID["seed1-xor"])
+    assert found.stage == "output", found.text()
+    assert f"the forward pass parts at {parts_at}: its output differs" in found.text()
+
+
+def test_a_plugin_that_gives_only_its_output_is_not_located_within_the_forward():
+    wrong = replace(reference.DRIVER, name="output-only")
+    wrong = replace(wrong, mlp=_OutputOnly())
+    found = diagnose(wrong, BY_ID["seed1-xor"])
+    assert found.stage == "output", found.text()
+    assert "output-only gives only its output, so the layer where it parts is not located" in found.text()
+
+
+class _OutputOnly:
+    """The reference's mlp, its forward giving the output alone (as an adapter's does), 1% too large."""
+
+    def __getattr__(self, name):
+        return getattr(reference.mlp, name)
+
+    @staticmethod
+    def forward(params, X, config, buffers=None, noise=None):
+        z, a = reference.mlp.forward(params, X, config, buffers, noise)[-1]
+        return [(z, a * 1.01)]
 
 
 @needs_source_tree
