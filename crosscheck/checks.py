@@ -75,9 +75,11 @@ def computed(label, stage, fn, *args):
     __tracebackhide__ = True
     from common.driver import Unsupported
 
+    from .adapters import AdapterError
+
     try:
         return fn(*args)
-    except (Disagreement, Unsupported):
+    except (Disagreement, Unsupported, AdapterError):  # an adapter's declaration not fitting the code: no finding
         raise
     except Exception as exc:  # noqa: BLE001  (any crash of the code under test is the finding)
         raise Disagreement(f"{label}: {stage}: raised {type(exc).__name__}: {exc}".rstrip() +

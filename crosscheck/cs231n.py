@@ -3,7 +3,8 @@
 The form of Stanford CS231n's assignment 2 (layers.py and optim.py): each layer a pair of functions,
 affine_forward(x, w, b) -> (out, cache) and affine_backward(dout, cache) -> (dx, dw, db); relu_forward(x) and
 relu_backward(dout, cache); batchnorm_forward(x, gamma, beta, bn_param) and batchnorm_backward(dout, cache) ->
-(dx, dgamma, dbeta); the losses softmax_loss(x, y) and svm_loss(x, y) -> (loss, dx) with integer labels y; and
+(dx, dgamma, dbeta); dropout_forward(x, dropout_param) and dropout_backward(dout, cache); the losses
+softmax_loss(x, y) and svm_loss(x, y) -> (loss, dx) with integer labels y; and
 the update rules sgd, sgd_momentum, rmsprop and adam(w, dw, config) -> (next_w, config), their state kept in the
 config dict.
 
@@ -15,22 +16,74 @@ Conventions, where CS231n's and the reference's (PyTorch's) differ, converted by
 bn_param's momentum keeps that share of the old running statistics (0.9 for PyTorch's 0.1); sgd_momentum's velocity
 is -lr times PyTorch's momentum buffer. Left as they are, and so findings: CS231n's running variance is the biased
 batch variance, where PyTorch (and the reference) keep the unbiased one.
+
+Dropout draws its own mask, mask = (np.random.rand(*x.shape) < p) / p with p the probability of keeping a unit (the
+assignment's convention since 2017). The reference hands every backend the same masks (reference.initializers), so
+while dropout_forward runs the adapter answers np.random.rand (and random/random_sample) with draws below p exactly
+where the reference's mask keeps a unit; a dropout_forward whose zeros then differ from that mask (a mask drawn another
+way, or p taken as the probability of dropping, the 2016 convention) is an error that says so.
 """
+
+from contextlib import contextmanager
 
 import numpy as np
 
 from common.driver import Capability, Driver, Run, TrainState, Unsupported, batches
 
+from .adapters import AdapterError
+
 LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward", "relu_backward"),
           "batchnorm": ("batchnorm_forward", "batchnorm_backward"),
           "conv2d": ("conv_forward_naive", "conv_backward_naive"),
-          "maxpool2d": ("max_pool_forward_naive", "max_pool_backward_naive")}
+          "maxpool2d": ("max_pool_forward_naive", "max_pool_backward_naive"),
+          "dropout": ("dropout_forward", "dropout_backward")}
 LOSSES = {"softmax_cross_entropy": ("softmax_loss", "softmax"), "hinge": ("svm_loss", "identity")}
 UPDATES = {"sgd": "sgd", "momentum": "sgd_momentum", "rmsprop": "rmsprop", "adam": "adam"}
 
 
 def _has(module, names):
     return all(callable(getattr(module, n, None)) for n in names)
+
+
+class DropoutMaskError(AdapterError):
+    """dropout_forward did not keep the units the adapter's draws tell it to: its mask cannot be the reference's."""
+
+
+@contextmanager
+def _draws(mask, keep):
+    """np.random.rand/random/random_sample answer with a uniform draw below keep exactly where mask keeps a unit."""
+    u = np.where(mask > 0, keep / 2, (1 + keep) / 2)
+
+    def draw(shape, how):
+        if tuple(shape) != u.shape:
+            raise DropoutMaskError(f"dropout_forward drew {how} of shape {tuple(shape)} for an input of shape "
+                                   f"{u.shape}: its mask must be one draw per unit, np.random.rand(*x.shape) < p")
+        return u.copy()
+
+    saved = {name: getattr(np.random, name) for name in ("rand", "random", "random_sample")}
+    np.random.rand = lambda *shape: draw(shape, "np.random.rand")
+    np.random.random = np.random.random_sample = lambda size=None: draw(np.atleast_1d(size or ()), "np.random.random")
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(np.random, name, fn)
+
+
+def dropout_train(fn, x, rate, mask):
+    """fn (a CS231n dropout_forward) on x in training mode, its mask the reference's (keep mask, 1 keeps)."""
+    keep = 1.0 - rate
+    with _draws(mask, keep):
+        out, cache = fn(x, {"p": keep, "mode": "train"})
+    kept = np.asarray(out) != 0
+    if np.any(kept & (mask == 0)) or np.any(~kept & (mask > 0) & (x != 0)):
+        flipped = bool(np.all(kept[x != 0] == (mask == 0)[x != 0]))
+        why = ("it keeps exactly the units whose draw is >= p: p taken as the probability of dropping (CS231n's 2016 "
+               "convention), where the assignment's p is the probability of keeping" if flipped
+               else "its zeros are not where np.random.rand(*x.shape) < p puts them")
+        raise DropoutMaskError(f"dropout_forward did not keep the units whose uniform draw is below p = {keep:g}: "
+                               f"{why}; the suite hands it the reference's masks through np.random.rand")
+    return out, cache
 
 
 def _softmax(z):
@@ -57,8 +110,9 @@ class Assembled:
             param.update(running_mean=np.array(mean, copy=True), running_var=np.array(var, copy=True))
         return param
 
-    def scores(self, params, X, config, buffers=None, mode="train"):
-        """(the last layer's output before the output activation, [(kind, cache)], buffers after the pass)."""
+    def scores(self, params, X, config, buffers=None, mode="train", noise=None):
+        """(the last layer's output before the output activation, [(kind, cache)], buffers after the pass); noise:
+        this step's dropout masks (without them dropout passes its input on, as in evaluation)."""
         x, caches, new = X, [], None if buffers is None else list(buffers)
         for layer in config.model[:-1]:
             p = () if layer.slot is None else params[layer.slot]
@@ -78,6 +132,11 @@ class Assembled:
                 k, stride = layer.shape
                 x, cache = self._fn("max_pool_forward_naive")(x, {"pool_height": k, "pool_width": k,
                                                                    "stride": stride})
+            elif layer.kind == "dropout":
+                if noise is None:
+                    x, cache = self._fn("dropout_forward")(x, {"p": 1.0 - layer.shape[0], "mode": "test"})
+                else:
+                    x, cache = dropout_train(self._fn("dropout_forward"), x, layer.shape[0], noise[layer.mask])
             elif layer.kind in ("flatten", "identity"):
                 cache = x.shape
                 x = x.reshape(x.shape[0], -1) if layer.kind == "flatten" else x
@@ -108,12 +167,14 @@ class Assembled:
                 grads[layer.slot] = (dw, db)
             elif layer.kind == "maxpool2d":
                 dx = self._fn("max_pool_backward_naive")(dx, cache)
+            elif layer.kind == "dropout":
+                dx = self._fn("dropout_backward")(dx, cache)
             elif layer.kind == "flatten":
                 dx = dx.reshape(cache)
         return grads
 
-    def _step(self, params, X, y, config, buffers):
-        z, caches, new = self.scores(params, X, config, buffers, "train")
+    def _step(self, params, X, y, config, buffers, noise=None):
+        z, caches, new = self.scores(params, X, config, buffers, "train", noise)
         loss, dscores = getattr(self.layers, LOSSES[config.loss][0])(z, y.argmax(axis=1))
         return loss, self._backward(params, caches, dscores), new
 
@@ -159,7 +220,7 @@ class Assembled:
             return {"first moment": per_layer(lambda c: c["m"]), "second moment": per_layer(lambda c: c["v"])}
         return {}
 
-    def train(self, params, X, y, config, orders=None, checkpoints=()):
+    def train(self, params, X, y, config, orders=None, checkpoints=(), masks=None):
         update = getattr(self.optim, UPDATES[config.optimizer])
         configs = [[self._config(config, leaf) for leaf in pair] for pair in params]
         buffers = [self._initial(layer) for layer in config.parametrized] if self._keeps(config) else None
@@ -170,7 +231,8 @@ class Assembled:
         for epoch in range(config.epochs):
             for s, (start, stop) in enumerate(steps):
                 idx = slice(None) if orders is None else orders[epoch, start:stop]
-                losses[epoch, s], grads, buffers = self._step(params, X[idx], y[idx], config, buffers)
+                noise = None if masks is None else [m[epoch, s, :stop - start] for m in masks]
+                losses[epoch, s], grads, buffers = self._step(params, X[idx], y[idx], config, buffers, noise)
                 step += 1
                 new = []
                 for pair, gpair, cpair in zip(params, grads, configs):
@@ -214,7 +276,6 @@ def check_ops(layers, name="cs231n", seed=0):
     """Each CS231n-style function present against the reference's op on the op tests' inputs (crosscheck/ops.py,
     edge values included): forward values, and backward gradients for one random upstream gradient. Raises one
     Disagreement listing every op that disagrees; returns the names of the ops checked."""
-    from common.config import Layer
     from reference import layers as ref_layers
     from reference import losses as ref_losses
 
@@ -233,7 +294,7 @@ def check_ops(layers, name="cs231n", seed=0):
             found.compare(getattr(layers, bwd)(dz, cache), dz * (z > 0), None, "gradient", what=f"{bwd}",
                           backend=label)
         else:
-            layer, p, x, dy, _ = ops.layer_inputs(kind, seed)
+            layer, p, x, dy, mask = ops.layer_inputs(kind, seed)
             ref_out, ref_cache = ref_layers.FORWARD[kind](layer, p, x)
             if kind == "batchnorm":
                 out, cache = getattr(layers, fwd)(x, *p, {"mode": "train", "eps": ref_layers.BATCHNORM_EPS,
@@ -243,12 +304,15 @@ def check_ops(layers, name="cs231n", seed=0):
             elif kind == "maxpool2d":
                 k, stride = layer.shape
                 out, cache = getattr(layers, fwd)(x, {"pool_height": k, "pool_width": k, "stride": stride})
+            elif kind == "dropout":
+                ref_out, ref_cache = ref_layers.FORWARD[kind](layer, p, x, mask)
+                out, cache = dropout_train(getattr(layers, fwd), x, layer.shape[0], mask)
             else:
                 out, cache = getattr(layers, fwd)(x, *p)
             found.compare(out, ref_out, None, "forward", what=fwd, backend=label)
             got = getattr(layers, bwd)(dy, cache)
-            got = (got,) if kind == "maxpool2d" else got  # its backward returns dx alone
-            ref_dx, ref_dp = ref_layers.BACKWARD[kind](Layer(kind, layer.shape, slot=layer.slot), p, ref_cache, dy)
+            got = (got,) if kind in ("maxpool2d", "dropout") else got  # their backward returns dx alone
+            ref_dx, ref_dp = ref_layers.BACKWARD[kind](layer, p, ref_cache, dy)
             for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
                 found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient", backend=label)
         checked.append(kind)

@@ -155,8 +155,11 @@ def _parts(seen, ref, config, name="it"):
     after = checks.param_names(config)
     moved = [n for n, a, r in zip(after, seen.after, ref.after) if not _close(a, r, "trajectory")]
     if moved:
+        noisy = sorted({layer.kind for layer in config.model if layer.mask is not None})
+        suspects = (f"the update, or the {'/'.join(noisy)} layers, which act in training alone (the output and the "
+                    f"gradients above are taken without them)" if noisy else "the update")
         return "update", (f"the output, the loss and every gradient agree; the parameters after the first epoch do "
-                          f"not ({', '.join(moved)}): the update")
+                          f"not ({', '.join(moved)}): {suspects}")
     return None, "the first step agrees: output, loss, every gradient and the parameters after the first epoch"
 
 

@@ -122,6 +122,22 @@ def max_pool_backward_naive(dout, cache):
     return dx
 
 
+def dropout_forward(x, dropout_param):
+    """Inverted dropout: in training, keep each unit with probability p and scale it by 1 / p."""
+    p, mode = dropout_param["p"], dropout_param["mode"]
+    if "seed" in dropout_param:
+        np.random.seed(dropout_param["seed"])
+    if mode == "train":
+        mask = (np.random.rand(*x.shape) < p) / p
+        return x * mask, (dropout_param, mask)
+    return x, (dropout_param, None)
+
+
+def dropout_backward(dout, cache):
+    dropout_param, mask = cache
+    return dout * mask if dropout_param["mode"] == "train" else dout
+
+
 def softmax_loss(x, y):
     shifted = x - x.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

@@ -9,7 +9,7 @@ import pytest
 from crosscheck import checks
 from crosscheck.cases import BY_ID, Case
 from crosscheck.compare import Disagreement
-from crosscheck.cs231n import check_ops
+from crosscheck.cs231n import DropoutMaskError, check_ops
 from crosscheck.diagnose import diagnose
 from reference import Config
 
@@ -40,8 +40,8 @@ def bn_case(optimizer, loss="softmax_cross_entropy", **hyper):
 def test_each_function_agrees_with_the_reference_op_by_op():
     from examples import cs231n_layers
 
-    assert check_ops(cs231n_layers) == ["dense", "relu", "batchnorm", "conv2d", "maxpool2d", "softmax_cross_entropy",
-                                        "hinge"]
+    assert check_ops(cs231n_layers) == ["dense", "relu", "batchnorm", "conv2d", "maxpool2d", "dropout",
+                                        "softmax_cross_entropy", "hinge"]
 
 
 def cnn_case():
@@ -50,6 +50,14 @@ def cnn_case():
                            "softmax"), input_shape=(1, 10, 10), loss="softmax_cross_entropy", init="he_normal",
                     lr=0.01, epochs=8, batch_size=16, seed=21, optimizer="adam")
     return Case("cs231n-cnn-adam", config, samples=40)
+
+
+def dropout_case(optimizer="momentum"):
+    """dense, relu, dropout, dense, softmax in batches of 6 (a partial last batch of 2): each step's masks the
+    reference's, handed to dropout_forward through np.random.rand."""
+    config = Config(model=(("dense", 4, 8), "relu", ("dropout", 0.25), ("dense", 8, 3), "softmax"),
+                    loss="softmax_cross_entropy", optimizer=optimizer, lr=0.05, epochs=30, batch_size=6)
+    return Case(f"cs231n-dropout-{optimizer}", config, samples=32)
 
 
 def plain(optimizer, **hyper):
@@ -63,7 +71,7 @@ def plain(optimizer, **hyper):
 # float64 table's 1e-10 (measured; plain descent, momentum and Adam on the same model stay inside it).
 @pytest.mark.parametrize("case", [BY_ID["relu-softmax-ce-minibatch"], plain("rmsprop", lr=0.01), bn_case("sgd"),
                                   bn_case("momentum"), bn_case("adam", lr=0.01), bn_case("momentum", loss="hinge"),
-                                  cnn_case()],
+                                  cnn_case(), dropout_case(), dropout_case("adam")],
                          ids=lambda c: c.id)
 def test_the_assembled_models_train_as_the_reference(case):
     """Forward, gradients, then the run: losses, parameters, each update rule's state (read from its config dicts)
@@ -139,3 +147,58 @@ def test_a_max_pool_that_sends_ties_to_every_maximum_is_a_convention_finding():
     layers = SimpleNamespace(**{**vars(cs231n_layers), "max_pool_backward_naive": every_maximum})
     with pytest.raises(Disagreement, match=r"max_pool_backward_naive: input gradient disagrees .* first at \[0, "):
         check_ops(layers)
+
+
+def _dropout(monkeypatch, forward):
+    from examples import cs231n_layers
+
+    monkeypatch.setattr(cs231n_layers, "dropout_forward", forward)
+    return cs231n_layers
+
+
+def test_a_dropout_taking_p_as_the_drop_probability_is_told_so(monkeypatch):
+    """CS231n's 2016 dropout_forward dropped each unit with probability p; the assignment (and the adapter) keep it
+    with probability p. The masks cannot be the reference's, and the error says why, before anything is compared."""
+    import numpy as np
+
+    def drops_with_p(x, dropout_param):
+        p = dropout_param["p"]
+        mask = (np.random.rand(*x.shape) >= p) / (1 - p) if dropout_param["mode"] == "train" else None
+        return (x * mask, (dropout_param, mask)) if mask is not None else (x, (dropout_param, None))
+
+    layers = _dropout(monkeypatch, drops_with_p)
+    with pytest.raises(DropoutMaskError, match="p taken as the probability of dropping"):
+        check_ops(layers)
+    with pytest.raises(DropoutMaskError, match="p taken as the probability of dropping"):
+        checks.check_trajectory(example(), dropout_case(), "float64")
+
+
+def test_a_dropout_drawing_its_mask_another_way_is_told_how_to_draw_it(monkeypatch):
+    import numpy as np
+
+    def binomial(x, dropout_param):
+        p = dropout_param["p"]
+        mask = np.random.binomial(1, p, x.shape) / p
+        return x * mask, (dropout_param, mask)
+
+    layers = _dropout(monkeypatch, binomial)
+    with pytest.raises(DropoutMaskError, match=r"np.random.rand\(\*x.shape\) < p"):
+        check_ops(layers)
+
+
+def test_a_dropout_without_its_scale_fails_in_its_op_and_its_run(monkeypatch):
+    import numpy as np
+
+    def unscaled(x, dropout_param):
+        mask = np.random.rand(*x.shape) < dropout_param["p"] if dropout_param["mode"] == "train" else None
+        return (x * mask, (dropout_param, mask)) if mask is not None else (x, (dropout_param, None))
+
+    layers = _dropout(monkeypatch, unscaled)
+    with pytest.raises(Disagreement, match="cs231n op: dropout_forward disagrees"):
+        check_ops(layers)
+    with pytest.raises(Disagreement):
+        checks.check_trajectory(example(), dropout_case(), "float64")
+    found = diagnose(example(), dropout_case())  # gradients are taken without noise: the first epoch parts
+    assert found.stage == "update" and "or the dropout layers, which act in training alone" in found.text()
+    assert not found.matches, found.text()  # unscaled both ways: not the catalogue's dropout-scale-missing (the
+    # reference's forward alone), and the diagnosis does not pretend it is
