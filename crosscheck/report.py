@@ -53,6 +53,17 @@ class Row:
     deviation_curve: list | None = None  # per epoch |loss - reference|, for the plot
     param_curve: list | None = None  # per checkpoint max |params - reference|
     diagnosis: str | None = None  # where a disagreeing backend's first step parts, what it looks like (diagnose.py)
+    checks: dict = field(default_factory=dict)  # each check of the report -> "passed", "failed" or why it was skipped
+
+    def outcome(self, check, result):
+        self.checks.setdefault(check, result)  # the first word on a check stands (a failure is not overwritten)
+
+    def pending(self):
+        """The check under way: the first of CHECKS without an outcome."""
+        return next((check for check in CHECKS if check not in self.checks), CHECKS[-1])
+
+
+CHECKS = ("gradients", "autodiff gradients", "training run", "evaluation output")  # the report's, per backend
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -323,20 +334,25 @@ def run_report(args, case, names, out=None):
             driver = backends.load(name)
         except backends.BackendUnavailable as exc:  # not checked; a failure in strict mode (as in the tests)
             agree = False if backends.strict_from_environment() else None
-            rows.append(Row(name, "-", "-", agree=agree, problems=[str(exc)]))
+            rows.append(Row(name, "-", "-", agree=agree, problems=[str(exc)],
+                            checks=dict.fromkeys(CHECKS, "not installed")))
             continue
         device = "cpu" if name == backends.REFERENCE else args.device
         row = Row(name, driver.version, device)
         rows.append(row)
         try:
             for kind, autodiff in (("gradient", False), ("autodiff", True)):
+                check = "autodiff gradients" if autodiff else "gradients"
                 if autodiff and driver.autodiff_gradients is None:
+                    row.outcome(check, f"{name} has no autodiff")
                     continue
                 try:
                     diffs = checks.check_gradients(driver, case, dtype, device, autodiff=autodiff)
+                    row.outcome(check, "passed")
                 except Disagreement as exc:
                     row.agree = False
                     row.problems.append(str(exc))
+                    row.outcome(check, "failed")
                     diffs = []
                 setattr(row, f"{kind}_deviation", max((d.max_abs for _, _, d in diffs), default=None))
             bar = tqdm(total=config.epochs, desc=f"{name:>6}", unit="epoch", leave=False) if tqdm else None
@@ -360,6 +376,7 @@ def run_report(args, case, names, out=None):
             if ref_diverged is not None:
                 row.agree = None
                 row.problems.append(f"{name}: not compared: the NumPy reference diverged at epoch {ref_diverged}")
+                row.outcome("training run", "not compared: the reference diverged")
                 continue
             if name != backends.REFERENCE and ref is None:
                 raise Disagreement("the reference run failed, so there is nothing to compare with")
@@ -376,17 +393,25 @@ def run_report(args, case, names, out=None):
                 except Disagreement as exc:
                     row.first_epoch_out = exc.first_epoch
                     raise
+            row.outcome("training run", "passed")
+            row.outcome("evaluation output", "passed")
         except Disagreement as exc:
             row.agree = False
             row.problems.append(str(exc))
+            row.outcome(row.pending(), "failed")
         except Unsupported as exc:
             row.agree = None
             row.problems.append(str(exc))
+            for check in CHECKS:
+                row.outcome(check, f"unsupported: {exc}")
         except Exception as exc:  # noqa: BLE001  (code under test crashed: its row says so, the other rows complete)
             if name == backends.REFERENCE:
                 raise
             row.agree = False
             row.problems.append(f"{name}: raised {type(exc).__name__}: {exc} (a crash, not a result)")
+            row.outcome(row.pending(), "failed (a crash)")
+        for check in CHECKS:
+            row.outcome(check, "not reached: an earlier check failed")
         blamed = any("the odd one out: numpy (the reference)" in p for p in row.problems)
         if row.agree is False and name != backends.REFERENCE and not blamed:
             row.diagnosis = _diagnosis(driver, case, device)
@@ -440,6 +465,7 @@ def _print_table(rows, config, out):
             print(f"\n{problem}", file=out)
         if r.diagnosis:
             print(f"\n{r.diagnosis}", file=out)
+    _print_checks(rows, out)
     bad = [r.backend for r in rows if r.agree is False]
     checked = [r for r in rows if r.agree is not None]
     skipped = [r.backend for r in rows if r.agree is None]
@@ -455,6 +481,23 @@ def _print_table(rows, config, out):
     if skipped:
         verdict += f" ({', '.join(skipped)}: not installed or configuration not supported, not checked)"
     print(f"\n{verdict}", file=out)
+
+
+def _print_checks(rows, out):
+    """How many of the report's checks ran on each backend, and which were skipped for what."""
+    print("\nchecks per backend (gradients, autodiff gradients, the training run, the output in evaluation mode):",
+          file=out)
+    width = max(len(r.backend) for r in rows)
+    for r in rows:
+        ran = [c for c in CHECKS if r.checks.get(c) in ("passed", "failed", "failed (a crash)")]
+        failed = [c for c in ran if r.checks[c] != "passed"]
+        skipped = [f"{c} ({r.checks.get(c, 'not reached')})" for c in CHECKS if c not in ran]
+        if r.backend == backends.REFERENCE:
+            line = "the reference: what the others are compared with"
+        else:
+            line = f"{len(ran)} of {len(CHECKS)} ran" + (f" ({', '.join(failed)} failed)" if failed else "")
+            line += f"; skipped: {'; '.join(skipped)}" if skipped else ""
+        print(f"  {r.backend:<{width}}  {line}", file=out)
 
 
 def _print_log(runs, every, out):

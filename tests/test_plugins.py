@@ -185,6 +185,14 @@ def test_the_installed_suite_checks_your_file_from_your_own_folder(tmp_path):
     # the summary says how many checks ran on the plug-in, and what was skipped for what
     assert re.search(r"\nmine: [1-9]\d* ran \([1-9]\d* passed, 0 failed\), \d+ skipped: .*unsupported: dtypes float64 "
                      r"only, not float32", done.stdout), done.stdout[-3000:]
+    # and so does the report, through the CLI, from the same folder
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "CROSSCHECK_STRICT", "CROSSCHECK_BACKENDS")}
+    cli = subprocess.run([sys.executable, "-m", "crosscheck", "--implementation", "mine=my_net:DRIVER", "--backends",
+                          "numpy,mine", "--epochs", "300", "--plot", "", "--no-progress"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=False, timeout=600)
+    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-2000:]
+    assert re.search(r"\n  mine +3 of 4 ran; skipped: autodiff gradients \(mine has no autodiff\)\n", cli.stdout), \
+        cli.stdout
     (tmp_path / "my_net.py").write_text(OWN_NET.replace("* self.hidden * (1 - self.hidden)", "* self.hidden"))
     done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests.test_agreement", "--implementation", "mine=my_net:DRIVER",
                      "--backends", "mine", "-k", "seed1 and gradients")
