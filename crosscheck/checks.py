@@ -18,7 +18,7 @@ from reference import gradcheck
 
 from . import tolerances
 from .cases import upcast
-from .compare import Disagreement, assert_close, assert_float32_close
+from .compare import Disagreement, assert_close, assert_low_close
 
 
 def param_names(config, suffix=""):
@@ -46,7 +46,7 @@ class Findings:
             if ref64 is None:
                 diff = assert_close(actual, ref, tolerances.float64(kind), what=what, backend=backend, epoch=epoch)
             else:
-                diff = assert_float32_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch)
+                diff = assert_low_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch)
             self.diffs.append((what, epoch, diff))
         except Disagreement as exc:
             self.failures.append(str(exc))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common import dtypes
+
 from . import tolerances
 
 
@@ -105,17 +107,20 @@ def assert_close(actual, expected, tol, *, what, backend, epoch=None, dtype=None
     return d
 
 
-def assert_float32_close(actual, ref32, ref64, *, what, backend, epoch=None):
-    """actual (float32) within tolerances.float32_bound of ref64, scaled by ref32's own deviation from ref64."""
+def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None):
+    """actual, in the dtype of ref_low (float32, bfloat16 or float16), within tolerances.low_bound of ref64, scaled by
+    ref_low's own deviation from ref64 (the NumPy reference in that dtype, on the same values)."""
     __tracebackhide__ = True
-    actual, ref64 = check_comparable(actual, ref64, what=what, backend=backend, epoch=epoch, dtype=np.float32)
-    ref32, _ = check_comparable(ref32, ref64, what=what, backend="numpy float32 reference", epoch=epoch,
-                                dtype=np.float32)
-    ours, theirs = diff(actual, ref64), diff(ref32, ref64)
-    bound = tolerances.float32_bound(theirs.max_abs, float(np.max(np.abs(ref64))))
+    dtype = np.asarray(ref_low).dtype
+    name = dtypes.name_of(dtype)
+    actual, ref64 = check_comparable(actual, ref64, what=what, backend=backend, epoch=epoch, dtype=dtype)
+    ref_low, _ = check_comparable(ref_low, ref64, what=what, backend=f"numpy {name} reference", epoch=epoch,
+                                  dtype=dtype)
+    ours, theirs = diff(actual, ref64), diff(ref_low, ref64)
+    bound = tolerances.low_bound(name, theirs.max_abs, float(np.max(np.abs(ref64))))
     if ours.max_abs > bound:
-        exc = Disagreement(f"{_label(what, backend, epoch)} in float32 strays {ours.max_abs:.3e} from the float64 "
-                           f"reference, more than {bound:.3e} ({tolerances.FLOAT32_FACTOR:g} x the NumPy float32 "
+        exc = Disagreement(f"{_label(what, backend, epoch)} in {name} strays {ours.max_abs:.3e} from the float64 "
+                           f"reference, more than {bound:.3e} ({tolerances.LOW[name].factor:g} x the NumPy {name} "
                            f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe(epoch)}")
         out = np.abs(np.asarray(actual, np.float64) - np.asarray(ref64, np.float64)) > bound
         exc.first_bad = tuple(int(i) for i in np.unravel_index(np.argmax(out), out.shape))

@@ -17,7 +17,7 @@ from functools import partial
 
 import numpy as np
 
-from common import registry
+from common import dtypes, registry
 from common.config import Layer
 
 from .checks import Findings, backend_module, computed
@@ -103,10 +103,10 @@ def _noise(mask):
 
 def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
     """One op on one backend: forward and backward against the reference, autodiff's VJP and central differences;
-    in float32, forward and backward against the reference by the float32 rule (check_op_float32)."""
+    in a lower precision, forward and backward against the reference by the low-precision rule (check_op_low)."""
     __tracebackhide__ = True
-    if dtype == "float32":
-        return check_op_float32(driver, kind, name, device, seed)
+    if dtype != "float64":
+        return check_op_low(driver, kind, name, device, seed, dtype)
     ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     numpy = driver.to_numpy
@@ -162,15 +162,17 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
     return found.result()
 
 
-def check_op_float32(driver, kind, name, device="cpu", seed=0):
-    """One op on one backend in float32: the same inputs as check_op's (edges included), rounded once to float32; its
-    forward and backward against the reference's in float32, within the float32 rule (crosscheck/tolerances.py: a
-    multiple of the NumPy float32 reference's own deviation from its float64 twin), which also requires float32
-    results: a backend computing in float64 inside, or returning float64, fails."""
+def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
+    """One op on one backend in a lower precision (float32, bfloat16, float16): the same inputs as check_op's (edges
+    included), rounded once to dtype; its forward and backward against the reference's in dtype, within the
+    low-precision rule (crosscheck/tolerances.py: a multiple of the NumPy reference's own deviation in dtype from its
+    float64 twin), which also requires results in dtype: a backend computing in float64 inside, or returning it,
+    fails."""
     __tracebackhide__ = True
     ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
     found = Findings()
-    label = f"{driver.name} {name} float32"
+    label = f"{driver.name} {name} {dtype}"
+    low = dtypes.numpy_dtype(dtype)
 
     def run(module, arrays, to_native, to_numpy):  # (forward's value, backward's gradients) by one module's pair
         arrays = [None if a is None else to_native(a) for a in arrays]
@@ -185,7 +187,7 @@ def check_op_float32(driver, kind, name, device="cpu", seed=0):
         dx, dp = module.BACKWARD[name](layer, tuple(p), cache, dy)
         return [to_numpy(out), *([] if dx is None else [to_numpy(dx)]), *map(to_numpy, dp)]
 
-    with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
+    with np.errstate(over="ignore", under="ignore"):  # sigmoid's 1 / (1 + exp(-z)); 16-bit exp underflows
         if kind == "activations":
             z, da = activation_inputs(name, seed)
             arrays = [z, da, ref.FORWARD[name](z)]
@@ -199,12 +201,13 @@ def check_op_float32(driver, kind, name, device="cpu", seed=0):
             arrays = [x, dy, mask, *p]
             what = ["forward", *([] if registry.LAYERS[name].ids else ["backward: input gradient"]),
                     *(f"backward: {leaf} gradient" for leaf in registry.LAYERS[name].params)]
-        single = [a if a is None or a.dtype.kind == "i" else a.astype(np.float32) for a in arrays]
+        single = [a if a is None or a.dtype.kind == "i" else a.astype(low) for a in arrays]
         ref32 = run(ref, single, lambda a: a, lambda a: a)
         ref64 = run(ref, [a if a is None or a.dtype.kind == "i" else a.astype(np.float64) for a in single],
                     lambda a: a, lambda a: a)
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
-    got = computed(label, f"{name} in float32", run, ours, single, native, driver.to_numpy)
+    with np.errstate(over="ignore", under="ignore"):  # the numpy backend is the reference's code: as above
+        got = computed(label, f"{name} in {dtype}", run, ours, single, native, driver.to_numpy)
     for actual, r32, r64, quantity in zip(got, ref32, ref64, what):
         found.compare(np.asarray(actual), np.asarray(r32), np.asarray(r64), "gradient", what=f"{name} {quantity}",
                       backend=label)

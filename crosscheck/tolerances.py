@@ -1,15 +1,16 @@
 """The one tolerance table. README.md ("Tolerances") says where each figure comes from.
 
 float64: fixed tolerances, elementwise |actual - expected| <= atol + rtol |expected|.
-float32: no fixed figure. A backend's float32 deviation from the float64 reference
-must stay within FLOAT32_FACTOR times the NumPy float32 reference's own deviation
-from it, measured in the same test, plus a floor of FLOAT32_FLOOR_ULPS float32 ulps
-of the quantity's scale (for when the NumPy float32 result happens to be nearly exact).
+float32, bfloat16, float16: no fixed figure. A backend's deviation from the float64
+reference must stay within LOW[dtype].factor times the NumPy reference's own deviation
+in that dtype, measured in the same test on the same values, plus a floor of
+LOW[dtype].floor_ulps ulps of the dtype at the quantity's scale (for when the NumPy
+result happens to be nearly exact).
 """
 
 from dataclasses import dataclass
 
-import numpy as np
+from common import dtypes
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,32 @@ FLOAT64 = {
     "finite_difference": Tol(rtol=1e-6, atol=1e-8),
 }
 
-FLOAT32_FACTOR = 4.0
-FLOAT32_FLOOR_ULPS = 8
+@dataclass(frozen=True)
+class Low:
+    factor: float  # times the NumPy reference's own deviation in the dtype
+    floor_ulps: float  # plus this many ulps of the dtype (common.dtypes.eps) at the quantity's scale
+
+
+LOW = {
+    "float32": Low(factor=4.0, floor_ulps=8),
+    # The 16-bit floats, op by op (tests/test_ops.py); README.md "Low precision" has the measured figures.
+    "bfloat16": Low(factor=4.0, floor_ulps=2),
+    "float16": Low(factor=4.0, floor_ulps=2),
+}
+FLOAT32_FACTOR, FLOAT32_FLOOR_ULPS = LOW["float32"].factor, LOW["float32"].floor_ulps
 
 
 def float64(kind):
     return FLOAT64[kind]
 
 
+def low_bound(dtype, ref_deviation, scale):
+    """Largest deviation from the float64 reference allowed of a backend computing in dtype (a name in LOW), whose
+    NumPy reference in dtype deviates by ref_deviation."""
+    rule = LOW[dtype]
+    return rule.factor * ref_deviation + rule.floor_ulps * dtypes.eps(dtype) * max(scale, 1.0)
+
+
 def float32_bound(ref32_deviation, scale):
     """Largest deviation from the float64 reference allowed of a float32 backend."""
-    return FLOAT32_FACTOR * ref32_deviation + FLOAT32_FLOOR_ULPS * float(np.finfo(np.float32).eps) * max(scale, 1.0)
+    return low_bound("float32", ref32_deviation, scale)

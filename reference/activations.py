@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .precision import total
+
 NEGATIVE_SLOPE = 0.01  # leaky_relu's, torch.nn.functional.leaky_relu's and jax.nn.leaky_relu's default
 ALPHA = 1.0  # elu's, as torch.nn.functional.elu's and jax.nn.elu's default
 GELU_C = math.sqrt(2 / math.pi)  # the tanh approximation's sqrt(2 / pi) and its cubic coefficient
@@ -61,12 +63,12 @@ def identity_backward(da, z, a):
 def softmax_forward(z):
     """a_k = exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / total(e, axis=-1, keepdims=True)
 
 
 def softmax_backward(da, z, a):
     """dz = a * (da - sum_k da_k a_k): the Jacobian-vector product, row by row."""
-    return a * (da - (da * a).sum(axis=-1, keepdims=True))
+    return a * (da - total(da * a, axis=-1, keepdims=True))
 
 
 def leaky_relu_forward(z):

@@ -15,6 +15,7 @@ import numpy as np
 from common.registry import ACTIVATIONS
 
 from . import activations
+from .precision import total
 
 LAYERNORM_EPS = 1e-5  # torch.nn.functional.layer_norm's default
 BATCHNORM_EPS, BATCHNORM_MOMENTUM = 1e-5, 0.1  # torch.nn.functional.batch_norm's defaults
@@ -34,7 +35,7 @@ def dense_backward(layer, p, cache, dz):
     dx = np.dot(dz, W.T) if layer.input_grad else None
     if x.ndim > 2:  # on a sequence (N, T, n), every step is one more sample to W and b
         x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
-    return dx, (np.dot(x.T, dz), dz.sum(axis=0))
+    return dx, (np.dot(x.T, dz), total(dz, axis=0))
 
 
 def layernorm_forward(layer, p, x):

@@ -9,6 +9,8 @@ import numpy as np
 
 from common import registry
 
+from .precision import average, total
+
 
 def half_sse_forward(a, y):
     """L = 1/2 sum_{n,k} (a - y)^2 = 1/2 <r, r> with r = a - y: the seeds' objective (their update is descent on it)."""
@@ -34,7 +36,7 @@ def mse_backward(a, y):
 
 def bce_forward(a, y):
     """L = -1/(N K) sum_{n,k} [y log a + (1 - y) log(1 - a)], for a in (0, 1)."""
-    return -np.mean(y * np.log(a) + (1 - y) * np.log(1 - a))
+    return -average(y * np.log(a) + (1 - y) * np.log(1 - a))
 
 
 def bce_backward(a, y):
@@ -48,7 +50,7 @@ def sigmoid_bce_forward(z, y):
     log(1 + exp(z)) is logaddexp(0, z), finite for every z; bce_forward of sigmoid(z) is log(0) where
     the sigmoid rounds to 0 or 1.
     """
-    return np.mean(np.logaddexp(0, z) - y * z)
+    return average(np.logaddexp(0, z) - y * z)
 
 
 def sigmoid_bce_backward(a, y):
@@ -67,7 +69,7 @@ def positions(a):
 def softmax_cross_entropy_forward(z, y):
     """L = -1/N sum_{n,k} y (s - log sum_j exp(s_j)) with s = z - max z: -1/N sum y log softmax(z), from the logits."""
     s = z - z.max(axis=-1, keepdims=True)
-    return -np.sum(y * (s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True)))) / positions(z)
+    return -total(y * (s - np.log(total(np.exp(s), axis=-1, keepdims=True)))) / positions(z)
 
 
 def softmax_cross_entropy_backward(a, y):
@@ -84,17 +86,17 @@ def hinge_forward(a, y):
 
     (torch's multi_margin_loss divides by the number of classes as well; optax's multiclass_hinge_loss takes the
     largest margin instead of their sum.)"""
-    m = a - (a * y).sum(axis=-1, keepdims=True) + 1.0
+    m = a - total(a * y, axis=-1, keepdims=True) + 1.0
     margins = np.where(m > 0, m, 0.0) * (1.0 - y)  # max(0, m), written so that autodiff too counts a tie as inactive
-    return margins.sum() / positions(a)
+    return total(margins) / positions(a)
 
 
 def hinge_backward(a, y):
     """dL/da_j = 1[margin_j > 0] / N for j != y_n, and dL/da_{y_n} = -(the number of positive margins) / N.
 
     A margin of exactly 0 counts as inactive, as torch's multi_margin_loss has it."""
-    active = (a - (a * y).sum(axis=-1, keepdims=True) + 1.0 > 0) * (1.0 - y)
-    return (active - y * active.sum(axis=-1, keepdims=True)) / positions(a)
+    active = (a - total(a * y, axis=-1, keepdims=True) + 1.0 > 0) * (1.0 - y)
+    return (active - y * total(active, axis=-1, keepdims=True)) / positions(a)
 
 
 def loss_forward(name, z, a, y):

@@ -14,7 +14,7 @@ from crosscheck.compare import Disagreement
 
 
 @pytest.mark.builtin
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
 @pytest.mark.parametrize(("kind", "name"), ops.registered_ops(), ids=[f"{k}-{n}" for k, n in ops.registered_ops()])
 def test_op(driver, device, kind, name, dtype):
     assert ops.check_op(driver, kind, name, device, dtype=dtype)
@@ -97,10 +97,13 @@ def test_the_frameworks_own_layers_train_the_cnn_alike(driver, device, case_id):
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize("wrong", ["returned in float64", "off by a relative 1e-4"])
-def test_the_float32_op_check_can_fail(driver, device, monkeypatch, wrong):
-    """In float32 an op is held to the float32 rule: dense's weight gradient fails it when returned in float64, and when
-    off by a relative 1e-4 (about a thousand float32 roundings, far past NumPy float32's own deviation)."""
+@pytest.mark.parametrize(("dtype", "wrong"), [("float32", "returned in float64"), ("float32", "off by a relative 1e-4"),
+                                              ("float16", "returned in float64"),
+                                              ("float16", "off by a relative 5e-2")])
+def test_the_low_precision_op_check_can_fail(driver, device, monkeypatch, dtype, wrong):
+    """In float32 or float16 an op is held to the low-precision rule: dense's weight gradient fails it when returned in
+    float64, and when off by a relative 1e-4 in float32 (about a thousand float32 roundings) or 5e-2 in float16 (about
+    fifty float16 roundings): both far past the NumPy reference's own deviation in the dtype."""
     layers = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.layers")
     right = layers.BACKWARD["dense"]
 
@@ -108,11 +111,11 @@ def test_the_float32_op_check_can_fail(driver, device, monkeypatch, wrong):
         dx, (dW, db) = right(*args)
         if wrong == "returned in float64":
             return dx, (dW.double() if hasattr(dW, "double") else dW.astype("float64"), db)
-        return dx, (dW * (1 + 1e-4), db)
+        return dx, (dW * (1 + float(wrong.rsplit(" ", 1)[1])), db)
 
     monkeypatch.setitem(layers.BACKWARD, "dense", spoiled)
     with pytest.raises(Disagreement, match="dense backward: weight gradient"):
-        ops.check_op(driver, "layers", "dense", device, dtype="float32")
+        ops.check_op(driver, "layers", "dense", device, dtype=dtype)
 
 
 @pytest.mark.builtin

@@ -7,6 +7,7 @@ float32 on a GPU means IEEE float32.
 import numpy as np
 import torch
 
+from common import dtypes
 from common.driver import Driver
 
 from . import activations, autodiff, losses, mlp
@@ -22,11 +23,17 @@ __all__ = ["DRIVER", "activations", "autodiff", "losses", "mlp"]
 
 
 def to_native(arr, device):
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype.name == "bfloat16":  # ml_dtypes' bfloat16, which torch.from_numpy does not know: its bits
+        return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16).to(device)
+    return torch.from_numpy(arr).to(device)
 
 
 def to_numpy(tensor):
-    return tensor.detach().cpu().numpy()
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(dtypes.numpy_dtype("bfloat16"))
+    return tensor.numpy()
 
 
 def synchronize(tree):
