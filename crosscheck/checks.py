@@ -36,8 +36,9 @@ class Findings:
     vote: called only when something disagrees, for a line that says whom the majority blames (see vote()).
     """
 
-    def __init__(self, vote=None):
+    def __init__(self, vote=None, dtype=None):
         self.diffs, self.failures, self.vote = [], [], vote
+        self.dtype = dtype  # the problem's dtype: what a low-precision result must be in, whatever the reference gave
         self.first_epochs = []  # where a failing trajectory quantity first left its tolerance
 
     def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
@@ -46,7 +47,7 @@ class Findings:
             if ref64 is None:
                 diff = assert_close(actual, ref, tolerances.float64(kind), what=what, backend=backend, epoch=epoch)
             else:
-                diff = assert_low_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch)
+                diff = assert_low_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch, dtype=self.dtype)
             self.diffs.append((what, epoch, diff))
         except Disagreement as exc:
             self.failures.append(str(exc))
@@ -124,7 +125,8 @@ def check_forward(driver, case, dtype, device="cpu"):
     config, params, X, _, _ = case.inputs(dtype)
     ref, ref64 = _reference(reference_point, case, dtype), _twin(reference_point, case, dtype)
     output = computed(driver.name, "forward", driver.run_forward, params, X, config, device)
-    found = Findings(vote=lambda: vote(driver, case, dtype, "forward", device, known={driver.name: [output]}))
+    found = Findings(vote=lambda: vote(driver, case, dtype, "forward", device, known={driver.name: [output]}),
+                     dtype=dtype)
     found.compare(output, ref[0], ref64 and ref64[0], "forward", what="network output", backend=driver.name)
     return found.result()
 
@@ -138,7 +140,8 @@ def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
     ref_loss, ref_grads = _reference(reference_point, case, dtype)[1]
     ref64 = _twin(reference_point, case, dtype)
     ref64_loss, ref64_grads = ref64[1] if ref64 else (None, None)
-    found = Findings(vote=lambda: vote(driver, case, dtype, "gradients", device, known={label: flat(grads)}))
+    found = Findings(vote=lambda: vote(driver, case, dtype, "gradients", device, known={label: flat(grads)}),
+                     dtype=dtype)
     found.compare(loss, ref_loss, ref64_loss, "forward", what="loss", backend=label)
     names = param_names(config, " gradient")
     for i, (name, g) in enumerate(zip(names, flat(grads))):
@@ -179,7 +182,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints, device)
     known = {driver.name: _trajectory(run, len(flat(params)), checkpoints,
                                       lambda state: _evaluated(driver, state, X, config, device))}
-    found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs, known=known))
+    found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs, known=known), dtype=dtype)
     found.compare(run.losses, ref.losses, ref64 and ref64.losses, "trajectory", what="loss [epoch, step]",
                   backend=driver.name)
     if sorted(run.checkpoints) != sorted(ref.checkpoints):

@@ -170,7 +170,7 @@ def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
     fails."""
     __tracebackhide__ = True
     ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
-    found = Findings()
+    found = Findings(dtype=dtype)
     label = f"{driver.name} {name} {dtype}"
     low = dtypes.numpy_dtype(dtype)
 
