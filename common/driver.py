@@ -148,13 +148,11 @@ class Driver:
         return self.to_numpy(self.mlp.forward(params, X, config, self.native_params(buffers, device))[-1][1])
 
     def run_layers(self, params, X, config, device="cpu"):
-        """Each layer's output for X, [y_1, ..., y_L] as NumPy, where the backend's forward gives a cache per layer
-        of config.model (each cache begins (x, y), as the reference's do); None where it gives only the output."""
+        """The output of each cache the backend's forward gives for X, as NumPy (each cache begins (x, y), as the
+        reference's do): [y_1, ..., y_L], one per layer of config.model, for a backend that gives a cache per layer;
+        [a_L] alone, the network's output, for one that gives only that (an adapter)."""
         params, X, _ = self._prepare(params, X, X[:0], config, device)
-        caches = self.mlp.forward(params, X, config)
-        if len(caches) != len(config.model):
-            return None
-        return [self.to_numpy(cache[1]) for cache in caches]
+        return [self.to_numpy(cache[1]) for cache in self.mlp.forward(params, X, config)]
 
     def run_gradients(self, params, X, y, config, device="cpu"):
         """(loss, [(dW, db)]) by the backend's manual backprop."""

@@ -41,7 +41,6 @@ LOW = {
     "bfloat16": Low(factor=4.0, floor_ulps=2),
     "float16": Low(factor=4.0, floor_ulps=2),
 }
-FLOAT32_FACTOR, FLOAT32_FLOOR_ULPS = LOW["float32"].factor, LOW["float32"].floor_ulps
 
 
 def float64(kind):
@@ -53,8 +52,3 @@ def low_bound(dtype, ref_deviation, scale):
     NumPy reference in dtype deviates by ref_deviation."""
     rule = LOW[dtype]
     return rule.factor * ref_deviation + rule.floor_ulps * dtypes.eps(dtype) * max(scale, 1.0)
-
-
-def float32_bound(ref32_deviation, scale):
-    """Largest deviation from the float64 reference allowed of a float32 backend."""
-    return low_bound("float32", ref32_deviation, scale)
