@@ -6,8 +6,9 @@ significand, float32's range) and float16 (11 bits, largest finite 65504).
 
 The rule every backend follows in a 16-bit dtype (README.md, "Low precision"): arrays are stored in it and each
 op's result is rounded to it; products (matrix products) and reductions (sums, means) accumulate in float32 and are
-rounded once. NumPy does so for float16 itself; for bfloat16 its sums would accumulate in bfloat16, so the reference
-spells them with reference.precision.total.
+rounded once. NumPy's matrix products do (np.dot), but its sums not always: ml_dtypes' bfloat16 ones accumulate in
+bfloat16, and float16 ones along a strided axis (axis 0 of a row-major array: a bias gradient) in float16, so the
+reference spells its reductions with reference.precision's total and average.
 """
 
 import numpy as np
@@ -40,8 +41,3 @@ def name_of(dtype):
 def eps(name):
     """The spacing of the dtype's floats just above 1: float32 2^-23, bfloat16 2^-7, float16 2^-10."""
     return {"float64": 2.0 ** -52, "float32": 2.0 ** -23, "bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}[name]
-
-
-def is_half(dtype):
-    """Whether a NumPy dtype is one of the 16-bit floats, whose reductions the rule accumulates in float32."""
-    return np.dtype(dtype).name in HALF

@@ -1,7 +1,9 @@
 """Sums and means as the low-precision rule has them (common/dtypes.py): accumulated in float32 for a 16-bit float
 and rounded once to it, as PyTorch's and JAX's reductions do; as NumPy has them otherwise.
 
-NumPy itself accumulates float16 sums in float32, but bfloat16 ones (ml_dtypes') in bfloat16: 4096 ones sum to 256.
+NumPy's own sums do not: bfloat16 ones (ml_dtypes') accumulate in bfloat16, and float16 ones along a strided axis
+(axis 0 of a row-major array) in float16: 4096 ones sum to 256 and to 2048. Its float16 means and contiguous float16
+sums do use float32.
 """
 
 import numpy as np

@@ -4,6 +4,7 @@ with edge values (kinks, saturation, large logits) in the inputs (crosscheck/ops
 
 import importlib
 
+import numpy as np
 import pytest
 
 import backends
@@ -130,3 +131,19 @@ def test_dropout_at_rate_0_keeps_everything(driver, device, monkeypatch, dtype):
     layer, p, x, dy, mask = ops.layer_inputs("dropout")
     assert layer.shape == (0.0,) and mask.all()
     assert ops.check_op(driver, "layers", "dropout", device, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_the_reference_sums_16_bit_floats_in_float32(dtype):
+    """The low-precision rule's reductions (reference/precision.py): 4096 ones sum to 4096, exact in either dtype,
+    where a bfloat16 accumulator stalls at 256 (256 + 1 rounds back to 256 with 8 bits of significand); their mean
+    is 1, and the result keeps the dtype."""
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    from common.dtypes import numpy_dtype
+    from reference.precision import average, total
+
+    ones = np.ones((4096, 2), numpy_dtype(dtype))
+    assert total(ones).dtype == ones.dtype and float(total(ones)) == 8192.0
+    assert np.array_equal(total(ones, axis=0).astype(np.float64), [4096.0, 4096.0])
+    assert average(ones, axis=0).dtype == ones.dtype and np.array_equal(average(ones, axis=0).astype(float), [1, 1])
