@@ -253,7 +253,7 @@ OPTIMIZERS = {o.name: o for o in (
               eps=1e-8, decoupled_decay=True),
 )}
 
-DTYPES = ("float64", "float32")
+DTYPES = ("float64", "float32", "bfloat16", "float16")  # common/dtypes.py says what each means
 
 
 def hidden_activations():

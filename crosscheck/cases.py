@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common import registry
+from common import dtypes, registry
 from reference import SEED1_XOR, SEED2_XOR, Config, batch_orders, initial_params
 from reference.data import synthetic, xor
 
@@ -176,4 +176,20 @@ def _optimizer_cases():
 
 OPTIMIZER_CASES = tuple(_optimizer_cases())
 BY_ID = {case.id: case for case in CASES + OPTIMIZER_CASES}
-DTYPES = registry.DTYPES
+DTYPES = dtypes.WIDE  # every case is checked in each; the 16-bit floats on HALF_CASES (tests/test_precision.py)
+
+# The cases checked in bfloat16 and float16: the seeds' XOR run (seed 1's; seed 2's is 180,000 epochs), the MLP cases
+# and every layer kind's. Only the XOR run is in the default `pytest`; the others run with --run-slow.
+HALF_CASES = tuple(case for case in CASES if case.id != "seed2-xor")
+
+
+def half_failure(case, dtype):
+    """Why a case cannot train in dtype alone (no float32 master weights or state), as measured; None if it can.
+
+    Adam in float16: its eps (1e-8) rounds to 0 and its second moment (1 - b2) g^2 underflows for gradients below
+    about 8e-3, so m / (sqrt(v) + eps) is 0 / 0 and the run turns NaN in the NumPy reference itself, as on every
+    backend: a finding about float16, not a disagreement. Mixed precision (float32 state) is the way it trains.
+    """
+    if dtype == "float16" and case.config.optimizer in ("adam", "adamw"):
+        return "Adam's state underflows in float16 (eps 1e-8 rounds to 0): the run diverges"
+    return None

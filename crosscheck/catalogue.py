@@ -112,18 +112,22 @@ BUGS = (
                            "return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))))")}),
     Bug("layernorm-over-the-batch", "layer norm's mean taken over the batch instead of each sample's features",
         "layers",
-        "mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)", "gradients",
+        "mu = average(x, axis=1, keepdims=True)", "mu = average(x, axis=0, keepdims=True)", "gradients",
         {"layernorm-tanh-softplus-softmax-adam": Expect("loss"),
          "layernorm-dropout-gelu-mse-minibatch": Expect("loss")},
-        spellings=_torch_jax(("mu = x.mean(dim=1, keepdim=True)", "mu = x.mean(dim=0, keepdim=True)"))),
+        spellings=_torch_jax(("mu = x.mean(dim=1, keepdim=True)", "mu = x.mean(dim=0, keepdim=True)"),
+                             ("mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"))),
     Bug("layernorm-backward-without-statistics", "layer norm's backward missing the terms through the mean and the "
         "variance (dx = dx^ / std)", "layers",
-        "dx = inv_std * (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat * (dx_hat * x_hat).mean(axis=1, "
-        "keepdims=True))", "dx = inv_std * dx_hat", "gradients",
+        "dx = inv_std * (dx_hat - average(dx_hat, axis=1, keepdims=True)\n"
+        "                    - x_hat * average(dx_hat * x_hat, axis=1, keepdims=True))", "dx = inv_std * dx_hat",
+        "gradients",
         {"layernorm-tanh-softplus-softmax-adam": Expect("layer 3 weight gradient", grads(5) + LAYERNORM_4),
          "layernorm-dropout-gelu-mse-minibatch": Expect("layer 1 weight gradient", grads(3) + LAYERNORM_2)},
         spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=1, keepdim=True) - x_hat * (dx_hat * x_hat)"
-                              ".mean(dim=1, keepdim=True))", "dx = inv_std * dx_hat"))),
+                              ".mean(dim=1, keepdim=True))", "dx = inv_std * dx_hat"),
+                             ("dx = inv_std * (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat * (dx_hat * x_hat)"
+                              ".mean(axis=1, keepdims=True))", "dx = inv_std * dx_hat"))),
     Bug("batchnorm-running-variance-biased", "batch norm's running variance updated with the biased batch variance "
         "(torch keeps the unbiased one, n / (n - 1))", "layers",
         "(1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var * n / (n - 1))",
@@ -132,10 +136,12 @@ BUGS = (
          "batchnorm-gelu-mse": Expect("layer 2 running variance", LOSS_ONLY)}),
     Bug("batchnorm-batch-variance-unbiased", "batch norm normalising with the unbiased batch variance (the biased one "
         "is the convention in training)", "layers",
-        "var = ((x - mu) ** 2).mean(axis=0)", "var = ((x - mu) ** 2).sum(axis=0) / (x.shape[0] - 1)", "gradients",
+        "var = average((x - mu) ** 2, axis=0)", "var = total((x - mu) ** 2, axis=0) / (x.shape[0] - 1)", "gradients",
         {"batchnorm-tanh-softplus-momentum-minibatch": Expect("loss"), "batchnorm-gelu-mse": Expect("loss")},
         spellings=_torch_jax(("var = ((x - mu) ** 2).mean(dim=0)",
-                              "var = ((x - mu) ** 2).sum(dim=0) / (x.shape[0] - 1)"))),
+                              "var = ((x - mu) ** 2).sum(dim=0) / (x.shape[0] - 1)"),
+                             ("var = ((x - mu) ** 2).mean(axis=0)",
+                              "var = ((x - mu) ** 2).sum(axis=0) / (x.shape[0] - 1)"))),
     Bug("batchnorm-evaluation-with-batch-statistics", "batch norm in evaluation mode normalising with the batch's "
         "statistics instead of the running ones", "layers", "running_mean, running_var = r",
         "running_mean, running_var = x.mean(axis=0), x.var(axis=0)", "trajectory",
@@ -146,11 +152,13 @@ BUGS = (
                              "running_mean, running_var = x.mean(dim=0), x.var(dim=0, unbiased=False)")}),
     Bug("batchnorm-backward-without-statistics", "batch norm's backward missing the terms through the batch's mean "
         "and variance (dx = dx^ / std)", "layers",
-        "dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))",
+        "dx = inv_std * (dx_hat - average(dx_hat, axis=0) - x_hat * average(dx_hat * x_hat, axis=0))",
         "dx = inv_std * dx_hat", "gradients",
         {"batchnorm-tanh-softplus-momentum-minibatch": Expect("layer 3 weight gradient", grads(5) + LAYERNORM_4),
          "batchnorm-gelu-mse": Expect("layer 1 weight gradient", grads(3) + LAYERNORM_2)},
         spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=0) - x_hat * (dx_hat * x_hat).mean(dim=0))",
+                              "dx = inv_std * dx_hat"),
+                             ("dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))",
                               "dx = inv_std * dx_hat"))),
     Bug("dropout-scale-missing", "inverted dropout without its 1 / (1 - p): kept units not scaled up in training",
         "layers", "y = x * mask / (1.0 - layer.shape[0])", "y = x * mask", "trajectory",

@@ -5,6 +5,7 @@ compared with the float64 reference run on exactly the same (upcast) values,
 bounded by the NumPy float32 reference's own deviation (see tolerances.py).
 """
 
+import contextlib
 import importlib
 from functools import lru_cache, partial
 from operator import attrgetter
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import reference
-from common import registry
+from common import dtypes, registry
 from reference import gradcheck
 
 from . import tolerances
@@ -87,6 +88,13 @@ def computed(label, stage, fn, *args):
                            " (a crash, not a result)") from exc
 
 
+def overflow_allowed(dtype):
+    """In a 16-bit dtype, NumPy's overflow warnings silenced: the seeds' sigmoid 1 / (1 + exp(-z)) takes exp(-z) to
+    inf below z = -11 in float16 and gives 0, its right limit. An overflow is no finding by itself; a result that is
+    not finite is one, and the comparison refuses it (crosscheck/compare.py)."""
+    return np.errstate(over="ignore") if dtype in dtypes.HALF else contextlib.nullcontext()
+
+
 def _problem(case, dtype, epochs, as_float64):
     problem = case.inputs(dtype, epochs)
     if as_float64:
@@ -101,14 +109,16 @@ def reference_point(case, dtype, as_float64=False):
     as_float64: the float64 reference on exactly the values of the dtype problem (for float32 bounds).
     """
     config, params, X, y, _ = _problem(case, dtype, None, as_float64)
-    return reference.DRIVER.run_forward(params, X, config), reference.DRIVER.run_gradients(params, X, y, config)
+    with overflow_allowed(config.dtype):
+        return reference.DRIVER.run_forward(params, X, config), reference.DRIVER.run_gradients(params, X, y, config)
 
 
 @lru_cache(maxsize=64)
 def reference_run(case, dtype, epochs=None, as_float64=False):
     """The reference's training run for a case, once per process."""
     config, params, X, y, orders = _problem(case, dtype, epochs, as_float64)
-    return reference.DRIVER.run_train(params, X, y, config, orders, case.checkpoints(config.epochs))
+    with overflow_allowed(config.dtype):
+        return reference.DRIVER.run_train(params, X, y, config, orders, case.checkpoints(config.epochs))
 
 
 def _reference(fn, case, dtype, *args, **kwargs):
@@ -124,7 +134,8 @@ def _twin(fn, case, dtype, *args):
 def check_forward(driver, case, dtype, device="cpu"):
     config, params, X, _, _ = case.inputs(dtype)
     ref, ref64 = _reference(reference_point, case, dtype), _twin(reference_point, case, dtype)
-    output = computed(driver.name, "forward", driver.run_forward, params, X, config, device)
+    with overflow_allowed(dtype):
+        output = computed(driver.name, "forward", driver.run_forward, params, X, config, device)
     found = Findings(vote=lambda: vote(driver, case, dtype, "forward", device, known={driver.name: [output]}),
                      dtype=dtype)
     found.compare(output, ref[0], ref64 and ref64[0], "forward", what="network output", backend=driver.name)
@@ -136,7 +147,8 @@ def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
     config, params, X, y, _ = case.inputs(dtype)
     run = driver.run_autodiff_gradients if autodiff else driver.run_gradients
     label = driver.name + (" autodiff" if autodiff else "")
-    loss, grads = computed(label, "gradients", run, params, X, y, config, device)
+    with overflow_allowed(dtype):
+        loss, grads = computed(label, "gradients", run, params, X, y, config, device)
     ref_loss, ref_grads = _reference(reference_point, case, dtype)[1]
     ref64 = _twin(reference_point, case, dtype)
     ref64_loss, ref64_grads = ref64[1] if ref64 else (None, None)
@@ -179,7 +191,9 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     if run is None and driver is reference.DRIVER:
         run = ref  # the reference's own row: the same deterministic run (tests/test_determinism.py), trained once
     if run is None:
-        run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints, device)
+        with overflow_allowed(dtype):
+            run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints,
+                           device)
     known = {driver.name: _trajectory(run, len(flat(params)), checkpoints,
                                       lambda state: _evaluated(driver, state, X, config, device))}
     found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs, known=known), dtype=dtype)
@@ -463,7 +477,7 @@ def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
     odd = [b for b in ballots if b not in group]
     head = f"vote on the {what} (float64, {len(ballots)} voters): "
     if not odd:
-        where = "; the disagreement is specific to float32" if dtype != "float64" else ""
+        where = f"; the disagreement is specific to {dtype}" if dtype != "float64" else ""
         return head + f"all agree{where}"
     if 2 * len(group) <= len(ballots):
         return head + "no majority: " + "; ".join(f"{a} agrees with {', '.join(sorted(agree[a])) or 'no one'}"

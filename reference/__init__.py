@@ -8,10 +8,11 @@ from common.validate import check_inputs
 
 from . import activations, losses, mlp
 from .initializers import batch_orders, initial_params
+from .precision import bfloat16
 
 __all__ = ["Config", "Driver", "SEED1_XOR", "SEED2_XOR", "DRIVER", "activations", "batch_orders", "check_inputs",
            "initial_params", "losses", "mlp"]
 
 # NumPy has no autodiff: reference.gradcheck (central differences) is the reference's independent check.
 DRIVER = Driver(name="numpy", version=np.__version__, devices=("cpu",), mlp=mlp,
-                to_native=lambda arr, device: arr, to_numpy=np.asarray)
+                to_native=lambda arr, device: bfloat16(arr), to_numpy=np.asarray)  # bfloat16: precision.BFloat16

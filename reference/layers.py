@@ -15,7 +15,7 @@ import numpy as np
 from common.registry import ACTIVATIONS
 
 from . import activations
-from .precision import total
+from .precision import average, total
 
 LAYERNORM_EPS = 1e-5  # torch.nn.functional.layer_norm's default
 BATCHNORM_EPS, BATCHNORM_MOMENTUM = 1e-5, 0.1  # torch.nn.functional.batch_norm's defaults
@@ -41,8 +41,8 @@ def dense_backward(layer, p, cache, dz):
 def layernorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over each sample's features"""
     g, b = p
-    mu = x.mean(axis=1, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=1, keepdims=True)
+    mu = average(x, axis=1, keepdims=True)
+    var = average((x - mu) ** 2, axis=1, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + LAYERNORM_EPS)
     x_hat = (x - mu) * inv_std
     y = g * x_hat + b
@@ -55,15 +55,16 @@ def layernorm_backward(layer, p, cache, dy):
     g, _ = p
     _, _, x_hat, inv_std = cache
     dx_hat = dy * g
-    dx = inv_std * (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True))
-    return dx, ((dy * x_hat).sum(axis=0), dy.sum(axis=0))
+    dx = inv_std * (dx_hat - average(dx_hat, axis=1, keepdims=True)
+                    - x_hat * average(dx_hat * x_hat, axis=1, keepdims=True))
+    return dx, (total(dy * x_hat, axis=0), total(dy, axis=0))
 
 
 def batchnorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over the batch, per feature: training mode"""
     g, b = p
-    mu = x.mean(axis=0)
-    var = ((x - mu) ** 2).mean(axis=0)
+    mu = average(x, axis=0)
+    var = average((x - mu) ** 2, axis=0)
     inv_std = 1.0 / np.sqrt(var + BATCHNORM_EPS)
     x_hat = (x - mu) * inv_std
     y = g * x_hat + b
@@ -76,8 +77,8 @@ def batchnorm_backward(layer, p, cache, dy):
     g, _ = p
     _, _, x_hat, inv_std, _, _ = cache
     dx_hat = dy * g
-    dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))
-    return dx, ((dy * x_hat).sum(axis=0), dy.sum(axis=0))
+    dx = inv_std * (dx_hat - average(dx_hat, axis=0) - x_hat * average(dx_hat * x_hat, axis=0))
+    return dx, (total(dy * x_hat, axis=0), total(dy, axis=0))
 
 
 def batchnorm_evaluate(layer, p, r, x):
@@ -126,7 +127,7 @@ def windows(x, k, stride):
     im2col's (C k k, H_out W_out) matrix, one column per window."""
     n, c, h, w = x.shape
     h_out, w_out = (h - k) // stride + 1, (w - k) // stride + 1
-    cols = np.empty((n, c, k * k, h_out, w_out), dtype=x.dtype)
+    cols = np.empty_like(x, shape=(n, c, k * k, h_out, w_out))
     for i in range(k):
         for j in range(k):
             cols[:, :, i * k + j] = x[:, :, i:i + stride * h_out:stride, j:j + stride * w_out:stride]
@@ -137,7 +138,7 @@ def unwindows(dcols, shape, k, stride):
     """dx (N, C, H, W) = shape's: each entry of dcols (windows' layout) added back to the input it was read from
     (col2im). Windows that overlap add up where they share an input."""
     h_out, w_out = dcols.shape[3:]
-    dx = np.zeros(shape, dtype=dcols.dtype)
+    dx = np.zeros_like(dcols, shape=shape)
     for i in range(k):
         for j in range(k):
             dx[:, :, i:i + stride * h_out:stride, j:j + stride * w_out:stride] += dcols[:, :, i * k + j]
@@ -161,8 +162,8 @@ def conv2d_backward(layer, p, cache, dz):
     x, _, cols = cache
     _, _, k, stride, pad = layer.shape
     dz = dz.reshape(len(dz), len(W), -1)  # (N, c_out, H_out W_out): one column per window
-    dW = np.matmul(dz, cols.reshape(len(dz), W[0].size, -1).transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
-    db = dz.sum(axis=(0, 2))
+    dW = total(np.matmul(dz, cols.reshape(len(dz), W[0].size, -1).transpose(0, 2, 1)), axis=0).reshape(W.shape)
+    db = total(dz, axis=(0, 2))
     if not layer.input_grad:
         return None, (dW, db)
     dcols = np.matmul(W.reshape(len(W), -1).T, dz).reshape(cols.shape)
@@ -184,7 +185,7 @@ def maxpool2d_backward(layer, p, cache, dy):
     """dx = dy sent to each window's maximum alone (a one-hot over the window), added up where windows overlap"""
     x, _, arg = cache
     k, stride = layer.shape
-    dcols = np.zeros((*dy.shape[:2], k * k, *dy.shape[2:]), dtype=dy.dtype)
+    dcols = np.zeros_like(dy, shape=(*dy.shape[:2], k * k, *dy.shape[2:]))
     np.put_along_axis(dcols, arg[:, :, None], dy[:, :, None], axis=2)  # each window's gradient at its maximum
     return unwindows(dcols, x.shape, k, stride), ()
 
@@ -192,7 +193,7 @@ def maxpool2d_backward(layer, p, cache, dy):
 def avgpool2d_forward(layer, p, x):
     """y = the mean of each k x k window"""
     k, stride = layer.shape
-    y = windows(x, k, stride).mean(axis=2)
+    y = average(windows(x, k, stride), axis=2)
     return y, (x, y)
 
 
@@ -243,10 +244,10 @@ def rnn_backward(layer, p, cache, dy):
         dz = dh * (1.0 - hs[t + 1] ** 2)
         dW_x += np.dot(x[:, t].T, dz)
         dW_h += np.dot(hs[t].T, dz)
-        db += dz.sum(axis=0)
+        db += total(dz, axis=0)
         dx[:, t] = np.dot(dz, W_x.T)
         dh = np.dot(dz, W_h.T)
-    return dx if layer.input_grad else None, (dW_x, dW_h, db, dh.sum(axis=0))
+    return dx if layer.input_grad else None, (dW_x, dW_h, db, total(dh, axis=0))
 
 
 def lstm_forward(layer, p, x):
@@ -286,10 +287,10 @@ def lstm_backward(layer, p, cache, dy):
                              dh * tanh_c * o * (1.0 - o)], axis=1)
         dW_x += np.dot(x[:, t].T, dz)
         dW_h += np.dot(hs[t].T, dz)
-        db += dz.sum(axis=0)
+        db += total(dz, axis=0)
         dx[:, t] = np.dot(dz, W_x.T)
         dh, dc = np.dot(dz, W_h.T), dc * f
-    return dx if layer.input_grad else None, (dW_x, dW_h, db, dh.sum(axis=0), dc.sum(axis=0))
+    return dx if layer.input_grad else None, (dW_x, dW_h, db, total(dh, axis=0), total(dc, axis=0))
 
 
 def last_forward(layer, p, x):

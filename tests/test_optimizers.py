@@ -14,7 +14,7 @@ import pytest
 from common import registry
 from common.config import Config
 from crosscheck import checks
-from crosscheck.cases import BY_ID, Case
+from crosscheck.cases import BY_ID, DTYPES, Case
 from crosscheck.compare import Disagreement
 from reference.initializers import dropout_masks
 
@@ -30,7 +30,7 @@ OPTIMIZERS = list(registry.OPTIMIZERS)
 # is a JAX compile of a couple of seconds.
 ADAM_BY_DEFAULT = [pytest.param(name, marks=[] if name == "adam" else [pytest.mark.slow]) for name in OPTIMIZERS]
 FLOAT64_BY_DEFAULT = [pytest.param(dtype, marks=[] if dtype == "float64" else [pytest.mark.slow])
-                      for dtype in registry.DTYPES]
+                      for dtype in DTYPES]
 # Where a framework's own optimizer follows another convention than torch.optim's, which the suite follows.
 CONVENTIONS = {("jax", "adagrad"): "optax.adagrad puts eps inside the root, rsqrt(G + eps); torch 1 / (sqrt(G) + eps)"}
 

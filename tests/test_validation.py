@@ -32,7 +32,7 @@ GOOD = Config(layers=(2, 3, 1), epochs=5)
     ({"epochs": 0}, "epochs must be a positive integer"),
     ({"epochs": 10.0}, "epochs must be a positive integer"),
     ({"batch_size": 0}, "batch_size must be None"),
-    ({"dtype": "float16"}, "unsupported dtype 'float16'"),
+    ({"dtype": "half"}, "unsupported dtype 'half'"),
     ({"dtype": "int64"}, "unsupported dtype 'int64'"),
     ({"seed": -1}, "seed must be a non-negative integer"),
 ])
