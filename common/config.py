@@ -160,6 +160,14 @@ class Config:
     # The per-sample shape of X, (channels, height, width) for images: needed where the model begins with a layer
     # that does not say it (conv2d); None: the first dense layer's fan_in, (layers[0],).
     input_shape: tuple | None = None
+    # Mixed precision: compute ("bfloat16" or "float16") is where the forward and backward run, on a copy of the
+    # parameters cast each step; dtype (float32) keeps the master weights, the optimizer's state and the update.
+    # loss_scale: None, a number (static: the loss gradient times it, the gradients divided by it before the update),
+    # or "dynamic" (from 2^16, halved and the step skipped when a gradient overflows, doubled after scale_window
+    # steps without one: torch.amp.GradScaler's defaults). README.md, "Mixed precision".
+    compute: str | None = None
+    loss_scale: float | str | None = None
+    scale_window: int = 2000
     _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
     def __post_init__(self) -> None:
@@ -204,6 +212,7 @@ class Config:
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         self._check_optimizer()
+        self._check_mixed()
         if self._shorthand:
             object.__setattr__(self, "model", expand(layers, self.hidden, self.output))
             if self.input_shape not in (None, layers[:1]):
@@ -249,6 +258,33 @@ class Config:
             raise ValueError(f"weight_decay must be a non-negative finite number, got {self.weight_decay!r}")
         if not isinstance(self.decay_biases, bool):
             raise TypeError(f"decay_biases must be True or False, got {self.decay_biases!r}")
+
+    def _check_mixed(self) -> None:
+        if self.compute is not None and self.compute not in ("bfloat16", "float16"):
+            raise ValueError(f"compute must be None, 'bfloat16' or 'float16' (mixed precision), got {self.compute!r}")
+        if self.compute is not None and self.dtype != "float32":
+            raise ValueError(f"mixed precision keeps float32 master weights: dtype must be 'float32' with compute "
+                             f"{self.compute!r}, got {self.dtype!r}")
+        scale = self.loss_scale
+        if scale is not None and self.compute is None:
+            raise ValueError("loss_scale needs mixed precision (compute='float16' or 'bfloat16')")
+        if isinstance(scale, str) and scale != "dynamic":
+            raise ValueError(f"loss_scale must be None, a positive number or 'dynamic', got {scale!r}")
+        if scale is not None and not isinstance(scale, str) and (
+                isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale)
+                or scale <= 0):
+            raise ValueError(f"loss_scale must be None, a positive finite number or 'dynamic', got {scale!r}")
+        if not _is_int(self.scale_window) or self.scale_window < 1:
+            raise ValueError(f"scale_window must be a positive integer, got {self.scale_window!r}")
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the loss scale is dynamic: then the optimizer's state carries the scaler's (registry.SCALER)."""
+        return self.loss_scale == "dynamic"
+
+    def computing(self) -> Config:
+        """The configuration a mixed-precision step's forward and backward run under: compute as the dtype."""
+        return self.replace(dtype=self.compute, compute=None, loss_scale=None)
 
     def describe_optimizer(self) -> str:
         """'adam (betas (0.9, 0.999), eps 1e-08)': the optimizer and the hyperparameters it reads, lr aside."""

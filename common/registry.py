@@ -255,6 +255,12 @@ OPTIMIZERS = {o.name: o for o in (
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")  # common/dtypes.py says what each means
 
+# A dynamic loss scaler's state, carried with the optimizer's (one scalar each): the scale, the steps since it last
+# changed without an overflow (torch's growth tracker), and the updates made (a skipped step makes none: the
+# optimizer's own count, as torch.optim keeps it, for Adam's bias corrections).
+SCALER = ("loss scale", "steps without overflow", "updates made")
+SCALE_START, SCALE_GROWTH, SCALE_BACKOFF = 2.0 ** 16, 2.0, 0.5  # torch.amp.GradScaler's defaults
+
 
 def hidden_activations():
     return tuple(name for name, a in ACTIVATIONS.items() if a.hidden)

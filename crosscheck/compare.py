@@ -107,10 +107,11 @@ def assert_close(actual, expected, tol, *, what, backend, epoch=None, dtype=None
     return d
 
 
-def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype=None):
+def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype=None, rule=None):
     """actual, in dtype (float32, bfloat16 or float16; default ref_low's), within tolerances.low_bound of ref64,
     scaled by ref_low's own deviation from ref64 (the NumPy reference in that dtype, on the same values). The dtype is
-    the problem's: a reference that returns another (a mistake planted in it) is itself named for it."""
+    the problem's: a reference that returns another (a mistake planted in it) is itself named for it. rule: the row of
+    tolerances.LOW, where not dtype's (a mixed-precision run, float32 computed in rule)."""
     __tracebackhide__ = True
     dtype = dtypes.numpy_dtype(dtype) if dtype is not None else np.asarray(ref_low).dtype
     name = dtypes.name_of(dtype)
@@ -118,10 +119,12 @@ def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype
     ref_low, _ = check_comparable(ref_low, ref64, what=what, backend=f"numpy {name} reference", epoch=epoch,
                                   dtype=dtype)
     ours, theirs = diff(actual, ref64), diff(ref_low, ref64)
-    bound = tolerances.low_bound(name, theirs.max_abs, float(np.max(np.abs(ref64))))
+    rule = rule or name
+    bound = tolerances.low_bound(rule, theirs.max_abs, float(np.max(np.abs(ref64))))
     if ours.max_abs > bound:
-        exc = Disagreement(f"{_label(what, backend, epoch)} in {name} strays {ours.max_abs:.3e} from the float64 "
-                           f"reference, more than {bound:.3e} ({tolerances.LOW[name].factor:g} x the NumPy {name} "
+        where = name if rule == name else f"{name}, computed in {rule},"
+        exc = Disagreement(f"{_label(what, backend, epoch)} in {where} strays {ours.max_abs:.3e} from the float64 "
+                           f"reference, more than {bound:.3e} ({tolerances.LOW[rule].factor:g} x the NumPy {rule} "
                            f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe(epoch)}")
         out = np.abs(np.asarray(actual, np.float64) - np.asarray(ref64, np.float64)) > bound
         exc.first_bad = tuple(int(i) for i in np.unravel_index(np.argmax(out), out.shape))

@@ -267,11 +267,11 @@ def _activation_planted_at(module, old, new):
             return clean_backward(layer, p, cache, da)
         return backward[layer.kind](da, *cache), ()
 
-    def mlp_backward(params, X, y, caches, config):  # the output activation's backward is mlp.backward's own
+    def mlp_backward(params, X, y, caches, config, scale=None):  # the output activation's backward: mlp.backward's
         marked = isinstance(config.model[-1], _Target)
         mlp.activation_backward = output_backward if marked else acts.activation_backward
         try:
-            return clean_mlp_backward(params, X, y, caches, config)
+            return clean_mlp_backward(params, X, y, caches, config, scale)
         finally:
             mlp.activation_backward = acts.activation_backward
 

@@ -81,6 +81,13 @@ def bfloat16(x):
     return x.view(BFloat16) if x.dtype == BFLOAT16 and not isinstance(x, BFloat16) else x
 
 
+def cast(x, name):
+    """x rounded to the dtype called name, a BFloat16 array for bfloat16; ids (integers) as they are."""
+    if x.dtype.kind not in "fV":
+        return x
+    return bfloat16(plain(x).astype(dtypes.numpy_dtype(name)))
+
+
 def plain(x):
     """A BFloat16 array as the plain ndarray it views; any other array as it is."""
     return x.view(np.ndarray) if isinstance(x, BFloat16) else x

@@ -6,6 +6,7 @@ autograd bookkeeping) and updates the parameters in place.
 
 import torch
 
+from common import registry
 from common.driver import Run, TrainState, batches  # the same containers, holding this framework's arrays
 
 from . import layers, optimizers
@@ -32,13 +33,13 @@ def forward(params, X, config, buffers=None, noise=None):
     return caches
 
 
-def backward(params, X, y, caches, config):
+def backward(params, X, y, caches, config, scale=None):
     """[(dW_l, db_l)] by the chain rule: each layer's backward in turn, from the last layer to the first."""
     z, a = caches[-1]
     if config.loss in FUSED_WITH_OUTPUT:
-        dz = loss_backward(config.loss, a, y)
+        dz = scaled(loss_backward(config.loss, a, y), scale)
     else:
-        dz = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
+        dz = activation_backward(config.output, scaled(loss_backward(config.loss, a, y), scale), z, a)
     grads = [()] * len(params)
     dy = dz
     for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):  # the output activation: above
@@ -47,6 +48,11 @@ def backward(params, X, y, caches, config):
         if layer.slot is not None:
             grads[layer.slot] = dp
     return grads
+
+
+def scaled(d, scale):
+    """S dL/d(.): the loss's gradient times the loss scale, in float32 and rounded once; d itself without a scale."""
+    return d if scale is None else (d.float() * scale).to(d.dtype)
 
 
 def update(params, grads, opt_state, t, config):
@@ -62,7 +68,13 @@ def update(params, grads, opt_state, t, config):
 
 def running(buffers, params, X, config, noise=None):
     """The buffers after a training step on the batch X (at the step's params): each layer that keeps some updates
-    them from its training-mode cache (batch norm: its running statistics)."""
+    them from its training-mode cache (batch norm: its running statistics). Mixed precision: from the forward in
+    config.compute, kept in config.dtype."""
+    if config.compute is not None:
+        low = config.computing()
+        new = running(cast_all(buffers, low.dtype), cast_all(params, low.dtype), cast(X, low.dtype), low,
+                      None if noise is None else [cast(m, low.dtype) for m in noise])
+        return cast_all(new, config.dtype)
     new = list(buffers)
     for layer, cache in zip(config.model, forward(params, X, config, noise=noise)):
         if layer.kind in layers.RUNNING:
@@ -76,18 +88,56 @@ def init_buffers(params, config):
             for layer, p in zip(config.parametrized, params)]
 
 
-def gradients(params, X, y, config, noise=None):
-    """(L, [(dW_l, db_l)]): the loss and its gradients at params (with noise: the step's dropout masks)."""
+def gradients(params, X, y, config, noise=None, scale=None):
+    """(L, [(dW_l, db_l)]): the loss and its gradients at params (with noise: the step's dropout masks; with scale:
+    the gradients of scale L)."""
     cache = forward(params, X, config, noise=noise)
     z, a = cache[-1]
     loss = loss_forward(config.loss, z, a, y)
-    return loss, backward(params, X, y, cache, config)
+    return loss, backward(params, X, y, cache, config, scale)
 
 
 def train_step(params, opt_state, t, X, y, config, noise=None):
     """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
+    if config.compute is not None:
+        return mixed_step(params, opt_state, t, X, y, config, noise)
     loss, grads = gradients(params, X, y, config, noise)
     return (loss, *update(params, grads, opt_state, t, config))
+
+
+def mixed_step(params, opt_state, t, X, y, config, noise=None):
+    """A mixed-precision step: the forward and backward in config.compute on a copy of the float32 master weights
+    (the loss's gradient times the scale S), the gradients cast to float32 and divided by S, then the update of the
+    master weights and the optimizer's state in float32. A dynamic scale skips a step whose gradients are not all
+    finite (nothing updated) and halves S; after scale_window steps in a row without one, it doubles S."""
+    low = config.computing()
+    S = config.loss_scale if not config.dynamic else opt_state["loss scale"][0][0]
+    copy = cast_all(params, low.dtype)
+    loss, grads = gradients(copy, cast(X, low.dtype), cast(y, low.dtype), low,
+                            None if noise is None else [cast(m, low.dtype) for m in noise], S)
+    grads = [tuple(cast(g, config.dtype) / S if S is not None else cast(g, config.dtype) for g in leaves)
+             for leaves in grads]
+    loss = cast(loss, config.dtype)
+    if not config.dynamic:
+        return loss, *update(params, grads, opt_state, t, config)
+    _, good, made = (opt_state[name][0][0] for name in registry.SCALER)
+    if all(bool(torch.isfinite(g).all()) for leaves in grads for g in leaves):
+        params, opt_state = update(params, grads, opt_state, int(made) + 1, config)
+        good, made = good + 1, made + 1
+        S, good = (S * registry.SCALE_GROWTH, 0 * good) if good == config.scale_window else (S, good)
+    else:  # an overflow: the step is skipped
+        S, good = S * registry.SCALE_BACKOFF, 0 * good
+    return loss, params, {**opt_state, **optimizers.scaler_state((S, good, made), config, made.device)}
+
+
+def cast(x, name):
+    """x rounded to the dtype called name; ids (integers) as they are."""
+    return x.to(getattr(torch, name)) if x.is_floating_point() else x
+
+
+def cast_all(tree, name):
+    """Every tensor of a list of tuples (params, buffers) cast to the dtype called name."""
+    return [tuple(cast(p, name) for p in leaves) for leaves in tree]
 
 
 def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None, masks=None):

@@ -85,10 +85,20 @@ def adamw_update(p, g, s, k, c, wd):
 
 
 def init(params, config):
-    """The optimizer's state at step 0: {state name: [(state of W, state of b)] per layer}."""
+    """The optimizer's state at step 0: {state name: [(state of W, state of b)] per layer}; and a dynamic loss
+    scaler's (registry.SCALER), one scalar each."""
     names = registry.OPTIMIZERS[config.optimizer].state
     leaves = [[INIT[config.optimizer](p) for p in layer] for layer in params]
-    return {name: [tuple(leaf[i] for leaf in layer) for layer in leaves] for i, name in enumerate(names)}
+    state = {name: [tuple(leaf[i] for leaf in layer) for layer in leaves] for i, name in enumerate(names)}
+    if not config.dynamic:
+        return state
+    return {**state, **scaler_state((registry.SCALE_START, 0.0, 0.0), config, params[0][0].device)}
+
+
+def scaler_state(values, config, device):
+    """{name: [(scalar,)]} for the scaler's values (scale, steps without overflow, updates made), in config.dtype."""
+    dtype = getattr(torch, config.dtype)
+    return {name: [(torch.as_tensor(v, dtype=dtype, device=device),)] for name, v in zip(registry.SCALER, values)}
 
 
 def update(params, grads, state, t, config):
