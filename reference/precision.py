@@ -67,13 +67,9 @@ def _rounded(x):
         return tuple(_rounded(v) for v in x)
     if isinstance(x, list):
         return [_rounded(v) for v in x]
-    if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind in "fV" or _is_bfloat16(x):
+    if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind in "fV":  # ml_dtypes' bfloat16 is of kind V
         return np.asarray(x).astype(BFLOAT16, copy=False).view(BFloat16)
     return x
-
-
-def _is_bfloat16(x):
-    return getattr(x, "dtype", None) == BFLOAT16
 
 
 def bfloat16(x):
