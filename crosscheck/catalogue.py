@@ -21,7 +21,7 @@ class Expect:
 
 # Checks that compare against hand-worked values or closed forms rather than against the reference: a mistake
 # planted in the reference is caught by the reference's own check there, not by the frameworks disagreeing with it.
-PROBES = ("kink", "pieces", "float32", "saturation", "oracle")
+PROBES = ("kink", "pieces", "float32", "saturation", "oracle", "mixed", "rule")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class Bug:
     dtype: str = "float64"
     spellings: dict = field(default_factory=dict)  # backend -> (old, new) where it spells the line otherwise
     only: tuple = ()  # the backends the mistake can live in (default: every built-in one)
+    # Where the frameworks' cross-check cannot catch the mistake in the reference, the probe that does: a mistake in
+    # the reference's mixed step widens its own deviation from float64, and with it the bound every backend gets.
+    probe: str = ""
 
     def spelled(self, backend):
         return self.spellings.get(backend, (self.old, self.new))
@@ -423,18 +426,32 @@ BUGS = (
         "        return loss, *(lambda p, s: (cast_all(cast_all(p, low.dtype), config.dtype), s))(*update(params, "
         "grads, opt_state, t, config))\n", "trajectory",
         {"seed1-xor-mixed-bfloat16": Expect("loss [epoch, step]"),
-         "relu-softmax-ce-minibatch-mixed-bfloat16": Expect("layer 1 weight")},
-        # Planted in the reference it widens its own bound (its deviation from float64): not caught there yet.
-        dtype="float32", only=("torch", "jax"),
+         "relu-softmax-ce-minibatch-mixed-bfloat16": Expect("layer 1 weight")}, dtype="float32", probe="mixed",
         spellings={"jax": ("        return loss, *update(params, grads, opt_state, t, config, k)\n",
                            "        return loss, *(lambda p, s: (cast_all(cast_all(p, low.dtype), config.dtype), s))("
                            "*update(params, grads, opt_state, t, config, k))\n")}),
+    Bug("master-not-updated", "the update applied to the compute-dtype copy and the float32 master weights left as "
+        "they were (the optimizer's state moves, the weights never do)", "mlp",
+        "        return loss, *update(params, grads, opt_state, t, config)\n",
+        "        return loss, params, update(copy, grads, opt_state, t, config)[1]\n", "trajectory",
+        {"relu-softmax-ce-minibatch-mixed-bfloat16": Expect("layer 1 weight"),
+         "cnn-maxpool-avgpool-adam-minibatch-mixed-bfloat16": Expect("layer 1 weight")}, dtype="float32",
+        probe="mixed",
+        spellings={"jax": ("        return loss, *update(params, grads, opt_state, t, config, k)\n",
+                           "        return loss, params, update(copy, grads, opt_state, t, config, k)[1]\n")}),
     Bug("loss-scale-not-undone", "the gradients not divided by the loss scale before the update", "mlp",
         "grads = [tuple(cast(g, config.dtype) / S if S is not None else cast(g, config.dtype) for g in leaves)",
         "grads = [tuple(cast(g, config.dtype) for g in leaves)", "trajectory",
         {"seed1-xor-mixed-float16-scaled-dynamic": Expect("dynamic loss scaler's loss scale"),
          "relu-softmax-ce-minibatch-mixed-float16-scaled-1024.0": Expect("loss [epoch, step]")}, dtype="float32",
-        only=("torch", "jax")),  # in the reference: caught, but the float64 vote cannot blame it (no scale there)
+        probe="mixed"),
+    Bug("no-loss-scaling", "float16 computed without loss scaling (the scale taken as 1): gradients below float16's "
+        "smallest subnormal flush to 0, and the scaled gradient that should overflow and be skipped is applied",
+        "mlp", 'S = config.loss_scale if not config.dynamic else opt_state["loss scale"][0][0]', "S = 1.0",
+        "trajectory",
+        {"relu-identity-half-sse-mixed-float16-scaled-dynamic": Expect("dynamic loss scaler's loss scale"),
+         "char-lstm-adam-minibatch-mixed-float16-scaled-dynamic": Expect("dynamic loss scaler's loss scale")},
+        dtype="float32", probe="mixed"),
     Bug("overflow-not-skipped", "a step whose scaled gradients overflowed applied instead of skipped", "mlp",
         "if all(np.isfinite(g).all() for leaves in grads for g in leaves):", "if True:", "trajectory",
         {"seed1-xor-mixed-float16-scaled-dynamic": Expect("loss [epoch, step]"),
@@ -442,5 +459,26 @@ BUGS = (
         spellings={"torch": ("if all(bool(torch.isfinite(g).all()) for leaves in grads for g in leaves):", "if True:"),
                    "jax": ("finite = jnp.all(jnp.stack([jnp.isfinite(g).all() for leaves in grads for g in leaves]))",
                            "finite = jnp.bool_(True)")}),
+    Bug("loss-sum-in-low-precision", "softmax cross-entropy's loss reduced over positions in the 16-bit dtype, not "
+        "in float32", "losses",
+        "    return -total(y * (s - np.log(total(np.exp(s), axis=-1, keepdims=True)))) / positions(z)",
+        "    return -(y * (s - np.log(total(np.exp(s), axis=-1, keepdims=True)))).sum() / positions(z)", "rule",
+        {"": Expect("(softmax_cross_entropy, 4096 x 2, in bfloat16): loss", ("low-precision rule probe (half_sse, "
+                    "4096 x 2, in bfloat16): loss",))},
+        spellings=_torch_jax(
+            ("    return -torch.sum(y * (s - torch.log(torch.sum(torch.exp(s), dim=-1, keepdim=True)))) / positions(z)",
+             "    return -sum((y * (s - torch.log(torch.sum(torch.exp(s), dim=-1, keepdim=True)))).flatten()) / "
+             "positions(z)"),
+            ("    return -jnp.sum(y * (s - jnp.log(jnp.sum(jnp.exp(s), axis=-1, keepdims=True)))) / positions(z)",
+             "    return -jnp.add.reduce((y * (s - jnp.log(jnp.sum(jnp.exp(s), axis=-1, keepdims=True)))).ravel(), "
+             "dtype=z.dtype) / positions(z)"))),
+    Bug("softmax-sum-in-low-precision", "a softmax normalized by a sum accumulated in the 16-bit dtype", "activations",
+        "    return e / total(e, axis=-1, keepdims=True)", "    return e / e.sum(axis=-1, keepdims=True)", "rule",
+        {"": Expect("(softmax_cross_entropy, 1 x 4096, in bfloat16): layer 1 bias gradient",
+                    ("low-precision rule probe (softmax_cross_entropy, 1 x 4096, in bfloat16): loss",))},
+        spellings=_torch_jax(("    return e / e.sum(dim=-1, keepdim=True)",
+                              "    return e / sum(e.unbind(-1)).unsqueeze(-1)"),
+                             ("    return e / e.sum(axis=-1, keepdims=True)",
+                              "    return e / jnp.add.reduce(e, axis=-1, keepdims=True, dtype=e.dtype)"))),
 )
 BY_ID = {bug.id: bug for bug in BUGS}

@@ -44,10 +44,12 @@ class Findings:
         self.first_epochs = []  # where a failing trajectory quantity first left its tolerance
 
     def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
-        """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems)."""
+        """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems). kind: a
+        row of tolerances.FLOAT64, or a Tol itself (a probe's)."""
         try:
             if ref64 is None:
-                diff = assert_close(actual, ref, tolerances.float64(kind), what=what, backend=backend, epoch=epoch)
+                tol = kind if isinstance(kind, tolerances.Tol) else tolerances.float64(kind)
+                diff = assert_close(actual, ref, tol, what=what, backend=backend, epoch=epoch)
             else:
                 diff = assert_low_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch, dtype=self.dtype,
                                         rule=self.rule)
@@ -384,6 +386,108 @@ def check_float32_rounding(driver, device="cpu"):
                   what="float32 rounding probe: layer 1 weight after 64 sub-ulp updates (stays 1.0 in float32)",
                   backend=driver.name)
     return found.result()
+
+
+# The mixed-precision probe's problems, each worked by hand (a mixed run's mistakes widen the NumPy reference's own
+# deviation, and with it the bound, so a mistake planted in the reference's mixed step needs a check of its own).
+# Hinge: CS231n's multiclass hinge on one sample of class 0, x = 1, scores W + b = (1, 1): the margin of class 1 is
+# 1, active, and stays so (it only shrinks to 3/4), so dL/ds = (-1, 1) at every step; W += lr (1, -1) and b likewise.
+# With lr 2^-10 and 64 steps: W = (1 + 2^-4, 1 - 2^-4), b = (2^-4, -2^-4). Each step moves W by a quarter of
+# bfloat16's half ulp at 1 (2^-8), so weights kept in bfloat16 never move, and the float32 master copy must.
+MIXED_HINGE: dict[str, Any] = dict(X=[[1.0]], W=[[1.0, 1.0]], b=[0.0, 0.0], y=[[1.0, 0.0]], lr=2.0 ** -10, epochs=64)
+# Tiny: half_sse of one output z = x W + b with x = 2^-12, W = 1/4, b = 0 and y = 0: dz = z = 2^-14, float16's
+# smallest normal, and dW = x dz = 2^-26, below half of float16's smallest subnormal (2^-24): 0 unscaled. Scaled by
+# 2^16 it is 2^-10, then 2^-26 again in float32: one step of lr 1 gives W = 1/4 - 2^-26, b = -2^-14.
+MIXED_TINY: dict[str, Any] = dict(X=[[2.0 ** -12]], W=[[0.25]], b=[0.0], y=[[0.0]], lr=1.0, epochs=1)
+
+
+def check_mixed_precision(driver, device="cpu"):
+    """Mixed precision against hand-worked runs (MIXED_HINGE, MIXED_TINY above): float32 master weights that keep
+    sub-ulp bfloat16 updates; float16's dynamic loss scale skipping its first step, whose scaled gradient (2^16)
+    overflows, then halving to 2^15 and undoing itself in the other 63; and a float16 gradient of 2^-26, lost
+    without the scale, kept with it."""
+    from reference import Config
+
+    found = Findings()
+    for compute, p, loss, scale, weight, bias, made in (
+            ("bfloat16", MIXED_HINGE, "hinge", None, 2.0 ** -4 * np.array([[1, -1]]) + 1, [2.0 ** -4, -2.0 ** -4], 64),
+            ("float16", MIXED_HINGE, "hinge", "dynamic", 63 * 2.0 ** -10 * np.array([[1, -1]]) + 1,
+             [63 * 2.0 ** -10, -63 * 2.0 ** -10], 63),
+            ("float16", MIXED_TINY, "half_sse", "dynamic", [[0.25 - 2.0 ** -26]], [-2.0 ** -14], 1)):
+        if compute == "bfloat16" and dtypes_available("bfloat16") is None:
+            continue
+        config = Config(layers=(1, len(p["b"])), output="identity", loss=loss, init="standard_normal", lr=p["lr"],
+                        epochs=p["epochs"], dtype="float32", compute=compute, loss_scale=scale)
+        f32 = partial(np.array, dtype=np.float32)
+        label = f"mixed-precision probe ({compute}{', dynamic loss scale' if scale else ''}, {made} updates made):"
+        with overflow_allowed(config):
+            run = computed(driver.name, "training", driver.run_train, [(f32(p["W"]), f32(p["b"]))], f32(p["X"]),
+                           f32(p["y"]), config, None, (p["epochs"],), device)
+        found.compare(run.params[0][0], f32(weight), None, "forward", what=f"{label} layer 1 weight",
+                      backend=driver.name)
+        found.compare(run.params[0][1], f32(bias), None, "forward", what=f"{label} layer 1 bias", backend=driver.name)
+        if scale:
+            state = run.checkpoints[p["epochs"]].opt_state
+            expected = (2.0 ** 15, made) if p is MIXED_HINGE else (2.0 ** 16, made)
+            for name, value in zip(registry.SCALER[::2], expected):
+                found.compare(state[name][0][0], f32(value), None, "forward", what=f"{label} {name}",
+                              backend=driver.name)
+    return found.result()
+
+
+# The low-precision rule on each backend's own sums, worked by hand over 4096 terms, where a 16-bit accumulator stalls
+# (at 256 in bfloat16, at 2048 in float16; XLA's tree of partial sums strays less, but strays). Each problem is one
+# dense layer from inputs 0, so that its logits are its bias, r(.) rounds to the dtype, and every sum is taken in
+# float32 (exactly, here) and rounded once:
+# - half_sse of z = 0 against y = -1 over 4096 rows of 2 outputs: the loss 8192 / 2 = 4096, the bias gradient 4096;
+# - softmax cross-entropy of 2 classes at logits 0 over 4096 rows of class 0: the loss is the mean of 4096 terms
+#   r(log 2), that term, and the bias gradient sums (0.5 - y) / 4096: -1/2 and 1/2;
+# - softmax cross-entropy of one row of 4096 classes at logits (0, -3/8, ..., -3/8), class 0: with e = r(exp(-3/8))
+#   and S = r(1 + 4095 e), the loss r(log S) and the bias gradient a - y, a = (r(1 / S), r(e / S), ...) (the
+#   softmax's own normalizing sum, and cross-entropy's log-sum-exp).
+RULE_TERMS = 4096
+
+
+def check_low_precision_rule(driver, device="cpu"):
+    """Each 16-bit dtype's sums accumulated in float32 (common/dtypes.py): loss reductions, a bias gradient, and a
+    softmax's normalizing sum, against RULE_TERMS's hand-worked values above."""
+    from reference import Config
+
+    found = Findings()
+    n = RULE_TERMS
+    for dtype in dtypes.HALF:
+        low = dtypes_available(dtype)
+        if low is None:
+            continue
+        r = lambda v, low=low: np.asarray(v, np.float64).astype(low).astype(np.float64)  # noqa: E731
+        e = r(np.exp(-0.375))
+        S = r(1 + (n - 1) * e)
+        a = np.array([r(1 / S)] + [r(e / S)] * (n - 1))
+        one_hot = np.eye(n)[0]
+        for loss, output, rows, width, bias, y, value, gradient in (
+                ("half_sse", "identity", n, 2, [0.0, 0.0], [-1.0, -1.0], n, [n, n]),
+                ("softmax_cross_entropy", "softmax", n, 2, [0.0, 0.0], [1.0, 0.0], r(np.log(2.0)), [-0.5, 0.5]),
+                ("softmax_cross_entropy", "softmax", 1, n, -0.375 * (1 - one_hot), one_hot, r(np.log(S)),
+                 r(a - one_hot))):
+            config = Config(layers=(2, width), output=output, loss=loss, init="standard_normal", epochs=1, dtype=dtype)
+            params = [(np.zeros((2, width), low), np.array(bias, low))]
+            X, Y = np.zeros((rows, 2), low), np.broadcast_to(np.array(y, low), (rows, width)).copy()
+            with overflow_allowed(config):
+                got, ((_, db),) = computed(driver.name, "gradients", driver.run_gradients, params, X, Y, config, device)
+            label = f"low-precision rule probe ({loss}, {rows} x {width}, in {dtype}):"
+            tol = tolerances.probe(dtype)
+            found.compare(got, np.array(value, low)[()], None, tol, what=f"{label} loss", backend=driver.name)
+            found.compare(db, np.array(gradient, low), None, tol, what=f"{label} layer 1 bias gradient",
+                          backend=driver.name)
+    return found.result()
+
+
+def dtypes_available(name):
+    """The NumPy dtype called name, or None where it needs ml_dtypes and that is not installed."""
+    try:
+        return dtypes.numpy_dtype(name)
+    except ValueError:
+        return None
 
 
 def _voters(driver):

@@ -4,6 +4,7 @@
     crosscheck --layers 2,4,1 --init standard_normal --epochs 10000   # the first seed's
     crosscheck --json out/report.json --plot out/report.png
     crosscheck --model examples/models/mlp-layernorm.toml   # a model file: its layers, data and optimizer
+    crosscheck --layers 2,4,1 --init standard_normal --epochs 10000 --compute float16 --loss-scale dynamic
 
 Exit status: 0 when every backend agreed with the reference, 1 when one did not
 or diverged (the reference included: the table still shows where each backend went
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import backends
-from common import registry
+from common import dtypes, registry
 from common.driver import Run, Unsupported
 from reference import SEED2_XOR, Config
 from reference.initializers import dropout_masks
@@ -43,6 +44,8 @@ class Row:
     gradient_deviation: float | None = None
     autodiff_deviation: float | None = None
     loss_deviation: float | None = None
+    loss_bound: float | None = None  # the reference's row in a low-precision run: the bound on every backend's
+    # loss deviation from the float64 run (tolerances.low_bound of the reference's own)
     param_deviation: float | None = None
     first_epoch_out: int | None = None  # first epoch outside tolerance, None if none
     diverged_at: int | None = None  # first epoch whose loss (or the parameters after it) is not finite
@@ -99,7 +102,14 @@ def parse_args(argv=None):
                         "images) or embedding (T: windows of a generated text)")
     p.add_argument("--loss", default=d.loss, choices=tuple(registry.LOSSES))
     p.add_argument("--init", default=d.init, choices=tuple(registry.INITS), help="initialisation scheme")
-    p.add_argument("--dtype", default=d.dtype, choices=registry.DTYPES)
+    p.add_argument("--dtype", default=None, choices=registry.DTYPES,
+                   help=f"the run's dtype (default: {d.dtype}; float32, the master weights', with --compute)")
+    p.add_argument("--compute", default=None, choices=dtypes.HALF,
+                   help="mixed precision: each step's forward and backward in this dtype on float32 master weights "
+                        "(README, 'Low precision')")
+    p.add_argument("--loss-scale", default=None, metavar="dynamic|S",
+                   help="mixed precision's loss scaling: dynamic (torch.amp's GradScaler: 2^16, halved and the step "
+                        "skipped on overflow, doubled after 2000 steps) or a static scale S (default: none)")
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     opt = p.add_argument_group("optimizer", "torch.optim's definitions and defaults (README, 'Optimizers')")
     opt.add_argument("--optimizer", default=d.optimizer, choices=tuple(registry.OPTIMIZERS))
@@ -133,6 +143,14 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if from_file:
         args.model = from_file["model"]  # --model named the file; the file names the layers
+    if args.dtype is None:
+        args.dtype = "float32" if args.compute else d.dtype
+    loss_scale = args.loss_scale
+    if loss_scale is not None and str(loss_scale) != "dynamic":
+        try:
+            loss_scale = float(loss_scale)
+        except ValueError:
+            p.error(f"--loss-scale must be dynamic or a number, got {args.loss_scale!r}")
     try:
         layers = tuple(int(w) for w in args.layers.split(","))
     except ValueError:
@@ -161,6 +179,8 @@ def parse_args(argv=None):
                         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed,
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
                         weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases)
+        if args.compute is not None or loss_scale is not None:  # mixed precision: validated with its dtype
+            config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
     if args.samples is None and (config.sample_shape, config.layers[-1]) != ((2,), 1):
@@ -206,8 +226,9 @@ def parse_args(argv=None):
 
 
 # A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
-MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "lr", "optimizer", "momentum", "betas", "alpha",
-                   "eps", "weight_decay", "decay_biases", "epochs", "batch_size", "seed", "samples")
+MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
+                   "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "epochs", "batch_size", "seed",
+                   "samples")
 
 
 def _model_file(parser, argv):
@@ -387,6 +408,9 @@ def run_report(args, case, names, out=None):
             output = driver.run_forward(run.params, X, config, device, buffers=buffers)
             row.predictions = np.round(output[:8].astype(np.float64), 4).ravel().tolist()
             deviations(run, ref, ref64, row)
+            if name == backends.REFERENCE and ref64 is not None:
+                row.loss_bound = tolerances.low_bound(config.compute or dtype, row.loss_deviation,
+                                                      float(np.abs(ref64.losses).max()))
             if name != backends.REFERENCE:
                 try:
                     checks.check_trajectory(driver, case, dtype, device, run=run, ref=ref, ref64=ref64)
@@ -443,7 +467,7 @@ def _print_table(rows, config, out):
           f"loss {config.loss}, "
           f"init {config.init}, lr {config.lr:g}, {config.epochs:,} epochs, "
           f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}, "
-          f"optimizer {config.describe_optimizer()}", file=out)
+          f"optimizer {config.describe_optimizer()}, {_precision(config)}", file=out)
     header = ["backend", "version", "device", "final loss", "predictions", "max |dgrad|", "max |dautodiff|",
               "max |dloss|", "max |dparams|", "first epoch out", "diverged at", "wall s", "epochs/s", "agrees"]
     table = [header]
@@ -481,6 +505,15 @@ def _print_table(rows, config, out):
     if skipped:
         verdict += f" ({', '.join(skipped)}: not installed or configuration not supported, not checked)"
     print(f"\n{verdict}", file=out)
+
+
+def _precision(config):
+    """"float64", or "float32 master weights computed in float16, loss scale dynamic" for mixed precision."""
+    if config.compute is None:
+        return config.dtype
+    scale = "" if config.loss_scale is None else f", loss scale {config.loss_scale:g}" if config.loss_scale != \
+        "dynamic" else ", dynamic loss scale"
+    return f"{config.dtype} master weights computed in {config.compute}{scale}"
 
 
 def _print_checks(rows, out):
@@ -536,23 +569,43 @@ def plot(path, rows, runs, config):
     top.set_title("loss per epoch, every backend (the curves should lie on top of each other)")
     top.legend()
     floor = 1e-18  # exact agreement is drawn here, below any float64 round-off of O(1) values
+    against = "reference" if config.dtype == "float64" else "float64"
     for i, r in enumerate(rows):
         if r.backend == backends.REFERENCE or r.deviation_curve is None:
             continue
         envelope = np.maximum(np.maximum.accumulate(np.asarray(r.deviation_curve)), floor)
         bottom.plot(np.arange(1, len(envelope) + 1), envelope, styles[i % 4], linewidth=1.2,
-                    label=f"{r.backend}: largest |loss - reference| so far")
+                    label=f"{r.backend}: largest |loss - {against}| so far")
         epochs = sorted(runs[r.backend].checkpoints)
         bottom.plot(epochs, np.maximum(r.param_curve, floor), "o", markersize=3,
-                    label=f"{r.backend}: max |params - reference| at checkpoints")
+                    label=f"{r.backend}: max |params - {against}| at checkpoints")
     if config.dtype == "float64":
         bottom.axhline(tolerances.float64("trajectory").atol, color="grey", linestyle="--", linewidth=0.8,
                        label="float64 trajectory atol")
-    bottom.set_ylim(bottom=floor / 2)
+    reference_row = next((r for r in rows if r.backend == backends.REFERENCE), None)
+    if config.dtype != "float64" and reference_row is not None and reference_row.deviation_curve is not None:
+        # Low precision: every curve is a drift from the float64 run of the same values, the NumPy reference's own
+        # among them; the bound is tolerances.low_bound of its largest (checks.check_trajectory's, for the loss).
+        own = np.maximum(np.maximum.accumulate(np.asarray(reference_row.deviation_curve)), floor)
+        bottom.plot(np.arange(1, len(own) + 1), own, color="black", linewidth=1.0,
+                    label=f"numpy {config.compute or config.dtype} reference: its own |loss - float64| so far")
+        if reference_row.loss_bound is not None:
+            rule = tolerances.LOW[config.compute or config.dtype]
+            bottom.axhline(reference_row.loss_bound, color="red", linestyle="--", linewidth=0.8,
+                           label=f"bound on |loss - float64|: {rule.factor:g} x numpy's own largest + "
+                                 f"{rule.floor_ulps:g} ulps")
+    if config.dtype == "float64":
+        bottom.set_ylim(bottom=floor / 2)
+    elif reference_row is not None and reference_row.loss_bound is not None:  # the bound and a few decades beneath
+        bottom.set_ylim(bottom=reference_row.loss_bound * 1e-4, top=reference_row.loss_bound * 10)
     bottom.set_yscale("log")
     bottom.set_xlabel("epoch")
-    bottom.set_ylabel("deviation from the NumPy reference")
-    bottom.set_title(f"drift from the NumPy reference, {config.dtype} (exact agreement sits at the bottom)")
+    if config.dtype == "float64":
+        bottom.set_ylabel("deviation from the NumPy reference")
+        bottom.set_title("drift from the NumPy reference, float64 (exact agreement sits at the bottom)")
+    else:
+        bottom.set_ylabel("deviation from the float64 run")
+        bottom.set_title(f"drift from the float64 run of the same values\n{_precision(config)}", fontsize=10)
     bottom.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

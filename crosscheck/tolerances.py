@@ -43,6 +43,18 @@ LOW = {
 }
 
 
+# A hand-worked low-precision probe (crosscheck/checks.py: check_low_precision_rule) holds a backend to the rule's
+# exact values within this many ulps of the dtype: XLA divides by a broadcast value (a softmax by its row sum) through
+# the reciprocal, rounded, so 26% of float16 and float32 quotients land an ulp off (README.md, "Low precision"); a
+# broken rule is off by far more (a stalled 16-bit sum by a factor of ten).
+PROBE_ULPS = 1
+
+
+def probe(dtype):
+    """The tolerance of a hand-worked low-precision probe in dtype: PROBE_ULPS ulps, relative."""
+    return Tol(rtol=PROBE_ULPS * dtypes.eps(dtype), atol=0.0)
+
+
 def float64(kind):
     return FLOAT64[kind]
 

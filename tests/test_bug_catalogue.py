@@ -3,7 +3,8 @@
 A mistake in a framework backend is caught by that backend's own cross-check against
 the reference. A mistake in the NumPy reference is caught by every healthy framework
 backend disagreeing with it (their autodiff oracles and manual code alike), and the
-vote in the message names the reference as the odd one out. A probe (kink, loss pieces,
+vote in the message names the reference as the odd one out; or, for a mistake in its
+mixed-precision step (which widens the reference's own bound), by its probe. A probe (kink, loss pieces,
 float32 rounding, saturation, the oracle) compares with hand-worked values instead, so
 the mutated backend is its own witness there. Either way the failure must be a reported
 disagreement (never a crash), name the quantity the mistake touches, and not name the
@@ -27,6 +28,8 @@ PROBE_CHECKS = {
     "float32": checks.check_float32_rounding,
     "saturation": checks.check_saturation,
     "oracle": lambda driver, device: checks.check_oracle(),
+    "mixed": checks.check_mixed_precision,
+    "rule": checks.check_low_precision_rule,
 }
 
 
@@ -34,6 +37,9 @@ def run_check(bug, case_id, driver, device):
     """The cross-check that should catch bug on case_id, against driver."""
     if bug.check in PROBES:
         PROBE_CHECKS[bug.check](driver, device)
+        return
+    if bug.probe and driver.name == backends.REFERENCE:
+        PROBE_CHECKS[bug.probe](driver, device)
         return
     case = BY_ID[case_id]
     if bug.check == "forward":
@@ -47,7 +53,7 @@ def run_check(bug, case_id, driver, device):
 def witnesses(driver, bug):
     """Who checks a mutated backend: itself (against the reference, or in a probe), or, for the reference, the
     frameworks."""
-    if driver.name != backends.REFERENCE or bug.check in PROBES:
+    if driver.name != backends.REFERENCE or bug.check in PROBES or bug.probe:
         return [driver]
     found = []
     for name in backends.REGISTRY:
@@ -88,12 +94,13 @@ def test_mistake_is_caught_and_named(request, monkeypatch, driver, device, mutat
             run_check(bug, case_id, witness, device if witness is driver else "cpu")
         text = str(info.value)
         assert "(a crash, not a result)" not in text, f"{bug.id} on {case_id}: a crash, not a disagreement:\n{text}"
-        assert expect.names in text, f"{bug.id}: the message does not name {expect.names!r}:\n{text}"
+        named = "mixed-precision probe" if bug.probe and witness.name == backends.REFERENCE else expect.names
+        assert named in text, f"{bug.id}: the message does not name {named!r}:\n{text}"
         for quantity in expect.untouched:
             named = (f": {quantity} disagrees", f": {quantity} in float32", f": {quantity}: ")  # values, shape/dtype
             assert not any(phrase in text for phrase in named), \
                 f"{bug.id} on {case_id}: {quantity!r} is untouched by the mistake, yet named:\n{text}"
-        if driver.name == backends.REFERENCE and bug.check not in PROBES:
+        if driver.name == backends.REFERENCE and bug.check not in PROBES and not bug.probe:
             # The vote runs in float64; a float32-only mistake is named by the float32 check itself.
             blame = "the odd one out: numpy (the reference)" if bug.dtype == "float64" else "numpy float32 reference:"
             assert blame in text, f"{bug.id}: the message does not blame numpy ({blame!r}):\n{text}"

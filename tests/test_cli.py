@@ -76,6 +76,10 @@ def test_the_bce_run_that_used_to_diverge_now_trains(driver, capsys):
     (["--json", "/no/such/dir/x.json"], "--json /no/such/dir/x.json: no such directory /no/such/dir"),
     (["--plot", "/no/such/dir/x.png"], "--plot /no/such/dir/x.png: no such directory /no/such/dir"),
     (["--json", "."], "--json .: is a directory"),
+    (["--loss-scale", "big", "--compute", "float16"], "--loss-scale must be dynamic or a number, got 'big'"),
+    (["--loss-scale", "1024"], "loss_scale needs mixed precision (compute='float16' or 'bfloat16')"),
+    (["--compute", "float16", "--dtype", "float64"],
+     "mixed precision keeps float32 master weights: dtype must be 'float32' with compute 'float16', got 'float64'"),
 ])
 def test_bad_input_exits_2_with_one_line_before_training(argv, message):
     status, out, err = crosscheck(*argv, "--backends", "numpy", "--no-progress")
@@ -146,6 +150,24 @@ def test_an_explicit_model_from_the_command_line_trains_and_agrees(tmp_path, cap
     assert status == 0, text
     assert "cross-check of 2-4-4-1 tanh,relu/sigmoid" in text
     assert json.loads((tmp_path / "r.json").read_text())["agree"] is True
+
+
+def test_mixed_precision_from_the_command_line_agrees_within_the_drawn_bound(tmp_path, capsys):
+    """--compute float16 --loss-scale dynamic (float32 master weights implied): every backend agrees; the numpy row
+    carries the bound on the loss's drift from the float64 run (its own largest drift times the factor, plus the
+    floor), every backend's drift is within it, and the plot is drawn with it."""
+    pytest.importorskip("matplotlib")
+    status = report.main(["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "300", "--compute", "float16",
+                          "--loss-scale", "dynamic", "--no-progress", "--checkpoints", "5",
+                          "--plot", str(tmp_path / "r.png"), "--json", str(tmp_path / "r.json")])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "optimizer sgd, float32 master weights computed in float16, dynamic loss scale" in text
+    rows = json.loads((tmp_path / "r.json").read_text())["backends"]
+    own, bound = rows["numpy"]["loss_deviation"], rows["numpy"]["loss_bound"]
+    assert 0 < own < bound == pytest.approx(4 * own + 2 * 2.0 ** -10)  # the floor at scale 1: XOR's loss is below 1
+    assert all(r["loss_deviation"] <= bound for r in rows.values() if r["loss_deviation"] is not None)
+    assert (tmp_path / "r.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(("model", "message"), [

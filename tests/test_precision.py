@@ -5,9 +5,9 @@ on the same values (crosscheck/tolerances.py LOW)."""
 import numpy as np
 import pytest
 
-from common import dtypes
+from common import dtypes, registry
 from crosscheck import checks
-from crosscheck.cases import HALF_CASES, MIXED_CASES, half_failure
+from crosscheck.cases import BY_ID, HALF_CASES, MIXED_CASES, half_failure
 
 HALF = [pytest.param(case, marks=[] if case.id == "seed1-xor" else [pytest.mark.slow], id=case.id)
         for case in HALF_CASES]
@@ -53,6 +53,33 @@ def test_jax_autodiff_sums_a_broadcast_bias_in_bfloat16():
     assert float(jax.jit(lambda x: jnp.sum(2 * x, axis=(0, 1)))(x)[0]) == pytest.approx(10.8, rel=2 ** -8)
 
 
+@pytest.mark.builtin
+def test_every_backend_follows_the_low_precision_rule(driver, device):
+    """Hand-worked sums over 4096 terms in bfloat16 and float16 (crosscheck/checks.py, RULE_TERMS): a loss reduced
+    over rows, a bias gradient and a softmax's normalizing sum accumulate in float32 on every backend."""
+    checks.check_low_precision_rule(driver, device)
+
+
+@pytest.mark.builtin
+def test_every_backend_keeps_master_weights_and_scales_the_loss(driver, device):
+    """Hand-worked mixed-precision runs (crosscheck/checks.py, MIXED_HINGE and MIXED_TINY): bfloat16 updates below
+    half an ulp kept by the float32 master weights; float16's dynamic scale skipping the step that overflows, halving,
+    and undoing itself; a float16 gradient of 2^-26, lost without the scale, kept with it."""
+    checks.check_mixed_precision(driver, device)
+
+
+def test_jax_divides_by_a_broadcast_value_through_its_reciprocal():
+    """Where a framework does not round as the rule says, measured: XLA:CPU computes x / broadcast(s) as
+    x * broadcast(1 / s), the reciprocal rounded, so the quotient is not correctly rounded. A softmax divides by its
+    row sum so: in float16 the probability 0.6875 / 2816 = 2^-12 (exact) comes out 2^-12 - 2^-23, an ulp low (the
+    rule probe allows an ulp for it; the bounds absorb it). A plain elementwise quotient is correctly rounded. If the
+    first assertion starts to fail, XLA divides and the finding can go."""
+    jnp = pytest.importorskip("jax.numpy")
+    e, S = jnp.full((1, 4), 0.6875, jnp.float16), jnp.full((1, 1), 2816.0, jnp.float16)
+    assert float((e / S)[0, 0]) == 2.0 ** -12 - 2.0 ** -23
+    assert float((e[:, :1] / S)[0, 0]) == 2.0 ** -12 == float(jnp.float16(0.6875) / jnp.float16(2816.0))
+
+
 @pytest.mark.parametrize("case", HALF)
 def test_trajectory_agrees_in_16_bits(driver, device, case, half):
     """Loss at every step and parameters at the checkpoints; a run known not to train in the dtype alone (Adam in
@@ -85,3 +112,25 @@ def test_trajectory_agrees_in_mixed_precision(driver, device, case):
 @pytest.mark.parametrize("case", [c for c in MIXED_CASES if c.slow], ids=lambda c: c.id)
 def test_full_trajectory_agrees_in_mixed_precision(driver, device, case):
     checks.check_trajectory(driver, case, "float32", device)
+
+
+def test_a_mixed_run_continues_in_stretches(driver, device):
+    """The dynamic scaler's state (scale, steps without overflow, updates made: 0-d arrays) carries from one stretch
+    to the next, as the report trains (a stretch per checkpoint): two stretches of a float16 run whose scale halves
+    early are bit for bit one run, the scaler's state of the same shape. (torch's to_native once made a 0-d state
+    1-d on the way back in, and the report's checkpoints then failed to stack.)"""
+    case = BY_ID["relu-identity-half-sse-mixed-float16-scaled-dynamic"]
+    config, params, X, y, orders = case.inputs("float32", epochs=20)
+    with checks.overflow_allowed(config):
+        whole = driver.run_train(params, X, y, config, orders, (20,), device)
+        first = driver.run_train(params, X, y, config.replace(epochs=10), orders, (), device)
+        second = driver.run_train(first.params, X, y, config.replace(epochs=10), orders, (), device,
+                                  opt_state=first.state.opt_state, step=first.state.step)
+    np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), whole.losses)
+    for ours, theirs in zip(checks.flat(second.params), checks.flat(whole.params)):
+        np.testing.assert_array_equal(ours, theirs)
+    for name in registry.SCALER:
+        ours, theirs = second.state.opt_state[name][0][0], whole.state.opt_state[name][0][0]
+        assert np.shape(ours) == np.shape(theirs) == (), name
+        np.testing.assert_array_equal(ours, theirs)
+    assert whole.state.opt_state["loss scale"][0][0] < 2.0 ** 16  # the scale did halve along the way

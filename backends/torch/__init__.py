@@ -23,7 +23,7 @@ __all__ = ["DRIVER", "activations", "autodiff", "losses", "mlp"]
 
 
 def to_native(arr, device):
-    arr = np.ascontiguousarray(arr)
+    arr = np.asarray(arr, order="C")  # not ascontiguousarray: it makes a 0-d array (a loss scale) 1-d
     if arr.dtype.name == "bfloat16":  # ml_dtypes' bfloat16, which torch.from_numpy does not know: its bits
         return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16).to(device)
     return torch.from_numpy(arr).to(device)
