@@ -111,9 +111,14 @@ def pytest_terminal_summary(terminalreporter, config):
         if not base and own:
             tr.write_line("  (no seeds' loop here: x seeds reads x own, the speed over the same framework's own "
                           "layers and autodiff, torch's for numpy)")
+        if WORKLOADS[name].baseline == "float32":
+            tr.write_line("  (a 16-bit workload: x seeds reads x float32, the row's speed over its own float32 run)")
         for r in sorted(rows, key=lambda r: -r["epochs_per_s"]):
             yardstick = base["epochs_per_s"] if base else own.get("torch" if r["framework"] == "numpy"
                                                                  else r["framework"], float("nan"))
+            twin = r.get("beside_rounds_s", {}).get(f"{r['row']}-float32")
+            if twin:
+                yardstick = r["epochs"] / float(np.median(twin))
             ratio = r["epochs_per_s"] / yardstick
             compile_s = r.get("compile_s")
             of_gemm = None if r["row"].startswith("gemm-") else r["gflops"] / gemm.get(r["framework"], float("nan"))

@@ -62,6 +62,8 @@ def ratio_samples(results):
         for other, rounds in beside.items():  # the frameworks' own layers (cnn): the row's speed over theirs
             if other.endswith("-native"):
                 out[f"{r['workload']}/{r['row']} of {other}"] = (rounds, r["rounds_s"], 1.0)
+            if other.endswith("-float32"):  # a 16-bit workload: the row's speed over its own float32 run
+                out[f"{r['workload']}/{r['row']} of float32"] = (rounds, r["rounds_s"], 1.0)
         gemm = beside.get(f"gemm-{r['framework']}", next(
             (b["rounds_s"] for b in rows if b["row"] == f"gemm-{r['framework']}"), None))
         if r["workload"] == "wide" and gemm is not None:

@@ -71,6 +71,8 @@ def seeds_loop(wl):
 def test_seeds_loop(benchmark, record, workload):
     """The baseline: the plain NumPy loop as the notebooks write it (crosscheck/seedloops.py)."""
     wl = WORKLOADS[workload]
+    if wl.baseline == "float32":
+        pytest.skip(f"{workload} is a 16-bit workload: each row is measured beside its own float32 run")
     if wl.baseline != BASELINE_ROW:
         pytest.skip(f"{workload} has layers the seeds' loops never had: its rows are measured beside {wl.baseline}")
     benchmark.group = workload
@@ -121,13 +123,18 @@ def test_training_core(benchmark, record, workload, row):
     if how == "optimizer" and WORKLOADS[workload].config.optimizer == "sgd":
         pytest.skip("the framework-optimizer rows time the workloads with a stateful optimizer")
     wl = WORKLOADS[workload]
+    if wl.baseline == "float32" and (backend == "numpy" or how not in ("manual", "autodiff")):
+        pytest.skip("a 16-bit workload times the frameworks' manual and autodiff cores (NumPy has no bfloat16 matrix "
+                    "product: ml_dtypes' runs element by element)")
     benchmark.group = workload
     try:
         driver, run = row_runner(row, wl)
     except backends.BackendUnavailable as exc:
         pytest.skip(str(exc))
     # The rows this one's ratios are taken against, timed again right after it (benchmarks/regression.py).
-    if native:  # the same framework's own layers (torch's for NumPy): none beside a native row itself
+    if wl.baseline == "float32":  # the same row in float32
+        beside = {f"{row}-float32": row_runner(row, wl.in_float32())[1]}
+    elif native:  # the same framework's own layers (torch's for NumPy): none beside a native row itself
         yardstick = f"{'torch' if backend == 'numpy' else backend}-native"
         beside = {} if how == "native" else {yardstick: row_runner(yardstick, wl)[1]}
     else:

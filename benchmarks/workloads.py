@@ -18,8 +18,13 @@ class Workload:
     samples: int | None  # None: XOR
     threads: int | None  # None: every core this process may use; else pinned (tiny problems run on one)
     # The row each row's ratio is taken over: the seeds' loop, or (for layers the seeds never had) "native", the same
-    # framework training the same model with its own layers, autodiff and optimizer (torch's for the NumPy row).
+    # framework training the same model with its own layers, autodiff and optimizer (torch's for the NumPy row), or
+    # "float32", the same row on the workload in float32 (a 16-bit workload's).
     baseline: str = BASELINE_ROW
+
+    def in_float32(self):
+        """This workload in float32: a 16-bit workload's yardstick."""
+        return replace(self, config=self.config.replace(dtype="float32"), baseline=BASELINE_ROW)
 
 
 WORKLOADS = {
@@ -31,6 +36,11 @@ WORKLOADS = {
     # Compute-bound: matrix products dominate.
     "wide": Workload("wide", Config(layers=(784, 512, 10), init="glorot_uniform", lr=0.001, epochs=10,
                                     dtype="float32"), 1024, None),
+    # `wide` in bfloat16, each row beside itself in float32 (its speed over its own float32 run, timed right after it):
+    # no target on CPU, where bfloat16 may be emulated. Not NumPy: it has no bfloat16 matrix product (ml_dtypes'
+    # runs element by element, about 100x float32's time: README, "Low precision").
+    "wide-bfloat16": Workload("wide-bfloat16", Config(layers=(784, 512, 10), init="glorot_uniform", lr=0.001, epochs=10,
+                                                      dtype="bfloat16"), 1024, None, baseline="float32"),
     # The same two with Adam: its state and update beside the seeds' plain descent (the baseline row stays the
     # seeds' own loop), and beside the frameworks' own optimizers (torch.optim, optax).
     "xor-adam": Workload("xor-adam", Config(layers=(2, 2, 1), init="uniform_pm1", lr=0.01, epochs=3200,
@@ -56,7 +66,7 @@ WORKLOADS = {
 
 if os.environ.get("CROSSCHECK_BENCH_DTYPE"):
     WORKLOADS = {name: replace(w, config=w.config.replace(dtype=os.environ["CROSSCHECK_BENCH_DTYPE"]))
-                 for name, w in WORKLOADS.items()}
+                 for name, w in WORKLOADS.items() if w.baseline != "float32"}  # a 16-bit workload stays 16-bit
 
 
 def step_flops(config, samples):
