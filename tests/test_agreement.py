@@ -24,8 +24,11 @@ def test_reference_matches_finite_differences(case):
     checks.check_finite_differences(case)
 
 
-def test_trajectory_agrees(driver, device, case, dtype):
-    """Loss at every step and parameters at four checkpoints; slow cases over their short run here."""
+def test_trajectory_agrees(request, driver, device, case, dtype):
+    """Loss at every step and parameters at four checkpoints; slow cases over their short run here (with --run-slow
+    their full run, below, begins with the same epochs and checks them all)."""
+    if case.slow and request.config.getoption("--run-slow"):
+        pytest.skip("--run-slow: test_full_trajectory_agrees runs the whole of this run")
     checks.check_trajectory(driver, case, dtype, device, epochs=case.short_epochs)
 
 

@@ -98,11 +98,13 @@ MIXED = [pytest.param(case, marks=[] if case.id.startswith("seed1-xor") else [py
 
 
 @pytest.mark.parametrize("case", MIXED)
-def test_trajectory_agrees_in_mixed_precision(driver, device, case):
+def test_trajectory_agrees_in_mixed_precision(request, driver, device, case):
     """Computed in bfloat16 or float16 on float32 master weights and state (float16 with loss scaling, the dynamic
     scaler's skipped steps compared exactly), against the NumPy reference's mixed-precision run, bounded by its own
     deviation from the float64 run of the same values; XOR's first 2,500 epochs by default, all 10,000 with
-    --run-slow."""
+    --run-slow (which then skips the short run: the full one begins with its epochs and checks them all)."""
+    if case.slow and request.config.getoption("--run-slow"):
+        pytest.skip("--run-slow: test_full_trajectory_agrees_in_mixed_precision runs the whole of this run")
     if case.config.compute == "bfloat16":
         pytest.importorskip("ml_dtypes", reason="bfloat16 needs ml_dtypes (the low-precision extra)")
     checks.check_trajectory(driver, case, "float32", device, epochs=case.short_epochs)
