@@ -32,6 +32,16 @@ def numpy_dtype(name):
     return np.dtype(name)
 
 
+def available(name):
+    """The NumPy dtype called name, or None where it needs ml_dtypes (bfloat16) and that is not installed."""
+    try:
+        return numpy_dtype(name)
+    except ValueError:
+        if name in ALL:
+            return None
+        raise
+
+
 def name_of(dtype):
     """The name of a NumPy dtype among ALL ("bfloat16" for ml_dtypes'), or None."""
     name = np.dtype(dtype).name

@@ -409,16 +409,18 @@ def check_mixed_precision(driver, device="cpu"):
     from reference import Config
 
     found = Findings()
-    for compute, p, loss, scale, weight, bias, made in (
-            ("bfloat16", MIXED_HINGE, "hinge", None, 2.0 ** -4 * np.array([[1, -1]]) + 1, [2.0 ** -4, -2.0 ** -4], 64),
+    f32 = partial(np.array, dtype=np.float32)
+    # compute, problem, loss, loss scale; expected: weight, bias, final loss scale (dynamic), updates made
+    for compute, p, loss, scale, weight, bias, final_scale, made in (
+            ("bfloat16", MIXED_HINGE, "hinge", None, 2.0 ** -4 * np.array([[1, -1]]) + 1, [2.0 ** -4, -2.0 ** -4],
+             None, 64),
             ("float16", MIXED_HINGE, "hinge", "dynamic", 63 * 2.0 ** -10 * np.array([[1, -1]]) + 1,
-             [63 * 2.0 ** -10, -63 * 2.0 ** -10], 63),
-            ("float16", MIXED_TINY, "half_sse", "dynamic", [[0.25 - 2.0 ** -26]], [-2.0 ** -14], 1)):
-        if compute == "bfloat16" and dtypes_available("bfloat16") is None:
+             [63 * 2.0 ** -10, -63 * 2.0 ** -10], 2.0 ** 15, 63),
+            ("float16", MIXED_TINY, "half_sse", "dynamic", [[0.25 - 2.0 ** -26]], [-2.0 ** -14], 2.0 ** 16, 1)):
+        if dtypes.available(compute) is None:
             continue
         config = Config(layers=(1, len(p["b"])), output="identity", loss=loss, init="standard_normal", lr=p["lr"],
                         epochs=p["epochs"], dtype="float32", compute=compute, loss_scale=scale)
-        f32 = partial(np.array, dtype=np.float32)
         label = f"mixed-precision probe ({compute}{', dynamic loss scale' if scale else ''}, {made} updates made):"
         with overflow_allowed(config):
             run = computed(driver.name, "training", driver.run_train, [(f32(p["W"]), f32(p["b"]))], f32(p["X"]),
@@ -428,8 +430,7 @@ def check_mixed_precision(driver, device="cpu"):
         found.compare(run.params[0][1], f32(bias), None, "forward", what=f"{label} layer 1 bias", backend=driver.name)
         if scale:
             state = run.checkpoints[p["epochs"]].opt_state
-            expected = (2.0 ** 15, made) if p is MIXED_HINGE else (2.0 ** 16, made)
-            for name, value in zip(registry.SCALER[::2], expected):
+            for name, value in zip(registry.SCALER[::2], (final_scale, made)):
                 found.compare(state[name][0][0], f32(value), None, "forward", what=f"{label} {name}",
                               backend=driver.name)
     return found.result()
@@ -456,7 +457,7 @@ def check_low_precision_rule(driver, device="cpu"):
     found = Findings()
     n = RULE_TERMS
     for dtype in dtypes.HALF:
-        low = dtypes_available(dtype)
+        low = dtypes.available(dtype)
         if low is None:
             continue
         r = lambda v, low=low: np.asarray(v, np.float64).astype(low).astype(np.float64)  # noqa: E731
@@ -480,14 +481,6 @@ def check_low_precision_rule(driver, device="cpu"):
             found.compare(db, np.array(gradient, low), None, tol, what=f"{label} layer 1 bias gradient",
                           backend=driver.name)
     return found.result()
-
-
-def dtypes_available(name):
-    """The NumPy dtype called name, or None where it needs ml_dtypes and that is not installed."""
-    try:
-        return dtypes.numpy_dtype(name)
-    except ValueError:
-        return None
 
 
 def _voters(driver):

@@ -203,14 +203,14 @@ def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
             what = ["forward", *([] if registry.LAYERS[name].ids else ["backward: input gradient"]),
                     *(f"backward: {leaf} gradient" for leaf in registry.LAYERS[name].params)]
         single = [a if a is None or a.dtype.kind == "i" else a.astype(low) for a in arrays]
-        ref32 = run(ref, single, bfloat16, plain)  # a bfloat16 problem as reference.DRIVER has it (precision.py)
+        ref_low = run(ref, single, bfloat16, plain)  # a bfloat16 problem as reference.DRIVER has it (precision.py)
         ref64 = run(ref, [a if a is None or a.dtype.kind == "i" else a.astype(np.float64) for a in single],
                     lambda a: a, lambda a: a)
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     with np.errstate(over="ignore", under="ignore"):  # the numpy backend is the reference's code: as above
         got = computed(label, f"{name} in {dtype}", run, ours, single, native, driver.to_numpy)
-    for actual, r32, r64, quantity in zip(got, ref32, ref64, what):
-        found.compare(np.asarray(actual), np.asarray(r32), np.asarray(r64), "gradient", what=f"{name} {quantity}",
+    for actual, r_low, r64, quantity in zip(got, ref_low, ref64, what):
+        found.compare(np.asarray(actual), np.asarray(r_low), np.asarray(r64), "gradient", what=f"{name} {quantity}",
                       backend=label)
     return found.result()
 

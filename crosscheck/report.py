@@ -508,12 +508,13 @@ def _print_table(rows, config, out):
 
 
 def _precision(config):
-    """"float64", or "float32 master weights computed in float16, loss scale dynamic" for mixed precision."""
+    """"float64", or "float32 master weights computed in float16, dynamic loss scale" for mixed precision."""
     if config.compute is None:
         return config.dtype
-    scale = "" if config.loss_scale is None else f", loss scale {config.loss_scale:g}" if config.loss_scale != \
-        "dynamic" else ", dynamic loss scale"
-    return f"{config.dtype} master weights computed in {config.compute}{scale}"
+    text = f"{config.dtype} master weights computed in {config.compute}"
+    if config.dynamic:
+        return f"{text}, dynamic loss scale"
+    return text if config.loss_scale is None else f"{text}, loss scale {config.loss_scale:g}"
 
 
 def _print_checks(rows, out):

@@ -89,7 +89,4 @@ def plain(x):
     return x.view(np.ndarray) if isinstance(x, BFloat16) else x
 
 
-try:
-    BFLOAT16 = dtypes.numpy_dtype("bfloat16")
-except ValueError:  # without ml_dtypes there is no bfloat16 problem to compute
-    BFLOAT16 = None
+BFLOAT16 = dtypes.available("bfloat16")  # None without ml_dtypes: then there is no bfloat16 problem to compute
