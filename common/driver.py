@@ -65,6 +65,12 @@ class Capability:
     outputs: int | None = None  # a fixed number of outputs (flat targets: 1), or any
     weight_decay: bool = False
     kinds: tuple = ()  # layer kinds besides dense and the activations (batchnorm, ...)
+    own_updates: bool = True  # False where training applies the reference's optimizer to the plug-in's gradients
+
+    def provides(self):
+        """What the plug-in's own code implements, by name: dense, its layer kinds, activations and losses, and its
+        update rules where they are its own (what the suite must exercise: tests/conftest.py's summary)."""
+        return {"dense", *self.kinds, *self.activations, *self.losses, *(self.optimizers if self.own_updates else ())}
 
     def reason(self, config):
         """None if config is inside the capability, else why not (a Driver's supports)."""
@@ -183,7 +189,11 @@ class Driver:
 
             masks = dropout_masks(config, len(X))
         noise = {} if masks is None else {"masks": [self.to_native(m, device) for m in masks]}
-        if (opt_state is None and step == 0) or not _continues(self.mlp.train):
+        carried = bool(opt_state and any(map(any, opt_state.values()))) or bool(buffers and any(buffers))
+        if carried and not self.continues():
+            raise ValueError(f"backend {self.name!r}: its train takes no opt_state, step or buffers, so a run cannot "
+                             f"continue from a state that holds optimizer state or buffers; train it at once")
+        if (opt_state is None and step == 0) or not self.continues():
             # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
             run = self.mlp.train(*native, config, native_orders, checkpoints, **noise)
         else:
@@ -202,6 +212,10 @@ class Driver:
         return Run(losses=self.to_numpy(run.losses), params=params, state=state,
                    checkpoints={epoch: self.numpy_state(saved, step + epoch * per_epoch)
                                 for epoch, saved in run.checkpoints.items()})
+
+    def continues(self):
+        """Whether the backend's train continues a run from a TrainState (opt_state, step, buffers)."""
+        return _continues(self.mlp.train)
 
     def numpy_state(self, state, step):
         """A checkpoint as a NumPy TrainState; a plug-in's bare parameters get no optimizer state and the step

@@ -552,5 +552,5 @@ def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", 
     mlp = GradientFunction(name, grads, layout, framework, forward)
     capability = Capability(activations=tuple(activations), losses=tuple(losses), layers=layers, minibatch=True,
                             optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
-                            weight_decay=True)
+                            weight_decay=True, own_updates=False)
     return _driver(name, mlp, capability, version or f"{framework} {mlp.version}")

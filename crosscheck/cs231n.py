@@ -39,6 +39,7 @@ LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward
           "dropout": ("dropout_forward", "dropout_backward")}
 LOSSES = {"softmax_cross_entropy": ("softmax_loss", "softmax"), "hinge": ("svm_loss", "identity")}
 UPDATES = {"sgd": "sgd", "momentum": "sgd_momentum", "rmsprop": "rmsprop", "adam": "adam"}
+VELOCITY = "cs231n velocity"  # sgd_momentum's own state, kept beside the reference's momentum buffer
 
 
 def _has(module, names):
@@ -212,22 +213,50 @@ class Assembled:
         def per_layer(read):
             return [tuple(read(c) for c in pair) for pair in configs]
 
-        if config.optimizer == "momentum":
-            return {"momentum buffer": per_layer(lambda c: -c["velocity"] / c["learning_rate"])}
+        if config.optimizer == "momentum":  # the velocity itself too, under its own name: a continued run takes it
+            # back exactly (-lr * (-v / lr) can be an ulp off v); the comparisons read the registry's names alone
+            return {"momentum buffer": per_layer(lambda c: -c["velocity"] / c["learning_rate"]),
+                    VELOCITY: per_layer(lambda c: c["velocity"])}
         if config.optimizer == "rmsprop":
             return {"square average": per_layer(lambda c: c["cache"])}
         if config.optimizer == "adam":
             return {"first moment": per_layer(lambda c: c["m"]), "second moment": per_layer(lambda c: c["v"])}
         return {}
 
-    def train(self, params, X, y, config, orders=None, checkpoints=(), masks=None):
-        update = getattr(self.optim, UPDATES[config.optimizer])
+    def _configs(self, config, params, opt_state, step):
+        """Each leaf's config dict: fresh, or carrying a run's optimizer state on (the inverse of _state), so that a
+        run trained in stretches (the report's, between checkpoints) is the run trained at once."""
         configs = [[self._config(config, leaf) for leaf in pair] for pair in params]
-        buffers = [self._initial(layer) for layer in config.parametrized] if self._keeps(config) else None
+        for l, pair in enumerate(configs):
+            for i, c in enumerate(pair):
+                if config.optimizer == "momentum" and opt_state:
+                    c["velocity"] = np.array(opt_state[VELOCITY][l][i], copy=True) if VELOCITY in opt_state else \
+                        -c["learning_rate"] * np.array(opt_state["momentum buffer"][l][i], copy=True)
+                elif config.optimizer == "rmsprop" and opt_state:
+                    c["cache"] = np.array(opt_state["square average"][l][i], copy=True)
+                elif config.optimizer == "adam":
+                    c["t"] = int(step)
+                    if opt_state:
+                        c["m"] = np.array(opt_state["first moment"][l][i], copy=True)
+                        c["v"] = np.array(opt_state["second moment"][l][i], copy=True)
+        return configs
+
+    def train(self, params, X, y, config, orders=None, checkpoints=(), masks=None, opt_state=None, step=0,
+              buffers=None):
+        """Trains with the functions' own update rules; opt_state, step and buffers continue a run (every piece of
+        the training state crosses a stretch boundary, as in the built-in backends). What is saved is copied: an
+        update rule that changes its array in place (w -= lr * dw; return w, config) cannot rewrite a checkpoint."""
+        update = getattr(self.optim, UPDATES[config.optimizer])
+        configs = self._configs(config, params, opt_state, step)
+        if self._keeps(config):
+            fresh = [self._initial(layer) for layer in config.parametrized]
+            buffers = [_copy(b) if b else f for b, f in zip(buffers or fresh, fresh)]
+        else:
+            buffers = None
         steps = batches(len(X), config.batch_size)
         losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
-        saved, step = {}, 0
-        params = [tuple(np.array(leaf, copy=True) for leaf in pair) for pair in params]
+        saved, step = {}, int(step)
+        params = [_copy(pair) for pair in params]
         for epoch in range(config.epochs):
             for s, (start, stop) in enumerate(steps):
                 idx = slice(None) if orders is None else orders[epoch, start:stop]
@@ -243,11 +272,20 @@ class Assembled:
                     new.append(tuple(leaves))
                 params = new
             if epoch + 1 in checkpoints:
-                saved[epoch + 1] = TrainState(params, self._state(config, configs), step,
-                                              list(buffers) if buffers is not None else [() for _ in params])
-        state = TrainState(params, self._state(config, configs), step,
-                           list(buffers) if buffers is not None else [() for _ in params])
-        return Run(losses=losses, checkpoints=saved, params=params, state=state)
+                saved[epoch + 1] = self._snapshot(config, params, configs, step, buffers)
+        return Run(losses=losses, checkpoints=saved, params=[_copy(pair) for pair in params],
+                   state=self._snapshot(config, params, configs, step, buffers))
+
+    def _snapshot(self, config, params, configs, step, buffers):
+        """The training state as it is now, every array copied (the functions may change theirs in place later)."""
+        state = {name: [_copy(pair) for pair in layers] for name, layers in self._state(config, configs).items()}
+        return TrainState([_copy(pair) for pair in params], state, step,
+                          [_copy(b) for b in buffers] if buffers is not None else [() for _ in params])
+
+
+def _copy(leaves):
+    """A tuple of copies of leaves' arrays."""
+    return tuple(np.array(leaf, copy=True) for leaf in leaves)
 
 
 def capability(layers, optim):

@@ -300,13 +300,18 @@ def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
     """
     losses, saved, done, opt_state, step, buffers = [], {}, 0, None, 0, None
     masks = dropout_masks(config, len(X))  # the whole run's: each stretch is handed its own epochs of them
-    for stop in case.checkpoints(config.epochs):
+    # A train that cannot continue a run (a plug-in's without opt_state, step and buffers) trains at once: one stretch
+    # holding every checkpoint, so that no state is lost between stretches.
+    stretches = case.checkpoints(config.epochs) if driver.continues() else (config.epochs,)
+    for stop in stretches:
         stretch = config.replace(epochs=stop - done)
         with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state, step and buffers
-            part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop], (), device,
+            part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop],
+                                    () if driver.continues() else case.checkpoints(config.epochs), device,
                                     opt_state=opt_state, step=step, buffers=buffers,
                                     masks=None if masks is None else [m[done:stop] for m in masks])
         losses.append(part.losses)
+        saved.update({done + epoch: state for epoch, state in part.checkpoints.items()})
         saved[stop] = part.state
         params, opt_state, step, buffers = part.state
         bad_loss = ~np.isfinite(part.losses).all(axis=1)
@@ -490,21 +495,39 @@ def _print_table(rows, config, out):
         if r.diagnosis:
             print(f"\n{r.diagnosis}", file=out)
     _print_checks(rows, out)
+    print(f"\n{verdict(rows)[0]}", file=out)
+
+
+def verdict(rows):
+    """(the verdict line, the exit status): AGREE (0) only when some backend besides the reference was compared and
+    every compared one agreed; DISAGREE or DIVERGED (1); NOT CHECKED when nothing was compared with the reference,
+    with the reason: exit 0, or 1 in strict mode where a backend asked for went unchecked (unsupported or missing)."""
     bad = [r.backend for r in rows if r.agree is False]
-    checked = [r for r in rows if r.agree is not None]
-    skipped = [r.backend for r in rows if r.agree is None]
+    compared = [r for r in rows if r.agree is not None and r.backend != backends.REFERENCE]
+    skipped = [r for r in rows if r.agree is None]
     reference_row = next((r for r in rows if r.backend == backends.REFERENCE), None)
     if reference_row is not None and reference_row.diverged_at is not None:
-        verdict = (f"DIVERGED: the NumPy reference is not finite from epoch {reference_row.diverged_at}, so no backend "
-                   "could be compared; the table shows where each went non-finite")
-        skipped = []
-    elif not bad:
-        verdict = f"AGREE: all {len(checked)} backends match the NumPy reference within tolerance"
-    else:
-        verdict = f"DISAGREE: {', '.join(bad)} did not match the NumPy reference"
-    if skipped:
-        verdict += f" ({', '.join(skipped)}: not installed or configuration not supported, not checked)"
-    print(f"\n{verdict}", file=out)
+        return (f"DIVERGED: the NumPy reference is not finite from epoch {reference_row.diverged_at}, so no backend "
+                "could be compared; the table shows where each went non-finite"), 1
+    if bad:
+        return f"DISAGREE: {', '.join(bad)} did not match the NumPy reference" + _unchecked(skipped), 1
+    if not compared:
+        if not skipped:
+            return ("NOT CHECKED: only the NumPy reference ran, so nothing was compared with it (name another backend "
+                    "with --backends)"), 0
+        reasons = "; ".join(f"{r.backend}: {r.problems[0] if r.problems else 'not run'}" for r in skipped)
+        return f"NOT CHECKED: no backend was compared with the NumPy reference ({reasons})", \
+            1 if backends.strict_from_environment() else 0
+    names = [r.backend for r in compared]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    line = f"AGREE: {listed} match{'es' if len(names) == 1 else ''} the NumPy reference within tolerance"
+    return line + _unchecked(skipped), 1 if skipped and backends.strict_from_environment() else 0
+
+
+def _unchecked(skipped):
+    if not skipped:
+        return ""
+    return f" ({', '.join(r.backend for r in skipped)}: not installed or configuration not supported, not checked)"
 
 
 def _precision(config):
@@ -545,7 +568,8 @@ def _print_log(runs, every, out):
 
 def write_json(path, args, case, rows):
     data = {"config": {**asdict(case.config), "dtype": args.dtype}, "data": "xor" if case.samples is None
-            else f"synthetic ({case.samples} samples)", "agree": not any(r.agree is False for r in rows),
+            else f"synthetic ({case.samples} samples)", "agree": verdict(rows)[0].startswith("AGREE"),
+            "verdict": verdict(rows)[0],
             "backends": {r.backend: {k: v for k, v in asdict(r).items() if k not in ("deviation_curve",)}
                          for r in rows}}
     with open(path, "w") as f:
@@ -632,7 +656,7 @@ def main(argv=None):
     if args.plot and runs:
         plot(args.plot, rows, runs, case.config.replace(dtype=args.dtype))
         print(f"wrote {args.plot}")
-    return 1 if any(r.agree is False for r in rows) else 0
+    return verdict(rows)[1]
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import backends
 from common.driver import Unsupported
 from crosscheck import mutations
-from crosscheck.cases import CASES, DTYPES
+from crosscheck.cases import CASES, DTYPES, features
 from crosscheck.compare import Disagreement
 from crosscheck.diagnose import diagnose
 
@@ -43,6 +43,7 @@ def pytest_addoption(parser):
 MARKERS = (
     "frameworks: parametrize only over the built-in framework backends (torch, jax: those with autodiff)",
     "builtin: parametrize only over the built-in backends (the test edits their source or reads their modules)",
+    "exercises: the test runs its backend's code on its case (what a plug-in's passing tests ran: the summary)",
     "slow: long runs (the seeds' 180,000 epochs, whole pytest sessions, the catalogue's second cases); run with "
     "--run-slow",
 )
@@ -113,16 +114,20 @@ def pytest_report_header(config):
 
 
 BACKEND_PROPERTY = "crosscheck_backend"
+EXERCISED = "crosscheck_exercised"  # what of its backend's code a test ran (crosscheck.cases.features), if it passed
 
 
 def pytest_terminal_summary(terminalreporter):
     """How many checks ran on each backend (a plug-in's above all), and which were skipped for what."""
-    ran, failed, skipped = {}, {}, {}
+    ran, failed, skipped, exercised = {}, {}, {}, {}
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
-            name = dict(getattr(report, "user_properties", ())).get(BACKEND_PROPERTY)
+            properties = dict(getattr(report, "user_properties", ()))
+            name = properties.get(BACKEND_PROPERTY)
             if name is None:
                 continue
+            if outcome == "passed" and report.when == "call":
+                exercised.setdefault(name, set()).update(properties.get(EXERCISED, ()))
             if outcome == "skipped":
                 reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
                 if reason.removeprefix("Skipped: ").startswith("slow:"):  # full-length runs, the catalogue's turns
@@ -148,11 +153,29 @@ def pytest_terminal_summary(terminalreporter):
             line += ": " + "; ".join(f"{count} {reason}" for reason, count in top[:4])
             line += f"; {len(top) - 4} other reasons" if len(top) > 4 else ""
         terminalreporter.write_line(line)
+        provided = _provided(name)
+        if provided:
+            missing = sorted(provided - exercised.get(name, set()))
+            terminalreporter.write_line(
+                f"  {name} provides {len(provided)} functions and rules by name ({', '.join(sorted(provided))}); "
+                + (f"NOT EXERCISED by any passing check: {', '.join(missing)}" if missing else "every one exercised"))
+
+
+def _provided(name):
+    """What a plug-in (or a worked example) declares it implements, by name; None for a built-in backend."""
+    if name in backends.REGISTRY:
+        return None
+    try:
+        driver = source.load_example(name) if name in source.EXAMPLES else backends.load(name)
+    except Exception:  # noqa: BLE001  (its tests already say why it does not load)
+        return None
+    return driver.capability.provides() if driver.capability is not None else None
 
 
 def pytest_collection_modifyitems(config, items):
     """Deselect tests of backends not chosen with --backends; skip slow ones without --run-slow."""
     chosen = set(selected_backends(config))
+    chosen |= set(source.EXAMPLES) if source.IN_SOURCE_TREE else set()  # tests/test_your_code.py's worked examples
     kept = [i for i in items if getattr(i, "callspec", None) is None or
             i.callspec.params.get("backend_name", backends.REFERENCE) in chosen]
     if len(kept) < len(items):
@@ -162,6 +185,9 @@ def pytest_collection_modifyitems(config, items):
         name = getattr(item, "callspec", None) and item.callspec.params.get("backend_name")
         if name:
             item.user_properties.append((BACKEND_PROPERTY, name))
+        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        if name and case is not None and item.get_closest_marker("exercises"):
+            item.user_properties.append((EXERCISED, sorted(features(case.config))))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: a full-length run; pass --run-slow")

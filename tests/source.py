@@ -19,3 +19,20 @@ needs_source_tree = pytest.mark.skipif(not IN_SOURCE_TREE, reason=(
 def user_cache():
     """The user's cache folder for the suite ($XDG_CACHE_HOME or ~/.cache, then backprop-crosscheck)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "backprop-crosscheck"
+
+
+# The checkout's worked examples that tests/test_your_code.py exercises as a user's implementation would be, when no
+# --implementation names one: NAME -> module:object, the form --implementation takes.
+EXAMPLES = {"cs231n-example": "examples.cs231n_layers:DRIVER", "cs231n-inplace": "examples.cs231n_inplace:DRIVER"}
+
+
+def load_example(name):
+    """The Driver of EXAMPLES[name], named name (the checkout's examples/ put on sys.path)."""
+    import importlib
+    import sys
+    from dataclasses import replace
+
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    module, _, attr = EXAMPLES[name].partition(":")
+    return replace(getattr(importlib.import_module(module), attr), name=name)

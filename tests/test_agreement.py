@@ -6,10 +6,12 @@ from crosscheck import checks
 from crosscheck.cases import CASES
 
 
+@pytest.mark.exercises
 def test_forward_output_agrees(driver, device, case, dtype):
     checks.check_forward(driver, case, dtype, device)
 
 
+@pytest.mark.exercises
 def test_manual_gradients_agree(driver, device, case, dtype):
     checks.check_gradients(driver, case, dtype, device)
 
@@ -24,6 +26,7 @@ def test_reference_matches_finite_differences(case):
     checks.check_finite_differences(case)
 
 
+@pytest.mark.exercises
 def test_trajectory_agrees(request, driver, device, case, dtype):
     """Loss at every step and parameters at four checkpoints; slow cases over their short run here (with --run-slow
     their full run, below, begins with the same epochs and checks them all)."""

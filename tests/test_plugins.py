@@ -334,6 +334,7 @@ def test_a_forgotten_layout_is_refused_with_the_shapes_it_expected():
         driver.run_gradients(*case.inputs("float64")[1:4], case.config)
 
 
+@needs_source_tree  # examples/seed_loop.py
 def test_a_step_function_declared_in_the_wrong_layout_says_how_it_was_called():
     from examples.seed_loop import forward, step
 
@@ -345,6 +346,7 @@ def test_a_step_function_declared_in_the_wrong_layout_says_how_it_was_called():
         driver.run_forward(case.inputs("float64")[1], case.inputs("float64")[2], case.config)
 
 
+@needs_source_tree  # examples/seed_loop.py
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"params": "b1 w1 b2 w2"}, r"step\(w1, b1, w2, b2, X, d, lr\) takes its parameters as w1 b1 w2 b2, but params= "
                                 r"declares b1 w1 b2 w2; declare params='w1 b1 w2 b2'"),
@@ -368,6 +370,7 @@ def test_a_step_function_taking_other_arguments_is_refused():
         step_function(step)
 
 
+@needs_source_tree  # examples/seed_loop.py
 def test_a_step_function_returning_new_arrays_agrees_and_one_without_forward_skips_that_check():
     from examples.seed_loop import step
 

@@ -21,11 +21,11 @@ def test_report_agrees_and_writes_json_and_png(tmp_path, capsys):
                           "--log-every", "100"])
     text = capsys.readouterr().out
     assert status == 0
-    assert "AGREE: all 1 backends" in text
+    assert "NOT CHECKED: only the NumPy reference ran, so nothing was compared with it" in text
     assert "2-2-1 sigmoid/sigmoid, loss half_sse, init uniform_pm1, lr 0.1, 300 epochs" in text
     assert [line.split()[0] for line in text.splitlines() if line[:1].isdigit()] == ["0", "100", "200"]
     data = json.loads(out_json.read_text())
-    assert data["agree"] is True and data["config"]["epochs"] == 300
+    assert data["agree"] is False and data["verdict"].startswith("NOT CHECKED") and data["config"]["epochs"] == 300
     assert data["backends"]["numpy"]["final_loss"] > 0
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -33,8 +33,11 @@ def test_report_agrees_and_writes_json_and_png(tmp_path, capsys):
 def test_report_covers_every_backend(driver, capsys):
     status = report.main([*SHORT, "--backends", driver.name, "--plot", ""])
     text = capsys.readouterr().out
+    if driver.name == backends.REFERENCE:  # the reference alone: nothing compared with it
+        assert status == 0 and "\nNOT CHECKED: only the NumPy reference ran" in text, text
+        return
     assert status == 0, text
-    assert f"\n{driver.name} " in text and "\nAGREE: " in text and "DISAGREE" not in text
+    assert f"\n{driver.name} " in text and f"\nAGREE: {driver.name} matches the NumPy reference" in text, text
 
 
 @pytest.mark.frameworks
@@ -100,11 +103,11 @@ def test_report_trains_with_a_stateful_optimizer(driver, tmp_path, capsys):
     status = report.main(["--optimizer", "adam", "--lr", "0.01", "--epochs", "2000", "--checkpoints", "10",
                           "--backends", driver.name, "--plot", "", "--no-progress", "--json", str(out_json)])
     text = capsys.readouterr().out
-    assert status == 0, text
     assert "optimizer adam (betas (0.9, 0.999), eps 1e-08)" in text
     data = json.loads(out_json.read_text())
     if data["backends"][driver.name]["agree"] is None:  # a plug-in's row: adam declared unsupported
         pytest.skip(f"{driver.name} does not support adam")
+    assert status == 0, text
     assert data["config"]["optimizer"] == "adam" and data["backends"][driver.name]["agree"] is True
 
 
@@ -118,7 +121,7 @@ def test_report_runs_a_plugin_over_several_stretches(monkeypatch, capsys):
                           "--plot", "", "--no-progress"])
     text = capsys.readouterr().out
     assert status == 0, text
-    assert "\nstudent " in text and "\nAGREE: all 2 backends" in text
+    assert "\nstudent " in text and "\nAGREE: student matches the NumPy reference" in text
 
 
 @pytest.mark.frameworks
@@ -170,3 +173,37 @@ def test_an_implementation_that_raises_gets_its_row_and_the_others_complete(tmp_
     assert "DISAGREE: raiser did not match the NumPy reference" in text
     assert re.search(r"\n  raiser +1 of 4 ran \(gradients failed\); skipped: autodiff gradients \(not reached: an "
                      r"earlier check failed\); training run \(not reached", text), text  # the crash ended its row
+
+
+UNSUPPORTED = '''
+from crosscheck.adapters import seed_style
+
+
+class Net:  # never built: the configuration asked for is outside what the adapter declares
+    pass
+
+
+DRIVER = seed_style(lambda layers: Net(), name="sgd-only")
+'''
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_report_that_compared_nothing_is_not_checked_never_agree(tmp_path, monkeypatch, capsys, strict):
+    """A plug-in that declares the configuration unsupported is not compared: the verdict says NOT CHECKED with the
+    reason, never AGREE; exit 0, or 1 in strict mode (CROSSCHECK_STRICT=1), where an unchecked backend is a failure."""
+    (tmp_path / "sgd_only.py").write_text(UNSUPPORTED)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(backends, "_plugins", dict(backends._plugins))
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("CROSSCHECK_STRICT", "1" if strict else "0")
+    status = report.main(["--implementation", "mine=sgd_only:DRIVER", "--backends", "mine", "--optimizer", "adam",
+                          "--lr", "0.01", "--epochs", "20", "--plot", "", "--no-progress", "--json",
+                          str(tmp_path / "r.json")])
+    text = capsys.readouterr().out
+    verdict = text.strip().splitlines()[-2 if "wrote" in text else -1]
+    assert verdict.startswith("NOT CHECKED: no backend was compared with the NumPy reference (mine: mine does not "
+                              "support this configuration: sgd only, not adam)"), text
+    assert "AGREE" not in text
+    assert status == (1 if strict else 0)
+    assert json.loads((tmp_path / "r.json").read_text())["agree"] is False
