@@ -221,6 +221,20 @@ def driver(request, backend_name):
 
 
 @pytest.fixture
+def session_backends(request):
+    """["--backends", the session's backends] for a test that runs the report over every backend: the session's
+    --backends (a user's `--backends mine`) bounds it as it bounds every other test."""
+    return ["--backends", ",".join(selected_backends(request.config))]
+
+
+@pytest.fixture
+def session_builtins(request):
+    """["--backends", the session's built-in backends (the reference at least)] for a test of the report on them."""
+    return ["--backends", ",".join(n for n in selected_backends(request.config) if n in backends.REGISTRY) or
+            backends.REFERENCE]
+
+
+@pytest.fixture
 def device(request, driver):
     """--device for the frameworks; the NumPy reference and plug-ins run on the CPU."""
     framework = driver.name in backends.REGISTRY and driver.name != backends.REFERENCE

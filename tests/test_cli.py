@@ -16,6 +16,7 @@ from crosscheck import report
 from . import xla_flags
 from .source import IN_SOURCE_TREE, ROOT, needs_source_tree
 from .strictness import load_or_skip
+from .test_report import supported
 
 HERE = Path(__file__).resolve().parent
 # The reference diverges by epoch 4 (the loss overflows to inf): relu hidden layers at learning rate 10.
@@ -43,13 +44,13 @@ def test_a_diverged_reference_is_a_finding_not_a_traceback(tmp_path):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_diverged_reference_still_shows_every_backends_row(tmp_path, capsys):
-    status = report.main([*DIVERGING, "--plot", "", "--json", str(tmp_path / "r.json")])
+def test_a_diverged_reference_still_shows_every_backends_row(tmp_path, capsys, session_backends):
+    status = report.main([*DIVERGING, *session_backends, "--plot", "", "--json", str(tmp_path / "r.json")])
     text = capsys.readouterr().out
     assert status == 1
     data = json.loads((tmp_path / "r.json").read_text())
-    for name in backends.names():
-        row = data["backends"][name]
+    assert set(data["backends"]) == {backends.REFERENCE, *session_backends[1].split(",")}  # the reference always runs
+    for name, row in data["backends"].items():
         outcomes = set(row["checks"].values())
         if outcomes == {"not installed"}:  # reported as such (strict mode fails it elsewhere)
             continue
@@ -64,10 +65,10 @@ def test_a_diverged_reference_still_shows_every_backends_row(tmp_path, capsys):
 def test_the_bce_run_that_used_to_diverge_now_trains(driver, capsys):
     """The run of the issue: relu/sigmoid with bce at lr 1, float32. Unfused, the reference went to NaN by epoch 6
     (0/0 in bce's backward where the sigmoid saturates); fused, it trains and every backend agrees."""
-    status = report.main(["--hidden", "relu", "--output", "sigmoid", "--loss", "bce", "--layers", "4,20,20,1",
-                          "--samples", "64", "--batch-size", "7", "--epochs", "300", "--lr", "1.0", "--dtype",
-                          "float32", "--init", "he_normal", "--seed", "11", "--backends", driver.name, "--plot", "",
-                          "--no-progress", "--checkpoints", "10"])
+    status = report.main(supported(driver, [
+        "--hidden", "relu", "--output", "sigmoid", "--loss", "bce", "--layers", "4,20,20,1", "--samples", "64",
+        "--batch-size", "7", "--epochs", "300", "--lr", "1.0", "--dtype", "float32", "--init", "he_normal", "--seed",
+        "11", "--backends", driver.name, "--plot", "", "--no-progress", "--checkpoints", "10"]))
     text = capsys.readouterr().out
     assert status == 0, text
     verdict = "NOT CHECKED: only the NumPy reference ran" if driver.name == backends.REFERENCE else "AGREE"
@@ -147,23 +148,26 @@ def test_a_missing_device_stops_or_skips_with_the_reason(driver, strict_mode):
         assert "SKIPPED [1] " in text and "test_agreement.py" in text and why in text
 
 
-def test_an_explicit_model_from_the_command_line_trains_and_agrees(tmp_path, capsys):
+def test_an_explicit_model_from_the_command_line_trains_and_agrees(tmp_path, capsys, session_builtins):
     """--model gives a model the shorthand cannot say (a different activation per layer); every backend agrees."""
     status = report.main(["--model", "dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid", "--epochs", "300",
+                          *session_builtins,
                           "--plot", "", "--no-progress", "--json", str(tmp_path / "r.json")])
     text = capsys.readouterr().out
     assert status == 0, text
     assert "cross-check of 2-4-4-1 tanh,relu/sigmoid" in text
-    assert json.loads((tmp_path / "r.json").read_text())["agree"] is True
+    data = json.loads((tmp_path / "r.json").read_text())  # every backend compared agrees; none disagrees
+    assert data["verdict"].startswith(("AGREE", "NOT CHECKED")) and data["agree"] is data["verdict"].startswith("AGREE")
+    assert all(row["agree"] is not False for row in data["backends"].values()), data
 
 
-def test_mixed_precision_from_the_command_line_agrees_within_the_drawn_bound(tmp_path, capsys):
+def test_mixed_precision_from_the_command_line_agrees_within_the_drawn_bound(tmp_path, capsys, session_builtins):
     """--compute float16 --loss-scale dynamic (float32 master weights implied): every backend agrees; the numpy row
     carries the bound on the loss's drift from the float64 run (its own largest drift times the factor, plus the
     floor), every backend's drift is within it, and the plot is drawn with it."""
     pytest.importorskip("matplotlib")
     status = report.main(["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "300", "--compute", "float16",
-                          "--loss-scale", "dynamic", "--no-progress", "--checkpoints", "5",
+                          "--loss-scale", "dynamic", "--no-progress", "--checkpoints", "5", *session_builtins,
                           "--plot", str(tmp_path / "r.png"), "--json", str(tmp_path / "r.json")])
     text = capsys.readouterr().out
     assert status == 0, text

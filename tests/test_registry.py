@@ -12,7 +12,7 @@ class FakeConfig:
         self.strict = strict
 
     def getoption(self, name):
-        return {"--strict-backends": self.strict}[name]
+        return {"--strict-backends": self.strict, "--backends": None}[name]
 
 
 @pytest.fixture
@@ -43,6 +43,16 @@ def test_missing_framework_fails_in_strict_mode(missing_backend, monkeypatch, ho
         monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="strict mode: backend 'ghost' needs"):
         load_or_skip(FakeConfig(strict=how == "option"), missing_backend)
+
+
+def test_a_missing_framework_not_asked_for_skips_in_strict_mode(missing_backend, monkeypatch):
+    """--backends names the backends a run is about: one outside it (a user's `--backends mine` in a NumPy-only
+    environment) is not required, and its tests skip, strict mode or not."""
+    monkeypatch.setenv("CI", "true")
+    config = FakeConfig(strict=True)
+    config.getoption = lambda name: {"--strict-backends": True, "--backends": "numpy,mine"}[name]
+    with pytest.raises(pytest.skip.Exception, match="needs ghost_backend_module.*not among --backends"):
+        load_or_skip(config, missing_backend)
 
 
 def test_a_broken_install_is_not_mistaken_for_a_missing_one(monkeypatch):

@@ -1,0 +1,120 @@
+"""The suite as a user runs it: the installed package, from an empty folder of their own, on their own file.
+
+Run by `tox -e installed` (in .ci/run), inside an environment where tox has built the wheel and installed it, so
+nothing of the checkout is importable. It writes, in a fresh temporary folder, a user's file and a copy of it with
+one planted mistake, for two forms of code:
+
+- mine.py: CS231n-style layer functions (examples/cs231n_layers.py) with the update rules changed in place, as the
+  assignment's template writes them (examples/cs231n_inplace.py), batch norm, dropout, convolution, momentum,
+  RMSprop and Adam; its planted copy's batchnorm_backward drops the terms through the batch statistics;
+- student.py: a class in the first seed's style (examples/student_nn.py); its planted copy takes the hidden slope
+  from the pre-activation.
+
+and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation NAME=FILE:DRIVER --backends NAME`
+and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Exits 1,
+saying which, if any of them does not.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _text(name):
+    return (EXAMPLES / name).read_text()
+
+
+def _replaced(text, old, new):
+    if old not in text:
+        raise SystemExit(f"installed_suite.py: the line to plant is no longer in the example: {old!r}")
+    return text.replace(old, new)
+
+
+def cs231n_file(name):
+    """cs231n_layers.py as one standalone file, its update rules replaced by cs231n_inplace.py's in-place ones."""
+    layers = _text("cs231n_layers.py")
+    layers = layers[:layers.index("\nDRIVER = ")]
+    inplace = _text("cs231n_inplace.py")
+    rules = inplace[inplace.index("\ndef sgd("):inplace.index("\nDRIVER = ")]
+    return f"{layers}\n# The update rules as the assignment's template writes them: in place.\n{rules}\n" \
+           f"DRIVER = cs231n(sys.modules[__name__], name={name!r})\n"
+
+
+def student_file(name):
+    return re.sub(r'name="[^"]*"', f'name="{name}"', _text("student_nn.py"))
+
+
+CS231N_PLANT = ("dx = (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0)) / np.sqrt(var + eps)\n",
+                "dx = dx_hat / np.sqrt(var + eps)  # planted: the terms through the mean and variance are missing\n")
+STUDENT_PLANT = ("return back * self.slope(self.hidden_out)", "return back * self.slope(self.hidden_in)  # planted")
+
+# (file, its text, the planted line, the report's arguments, what each tool must say of the planted copy)
+USERS = [
+    ("mine", cs231n_file, CS231N_PLANT,
+     ["--model", "dense:4:8,relu,batchnorm:8,dense:8:3,softmax", "--loss", "softmax_cross_entropy", "--samples", "32",
+      "--batch-size", "8", "--optimizer", "adam", "--lr", "0.01", "--epochs", "40"],
+     {"pytest": "batchnorm_backward: input gradient disagrees",
+      "crosscheck": "[batchnorm-backward-without-statistics]"}),
+    ("student", student_file, STUDENT_PLANT,
+     ["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "2000"],
+     {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "layer 1 weight gradient disagrees"}),
+]
+
+
+def run(cwd, *argv):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CROSSCHECK_PLUGINS")}
+    done = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, check=False,
+                          timeout=900)
+    return done.returncode, done.stdout + done.stderr
+
+
+def main():
+    import crosscheck_tests
+
+    where = Path(crosscheck_tests.__file__).resolve().parent
+    print(f"installed suite: {where}")
+    if (where.parent / "pyproject.toml").is_file():
+        raise SystemExit("installed_suite.py: crosscheck_tests is the checkout's tests/, not an installed copy; run it "
+                         "with tox -e installed")
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="crosscheck-user-") as folder:
+        for name, make, (old, new), report_args, planted_says in USERS:
+            correct = make(name)
+            (Path(folder) / f"{name}.py").write_text(correct)
+            (Path(folder) / f"{name}_planted.py").write_text(_replaced(correct, old, new))
+            for module, want in ((name, 0), (f"{name}_planted", 1)):
+                spec = f"{name}={module}:DRIVER"
+                for what, argv in (
+                        ("pytest", ["-m", "pytest", "--pyargs", "crosscheck_tests", "--implementation", spec,
+                                    "--backends", name, "-q", "-p", "no:cacheprovider", "-n", "2"]),
+                        ("crosscheck", ["-m", "crosscheck", "--implementation", spec, "--backends", name,
+                                        *report_args, "--plot", "", "--no-progress"])):
+                    status, out = run(folder, *argv)
+                    summary = [line for line in out.splitlines() if re.search(r"\d+ (passed|failed)|AGREE|DISAGREE|"
+                                                                              r"NOT CHECKED", line)]
+                    print(f"{what} on {module}.py: exit {status} (want {want}): {summary[-1] if summary else '?'}")
+                    if status != want:
+                        failures.append(f"{what} on {module}.py exited {status}, not {want}")
+                        print(out[-6000:])
+                    elif want == 1 and planted_says[what] not in out:
+                        failures.append(f"{what} on {module}.py did not say {planted_says[what]!r}")
+                        print(out[-6000:])
+                    coverage = [line for line in out.splitlines() if "functions and rules by name" in line]
+                    if coverage:
+                        print(coverage[0])
+                    if want == 0 and what == "pytest" and (not coverage or "NOT EXERCISED" in coverage[0]):
+                        failures.append(f"pytest on {module}.py left some of what it provides unexercised")
+    if failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures))
+        return 1
+    print("\nthe installed suite and the report exit 0 on correct code and 1 on each planted copy, naming it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
