@@ -53,33 +53,63 @@ def _leaf_name(l, leaf):
     return f"layer {l + 1} {'weight' if leaf == 0 else 'bias'}"
 
 
-def _to_layout(params, layout):
-    """[(W (in, out), b (out,))] in the user's layout: rows (W, b (1, out)) or columns (W.T, b (out, 1))."""
+BIASES = {"2d": "each bias 2-D: (1, out) in rows, (out, 1) in columns", "flat": "each bias 1-D: (out,)"}
+
+
+def _check_biases(biases):
+    if biases not in BIASES:
+        raise ValueError(f"bias_shape must be '2d' ({BIASES['2d']}) or 'flat' ({BIASES['flat']}, as makemore's and "
+                         f"CS231n's), got {biases!r}")
+
+
+def _to_layout(params, layout, biases="2d"):
+    """[(W (in, out), b (out,))] in the user's layout: rows (W, b (1, out)) or columns (W.T, b (out, 1)); with
+    biases 'flat', b stays (out,)."""
     if layout == "rows":
-        return [(W.copy(), b[None, :].copy()) for W, b in params]
-    return [(W.T.copy(), b[:, None].copy()) for W, b in params]
+        return [(W.copy(), b.copy() if biases == "flat" else b[None, :].copy()) for W, b in params]
+    return [(W.T.copy(), b.copy() if biases == "flat" else b[:, None].copy()) for W, b in params]
 
 
-def _from_layout(arrays, layout):
+def _from_layout(arrays, layout, biases="2d"):
     """The inverse of _to_layout."""
+    def bias(b):
+        b = np.array(b, copy=True)
+        return b if biases == "flat" else b[0] if layout == "rows" else b[:, 0]
+
     if layout == "rows":
-        return [(np.array(W, copy=True), np.array(b, copy=True)[0]) for W, b in arrays]
-    return [(np.array(W, copy=True).T, np.array(b, copy=True)[:, 0]) for W, b in arrays]
+        return [(np.array(W, copy=True), bias(b)) for W, b in arrays]
+    return [(np.array(W, copy=True).T, bias(b)) for W, b in arrays]
 
 
-def _expected_shapes(params, layout):
-    return [(W.shape, b.shape) for W, b in _to_layout(params, layout)]
+def _expected_shapes(params, layout, biases="2d"):
+    return [(W.shape, b.shape) for W, b in _to_layout(params, layout, biases)]
 
 
-def _check_shapes(who, names, arrays, params, layout, when):
-    """Each of arrays (W, b per layer, as read from the user's code) has the shape the declared layout gives it."""
+def _check_shapes(who, names, arrays, params, layout, when, biases="2d", reference=None):
+    """Each of arrays (W, b per layer, as read from the user's code) has the shape the declared layout gives it.
+
+    A bias whose values are only reshaped ((out,) for (1, out), or the reverse) is named as such, with the declaration
+    that fits; reference (optional): the right arrays in the declared layout, to say whether the values agree once
+    reshaped."""
     other = "columns" if layout == "rows" else "rows"
-    for l, ((W, b), (w_shape, b_shape)) in enumerate(zip(arrays, _expected_shapes(params, layout))):
+    for l, ((W, b), (w_shape, b_shape)) in enumerate(zip(arrays, _expected_shapes(params, layout, biases))):
         for leaf, (got, want) in enumerate(((np.shape(W), w_shape), (np.shape(b), b_shape))):
-            if tuple(got) != tuple(want):
-                hint = f"; declare layout={other!r}?" if tuple(got) == tuple(want)[::-1] else ""
-                raise AdapterError(f"{who}: {names[l][leaf]} ({_leaf_name(l, leaf)}) is {tuple(got)} {when}, but "
-                                   f"layout {layout!r} ({LAYOUTS[layout]}) makes it {tuple(want)}{hint}")
+            got, want = tuple(got), tuple(want)
+            if got == want:
+                continue
+            hint = f"; declare layout={other!r}?" if got == want[::-1] else ""
+            if leaf == 1 and got != want and int(np.prod(got)) == int(np.prod(want)) and len(got) != len(want):
+                fits = "flat" if len(got) == 1 else "2d"
+                hint = f"; declare bias_shape={fits!r} ({BIASES[fits]})"
+                if reference is not None:
+                    right = np.asarray(reference[l][leaf]).ravel()
+                    same = np.allclose(np.asarray(b, dtype=np.float64).ravel(), right.astype(np.float64),
+                                       rtol=1e-6, atol=1e-12)
+                    hint = (f": its values agree with the reference's once reshaped to {want}{hint}" if same
+                            else f", and its values differ from the reference's even reshaped to {want}{hint}")
+            raise AdapterError(f"{who}: {names[l][leaf]} ({_leaf_name(l, leaf)}) is {got} {when}, but layout "
+                               f"{layout!r} ({LAYOUTS[layout]}{'; biases flat' if biases == 'flat' else ''}) makes it "
+                               f"{want}{hint}")
 
 
 def _check_update_rule(who, before, full, half, lr_full=IMPLIED_LR, lr_half=HALF_LR):
@@ -115,9 +145,11 @@ class ReadBack:
     how to build it (new), set and get its parameters (put, take, as [(W, b)] in the user's layout), run its forward
     (output) and take one step (step), all with X and y in the user's layout."""
 
-    def __init__(self, name, layout):
+    def __init__(self, name, layout, bias_shape="2d"):
         _check_layout(layout)
-        self.name, self.layout = name, layout
+        if bias_shape is not None:
+            _check_biases(bias_shape)
+        self.name, self.layout, self.biases = name, layout, bias_shape or "2d"
 
     # -- what a subclass provides
     def new(self, config):
@@ -160,13 +192,13 @@ class ReadBack:
 
     def _state(self, params, config):
         state = self.new(config)
-        self.put(state, _to_layout(params, self.layout))
+        self.put(state, _to_layout(params, self.layout, self.biases))
         return state
 
     def _params(self, state, like):
         arrays = self.take(state)
-        _check_shapes(self.name, self.names(len(like)), arrays, like, self.layout, "after the step")
-        return _from_layout(arrays, self.layout)
+        _check_shapes(self.name, self.names(len(like)), arrays, like, self.layout, "after the step", self.biases)
+        return _from_layout(arrays, self.layout, self.biases)
 
     def names(self, n_layers):
         return [(f"W{l + 1}", f"b{l + 1}") for l in range(n_layers)]
@@ -218,36 +250,40 @@ def _driver(name, mlp, capability, version):
 class SeedStyle(ReadBack):
     """A seed-style object: weights and biases as attributes, feedforward(X), backward(X, y, learning_rate)."""
 
-    def __init__(self, name, factory, layout, weights, biases):
-        super().__init__(name, layout)
+    def __init__(self, name, factory, layout, weights, biases, bias_shape=None):
+        super().__init__(name, layout, bias_shape)
         if len(weights) != len(biases):
             raise ValueError("give one bias attribute per weight attribute")
-        self.factory, self.weights, self.biases = factory, tuple(weights), tuple(biases)
+        self.factory, self.weights, self.bias_names = factory, tuple(weights), tuple(biases)
+        self.declared = bias_shape  # None: as the class builds its biases, (out,) or 2-D
 
     def names(self, n_layers):
-        return list(zip(self.weights, self.biases))
+        return list(zip(self.weights, self.bias_names))
 
     def new(self, config):
         net = self.factory(config.layers)
-        missing = [a for a in (*self.weights, *self.biases) if not hasattr(net, a)]
+        missing = [a for a in (*self.weights, *self.bias_names) if not hasattr(net, a)]
         if missing:
             arrays = sorted(k for k, v in vars(net).items() if isinstance(v, np.ndarray)) if hasattr(net, "__dict__") \
                 else []
             raise AdapterError(f"{self.name}: {type(net).__name__} has no attribute {', '.join(map(repr, missing))} "
                                f"(its arrays: {', '.join(arrays) or 'none'}); declare its names with weights=(...) "
                                f"and biases=(...), input layer first")
-        ours = [(getattr(net, w), getattr(net, b)) for w, b in zip(self.weights, self.biases)]
+        ours = [(getattr(net, w), getattr(net, b)) for w, b in zip(self.weights, self.bias_names)]
+        if self.declared is None:  # the class's own convention, read off the biases it builds (all 1-D: flat)
+            self.biases = "flat" if all(np.ndim(b) == 1 for _, b in ours) else "2d"
         like = [(np.empty((a, b)), np.empty(b)) for a, b in zip(config.layers[:-1], config.layers[1:])]
-        _check_shapes(self.name, self.names(len(like)), ours, like, self.layout, "as the class builds it")
+        _check_shapes(self.name, self.names(len(like)), ours, like, self.layout, "as the class builds it",
+                      self.biases)
         return net
 
     def put(self, net, arrays):
-        for (W, b), w_name, b_name in zip(arrays, self.weights, self.biases):
+        for (W, b), w_name, b_name in zip(arrays, self.weights, self.bias_names):
             setattr(net, w_name, W)
             setattr(net, b_name, b)
 
     def take(self, net):
-        return [(getattr(net, w), getattr(net, b)) for w, b in zip(self.weights, self.biases)]
+        return [(getattr(net, w), getattr(net, b)) for w, b in zip(self.weights, self.bias_names)]
 
     def output(self, net, X):
         return net.feedforward(X)
@@ -259,13 +295,14 @@ class SeedStyle(ReadBack):
 
 def seed_style(factory, *, name="seed-style", layout="rows",
                weights=("weights_input_hidden", "weights_hidden_output"), biases=("bias_hidden", "bias_output"),
-               activation="sigmoid", loss="half_sse", dtypes=("float64",), version="-"):
-    """A Driver around a seed-style class; factory(layers) builds one for layers, e.g. (2, 4, 1).
+               activation="sigmoid", loss="half_sse", dtypes=("float64",), version="-", bias_shape=None):
+    """A Driver around a seed-style class; factory(layers) builds one for layers, e.g. (2, 4, 1). bias_shape: '2d',
+    'flat' ((out,)), or None to take the class's own (flat where every bias it builds is 1-D).
 
     It declares what it supports: len(weights) layers, `activation` everywhere, `loss` (the seeds' backward is
     descent on half_sse), full batch, `dtypes`. Every other configuration is skipped with the reason.
     """
-    return _driver(name, SeedStyle(name, factory, layout, weights, biases),
+    return _driver(name, SeedStyle(name, factory, layout, weights, biases, bias_shape),
                    _capability(len(weights), activation, loss, dtypes, minibatch=False), version)
 
 
@@ -291,8 +328,8 @@ def _parse_order(params):
 class StepFunction(ReadBack):
     """step(*params, X, y, lr) in the declared order: new arrays returned, or the ones handed in updated in place."""
 
-    def __init__(self, name, fn, params, layout, targets, forward):
-        super().__init__(name, layout)
+    def __init__(self, name, fn, params, layout, targets, forward, bias_shape="2d"):
+        super().__init__(name, layout, bias_shape)
         if targets not in ("2d", "flat"):
             raise ValueError(f"targets must be '2d' (y as (N, out) or (out, N), as the layout) or 'flat' (y as (N,), "
                              f"one output), got {targets!r}")
@@ -373,7 +410,8 @@ class StepFunction(ReadBack):
 
 
 def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", targets="2d", forward=None,
-                  activation="sigmoid", loss="half_sse", minibatch=True, dtypes=("float64",), version="-"):
+                  activation="sigmoid", loss="half_sse", minibatch=True, dtypes=("float64",), version="-",
+                  bias_shape="2d"):
     """A Driver around a training step written as a function of arrays, the second seed's loop body as it stands:
     step(w1, b1, w2, b2, X, d, lr) -> (w1, b1, w2, b2), or returning None after updating them in place.
 
@@ -381,9 +419,10 @@ def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", 
     'columns' (the second seed's: X (in, N), W (out, in), b (out, 1)) or 'rows'; targets: '2d' (y (out, N) in
     columns, (N, out) in rows) or 'flat' (y (N,), one output: the second seed's d). forward(*params, X) -> output,
     optional: without it, the output is not checked and each step's loss is computed by the reference from the
-    parameters the step starts at (the parameters themselves are compared all the same).
+    parameters the step starts at (the parameters themselves are compared all the same). bias_shape: '2d' (as the
+    layout says) or 'flat' ((out,)).
     """
-    mlp = StepFunction(name, step, params, layout, targets, forward)
+    mlp = StepFunction(name, step, params, layout, targets, forward, bias_shape)
     return _driver(name, mlp, _capability(mlp.n_layers, activation, loss, dtypes, minibatch,
                                           outputs=1 if targets == "flat" else None), version)
 
@@ -477,19 +516,56 @@ def _framework(name):
     raise ValueError(f"framework must be 'numpy', 'torch' or 'jax', got {name!r}")
 
 
+def _named(fn):
+    return f"{getattr(fn, '__name__', type(fn).__name__)}()"
+
+
+class _Lazy:
+    """A list computed on first indexing (the reference's gradients, wanted only to explain a shape mismatch)."""
+
+    def __init__(self, make):
+        self.make, self.value = make, None
+
+    def __getitem__(self, i):
+        if self.value is None:
+            self.value = self.make()
+        return self.value[i]
+
+
+def _reference_gradients(params, X, y, config, layout, biases):
+    from reference.mlp import gradients
+
+    return _Lazy(lambda: _to_layout(gradients(params, X, y, config)[1], layout, biases))
+
+
 class GradientFunction:
     """grads(params, X, y) -> (loss, [(dW, db), ...]), params [(W, b), ...] in the declared layout and framework;
     training applies the reference's own optimizer (any registered one) to the gradients it returns, so the run
     checks the gradients along the whole trajectory."""
 
-    def __init__(self, name, fn, layout, framework, forward):
+    def __init__(self, name, fn, layout, framework, forward, bias_shape="2d"):
         _check_layout(layout)
-        self.name, self.fn, self.layout, self.fwd = name, fn, layout, forward
+        _check_biases(bias_shape)
+        self.name, self.fn, self.layout, self.fwd, self.biases = name, fn, layout, forward, bias_shape
         self.framework = framework
         self.native, self.numpy, self.version = _framework(framework)
 
     def _params(self, params):
-        return [tuple(self.native(a) for a in pair) for pair in _to_layout(params, self.layout)]
+        return [tuple(self.native(a) for a in pair) for pair in _to_layout(params, self.layout, self.biases)]
+
+    def _calling(self, what, fn, params, X, *rest):
+        """fn(user params, X, *rest), a crash inside it named with the function and the shapes it was handed."""
+        try:
+            return fn(params, X, *rest)
+        except (AdapterError, Unsupported, Disagreement):
+            raise
+        except Exception as exc:
+            shapes = ", ".join(f"W{l + 1} {tuple(W.shape)}, b{l + 1} {tuple(b.shape)}"
+                               for l, (W, b) in enumerate(params))
+            y = f", y {tuple(rest[0].shape)}" if rest else ""
+            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with layout "
+                               f"{self.layout!r} ({LAYOUTS[self.layout]}), bias_shape {self.biases!r}: X "
+                               f"{tuple(X.shape)}{y}, params [{shapes}]") from exc
 
     def _x(self, X):
         return self.native(X if self.layout == "rows" else X.T)
@@ -502,18 +578,21 @@ class GradientFunction:
         if self.fwd is None:
             raise Unsupported(f"{self.name} does not support this check: no forward function declared "
                               f"(gradient_function(..., forward=f) with f(params, X) -> output)")
-        return [(None, self._back(self.fwd(self._params(params), self._x(X))))]
+        return [(None, self._back(self._calling(f"the forward function {_named(self.fwd)}", self.fwd,
+                                                self._params(params), self._x(X))))]
 
     def gradients(self, params, X, y, config):
-        out = self.fn(self._params(params), self._x(X), self._x(y))
+        out = self._calling(f"the gradient function {_named(self.fn)}", self.fn, self._params(params), self._x(X),
+                            self._x(y))
         if not isinstance(out, (tuple, list)) or len(out) != 2 or len(out[1]) != len(params):
             raise AdapterError(f"{self.name}: the gradient function returned {type(out).__name__}; declared: "
                                f"(loss, [(dW, db) for each of the {len(params)} layers])")
         loss, grads = out
         grads = [tuple(self.numpy(g) for g in pair) for pair in grads]
         _check_shapes(self.name, [(f"dW{l + 1}", f"db{l + 1}") for l in range(len(params))], grads, params,
-                      self.layout, "as the gradient function returns it")
-        return np.asarray(self.numpy(loss))[()], _from_layout(grads, self.layout)
+                      self.layout, "as the gradient function returns it", self.biases,
+                      reference=_reference_gradients(params, X, y, config, self.layout, self.biases))
+        return np.asarray(self.numpy(loss))[()], _from_layout(grads, self.layout, self.biases)
 
     def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
         from common.driver import TrainState
@@ -538,7 +617,7 @@ class GradientFunction:
 
 def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", forward=None,
                       activations=("sigmoid",), losses=("half_sse",), layers=None, dtypes=("float64",),
-                      optimizers=None, version=None):
+                      optimizers=None, version=None, bias_shape="2d"):
     """A Driver around manual backprop written as a function, in NumPy, PyTorch or JAX tensors (tensors in, tensors
     out, as makemore's "backprop ninja"): grads(params, X, y) -> (loss, [(dW, db), ...]) with params
     [(W, b), ...] in layout ('rows': W (in, out), b (1, out); 'columns': W (out, in), b (out, 1)).
@@ -546,10 +625,11 @@ def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", 
     activations, losses, layers, dtypes: what it implements (the capability the tests draw from). Training
     applies the reference's optimizer to its gradients, so every registered optimizer is supported unless
     optimizers names fewer. forward(params, X) -> output, optional: without it the output is not checked.
+    bias_shape: '2d' (as layout says) or 'flat' ((out,), as makemore's b1 = torch.randn(n_hidden)).
     """
     from common import registry
 
-    mlp = GradientFunction(name, grads, layout, framework, forward)
+    mlp = GradientFunction(name, grads, layout, framework, forward, bias_shape)
     capability = Capability(activations=tuple(activations), losses=tuple(losses), layers=layers, minibatch=True,
                             optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
                             weight_decay=True, own_updates=False)

@@ -95,20 +95,48 @@ def _softmax(z):
 class Assembled:
     """The mlp protocol walking config.model with the CS231n functions (plus flatten's reshape, identity's pass)."""
 
-    def __init__(self, name, layers, optim):
-        self.name, self.layers, self.optim = name, layers, optim
+    def __init__(self, name, layers, optim, keepdims=False):
+        self.name, self.layers, self.optim, self.keepdims = name, layers, optim, keepdims
 
-    def _fn(self, name):
-        return getattr(self.layers, name)
+    def _fn(self, name, module=None):
+        """The user's function name, a crash inside it named with the function and the shapes it was handed."""
+        fn = getattr(self.layers if module is None else module, name)
+
+        def called(*args):
+            try:
+                return fn(*args)
+            except (AdapterError, Unsupported):
+                raise
+            except Exception as exc:
+                raise AdapterError(f"{self.name}: {name} raised {type(exc).__name__}: {exc}; it was called with "
+                                   f"{_shapes(args)}") from exc
+
+        return called
+
+    def _shaped(self, who, what, array, like):
+        """array (a gradient or running statistic of batch norm, as the user's function gives it) in like's shape:
+        as it is, or from CS231n's keepdims (1, D) where cs231n(..., keepdims=True) declares it; otherwise refused,
+        saying what fits."""
+        got = np.shape(array)
+        if got == np.shape(like):
+            return array
+        if self.keepdims and got == (1, *np.shape(like)):
+            return np.reshape(array, np.shape(like))
+        hint = ("CS231n's keepdims convention (a sum or mean with keepdims=True)? declare cs231n(..., keepdims=True)"
+                if got == (1, *np.shape(like)) else "its shape must be the parameter's")
+        raise AdapterError(f"{self.name}: {who} gives {what} as {got}, for a parameter of shape {np.shape(like)}: "
+                           f"{hint}")
 
     @staticmethod
-    def _bn_param(buffers, slot, mode):
+    def _bn_param(buffers, slot, mode, keepdims=False):
+        """bn_param with the running statistics (copies; (1, D) where keepdims is declared)."""
         from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM
 
         mean, var = buffers[slot] if buffers is not None and buffers[slot] else (None, None)
         param = {"mode": mode, "eps": BATCHNORM_EPS, "momentum": 1.0 - BATCHNORM_MOMENTUM}
         if mean is not None:
-            param.update(running_mean=np.array(mean, copy=True), running_var=np.array(var, copy=True))
+            shaped = (lambda a: np.array(a, copy=True)[None, :]) if keepdims else (lambda a: np.array(a, copy=True))
+            param.update(running_mean=shaped(mean), running_var=shaped(var))
         return param
 
     def scores(self, params, X, config, buffers=None, mode="train", noise=None):
@@ -120,10 +148,12 @@ class Assembled:
             if layer.kind == "dense":
                 x, cache = self._fn("affine_forward")(x, *p)
             elif layer.kind == "batchnorm":
-                bn_param = self._bn_param(buffers, layer.slot, mode)
+                bn_param = self._bn_param(buffers, layer.slot, mode, self.keepdims)
                 x, cache = self._fn("batchnorm_forward")(x, *p, bn_param)
                 if new is not None:
-                    new[layer.slot] = (bn_param["running_mean"], bn_param["running_var"])
+                    new[layer.slot] = tuple(self._shaped("batchnorm_forward", f"bn_param[{key!r}]", bn_param[key],
+                                                          params[layer.slot][0])
+                                            for key in ("running_mean", "running_var"))
             elif layer.kind == "relu":
                 x, cache = self._fn("relu_forward")(x)
             elif layer.kind == "conv2d":
@@ -160,7 +190,9 @@ class Assembled:
                 grads[layer.slot] = (dw, db)
             elif layer.kind == "batchnorm":
                 dx, dgamma, dbeta = self._fn("batchnorm_backward")(dx, cache)
-                grads[layer.slot] = (dgamma, dbeta)
+                gamma, beta = params[layer.slot]
+                grads[layer.slot] = (self._shaped("batchnorm_backward", "dgamma", dgamma, gamma),
+                                     self._shaped("batchnorm_backward", "dbeta", dbeta, beta))
             elif layer.kind == "relu":
                 dx = self._fn("relu_backward")(dx, cache)
             elif layer.kind == "conv2d":
@@ -176,7 +208,7 @@ class Assembled:
 
     def _step(self, params, X, y, config, buffers, noise=None):
         z, caches, new = self.scores(params, X, config, buffers, "train", noise)
-        loss, dscores = getattr(self.layers, LOSSES[config.loss][0])(z, y.argmax(axis=1))
+        loss, dscores = self._fn(LOSSES[config.loss][0])(z, y.argmax(axis=1))
         return loss, self._backward(params, caches, dscores), new
 
     def gradients(self, params, X, y, config):
@@ -246,7 +278,7 @@ class Assembled:
         """Trains with the functions' own update rules; opt_state, step and buffers continue a run (every piece of
         the training state crosses a stretch boundary, as in the built-in backends). What is saved is copied: an
         update rule that changes its array in place (w -= lr * dw; return w, config) cannot rewrite a checkpoint."""
-        update = getattr(self.optim, UPDATES[config.optimizer])
+        update = self._fn(UPDATES[config.optimizer], self.optim)
         configs = self._configs(config, params, opt_state, step)
         if self._keeps(config):
             fresh = [self._initial(layer) for layer in config.parametrized]
@@ -288,6 +320,20 @@ def _copy(leaves):
     return tuple(np.array(leaf, copy=True) for leaf in leaves)
 
 
+def _shapes(args):
+    """The arguments a function was handed, arrays by their shapes."""
+    def one(a):
+        if isinstance(a, np.ndarray):
+            return f"an array {a.shape}"
+        if isinstance(a, dict):
+            return "{" + ", ".join(f"{k!r}: {one(v)}" for k, v in a.items()) + "}"
+        if isinstance(a, tuple):
+            return "(" + ", ".join(one(v) for v in a) + ")"
+        return repr(a)
+
+    return ", ".join(one(a) for a in args)
+
+
 def capability(layers, optim):
     """What the functions present can assemble."""
     kinds = tuple(kind for kind, names in LAYERS.items() if kind != "relu" and _has(layers, names))
@@ -302,18 +348,22 @@ def capability(layers, optim):
     return Capability(activations=activations, losses=losses, minibatch=True, optimizers=optimizers, kinds=kinds)
 
 
-def cs231n(layers, optim=None, *, name="cs231n", version="-"):
-    """A Driver from CS231n-style layer functions (module layers) and update rules (module optim, default layers)."""
+def cs231n(layers, optim=None, *, name="cs231n", version="-", keepdims=False):
+    """A Driver from CS231n-style layer functions (module layers) and update rules (module optim, default layers).
+
+    keepdims: batch norm's running statistics, and the dgamma and dbeta its backward returns, are (1, D) (sums and
+    means taken with keepdims=True, as many solutions write them); bn_param's statistics are handed in as (1, D) and
+    all of them read back as the parameters' (D,). Undeclared, a (1, D) is refused, saying so."""
     optim = layers if optim is None else optim
     cap = capability(layers, optim)
-    return Driver(name=name, version=version, devices=("cpu",), mlp=Assembled(name, layers, optim),
+    return Driver(name=name, version=version, devices=("cpu",), mlp=Assembled(name, layers, optim, keepdims),
                   to_native=lambda arr, device: arr, to_numpy=np.asarray, supports=cap.reason, capability=cap)
 
 
-def check_ops(layers, name="cs231n", seed=0):
+def check_ops(layers, name="cs231n", seed=0, keepdims=False):
     """Each CS231n-style function present against the reference's op on the op tests' inputs (crosscheck/ops.py,
     edge values included): forward values, and backward gradients for one random upstream gradient. Raises one
-    Disagreement listing every op that disagrees; returns the names of the ops checked."""
+    Disagreement listing every op that disagrees; returns the names of the ops checked. keepdims: as cs231n's."""
     from reference import layers as ref_layers
     from reference import losses as ref_losses
 
@@ -350,6 +400,10 @@ def check_ops(layers, name="cs231n", seed=0):
             found.compare(out, ref_out, None, "forward", what=fwd, backend=label)
             got = getattr(layers, bwd)(dy, cache)
             got = (got,) if kind in ("maxpool2d", "dropout") else got  # their backward returns dx alone
+            if kind == "batchnorm":  # dgamma and dbeta in gamma's shape: as they are, or from (1, D) if declared
+                shaper = Assembled(name, layers, None, keepdims)
+                got = (got[0], *(shaper._shaped(bwd, what, g, leaf) for what, g, leaf in zip(("dgamma", "dbeta"),
+                                                                                              got[1:], p)))
             ref_dx, ref_dp = ref_layers.BACKWARD[kind](layer, p, ref_cache, dy)
             for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
                 found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient", backend=label)

@@ -167,3 +167,33 @@ def test_a_dropout_without_its_scale_fails_in_its_op_and_its_run(monkeypatch):
     assert found.stage == "update" and "or the dropout layers, which act in training alone" in found.text()
     assert not found.matches, found.text()  # unscaled both ways: not the catalogue's dropout-scale-missing (the
     # reference's forward alone), and the diagnosis does not pretend it is
+
+
+def test_keepdims_statistics_undeclared_are_refused_saying_how_to_declare_them():
+    """The student example's batch norm keeps (1, D) statistics and returns (1, D) dgamma: declared keepdims=True it
+    agrees (tests/test_your_code.py); undeclared, nothing is reshaped silently, and the refusal says what fits."""
+    from crosscheck.adapters import AdapterError
+    from crosscheck.cs231n import cs231n
+    from examples import cs231n_student
+
+    undeclared = cs231n(cs231n_student.LAYERS, cs231n_student, name="undeclared")
+    with pytest.raises(AdapterError, match=r"undeclared: batchnorm_forward gives bn_param\['running_mean'\] as "
+                                           r"\(1, 8\), for a parameter of shape \(8,\): CS231n's keepdims convention .*"
+                                           r"declare cs231n\(\.\.\., keepdims=True\)"):
+        checks.check_trajectory(undeclared, bn_case("sgd"), "float64")
+    with pytest.raises(AdapterError, match=r"batchnorm_backward gives dgamma as \(1, 4\), for a parameter of shape "
+                                           r"\(4,\).*keepdims=True"):
+        check_ops(cs231n_student.LAYERS)
+
+
+def test_a_crash_inside_a_function_names_it_and_what_it_was_handed(monkeypatch):
+    from crosscheck.adapters import AdapterError
+    from examples import cs231n_layers
+
+    def affine_forward(x, w, b):
+        return x @ w.T + b, (x, w, b)  # the transpose the wrong way
+
+    monkeypatch.setattr(cs231n_layers, "affine_forward", affine_forward)
+    with pytest.raises(AdapterError, match=r"cs231n: affine_forward raised ValueError: .*; it was called with an array "
+                                           r"\(30, 4\), an array \(4, 8\), an array \(8,\)"):
+        checks.check_gradients(example(), bn_case("sgd"), "float64")

@@ -14,7 +14,7 @@ import pytest
 import backends
 from common.driver import Unsupported
 from crosscheck import checks
-from crosscheck.adapters import AdapterError, seed_style, step_function
+from crosscheck.adapters import AdapterError, gradient_function, seed_style, step_function
 from crosscheck.cases import BY_ID
 from crosscheck.compare import Disagreement
 
@@ -140,7 +140,7 @@ def test_the_whole_suite_fails_on_the_planted_mistake():
 # A user's own file, in a folder of their own: the seeds' class, samples as rows (no file of this repository's).
 OWN_NET = '''
 import numpy as np
-from crosscheck.adapters import AdapterError, seed_style, step_function
+from crosscheck.adapters import AdapterError, gradient_function, seed_style, step_function
 
 
 class Net:
@@ -418,3 +418,102 @@ def test_manual_backprop_in_tensors_with_a_planted_mistake_is_named():
         checks.check_gradients(example("ninja_torch_buggy"), BY_ID["square-tanh-softmax-ce-minibatch"], "float64")
     text = str(info.value)
     assert "ninja: layer 3 bias gradient disagrees" in text and "weight gradient" not in text, text
+
+
+# -- the shapes people give biases: (out,) as makemore and CS231n do, or 2-D as the seeds do ----------------------
+
+def _numpy_grads(flat_out):
+    """A correct gradient function in NumPy (tanh hidden layers, softmax cross-entropy), samples as rows, taking its
+    biases in whatever shape it is handed and returning db as (out,) when flat_out, else as b came."""
+    def grads(params, X, Y):
+        hs = [X]
+        for W, b in params[:-1]:
+            hs.append(np.tanh(hs[-1] @ W + b))
+        W, b = params[-1]
+        z = hs[-1] @ W + b
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        n = len(X)
+        d = (np.exp(log_p) - Y) / n
+        out = []
+        for l in reversed(range(len(params))):
+            W, b = params[l]
+            db = d.sum(axis=0) if flat_out else d.sum(axis=0).reshape(b.shape)
+            out.append((hs[l].T @ d, db))
+            if l:
+                d = (d @ W.T) * (1 - hs[l] ** 2)
+        return -(Y * log_p).sum() / n, out[::-1]
+
+    return grads
+
+
+def test_flat_biases_declared_agree():
+    """makemore's convention, b of shape (out,): declared with bias_shape='flat', checked as any other."""
+    driver = gradient_function(_numpy_grads(flat_out=True), name="flat", bias_shape="flat",
+                               activations=("tanh", "softmax"), losses=("softmax_cross_entropy",))
+    case = BY_ID["square-tanh-softmax-ce-minibatch"]
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64", epochs=10)
+
+
+def test_flat_bias_gradients_undeclared_are_named_with_the_declaration_that_fits():
+    """Handed (1, out) biases, a function returning db as (out,) is not reshaped silently: the message says its
+    values agree once reshaped and how to declare it; a wrong db of the same shape says the values differ too."""
+    case = BY_ID["square-tanh-softmax-ce-minibatch"]
+    driver = gradient_function(_numpy_grads(flat_out=True), name="undeclared", activations=("tanh", "softmax"),
+                               losses=("softmax_cross_entropy",))
+    with pytest.raises(AdapterError, match=r"undeclared: db1 \(layer 1 bias\) is \(6,\) as the gradient function "
+                                           r"returns it, but layout 'rows' .* makes it \(1, 6\): its values agree with "
+                                           r"the reference's once reshaped to \(1, 6\); declare bias_shape='flat'"):
+        checks.check_gradients(driver, case, "float64")
+
+    def wrong(params, X, Y):
+        loss, grads = _numpy_grads(flat_out=True)(params, X, Y)
+        return loss, [(dW, 2 * db) for dW, db in grads]
+
+    driver = gradient_function(wrong, name="wrong", activations=("tanh", "softmax"), losses=("softmax_cross_entropy",))
+    with pytest.raises(AdapterError, match=r"its values differ from the reference's even reshaped to \(1, 6\)"):
+        checks.check_gradients(driver, case, "float64")
+
+
+def test_a_crash_in_a_gradient_function_names_it_and_the_shapes_it_was_handed():
+    def grads(params, X, Y):
+        return params[0][0] @ X  # the product the wrong way round
+
+    driver = gradient_function(grads, name="crash", activations=("tanh", "softmax"), losses=("softmax_cross_entropy",))
+    with pytest.raises(AdapterError, match=r"crash: the gradient function grads\(\) raised ValueError: .*; it was "
+                                           r"called with layout 'rows' .*, bias_shape '2d': X \(30, 5\), y \(30, 6\), "
+                                           r"params \[W1 \(5, 6\), b1 \(1, 6\), W2 \(6, 6\)"):
+        checks.check_gradients(driver, BY_ID["square-tanh-softmax-ce-minibatch"], "float64")
+
+
+class FlatBiasNet:
+    """The seeds' class, samples as rows, its biases built 1-D, (out,): the adapter takes the class's own shapes."""
+
+    def __init__(self, n_in, n_hidden, n_out):
+        self.weights_input_hidden, self.bias_hidden = np.zeros((n_in, n_hidden)), np.zeros(n_hidden)
+        self.weights_hidden_output, self.bias_output = np.zeros((n_hidden, n_out)), np.zeros(n_out)
+
+    def feedforward(self, X):
+        self.h = 1 / (1 + np.exp(-(X @ self.weights_input_hidden + self.bias_hidden)))
+        self.out = 1 / (1 + np.exp(-(self.h @ self.weights_hidden_output + self.bias_output)))
+        return self.out
+
+    def backward(self, X, y, lr):
+        d_out = (y - self.out) * self.out * (1 - self.out)
+        d_h = (d_out @ self.weights_hidden_output.T) * self.h * (1 - self.h)
+        self.weights_hidden_output += lr * self.h.T @ d_out
+        self.bias_output += lr * d_out.sum(axis=0)
+        self.weights_input_hidden += lr * X.T @ d_h
+        self.bias_hidden += lr * d_h.sum(axis=0)
+
+
+def test_a_class_building_flat_biases_is_checked_in_its_own_shapes():
+    driver, case = seed_style(lambda layers: FlatBiasNet(*layers), name="flat-class"), BY_ID["seed1-xor"]
+    checks.check_forward(driver, case, "float64")
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64", epochs=500)
+    declared = seed_style(lambda layers: FlatBiasNet(*layers), name="declared", bias_shape="2d")
+    with pytest.raises(AdapterError, match=r"declared: bias_hidden \(layer 1 bias\) is \(4,\) as the class builds it, "
+                                           r"but .* makes it \(1, 4\); declare bias_shape='flat'"):
+        checks.check_gradients(declared, case, "float64")

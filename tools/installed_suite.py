@@ -4,9 +4,10 @@ Run by `tox -e installed` (in .ci/run), inside an environment where tox has buil
 nothing of the checkout is importable. It writes, in a fresh temporary folder, a user's file and a copy of it with
 one planted mistake, for two forms of code:
 
-- mine.py: CS231n-style layer functions (examples/cs231n_layers.py) with the update rules changed in place, as the
-  assignment's template writes them (examples/cs231n_inplace.py), batch norm, dropout, convolution, momentum,
-  RMSprop and Adam; its planted copy's batchnorm_backward drops the terms through the batch statistics;
+- mine.py: CS231n-style layer functions (examples/cs231n_layers.py) as students write them (examples/cs231n_student.py:
+  update rules that change their arrays in place, as the assignment's template does, and batch norm with keepdims
+  (1, D) statistics and gradients), with dropout, convolution, momentum, RMSprop and Adam; its planted copy's
+  batchnorm_backward drops the terms through the batch statistics;
 - student.py: a class in the first seed's style (examples/student_nn.py); its planted copy takes the hidden slope
   from the pre-activation.
 
@@ -30,26 +31,28 @@ def _text(name):
 
 
 def _replaced(text, old, new):
-    if old not in text:
-        raise SystemExit(f"installed_suite.py: the line to plant is no longer in the example: {old!r}")
+    if text.count(old) != 1:
+        raise SystemExit(f"installed_suite.py: the line to plant is not once in the example: {old!r}")
     return text.replace(old, new)
 
 
 def cs231n_file(name):
-    """cs231n_layers.py as one standalone file, its update rules replaced by cs231n_inplace.py's in-place ones."""
+    """cs231n_layers.py and cs231n_student.py as one standalone file: the student's batch norm (keepdims) and in-place
+    update rules defined after, and so in place of, the layers' own."""
     layers = _text("cs231n_layers.py")
     layers = layers[:layers.index("\nDRIVER = ")]
-    inplace = _text("cs231n_inplace.py")
-    rules = inplace[inplace.index("\ndef sgd("):inplace.index("\nDRIVER = ")]
-    return f"{layers}\n# The update rules as the assignment's template writes them: in place.\n{rules}\n" \
-           f"DRIVER = cs231n(sys.modules[__name__], name={name!r})\n"
+    student = _text("cs231n_student.py")
+    own = student[student.index("\ndef batchnorm_forward("):student.index("\nLAYERS = ")]
+    return f"{layers}\n# As students write them: batch norm with keepdims, the update rules in place.\n{own}\n" \
+           f"DRIVER = cs231n(sys.modules[__name__], name={name!r}, keepdims=True)\n"
 
 
 def student_file(name):
     return re.sub(r'name="[^"]*"', f'name="{name}"', _text("student_nn.py"))
 
 
-CS231N_PLANT = ("dx = (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0)) / np.sqrt(var + eps)\n",
+CS231N_PLANT = ("dx = (dx_hat - np.mean(dx_hat, axis=0, keepdims=True)\n"
+                "          - x_hat * np.mean(dx_hat * x_hat, axis=0, keepdims=True)) / np.sqrt(var + eps)\n",
                 "dx = dx_hat / np.sqrt(var + eps)  # planted: the terms through the mean and variance are missing\n")
 STUDENT_PLANT = ("return back * self.slope(self.hidden_out)", "return back * self.slope(self.hidden_in)  # planted")
 
