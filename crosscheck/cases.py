@@ -10,14 +10,15 @@ import numpy as np
 
 from common import dtypes, registry
 from reference import SEED1_XOR, SEED2_XOR, Config, batch_orders, initial_params
-from reference.data import synthetic, xor
+from reference.data import load, synthetic, xor
 
 
 @dataclass(frozen=True)
 class Case:
     id: str
     config: Config  # in float64; inputs() casts to the dtype asked for
-    samples: int | None = None  # None: the XOR truth table; else that many synthetic samples
+    samples: int | None = None  # None: the XOR truth table; else that many synthetic samples (of data: its first)
+    data: str | None = None  # a data set or file (reference.data.load): 'digits', 'iris', FILE.npz/.csv/.txt
     slow: bool = False  # a full run too long for the default `pytest`
     short_epochs: int | None = None  # a shorter run checked by default when the full one is slow
     n_checkpoints: int = 4  # epochs at which parameters are compared, evenly spaced
@@ -29,7 +30,10 @@ class Case:
         config = self.config.replace(dtype="float64", compute=None, loss_scale=None,
                                      epochs=epochs or self.config.epochs)
         params = initial_params(config)
-        X, y = xor() if self.samples is None else synthetic(config, self.samples)
+        if self.data is not None:
+            X, y = load(self.data, config, self.samples)
+        else:
+            X, y = xor() if self.samples is None else synthetic(config, self.samples)
         orders = batch_orders(config, len(X))
         if dtype != "float64":
             config = config.replace(dtype=dtype, compute=self.config.compute, loss_scale=self.config.loss_scale)

@@ -25,6 +25,7 @@ import backends
 from common import dtypes, registry
 from common.driver import Run, Unsupported
 from reference import SEED2_XOR, Config
+from reference.data import DATASETS
 from reference.initializers import dropout_masks
 
 from . import checks, tolerances
@@ -125,7 +126,12 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: full batch)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--samples", type=int, default=None,
-                   help="train on this many synthetic samples drawn from the seed (default: XOR)")
+                   help="train on this many synthetic samples drawn from the seed (default: XOR); with --data, its "
+                        "first N")
+    p.add_argument("--data", metavar="digits|iris|FILE", default=None,
+                   help="train on this data: scikit-learn's bundled digits or iris (the data extra), or a file: .npz "
+                        "with X and y, .csv (inputs' columns, then targets' or one class-label column), .txt (a "
+                        "character model's text); checked against the model before training")
     p.add_argument("--backends", default=None,
                    help="comma-separated (default: every registered one, plug-ins included); the reference always runs")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for the framework backends")
@@ -183,17 +189,25 @@ def parse_args(argv=None):
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
-    if args.samples is None and (config.sample_shape, config.layers[-1]) != ((2,), 1):
+    data_rows = None
+    if args.data is not None:
+        from reference.data import load
+
+        try:
+            data_rows = len(load(args.data, config, args.samples)[0])
+        except ValueError as exc:
+            p.error(str(exc))
+    if args.samples is None and args.data is None and (config.sample_shape, config.layers[-1]) != ((2,), 1):
         p.error(f"XOR needs 2 inputs and 1 output, got layers {','.join(map(str, config.layers))}; pass --samples N "
                 "for synthetic data")
     if args.samples is not None and args.samples < 1:
         p.error("--samples must be positive")
     if args.checkpoints < 1:
         p.error("--checkpoints must be positive")
-    n_samples = 4 if args.samples is None else args.samples
+    n_samples = data_rows or (4 if args.samples is None else args.samples)
     if args.batch_size is not None and args.batch_size > n_samples:
-        p.error(f"--batch-size {args.batch_size} exceeds the {n_samples} samples "
-                f"({'XOR' if args.samples is None else '--samples'}); choose at most {n_samples}")
+        where = f"--data {args.data}" if args.data else "XOR" if args.samples is None else "--samples"
+        p.error(f"--batch-size {args.batch_size} exceeds the {n_samples} samples ({where}); choose at most {n_samples}")
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # the report extra is not installed
         print(f"crosscheck: no plot ({args.plot}): matplotlib is not installed "
               f"(pip install 'backprop-crosscheck[report]')", file=sys.stderr)
@@ -221,14 +235,19 @@ def parse_args(argv=None):
             p.error(str(exc))
         if args.device not in driver.devices and name in backends.REGISTRY:
             p.error(f"--device {args.device}: backend {name!r} offers only {', '.join(driver.devices)} on this machine")
-    case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs))
+    case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs),
+                data=args.data)
+    try:  # the data the run trains on, checked against the model before anything trains
+        case.inputs(args.dtype)
+    except ValueError as exc:
+        p.error(str(exc))
     return args, case, names
 
 
 # A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
 MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
                    "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "epochs", "batch_size", "seed",
-                   "samples")
+                   "samples", "data")
 
 
 def _model_file(parser, argv):
@@ -260,6 +279,9 @@ def _model_file(parser, argv):
             if not isinstance(value, list):
                 parser.error(f"--model {path}: {key} must be a list or a string, got {value!r}")
             defaults[key] = ",".join(map(str, value))
+    data = defaults.get("data")
+    if isinstance(data, str) and data not in DATASETS and not os.path.isabs(data):
+        defaults["data"] = os.path.join(os.path.dirname(path), data)  # beside the model file
     if "decay_biases" in defaults:
         defaults["no_decay_biases"] = not defaults.pop("decay_biases")
     return defaults
@@ -567,8 +589,10 @@ def _print_log(runs, every, out):
 
 
 def write_json(path, args, case, rows):
-    data = {"config": {**asdict(case.config), "dtype": args.dtype}, "data": "xor" if case.samples is None
-            else f"synthetic ({case.samples} samples)", "agree": verdict(rows)[0].startswith("AGREE"),
+    described = ("xor" if case.samples is None else f"synthetic ({case.samples} samples)") if case.data is None \
+        else case.data + ("" if case.samples is None else f" (its first {case.samples} samples)")
+    data = {"config": {**asdict(case.config), "dtype": args.dtype}, "data": described,
+            "agree": verdict(rows)[0].startswith("AGREE"),
             "verdict": verdict(rows)[0],
             "backends": {r.backend: {k: v for k, v in asdict(r).items() if k not in ("deviation_curve",)}
                          for r in rows}}

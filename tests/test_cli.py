@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import backends
@@ -249,3 +250,96 @@ def test_jax_agrees_as_compiled_for_users(request, tmp_path):
                                   "--backends", "numpy,jax", "--plot", "", "--no-progress", "--json", str(out_json))
     assert status == 0, out + err
     assert json.loads(out_json.read_text())["agree"] is True
+
+
+# -- the user's data: --data and a model file's data key (reference.data.load) --------------------------------------
+
+def _names(path, n=300, seed=0):
+    """A text of made-up lower-case names ended by '.', as makemore's names.txt is one per line: 27 characters."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    words = ["".join(rng.choice(letters, rng.integers(3, 9))) for _ in range(n)]
+    path.write_text(".".join(words) + "." + "".join(letters))  # every letter appears
+    return path
+
+
+def _table(tmp_path):
+    """A regression problem of 3 inputs and 2 outputs as .npz and .csv (with a header), and its class-label twin."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 3))
+    y = np.tanh(X @ rng.standard_normal((3, 2)))
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    np.savetxt(tmp_path / "d.csv", np.hstack([X, y]), delimiter=",", header="a,b,c,y1,y2", comments="")
+    np.savetxt(tmp_path / "labels.csv", np.hstack([X, (X[:, :1] > 0).astype(int) + (X[:, 1:2] > 0)]), delimiter=",")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("data", "argv"), [
+    ("d.npz", ["--model", "dense:3:6,tanh,dense:6:2,tanh", "--loss", "mse", "--batch-size", "16"]),
+    ("d.csv", ["--model", "dense:3:6,tanh,dense:6:2,tanh", "--loss", "mse"]),
+    ("labels.csv", ["--model", "dense:3:6,relu,dense:6:3,softmax", "--loss", "softmax_cross_entropy"]),
+    ("names.txt", ["--model", "embedding:27:10,flatten,dense:30:16,batchnorm:16,tanh,dense:16:27,softmax",
+                   "--input-shape", "3", "--loss", "softmax_cross_entropy", "--samples", "120", "--batch-size", "32"]),
+    ("iris", ["--model", "dense:4:8,tanh,dense:8:3,softmax", "--loss", "softmax_cross_entropy"]),
+    ("digits", ["--model", "dense:64:16,relu,dense:16:10,softmax", "--loss", "softmax_cross_entropy", "--samples",
+                "300", "--batch-size", "100"]),
+])
+def test_the_users_data_trains_and_agrees(data, argv, tmp_path, capsys, session_builtins):
+    """--data: a .npz, a .csv (targets, or one class-label column), a character model's text of 27 characters
+    (makemore's vocabulary), and scikit-learn's bundled iris and digits: every backend agrees on it."""
+    if data in ("iris", "digits"):
+        pytest.importorskip("sklearn")
+    _table(tmp_path)
+    _names(tmp_path / "names.txt")
+    path = data if data in ("iris", "digits") else str(tmp_path / data)
+    status = report.main(["--data", path, *argv, "--epochs", "5", "--lr", "0.05", "--no-progress", "--plot", "",
+                          "--json", str(tmp_path / "r.json"), *session_builtins])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["data"].startswith(path) and all(row["agree"] is not False for row in record["backends"].values())
+
+
+@pytest.mark.parametrize(("data", "argv", "message"), [
+    ("names.txt", ["--model", "embedding:10:4,flatten,dense:12:10,softmax", "--input-shape", "3", "--loss",
+                   "softmax_cross_entropy"],
+     r"names.txt has 27 distinct characters \('.abc.*'\): a character model's output width must be 27, got 10"),
+    (None, ["--model", "embedding:27:4,flatten,dense:12:27,softmax", "--input-shape", "3", "--samples", "20",
+            "--loss", "softmax_cross_entropy"],
+     r"the generated text has 10 distinct characters .*: a character model's output width must be 10, got 27"),
+    ("d.npz", ["--model", "dense:4:2,tanh", "--loss", "mse"], r"d.npz: each sample of X is \(3,\), but the model "
+                                                             r"reads \(4,\)"),
+    ("d.csv", ["--model", "dense:3:3,tanh", "--loss", "mse"], r"d.csv: 5 columns, but the model reads 3 inputs and "
+                                                             r"gives 3 outputs: 6 columns \(or 4, the last a class"),
+    ("labels.csv", ["--model", "dense:3:2,softmax", "--loss", "softmax_cross_entropy", "--lr", "0.1"],
+     r"class labels must be integers 0 to 1 \(the model's 2 outputs\), got \[0.0, 1.0, 2.0\]"),
+    ("d.npz", ["--model", "dense:3:2,tanh", "--loss", "mse", "--samples", "41"],
+     r"41 samples asked for \(--samples\), but it holds 40"),
+    ("bad.npz", ["--model", "dense:3:2,tanh", "--loss", "mse"], r"bad.npz: no array y \(it has X\)"),
+    ("nan.npz", ["--model", "dense:3:2,tanh", "--loss", "mse"], r"nan.npz: X holds NaN or infinite values"),
+    ("missing.csv", ["--model", "dense:3:2,tanh", "--loss", "mse"], r"missing.csv: No such file or directory"),
+    ("d.json", ["--model", "dense:3:2,tanh", "--loss", "mse"], r"not a data set this knows \(digits, iris\) nor"),
+    ("names.txt", ["--model", "dense:3:2,tanh", "--loss", "mse"], r"a text is for a character model"),
+])
+def test_bad_data_is_refused_in_one_line_before_training(data, argv, message, tmp_path, capsys):
+    _table(tmp_path)
+    _names(tmp_path / "names.txt")
+    np.savez(tmp_path / "bad.npz", X=np.zeros((4, 3)))
+    np.savez(tmp_path / "nan.npz", X=np.full((4, 3), np.nan), y=np.zeros((4, 2)))
+    data_args = [] if data is None else ["--data", str(tmp_path / data)]
+    with pytest.raises(SystemExit) as info:
+        report.parse_args([*data_args, *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err and len(err.strip().splitlines()[-1]) > 20
+
+
+def test_a_model_files_data_is_read_beside_it(tmp_path):
+    _table(tmp_path)
+    spec = tmp_path / "m.toml"
+    spec.write_text('model = ["dense:3:4", "tanh", "dense:4:2", "tanh"]\nloss = "mse"\ndata = "d.csv"\nepochs = 5\n')
+    args, case, _ = report.parse_args(["--model", str(spec), "--no-progress", "--plot", ""])
+    X = case.inputs()[2]
+    assert case.data == str(tmp_path / "d.csv") and X.shape == (40, 3)
+    assert np.array_equal(X, np.load(tmp_path / "d.npz")["X"])  # the same values, through the other format
