@@ -634,3 +634,176 @@ def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", 
                             optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
                             weight_decay=True, own_updates=False)
     return _driver(name, mlp, capability, version or f"{framework} {mlp.version}")
+
+
+# -- manual backprop by leaf name, any model the registry builds (makemore part 4's, batch norm and all) ------------
+
+def _names(spec, what):
+    names = spec.replace(",", " ").split() if isinstance(spec, str) else list(spec or ())
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what}: each name once, got {' '.join(names)}")
+    return names
+
+
+class NamedGradients(GradientFunction):
+    """grads(params, X, y) with params {name: tensor} (the parameters, then the running statistics, by the names
+    declared in the model's leaf order) -> (loss, {name: gradient}) or (loss, {name: gradient}, {statistic name: its
+    value after the step}) for a model that keeps running statistics (batch norm). Samples as rows; each leaf in the
+    reference's shape ((out,) biases, (D,) batch-norm scales), those named in row_vectors as (1, D)."""
+
+    def __init__(self, name, fn, params, buffers, row_vectors, labels, framework, forward):
+        super().__init__(name, fn, "rows", framework, forward)
+        self.names, self.buffer_names = _names(params, "params"), _names(buffers, "buffers")
+        self.rows = set(_names(row_vectors, "row_vectors"))
+        unknown = self.rows - set(self.names) - set(self.buffer_names)
+        if unknown:
+            raise ValueError(f"row_vectors names {', '.join(sorted(unknown))}, which params and buffers do not")
+        if labels not in ("one_hot", "index"):
+            raise ValueError(f"labels must be 'one_hot' (y as the loss's one-hot rows) or 'index' (class ids, as "
+                             f"F.cross_entropy takes them), got {labels!r}")
+        self.labels = labels
+        self.evaluates = forward is not None and "training" in inspect.signature(forward).parameters
+
+    def _fit(self, config):
+        leaves, buffers = config.leaf_names(), config.buffer_names()
+        if len(leaves) != len(self.names) or len(buffers) != len(self.buffer_names):
+            raise Unsupported(f"{self.name} does not support this configuration: it names {len(self.names)} "
+                              f"parameters ({' '.join(self.names)}) and {len(self.buffer_names)} running statistics, "
+                              f"the model has {len(leaves)} ({', '.join(leaves)}) and {len(buffers)}")
+        return leaves, buffers
+
+    def _calling(self, what, fn, params, X, *rest):
+        """fn(named params, X, *rest), a crash inside it named with the function and the shapes it was handed."""
+        try:
+            return fn(params, X, *rest)
+        except (AdapterError, Unsupported, Disagreement):
+            raise
+        except Exception as exc:
+            shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in params.items())
+            y = f", y {tuple(rest[0].shape)}" if rest else ""
+            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with X "
+                               f"{tuple(X.shape)}{y}, params {{{shapes}}}") from exc
+
+    def _native(self, name, array):
+        return self.native(np.array(array, copy=True)[None, :] if name in self.rows else np.array(array, copy=True))
+
+    def _dict(self, params, buffers=None):
+        named = {n: self._native(n, a) for n, a in zip(self.names, (a for pair in params for a in pair))}
+        if buffers is not None:
+            named.update((n, self._native(n, a)) for n, a in zip(self.buffer_names, (a for b in buffers for a in b)))
+        return named
+
+    def _leaf_back(self, name, value, like, what, reference_name):
+        got = np.asarray(self.numpy(value))
+        want = (1, *np.shape(like)) if name in self.rows else np.shape(like)
+        if got.shape != tuple(want):
+            hint = ""
+            if got.size == int(np.prod(want)):
+                fits = "(1, D)" if got.ndim == 2 else "(D,)"
+                hint = (f"; the same values reshaped? declare row_vectors={' '.join(sorted(self.rows | {name}))!r}"
+                        if fits == "(1, D)" else f"; the same values reshaped? leave {name} out of row_vectors")
+            raise AdapterError(f"{self.name}: {what} {name} ({reference_name}) is {got.shape}, but it was handed as "
+                               f"{tuple(want)}{hint}")
+        return got.reshape(np.shape(like))
+
+    def _y(self, y):
+        return self.native(np.argmax(y, axis=-1).astype(np.int64) if self.labels == "index" else y)
+
+    def forward(self, params, X, config, buffers=None):
+        self._fit(config)
+        if self.fwd is None:
+            raise Unsupported(f"{self.name} does not support this check: no forward function declared "
+                              f"(gradient_function(..., forward=f) with f(params, X) -> output)")
+        if buffers is None:
+            out = self._calling(f"the forward function {_named(self.fwd)}", self.fwd, self._dict(params),
+                                self.native(X))
+        elif not self.evaluates:
+            raise Unsupported(f"{self.name} does not support this check: its forward takes no training argument, so "
+                              f"the network in evaluation mode (reading the running statistics) is not checked")
+        else:
+            out = self._calling(f"the forward function {_named(self.fwd)} (training=False)",
+                                lambda p, x: self.fwd(p, x, training=False), self._dict(params, buffers),
+                                self.native(X))
+        return [(None, self.numpy(out))]
+
+    def _step(self, params, buffers, X, y, config):
+        """(loss, grads [(leaf, ...)] per layer, buffers after the step) from the user's function."""
+        leaves, buffer_names = self._fit(config)
+        out = self._calling(f"the gradient function {_named(self.fn)}", self.fn, self._dict(params, buffers or None),
+                            self.native(X), self._y(y))
+        if not isinstance(out, (tuple, list)) or len(out) not in (2, 3) or not isinstance(out[1], dict):
+            raise AdapterError(f"{self.name}: the gradient function returned {type(out).__name__}; declared: (loss, "
+                               f"{{name: gradient}}) or (loss, {{name: gradient}}, {{running statistic: new value}})")
+        grads = out[1]
+        missing, extra = [n for n in self.names if n not in grads], [n for n in grads if n not in self.names]
+        if missing or extra:
+            said = ([f"no gradient for {', '.join(missing)}"] if missing else []) + \
+                ([f"gradients for {', '.join(extra)}, which params does not name"] if extra else [])
+            raise AdapterError(f"{self.name}: the gradient function returned {'; '.join(said)}")
+        flat = [a for pair in params for a in pair]
+        values = iter(self._leaf_back(n, grads[n], like, "gradient of", ref)
+                      for n, like, ref in zip(self.names, flat, leaves))
+        shaped = [tuple(next(values) for _ in pair) for pair in params]
+        new = buffers
+        if self.buffer_names:
+            stats = out[2] if len(out) == 3 else {}
+            missing = [n for n in self.buffer_names if n not in stats]
+            if missing:
+                raise AdapterError(f"{self.name}: the gradient function returned no new value of {', '.join(missing)}"
+                                   f"; a model with running statistics returns (loss, grads, {{statistic: value}})")
+            flat_b = [a for b in buffers for a in b]
+            values = iter(self._leaf_back(n, stats[n], like, "running statistic", ref)
+                          for n, like, ref in zip(self.buffer_names, flat_b, buffer_names))
+            new = [tuple(next(values) for _ in b) for b in buffers]
+        return np.asarray(self.numpy(out[0]))[()], shaped, new
+
+    def gradients(self, params, X, y, config):
+        from reference.mlp import init_buffers
+
+        loss, grads, _ = self._step(params, init_buffers(params, config), X, y, config)
+        return loss, grads
+
+    def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
+        from common.driver import TrainState
+        from reference import optimizers
+        from reference.mlp import init_buffers, update
+
+        steps = batches(len(X), config.batch_size)
+        losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
+        opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+        buffers = init_buffers(params, config) if not buffers or not any(buffers) else buffers
+        saved = {}
+        for epoch in range(config.epochs):
+            for s, (start, stop) in enumerate(steps):
+                idx = slice(None) if orders is None else orders[epoch, start:stop]
+                step += 1
+                losses[epoch, s], grads, buffers = self._step(params, buffers, X[idx], y[idx], config)
+                params, opt_state = update(params, grads, opt_state, step, config)
+            if epoch + 1 in checkpoints:
+                saved[epoch + 1] = TrainState(params, opt_state, step, buffers)
+        return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))
+
+
+def named_gradients(grads, *, params, name="grads", buffers=(), row_vectors=(), labels="one_hot", framework="numpy",
+                    forward=None, kinds=(), activations=("tanh",), losses=("softmax_cross_entropy",),
+                    dtypes=("float64",), optimizers=None, version=None):
+    """A Driver around manual backprop of any model the registry builds, by leaf name, in NumPy, PyTorch or JAX
+    tensors (makemore part 4's "backprop ninja", batch norm and all):
+
+        grads(params, X, y) -> (loss, {name: gradient}) or (loss, {name: gradient}, {statistic: new value})
+
+    params: the names of the model's parameters in its leaf order (e.g. "C W1 b1 bngain bnbias W2 b2" for embedding,
+    flatten, dense, batch norm, tanh, dense); buffers: its running statistics' names (e.g. "bnmean bnvar"), handed in
+    params too, their values after the step returned; row_vectors: names handed as (1, D) rather than (D,) (makemore's
+    bngain and bnbias); labels: 'one_hot' or 'index' (class ids, as F.cross_entropy takes them); kinds: the layer kinds
+    besides dense and the activations it implements. forward(params, X[, training]) -> output, optional; with a
+    training argument, the network in evaluation mode (training=False, the running statistics in params) is checked
+    too. Training applies the reference's optimizer to the gradients it returns.
+    """
+    from common import registry
+
+    mlp = NamedGradients(name, grads, params, buffers, row_vectors, labels, framework, forward)
+    capability = Capability(activations=tuple(activations), losses=tuple(losses), layers=None, minibatch=True,
+                            optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
+                            weight_decay=True, kinds=tuple(kinds), own_updates=False)
+    return _driver(name, mlp, capability, version or f"{framework} {mlp.version}")

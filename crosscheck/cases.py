@@ -234,8 +234,9 @@ def half_failure(case, dtype):
 
 def _cs231n_cases():
     """Models that CS231n-style layer functions can assemble (dense, relu, batch norm, dropout, convolution and
-    max-pooling, softmax or SVM loss), under each of their update rules: what a plug-in's functions and rules are
-    exercised on (tests/test_your_code.py), beside the cases above, most of which use activations they lack."""
+    max-pooling, softmax or SVM loss), under each of their update rules, and makemore part 4's: what a plug-in's
+    functions and rules are exercised on (tests/test_your_code.py), beside the cases above, most of which use
+    activations or layers they lack."""
     def bn(optimizer, loss="softmax_cross_entropy", **hyper):
         # Batch norm after the relu: straight after a dense layer, that layer's bias has a zero gradient up to rounding,
         # which Adam and RMSprop scale up to steps of lr (numpy, torch and jax disagree with each other there).
@@ -264,6 +265,12 @@ def _cs231n_cases():
         seed=21, optimizer="adam"), samples=40)
     yield dropout("momentum")
     yield dropout("adam")
+    # makemore part 4's model: an embedding of the generated text's characters, the window's embeddings concatenated,
+    # a dense layer, batch norm, tanh, a dense layer and cross-entropy (what named_gradients' example implements).
+    yield Case("makemore-bn-momentum", Config(
+        model=(("embedding", 10, 6), "flatten", ("dense", 18, 16), ("batchnorm", 16), "tanh", ("dense", 16, 10),
+               "softmax"), input_shape=(3,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05, epochs=20,
+        batch_size=16, seed=27, optimizer="momentum"), samples=40)
 
 
 PLUGIN_CASES = tuple(_cs231n_cases())

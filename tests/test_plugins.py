@@ -517,3 +517,143 @@ def test_a_class_building_flat_biases_is_checked_in_its_own_shapes():
     with pytest.raises(AdapterError, match=r"declared: bias_hidden \(layer 1 bias\) is \(4,\) as the class builds it, "
                                            r"but .* makes it \(1, 4\); declare bias_shape='flat'"):
         checks.check_gradients(declared, case, "float64")
+
+
+# -- gradients by leaf name: makemore part 4's model, batch norm and its running statistics included ----------------
+
+def _makemore(module="makemore_bn_torch"):
+    pytest.importorskip("torch")
+    return example(module)
+
+
+def _names_case(tmp_path):
+    """makemore part 4's model on a text of 27 characters, as names.txt has: the vocabulary the generated text lacks."""
+    from crosscheck.cases import Case
+    from reference import Config
+
+    rng = np.random.default_rng(1)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    (tmp_path / "names.txt").write_text(".".join("".join(rng.choice(letters, rng.integers(3, 9))) for _ in range(80))
+                                        + "." + "".join(letters))
+    config = Config(model=(("embedding", 27, 10), "flatten", ("dense", 30, 32), ("batchnorm", 32), "tanh",
+                           ("dense", 32, 27), "softmax"), input_shape=(3,), loss="softmax_cross_entropy",
+                    init="glorot_uniform", lr=0.1, epochs=6, batch_size=32, seed=3)
+    return Case("makemore-names", config, samples=160, data=str(tmp_path / "names.txt"))
+
+
+@needs_source_tree
+def test_makemore_part_4_by_leaf_name_agrees_batch_norm_and_all(tmp_path):
+    """Its gradients by name, its running statistics returned by name, integer labels, (1, D) bngain and bnbias; the
+    network in evaluation mode too (its forward takes training=False)."""
+    driver, case = _makemore(), _names_case(tmp_path)
+    checks.check_forward(driver, case, "float64")
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64")
+
+
+@needs_source_tree
+def test_makemore_part_4_planted_mistake_is_diagnosed(tmp_path):
+    from crosscheck.diagnose import diagnose
+
+    with pytest.raises(Disagreement, match="ninja: layer 1 weight gradient disagrees"):
+        checks.check_gradients(_makemore("makemore_bn_torch_buggy"), _names_case(tmp_path), "float64")
+    found = diagnose(_makemore("makemore_bn_torch_buggy"), _names_case(tmp_path))
+    assert [m[0] for m in found.matches] == ["embedding-repeated-ids-overwritten"], found.text()
+
+
+@needs_source_tree
+def test_the_notebooks_bessel_corrected_batch_variance_is_a_convention_finding(tmp_path):
+    """makemore part 4 normalizes by the batch variance with Bessel's correction (1/(n-1)) and differentiates that
+    consistently; PyTorch, and so the reference, normalize by the biased one. The suite parts at the network's output,
+    the diagnosis says so, and claims no catalogue entry: batchnorm-batch-variance-unbiased plants the forward's
+    variance alone (a backward left biased), which gives other input gradients than the notebook's."""
+    from crosscheck.diagnose import diagnose
+
+    _makemore()
+    correct = importlib.import_module("examples.makemore_bn_torch")
+
+    def bessel(bndiff, n):
+        return (bndiff ** 2).sum(0, keepdim=True) / (n - 1)
+
+    def grads(p, X, Y):
+        return correct.grads(p, X, Y, variance=bessel)
+
+    def forward(p, X, training=True):
+        return correct.forward(p, X, training) if not training else _bessel_forward(p, X)
+
+    def _bessel_forward(p, X):
+        emb = p["C"][X]
+        hprebn = emb.view(emb.shape[0], -1) @ p["W1"] + p["b1"]
+        var = hprebn.var(0, keepdim=True, unbiased=True)
+        h = correct.torch.tanh(p["bngain"] * (hprebn - hprebn.mean(0, keepdim=True)) * (var + correct.EPS) ** -0.5
+                               + p["bnbias"])
+        return correct.torch.softmax(h @ p["W2"] + p["b2"], dim=1)
+
+    driver = correct.named_gradients(grads, params=correct.NAMES, buffers="bnmean bnvar",
+                                     row_vectors="bngain bnbias bnmean bnvar", labels="index", framework="torch",
+                                     forward=forward, name="notebook", kinds=("embedding", "flatten", "batchnorm"),
+                                     activations=("tanh", "softmax"))
+    case = _names_case(tmp_path)
+    with pytest.raises(Disagreement, match="notebook: network output disagrees"):
+        checks.check_forward(driver, case, "float64")
+    found = diagnose(driver, case)
+    assert found.stage == "output" and not found.matches, found.text()
+
+
+@needs_source_tree
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda g, s: ({k: v for k, v in g.items() if k != "bngain"}, s), r"returned no gradient for bngain"),
+    (lambda g, s: ({**g, "extra": g["b1"]}, s), r"gradients for extra, which params does not name"),
+    (lambda g, s: ({**g, "b1": g["b1"][None, :]}, s), r"gradient of b1 \(layer 2 bias\) is \(1, 32\), but it was "
+                                                        r"handed as \(32,\); the same values reshaped\? declare "
+                                                        r"row_vectors='b1 bnbias bngain bnmean bnvar'"),
+    (lambda g, s: (g, {"bnmean": s["bnmean"]}), r"returned no new value of bnvar"),
+])
+def test_a_named_gradient_function_that_returns_the_wrong_leaves_is_told_which(tmp_path, change, message):
+    from crosscheck.adapters import named_gradients
+
+    _makemore()
+    correct = importlib.import_module("examples.makemore_bn_torch")
+
+    def grads(p, X, Y):
+        loss, g, s = correct.grads(p, X, Y)
+        return (loss, *change(g, s))
+
+    driver = named_gradients(grads, params=correct.NAMES, buffers="bnmean bnvar",
+                             row_vectors="bngain bnbias bnmean bnvar", labels="index", framework="torch",
+                             name="named", kinds=("embedding", "flatten", "batchnorm"), activations=("tanh", "softmax"))
+    with pytest.raises(AdapterError, match=message):
+        checks.check_gradients(driver, _names_case(tmp_path), "float64")
+
+
+def test_a_named_gradient_function_for_another_model_is_skipped_saying_why():
+    from crosscheck.adapters import named_gradients
+
+    driver = named_gradients(lambda p, X, y: None, params="W1 b1 W2 b2", activations=("tanh", "softmax"))
+    with pytest.raises(Unsupported, match=r"it names 4 parameters \(W1 b1 W2 b2\) and 0 running statistics, the model "
+                                          r"has 6 \(layer 1 weight, layer 1 bias, layer 2 weight"):
+        checks.check_gradients(driver, BY_ID["square-tanh-softmax-ce-minibatch"], "float64")
+
+
+@needs_source_tree
+def test_gradients_by_leaf_name_in_jax_arrays_agree():
+    """The JAX example's maths, its leaves handed and returned by name (b1, b2, b3 as (1, out) row vectors)."""
+    pytest.importorskip("jax")
+    from crosscheck.adapters import named_gradients
+
+    ninja = importlib.import_module("examples.ninja_jax")
+    names = "W1 b1 W2 b2 W3 b3".split()
+
+    def pairs(p):
+        return [(p[f"W{l}"], p[f"b{l}"]) for l in (1, 2, 3)]
+
+    def grads(p, X, Y):
+        loss, g = ninja.grads(pairs(p), X, Y)
+        return loss, dict(zip(names, (a for pair in g for a in pair)))
+
+    driver = named_gradients(grads, params=names, row_vectors="b1 b2 b3", framework="jax", name="named-jax",
+                             forward=lambda p, X: ninja.forward(pairs(p), X), activations=("tanh", "softmax"))
+    case = BY_ID["square-tanh-softmax-ce-minibatch"]
+    checks.check_forward(driver, case, "float64")
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64", epochs=10)
