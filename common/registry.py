@@ -27,6 +27,7 @@ class Loss:
     targets: str  # the domain of y: "real", "unit" [0, 1], "labels" {0, 1} or "one_hot" (rows of the identity)
     fused: bool  # its forward reads the logits z and its backward returns dL/dz (the activation folded in)
     tie: bool = False  # dL/da jumps where a margin is exactly 0: its per-op check puts an exact tie in one row
+    averaged: bool = True  # averaged over the samples (False: summed, as the seeds' half_sse), for the diagnosis
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ ACTIVATIONS = {a.name: a for a in (
 )}
 
 LOSSES = {loss.name: loss for loss in (
-    Loss("half_sse", output=None, targets="real", fused=False),
+    Loss("half_sse", output=None, targets="real", fused=False, averaged=False),
     Loss("mse", output=None, targets="real", fused=False),
     Loss("bce", output="sigmoid", targets="labels", fused=True),
     Loss("softmax_cross_entropy", output="softmax", targets="one_hot", fused=True),

@@ -114,24 +114,35 @@ def _check_shapes(who, names, arrays, params, layout, when, biases="2d", referen
 
 def _check_update_rule(who, before, full, half, lr_full=IMPLIED_LR, lr_half=HALF_LR):
     """The steps (before - after) taken at lr_full and at lr_half are in the ratio lr_half / lr_full, as
-    W - lr * gradient makes them; otherwise the update rule itself is wrong, and the message says how."""
+    W - lr * gradient makes them; otherwise the update rule itself is wrong, and the message says how: the learning
+    rate missing or applied twice, or, where the layers nearer the output step in proportion and one below does not,
+    a gradient read after another layer's update (the order of operations)."""
     expected = lr_half / lr_full
+    ratios = {}  # (layer, leaf) -> the step's ratio, for each leaf that is not in proportion
     for l, (p0, p1, ph) in enumerate(zip(before, full, half)):
         for leaf in range(2):
             d1, dh = p0[leaf] - p1[leaf], p0[leaf] - ph[leaf]
             scale = max(np.max(np.abs(p0[leaf])), np.max(np.abs(p1[leaf])), np.max(np.abs(d1)), 1e-300)
-            if np.all(np.abs(dh - expected * d1) <= 8 * np.finfo(d1.dtype).eps * scale):
-                continue
-            ratio = float(np.vdot(dh, d1) / np.vdot(d1, d1)) if np.any(d1) else float("inf")
-            if abs(ratio - 1) < 0.05:
-                how = "it looks like the learning rate is missing"
-            elif abs(ratio - expected ** 2) < 0.05 * expected ** 2:
-                how = "it looks like the learning rate is applied twice (lr² × gradient)"
-            else:
-                how = "the step is not proportional to the learning rate"
-            raise Disagreement(
-                f"{who}: the {_leaf_name(l, leaf)} update is not W − lr × gradient: the step taken at lr "
-                f"{lr_half:g} is {ratio:.3g} × the step at lr {lr_full:g}, where it should be {expected:g}: {how}")
+            if not np.all(np.abs(dh - expected * d1) <= 8 * np.finfo(d1.dtype).eps * scale):
+                ratios[(l, leaf)] = float(np.vdot(dh, d1) / np.vdot(d1, d1)) if np.any(d1) else float("inf")
+    if not ratios:
+        return
+    (l, leaf), ratio = next(iter(ratios.items()))
+    in_proportion = [k for k in range(len(before)) if (k, 0) not in ratios and (k, 1) not in ratios]
+    if abs(ratio - 1) < 0.05:
+        how = "it looks like the learning rate is missing"
+    elif abs(ratio - expected ** 2) < 0.05 * expected ** 2:
+        how = "it looks like the learning rate is applied twice (lr² × gradient)"
+    elif in_proportion and all(k < max(in_proportion) for k, _ in ratios):
+        above = ", ".join(f"layer {k + 1}" for k in in_proportion if k > l)
+        how = (f"the step is not proportional to the learning rate, while {above} steps in proportion: layer {l + 1}'s "
+               f"gradient looks read after {above}'s update (its delta computed from weights already updated); "
+               f"compute every gradient before updating any")
+    else:
+        how = "the step is not proportional to the learning rate"
+    raise Disagreement(
+        f"{who}: the {_leaf_name(l, leaf)} update is not W − lr × gradient: the step taken at lr "
+        f"{lr_half:g} is {ratio:.3g} × the step at lr {lr_full:g}, where it should be {expected:g}: {how}")
 
 
 def _capability(layers, activation, loss, dtypes, minibatch, outputs=None):

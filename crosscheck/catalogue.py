@@ -417,6 +417,13 @@ BUGS = (
     Bug("rmsprop-rho-on-the-wrong-term", "rmsprop's running average with (1 - alpha) on the old average", "optimizers",
         "v = c.alpha * s[0] + (1 - c.alpha) * g * g", "v = (1 - c.alpha) * s[0] + c.alpha * g * g", "trajectory",
         _on("rmsprop")),
+    Bug("rmsprop-eps-inside-root", "rmsprop's epsilon inside the square root, where torch.optim puts it outside",
+        "optimizers", "return p - c.lr * g / (np.sqrt(v) + c.eps), (v,)",
+        "return p - c.lr * g / np.sqrt(v + c.eps), (v,)", "trajectory", _on("rmsprop"),
+        spellings=_torch_jax(("return p - c.lr * g / (torch.sqrt(v) + c.eps), (v,)",
+                              "return p - c.lr * g / torch.sqrt(v + c.eps), (v,)"),
+                             ("return p - c.lr * g / (jnp.sqrt(v) + c.eps), (v,)",
+                              "return p - c.lr * g / jnp.sqrt(v + c.eps), (v,)"))),
     Bug("nesterov-lookahead-missing", "nesterov without its look-ahead: plain momentum", "optimizers",
         "return p - c.lr * (g + c.momentum * b), (b,)", "return p - c.lr * b, (b,)", "trajectory", _on("nesterov")),
     # Mixed precision (issue 13): compute in bfloat16 or float16 on float32 master weights, the loss scaled.

@@ -320,6 +320,25 @@ def _copy(leaves):
     return tuple(np.array(leaf, copy=True) for leaf in leaves)
 
 
+def _tie(x, layer, got, ref):
+    """' at an exact tie ...' where every entry of a max-pool's input gradient that differs from the reference's lies
+    in a window whose maximum is held by more than one entry (the convention: the first of them, row-major, gets it)."""
+    differs = ~np.isclose(np.asarray(got, dtype=np.float64), ref, rtol=1e-10, atol=1e-12)
+    if np.shape(got) != np.shape(ref) or not differs.any():
+        return ""
+    k, stride = layer.shape
+    tied = np.zeros(x.shape, dtype=bool)
+    for i in range(0, x.shape[2] - k + 1, stride):
+        for j in range(0, x.shape[3] - k + 1, stride):
+            window = x[:, :, i:i + k, j:j + k]
+            top = window == window.max(axis=(2, 3), keepdims=True)
+            tied[:, :, i:i + k, j:j + k] |= top & (top.sum(axis=(2, 3), keepdims=True) > 1)
+    if not tied[differs].all():
+        return ""
+    return (" (only at an exact tie, where several entries hold the window's maximum: PyTorch, and the reference, "
+            "send the gradient to the first of them, row-major)")
+
+
 def _shapes(args):
     """The arguments a function was handed, arrays by their shapes."""
     def one(a):
@@ -406,7 +425,8 @@ def check_ops(layers, name="cs231n", seed=0, keepdims=False):
                                                                                               got[1:], p)))
             ref_dx, ref_dp = ref_layers.BACKWARD[kind](layer, p, ref_cache, dy)
             for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
-                found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient", backend=label)
+                tie = _tie(x, layer, g, r) if kind == "maxpool2d" else ""
+                found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient{tie}", backend=label)
         checked.append(kind)
     for loss, (fn, _) in LOSSES.items():
         if not _has(layers, [fn]):

@@ -164,6 +164,43 @@ def _parts(seen, ref, config, name="it"):
     return None, "the first step agrees: output, loss, every gradient and the parameters after the first epoch"
 
 
+def _scale(ours, theirs):
+    """k where ours is k x theirs throughout (every leaf, to 1e-6 relative), else None."""
+    a = np.concatenate([np.ravel(np.asarray(x, dtype=np.float64)) for x in ours])
+    b = np.concatenate([np.ravel(np.asarray(x, dtype=np.float64)) for x in theirs])
+    if a.shape != b.shape or not np.all(np.isfinite(a)) or not np.vdot(b, b):
+        return None
+    k = float(np.vdot(a, b) / np.vdot(b, b))
+    return k if np.linalg.norm(a - k * b) <= 1e-6 * max(float(np.linalg.norm(a)), 1e-300) else None
+
+
+def _how_much(ours, theirs, n, what, config, lr=None):
+    """'; every gradient is 4 x the reference's: ...' where ours is a constant multiple of theirs, saying what the
+    factor points to (n: the samples one step takes; lr: the learning rate, for a step); else ''."""
+    from common.registry import LOSSES
+
+    averaged = LOSSES[config.loss].averaged
+    k = _scale(ours, theirs)
+    if k is None or abs(k - 1) < 1e-6:
+        return ""
+    said = f"; every {what} is {k:.6g} × the reference's"
+    near = lambda x: abs(k - x) <= 1e-6 * abs(x)  # noqa: E731
+    if near(-1):
+        return f"{said}: the sign is flipped (a step up the loss)"
+    if n > 1 and near(n) and averaged:
+        return (f"{said}, the {n} samples of the step: the {what} is not divided by the batch size (the loss "
+                f"{config.loss} summed where it is averaged)")
+    if n > 1 and near(1 / n):
+        return (f"{said}, 1/{n}: the {what} is divided by the batch size ({n}) twice" if averaged else
+                f"{said}, 1/{n}: the {what} is divided by the batch size ({n}), where the loss {config.loss} sums "
+                f"over the samples")
+    if lr is not None and lr != 1 and near(lr):
+        return f"{said}, the learning rate {lr:g}: the learning rate is applied twice"
+    if lr is not None and lr != 1 and near(1 / lr):
+        return f"{said}, 1/lr: the learning rate is missing"
+    return f"{said}: a constant factor (a scale in the loss or the update)"
+
+
 def _crash(problem):
     """The exception type a stage raised ("raised ValueError: ..." -> "ValueError"), or the message itself."""
     return problem.split(":", 1)[0]
@@ -292,10 +329,16 @@ def diagnose(driver, case, device="cpu"):
     which known mistakes, planted in the reference, reproduce it."""
     import reference
 
-    config = case.inputs("float64")[0]
+    config, params, X = case.inputs("float64")[:3]
     seen = observe(driver, case, device)
     ref = observe(reference.DRIVER, case)
     stage, where = _parts(seen, ref, config, driver.name)
+    if stage == "gradients" and "gradients" not in seen.problems:
+        where += _how_much(seen.grads, ref.grads, len(X), "gradient", config)
+    elif stage == "update" and "update" not in seen.problems and seen.after and ref.after:
+        start = checks.flat(params)
+        where += _how_much([a - p for a, p in zip(seen.after, start)], [a - p for a, p in zip(ref.after, start)],
+                           config.batch_size or len(X), "step", config, config.lr)
     if stage is None:
         try:
             checks.check_trajectory(driver, case, "float64", device, epochs=case.short_epochs)

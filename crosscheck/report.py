@@ -415,10 +415,10 @@ def run_report(args, case, names, out=None):
             if name == backends.REFERENCE:
                 ref, ref_diverged = run, row.diverged_at
             if row.diverged_at is not None:
-                reason = (f"{name}: diverged: the loss or the parameters are not finite from epoch {row.diverged_at}"
-                          f" (lr {config.lr:g} too large?)")
-                if name == backends.REFERENCE:
-                    raise Disagreement(f"{reason}: the reference itself, so there is nothing to compare with")
+                reason = f"{name}: diverged: the loss or the parameters are not finite from epoch {row.diverged_at}"
+                if name == backends.REFERENCE:  # the learning rate is a suspect only where the reference diverges too
+                    raise Disagreement(f"{reason} (lr {config.lr:g} too large?): the reference itself, so there is "
+                                       f"nothing to compare with")
                 if ref_diverged is None:
                     raise Disagreement(f"{reason}, while the reference stays finite; divergence is never agreement")
             if ref_diverged is not None:

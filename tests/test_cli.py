@@ -39,7 +39,7 @@ def test_a_diverged_reference_is_a_finding_not_a_traceback(tmp_path):
     assert status == 1, out + err
     assert "Traceback" not in err and "Warning" not in err, err
     assert "DIVERGED: the NumPy reference is not finite from epoch 4" in out
-    assert "numpy: diverged: the loss or the parameters are not finite from epoch 4" in out
+    assert "numpy: diverged: the loss or the parameters are not finite from epoch 4 (lr 10 too large?)" in out
     data = json.loads(out_json.read_text())
     assert data["agree"] is False and data["backends"]["numpy"]["diverged_at"] == 4
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

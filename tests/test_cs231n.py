@@ -110,7 +110,9 @@ def test_a_max_pool_that_sends_ties_to_every_maximum_is_a_convention_finding():
     from types import SimpleNamespace
 
     layers = SimpleNamespace(**{**vars(cs231n_layers), "max_pool_backward_naive": every_maximum})
-    with pytest.raises(Disagreement, match=r"max_pool_backward_naive: input gradient disagrees .* first at \[0, "):
+    with pytest.raises(Disagreement, match=r"max_pool_backward_naive: input gradient \(only at an exact tie, where "
+                                           r"several entries hold the window's maximum: .*\) disagrees .* first at "
+                                           r"\[0, "):
         check_ops(layers)
 
 
@@ -197,3 +199,27 @@ def test_a_crash_inside_a_function_names_it_and_what_it_was_handed(monkeypatch):
     with pytest.raises(AdapterError, match=r"cs231n: affine_forward raised ValueError: .*; it was called with an array "
                                            r"\(30, 4\), an array \(4, 8\), an array \(8,\)"):
         checks.check_gradients(example(), bn_case("sgd"), "float64")
+
+
+def test_a_max_pool_backward_wrong_away_from_ties_is_not_called_a_tie():
+    """The tie note is for a mismatch that lies wholly in tied windows; a backward that always sends a window's
+    gradient to its top-left entry is wrong elsewhere too, and the message says nothing of ties."""
+    import numpy as np
+
+    from examples import cs231n_layers
+
+    def top_left(dout, cache):
+        x, pool_param = cache
+        stride = pool_param["stride"]
+        dx = np.zeros_like(x)
+        for i in range(dout.shape[2]):
+            for j in range(dout.shape[3]):
+                dx[:, :, i * stride, j * stride] += dout[:, :, i, j]
+        return dx
+
+    from types import SimpleNamespace
+
+    layers = SimpleNamespace(**{**vars(cs231n_layers), "max_pool_backward_naive": top_left})
+    with pytest.raises(Disagreement, match=r"max_pool_backward_naive: input gradient disagrees") as info:
+        check_ops(layers)
+    assert "exact tie" not in str(info.value)

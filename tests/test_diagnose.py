@@ -151,3 +151,114 @@ def test_the_report_diagnoses_a_disagreeing_row(tmp_path, capsys, monkeypatch):
     assert "diagnosis of ninja on report (float64, the first step):" in text
     assert "[bias-gradient-averaged]" in text
     assert "[bias-gradient-averaged]" in json.loads(out_json.read_text())["backends"]["ninja"]["diagnosis"]
+
+
+# -- a diagnosis that says how much ----------------------------------------------------------------------------------
+
+def _scaled_grads(factor):
+    """A right gradient function for the tanh/softmax case (the reference's own maths), its gradients times factor."""
+    from crosscheck.adapters import gradient_function
+
+    def grads(params, X, Y):
+        loss, g = reference.mlp.gradients([(W, b[0]) for W, b in params], X, Y, BY_ID[
+            "square-tanh-softmax-ce-minibatch"].config)
+        return loss, [(factor * dW, factor * db[None, :]) for dW, db in g]
+
+    return gradient_function(grads, name="scaled", activations=("tanh", "softmax"), losses=("softmax_cross_entropy",))
+
+
+@pytest.mark.parametrize(("factor", "says"), [
+    (30.0, "every gradient is 30 × the reference's, the 30 samples of the step: the gradient is not divided by the "
+           "batch size (the loss softmax_cross_entropy summed where it is averaged)"),
+    (1 / 30, "every gradient is 0.0333333 × the reference's, 1/30: the gradient is divided by the batch size (30) "
+             "twice"),
+    (-1.0, "every gradient is -1 × the reference's: the sign is flipped"),
+    (2.0, "every gradient is 2 × the reference's: a constant factor"),
+])
+def test_a_gradient_off_by_a_constant_factor_is_said_with_the_factor_and_what_it_points_to(factor, says):
+    found = diagnose(_scaled_grads(factor), BY_ID["square-tanh-softmax-ce-minibatch"])
+    assert found.stage == "gradients" and says in found.where, found.text()
+
+
+def test_a_gradient_not_a_multiple_of_the_reference_is_not_given_a_factor():
+    from crosscheck.adapters import gradient_function
+
+    def grads(params, X, Y):
+        loss, g = _scaled_grads(1.0).mlp.fn(params, X, Y)
+        return loss, [(dW, 2 * db) for dW, db in g]  # the biases alone doubled
+
+    found = diagnose(gradient_function(grads, name="biases", activations=("tanh", "softmax"),
+                                       losses=("softmax_cross_entropy",)), BY_ID["square-tanh-softmax-ce-minibatch"])
+    assert found.stage == "gradients" and "×" not in found.where, found.text()
+
+
+class _OrderNet:
+    """The seeds' class, samples as rows, its hidden delta computed from the output weights after they were updated:
+    a gradient read after another layer's update."""
+
+    def __init__(self, n_in, n_hidden, n_out):
+        self.weights_input_hidden, self.bias_hidden = np.zeros((n_in, n_hidden)), np.zeros((1, n_hidden))
+        self.weights_hidden_output, self.bias_output = np.zeros((n_hidden, n_out)), np.zeros((1, n_out))
+
+    def feedforward(self, X):
+        self.h = 1 / (1 + np.exp(-(X @ self.weights_input_hidden + self.bias_hidden)))
+        self.out = 1 / (1 + np.exp(-(self.h @ self.weights_hidden_output + self.bias_output)))
+        return self.out
+
+    def backward(self, X, y, lr):
+        d_out = (y - self.out) * self.out * (1 - self.out)
+        self.weights_hidden_output += lr * self.h.T @ d_out
+        self.bias_output += lr * d_out.sum(axis=0, keepdims=True)
+        d_h = (d_out @ self.weights_hidden_output.T) * self.h * (1 - self.h)  # read after the update above
+        self.weights_input_hidden += lr * X.T @ d_h
+        self.bias_hidden += lr * d_h.sum(axis=0, keepdims=True)
+
+
+def test_a_gradient_read_after_another_layers_update_is_named_as_the_order_of_operations():
+    from crosscheck import checks
+    from crosscheck.adapters import seed_style
+    from crosscheck.compare import Disagreement
+
+    driver = seed_style(lambda layers: _OrderNet(*layers), name="order")
+    with pytest.raises(Disagreement, match=r"order: the layer 1 weight update is not W − lr × gradient: .* while layer "
+                                           r"2 steps in proportion: layer 1's gradient looks read after layer 2's "
+                                           r"update .*; compute every gradient before updating any"):
+        checks.check_gradients(driver, BY_ID["seed1-xor"], "float64")
+
+
+DIVERGES = '''
+import numpy as np
+from crosscheck.adapters import seed_style
+
+
+class Net:
+    def __init__(self, n_in, n_hidden, n_out):
+        self.weights_input_hidden, self.bias_hidden = np.zeros((n_in, n_hidden)), np.zeros((1, n_hidden))
+        self.weights_hidden_output, self.bias_output = np.zeros((n_hidden, n_out)), np.zeros((1, n_out))
+
+    def feedforward(self, X):
+        self.out = 1 / (1 + np.exp(-((X @ self.weights_input_hidden + self.bias_hidden) @ self.weights_hidden_output
+                                     + self.bias_output)))
+        return self.out
+
+    def backward(self, X, y, lr):
+        self.weights_hidden_output *= 1e300  # a step that blows the weights up, whatever the learning rate
+        self.bias_output += np.inf
+
+
+DRIVER = seed_style(lambda layers: Net(*layers), name="diverges")
+'''
+
+
+def test_a_learning_rate_is_suspected_only_where_the_reference_diverges_too(tmp_path, monkeypatch, capsys):
+    (tmp_path / "diverges.py").write_text(DIVERGES)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    import backends
+
+    monkeypatch.setattr(backends, "_plugins", dict(backends._plugins))
+    status = report.main(["--implementation", "diverges=diverges:DRIVER", "--backends", "diverges", "--layers", "2,4,1",
+                          "--epochs", "20", "--plot", "", "--no-progress"])
+    text = capsys.readouterr().out
+    assert status == 1 and "diverges: diverged: the loss or the parameters are not finite from epoch" in text, text
+    assert "too large" not in text, text
