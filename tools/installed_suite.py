@@ -9,7 +9,12 @@ one planted mistake, for two forms of code:
   (1, D) statistics and gradients), with dropout, convolution, momentum, RMSprop and Adam; its planted copy's
   batchnorm_backward drops the terms through the batch statistics;
 - student.py: a class in the first seed's style (examples/student_nn.py); its planted copy takes the hidden slope
-  from the pre-activation.
+  from the pre-activation;
+- nielsen.py: Nielsen's network.py (examples/nielsen_network.py); its planted copy takes BP1's slope at the output;
+- loop.py: a plain script's loop body as a function (examples/seed_loop.py); its planted copy's bias update lacks
+  the learning rate;
+- makemore.py: makemore part 4's manual backward with batch norm, in PyTorch tensors, by leaf name
+  (examples/makemore_bn_torch.py), on a text of names; its planted copy overwrites a repeated id's gradient.
 
 and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation NAME=FILE:DRIVER --backends NAME`
 and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Exits 1,
@@ -55,17 +60,44 @@ CS231N_PLANT = ("dx = (dx_hat - np.mean(dx_hat, axis=0, keepdims=True)\n"
                 "          - x_hat * np.mean(dx_hat * x_hat, axis=0, keepdims=True)) / np.sqrt(var + eps)\n",
                 "dx = dx_hat / np.sqrt(var + eps)  # planted: the terms through the mean and variance are missing\n")
 STUDENT_PLANT = ("return back * self.slope(self.hidden_out)", "return back * self.slope(self.hidden_in)  # planted")
+NIELSEN_PLANT = ("* sigmoid_prime(zs[-1])", "* sigmoid_prime(activations[-1])  # planted")
+LOOP_PLANT = ("b2 += lr * delta_out.sum(axis=1, keepdims=True)",
+              "b2 += delta_out.sum(axis=1, keepdims=True)  # planted: lr missing")
+MAKEMORE_PLANT = ("    dC.index_add_(0, X.reshape(-1), demb.reshape(-1, C.shape[1]))\n",
+                  "    for k, i in enumerate(X.reshape(-1).tolist()):\n"
+                  "        dC[i] = demb.reshape(-1, C.shape[1])[k]  # planted: = where += adds a repeated id up\n")
+MAKEMORE = ["--data", "names.txt", "--model",
+            "embedding:27:10,flatten,dense:30:64,batchnorm:64,tanh,dense:64:27,softmax", "--input-shape", "3",
+            "--loss", "softmax_cross_entropy", "--batch-size", "32", "--samples", "512", "--epochs", "5", "--lr", "0.1"]
 
-# (file, its text, the planted line, the report's arguments, what each tool must say of the planted copy)
+
+def names_text():
+    """Made-up lower-case names, each ended by '.': makemore's 27 characters."""
+    import random
+
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ".".join("".join(rng.choice(letters) for _ in range(rng.randint(3, 8))) for _ in range(400)) + "." + letters
+
+
+# (name, its text, the planted line, the report's arguments, what each tool must say of the planted copy); as
+# README's "Done when" lists them: CS231n-style code, a seed-style class, Nielsen's network, a plain script's loop
+# body, makemore part 4's backward with batch norm.
 USERS = [
     ("mine", cs231n_file, CS231N_PLANT,
      ["--model", "dense:4:8,relu,batchnorm:8,dense:8:3,softmax", "--loss", "softmax_cross_entropy", "--samples", "32",
       "--batch-size", "8", "--optimizer", "adam", "--lr", "0.01", "--epochs", "40"],
      {"pytest": "batchnorm_backward: input gradient disagrees",
       "crosscheck": "[batchnorm-backward-without-statistics]"}),
-    ("student", student_file, STUDENT_PLANT,
-     ["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "2000"],
+    ("student", student_file, STUDENT_PLANT, ["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "2000"],
      {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "layer 1 weight gradient disagrees"}),
+    ("nielsen", lambda name: _text("nielsen_network.py"), NIELSEN_PLANT,
+     ["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "2000"],
+     {"pytest": "layer 2 weight gradient disagrees", "crosscheck": "[sigmoid-derivative-at-a]"}),
+    ("loop", lambda name: _text("seed_loop.py"), LOOP_PLANT, ["--epochs", "2000"],
+     {"pytest": "it looks like the learning rate is missing", "crosscheck": "the learning rate is missing"}),
+    ("makemore", lambda name: _text("makemore_bn_torch.py"), MAKEMORE_PLANT, MAKEMORE,
+     {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "[embedding-repeated-ids-overwritten]"}),
 ]
 
 
@@ -86,6 +118,7 @@ def main():
                          "with tox -e installed")
     failures = []
     with tempfile.TemporaryDirectory(prefix="crosscheck-user-") as folder:
+        (Path(folder) / "names.txt").write_text(names_text())
         for name, make, (old, new), report_args, planted_says in USERS:
             correct = make(name)
             (Path(folder) / f"{name}.py").write_text(correct)
