@@ -281,8 +281,8 @@ def _table(tmp_path):
     ("names.txt", ["--model", "embedding:27:10,flatten,dense:30:16,batchnorm:16,tanh,dense:16:27,softmax",
                    "--input-shape", "3", "--loss", "softmax_cross_entropy", "--samples", "120", "--batch-size", "32"]),
     ("iris", ["--model", "dense:4:8,tanh,dense:8:3,softmax", "--loss", "softmax_cross_entropy"]),
-    ("digits", ["--model", "dense:64:16,relu,dense:16:10,softmax", "--loss", "softmax_cross_entropy", "--samples",
-                "300", "--batch-size", "100"]),
+    pytest.param("digits", ["--model", "dense:64:16,relu,dense:16:10,softmax", "--loss", "softmax_cross_entropy",
+                            "--samples", "300", "--batch-size", "100"], marks=pytest.mark.slow),  # iris's path again
 ])
 def test_the_users_data_trains_and_agrees(data, argv, tmp_path, capsys, session_builtins):
     """--data: a .npz, a .csv (targets, or one class-label column), a character model's text of 27 characters
