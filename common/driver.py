@@ -66,6 +66,7 @@ class Capability:
     weight_decay: bool = False
     kinds: tuple = ()  # layer kinds besides dense and the activations (batchnorm, ...)
     own_updates: bool = True  # False where training applies the reference's optimizer to the plug-in's gradients
+    computes: tuple = ()  # the mixed-precision compute dtypes it implements (its forward and backward in bfloat16...)
 
     def provides(self):
         """What the plug-in's own code implements, by name: dense, its layer kinds, activations and losses, and its
@@ -97,6 +98,8 @@ class Capability:
                 " with weight decay" if config.weight_decay else "")
         if config.dtype not in self.dtypes:
             return f"dtypes {', '.join(self.dtypes)} only, not {config.dtype}"
+        if config.compute is not None and config.compute not in self.computes:
+            return f"no mixed precision: not {config.dtype} computed in {config.compute}"
         return None
 
 

@@ -179,9 +179,13 @@ class ReadBack:
         raise NotImplementedError
 
     # -- the protocol
+    FUNCTIONS = {"the forward pass": "", "the training step": ""}  # what each calls of the user's code, by name
+
     def _call(self, what, fn, state, X, *rest):
-        """fn(state, X, *rest), a crash explained with the shapes the declared layout handed the code (a forgotten
-        layout= shows as a shape error in the user's own file)."""
+        """fn(state, X, *rest), a crash explained with the user's function it ran in and the shapes the declared layout
+        handed the code (a forgotten layout= shows as a shape error in the user's own file)."""
+        named = self.FUNCTIONS.get(what, "")
+        what = f"{what} ({named})" if named else what
         try:
             return fn(state, X, *rest)
         except (AdapterError, Unsupported, Disagreement):
@@ -260,6 +264,8 @@ def _driver(name, mlp, capability, version):
 
 class SeedStyle(ReadBack):
     """A seed-style object: weights and biases as attributes, feedforward(X), backward(X, y, learning_rate)."""
+
+    FUNCTIONS = {"the forward pass": "feedforward()", "the training step": "feedforward() then backward()"}
 
     def __init__(self, name, factory, layout, weights, biases, bias_shape=None):
         super().__init__(name, layout, bias_shape)
@@ -345,6 +351,8 @@ class StepFunction(ReadBack):
             raise ValueError(f"targets must be '2d' (y as (N, out) or (out, N), as the layout) or 'flat' (y as (N,), "
                              f"one output), got {targets!r}")
         self.fn, self.targets, self.fwd = fn, targets, forward
+        self.FUNCTIONS = {"the forward pass": _named(forward) if forward is not None else "", "the training step":
+                          _named(fn)}
         self.arg_names, self.order = _parse_order(params)
         self.n_layers = len(self.order) // 2
         self._check_signature(fn, "step", len(self.order) + 3)
@@ -448,6 +456,8 @@ class Nielsen(ReadBack):
     adapter hands it eta = lr * m, which makes each step descent at lr on half the summed squared error (half_sse,
     the seeds' loss). Its gradients are its own backprop's, summed over the samples; the update rule is checked
     against them (and at two learning rates)."""
+
+    FUNCTIONS = {"the forward pass": "feedforward()", "the training step": "update_mini_batch()"}
 
     def __init__(self, name, factory):
         super().__init__(name, "columns")
@@ -715,7 +725,7 @@ class NamedGradients(GradientFunction):
                         if fits == "(1, D)" else f"; the same values reshaped? leave {name} out of row_vectors")
             raise AdapterError(f"{self.name}: {what} {name} ({reference_name}) is {got.shape}, but it was handed as "
                                f"{tuple(want)}{hint}")
-        return got.reshape(np.shape(like))
+        return np.array(got, copy=True).reshape(np.shape(like))  # a copy: the user may keep and change theirs
 
     def _y(self, y):
         return self.native(np.argmax(y, axis=-1).astype(np.int64) if self.labels == "index" else y)

@@ -657,3 +657,27 @@ def test_gradients_by_leaf_name_in_jax_arrays_agree():
     checks.check_forward(driver, case, "float64")
     checks.check_gradients(driver, case, "float64")
     checks.check_trajectory(driver, case, "float64", epochs=10)
+
+
+def test_mixed_precision_is_declared_not_assumed():
+    """A plug-in declaring float32 runs is not thereby declaring mixed precision (the loss scale, the master weights):
+    a mixed case is skipped, saying so, rather than trained in float32 and blamed."""
+    from crosscheck.cases import MIXED_CASES
+
+    driver = gradient_function(_numpy_grads(flat_out=False), name="f32", dtypes=("float32",),
+                               activations=("tanh", "softmax"), losses=("softmax_cross_entropy",))
+    case = next(c for c in MIXED_CASES if c.config.loss == "softmax_cross_entropy" and c.config.hidden == "tanh"
+                and c.config.compute == "bfloat16" and len(c.config.layers) == 4)
+    with pytest.raises(Unsupported, match="no mixed precision: not float32 computed in bfloat16"):
+        checks.check_gradients(driver, case, "float32")
+
+
+def test_a_crash_in_a_seed_style_class_names_its_method():
+    class Broken(FlatBiasNet):
+        def backward(self, X, y, lr):
+            raise RuntimeError("not written yet")
+
+    driver = seed_style(lambda layers: Broken(*layers), name="broken")
+    with pytest.raises(AdapterError, match=r"broken: the training step \(feedforward\(\) then backward\(\)\) raised "
+                                           r"RuntimeError: not written yet; it was called with layout 'rows'"):
+        checks.check_gradients(driver, BY_ID["seed1-xor"], "float64")
