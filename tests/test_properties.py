@@ -53,10 +53,13 @@ def cases(draw, capability=None):
 
 
 def near_a_kink(case, margin=1e-4):
-    """Whether a relu pre-activation lies within margin of 0, where central differences straddle the kink."""
+    """Whether an activation's input lies within margin of a kink the registry records for it (relu's, leaky_relu's
+    and elu's at 0), where central differences straddle the jump in f'."""
     config, params, X, _, _ = case.inputs()
     cache = reference.mlp.forward(params, X, config)
-    return any(np.min(np.abs(z)) < margin for (z, _), layer in zip(cache, config.model) if layer.kind == "relu")
+    return any(np.min(np.abs(layer_cache[0] - registry.ACTIVATIONS[layer.kind].kink)) < margin  # the layer's input
+               for layer_cache, layer in zip(cache, config.model)
+               if layer.kind in registry.ACTIVATIONS and registry.ACTIVATIONS[layer.kind].kink is not None)
 
 
 @BUDGET
@@ -90,3 +93,15 @@ def test_backend_gradients_and_runs_agree(driver, device, data):
     checks.check_forward(driver, case, dtype, device)
     checks.check_gradients(driver, case, dtype, device)
     checks.check_trajectory(driver, case, dtype, device)
+
+
+@pytest.mark.parametrize("kind", [name for name, a in registry.ACTIVATIONS.items() if a.kink is not None])
+def test_the_kink_guard_covers_every_kink_the_registry_records(kind):
+    """XOR's first sample is (0, 0) and the biases start at 0: the first hidden layer's input to the activation is
+    exactly its kink there, for relu, leaky_relu and elu alike (the guard once knew relu's alone)."""
+    config = Config(model=(("dense", 2, 3), kind, ("dense", 3, 1), "identity"), loss="mse", init="he_normal",
+                    epochs=1)
+    assert near_a_kink(Case(f"kink-{kind}", config))
+    smooth = Config(model=(("dense", 2, 3), "tanh", ("dense", 3, 1), "identity"), loss="mse", init="he_normal",
+                    epochs=1)
+    assert not near_a_kink(Case("smooth", smooth))
