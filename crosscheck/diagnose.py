@@ -61,6 +61,12 @@ class Diagnosis:
         elif not self.matches:
             lines.append(f"  it looks like: none of the {self.candidates} known mistakes matches (crosscheck/"
                          f"catalogue.py); the values above are where to look")
+        if self.candidates:
+            from .catalogue import BUGS
+
+            lines.append(f"  tried: {self.candidates} of the catalogue's {len(BUGS)} mistakes, planted in the NumPy "
+                         f"reference one at a time; the other {len(BUGS) - self.candidates} cannot be planted there "
+                         f"(probes with problems of their own, other dtypes, or the frameworks' code alone)")
         return "\n".join(lines)
 
 

@@ -262,3 +262,11 @@ def test_a_learning_rate_is_suspected_only_where_the_reference_diverges_too(tmp_
     text = capsys.readouterr().out
     assert status == 1 and "diverges: diverged: the loss or the parameters are not finite from epoch" in text, text
     assert "too large" not in text, text
+
+
+def test_the_diagnosis_says_how_many_mistakes_it_tried_and_why_not_the_rest():
+    from crosscheck.catalogue import BUGS
+
+    text = diagnose(_scaled_grads(2.0), BY_ID["square-tanh-softmax-ce-minibatch"]).text()
+    assert (f"tried: {len(candidates())} of the catalogue's {len(BUGS)} mistakes, planted in the NumPy reference one "
+            f"at a time; the other {len(BUGS) - len(candidates())} cannot be planted there") in text, text
