@@ -68,8 +68,10 @@ def check_comparable(actual, expected, *, what, backend, epoch=None, dtype=None)
         bad = ~np.isfinite(arr)
         if bad.any():
             first = np.unravel_index(np.argmax(bad), arr.shape)
+            run = epoch is not None or "[epoch" in what  # a trajectory's values: a run that went non-finite
+            why = "the run diverged" if run else "a NaN or an infinity where a number was due (no run is involved)"
             exc = Disagreement(f"{label}: {side} result is not finite ({arr[first]} at {_index(first, epoch)}): "
-                               f"the run diverged, which is never agreement")
+                               f"{why}, which is never agreement")
             exc.first_bad = tuple(int(i) for i in first)
             raise exc
     return actual, expected

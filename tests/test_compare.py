@@ -86,3 +86,14 @@ def test_a_scalar_is_located_as_the_scalar():
         assert_close(np.float64(2.0), np.float64(1.0), tolerances.float64("forward"), what="loss", backend="b")
     text = str(info.value)
     assert "first at the scalar" in text and "[]" not in text
+
+
+def test_a_non_finite_value_outside_a_run_is_not_called_a_divergence():
+    """An op's NaN (autodiff's at a zero-variance sample) is no diverged run; a trajectory's NaN is."""
+    from crosscheck.compare import check_comparable
+
+    with pytest.raises(Disagreement, match=r"jax: layer 1 gradient: backend result is not finite \(nan at \[1\]\): "
+                                           r"a NaN or an infinity where a number was due \(no run is involved\)"):
+        check_comparable(np.array([1.0, np.nan]), np.ones(2), what="layer 1 gradient", backend="jax")
+    with pytest.raises(Disagreement, match="the run diverged, which is never agreement"):
+        check_comparable(np.array([[1.0, np.nan]]), np.ones((1, 2)), what="loss [epoch, step]", backend="jax")
