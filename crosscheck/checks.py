@@ -15,6 +15,7 @@ import numpy as np
 
 import reference
 from common import dtypes, registry
+from common.driver import batches
 from reference import gradcheck
 
 from . import tolerances
@@ -42,6 +43,7 @@ class Findings:
         self.dtype = dtype  # the problem's dtype: what a low-precision result must be in, whatever the reference gave
         self.rule = rule  # the row of tolerances.LOW bounding it, where not the dtype's: a mixed run's compute dtype
         self.first_epochs = []  # where a failing trajectory quantity first left its tolerance
+        self.lead: list = []  # lines said before the quantities: where a run first parts, by leaf and step
 
     def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
         """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems). kind: a
@@ -65,8 +67,9 @@ class Findings:
         if self.failures:
             total = len(self.failures) + len(self.diffs)
             verdict = f"\n{self.vote()}" if self.vote is not None else ""
-            exc = Disagreement(f"{len(self.failures)} of {total} quantities disagree:\n  " + "\n  ".join(self.failures)
-                               + verdict)
+            lead = "".join(f"{line}\n" for line in self.lead)  # where a run first parts (first_steps), if located
+            exc = Disagreement(f"{lead}{len(self.failures)} of {total} quantities disagree:\n  "
+                               + "\n  ".join(self.failures) + verdict)
             exc.first_epoch = min(self.first_epochs, default=None)
             raise exc
         return self.diffs
@@ -242,6 +245,8 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     for i, name in enumerate(buffer_names):
         ours, theirs, theirs64 = (_stacked(r, i, checkpoints, attrgetter("buffers")) for r in (run, ref, ref64))
         found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
+    if found.failures:  # where the run first parts: the first step, or the stretch boundary
+        found.lead = first_steps(driver, case, dtype, device)
     if buffer_names:
         last = max(checkpoints)
         ours = _evaluated(driver, run.checkpoints[last], X, config, device)
@@ -251,6 +256,76 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         found.compare(ours, theirs, theirs64, "trajectory", what=f"network output in evaluation mode (epoch {last})",
                       backend=driver.name)
     return found.result()
+
+
+def _one_step(config, X, y, orders, step, masks):
+    """The problem of the run's step number step (1 or 2) alone: its batch, one epoch of one step, its masks."""
+    per_epoch = len(batches(len(X), config.batch_size))
+    epoch, s = divmod(step - 1, per_epoch)
+    start, stop = batches(len(X), config.batch_size)[s]
+    rows = slice(None) if orders is None else orders[epoch, start:stop]
+    noise = None if masks is None else [m[epoch:epoch + 1, s:s + 1, :stop - start] for m in masks]
+    return config.replace(epochs=1, batch_size=None), X[rows], y[rows], noise
+
+
+def first_steps(driver, case, dtype, device="cpu"):
+    """Where a disagreeing run first parts, by leaf and step: the parameters and optimizer state after step 1, then
+    after step 2 taken as a continued run from step 1's TrainState (a stretch boundary), against the reference's (and
+    its step count: 2, not reset). A list of lines, [] where both steps agree or the backend cannot be run so."""
+    from reference.initializers import dropout_masks
+
+    config, params, X, y, orders = case.inputs(dtype)
+    masks = dropout_masks(config, len(X)) if config.noise_widths() else None
+    names = param_names(config)
+    precision = config.compute or dtype  # a mixed run's steps are computed in its compute dtype
+    lines = []
+    try:
+        states = {}
+        for who in (driver, reference.DRIVER):
+            state, seen = None, []
+            for step in (1, 2):
+                one, X1, y1, noise = _one_step(config, X, y, orders, step, masks)
+                start = params if state is None else state.params
+                carried: dict = {} if state is None else {"opt_state": state.opt_state, "step": state.step,
+                                                     "buffers": state.buffers}
+                with overflow_allowed(config), np.errstate(all="ignore"):
+                    state = who.run_train(start, X1, y1, one, None, (), "cpu" if who is reference.DRIVER else device,
+                                          masks=noise, **carried).state
+                seen.append(state)
+            states[who.name] = seen
+    except Exception:  # noqa: BLE001  (the run's own comparison stands; this only locates it)
+        return []
+    ours, theirs = states[driver.name], states[reference.DRIVER.name]
+    for step, (a, b) in enumerate(zip(ours, theirs), start=1):
+        if int(a.step) != int(b.step):
+            lines.append(f"{driver.name}: after step {step} the step count is {int(a.step)}, where it is {int(b.step)}"
+                         + (": the step count reset at a stretch boundary (step 2 continues step 1's state)"
+                            if step == 2 else ""))
+        parted = [name for name, u, v in zip(names, flat(a.params), flat(b.params)) if not _agrees(u, v, precision)]
+        for state in registry.OPTIMIZERS[config.optimizer].state:
+            if state in a.opt_state and state in b.opt_state:
+                pairs = zip(names, flat(a.opt_state[state]), flat(b.opt_state[state]))
+                parted += [f"{config.optimizer} {state} of {name}" for name, u, v in pairs
+                           if not _agrees(u, v, precision)]
+        if parted:
+            boundary = " (continued across a stretch boundary from step 1's state)" if step == 2 else ""
+            lines.append(f"{driver.name}: first parts after step {step}{boundary}: {', '.join(parted)}")
+        if lines:
+            return lines
+    return lines
+
+
+def _agrees(ours, theirs, dtype):
+    """Whether two leaves agree after a step or two: float64's trajectory tolerance, or, in a lower precision, within
+    a few of its ulps of the larger (a first step has had no time to drift)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    if ours.shape != theirs.shape or not np.all(np.isfinite(ours)):
+        return False
+    if dtype == "float64":
+        tol = tolerances.float64("trajectory")
+        return bool(np.all(np.abs(ours - theirs) <= tol.atol + tol.rtol * np.abs(theirs)))
+    eps = float(np.finfo(dtypes.numpy_dtype(dtype)).eps) if dtype in ("float32", "float16") else 2.0 ** -7
+    return bool(np.all(np.abs(ours - theirs) <= 16 * eps * np.maximum(np.abs(theirs), 1.0)))
 
 
 def _evaluated(driver, state, X, config, device):

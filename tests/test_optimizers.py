@@ -134,3 +134,43 @@ def test_a_state_reset_between_stretches_is_another_run(driver, device, optimize
     first = driver.run_train(params, X, y, config.replace(epochs=10), orders[:10], (), device)
     reset = driver.run_train(first.params, X, y, config.replace(epochs=10), orders[10:], (), device)
     assert not np.array_equal(reset.losses, whole.losses[10:])
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize(("bug", "step", "names"), [
+    ("rmsprop-rho-on-the-wrong-term", 1, "rmsprop square average of layer 1 weight"),
+    ("momentum-buffer-not-carried", 1, "momentum momentum buffer of layer 1 weight"),  # the old state kept: zeros
+])
+def test_an_update_rule_mistake_is_first_named_by_its_state_leaf_and_step(driver, device, mutate, bug, step, names):
+    """Before the checkpoints' long list, the failure says where the run first parts: the optimizer state leaf, and
+    the step (step 2 taken as a run continued from step 1's state, across a stretch boundary)."""
+    from crosscheck.catalogue import BY_ID as BUGS
+
+    BUGS[bug].plant(mutate, driver.name)
+    optimizer = bug.split("-")[0]
+    with pytest.raises(Disagreement) as info:
+        checks.check_trajectory(driver, optimizer_case(optimizer), "float64", device)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith(f"{driver.name}: first parts after step {step}") and names in first, str(info.value)
+
+
+def test_a_step_count_reset_at_a_stretch_boundary_is_named_as_such():
+    """A train that restarts its step count when it continues a run (Adam's bias correction then starts over): the
+    report's run in stretches parts, and the failure says the step count was reset at a stretch boundary."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import reference
+    from crosscheck import report
+
+    def train(*args, step=0, **kwargs):
+        return reference.mlp.train(*args, step=0, **kwargs)  # the step count lost at every continuation
+
+    mlp = SimpleNamespace(forward=reference.mlp.forward, gradients=reference.mlp.gradients, train=train)
+    driver = replace(reference.DRIVER, name="resets", mlp=mlp)
+    case = optimizer_case("adam")
+    config, params, X, y, orders = case.inputs()
+    run, _ = report._train_stretches(driver, case, config, params, X, y, orders, "cpu", None)
+    with pytest.raises(Disagreement, match=r"resets: after step 2 the step count is 1, where it is 2: the step count "
+                                           r"reset at a stretch boundary"):
+        checks.check_trajectory(driver, case, "float64", run=run)

@@ -340,9 +340,9 @@ def test_a_step_function_declared_in_the_wrong_layout_says_how_it_was_called():
 
     driver = step_function(step, name="loop", layout="rows", targets="flat", forward=forward)
     case = BY_ID["seed2-xor"]
-    with pytest.raises(AdapterError, match=r"loop: the forward pass raised ValueError: .*; it was called with layout "
-                                           r"'rows' \(samples as rows: .*\): X \(4, 2\), w1 \(2, 2\), b1 \(1, 2\), "
-                                           r"w2 \(2, 1\), b2 \(1, 1\)"):
+    with pytest.raises(AdapterError, match=r"loop: the forward pass \(forward\(\)\) raised ValueError: .*; it was "
+                                           r"called with layout 'rows' \(samples as rows: .*\): X \(4, 2\), "
+                                           r"w1 \(2, 2\), b1 \(1, 2\), w2 \(2, 1\), b2 \(1, 1\)"):
         driver.run_forward(case.inputs("float64")[1], case.inputs("float64")[2], case.config)
 
 

@@ -175,8 +175,8 @@ def test_an_implementation_that_raises_gets_its_row_and_the_others_complete(tmp_
     text = capsys.readouterr().out
     assert status == 1, text
     assert re.search(r"\nnumpy .* yes *\n", text) and re.search(r"\nraiser .* NO *\n", text), text
-    assert "raiser: raised AdapterError: raiser: the forward pass raised RuntimeError: my forward is not written yet" \
-        in text
+    assert ("raiser: raised AdapterError: raiser: the forward pass (feedforward()) raised RuntimeError: my forward is "
+            "not written yet") in text
     assert "DISAGREE: raiser did not match the NumPy reference" in text
     assert re.search(r"\n  raiser +1 of 4 ran \(gradients failed\); skipped: autodiff gradients \(not reached: an "
                      r"earlier check failed\); training run \(not reached", text), text  # the crash ended its row
