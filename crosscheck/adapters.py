@@ -581,12 +581,17 @@ class GradientFunction:
         except (AdapterError, Unsupported, Disagreement):
             raise
         except Exception as exc:
-            shapes = ", ".join(f"W{l + 1} {tuple(W.shape)}, b{l + 1} {tuple(b.shape)}"
-                               for l, (W, b) in enumerate(params))
             y = f", y {tuple(rest[0].shape)}" if rest else ""
-            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with layout "
-                               f"{self.layout!r} ({LAYOUTS[self.layout]}), bias_shape {self.biases!r}: X "
-                               f"{tuple(X.shape)}{y}, params [{shapes}]") from exc
+            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with "
+                               f"{self._handed(params)}: X {tuple(X.shape)}{y}, params {self._shapes(params)}") from exc
+
+    def _handed(self, params):
+        return f"layout {self.layout!r} ({LAYOUTS[self.layout]}), bias_shape {self.biases!r}"
+
+    @staticmethod
+    def _shapes(params):
+        return "[" + ", ".join(f"W{l + 1} {tuple(W.shape)}, b{l + 1} {tuple(b.shape)}"
+                               for l, (W, b) in enumerate(params)) + "]"
 
     def _x(self, X):
         return self.native(X if self.layout == "rows" else X.T)
@@ -693,17 +698,12 @@ class NamedGradients(GradientFunction):
                               f"the model has {len(leaves)} ({', '.join(leaves)}) and {len(buffers)}")
         return leaves, buffers
 
-    def _calling(self, what, fn, params, X, *rest):
-        """fn(named params, X, *rest), a crash inside it named with the function and the shapes it was handed."""
-        try:
-            return fn(params, X, *rest)
-        except (AdapterError, Unsupported, Disagreement):
-            raise
-        except Exception as exc:
-            shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in params.items())
-            y = f", y {tuple(rest[0].shape)}" if rest else ""
-            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with X "
-                               f"{tuple(X.shape)}{y}, params {{{shapes}}}") from exc
+    def _handed(self, params):
+        return "its leaves by name"
+
+    @staticmethod
+    def _shapes(params):
+        return "{" + ", ".join(f"{n} {tuple(a.shape)}" for n, a in params.items()) + "}"
 
     def _native(self, name, array):
         return self.native(np.array(array, copy=True)[None, :] if name in self.rows else np.array(array, copy=True))
