@@ -278,25 +278,23 @@ def first_steps(driver, case, dtype, device="cpu"):
     masks = dropout_masks(config, len(X)) if config.noise_widths() else None
     names = param_names(config)
     precision = config.compute or dtype  # a mixed run's steps are computed in its compute dtype
-    lines = []
-    try:
-        states = {}
-        for who in (driver, reference.DRIVER):
-            state, seen = None, []
-            for step in (1, 2):
-                one, X1, y1, noise = _one_step(config, X, y, orders, step, masks)
+    lines: list = []
+    states: list = [None, None]  # the backend's state, the reference's
+    for step in (1, 2):  # step by step: a step that already parts is said before the next is tried
+        one, X1, y1, noise = _one_step(config, X, y, orders, step, masks)
+        try:
+            for i, who in enumerate((driver, reference.DRIVER)):
+                state = states[i]
                 start = params if state is None else state.params
                 carried: dict = {} if state is None else {"opt_state": state.opt_state, "step": state.step,
-                                                     "buffers": state.buffers}
+                                                          "buffers": state.buffers}
                 with overflow_allowed(config), np.errstate(all="ignore"):
-                    state = who.run_train(start, X1, y1, one, None, (), "cpu" if who is reference.DRIVER else device,
-                                          masks=noise, **carried).state
-                seen.append(state)
-            states[who.name] = seen
-    except Exception:  # noqa: BLE001  (the run's own comparison stands; this only locates it)
-        return []
-    ours, theirs = states[driver.name], states[reference.DRIVER.name]
-    for step, (a, b) in enumerate(zip(ours, theirs), start=1):
+                    states[i] = who.run_train(start, X1, y1, one, None, (),
+                                              "cpu" if who is reference.DRIVER else device, masks=noise,
+                                              **carried).state
+        except Exception:  # noqa: BLE001  (the run's own comparison stands; this only locates it)
+            return lines
+        a, b = states
         if int(a.step) != int(b.step):
             lines.append(f"{driver.name}: after step {step} the step count is {int(a.step)}, where it is {int(b.step)}"
                          + (": the step count reset at a stretch boundary (step 2 continues step 1's state)"

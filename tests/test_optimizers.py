@@ -11,6 +11,7 @@
 import numpy as np
 import pytest
 
+import backends
 from common import registry
 from common.config import Config
 from crosscheck import checks
@@ -174,3 +175,16 @@ def test_a_step_count_reset_at_a_stretch_boundary_is_named_as_such():
     with pytest.raises(Disagreement, match=r"resets: after step 2 the step count is 1, where it is 2: the step count "
                                            r"reset at a stretch boundary"):
         checks.check_trajectory(driver, case, "float64", run=run)
+
+
+@pytest.mark.frameworks
+def test_a_run_that_goes_non_finite_still_says_where_it_first_parted(driver, device, mutate):
+    """Adam's bias correction with the step count one short divides by zero at step 1: the run is NaN from there, and
+    the failure leads with the step and the leaves it first parted at, not with a NaN alone."""
+    module = f"{backends.REGISTRY[driver.name][0]}.optimizers"
+    mutate(module, "return 1 - b1**t, 1 - b2**t", "return 1 - b1**(t - 1), 1 - b2**(t - 1)")
+    with pytest.raises(Disagreement) as info:
+        checks.check_trajectory(driver, optimizer_case("adam"), "float64", device)
+    text = str(info.value)
+    assert text.startswith(f"{driver.name}: first parts after step 1: layer 1 weight"), text
+    assert "the run diverged, which is never agreement" in text
