@@ -111,7 +111,7 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
     ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     numpy = driver.to_numpy
-    found = Findings()
+    found = Findings(vote=lambda: op_vote(kind, name, device, seed))  # a failure ends with whom the voters blame
     label = f"{driver.name} {name}"
     if kind == "activations":
         z, da = activation_inputs(name, seed)
@@ -334,3 +334,166 @@ def registered_ops():
     return ([("activations", name) for name in registry.ACTIVATIONS] + [("losses", name) for name in registry.LOSSES]
             + [("layers", name) for name in registry.LAYERS])
 
+
+
+# -- the vote on a failing op: whom its failure blames -------------------------------------------------------------
+
+def _op_functions(module, kind, name, layer, y, noise, native):
+    """(forward(values) -> output, backward(values, output_grad) -> [gradient per value]) of one backend's op (module:
+    its activations, losses or layers), values in that backend's arrays; None where a value has no gradient."""
+    if kind == "activations":
+        def forward(values):
+            return module.FORWARD[name](values[0])
+
+        def backward(values, d):
+            return [module.BACKWARD[name](d, values[0], forward(values))]
+    elif kind == "losses":
+        fused = registry.LOSSES[name].fused
+
+        def forward(values):
+            return module.FORWARD[name](values[0], native(y))
+
+        def backward(values, d):
+            a = values[1] if fused else values[0]  # a fused loss's backward reads the output activation's a
+            return [module.BACKWARD[name](a, native(y))]
+    else:
+        def forward(values):
+            return module.FORWARD[name](layer, tuple(values[1:]), values[0], *noise)[0]
+
+        def backward(values, d):
+            _, cache = module.FORWARD[name](layer, tuple(values[1:]), values[0], *noise)
+            dx, dp = module.BACKWARD[name](layer, tuple(values[1:]), cache, d)
+            return [dx, *dp]
+    return forward, backward
+
+
+def op_vote(kind, name, device="cpu", seed=0):
+    """One line each for the forward and the backward: which of the reference, each installed framework's manual op,
+    each one's autodiff vector-Jacobian product, each framework's own op and central differences agree, and who is
+    the odd one out, on the op check's inputs (float64). The backward is compared along the check's random directions
+    (through every input at once), which central differences can give too."""
+    import backends
+
+    from .checks import _same, _voters
+
+    if kind == "activations":
+        z, d = activation_inputs(name, seed)
+        values, skip, layer, y, mask = [z], [kinks(name, z)], None, None, None
+    elif kind == "losses":
+        z, a, y = loss_inputs(name, seed)
+        fused = registry.LOSSES[name].fused
+        values, d, layer, mask = ([z, a] if fused else [a]), None, None, None
+        tie = np.zeros(values[0].shape, bool)
+        if registry.LOSSES[name].tie:
+            tie[0] = True
+        skip = [tie] + ([np.ones(a.shape, bool)] if fused else [])  # a is the fused loss's helper, not a value
+    else:
+        layer, p, x, d, mask = layer_inputs(name, seed)
+        values, y = [x, *p], None
+        skip = [kinks(name, x), *(np.zeros(t.shape, bool) for t in p)]
+    ids = kind == "layers" and registry.LAYERS[name].ids
+    rng = np.random.default_rng(seed + 1)
+    directions = [[None if (ids and i == 0) else np.where(s, 0.0, rng.standard_normal(v.shape))
+                   for i, (v, s) in enumerate(zip(values, skip))] for _ in range(DIRECTIONS)]
+
+    def project(grads):
+        return np.array([sum(float(np.vdot(g, v)) for g, v in zip(grads, vs) if v is not None and g is not None)
+                         for vs in directions])
+
+    forwards, backwards = {}, {}
+    for voter, drv in _voters(_reference_driver()).items():
+        dev = "cpu" if voter == backends.REFERENCE else device
+        native = lambda arr, drv=drv, dev=dev: drv.to_native(np.ascontiguousarray(arr), dev)  # noqa: E731
+        numpy = drv.to_numpy
+        module = importlib.import_module(f"reference.{kind}") if voter == backends.REFERENCE else \
+            backend_module(drv, kind)
+        noise = tuple(map(native, _noise(mask)))
+        forward, backward = _op_functions(module, kind, name, layer, y, noise, native)
+        try:
+            with np.errstate(all="ignore"):
+                ours = [native(v) for v in values]
+                forwards[voter] = ([numpy(forward(ours))], "forward")
+                grads = backward(ours, None if d is None else native(d))
+                backwards[voter] = ([project([None if g is None else numpy(g) for g in grads])], "finite_difference")
+                autodiff, own = _native_op(drv, kind, name)
+                if autodiff is None:
+                    continue
+                backwards[f"{voter} autodiff"] = ([project(_vjps(autodiff, forward, values, directions, skip, d,
+                                                                 native, numpy))], "finite_difference")
+                if own is not None:
+                    theirs = _own_forward(own, kind, layer, y, native)
+                    forwards[f"{voter}'s own"] = ([numpy(theirs(ours))], "forward")
+                    backwards[f"{voter}'s own"] = ([project(_vjps(autodiff, theirs, values, directions, skip, d,
+                                                                  native, numpy))], "finite_difference")
+        except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
+            continue
+
+    def scalar(vals):
+        out = reference_module(kind)
+        f, _ = _op_functions(out, kind, name, layer, y, tuple(_noise(mask)), lambda t: t)
+        result = np.asarray(f(vals), dtype=np.float64)
+        return float(result) if d is None else float(np.vdot(d, result))
+
+    numeric = []
+    for vs in directions:
+        plus = [v if u is None else v + EPS * u for v, u in zip(values, vs)]
+        minus = [v if u is None else v - EPS * u for v, u in zip(values, vs)]
+        with np.errstate(all="ignore"):
+            numeric.append((scalar(plus) - scalar(minus)) / (2 * EPS))
+    backwards["central differences"] = ([np.array(numeric)], "finite_difference")
+    return "\n".join(_tally(f"{name} {what}", ballots, _same) for what, ballots in
+                     (("forward", forwards), ("backward", backwards)))
+
+
+def _vjps(autodiff, forward, values, directions, skip, d, native, numpy):
+    """autodiff's vector-Jacobian product of forward in each value, the others held (None where none is wanted)."""
+    vjps: list = []
+    for i in range(len(values)):
+        if directions[0][i] is None or skip[i].all():
+            vjps.append(None)
+            continue
+
+        def of_one(t, i=i):
+            return forward([t if j == i else native(v) for j, v in enumerate(values)])
+
+        vjps.append(numpy(autodiff.vjp(of_one, native(values[i]), None if d is None else native(d))))
+    return vjps
+
+
+def _own_forward(own, kind, layer, y, native):
+    """The framework's own op (autodiff.NATIVE) as forward(values)."""
+    if kind == "activations":
+        return lambda values: own(values[0])
+    if kind == "losses":
+        return lambda values: own(values[0], native(y))
+    return lambda values: own(layer, values[0], *values[1:])
+
+
+def _reference_driver():
+    import reference
+
+    return reference.DRIVER
+
+
+def reference_module(kind):
+    return importlib.import_module(f"reference.{kind}")
+
+
+def _tally(what, ballots, same):
+    """'vote on WHAT (N voters): a, b agree with each other; the odd one out: c' (checks.vote's reading)."""
+    import backends
+
+    head = f"vote on the {what} (float64, {len(ballots)} voters): "
+    if len(ballots) < 3:
+        return head + "too few for a majority"
+    agree = {a: {b for b in ballots if b != a and same(ballots[a], ballots[b])} for a in ballots}
+    best = max(ballots, key=lambda a: len(agree[a]))
+    group = [b for b in ballots if b == best or b in agree[best]]
+    odd = [b for b in ballots if b not in group]
+    if not odd:
+        return head + "all agree"
+    if 2 * len(group) <= len(ballots):
+        return head + "no majority: " + "; ".join(f"{a} agrees with {', '.join(sorted(agree[a])) or 'no one'}"
+                                               for a in ballots)
+    blamed = ", ".join(f"{b} (the reference)" if b == backends.REFERENCE else b for b in odd)
+    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}"

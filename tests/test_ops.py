@@ -148,3 +148,20 @@ def test_the_reference_sums_16_bit_floats_in_float32(dtype):
     assert total(ones).dtype == ones.dtype and float(total(ones)) == 8192.0
     assert np.array_equal(total(ones, axis=0).astype(np.float64), [4096.0, 4096.0])
     assert average(ones, axis=0).dtype == ones.dtype and np.array_equal(average(ones, axis=0).astype(float), [1, 1])
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize(("bug", "kind", "name"), [("avgpool-gradient-not-averaged", "layers", "avgpool2d"),
+                                                   ("tanh-derivative", "activations", "tanh")])
+@pytest.mark.parametrize("where", ["numpy", "framework"])
+def test_an_op_failure_blames_the_side_that_is_wrong(driver, device, mutate, bug, kind, name, where):
+    """A mistake planted in the reference's op: the framework's check of that op fails (it compares with the
+    reference), and its failure ends with the vote, which names the reference as the odd one out; planted in the
+    framework, the vote names the framework."""
+    planted = "numpy" if where == "numpy" else driver.name
+    BUGS[bug].plant(mutate, planted)
+    with pytest.raises(Disagreement) as info:
+        ops.check_op(driver, kind, name, device)
+    votes = "\n".join(str(info.value).splitlines()[-2:])  # the forward's and the backward's
+    blamed = "numpy (the reference)" if where == "numpy" else driver.name
+    assert "backward (float64, 8 voters): " in votes and f"the odd one out: {blamed}\n" in votes + "\n", votes
