@@ -479,6 +479,16 @@ BUGS = (
             ("    return -jnp.sum(y * (s - jnp.log(jnp.sum(jnp.exp(s), axis=-1, keepdims=True)))) / positions(z)",
              "    return -jnp.add.reduce((y * (s - jnp.log(jnp.sum(jnp.exp(s), axis=-1, keepdims=True)))).ravel(), "
              "dtype=z.dtype) / positions(z)"))),
+    Bug("float32-sum-in-float64", "a float32 bias gradient summed in float64 and cast back: more accurate than the "
+        "float32 rule, which every framework follows, and so passes every bound", "layers",
+        "    return dx, (np.dot(x.T, dz), total(dz, axis=0))",
+        "    return dx, (np.dot(x.T, dz), total(dz.astype(np.float64), axis=0).astype(dz.dtype))", "rule",
+        {"": Expect("float32 rule probe (32 sums of 4096 terms): layer 1 bias gradient: all 32 sums came out "
+                    "correctly rounded")},
+        spellings=_torch_jax(("    return dx, (x.T @ dz, dz.sum(dim=0))",
+                              "    return dx, (x.T @ dz, dz.double().sum(dim=0).to(dz.dtype))"),
+                             ("    return dx, (dot(x.T, dz), dz.sum(axis=0))",
+                              "    return dx, (dot(x.T, dz), dz.astype(jnp.float64).sum(axis=0).astype(dz.dtype))"))),
     Bug("softmax-sum-in-low-precision", "a softmax normalized by a sum accumulated in the 16-bit dtype", "activations",
         "    return e / total(e, axis=-1, keepdims=True)", "    return e / e.sum(axis=-1, keepdims=True)", "rule",
         {"": Expect("(softmax_cross_entropy, 1 x 4096, in bfloat16): layer 1 bias gradient",

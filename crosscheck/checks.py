@@ -553,7 +553,41 @@ def check_low_precision_rule(driver, device="cpu"):
             found.compare(got, np.array(value, low)[()], None, tol, what=f"{label} loss", backend=driver.name)
             found.compare(db, np.array(gradient, low), None, tol, what=f"{label} layer 1 bias gradient",
                           backend=driver.name)
+    _float32_rule(driver, device, found)
     return found.result()
+
+
+RULE32_SUMS = 32  # independent float32 sums: float32 accumulation rounds ~40% of them off the correct rounding here
+
+
+def _float32_rule(driver, device, found):
+    """float32 sums accumulate in float32, not more accurately: RULE32_SUMS bias gradients of RULE_TERMS rows (half_sse
+    at zero parameters: db_k = -sum_n y_nk), y multiples of 2^-20 in [0.5, 1), whose exact sums float64 holds. Each
+    must be within RULE_TERMS ulps of the exact sum, and not every one correctly rounded: float32 accumulation (any
+    order: NumPy's, torch's, XLA's) rounds partial sums past 16 and so misses the correct rounding in some of them,
+    where a sum accumulated in float64 and cast back gets every one right (measured: numpy 0, torch 10, jax 9 of 16
+    correctly rounded; float64 accumulation 16 of 16)."""
+    from reference import Config
+
+    n, k = RULE_TERMS, RULE32_SUMS
+    rng = np.random.default_rng(32)
+    Y = (0.5 + rng.integers(0, 2 ** 19, (n, k)) * 2.0 ** -20).astype(np.float32)
+    exact = -Y.astype(np.float64).sum(axis=0)  # exact: multiples of 2^-20 below 2^12
+    config = Config(layers=(2, k), output="identity", loss="half_sse", init="standard_normal", epochs=1,
+                    dtype="float32")
+    params = [(np.zeros((2, k), np.float32), np.zeros(k, np.float32))]
+    _, ((_, db),) = computed(driver.name, "gradients", driver.run_gradients, params, np.zeros((n, 2), np.float32), Y,
+                             config, device)
+    label = f"float32 rule probe ({k} sums of {n} terms):"
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    bound = tolerances.SUM_ULPS_PER_TERM * n * float(ulp.max())
+    found.compare(db, exact.astype(np.float32), None, tolerances.Tol(rtol=0.0, atol=bound),
+                  what=f"{label} layer 1 bias gradient", backend=driver.name)
+    rounded = int(np.sum(np.asarray(db) == exact.astype(np.float32)))
+    if rounded == k and np.asarray(db).dtype == np.float32:
+        found.failures.append(f"{driver.name}: {label} layer 1 bias gradient: all {k} sums came out correctly rounded, "
+                              f"as a sum accumulated in float64 and cast back gives; float32 accumulation misses some "
+                              f"(the rule: float32 sums accumulate in float32)")
 
 
 def _voters(driver):

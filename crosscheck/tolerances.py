@@ -48,6 +48,8 @@ LOW = {
 # the reciprocal, rounded, so 26% of float16 and float32 quotients land an ulp off (README.md, "Low precision"); a
 # broken rule is off by far more (a stalled 16-bit sum by a factor of ten).
 PROBE_ULPS = 1
+# The float32 rule probe: a float32 sum of n terms lies within n ulps of its exact value, whatever the order.
+SUM_ULPS_PER_TERM = 1.0
 
 
 def probe(dtype):

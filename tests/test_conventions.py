@@ -89,3 +89,55 @@ def test_softmax_backward_is_the_jacobian_vector_product():
         numeric[i] = (f_plus - f_minus) / (2 * eps)
     assert_close(reference.activations.softmax_backward(da, z, a), numeric, tolerances.float64("finite_difference"),
                  what="softmax backward", backend="numpy vs central differences")
+
+
+# The reference's numerics, where every sum and mean goes through reference.precision (total, average): the
+# precision rule in one place. A reduction written another way (x.sum(), np.mean, a float64 accumulator) would pass
+# every cross-check in float64 and, accumulated more accurately than float32, in float32 too.
+NUMERIC_MODULES = ("activations", "layers", "losses", "mlp", "optimizers")
+REDUCTIONS = {"sum", "mean", "var", "std", "nansum", "nanmean", "reduce", "cumsum", "einsum"}
+# What may name float64 in them: an op NumPy lacks, computed in float64 and rounded once (math.erf, element by element).
+FLOAT64_ALLOWED = {("activations", "_erf")}
+
+
+def _calls(tree):
+    import ast
+
+    for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        for node in ast.walk(function):
+            yield function.name, node
+
+
+def _outside_the_rule(source, module):
+    """What in source (a reference module's) reduces outside reference.precision, or names float64."""
+    import ast
+
+    found = []
+    for function, node in _calls(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in REDUCTIONS:
+            found.append(f"{function}(): .{node.func.attr}(...) at line {node.lineno}")
+        if isinstance(node, ast.Attribute) and node.attr == "float64" and (module, function) not in FLOAT64_ALLOWED:
+            found.append(f"{function}(): float64 at line {node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("module", NUMERIC_MODULES)
+def test_the_references_reductions_go_through_the_precision_rule(module):
+    import inspect
+
+    found = _outside_the_rule(inspect.getsource(__import__(f"reference.{module}", fromlist=["_"])), module)
+    assert not found, (f"reference/{module}.py reduces outside reference.precision (total, average), or names "
+                       f"float64: {'; '.join(found)}")
+
+
+@pytest.mark.parametrize("bug", ["float32-sum-in-float64", "loss-sum-in-low-precision", "softmax-sum-in-low-precision"])
+def test_a_reduction_outside_the_rule_is_seen_in_the_source(bug):
+    """The catalogue's reductions outside the rule, written into the reference's source, are each named."""
+    import inspect
+
+    from crosscheck.catalogue import BY_ID as BUGS
+
+    planted = BUGS[bug]
+    source = inspect.getsource(__import__(f"reference.{planted.module}", fromlist=["_"]))
+    assert planted.old in source
+    assert _outside_the_rule(source.replace(planted.old, planted.new), planted.module)
