@@ -17,6 +17,7 @@ from crosscheck.cases import BY_ID
 from crosscheck.diagnose import candidates, diagnose
 
 from .source import IN_SOURCE_TREE, ROOT, needs_source_tree
+from .test_plugins import FlatBiasNet
 
 if IN_SOURCE_TREE and str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # examples/
@@ -192,26 +193,17 @@ def test_a_gradient_not_a_multiple_of_the_reference_is_not_given_a_factor():
     assert found.stage == "gradients" and "×" not in found.where, found.text()
 
 
-class _OrderNet:
-    """The seeds' class, samples as rows, its hidden delta computed from the output weights after they were updated:
-    a gradient read after another layer's update."""
-
-    def __init__(self, n_in, n_hidden, n_out):
-        self.weights_input_hidden, self.bias_hidden = np.zeros((n_in, n_hidden)), np.zeros((1, n_hidden))
-        self.weights_hidden_output, self.bias_output = np.zeros((n_hidden, n_out)), np.zeros((1, n_out))
-
-    def feedforward(self, X):
-        self.h = 1 / (1 + np.exp(-(X @ self.weights_input_hidden + self.bias_hidden)))
-        self.out = 1 / (1 + np.exp(-(self.h @ self.weights_hidden_output + self.bias_output)))
-        return self.out
+class _OrderNet(FlatBiasNet):
+    """The seeds' class (test_plugins.py's, biases 1-D), its hidden delta computed from the output weights after they
+    were updated: a gradient read after another layer's update."""
 
     def backward(self, X, y, lr):
         d_out = (y - self.out) * self.out * (1 - self.out)
         self.weights_hidden_output += lr * self.h.T @ d_out
-        self.bias_output += lr * d_out.sum(axis=0, keepdims=True)
+        self.bias_output += lr * d_out.sum(axis=0)
         d_h = (d_out @ self.weights_hidden_output.T) * self.h * (1 - self.h)  # read after the update above
         self.weights_input_hidden += lr * X.T @ d_h
-        self.bias_hidden += lr * d_h.sum(axis=0, keepdims=True)
+        self.bias_hidden += lr * d_h.sum(axis=0)
 
 
 def test_a_gradient_read_after_another_layers_update_is_named_as_the_order_of_operations():
