@@ -400,7 +400,7 @@ def op_vote(kind, name, device="cpu", seed=0):
         return np.array([sum(float(np.vdot(g, v)) for g, v in zip(grads, vs) if v is not None and g is not None)
                          for vs in directions])
 
-    forwards, backwards = {}, {}
+    forwards, backwards, scalars = {}, {}, {}  # scalars: each voter's <d, forward(values)>, for central differences
     for voter, drv in _voters(_reference_driver()).items():
         dev = "cpu" if voter == backends.REFERENCE else device
         native = lambda arr, drv=drv, dev=dev: drv.to_native(np.ascontiguousarray(arr), dev)  # noqa: E731
@@ -413,6 +413,7 @@ def op_vote(kind, name, device="cpu", seed=0):
             with np.errstate(all="ignore"):
                 ours = [native(v) for v in values]
                 forwards[voter] = ([numpy(forward(ours))], "forward")
+                scalars[voter] = partial(_scalar, forward, native, numpy, d)
                 grads = backward(ours, None if d is None else native(d))
                 backwards[voter] = ([project([None if g is None else numpy(g) for g in grads])], "finite_difference")
                 autodiff, own = _native_op(drv, kind, name)
@@ -428,21 +429,25 @@ def op_vote(kind, name, device="cpu", seed=0):
         except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
             continue
 
-    def scalar(vals):
-        out = reference_module(kind)
-        f, _ = _op_functions(out, kind, name, layer, y, tuple(_noise(mask)), lambda t: t)
-        result = np.asarray(f(vals), dtype=np.float64)
-        return float(result) if d is None else float(np.vdot(d, result))
+    forward_line, group = _tally(f"{name} forward", forwards, _same)
+    # Central differences of a forward the majority agrees on (the reference's where it is among them): of a wrong
+    # forward they would side with its backward.
+    who = backends.REFERENCE if backends.REFERENCE in group else next(iter(group), None)
+    if who is not None:
+        numeric = []
+        for vs in directions:
+            plus = [v if u is None else v + EPS * u for v, u in zip(values, vs)]
+            minus = [v if u is None else v - EPS * u for v, u in zip(values, vs)]
+            with np.errstate(all="ignore"):
+                numeric.append((scalars[who](plus) - scalars[who](minus)) / (2 * EPS))
+        backwards["central differences"] = ([np.array(numeric)], "finite_difference")
+    return forward_line + "\n" + _tally(f"{name} backward", backwards, _same)[0]
 
-    numeric = []
-    for vs in directions:
-        plus = [v if u is None else v + EPS * u for v, u in zip(values, vs)]
-        minus = [v if u is None else v - EPS * u for v, u in zip(values, vs)]
-        with np.errstate(all="ignore"):
-            numeric.append((scalar(plus) - scalar(minus)) / (2 * EPS))
-    backwards["central differences"] = ([np.array(numeric)], "finite_difference")
-    return "\n".join(_tally(f"{name} {what}", ballots, _same) for what, ballots in
-                     (("forward", forwards), ("backward", backwards)))
+
+def _scalar(forward, native, numpy, d, values):
+    """<d, forward(values)> (the forward itself for a scalar one), values as NumPy, in a float."""
+    result = np.asarray(numpy(forward([native(v) for v in values])), dtype=np.float64)
+    return float(result) if d is None else float(np.vdot(d, result))
 
 
 def _vjps(autodiff, forward, values, directions, skip, d, native, numpy):
@@ -475,25 +480,22 @@ def _reference_driver():
     return reference.DRIVER
 
 
-def reference_module(kind):
-    return importlib.import_module(f"reference.{kind}")
-
-
 def _tally(what, ballots, same):
-    """'vote on WHAT (N voters): a, b agree with each other; the odd one out: c' (checks.vote's reading)."""
+    """('vote on WHAT (N voters): a, b agree with each other; the odd one out: c', the majority) (checks.vote's
+    reading); the majority is [] where there is none."""
     import backends
 
     head = f"vote on the {what} (float64, {len(ballots)} voters): "
     if len(ballots) < 3:
-        return head + "too few for a majority"
+        return head + "too few for a majority", []
     agree = {a: {b for b in ballots if b != a and same(ballots[a], ballots[b])} for a in ballots}
     best = max(ballots, key=lambda a: len(agree[a]))
     group = [b for b in ballots if b == best or b in agree[best]]
     odd = [b for b in ballots if b not in group]
     if not odd:
-        return head + "all agree"
+        return head + "all agree", group
     if 2 * len(group) <= len(ballots):
         return head + "no majority: " + "; ".join(f"{a} agrees with {', '.join(sorted(agree[a])) or 'no one'}"
-                                               for a in ballots)
+                                               for a in ballots), []
     blamed = ", ".join(f"{b} (the reference)" if b == backends.REFERENCE else b for b in odd)
-    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}"
+    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}", group
