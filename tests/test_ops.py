@@ -151,10 +151,8 @@ def test_the_reference_sums_16_bit_floats_in_float32(dtype):
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize(("bug", "kind", "name"), [
-    ("avgpool-gradient-not-averaged", "layers", "avgpool2d"), ("tanh-derivative", "activations", "tanh"),
-    pytest.param("lstm-forget-derivative-from-input", "layers", "lstm", marks=pytest.mark.slow),
-    pytest.param("dropout-scale-missing", "layers", "dropout", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(("bug", "kind", "name"), [("avgpool-gradient-not-averaged", "layers", "avgpool2d"),
+                                                   ("tanh-derivative", "activations", "tanh")])
 @pytest.mark.parametrize("where", ["numpy", "framework"])
 def test_an_op_failure_blames_the_side_that_is_wrong(driver, device, mutate, bug, kind, name, where):
     """A mistake planted in the reference's op: the framework's check of that op fails (it compares with the
