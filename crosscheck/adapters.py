@@ -118,15 +118,26 @@ def _check_update_rule(who, before, full, half, lr_full=IMPLIED_LR, lr_half=HALF
     rate missing or applied twice, or, where the layers nearer the output step in proportion and one below does not,
     a gradient read after another layer's update (the order of operations)."""
     expected = lr_half / lr_full
-    ratios = {}  # (layer, leaf) -> the step's ratio, for each leaf that is not in proportion
+    with np.errstate(all="ignore"):  # a step that overflows is not in proportion, and is said so; no warning
+        ratios = _ratios(before, full, half, expected)
+    if ratios:
+        _say_update_rule(who, ratios, before, expected, lr_full, lr_half)
+
+
+def _ratios(before, full, half, expected):
+    """{(layer, leaf): the ratio of its two steps} for each leaf whose steps are not in the ratio expected."""
+    ratios = {}
     for l, (p0, p1, ph) in enumerate(zip(before, full, half)):
         for leaf in range(2):
             d1, dh = p0[leaf] - p1[leaf], p0[leaf] - ph[leaf]
             scale = max(np.max(np.abs(p0[leaf])), np.max(np.abs(p1[leaf])), np.max(np.abs(d1)), 1e-300)
             if not np.all(np.abs(dh - expected * d1) <= 8 * np.finfo(d1.dtype).eps * scale):
                 ratios[(l, leaf)] = float(np.vdot(dh, d1) / np.vdot(d1, d1)) if np.any(d1) else float("inf")
-    if not ratios:
-        return
+    return ratios
+
+
+def _say_update_rule(who, ratios, before, expected, lr_full, lr_half):
+    """The Disagreement that says how the update rule is wrong, from the first leaf out of proportion."""
     (l, leaf), ratio = next(iter(ratios.items()))
     in_proportion = [k for k in range(len(before)) if (k, 0) not in ratios and (k, 1) not in ratios]
     if abs(ratio - 1) < 0.05:
