@@ -690,21 +690,28 @@ def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
     ballots = _ballots(driver, case, dtype, what, device, epochs, known or {})
     if len(ballots) < 3:
         return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority"
+    where = f"; the disagreement is specific to {dtype}" if dtype != "float64" else ""
+    return tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}")[0]
+
+
+def tally(what, ballots, prefer=None, unanimous="all agree"):
+    """(the vote's line, its majority: [] where there is none) over ballots ({voter: (arrays, tolerance kind)}, at
+    least three): 'vote on the WHAT (float64, N voters): a, b agree with each other; the odd one out: c'. prefer: the
+    voter whose group wins a tie of sizes (the implementation under check)."""
+    import backends
+
     agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b])} for a in ballots}
-    best = max(ballots, key=lambda a: (len(agree[a]), a == driver.name))
+    best = max(ballots, key=lambda a: (len(agree[a]), a == prefer))
     group = [b for b in ballots if b == best or b in agree[best]]
     odd = [b for b in ballots if b not in group]
     head = f"vote on the {what} (float64, {len(ballots)} voters): "
     if not odd:
-        where = f"; the disagreement is specific to {dtype}" if dtype != "float64" else ""
-        return head + f"all agree{where}"
+        return head + unanimous, group
     if 2 * len(group) <= len(ballots):
         return head + "no majority: " + "; ".join(f"{a} agrees with {', '.join(sorted(agree[a])) or 'no one'}"
-                                               for a in ballots)
-    import backends
-
+                                               for a in ballots), []
     blamed = ", ".join(f"{b} (the reference)" if b == backends.REFERENCE else b for b in odd)
-    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}"
+    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}", group
 
 
 # Fused losses where the output saturates, worked by hand: one sample, x = 1, no bias, z = (c, -c) with c large

@@ -373,8 +373,9 @@ def op_vote(kind, name, device="cpu", seed=0):
     the odd one out, on the op check's inputs (float64). The backward is compared along the check's random directions
     (through every input at once), which central differences can give too."""
     import backends
+    import reference
 
-    from .checks import _same, _voters
+    from .checks import _voters, tally
 
     if kind == "activations":
         z, d = activation_inputs(name, seed)
@@ -401,12 +402,11 @@ def op_vote(kind, name, device="cpu", seed=0):
                          for vs in directions])
 
     forwards, backwards, scalars = {}, {}, {}  # scalars: each voter's <d, forward(values)>, for central differences
-    for voter, drv in _voters(_reference_driver()).items():
+    for voter, drv in _voters(reference.DRIVER).items():
         dev = "cpu" if voter == backends.REFERENCE else device
         native = lambda arr, drv=drv, dev=dev: drv.to_native(np.ascontiguousarray(arr), dev)  # noqa: E731
         numpy = drv.to_numpy
-        module = importlib.import_module(f"reference.{kind}") if voter == backends.REFERENCE else \
-            backend_module(drv, kind)
+        module = backend_module(drv, kind)
         noise = tuple(map(native, _noise(mask)))
         forward, backward = _op_functions(module, kind, name, layer, y, noise, native)
         try:
@@ -429,7 +429,12 @@ def op_vote(kind, name, device="cpu", seed=0):
         except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
             continue
 
-    forward_line, group = _tally(f"{name} forward", forwards, _same)
+    def counted(what, ballots):
+        if len(ballots) < 3:  # the reference alone, or one framework beside it without an own op
+            return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority", []
+        return tally(what, ballots)
+
+    forward_line, group = counted(f"{name} forward", forwards)
     # Central differences of a forward the majority agrees on (the reference's where it is among them): of a wrong
     # forward they would side with its backward.
     who = backends.REFERENCE if backends.REFERENCE in group else next(iter(group), None)
@@ -441,7 +446,7 @@ def op_vote(kind, name, device="cpu", seed=0):
             with np.errstate(all="ignore"):
                 numeric.append((scalars[who](plus) - scalars[who](minus)) / (2 * EPS))
         backwards["central differences"] = ([np.array(numeric)], "finite_difference")
-    return forward_line + "\n" + _tally(f"{name} backward", backwards, _same)[0]
+    return forward_line + "\n" + counted(f"{name} backward", backwards)[0]
 
 
 def _scalar(forward, native, numpy, d, values):
@@ -472,30 +477,3 @@ def _own_forward(own, kind, layer, y, native):
     if kind == "losses":
         return lambda values: own(values[0], native(y))
     return lambda values: own(layer, values[0], *values[1:])
-
-
-def _reference_driver():
-    import reference
-
-    return reference.DRIVER
-
-
-def _tally(what, ballots, same):
-    """('vote on WHAT (N voters): a, b agree with each other; the odd one out: c', the majority) (checks.vote's
-    reading); the majority is [] where there is none."""
-    import backends
-
-    head = f"vote on the {what} (float64, {len(ballots)} voters): "
-    if len(ballots) < 3:
-        return head + "too few for a majority", []
-    agree = {a: {b for b in ballots if b != a and same(ballots[a], ballots[b])} for a in ballots}
-    best = max(ballots, key=lambda a: len(agree[a]))
-    group = [b for b in ballots if b == best or b in agree[best]]
-    odd = [b for b in ballots if b not in group]
-    if not odd:
-        return head + "all agree", group
-    if 2 * len(group) <= len(ballots):
-        return head + "no majority: " + "; ".join(f"{a} agrees with {', '.join(sorted(agree[a])) or 'no one'}"
-                                               for a in ballots), []
-    blamed = ", ".join(f"{b} (the reference)" if b == backends.REFERENCE else b for b in odd)
-    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}", group
