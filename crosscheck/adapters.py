@@ -89,8 +89,8 @@ def _check_shapes(who, names, arrays, params, layout, when, biases="2d", referen
     """Each of arrays (W, b per layer, as read from the user's code) has the shape the declared layout gives it.
 
     A bias whose values are only reshaped ((out,) for (1, out), or the reverse) is named as such, with the declaration
-    that fits; reference (optional): the right arrays in the declared layout, to say whether the values agree once
-    reshaped."""
+    that fits; reference (optional): a callable giving the right arrays in the declared layout, to say whether the
+    values agree once reshaped."""
     other = "columns" if layout == "rows" else "rows"
     for l, ((W, b), (w_shape, b_shape)) in enumerate(zip(arrays, _expected_shapes(params, layout, biases))):
         for leaf, (got, want) in enumerate(((np.shape(W), w_shape), (np.shape(b), b_shape))):
@@ -98,11 +98,13 @@ def _check_shapes(who, names, arrays, params, layout, when, biases="2d", referen
             if got == want:
                 continue
             hint = f"; declare layout={other!r}?" if got == want[::-1] else ""
-            if leaf == 1 and got != want and int(np.prod(got)) == int(np.prod(want)) and len(got) != len(want):
+            if leaf == 1 and int(np.prod(got)) == int(np.prod(want)) and len(got) != len(want):
                 fits = "flat" if len(got) == 1 else "2d"
                 hint = f"; declare bias_shape={fits!r} ({BIASES[fits]})"
                 if reference is not None:
-                    right = np.asarray(reference[l][leaf]).ravel()
+                    right = np.asarray(reference()[l][leaf]).ravel()
+                    # Loose on purpose: a hint that must hold for float32 gradients too, not the verdict (the checks
+                    # that follow a declaration are).
                     same = np.allclose(np.asarray(b, dtype=np.float64).ravel(), right.astype(np.float64),
                                        rtol=1e-6, atol=1e-12)
                     hint = (f": its values agree with the reference's once reshaped to {want}{hint}" if same
@@ -552,22 +554,11 @@ def _named(fn):
     return f"{getattr(fn, '__name__', type(fn).__name__)}()"
 
 
-class _Lazy:
-    """A list computed on first indexing (the reference's gradients, wanted only to explain a shape mismatch)."""
-
-    def __init__(self, make):
-        self.make, self.value = make, None
-
-    def __getitem__(self, i):
-        if self.value is None:
-            self.value = self.make()
-        return self.value[i]
-
-
 def _reference_gradients(params, X, y, config, layout, biases):
+    """The reference's gradients in the user's layout, computed when called (only to explain a shape mismatch)."""
     from reference.mlp import gradients
 
-    return _Lazy(lambda: _to_layout(gradients(params, X, y, config)[1], layout, biases))
+    return lambda: _to_layout(gradients(params, X, y, config)[1], layout, biases)
 
 
 class GradientFunction:
@@ -631,7 +622,15 @@ class GradientFunction:
                       reference=_reference_gradients(params, X, y, config, self.layout, self.biases))
         return np.asarray(self.numpy(loss))[()], _from_layout(grads, self.layout, self.biases)
 
-    def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0):
+    def _buffers(self, params, config, buffers):
+        """The buffers a run starts from: none for dense layers alone."""
+        return [() for _ in params]
+
+    def _step(self, params, buffers, X, y, config):
+        """(loss, gradients, buffers after the step) from the user's function."""
+        return (*self.gradients(params, X, y, config), buffers)
+
+    def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
         from common.driver import TrainState
         from reference import optimizers
         from reference.mlp import update
@@ -639,17 +638,17 @@ class GradientFunction:
         steps = batches(len(X), config.batch_size)
         losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
         opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+        buffers = self._buffers(params, config, buffers)
         saved = {}
         for epoch in range(config.epochs):
             for s, (start, stop) in enumerate(steps):
                 idx = slice(None) if orders is None else orders[epoch, start:stop]
                 step += 1
-                losses[epoch, s], grads = self.gradients(params, X[idx], y[idx], config)
+                losses[epoch, s], grads, buffers = self._step(params, buffers, X[idx], y[idx], config)
                 params, opt_state = update(params, grads, opt_state, step, config)
             if epoch + 1 in checkpoints:
-                saved[epoch + 1] = TrainState(params, opt_state, step, [() for _ in params])
-        return Run(losses=losses, checkpoints=saved, params=params,
-                   state=TrainState(params, opt_state, step, [() for _ in params]))
+                saved[epoch + 1] = TrainState(params, opt_state, step, buffers)
+        return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))
 
 
 def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", forward=None,
@@ -664,13 +663,19 @@ def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", 
     optimizers names fewer. forward(params, X) -> output, optional: without it the output is not checked.
     bias_shape: '2d' (as layout says) or 'flat' ((out,), as makemore's b1 = torch.randn(n_hidden)).
     """
+    mlp = GradientFunction(name, grads, layout, framework, forward, bias_shape)
+    return _driver(name, mlp, _trained_by_the_reference(activations, losses, layers, dtypes, optimizers),
+                   version or f"{framework} {mlp.version}")
+
+
+def _trained_by_the_reference(activations, losses, layers, dtypes, optimizers, kinds=()):
+    """The capability of a gradient function: what it implements, trained in mini-batches by the reference's own
+    optimizer (every registered one unless optimizers names fewer), which is not the plug-in's own code."""
     from common import registry
 
-    mlp = GradientFunction(name, grads, layout, framework, forward, bias_shape)
-    capability = Capability(activations=tuple(activations), losses=tuple(losses), layers=layers, minibatch=True,
-                            optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
-                            weight_decay=True, own_updates=False)
-    return _driver(name, mlp, capability, version or f"{framework} {mlp.version}")
+    return Capability(activations=tuple(activations), losses=tuple(losses), layers=layers, minibatch=True,
+                      optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes), weight_decay=True,
+                      kinds=tuple(kinds), own_updates=False)
 
 
 # -- manual backprop by leaf name, any model the registry builds (makemore part 4's, batch norm and all) ------------
@@ -730,10 +735,10 @@ class NamedGradients(GradientFunction):
         want = (1, *np.shape(like)) if name in self.rows else np.shape(like)
         if got.shape != tuple(want):
             hint = ""
-            if got.size == int(np.prod(want)):
-                fits = "(1, D)" if got.ndim == 2 else "(D,)"
-                hint = (f"; the same values reshaped? declare row_vectors={' '.join(sorted(self.rows | {name}))!r}"
-                        if fits == "(1, D)" else f"; the same values reshaped? leave {name} out of row_vectors")
+            if got.size == int(np.prod(want)) and got.ndim == 2:
+                hint = f"; the same values reshaped? declare row_vectors={' '.join(sorted(self.rows | {name}))!r}"
+            elif got.size == int(np.prod(want)):
+                hint = f"; the same values reshaped? leave {name} out of row_vectors"
             raise AdapterError(f"{self.name}: {what} {name} ({reference_name}) is {got.shape}, but it was handed as "
                                f"{tuple(want)}{hint}")
         return np.array(got, copy=True).reshape(np.shape(like))  # a copy: the user may keep and change theirs
@@ -790,30 +795,14 @@ class NamedGradients(GradientFunction):
         return np.asarray(self.numpy(out[0]))[()], shaped, new
 
     def gradients(self, params, X, y, config):
-        from reference.mlp import init_buffers
-
-        loss, grads, _ = self._step(params, init_buffers(params, config), X, y, config)
+        loss, grads, _ = self._step(params, self._buffers(params, config, None), X, y, config)
         return loss, grads
 
-    def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
-        from common.driver import TrainState
-        from reference import optimizers
-        from reference.mlp import init_buffers, update
+    def _buffers(self, params, config, buffers):
+        """The running statistics a run starts from: those it continues, or the reference's initial ones."""
+        from reference.mlp import init_buffers
 
-        steps = batches(len(X), config.batch_size)
-        losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
-        opt_state = optimizers.init(params, config) if opt_state is None else opt_state
-        buffers = init_buffers(params, config) if not buffers or not any(buffers) else buffers
-        saved = {}
-        for epoch in range(config.epochs):
-            for s, (start, stop) in enumerate(steps):
-                idx = slice(None) if orders is None else orders[epoch, start:stop]
-                step += 1
-                losses[epoch, s], grads, buffers = self._step(params, buffers, X[idx], y[idx], config)
-                params, opt_state = update(params, grads, opt_state, step, config)
-            if epoch + 1 in checkpoints:
-                saved[epoch + 1] = TrainState(params, opt_state, step, buffers)
-        return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))
+        return buffers if buffers and any(buffers) else init_buffers(params, config)
 
 
 def named_gradients(grads, *, params, name="grads", buffers=(), row_vectors=(), labels="one_hot", framework="numpy",
@@ -832,10 +821,6 @@ def named_gradients(grads, *, params, name="grads", buffers=(), row_vectors=(), 
     training argument, the network in evaluation mode (training=False, the running statistics in params) is checked
     too. Training applies the reference's optimizer to the gradients it returns.
     """
-    from common import registry
-
     mlp = NamedGradients(name, grads, params, buffers, row_vectors, labels, framework, forward)
-    capability = Capability(activations=tuple(activations), losses=tuple(losses), layers=None, minibatch=True,
-                            optimizers=tuple(optimizers or registry.OPTIMIZERS), dtypes=tuple(dtypes),
-                            weight_decay=True, kinds=tuple(kinds), own_updates=False)
-    return _driver(name, mlp, capability, version or f"{framework} {mlp.version}")
+    return _driver(name, mlp, _trained_by_the_reference(activations, losses, None, dtypes, optimizers, kinds),
+                   version or f"{framework} {mlp.version}")
