@@ -260,9 +260,9 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
 
 def _one_step(config, X, y, orders, step, masks):
     """The problem of the run's step number step (1 or 2) alone: its batch, one epoch of one step, its masks."""
-    per_epoch = len(batches(len(X), config.batch_size))
-    epoch, s = divmod(step - 1, per_epoch)
-    start, stop = batches(len(X), config.batch_size)[s]
+    slices = batches(len(X), config.batch_size)
+    epoch, s = divmod(step - 1, len(slices))
+    start, stop = slices[s]
     rows = slice(None) if orders is None else orders[epoch, start:stop]
     noise = None if masks is None else [m[epoch:epoch + 1, s:s + 1, :stop - start] for m in masks]
     return config.replace(epochs=1, batch_size=None), X[rows], y[rows], noise
@@ -322,8 +322,8 @@ def _agrees(ours, theirs, dtype):
     if dtype == "float64":
         tol = tolerances.float64("trajectory")
         return bool(np.all(np.abs(ours - theirs) <= tol.atol + tol.rtol * np.abs(theirs)))
-    eps = float(np.finfo(dtypes.numpy_dtype(dtype)).eps) if dtype in ("float32", "float16") else 2.0 ** -7
-    return bool(np.all(np.abs(ours - theirs) <= 16 * eps * np.maximum(np.abs(theirs), 1.0)))
+    bound = tolerances.FIRST_STEP_ULPS * dtypes.eps(dtype) * np.maximum(np.abs(theirs), 1.0)
+    return bool(np.all(np.abs(ours - theirs) <= bound))
 
 
 def _evaluated(driver, state, X, config, device):

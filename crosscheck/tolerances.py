@@ -50,6 +50,9 @@ LOW = {
 PROBE_ULPS = 1
 # The float32 rule probe: a float32 sum of n terms lies within n ulps of its exact value, whatever the order.
 SUM_ULPS_PER_TERM = 1.0
+# Where a low-precision run first parts (checks.first_steps): a leaf after one or two steps, within this many of the
+# dtype's ulps of the reference's (of 1, below 1). Only locates a failure already found; it decides no verdict.
+FIRST_STEP_ULPS = 16
 
 
 def probe(dtype):
