@@ -30,6 +30,7 @@ import numpy as np
 
 from common.driver import Capability, Driver, Run, TrainState, Unsupported, batches
 
+from . import tolerances
 from .adapters import AdapterError
 
 LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward", "relu_backward"),
@@ -114,18 +115,7 @@ class Assembled:
         return called
 
     def _shaped(self, who, what, array, like):
-        """array (a gradient or running statistic of batch norm, as the user's function gives it) in like's shape:
-        as it is, or from CS231n's keepdims (1, D) where cs231n(..., keepdims=True) declares it; otherwise refused,
-        saying what fits."""
-        got = np.shape(array)
-        if got == np.shape(like):
-            return array
-        if self.keepdims and got == (1, *np.shape(like)):
-            return np.reshape(array, np.shape(like))
-        hint = ("CS231n's keepdims convention (a sum or mean with keepdims=True)? declare cs231n(..., keepdims=True)"
-                if got == (1, *np.shape(like)) else "its shape must be the parameter's")
-        raise AdapterError(f"{self.name}: {who} gives {what} as {got}, for a parameter of shape {np.shape(like)}: "
-                           f"{hint}")
+        return _shaped(self.name, self.keepdims, who, what, array, like)
 
     @staticmethod
     def _bn_param(buffers, slot, mode, keepdims=False):
@@ -305,14 +295,28 @@ class Assembled:
                 params = new
             if epoch + 1 in checkpoints:
                 saved[epoch + 1] = self._snapshot(config, params, configs, step, buffers)
-        return Run(losses=losses, checkpoints=saved, params=[_copy(pair) for pair in params],
-                   state=self._snapshot(config, params, configs, step, buffers))
+        state = self._snapshot(config, params, configs, step, buffers)
+        return Run(losses=losses, checkpoints=saved, params=state.params, state=state)
 
     def _snapshot(self, config, params, configs, step, buffers):
         """The training state as it is now, every array copied (the functions may change theirs in place later)."""
         state = {name: [_copy(pair) for pair in layers] for name, layers in self._state(config, configs).items()}
         return TrainState([_copy(pair) for pair in params], state, step,
                           [_copy(b) for b in buffers] if buffers is not None else [() for _ in params])
+
+
+def _shaped(name, keepdims, who, what, array, like):
+    """array (a gradient or running statistic of batch norm, as the user's function who gives it) in like's shape: as
+    it is, or from CS231n's keepdims (1, D) where cs231n(..., keepdims=True) declares it; otherwise refused, saying
+    what fits."""
+    got = np.shape(array)
+    if got == np.shape(like):
+        return array
+    if keepdims and got == (1, *np.shape(like)):
+        return np.reshape(array, np.shape(like))
+    hint = ("CS231n's keepdims convention (a sum or mean with keepdims=True)? declare cs231n(..., keepdims=True)"
+            if got == (1, *np.shape(like)) else "its shape must be the parameter's")
+    raise AdapterError(f"{name}: {who} gives {what} as {got}, for a parameter of shape {np.shape(like)}: {hint}")
 
 
 def _copy(leaves):
@@ -323,8 +327,11 @@ def _copy(leaves):
 def _tie(x, layer, got, ref):
     """' at an exact tie ...' where every entry of a max-pool's input gradient that differs from the reference's lies
     in a window whose maximum is held by more than one entry (the convention: the first of them, row-major, gets it)."""
-    differs = ~np.isclose(np.asarray(got, dtype=np.float64), ref, rtol=1e-10, atol=1e-12)
-    if np.shape(got) != np.shape(ref) or not differs.any():
+    if np.shape(got) != np.shape(ref):
+        return ""
+    tol = tolerances.float64("gradient")  # the op check's own, so that a tie is said where that check fails
+    differs = ~np.isclose(np.asarray(got, dtype=np.float64), ref, rtol=tol.rtol, atol=tol.atol)
+    if not differs.any():
         return ""
     k, stride = layer.shape
     tied = np.zeros(x.shape, dtype=bool)
@@ -420,9 +427,8 @@ def check_ops(layers, name="cs231n", seed=0, keepdims=False):
             got = getattr(layers, bwd)(dy, cache)
             got = (got,) if kind in ("maxpool2d", "dropout") else got  # their backward returns dx alone
             if kind == "batchnorm":  # dgamma and dbeta in gamma's shape: as they are, or from (1, D) if declared
-                shaper = Assembled(name, layers, None, keepdims)
-                got = (got[0], *(shaper._shaped(bwd, what, g, leaf) for what, g, leaf in zip(("dgamma", "dbeta"),
-                                                                                              got[1:], p)))
+                got = (got[0], *(_shaped(name, keepdims, bwd, what, g, leaf)
+                                 for what, g, leaf in zip(("dgamma", "dbeta"), got[1:], p)))
             ref_dx, ref_dp = ref_layers.BACKWARD[kind](layer, p, ref_cache, dy)
             for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
                 tie = _tie(x, layer, g, r) if kind == "maxpool2d" else ""
