@@ -189,14 +189,6 @@ def parse_args(argv=None):
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
-    data_rows = None
-    if args.data is not None:
-        from reference.data import load
-
-        try:
-            data_rows = len(load(args.data, config, args.samples)[0])
-        except ValueError as exc:
-            p.error(str(exc))
     if args.samples is None and args.data is None and (config.sample_shape, config.layers[-1]) != ((2,), 1):
         p.error(f"XOR needs 2 inputs and 1 output, got layers {','.join(map(str, config.layers))}; pass --samples N "
                 "for synthetic data")
@@ -204,7 +196,12 @@ def parse_args(argv=None):
         p.error("--samples must be positive")
     if args.checkpoints < 1:
         p.error("--checkpoints must be positive")
-    n_samples = data_rows or (4 if args.samples is None else args.samples)
+    case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs),
+                data=args.data)
+    try:  # the data the run trains on, checked against the model before anything trains
+        n_samples = len(case.inputs(args.dtype)[2])
+    except ValueError as exc:
+        p.error(str(exc))
     if args.batch_size is not None and args.batch_size > n_samples:
         where = f"--data {args.data}" if args.data else "XOR" if args.samples is None else "--samples"
         p.error(f"--batch-size {args.batch_size} exceeds the {n_samples} samples ({where}); choose at most {n_samples}")
@@ -235,12 +232,6 @@ def parse_args(argv=None):
             p.error(str(exc))
         if args.device not in driver.devices and name in backends.REGISTRY:
             p.error(f"--device {args.device}: backend {name!r} offers only {', '.join(driver.devices)} on this machine")
-    case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs),
-                data=args.data)
-    try:  # the data the run trains on, checked against the model before anything trains
-        case.inputs(args.dtype)
-    except ValueError as exc:
-        p.error(str(exc))
     return args, case, names
 
 
@@ -324,12 +315,12 @@ def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
     masks = dropout_masks(config, len(X))  # the whole run's: each stretch is handed its own epochs of them
     # A train that cannot continue a run (a plug-in's without opt_state, step and buffers) trains at once: one stretch
     # holding every checkpoint, so that no state is lost between stretches.
-    stretches = case.checkpoints(config.epochs) if driver.continues() else (config.epochs,)
-    for stop in stretches:
+    continues = driver.continues()
+    for stop in case.checkpoints(config.epochs) if continues else (config.epochs,):
         stretch = config.replace(epochs=stop - done)
         with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state, step and buffers
             part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop],
-                                    () if driver.continues() else case.checkpoints(config.epochs), device,
+                                    () if continues else case.checkpoints(config.epochs), device,
                                     opt_state=opt_state, step=step, buffers=buffers,
                                     masks=None if masks is None else [m[done:stop] for m in masks])
         losses.append(part.losses)
