@@ -1,6 +1,7 @@
 """Data sets: the seeds' XOR, and synthetic problems drawn from a seed."""
 
 import math
+import os
 
 import numpy as np
 
@@ -138,8 +139,6 @@ _CACHE: dict = {}
 
 def _read(path):
     """A file's contents (a text, or the (X, y) of a .npz or .csv), read once per path and modification time."""
-    import os
-
     try:
         key = (os.path.abspath(path), os.path.getmtime(path))
     except OSError as exc:
