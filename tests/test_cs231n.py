@@ -16,6 +16,10 @@ from .source import IN_SOURCE_TREE, ROOT, needs_source_tree
 
 if IN_SOURCE_TREE and str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # examples/
+if IN_SOURCE_TREE:
+    # Imported here, before any test patches cs231n_layers: the buggy copy takes a snapshot of that module's
+    # functions when first imported, and a first import under a test's monkeypatch kept the patch for later tests.
+    from examples import cs231n_layers_buggy  # noqa: F401
 
 pytestmark = needs_source_tree
 
