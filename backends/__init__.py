@@ -119,8 +119,7 @@ def _load_plugin(name):
     if not hasattr(driver, "run_train"):
         what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
         raise PluginError(f"plug-in {name!r} ({_plugins[name]}) is {what}, not a Driver nor a callable "
-                          f"returning one: wrap it with an adapter (crosscheck.adapters; README, 'Check your own "
-                          f"implementation')")
+                          f"returning one: wrap it with an adapter (crosscheck.adapters; docs/your-code.md)")
     if driver.name != name:
         from dataclasses import replace
 

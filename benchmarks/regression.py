@@ -16,7 +16,7 @@ slowdown (which persists) does.
     python benchmarks/regression.py check --confirm 2 bench.json   # exit 1 on a regression
     python benchmarks/regression.py record bench.json a.json b.json   # baseline: per ratio, the lowest median
 
-README ("Regression check") gives the measured false-alarm and detection rates.
+docs/benchmarks.md ("Regression check") gives the measured false-alarm and detection rates.
 """
 
 import argparse

@@ -21,7 +21,7 @@ from workloads import BASELINE_ROW, WORKLOADS
 
 ROUNDS = 9  # per row: the regression check bootstraps its ratios from these rounds (benchmarks/regression.py)
 # For measuring the regression check's error rates only: "ROW=FACTOR" runs that row's training core FACTOR times
-# inside its timed region, a planted slowdown (README, "Regression check").
+# inside its timed region, a planted slowdown (docs/benchmarks.md, "Regression check").
 SLOWDOWN = os.environ.get("CROSSCHECK_BENCH_PLANT_SLOWDOWN", "")
 
 

@@ -38,7 +38,7 @@ WORKLOADS = {
                                     dtype="float32"), 1024, None),
     # `wide` in bfloat16, each row beside itself in float32 (its speed over its own float32 run, timed right after it):
     # no target on CPU, where bfloat16 may be emulated. Not NumPy: it has no bfloat16 matrix product (ml_dtypes'
-    # runs element by element, about 100x float32's time: README, "Low precision").
+    # runs element by element, about 100x float32's time: docs/precision.md, "Low precision").
     "wide-bfloat16": Workload("wide-bfloat16", Config(layers=(784, 512, 10), init="glorot_uniform", lr=0.001, epochs=10,
                                                       dtype="bfloat16"), 1024, None, baseline="float32"),
     # The same two with Adam: its state and update beside the seeds' plain descent (the baseline row stays the

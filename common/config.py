@@ -164,7 +164,7 @@ class Config:
     # parameters cast each step; dtype (float32) keeps the master weights, the optimizer's state and the update.
     # loss_scale: None, a number (static: the loss gradient times it, the gradients divided by it before the update),
     # or "dynamic" (from 2^16, halved and the step skipped when a gradient overflows, doubled after scale_window
-    # steps without one: torch.amp.GradScaler's defaults). README.md, "Mixed precision".
+    # steps without one: torch.amp.GradScaler's defaults). docs/precision.md, "Mixed precision".
     compute: str | None = None
     loss_scale: float | str | None = None
     scale_window: int = 2000

@@ -4,7 +4,7 @@ float64 is the reference's own precision, compared with fixed tolerances. The ot
 reference's own rounding in them (crosscheck/tolerances.py): float32, and the 16-bit floats bfloat16 (8 bits of
 significand, float32's range) and float16 (11 bits, largest finite 65504).
 
-The rule every backend follows in a 16-bit dtype (README.md, "Low precision"): arrays are stored in it and each
+The rule every backend follows in a 16-bit dtype (docs/precision.md, "Low precision"): arrays are stored in it and each
 op's result is rounded to it; products (matrix products) and reductions (sums, means) accumulate in float32 and are
 rounded once. NumPy's matrix products do (np.dot), but its sums not always: ml_dtypes' bfloat16 ones accumulate in
 bfloat16, and float16 ones along a strided axis (axis 0 of a row-major array: a bias gradient) in float16, so the

@@ -97,7 +97,8 @@ def parse_args(argv=None):
                         "a dense layer after it, or the last step only with last after it), e.g. "
                         f"dense:2:4,tanh,dense:4:4,relu,dense:4:1,sigmoid (kinds: "
                         f"{', '.join(registry.LAYERS)}); or a TOML model file giving the layers with their loss, "
-                        "data and training (README, 'Model files'; options given here override the file's)")
+                        "data and training (docs/layers-and-optimizers.md, 'Model files'; options given here "
+                        "override the file's)")
     p.add_argument("--input-shape", default=None, metavar="C,H,W|T",
                    help="the per-sample shape of the inputs, for a model that begins with conv2d (C,H,W: synthetic "
                         "images) or embedding (T: windows of a generated text)")
@@ -107,12 +108,13 @@ def parse_args(argv=None):
                    help=f"the run's dtype (default: {d.dtype}; float32, the master weights', with --compute)")
     p.add_argument("--compute", default=None, choices=dtypes.HALF,
                    help="mixed precision: each step's forward and backward in this dtype on float32 master weights "
-                        "(README, 'Low precision')")
+                        "(docs/precision.md)")
     p.add_argument("--loss-scale", default=None, metavar="dynamic|S",
                    help="mixed precision's loss scaling: dynamic (torch.amp's GradScaler: 2^16, halved and the step "
                         "skipped on overflow, doubled after 2000 steps) or a static scale S (default: none)")
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
-    opt = p.add_argument_group("optimizer", "torch.optim's definitions and defaults (README, 'Optimizers')")
+    opt = p.add_argument_group("optimizer", "torch.optim's definitions and defaults "
+                               "(docs/layers-and-optimizers.md, 'Optimizers')")
     opt.add_argument("--optimizer", default=d.optimizer, choices=tuple(registry.OPTIMIZERS))
     opt.add_argument("--momentum", type=float, default=d.momentum, help="momentum and nesterov's mu")
     opt.add_argument("--betas", default=",".join(map(str, d.betas)), metavar="B1,B2", help="adam and adamw's betas")
@@ -136,7 +138,7 @@ def parse_args(argv=None):
                    help="comma-separated (default: every registered one, plug-ins included); the reference always runs")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for the framework backends")
     p.add_argument("--implementation", action="append", default=[], metavar="NAME=module:object",
-                   help="also check your own implementation (repeatable; see README, 'Check your own implementation')")
+                   help="also check your own implementation (repeatable; see docs/your-code.md)")
     p.add_argument("--checkpoints", type=int, default=50, help="how many times to compare parameters")
     p.add_argument("--log-every", type=int, default=0, metavar="N",
                    help="print each backend's loss every N epochs, as the seeds log (default: 0, off)")

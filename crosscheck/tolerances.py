@@ -1,4 +1,4 @@
-"""The one tolerance table. README.md ("Tolerances") says where each figure comes from.
+"""The one tolerance table. docs/precision.md ("Tolerances") says where each figure comes from.
 
 float64: fixed tolerances, elementwise |actual - expected| <= atol + rtol |expected|.
 float32, bfloat16, float16: no fixed figure. A backend's deviation from the float64
@@ -37,7 +37,7 @@ class Low:
 
 LOW = {
     "float32": Low(factor=4.0, floor_ulps=8),
-    # The 16-bit floats, op by op (tests/test_ops.py); README.md "Low precision" has the measured figures.
+    # The 16-bit floats, op by op (tests/test_ops.py); docs/precision.md ("Low precision") has the measured figures.
     "bfloat16": Low(factor=4.0, floor_ulps=2),
     "float16": Low(factor=4.0, floor_ulps=2),
 }
@@ -45,8 +45,8 @@ LOW = {
 
 # A hand-worked low-precision probe (crosscheck/checks.py: check_low_precision_rule) holds a backend to the rule's
 # exact values within this many ulps of the dtype: XLA divides by a broadcast value (a softmax by its row sum) through
-# the reciprocal, rounded, so 26% of float16 and float32 quotients land an ulp off (README.md, "Low precision"); a
-# broken rule is off by far more (a stalled 16-bit sum by a factor of ten).
+# the reciprocal, rounded, so 26% of float16 and float32 quotients land an ulp off (docs/precision.md, "Low
+# precision"); a broken rule is off by far more (a stalled 16-bit sum by a factor of ten).
 PROBE_ULPS = 1
 # The float32 rule probe: a float32 sum of n terms lies within n ulps of its exact value, whatever the order.
 SUM_ULPS_PER_TERM = 1.0

@@ -1,4 +1,4 @@
-"""Optimizers as pure init/update pairs, following torch.optim's definitions (README, "Optimizers").
+"""Optimizers as pure init/update pairs, following torch.optim's definitions (docs/layers-and-optimizers.md).
 
 Each pair works on one parameter leaf (a layer's weight or bias): p is the leaf, g its gradient,
 s the leaf's state (a tuple, one array per state name of common/registry.py), k what the update

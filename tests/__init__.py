@@ -1,2 +1,2 @@
 """The cross-check suite, a package so that it installs (as crosscheck_tests) and runs from any folder:
-`pytest --pyargs crosscheck_tests --implementation NAME=module:object` (README, 'Check your own implementation')."""
+`pytest --pyargs crosscheck_tests --implementation NAME=module:object` (docs/your-code.md)."""

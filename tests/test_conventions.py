@@ -1,4 +1,4 @@
-"""Conventions stated in README.md, checked: relu's kink, the fused softmax, float32 staying float32."""
+"""Conventions stated in docs/conventions.md, checked: relu's kink, the fused softmax, float32 staying float32."""
 
 import numpy as np
 import pytest

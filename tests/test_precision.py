@@ -1,4 +1,4 @@
-"""The precision ladder: every backend agrees with the NumPy reference in bfloat16 and float16 (README.md, "Low
+"""The precision ladder: every backend agrees with the NumPy reference in bfloat16 and float16 (docs/precision.md, "Low
 precision"), within the low-precision rule: a multiple of the NumPy reference's own deviation in the dtype, measured
 on the same values (crosscheck/tolerances.py LOW)."""
 

@@ -81,7 +81,7 @@ def names_text():
 
 
 # (name, its text, the planted line, the report's arguments, what each tool must say of the planted copy); as
-# README's "Done when" lists them: CS231n-style code, a seed-style class, Nielsen's network, a plain script's loop
+# Issue 26's "Done when" lists them: CS231n-style code, a seed-style class, Nielsen's network, a plain script's loop
 # body, makemore part 4's backward with batch norm.
 USERS = [
     ("mine", cs231n_file, CS231N_PLANT,
