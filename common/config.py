@@ -146,14 +146,15 @@ class Config:
     batch_size: int | None = None
     dtype: str = "float64"
     seed: int = 0
-    # The optimizer (common/registry.py) and its hyperparameters, as torch.optim names and defaults them; each
-    # optimizer reads those it needs. weight_decay is L2 coupled into the gradient, or decoupled for adamw;
+    # The optimizer (common/registry.py) and its hyperparameters, as torch.optim names them. Each optimizer reads
+    # those its registry entry gives defaults for: None takes that default; one it does not read stays None, and
+    # giving it is refused. weight_decay is L2 coupled into the gradient, or decoupled for adamw;
     # decay_biases=False leaves the biases undecayed.
     optimizer: str = "sgd"
-    momentum: float = 0.9
-    betas: tuple[float, float] = (0.9, 0.999)
-    alpha: float = 0.99
-    eps: float | None = None  # None: the optimizer's own default (registry)
+    momentum: float | None = None
+    betas: tuple[float, float] | None = None
+    alpha: float | None = None
+    eps: float | None = None
     weight_decay: float = 0.0
     decay_biases: bool = True
     model: tuple | None = None  # None: expanded from the shorthand (layers, hidden, output)
@@ -240,15 +241,23 @@ class Config:
     def _check_optimizer(self) -> None:
         if self.optimizer not in registry.OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {tuple(registry.OPTIMIZERS)}")
+        spec = registry.OPTIMIZERS[self.optimizer]
         if isinstance(self.betas, list):
             object.__setattr__(self, "betas", tuple(self.betas))
-        if self.eps is None:
-            object.__setattr__(self, "eps", registry.OPTIMIZERS[self.optimizer].eps)
-        if not isinstance(self.betas, tuple) or len(self.betas) != 2:
+        for name in registry.HYPERPARAMETERS:
+            if name in spec.defaults and getattr(self, name) is None:
+                object.__setattr__(self, name, spec.defaults[name])
+            elif name not in spec.defaults and getattr(self, name) is not None:
+                reads = ", ".join(spec.hyper)
+                raise ValueError(f"{self.optimizer} does not read {name} (it reads {reads}); got {name}="
+                                 f"{getattr(self, name)!r}")
+        if self.betas is not None and (not isinstance(self.betas, tuple) or len(self.betas) != 2):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
-        for name, value in (("momentum", self.momentum), ("alpha", self.alpha), ("betas[0]", self.betas[0]),
-                            ("betas[1]", self.betas[-1])):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        fractions = (("momentum", self.momentum), ("alpha", self.alpha),
+                     *((("betas[0]", self.betas[0]), ("betas[1]", self.betas[-1])) if self.betas else ()))
+        for name, value in fractions:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value < 1):
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
         if self.eps is not None and (isinstance(self.eps, bool) or not isinstance(self.eps, (int, float))
                                      or not math.isfinite(self.eps) or self.eps <= 0):
@@ -343,14 +352,18 @@ class Config:
 
     def replace(self, **changes) -> Config:
         """A copy with changes. A shorthand model is expanded afresh; an explicit one is changed through model=.
-        A new optimizer gets its own default eps unless eps is given."""
+        A new optimizer gets its own defaults for the hyperparameters not given: those it does not read are dropped,
+        and those still at the old optimizer's defaults take the new one's."""
         if self._shorthand and "model" not in changes:
             changes["model"] = None
         elif not self._shorthand and {"layers", "hidden", "output"} & changes.keys() and "model" not in changes:
             raise ValueError("this configuration's model was given explicitly: change it through model=, not the "
                              "shorthand (layers, hidden, output)")
-        if "optimizer" in changes and "eps" not in changes and self.eps == registry.OPTIMIZERS[self.optimizer].eps:
-            changes["eps"] = None
+        if "optimizer" in changes:
+            old, new = registry.OPTIMIZERS[self.optimizer].defaults, registry.OPTIMIZERS[changes["optimizer"]].defaults
+            for name in registry.HYPERPARAMETERS:
+                if name not in changes and (name not in new or getattr(self, name) == old.get(name)):
+                    changes[name] = None
         return replace(self, **changes)
 
 

@@ -233,25 +233,34 @@ INITS = {i.name: i for i in (
 
 @dataclass(frozen=True)
 class Optimizer:
-    """An optimizer: the hyperparameters it reads, its state (one array per parameter leaf per name), its default
-    epsilon (torch.optim's), and whether its weight decay is decoupled from the gradient (AdamW) or coupled (L2)."""
+    """An optimizer: the default of every hyperparameter it reads beyond lr and weight_decay (torch.optim's, but
+    momentum's 0.9), its state (one array per parameter leaf per name), and whether its weight decay is decoupled
+    from the gradient (AdamW) or coupled (L2). A configuration gives an optimizer only the hyperparameters it reads,
+    each its own default unless given: no optimizer inherits another's."""
 
     name: str
-    hyper: tuple
+    defaults: dict
     state: tuple
-    eps: float | None = None
     decoupled_decay: bool = False
+
+    @property
+    def hyper(self) -> tuple:
+        """The hyperparameters it reads, lr first."""
+        return ("lr", *self.defaults, *(("weight_decay",) if self.decoupled_decay else ()))
+
+
+HYPERPARAMETERS = ("momentum", "betas", "alpha", "eps")  # the Config fields an optimizer's defaults may name
 
 
 OPTIMIZERS = {o.name: o for o in (
-    Optimizer("sgd", hyper=("lr",), state=()),
-    Optimizer("momentum", hyper=("lr", "momentum"), state=("momentum buffer",)),
-    Optimizer("nesterov", hyper=("lr", "momentum"), state=("momentum buffer",)),
-    Optimizer("rmsprop", hyper=("lr", "alpha", "eps"), state=("square average",), eps=1e-8),
-    Optimizer("adagrad", hyper=("lr", "eps"), state=("sum of squares",), eps=1e-10),
-    Optimizer("adam", hyper=("lr", "betas", "eps"), state=("first moment", "second moment"), eps=1e-8),
-    Optimizer("adamw", hyper=("lr", "betas", "eps", "weight_decay"), state=("first moment", "second moment"),
-              eps=1e-8, decoupled_decay=True),
+    Optimizer("sgd", defaults={}, state=()),
+    Optimizer("momentum", defaults={"momentum": 0.9}, state=("momentum buffer",)),
+    Optimizer("nesterov", defaults={"momentum": 0.9}, state=("momentum buffer",)),
+    Optimizer("rmsprop", defaults={"alpha": 0.99, "eps": 1e-8}, state=("square average",)),
+    Optimizer("adagrad", defaults={"eps": 1e-10}, state=("sum of squares",)),
+    Optimizer("adam", defaults={"betas": (0.9, 0.999), "eps": 1e-8}, state=("first moment", "second moment")),
+    Optimizer("adamw", defaults={"betas": (0.9, 0.999), "eps": 1e-8}, state=("first moment", "second moment"),
+              decoupled_decay=True),
 )}
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")  # common/dtypes.py says what each means

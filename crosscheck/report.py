@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -116,9 +117,12 @@ def parse_args(argv=None):
     opt = p.add_argument_group("optimizer", "torch.optim's definitions and defaults "
                                "(docs/layers-and-optimizers.md, 'Optimizers')")
     opt.add_argument("--optimizer", default=d.optimizer, choices=tuple(registry.OPTIMIZERS))
-    opt.add_argument("--momentum", type=float, default=d.momentum, help="momentum and nesterov's mu")
-    opt.add_argument("--betas", default=",".join(map(str, d.betas)), metavar="B1,B2", help="adam and adamw's betas")
-    opt.add_argument("--alpha", type=float, default=d.alpha, help="rmsprop's smoothing constant")
+    opt.add_argument("--momentum", type=float, default=None,
+                     help=f"momentum and nesterov's mu (default {_default('momentum')})")
+    opt.add_argument("--betas", default=None, metavar="B1,B2",
+                     help=f"adam and adamw's betas (default {_default('betas')})")
+    opt.add_argument("--alpha", type=float, default=None,
+                     help=f"rmsprop's smoothing constant (default {_default('alpha')})")
     opt.add_argument("--eps", type=float, default=None,
                      help="the optimizer's epsilon (default: its own, e.g. 1e-8 for adam, 1e-10 for adagrad)")
     opt.add_argument("--weight-decay", type=float, default=d.weight_decay,
@@ -164,7 +168,7 @@ def parse_args(argv=None):
     except ValueError:
         p.error(f"--layers must be comma-separated integers, got {args.layers!r}")
     try:
-        betas: tuple = tuple(float(b) for b in args.betas.split(","))
+        betas: Any = None if args.betas is None else tuple(float(b) for b in args.betas.split(","))
     except ValueError:
         p.error(f"--betas must be two comma-separated numbers, got {args.betas!r}")
     input_shape = None
@@ -241,6 +245,12 @@ def parse_args(argv=None):
 MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
                    "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "epochs", "batch_size", "seed",
                    "samples", "data")
+
+
+def _default(hyperparameter):
+    """A hyperparameter's default, as the registry's optimizers that read it give it ('0.9', '0.9,0.999')."""
+    value = next(o.defaults[hyperparameter] for o in registry.OPTIMIZERS.values() if hyperparameter in o.defaults)
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _model_file(parser, argv):

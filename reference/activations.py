@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from common import registry, walk
+
 from .precision import total
 
 NEGATIVE_SLOPE = 0.01  # leaky_relu's, torch.nn.functional.leaky_relu's and jax.nn.leaky_relu's default
@@ -140,27 +142,5 @@ def activation_backward(name, da, z, a):
     return BACKWARD[name](da, z, a)
 
 
-FORWARD = {
-    "sigmoid": sigmoid_forward,
-    "tanh": tanh_forward,
-    "relu": relu_forward,
-    "identity": identity_forward,
-    "softmax": softmax_forward,
-    "leaky_relu": leaky_relu_forward,
-    "elu": elu_forward,
-    "softplus": softplus_forward,
-    "gelu": gelu_forward,
-    "gelu_tanh": gelu_tanh_forward,
-}
-BACKWARD = {
-    "sigmoid": sigmoid_backward,
-    "tanh": tanh_backward,
-    "relu": relu_backward,
-    "identity": identity_backward,
-    "softmax": softmax_backward,
-    "leaky_relu": leaky_relu_backward,
-    "elu": elu_backward,
-    "softplus": softplus_backward,
-    "gelu": gelu_backward,
-    "gelu_tanh": gelu_tanh_backward,
-}
+FORWARD = walk.table(globals(), registry.ACTIVATIONS, "forward")
+BACKWARD = walk.table(globals(), registry.ACTIVATIONS, "backward")

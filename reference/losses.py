@@ -7,7 +7,7 @@ the N T positions (as torch's cross_entropy does).
 
 import numpy as np
 
-from common import registry
+from common import registry, walk
 
 from .precision import average, total
 
@@ -108,19 +108,8 @@ def loss_backward(name, a, y):
     return BACKWARD[name](a, y)
 
 
-FORWARD = {
-    "half_sse": half_sse_forward,
-    "mse": mse_forward,
-    "bce": sigmoid_bce_forward,
-    "softmax_cross_entropy": softmax_cross_entropy_forward,
-    "hinge": hinge_forward,
-}
-BACKWARD = {
-    "half_sse": half_sse_backward,
-    "mse": mse_backward,
-    "bce": sigmoid_bce_backward,
-    "softmax_cross_entropy": softmax_cross_entropy_backward,
-    "hinge": hinge_backward,
-}
+SPELT = {"bce": "sigmoid_bce"}  # the loss whose functions are spelt with the activation they are fused with
+FORWARD = walk.table(globals(), registry.LOSSES, "forward", aliases=SPELT)
+BACKWARD = walk.table(globals(), registry.LOSSES, "backward", aliases=SPELT)
 # Losses fused with their output activation: the forward reads the logits z, the backward returns dL/dz.
 FUSED_WITH_OUTPUT = registry.fused_losses()

@@ -212,13 +212,14 @@ def test_a_shipped_model_file_trains_and_agrees(path, request, tmp_path, capsys)
 def test_a_model_file_sets_the_run_and_the_command_line_overrides_it(tmp_path):
     spec = tmp_path / "m.toml"
     spec.write_text('model = ["dense:3:4", "layernorm:4", "tanh", "dense:4:2", "identity"]\nloss = "mse"\n'
-                    'samples = 12\nepochs = 40\nlr = 0.05\noptimizer = "momentum"\ndecay_biases = false\n'
+                    'samples = 12\nepochs = 40\nlr = 0.05\noptimizer = "adam"\ndecay_biases = false\n'
                     'betas = [0.8, 0.9]\n')
     args, case, _ = report.parse_args(["--model", str(spec), "--epochs", "7"])
     config = case.config
     assert [layer.kind for layer in config.model] == ["dense", "layernorm", "tanh", "dense", "identity"]
     assert (config.loss, config.lr, config.optimizer, config.betas, config.decay_biases) == \
-        ("mse", 0.05, "momentum", (0.8, 0.9), False)
+        ("mse", 0.05, "adam", (0.8, 0.9), False)
+    assert config.eps == 1e-8  # adam's own default, from the registry
     assert case.samples == 12
     assert config.epochs == 7  # the command line's, not the file's 40
 
@@ -228,6 +229,8 @@ def test_a_model_file_sets_the_run_and_the_command_line_overrides_it(tmp_path):
     ('loss = "mse"\n', "the file gives no model"),
     ('model = 3\n', "model must be a list or a string"),
     ('model = [\n', "not valid TOML"),
+    ('model = ["dense:2:4", "tanh", "dense:4:1", "sigmoid"]\noptimizer = "momentum"\nbetas = [0.8, 0.9]\n',
+     "momentum does not read betas (it reads lr, momentum); got betas=(0.8, 0.9)"),
     (None, "No such file or directory"),
 ])
 def test_a_bad_model_file_is_refused_before_training(tmp_path, capsys, text, message):

@@ -8,7 +8,7 @@ import pytest
 import backends
 from common import registry
 
-MODULES = ("activations", "losses", "mlp")
+MODULES = ("activations", "losses", "layers", "optimizers", "mlp")
 
 
 def public_functions(module):
@@ -31,18 +31,23 @@ def test_backend_mirrors_reference_names_and_order(driver, module):
     assert in_order == wanted, f"{package}.{module} defines the reference's functions in another order: {in_order}"
 
 
+BUFFERED = [name for name, kind in registry.LAYERS.items() if kind.buffers]
 TABLES = {"activations.FORWARD": registry.ACTIVATIONS, "activations.BACKWARD": registry.ACTIVATIONS,
-          "losses.FORWARD": registry.LOSSES, "losses.BACKWARD": registry.LOSSES}
+          "losses.FORWARD": registry.LOSSES, "losses.BACKWARD": registry.LOSSES,
+          "layers.FORWARD": registry.LAYERS, "layers.BACKWARD": registry.LAYERS, "layers.EVALUATE": BUFFERED,
+          "layers.RUNNING": BUFFERED, "layers.BUFFERS": BUFFERED,
+          "optimizers.INIT": registry.OPTIMIZERS, "optimizers.UPDATE": registry.OPTIMIZERS}
 
 
 @pytest.mark.builtin
 @pytest.mark.parametrize("table", list(TABLES))
 def test_backend_tables_hold_every_registered_name(driver, table):
-    """The dispatch tables of every built-in backend, the reference's included, list the registry's names in order."""
+    """The dispatch tables of every built-in backend, the reference's included, hold every registered name, no
+    other."""
     module, name = table.split(".")
     package = backends.REGISTRY[driver.name][0]
     ours = getattr(importlib.import_module(f"{package}.{module}"), name)
-    assert list(ours) == list(TABLES[table]), f"{package}.{table} has {list(ours)}, the registry {list(TABLES[table])}"
+    assert sorted(ours) == sorted(TABLES[table]), f"{package}.{table} has {list(ours)}, the registry {TABLES[table]}"
 
 
 NUMPY_ONLY = """
@@ -82,3 +87,34 @@ def test_every_layer_kind_trains_in_a_case_and_is_caught_wrong():
     planted = " ".join(bug.id for bug in BUGS if bug.module == "layers")
     for kind in ("layernorm", "batchnorm", "dropout", "conv", "maxpool", "avgpool", "embedding", "rnn", "lstm"):
         assert kind in planted, f"no catalogue mistake in {kind}"
+
+
+def test_an_optimizer_pair_that_gives_its_state_by_position_is_refused_naming_the_names():
+    """common/walk.py reads and returns a leaf's optimizer state by name; a pair that returns a tuple (or the wrong
+    names) would otherwise have its state misfiled under another name."""
+    import numpy as np
+
+    from common import walk
+    from common.config import Config
+
+    config = Config(layers=(2, 2, 1), optimizer="adam")
+    params = [(np.ones((2, 2)), np.zeros(2)), (np.ones((2, 1)), np.zeros(1))]
+    with pytest.raises(TypeError, match=r"adam_init must give a leaf's state by name, \['first moment', 'second "
+                                        r"moment'\]; got tuple"):
+        walk.optimizer_init(params, config, lambda p: (np.zeros_like(p), np.zeros_like(p)))
+    state = walk.optimizer_init(params, config, lambda p: {"first moment": p * 0, "second moment": p * 0})
+    with pytest.raises(TypeError, match=r"adam_update must give .*; got \['first moment', 'velocity'\]"):
+        walk.optimizer_update(params, params, state, (), config,
+                              lambda p, g, s, k, c, l, which: (p, {"first moment": p, "velocity": p}))
+
+
+def test_a_registered_name_without_its_function_is_an_error_at_import():
+    from common import walk
+
+    def relu_forward(x):
+        return x
+
+    with pytest.raises(NotImplementedError, match="mine has no tanh_forward for the registered 'tanh'"):
+        walk.table({"__name__": "mine", "relu_forward": relu_forward}, ("relu", "tanh"), "forward")
+    found = walk.table({"__name__": "mine", "relu_forward": relu_forward}, ("relu",), "forward")
+    assert found == {"relu": relu_forward}

@@ -118,9 +118,11 @@ def test_the_frameworks_own_optimizer_agrees(driver, device, optimizer):
 
 def test_bad_optimizer_settings_are_refused():
     for changes, message in (({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
-                             ({"momentum": 1.0}, "momentum must be a number in \\[0, 1\\)"),
-                             ({"betas": (0.9,)}, "betas must be a pair"),
-                             ({"eps": 0.0}, "eps must be a positive finite number"),
+                             ({"optimizer": "momentum", "momentum": 1.0}, "momentum must be a number in \\[0, 1\\)"),
+                             ({"optimizer": "adam", "betas": (0.9,)}, "betas must be a pair"),
+                             ({"optimizer": "adagrad", "eps": 0.0}, "eps must be a positive finite number"),
+                             ({"optimizer": "adam", "momentum": 0.5}, r"adam does not read momentum \(it reads lr, "
+                                                                     r"betas, eps\); got momentum=0.5"),
                              ({"weight_decay": -1.0}, "weight_decay must be a non-negative"),
                              ({"decay_biases": 1}, "decay_biases must be True or False")):
         with pytest.raises((ValueError, TypeError), match=message):
@@ -188,3 +190,16 @@ def test_a_run_that_goes_non_finite_still_says_where_it_first_parted(driver, dev
     text = str(info.value)
     assert text.startswith(f"{driver.name}: first parts after step 1: layer 1 weight"), text
     assert "the run diverged, which is never agreement" in text
+
+
+def test_every_optimizer_gets_its_own_defaults_and_none_inherits_anothers():
+    """Each hyperparameter's default comes from the optimizer's registry entry; switching optimizers drops what the
+    new one does not read and re-defaults what was the old one's default, keeping what was chosen."""
+    for name, spec in registry.OPTIMIZERS.items():
+        config = Config(optimizer=name)
+        for hyper in registry.HYPERPARAMETERS:
+            assert getattr(config, hyper) == spec.defaults.get(hyper), (name, hyper)
+    adam = Config(optimizer="adam")
+    assert (adam.replace(optimizer="adagrad").eps, adam.replace(optimizer="adagrad").betas) == (1e-10, None)
+    assert Config(optimizer="adam", eps=1e-6).replace(optimizer="rmsprop").eps == 1e-6  # chosen, and read: kept
+    assert Config(optimizer="momentum", momentum=0.5).replace(optimizer="adam").momentum is None

@@ -64,9 +64,10 @@ def test_report_exits_1_and_names_the_culprit(driver, mutate, capsys):
     (["--backends", "numpy,mxnet"], "unknown backend"),
     (["--hidden", "swish"], "invalid choice"),
     (["--optimizer", "lbfgs"], "invalid choice"),
-    (["--betas", "0.9"], "betas must be a pair"),
+    (["--optimizer", "adam", "--betas", "0.9"], "betas must be a pair"),
     (["--betas", "a,b"], "--betas must be two comma-separated numbers"),
-    (["--momentum", "1.5"], "momentum must be a number in [0, 1)"),
+    (["--optimizer", "momentum", "--momentum", "1.5"], "momentum must be a number in [0, 1)"),
+    (["--momentum", "0.5"], "sgd does not read momentum (it reads lr); got momentum=0.5"),
 ])
 def test_bad_arguments_exit_2_with_the_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as info:

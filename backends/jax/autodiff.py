@@ -126,7 +126,7 @@ def framework_optimizer(config):
     wd, name = config.weight_decay, config.optimizer
     mask = [tuple(config.decays(l, i) for i in range(len(registry.LAYERS[layer.kind].params)))
             for l, layer in enumerate(config.parametrized)]
-    b1, b2 = config.betas
+    b1, b2 = config.betas or (None, None)  # adam's and adamw's alone
     if name == "adamw":  # decoupled: p <- p - lr (adam step + wd p), as torch's p (1 - lr wd) - lr adam step
         return optax.adamw(config.lr, b1, b2, config.eps, weight_decay=wd, mask=mask)
     base = {"sgd": lambda: optax.sgd(config.lr),

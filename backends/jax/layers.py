@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 from jax import lax
 
+from common import walk
 from common.registry import ACTIVATIONS
 from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS  # one definition: the reference's
 
@@ -351,18 +352,10 @@ def activation_layer_backward(layer, p, cache, da):
     return activations.BACKWARD[layer.kind](da, z, a), ()
 
 
-FORWARD: dict = {"dense": dense_forward, "layernorm": layernorm_forward, "batchnorm": batchnorm_forward,
-                 "dropout": dropout_forward, "conv2d": conv2d_forward, "maxpool2d": maxpool2d_forward,
-                 "avgpool2d": avgpool2d_forward, "embedding": embedding_forward, "rnn": rnn_forward,
-                 "lstm": lstm_forward, "last": last_forward, "flatten": flatten_forward,
-                 **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
-BACKWARD = {"dense": dense_backward, "layernorm": layernorm_backward, "batchnorm": batchnorm_backward,
-            "dropout": dropout_backward, "conv2d": conv2d_backward, "maxpool2d": maxpool2d_backward,
-            "avgpool2d": avgpool2d_backward, "embedding": embedding_backward, "rnn": rnn_backward,
-            "lstm": lstm_backward, "last": last_backward, "flatten": flatten_backward,
-            **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+FORWARD: dict = {**walk.table(globals(), walk.KINDS, "forward"), **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+BACKWARD = {**walk.table(globals(), walk.KINDS, "backward"), **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.
-EVALUATE = {"batchnorm": batchnorm_evaluate}
-RUNNING = {"batchnorm": batchnorm_running}
-BUFFERS = {"batchnorm": batchnorm_buffers}
+EVALUATE = walk.table(globals(), walk.BUFFERED, "evaluate")
+RUNNING = walk.table(globals(), walk.BUFFERED, "running")
+BUFFERS = walk.table(globals(), walk.BUFFERED, "buffers")

@@ -2,7 +2,8 @@
 
 import torch
 
-from reference.losses import FUSED_WITH_OUTPUT  # noqa: F401  (the same fact for every backend)
+from common import registry, walk
+from reference.losses import FUSED_WITH_OUTPUT, SPELT  # noqa: F401  (the same facts for every backend)
 
 
 def half_sse_forward(a, y):
@@ -90,17 +91,5 @@ def loss_backward(name, a, y):
     return BACKWARD[name](a, y)
 
 
-FORWARD = {
-    "half_sse": half_sse_forward,
-    "mse": mse_forward,
-    "bce": sigmoid_bce_forward,
-    "softmax_cross_entropy": softmax_cross_entropy_forward,
-    "hinge": hinge_forward,
-}
-BACKWARD = {
-    "half_sse": half_sse_backward,
-    "mse": mse_backward,
-    "bce": sigmoid_bce_backward,
-    "softmax_cross_entropy": softmax_cross_entropy_backward,
-    "hinge": hinge_backward,
-}
+FORWARD = walk.table(globals(), registry.LOSSES, "forward", aliases=SPELT)
+BACKWARD = walk.table(globals(), registry.LOSSES, "backward", aliases=SPELT)

@@ -2,11 +2,11 @@
 
 import torch
 
-from common import registry
+from common import registry, walk
 
 
 def sgd_init(p):
-    return ()
+    return {}
 
 
 def sgd_update(p, g, s, k, c, wd):
@@ -15,47 +15,47 @@ def sgd_update(p, g, s, k, c, wd):
 
 
 def momentum_init(p):
-    return (torch.zeros_like(p),)
+    return {"momentum buffer": torch.zeros_like(p)}
 
 
 def momentum_update(p, g, s, k, c, wd):
     """b <- mu b + g; p <- p - lr b  (torch.optim.SGD with dampening 0: the first b is g, not (1 - mu) g)"""
-    b = c.momentum * s[0] + g
-    return p - c.lr * b, (b,)
+    b = c.momentum * s["momentum buffer"] + g
+    return p - c.lr * b, {"momentum buffer": b}
 
 
 def nesterov_init(p):
-    return (torch.zeros_like(p),)
+    return {"momentum buffer": torch.zeros_like(p)}
 
 
 def nesterov_update(p, g, s, k, c, wd):
     """b <- mu b + g; p <- p - lr (g + mu b)  (torch.optim.SGD(nesterov=True): the look-ahead on the gradient)"""
-    b = c.momentum * s[0] + g
-    return p - c.lr * (g + c.momentum * b), (b,)
+    b = c.momentum * s["momentum buffer"] + g
+    return p - c.lr * (g + c.momentum * b), {"momentum buffer": b}
 
 
 def rmsprop_init(p):
-    return (torch.zeros_like(p),)
+    return {"square average": torch.zeros_like(p)}
 
 
 def rmsprop_update(p, g, s, k, c, wd):
     """v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps)  (eps outside the root, as torch.optim)"""
-    v = c.alpha * s[0] + (1 - c.alpha) * g * g
-    return p - c.lr * g / (torch.sqrt(v) + c.eps), (v,)
+    v = c.alpha * s["square average"] + (1 - c.alpha) * g * g
+    return p - c.lr * g / (torch.sqrt(v) + c.eps), {"square average": v}
 
 
 def adagrad_init(p):
-    return (torch.zeros_like(p),)
+    return {"sum of squares": torch.zeros_like(p)}
 
 
 def adagrad_update(p, g, s, k, c, wd):
     """G <- G + g^2; p <- p - lr g / (sqrt(G) + eps)  (torch.optim.Adagrad: no lr decay, G starts at 0)"""
-    G = s[0] + g * g
-    return p - c.lr * g / (torch.sqrt(G) + c.eps), (G,)
+    G = s["sum of squares"] + g * g
+    return p - c.lr * g / (torch.sqrt(G) + c.eps), {"sum of squares": G}
 
 
 def adam_init(p):
-    return (torch.zeros_like(p), torch.zeros_like(p))
+    return {"first moment": torch.zeros_like(p), "second moment": torch.zeros_like(p)}
 
 
 def adam_update(p, g, s, k, c, wd):
@@ -63,10 +63,10 @@ def adam_update(p, g, s, k, c, wd):
     with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t), k those two (adam_scalars) (eps outside the root, after bias
     correction, as torch.optim)."""
     b1, b2 = c.betas
-    m = b1 * s[0] + (1 - b1) * g
-    v = b2 * s[1] + (1 - b2) * g * g
+    m = b1 * s["first moment"] + (1 - b1) * g
+    v = b2 * s["second moment"] + (1 - b2) * g * g
     m_hat, v_hat = m / k[0], v / k[1]
-    return p - c.lr * m_hat / (torch.sqrt(v_hat) + c.eps), (m, v)
+    return p - c.lr * m_hat / (torch.sqrt(v_hat) + c.eps), {"first moment": m, "second moment": v}
 
 
 def adam_scalars(t, c):
@@ -76,7 +76,7 @@ def adam_scalars(t, c):
 
 
 def adamw_init(p):
-    return (torch.zeros_like(p), torch.zeros_like(p))
+    return {"first moment": torch.zeros_like(p), "second moment": torch.zeros_like(p)}
 
 
 def adamw_update(p, g, s, k, c, wd):
@@ -87,9 +87,7 @@ def adamw_update(p, g, s, k, c, wd):
 def init(params, config):
     """The optimizer's state at step 0: {state name: [(state of W, state of b)] per layer}; and a dynamic loss
     scaler's (registry.SCALER), one scalar each."""
-    names = registry.OPTIMIZERS[config.optimizer].state
-    leaves = [[INIT[config.optimizer](p) for p in layer] for layer in params]
-    state = {name: [tuple(leaf[i] for leaf in layer) for layer in leaves] for i, name in enumerate(names)}
+    state = walk.optimizer_init(params, config, INIT[config.optimizer])
     if not config.dynamic:
         return state
     return {**state, **scaler_state((registry.SCALE_START, 0.0, 0.0), config, params[0][0].device)}
@@ -103,24 +101,17 @@ def scaler_state(values, config, device):
 
 def update(params, grads, state, t, config):
     """(params, state) after update number t of config.optimizer, leaf by leaf, weight decay included."""
-    spec = registry.OPTIMIZERS[config.optimizer]
-    names, step = spec.state, UPDATE[config.optimizer]
     k = scalars(t, config)
-    new_params: list = []
-    new_state: dict = {name: [] for name in names}
-    for l, (layer, layer_grads) in enumerate(zip(params, grads)):
-        new_layer, new_leaf_states = [], []
-        for which, (p, g) in enumerate(zip(layer, layer_grads)):
-            wd = config.weight_decay if config.decays(l, which) else 0.0
-            if wd and not spec.decoupled_decay:
-                g = g + wd * p  # coupled L2: the gradient of wd/2 |p|^2
-            p, s = step(p, g, tuple(state[name][l][which] for name in names), k, config, wd)
-            new_layer.append(p)
-            new_leaf_states.append(s)
-        new_params.append(tuple(new_layer))
-        for i, name in enumerate(names):
-            new_state[name].append(tuple(s[i] for s in new_leaf_states))
-    return new_params, new_state
+    return walk.optimizer_update(params, grads, state, k, config, leaf_update)
+
+
+def leaf_update(p, g, s, k, config, l, which):
+    """One leaf's update (layer l's leaf number which), weight decay included: coupled L2 adds wd p to g (the
+    gradient of wd/2 |p|^2); adamw's pair applies its own, decoupled."""
+    wd = config.weight_decay if config.decays(l, which) else 0.0
+    if wd and not registry.OPTIMIZERS[config.optimizer].decoupled_decay:
+        g = g + wd * p
+    return UPDATE[config.optimizer](p, g, s, k, config, wd)
 
 
 def scalars(t, config):
@@ -128,6 +119,6 @@ def scalars(t, config):
     return SCALARS[config.optimizer](t, config) if config.optimizer in SCALARS else ()
 
 
-INIT = {name: globals()[f"{name}_init"] for name in registry.OPTIMIZERS}
-UPDATE = {name: globals()[f"{name}_update"] for name in registry.OPTIMIZERS}
-SCALARS = {"adam": adam_scalars, "adamw": adam_scalars}
+INIT = walk.table(globals(), registry.OPTIMIZERS, "init")
+UPDATE = walk.table(globals(), registry.OPTIMIZERS, "update")
+SCALARS = walk.table(globals(), ("adam", "adamw"), "scalars", aliases={"adamw": "adam"})
