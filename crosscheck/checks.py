@@ -35,7 +35,8 @@ def flat(params):
 class Findings:
     """Compares every quantity, then raises one Disagreement listing all that failed (or returns the diffs).
 
-    vote: called only when something disagrees, for a line that says whom the majority blames (see vote()).
+    vote: called only when something disagrees, for (a line that says whom the majority blames, the voters it
+    blames) (see vote()).
     """
 
     def __init__(self, vote=None, dtype=None, rule=None):
@@ -66,11 +67,13 @@ class Findings:
         __tracebackhide__ = True
         if self.failures:
             total = len(self.failures) + len(self.diffs)
-            verdict = f"\n{self.vote()}" if self.vote is not None else ""
+            line, blamed = self.vote() if self.vote is not None else (None, ())
+            verdict = f"\n{line}" if line else ""
             lead = "".join(f"{line}\n" for line in self.lead)  # where a run first parts (first_steps), if located
             exc = Disagreement(f"{lead}{len(self.failures)} of {total} quantities disagree:\n  "
                                + "\n  ".join(self.failures) + verdict)
             exc.first_epoch = min(self.first_epochs, default=None)
+            exc.blamed = tuple(blamed)
             raise exc
         return self.diffs
 
@@ -681,7 +684,7 @@ def _same(a, b):
 
 
 def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
-    """One line: which implementations and oracles agree with each other, and who is the odd one out.
+    """(one line: which implementations and oracles agree with each other, and who is the odd one out; the odd ones).
 
     A majority vote (as Muffin votes across backends): every voter's result on the same float64 problem
     (the reference, each framework's manual code and autodiff, and, for gradients, central differences),
@@ -689,9 +692,10 @@ def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
     """
     ballots = _ballots(driver, case, dtype, what, device, epochs, known or {})
     if len(ballots) < 3:
-        return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority"
+        return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority", ()
     where = f"; the disagreement is specific to {dtype}" if dtype != "float64" else ""
-    return tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}")[0]
+    line, group = tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}")
+    return line, tuple(b for b in ballots if group and b not in group)
 
 
 def tally(what, ballots, prefer=None, unanimous="all agree"):

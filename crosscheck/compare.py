@@ -17,11 +17,13 @@ class Disagreement(AssertionError):
     """A backend's result is not the reference's, with where and by how much.
 
     first_bad: the first index (in C order) out of tolerance, where one comparison located it; first_epoch: the
-    first epoch out of tolerance, where a trajectory check located it (crosscheck.checks), for the report.
+    first epoch out of tolerance, where a trajectory check located it (crosscheck.checks), for the report; blamed:
+    the voters the majority vote found odd (crosscheck.checks.vote), () where no vote was held or none was odd.
     """
 
     first_bad: tuple | None = None
     first_epoch: int | None = None
+    blamed: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
     ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     numpy = driver.to_numpy
-    found = Findings(vote=lambda: op_vote(kind, name, device, seed))  # a failure ends with whom the voters blame
+    found = Findings(vote=lambda: (op_vote(kind, name, device, seed), ()))  # a failure ends with whom voters blame
     label = f"{driver.name} {name}"
     if kind == "activations":
         z, da = activation_inputs(name, seed)

@@ -102,6 +102,7 @@ def test_report_blames_the_reference_for_its_own_bug(driver, mutate, capsys):
     text = capsys.readouterr().out
     assert status == 1
     assert "the odd one out: numpy (the reference)" in text, text
+    assert "diagnosis of" not in text, text  # the vote's data (Disagreement.blamed) says the framework is not at fault
 
 
 def test_report_trains_with_a_stateful_optimizer(driver, tmp_path, capsys):
