@@ -101,7 +101,7 @@ def _implied(model, input_shape=None):
                                  f"got {layer.shape}")
         elif kind.ids and i > 0:
             raise ValueError(f"model[{i}]: an {layer.kind} layer reads integer ids: it can only be the first layer")
-        elif kind.width == "image" and kind.reshape is not None:
+        elif kind.width == "reshapes" and kind.reshape is not None:
             try:
                 shape = kind.reshape(layer.shape, shape)
             except ValueError as e:

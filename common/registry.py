@@ -1,9 +1,9 @@
 """Every name the suite knows, registered once, with what the rest of the suite needs to know about it.
 
-Validation (reference/config.py, reference/validate.py), the data (reference/data.py), the CLI's
-choices (crosscheck/report.py), the hypothesis strategies (tests/test_properties.py) and the
-dispatch tables of every backend read these; nothing else lists a name by hand. Framework-free:
-importing it needs nothing but the standard library.
+Validation (common/config.py, common/validate.py), the data (reference/data.py), the CLI's
+choices (crosscheck/cli.py), the hypothesis strategies (tests/test_properties.py) and the
+dispatch tables of every backend (common/walk.py builds them) read these; nothing else lists a name by
+hand. Framework-free: importing it needs nothing but the standard library.
 """
 
 import math
@@ -41,7 +41,7 @@ class LayerKind:
     example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
     decayed: tuple = ()  # the leaves weight decay applies to (the others only with decay_biases)
     width: str = "keeps"  # "changes": its shape is (fan_in, fan_out); "features": (features,), its input's width;
-    # "rate": (p,), a probability in [0, 1), and it keeps the width; "image": reshape gives its output shape;
+    # "rate": (p,), a probability in [0, 1), and it keeps the width; "reshapes": reshape gives its output shape;
     # "keeps": it has no shape of its own
     fills: tuple = ()  # the value each leaf starts at, for a kind the initialisation scheme does not draw (dense's)
     edges: tuple = ()  # the first row of its per-op check's input, where it is hardest: e.g. zero variance
@@ -50,8 +50,8 @@ class LayerKind:
     # statistics): kept in TrainState.buffers, compared along the trajectory like parameters
     min_batch: int = 1  # the fewest samples a training batch may hold (batch norm: 2, for a variance over n - 1)
     noise: bool = False  # its training forward reads a mask the reference draws for each step (dropout's)
-    # For a kind that reshapes its input ("image" width): (layer.shape, its input's per-sample shape) -> its output's,
-    # raising ValueError naming what does not fit; and the per-sample input shape of its per-op check.
+    # For a kind that reshapes its input ("reshapes" width): (layer.shape, its input's per-sample shape) -> its
+    # output's, raising ValueError naming what does not fit; and the per-sample input shape of its per-op check.
     reshape: Callable | None = None
     example_input: tuple = ()
     fans: Callable | None = None  # (*layer.shape) -> (fan_in, fan_out), for a kind the initialisation scheme draws
@@ -186,21 +186,21 @@ LAYERS = {k.name: k for k in (
               "the zero-padded input at a stride, summed over input channels (NCHW, weight (c_out, c_in, k, k), as "
               "torch.nn.functional.conv2d); shape (c_in, c_out, kernel, stride, padding)",
               shapes=lambda c_in, c_out, k, stride, pad: ((c_out, c_in, k, k), (c_out,)), example=(2, 3, 3, 2, 1),
-              decayed=("weight",), width="image", reshape=conv2d_shape, example_input=(2, 6, 7),
+              decayed=("weight",), width="reshapes", reshape=conv2d_shape, example_input=(2, 6, 7),
               fans=lambda c_in, c_out, k, stride, pad: (c_in * k * k, c_out)),
     # Windows overlap (stride 1 < kernel 2) in the examples, so a gradient must add up where two windows share an input.
     LayerKind("maxpool2d", params=(), doc="y = the max of each k x k window at a stride, per channel (no padding); the "
               "gradient goes to the window's first maximum, in row-major order; shape (kernel, stride)", example=(2, 1),
-              width="image", reshape=pool2d_shape("maxpool2d"), example_input=(2, 5, 6),
+              width="reshapes", reshape=pool2d_shape("maxpool2d"), example_input=(2, 5, 6),
               edges=(1.5, 1.5, 1.5, 1.5, 1.5, 1.5), kink=True),  # a sample all one value: every window ties
     LayerKind("avgpool2d", params=(), doc="y = the mean of each k x k window at a stride, per channel (no padding); "
-              "shape (kernel, stride)", example=(2, 1), width="image", reshape=pool2d_shape("avgpool2d"),
+              "shape (kernel, stride)", example=(2, 1), width="reshapes", reshape=pool2d_shape("avgpool2d"),
               example_input=(2, 5, 6)),
-    LayerKind("flatten", params=(), doc="y = x reshaped to (N, C H W), row-major", width="image",
+    LayerKind("flatten", params=(), doc="y = x reshaped to (N, C H W), row-major", width="reshapes",
               reshape=flatten_shape, example_input=(2, 3, 4)),
     LayerKind("embedding", params=("weight",), doc="y[n, t] = W[x[n, t]]: integer ids to vectors, the first layer "
               "(X holds int64 ids); its backward adds up the rows of repeated ids; shape (vocabulary, dim)",
-              shapes=lambda vocab, dim: ((vocab, dim),), example=(5, 3), decayed=("weight",), width="image",
+              shapes=lambda vocab, dim: ((vocab, dim),), example=(5, 3), decayed=("weight",), width="reshapes",
               reshape=embedding_shape, example_input=(6,), fans=lambda vocab, dim: (vocab, dim), ids=True),
     # The recurrent kinds read (T, n_in) sequences and give every step's hidden state, (T, hidden), as torch.nn.RNN and
     # CS231n's rnn_forward do: a dense layer after one scores every step (many-to-many), `last` keeps the last step
@@ -209,17 +209,17 @@ LAYERS = {k.name: k for k in (
               doc="h_t = tanh(x_t W_x + h_(t-1) W_h + b) over the sequence from h_0, giving every h_t; trained "
                   "through time; shape (inputs, hidden)",
               shapes=lambda n_in, hidden: ((n_in, hidden), (hidden, hidden), (hidden,), (hidden,)), example=(3, 4),
-              decayed=("input weight", "hidden weight"), width="image", reshape=recurrent_shape("rnn"),
+              decayed=("input weight", "hidden weight"), width="reshapes", reshape=recurrent_shape("rnn"),
               example_input=(5, 3), fans=lambda n_in, hidden: (n_in, hidden)),
     LayerKind("lstm", params=("input weight", "hidden weight", "bias", "initial state", "initial cell"),
               doc="gates [i, f, g, o] = x_t W_x + h_(t-1) W_h + b (torch's order), c_t = s(f) c_(t-1) + s(i) tanh(g), "
                   "h_t = s(o) tanh(c_t), s the sigmoid; gives every h_t; shape (inputs, hidden)",
               shapes=lambda n_in, hidden: ((n_in, 4 * hidden), (hidden, 4 * hidden), (4 * hidden,), (hidden,),
                                            (hidden,)), example=(3, 2),
-              decayed=("input weight", "hidden weight"), width="image", reshape=recurrent_shape("lstm"),
+              decayed=("input weight", "hidden weight"), width="reshapes", reshape=recurrent_shape("lstm"),
               example_input=(5, 3), fans=lambda n_in, hidden: (n_in, 4 * hidden)),
     LayerKind("last", params=(), doc="y = x[:, -1]: a sequence's last step (after a recurrent layer: many-to-one)",
-              width="image", reshape=last_shape, example_input=(5, 3)),
+              width="reshapes", reshape=last_shape, example_input=(5, 3)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else
                 f"a = {name}(z), row by row") for name, a in ACTIVATIONS.items()),
 )}

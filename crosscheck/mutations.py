@@ -1,6 +1,6 @@
 """Plant a bug in a backend without editing its files: rewrite one line of a module's source, in memory.
 
-mutate(monkeypatch, "backends.torch.mlp", "da = dz @ W.T", "da = dz @ W") recompiles
+mutate(monkeypatch, "backends.torch.layers", "dx = dz @ W.T if", "dx = dz @ W if") recompiles
 the module's functions from the edited source and patches them in for the test's
 duration. JAX's tracing caches and the cached reference results are cleared on the
 way in and out, so nothing computed with the bug outlives the test.

@@ -21,7 +21,8 @@ from common import dtypes, registry
 from common.config import Layer
 from reference.precision import bfloat16, plain
 
-from .checks import Findings, backend_module, computed
+from .findings import Findings, backend_module, computed
+from .vote import tally, voters
 
 SHAPE = (5, 3)
 DIRECTIONS = 3
@@ -375,7 +376,6 @@ def op_vote(kind, name, device="cpu", seed=0):
     import backends
     import reference
 
-    from .checks import _voters, tally
 
     if kind == "activations":
         z, d = activation_inputs(name, seed)
@@ -402,7 +402,7 @@ def op_vote(kind, name, device="cpu", seed=0):
                          for vs in directions])
 
     forwards, backwards, scalars = {}, {}, {}  # scalars: each voter's <d, forward(values)>, for central differences
-    for voter, drv in _voters(reference.DRIVER).items():
+    for voter, drv in voters(reference.DRIVER).items():
         dev = "cpu" if voter == backends.REFERENCE else device
         native = lambda arr, drv=drv, dev=dev: drv.to_native(np.ascontiguousarray(arr), dev)  # noqa: E731
         numpy = drv.to_numpy

@@ -43,7 +43,7 @@ LOW = {
 }
 
 
-# A hand-worked low-precision probe (crosscheck/checks.py: check_low_precision_rule) holds a backend to the rule's
+# A hand-worked low-precision probe (crosscheck/probes.py: check_low_precision_rule) holds a backend to the rule's
 # exact values within this many ulps of the dtype: XLA divides by a broadcast value (a softmax by its row sum) through
 # the reciprocal, rounded, so 26% of float16 and float32 quotients land an ulp off (docs/precision.md, "Low
 # precision"); a broken rule is off by far more (a stalled 16-bit sum by a factor of ten).

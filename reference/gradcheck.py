@@ -21,7 +21,7 @@ def central_differences(f, x, eps=1e-6):
 
 
 def numerical_gradients(params, X, y, config, eps=1e-6):
-    """[(dW, db)] by central differences of L in each parameter array; float64 only."""
+    """[(gradient of each leaf) per layer] by central differences of L in each parameter array; float64 only."""
     if np.dtype(config.dtype) != np.float64:
         raise ValueError("finite differences are only meaningful in float64")
     grads = []

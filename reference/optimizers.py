@@ -1,6 +1,6 @@
 """Optimizers as pure init/update pairs, following torch.optim's definitions (docs/layers-and-optimizers.md).
 
-Each pair works on one parameter leaf (a layer's weight or bias): p is the leaf, g its gradient,
+Each pair works on one parameter leaf (a layer's weight, bias, scale, ...): p is the leaf, g its gradient,
 s the leaf's state by name ({state name: array}, the names of common/registry.py's Optimizer.state), k
 what the update computes once for all its leaves from its number t (1 on the first): scalars(t, config),
 adam's bias corrections, () for most; c the configuration and wd the leaf's decoupled weight decay (read

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import backends
-from crosscheck import checks
+from crosscheck import checks, probes
 from crosscheck.cases import BY_ID
 from crosscheck.catalogue import BUGS, PROBES
 from crosscheck.compare import Disagreement
@@ -24,12 +24,12 @@ from .test_conventions import assert_kink_gradients
 
 PROBE_CHECKS = {
     "kink": lambda driver, device: assert_kink_gradients(driver.name, driver.run_gradients, device),
-    "pieces": checks.check_loss_pieces,
-    "float32": checks.check_float32_rounding,
-    "saturation": checks.check_saturation,
-    "oracle": lambda driver, device: checks.check_oracle(),
-    "mixed": checks.check_mixed_precision,
-    "rule": checks.check_low_precision_rule,
+    "pieces": probes.check_loss_pieces,
+    "float32": probes.check_float32_rounding,
+    "saturation": probes.check_saturation,
+    "oracle": lambda driver, device: probes.check_oracle(),
+    "mixed": probes.check_mixed_precision,
+    "rule": probes.check_low_precision_rule,
 }
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import reference
-from crosscheck import checks, tolerances
+from crosscheck import probes, tolerances
 from crosscheck.compare import assert_close
 from reference import Config
 from reference.data import xor
@@ -53,17 +53,17 @@ def assert_kink_gradients(backend, run, device):
 
 def test_fused_losses_stay_finite_where_the_output_saturates(driver, device):
     """Where softmax underflows or the sigmoid rounds to 0 or 1, the unfused forms give log(0) and 0/0; the fused
-    ones, read from the logits, give the exact loss and gradient (worked by hand in checks.SATURATION), in both
+    ones, read from the logits, give the exact loss and gradient (worked by hand in probes.SATURATION), in both
     dtypes."""
-    assert len(checks.check_saturation(driver, device)) == 3 * len(checks.SATURATION) * len(checks.SATURATED_LOSS)
+    assert len(probes.check_saturation(driver, device)) == 3 * len(probes.SATURATION) * len(probes.SATURATED_LOSS)
 
 
 @pytest.mark.builtin
 def test_unfused_loss_pieces_are_right_on_their_own(driver, device):
     """bce_forward / bce_backward (dL/da) are off the training path, which uses the fused form: check them
     against central differences, and chained through sigmoid' against the fused dL/dz."""
-    diffs = checks.check_loss_pieces(driver, device)
-    assert len(diffs) == 2 * len(checks.UNFUSED_PIECES)
+    diffs = probes.check_loss_pieces(driver, device)
+    assert len(diffs) == 2 * len(probes.UNFUSED_PIECES)
 
 
 def test_float32_stays_float32(driver, device):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common import dtypes, registry
-from crosscheck import checks
+from crosscheck import checks, probes
 from crosscheck.cases import BY_ID, HALF_CASES, MIXED_CASES, half_failure
 
 HALF = [pytest.param(case, marks=[] if case.id == "seed1-xor" else [pytest.mark.slow], id=case.id)
@@ -55,17 +55,17 @@ def test_jax_autodiff_sums_a_broadcast_bias_in_bfloat16():
 
 @pytest.mark.builtin
 def test_every_backend_follows_the_low_precision_rule(driver, device):
-    """Hand-worked sums over 4096 terms in bfloat16 and float16 (crosscheck/checks.py, RULE_TERMS): a loss reduced
+    """Hand-worked sums over 4096 terms in bfloat16 and float16 (crosscheck/probes.py, RULE_TERMS): a loss reduced
     over rows, a bias gradient and a softmax's normalizing sum accumulate in float32 on every backend."""
-    checks.check_low_precision_rule(driver, device)
+    probes.check_low_precision_rule(driver, device)
 
 
 @pytest.mark.builtin
 def test_every_backend_keeps_master_weights_and_scales_the_loss(driver, device):
-    """Hand-worked mixed-precision runs (crosscheck/checks.py, MIXED_HINGE and MIXED_TINY): bfloat16 updates below
+    """Hand-worked mixed-precision runs (crosscheck/probes.py, MIXED_HINGE and MIXED_TINY): bfloat16 updates below
     half an ulp kept by the float32 master weights; float16's dynamic scale skipping the step that overflows, halving,
     and undoing itself; a float16 gradient of 2^-26, lost without the scale, kept with it."""
-    checks.check_mixed_precision(driver, device)
+    probes.check_mixed_precision(driver, device)
 
 
 def test_jax_divides_by_a_broadcast_value_through_its_reciprocal():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import backends
-from crosscheck import checks
+from crosscheck import checks, probes
 from crosscheck.cases import BY_ID, CASES
 from crosscheck.catalogue import BY_ID as BUGS
 from crosscheck.compare import Disagreement
@@ -57,7 +57,7 @@ def test_a_crash_is_a_reported_disagreement(driver, device, mutate):
 
 
 def test_the_finite_difference_oracle_matches_closed_forms():
-    assert len(checks.check_oracle()) == 2
+    assert len(probes.check_oracle()) == 2
 
 
 def test_a_one_sided_oracle_is_caught(mutate):
@@ -65,12 +65,12 @@ def test_a_one_sided_oracle_is_caught(mutate):
     mutate("reference.gradcheck", "g[i] = (f(_bumped(x, i, eps)) - f(_bumped(x, i, -eps))) / (2 * eps)",
            "g[i] = (f(_bumped(x, i, 1e-2)) - f(x)) / 1e-2")
     with pytest.raises(Disagreement, match="central differences vs the closed form: d/dx sum sin"):
-        checks.check_oracle()
+        probes.check_oracle()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_taylor_remainder_shrinks_as_h_squared(driver, device, case, record_property):
-    order, remainders = checks.taylor_order(driver, case, device)
+    order, remainders = probes.taylor_order(driver, case, device)
     record_property("taylor_order", order)
     assert 1.8 <= order <= 2.3, f"{driver.name} on {case.id}: observed order {order:.2f}, remainders {remainders}"
 
@@ -79,12 +79,12 @@ def test_taylor_remainder_shrinks_only_as_h_for_a_wrong_gradient(driver, device,
     if driver.name not in backends.REGISTRY:
         pytest.skip("plants a bug in a built-in backend's source")
     BIAS_AVERAGED.plant(mutate, driver.name)
-    order, remainders = checks.taylor_order(driver, BY_ID["seed1-xor"], device)
+    order, remainders = probes.taylor_order(driver, BY_ID["seed1-xor"], device)
     assert 0.8 <= order <= 1.2, f"{driver.name}: observed order {order:.2f} for a wrong gradient, {remainders}"
 
 
 def test_a_float32_run_rounds_in_float32(driver, device):
-    assert len(checks.check_float32_rounding(driver, device)) == 3
+    assert len(probes.check_float32_rounding(driver, device)) == 3
 
 
 def test_the_rounding_probe_tells_float64_from_float32():
@@ -92,11 +92,11 @@ def test_the_rounding_probe_tells_float64_from_float32():
     import reference
     from reference import Config
 
-    p = checks.ROUNDING_FORWARD
+    p = probes.ROUNDING_FORWARD
     config = Config(layers=(2, 1), output="identity", loss="half_sse", init="standard_normal", epochs=1)
     out = reference.DRIVER.run_forward([(np.array(p["W"]), np.array(p["b"]))], np.array(p["X"]), config)
     assert out[0, 0] == 2.0**-30
-    p = checks.ROUNDING_TRAIN
+    p = probes.ROUNDING_TRAIN
     config = config.replace(layers=(1, 1), lr=p["lr"], epochs=p["epochs"])
     run = reference.DRIVER.run_train([(np.array(p["W"]), np.array(p["b"]))], np.array(p["X"]), np.array(p["y"]),
                                      config)

@@ -1,4 +1,4 @@
-"""The JAX mirror, and its driver (NumPy in, NumPy out; see reference/driver.py).
+"""The JAX mirror, and its driver (NumPy in, NumPy out; see common/driver.py).
 
 Importing this module pins precision for the whole process (JAX's settings are
 global): jax_enable_x64, so float64 is really float64, and "highest" matmul

@@ -1,4 +1,4 @@
-"""The PyTorch mirror, and its driver (NumPy in, NumPy out; see reference/driver.py).
+"""The PyTorch mirror, and its driver (NumPy in, NumPy out; see common/driver.py).
 
 Importing this module pins precision: TF32 off for CUDA matrix products, so that
 float32 on a GPU means IEEE float32.

@@ -1,0 +1,164 @@
+"""What every check shares: Findings (compare every quantity, then one Disagreement listing all that failed), a
+crash of the code under test turned into a finding, and the reference's results each check compares with, computed
+once per process (crosscheck/checks.py clears them when the code under test changes)."""
+
+import contextlib
+import importlib
+from functools import lru_cache, partial
+from operator import attrgetter
+
+import numpy as np
+
+import reference
+from common import dtypes
+
+from . import tolerances
+from .cases import upcast
+from .compare import Disagreement, assert_close, assert_low_close
+
+
+def param_names(config, suffix=""):
+    """['layer 1 weight<suffix>', 'layer 1 bias<suffix>', ...] in params' order (config.leaf_names)."""
+    return [name + suffix for name in config.leaf_names()]
+
+
+def flat(params):
+    return [t for layer in params for t in layer]
+
+
+class Findings:
+    """Compares every quantity, then raises one Disagreement listing all that failed (or returns the diffs).
+
+    vote: called only when something disagrees, for (a line that says whom the majority blames, the voters it
+    blames) (see vote()).
+    """
+
+    def __init__(self, vote=None, dtype=None, rule=None):
+        self.diffs, self.failures, self.vote = [], [], vote
+        self.dtype = dtype  # the problem's dtype: what a low-precision result must be in, whatever the reference gave
+        self.rule = rule  # the row of tolerances.LOW bounding it, where not the dtype's: a mixed run's compute dtype
+        self.first_epochs = []  # where a failing trajectory quantity first left its tolerance
+        self.lead: list = []  # lines said before the quantities: where a run first parts, by leaf and step
+
+    def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
+        """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems). kind: a
+        row of tolerances.FLOAT64, or a Tol itself (a probe's)."""
+        try:
+            if ref64 is None:
+                tol = kind if isinstance(kind, tolerances.Tol) else tolerances.float64(kind)
+                diff = assert_close(actual, ref, tol, what=what, backend=backend, epoch=epoch)
+            else:
+                diff = assert_low_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch, dtype=self.dtype,
+                                        rule=self.rule)
+            self.diffs.append((what, epoch, diff))
+        except Disagreement as exc:
+            self.failures.append(str(exc))
+            if exc.first_bad:  # a trajectory: epoch lists the checkpoints stacked along axis 0, else axis 0 is epochs
+                i = exc.first_bad[0]
+                self.first_epochs.append(epoch[i] if isinstance(epoch, list) else i)
+
+    def result(self):
+        __tracebackhide__ = True
+        if self.failures:
+            total = len(self.failures) + len(self.diffs)
+            line, blamed = self.vote() if self.vote is not None else (None, ())
+            verdict = f"\n{line}" if line else ""
+            lead = "".join(f"{line}\n" for line in self.lead)  # where a run first parts (first_steps), if located
+            exc = Disagreement(f"{lead}{len(self.failures)} of {total} quantities disagree:\n  "
+                               + "\n  ".join(self.failures) + verdict)
+            exc.first_epoch = min(self.first_epochs, default=None)
+            exc.blamed = tuple(blamed)
+            raise exc
+        return self.diffs
+
+
+def computed(label, stage, fn, *args):
+    """fn(*args), with a crash turned into a reported Disagreement that names who crashed and where.
+
+    A mistake can make a backend raise (a shape error from a missing transpose) rather than return a wrong
+    number; that is a finding about the backend, to be reported like one, not a traceback from the suite.
+    """
+    __tracebackhide__ = True
+    from common.driver import Unsupported
+
+    from .adapters import AdapterError
+
+    try:
+        return fn(*args)
+    except (Disagreement, Unsupported, AdapterError):  # an adapter's declaration not fitting the code: no finding
+        raise
+    except Exception as exc:  # noqa: BLE001  (any crash of the code under test is the finding)
+        raise Disagreement(f"{label}: {stage}: raised {type(exc).__name__}: {exc}".rstrip() +
+                           " (a crash, not a result)") from exc
+
+
+def overflow_allowed(config):
+    """Computing in a 16-bit dtype (alone or mixed), NumPy's overflow warnings silenced: the seeds' sigmoid
+    1 / (1 + exp(-z)) takes exp(-z) to inf below z = -11 in float16 and gives 0, its right limit. An overflow is no
+    finding by itself; a result that is not finite is one, and the comparison refuses it (crosscheck/compare.py)."""
+    if config.compute is not None:  # mixed: a scaled gradient overflows by design (inf, then inf * 0), and is skipped
+        return np.errstate(over="ignore", invalid="ignore")
+    return np.errstate(over="ignore") if config.dtype in dtypes.HALF else contextlib.nullcontext()
+
+
+def _problem(case, dtype, epochs, as_float64):
+    problem = case.inputs(dtype, epochs)
+    if as_float64:
+        problem = (*upcast(*problem[:4]), problem[4])
+    return problem
+
+
+@lru_cache(maxsize=64)
+def reference_point(case, dtype, as_float64=False):
+    """The reference's output and (loss, gradients) at a case's initial parameters, once per process.
+
+    as_float64: the float64 reference on exactly the values of the dtype problem (for float32 bounds).
+    """
+    config, params, X, y, _ = _problem(case, dtype, None, as_float64)
+    with overflow_allowed(config):
+        return reference.DRIVER.run_forward(params, X, config), reference.DRIVER.run_gradients(params, X, y, config)
+
+
+@lru_cache(maxsize=64)
+def reference_run(case, dtype, epochs=None, as_float64=False):
+    """The reference's training run for a case, once per process."""
+    config, params, X, y, orders = _problem(case, dtype, epochs, as_float64)
+    with overflow_allowed(config):
+        return reference.DRIVER.run_train(params, X, y, config, orders, case.checkpoints(config.epochs))
+
+
+def _reference(fn, case, dtype, *args, **kwargs):
+    """The reference's (cached) result, a crash of the reference reported as a Disagreement."""
+    return computed("numpy (the reference)", fn.__name__.replace("_", " "), partial(fn, **kwargs), case, dtype, *args)
+
+
+def _twin(fn, case, dtype, *args):
+    """fn's float64 twin of a float32 problem, or None for a float64 one."""
+    return None if dtype == "float64" else _reference(fn, case, dtype, *args, as_float64=True)
+
+
+def _evaluated(driver, state, X, config, device):
+    """The network's output for X in evaluation mode (reading state's buffers: batch norm's running statistics)."""
+    return driver.run_forward(state.params, X, config, device, buffers=state.buffers)
+
+
+def _stacked(run, i, checkpoints, part=attrgetter("params")):
+    """The i-th leaf of part(the TrainState) (default: its parameters) at each checkpoint of run, stacked along a
+    new first axis; None for no run."""
+    return None if run is None else np.stack([flat(part(run.checkpoints[e]))[i] for e in checkpoints])
+
+
+def _trajectory(run, n_leaves, checkpoints, evaluate):
+    """A run's losses and each parameter stacked over the checkpoints, and where the model keeps buffers, each of
+    them too and evaluate(the last checkpoint's state), its network in evaluation mode: one ballot of the vote."""
+    last = run.checkpoints[max(checkpoints)]
+    buffers = [_stacked(run, i, checkpoints, attrgetter("buffers")) for i in range(len(flat(last.buffers)))]
+    evaluated = [evaluate(last)] if buffers else []
+    return [run.losses, *(_stacked(run, i, checkpoints) for i in range(n_leaves)), *buffers, *evaluated]
+
+
+def backend_module(driver, name):
+    """A built-in backend's own module (losses, activations, autodiff...), for checks of its individual functions."""
+    import backends  # not at the top: the checks import with NumPy alone (tests/test_mirrors.py)
+
+    return importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.{name}")

@@ -1,0 +1,130 @@
+"""The majority vote that closes a failure: every voter's result on the same float64 problem (the reference, each
+framework's manual code and autodiff, and, for gradients, central differences), so that a bug in the reference is
+blamed on the reference, not on every framework that disagrees with it."""
+
+
+import numpy as np
+
+import reference
+from reference import gradcheck
+
+from . import tolerances
+from .findings import _evaluated, _problem, _trajectory, flat, reference_point, reference_run
+
+
+def voters(driver):
+    """Who votes: the reference, every installed built-in framework, and the driver under check (a plug-in)."""
+    import backends  # not at the top: the checks import with NumPy alone
+
+    found = {backends.REFERENCE: reference.DRIVER}
+    for name in backends.REGISTRY:
+        try:
+            found.setdefault(name, backends.load(name))
+        except backends.BackendUnavailable:
+            pass
+    found.setdefault(driver.name, driver)
+    return found
+
+
+VOTE_FD_LIMIT = 5000  # central differences join the gradient vote when the network has at most this many parameters
+
+
+# (voters, case, dtype, what, device, epochs) -> ballots: one vote per failure, not one per witness
+_BALLOTS: dict[tuple, dict] = {}
+
+
+def _ballots(driver, case, dtype, what, device, epochs, known):
+    """{voter: (arrays, tolerance kind)} on the float64 problem holding the case's dtype values.
+
+    The reference's results come from the cache, and known holds results the caller already has (float64 only).
+    Cached until clear_caches(): every voter is deterministic, so a second witness of one failure reuses the vote.
+    """
+
+    key = (tuple(voters(driver)), case, dtype, what, device, epochs)
+    if key not in _BALLOTS:
+        _BALLOTS[key] = _cast_ballots(driver, case, dtype, what, device, epochs, known)
+    return _BALLOTS[key]
+
+
+def _cast_ballots(driver, case, dtype, what, device, epochs, known):
+    import backends
+
+    config, params, X, y, orders = _problem(case, dtype, epochs, as_float64=True)
+    checkpoints = case.checkpoints(config.epochs)
+    twin = {"as_float64": True} if dtype != "float64" else {}
+    kind = {"forward": "forward", "gradients": "gradient", "trajectory": "trajectory"}[what]
+    ballots = {name: (arrays, kind) for name, arrays in (known if dtype == "float64" else {}).items()}
+    for name, d in voters(driver).items():
+        dev = device if d is driver else "cpu"
+        try:
+            if what == "forward":
+                if name not in ballots:
+                    ballots[name] = ([d.run_forward(params, X, config, dev)] if name != backends.REFERENCE else
+                                     [reference_point(case, dtype, **twin)[0]], kind)
+            elif what == "gradients":
+                if name not in ballots:
+                    ballots[name] = (flat(d.run_gradients(params, X, y, config, dev)[1]) if name != backends.REFERENCE
+                                     else flat(reference_point(case, dtype, **twin)[1][1]), kind)
+                if d.autodiff_gradients is not None and f"{name} autodiff" not in ballots:
+                    ballots[f"{name} autodiff"] = (flat(d.run_autodiff_gradients(params, X, y, config, dev)[1]), kind)
+            elif name not in ballots:
+                run = (d.run_train(params, X, y, config, orders, checkpoints, dev) if name != backends.REFERENCE
+                       else reference_run(case, dtype, epochs, **twin))
+                ballots[name] = (_trajectory(run, len(flat(params)), checkpoints,
+                                             lambda state, d=d, dev=dev: _evaluated(d, state, X, config, dev)), kind)
+        except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
+            continue
+    if what == "gradients" and sum(t.size for t in flat(params)) <= VOTE_FD_LIMIT:
+        ballots["central differences"] = (flat(gradcheck.numerical_gradients(params, X, y, config)),
+                                          "finite_difference")
+    return ballots
+
+
+def _same(a, b):
+    """Two ballots agree: same shapes, all finite, within the looser of their two tolerances."""
+    (xs, kind_a), (ys, kind_b) = a, b
+    tol = max(tolerances.float64(kind_a), tolerances.float64(kind_b), key=lambda t: t.rtol)
+    if len(xs) != len(ys):
+        return False
+    for x, y in zip(xs, ys):
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return False
+        if np.any(np.abs(x - y) > tol.atol + tol.rtol * np.maximum(np.abs(x), np.abs(y))):
+            return False
+    return True
+
+
+def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
+    """(one line: which implementations and oracles agree with each other, and who is the odd one out; the odd ones).
+
+    A majority vote (as Muffin votes across backends): every voter's result on the same float64 problem
+    (the reference, each framework's manual code and autodiff, and, for gradients, central differences),
+    so that a bug in the reference is blamed on the reference, not on every framework that disagrees with it.
+    """
+    ballots = _ballots(driver, case, dtype, what, device, epochs, known or {})
+    if len(ballots) < 3:
+        return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority", ()
+    where = f"; the disagreement is specific to {dtype}" if dtype != "float64" else ""
+    line, group = tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}")
+    return line, tuple(b for b in ballots if group and b not in group)
+
+
+def tally(what, ballots, prefer=None, unanimous="all agree"):
+    """(the vote's line, its majority: [] where there is none) over ballots ({voter: (arrays, tolerance kind)}, at
+    least three): 'vote on the WHAT (float64, N voters): a, b agree with each other; the odd one out: c'. prefer: the
+    voter whose group wins a tie of sizes (the implementation under check)."""
+    import backends
+
+    agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b])} for a in ballots}
+    best = max(ballots, key=lambda a: (len(agree[a]), a == prefer))
+    group = [b for b in ballots if b == best or b in agree[best]]
+    odd = [b for b in ballots if b not in group]
+    head = f"vote on the {what} (float64, {len(ballots)} voters): "
+    if not odd:
+        return head + unanimous, group
+    if 2 * len(group) <= len(ballots):
+        return head + "no majority: " + "; ".join(f"{a} agrees with {', '.join(sorted(agree[a])) or 'no one'}"
+                                               for a in ballots), []
+    blamed = ", ".join(f"{b} (the reference)" if b == backends.REFERENCE else b for b in odd)
+    return head + f"{', '.join(group)} agree with each other; the odd one out: {blamed}", group
