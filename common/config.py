@@ -70,47 +70,22 @@ def _implied(model, input_shape=None):
         raise ValueError(f"input_shape must be a per-sample shape of positive integers, e.g. (1, 8, 8), "
                          f"got {input_shape!r}")
     widths: list[int] = []
-    shape: tuple = input_shape or ()  # () until a dense first layer sets it
+    shape: tuple = input_shape or ()  # () until a first layer that changes the width (dense) sets it
     shapes = []
     for i, layer in enumerate(model):
         kind = registry.LAYERS[layer.kind]
-        if not shape and layer.kind != "dense":
-            raise ValueError("model must begin with a dense layer (it sets the input width), or give input_shape "
-                             f"(a {layer.kind} layer's input shape is not implied by it)")
-        if layer.kind == "dense":
+        if kind.width == "changes":
             if len(layer.shape) != 2 or not all(_is_int(n) and n > 0 for n in layer.shape):
-                raise ValueError(f"model[{i}]: a dense layer needs (fan_in, fan_out) positive widths, "
+                raise ValueError(f"model[{i}]: a {layer.kind} layer needs (fan_in, fan_out) positive widths, "
                                  f"got {layer.shape}")
             shape = shape or layer.shape[:1]  # the first layer: the input's width is its fan_in
+        elif not shape:
+            raise ValueError(f"model must begin with a dense layer (it sets the input width), or give input_shape "
+                             f"(a {layer.kind} layer's input shape is not implied by it)")
         shapes.append(shape)
-        if layer.kind == "dense":  # on (fan_in,), or on every step of a sequence (T, fan_in)
-            if shape[-1:] != layer.shape[:1] or len(shape) > 2:
-                raise ValueError(f"model[{i}]: dense layer takes {layer.shape[0]} inputs, but "
-                                 f"{shape[0] if len(shape) == 1 else shape} reach it")
+        if kind.width == "changes":
             widths += layer.shape[1:] if widths else layer.shape
-            shape = shape[:-1] + layer.shape[1:]
-        elif kind.width == "features":
-            if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
-                raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
-            if shape != layer.shape:
-                raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but "
-                                 f"{shape[0] if len(shape) == 1 else shape} reach it")
-        elif kind.width == "rate":
-            if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
-                raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
-                                 f"got {layer.shape}")
-        elif kind.ids and i > 0:
-            raise ValueError(f"model[{i}]: an {layer.kind} layer reads integer ids: it can only be the first layer")
-        elif kind.width == "reshapes" and kind.reshape is not None:
-            try:
-                shape = kind.reshape(layer.shape, shape)
-            except ValueError as e:
-                raise ValueError(f"model[{i}]: {e}") from None
-        elif layer.shape:
-            raise ValueError(f"model[{i}]: a {layer.kind} layer keeps its input's shape; give it none, "
-                             f"got {layer.shape}")
-        elif layer.kind in registry.ACTIVATIONS and not registry.ACTIVATIONS[layer.kind].hidden and i != len(model) - 1:
-            raise ValueError(f"model[{i}]: {layer.kind} may only be the output layer")
+        shape = _output_shape(i, layer, kind, shape, last=i == len(model) - 1)
     shapes.append(shape)
     if not widths:
         raise ValueError("model must hold a dense layer (it sets the output width)")
@@ -121,6 +96,37 @@ def _implied(model, input_shape=None):
         raise ValueError(f"model must end with an activation layer (the loss reads its z and a), got {model[-1].kind}")
     inner = dict.fromkeys(layer.kind for layer in model[:-1] if layer.kind in registry.ACTIVATIONS)
     return tuple(widths), ",".join(inner) or "identity", model[-1].kind, tuple(shapes)
+
+
+def _output_shape(i, layer, kind, shape, last):
+    """The per-sample shape model[i] (layer, of registered kind) gives for its input's, checked as its width says."""
+    if kind.width == "changes":  # on (fan_in,), or on every step of a sequence (T, fan_in)
+        if shape[-1:] != layer.shape[:1] or len(shape) > 2:
+            raise ValueError(f"model[{i}]: {layer.kind} layer takes {layer.shape[0]} inputs, but "
+                             f"{shape[0] if len(shape) == 1 else shape} reach it")
+        return shape[:-1] + layer.shape[1:]
+    if kind.width == "features":
+        if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
+            raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
+        if shape != layer.shape:
+            raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but "
+                             f"{shape[0] if len(shape) == 1 else shape} reach it")
+    elif kind.width == "rate":
+        if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
+            raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
+                             f"got {layer.shape}")
+    elif kind.ids and i > 0:
+        raise ValueError(f"model[{i}]: an {layer.kind} layer reads integer ids: it can only be the first layer")
+    elif kind.width == "reshapes" and kind.reshape is not None:
+        try:
+            return kind.reshape(layer.shape, shape)
+        except ValueError as e:
+            raise ValueError(f"model[{i}]: {e}") from None
+    elif layer.shape:
+        raise ValueError(f"model[{i}]: a {layer.kind} layer keeps its input's shape; give it none, got {layer.shape}")
+    elif layer.kind in registry.ACTIVATIONS and not registry.ACTIVATIONS[layer.kind].hidden and not last:
+        raise ValueError(f"model[{i}]: {layer.kind} may only be the output layer")
+    return shape
 
 
 @dataclass(frozen=True)

@@ -107,25 +107,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     for i, name in enumerate(param_names(config)):
         ours, theirs, theirs64 = (_stacked(r, i, checkpoints) for r in (run, ref, ref64))
         found.compare(ours, theirs, theirs64, "trajectory", what=name, backend=driver.name, epoch=list(checkpoints))
-    # Every optimizer-state leaf ("adam first moment of layer 2 weight") along the trajectory, like a parameter.
-    for state in registry.OPTIMIZERS[config.optimizer].state:
-        if any(state not in run.checkpoints[e].opt_state for e in checkpoints):
-            raise Disagreement(f"{driver.name}: keeps no {config.optimizer} state at its checkpoints")
-        for i, name in enumerate(param_names(config)):
-            ours, theirs, theirs64 = (_stacked(r, i, checkpoints, lambda s, state=state: s.opt_state[state])
-                                      for r in (run, ref, ref64))
-            found.compare(ours, theirs, theirs64, "trajectory", what=f"{config.optimizer} {state} of {name}",
-                          backend=driver.name, epoch=list(checkpoints))
-    # A dynamic loss scaler's scale and updates made (the steps not skipped), held to the reference's exactly at each
-    # checkpoint: the skips are part of the trajectory. Not the steps since the last skip: where a gradient creeps up
-    # to float16's overflow, rounding decides the step it crosses (numpy, torch and JAX skipped at epochs 49, 55 and
-    # 52 of cnn-overlapping-maxpool-tanh-momentum), and that count follows the step.
-    for state in registry.SCALER[::2] if config.dynamic else ():
-        if any(state not in run.checkpoints[e].opt_state for e in checkpoints):
-            raise Disagreement(f"{driver.name}: keeps no dynamic loss scaler's {state} at its checkpoints")
-        ours, theirs = (np.stack([r.checkpoints[e].opt_state[state][0][0] for e in checkpoints]) for r in (run, ref))
-        found.compare(ours, theirs, None, "trajectory", what=f"dynamic loss scaler's {state}", backend=driver.name,
-                      epoch=list(checkpoints))
+    _compare_optimizer_state(found, driver.name, config, checkpoints, run, ref, ref64)
     # Every buffer ("layer 2 running mean") along the trajectory too, and the network in evaluation mode, which
     # reads them, at the end.
     buffer_names = config.buffer_names()
@@ -145,6 +127,28 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         found.compare(ours, theirs, theirs64, "trajectory", what=f"network output in evaluation mode (epoch {last})",
                       backend=driver.name)
     return found.result()
+
+
+def _compare_optimizer_state(found, name, config, checkpoints, run, ref, ref64):
+    """Every optimizer-state leaf ("adam first moment of layer 2 weight") along the trajectory, like a parameter;
+    and a dynamic loss scaler's scale and updates made (the steps not skipped), held to the reference's exactly at
+    each checkpoint: the skips are part of the trajectory. Not the steps since the last skip: where a gradient creeps
+    up to float16's overflow, rounding decides the step it crosses (numpy, torch and JAX skipped at epochs 49, 55
+    and 52 of cnn-overlapping-maxpool-tanh-momentum), and that count follows the step."""
+    for state in registry.OPTIMIZERS[config.optimizer].state:
+        if any(state not in run.checkpoints[e].opt_state for e in checkpoints):
+            raise Disagreement(f"{name}: keeps no {config.optimizer} state at its checkpoints")
+        for i, leaf in enumerate(param_names(config)):
+            ours, theirs, theirs64 = (_stacked(r, i, checkpoints, lambda s, state=state: s.opt_state[state])
+                                      for r in (run, ref, ref64))
+            found.compare(ours, theirs, theirs64, "trajectory", what=f"{config.optimizer} {state} of {leaf}",
+                          backend=name, epoch=list(checkpoints))
+    for state in registry.SCALER[::2] if config.dynamic else ():
+        if any(state not in run.checkpoints[e].opt_state for e in checkpoints):
+            raise Disagreement(f"{name}: keeps no dynamic loss scaler's {state} at its checkpoints")
+        ours, theirs = (np.stack([r.checkpoints[e].opt_state[state][0][0] for e in checkpoints]) for r in (run, ref))
+        found.compare(ours, theirs, None, "trajectory", what=f"dynamic loss scaler's {state}", backend=name,
+                      epoch=list(checkpoints))
 
 
 def _one_step(config, X, y, orders, step, masks):

@@ -1,12 +1,10 @@
 """CS231n-style layer functions as a plug-in: checked op by op, then assembled into the registry's models.
 
-The form of Stanford CS231n's assignment 2 (layers.py and optim.py): each layer a pair of functions,
-affine_forward(x, w, b) -> (out, cache) and affine_backward(dout, cache) -> (dx, dw, db); relu_forward(x) and
-relu_backward(dout, cache); batchnorm_forward(x, gamma, beta, bn_param) and batchnorm_backward(dout, cache) ->
-(dx, dgamma, dbeta); dropout_forward(x, dropout_param) and dropout_backward(dout, cache); the losses
-softmax_loss(x, y) and svm_loss(x, y) -> (loss, dx) with integer labels y; and
-the update rules sgd, sgd_momentum, rmsprop and adam(w, dw, config) -> (next_w, config), their state kept in the
-config dict.
+The form of Stanford CS231n's assignment 2 (layers.py and optim.py): each layer a pair of functions, affine_forward(x,
+w, b) -> (out, cache) and affine_backward(dout, cache) -> (dx, dw, db); relu_*; batchnorm_forward(x, gamma, beta,
+bn_param) and its backward -> (dx, dgamma, dbeta); dropout_* with dropout_param; conv_*_naive and max_pool_*_naive;
+the losses softmax_loss(x, y) and svm_loss(x, y) -> (loss, dx) with integer labels y; and the update rules sgd,
+sgd_momentum, rmsprop and adam(w, dw, config) -> (next_w, config), their state kept in the config dict.
 
 cs231n(layers, optim) builds a Driver from whichever of these the modules (or any objects with those attributes)
 provide: the layer kinds, losses and optimizers it can assemble are its capability, and every other configuration
@@ -29,9 +27,12 @@ from contextlib import contextmanager
 import numpy as np
 
 from common.driver import Capability, Driver, Run, TrainState, Unsupported, batches
+from reference import layers as ref_layers
+from reference import losses as ref_losses
 
-from . import tolerances
+from . import ops, tolerances
 from .adapters import AdapterError
+from .findings import Findings
 
 LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward", "relu_backward"),
           "batchnorm": ("batchnorm_forward", "batchnorm_backward"),
@@ -120,10 +121,8 @@ class Assembled:
     @staticmethod
     def _bn_param(buffers, slot, mode, keepdims=False):
         """bn_param with the running statistics (copies; (1, D) where keepdims is declared)."""
-        from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM
-
         mean, var = buffers[slot] if buffers is not None and buffers[slot] else (None, None)
-        param = {"mode": mode, "eps": BATCHNORM_EPS, "momentum": 1.0 - BATCHNORM_MOMENTUM}
+        param = {"mode": mode, "eps": ref_layers.BATCHNORM_EPS, "momentum": 1.0 - ref_layers.BATCHNORM_MOMENTUM}
         if mean is not None:
             shaped = (lambda a: np.array(a, copy=True)[None, :]) if keepdims else (lambda a: np.array(a, copy=True))
             param.update(running_mean=shaped(mean), running_var=shaped(var))
@@ -390,62 +389,62 @@ def check_ops(layers, name="cs231n", seed=0, keepdims=False):
     """Each CS231n-style function present against the reference's op on the op tests' inputs (crosscheck/ops.py,
     edge values included): forward values, and backward gradients for one random upstream gradient. Raises one
     Disagreement listing every op that disagrees; returns the names of the ops checked. keepdims: as cs231n's."""
-    from reference import layers as ref_layers
-    from reference import losses as ref_losses
-
-    from . import ops
-    from .checks import Findings
-
-    found, checked = Findings(), []
-    label = f"{name} op"
+    found, checked, label = Findings(), [], f"{name} op"
     for kind, (fwd, bwd) in LAYERS.items():
-        if not _has(layers, (fwd, bwd)):
-            continue
-        if kind == "relu":
-            z, dz = ops.activation_inputs("relu", seed)
-            out, cache = getattr(layers, fwd)(z)
-            found.compare(out, np.maximum(z, 0), None, "forward", what=f"{fwd}", backend=label)
-            found.compare(getattr(layers, bwd)(dz, cache), dz * (z > 0), None, "gradient", what=f"{bwd}",
-                          backend=label)
-        else:
-            layer, p, x, dy, mask = ops.layer_inputs(kind, seed)
-            ref_out, ref_cache = ref_layers.FORWARD[kind](layer, p, x)
-            if kind == "batchnorm":
-                out, cache = getattr(layers, fwd)(x, *p, {"mode": "train", "eps": ref_layers.BATCHNORM_EPS,
-                                                          "momentum": 1.0 - ref_layers.BATCHNORM_MOMENTUM})
-            elif kind == "conv2d":
-                out, cache = getattr(layers, fwd)(x, *p, {"stride": layer.shape[3], "pad": layer.shape[4]})
-            elif kind == "maxpool2d":
-                k, stride = layer.shape
-                out, cache = getattr(layers, fwd)(x, {"pool_height": k, "pool_width": k, "stride": stride})
-            elif kind == "dropout":
-                ref_out, ref_cache = ref_layers.FORWARD[kind](layer, p, x, mask)
-                out, cache = dropout_train(getattr(layers, fwd), x, layer.shape[0], mask)
-            else:
-                out, cache = getattr(layers, fwd)(x, *p)
-            found.compare(out, ref_out, None, "forward", what=fwd, backend=label)
-            got = getattr(layers, bwd)(dy, cache)
-            got = (got,) if kind in ("maxpool2d", "dropout") else got  # their backward returns dx alone
-            if kind == "batchnorm":  # dgamma and dbeta in gamma's shape: as they are, or from (1, D) if declared
-                got = (got[0], *(_shaped(name, keepdims, bwd, what, g, leaf)
-                                 for what, g, leaf in zip(("dgamma", "dbeta"), got[1:], p)))
-            ref_dx, ref_dp = ref_layers.BACKWARD[kind](layer, p, ref_cache, dy)
-            for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
-                tie = _tie(x, layer, g, r) if kind == "maxpool2d" else ""
-                found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient{tie}", backend=label)
-        checked.append(kind)
+        if _has(layers, (fwd, bwd)):
+            _check_layer_op(layers, kind, fwd, bwd, found, label, name, seed, keepdims)
+            checked.append(kind)
     for loss, (fn, _) in LOSSES.items():
-        if not _has(layers, [fn]):
-            continue
-        z, a, y = ops.loss_inputs(loss, seed)
-        value, dz = getattr(layers, fn)(z, y.argmax(axis=1))
-        a_ref = _softmax(z) if loss == "softmax_cross_entropy" else z
-        found.compare(np.asarray(value), ref_losses.loss_forward(loss, z, a_ref, y), None, "forward", what=fn,
-                      backend=label)
-        ref_dz = ref_losses.loss_backward(loss, a_ref, y)
-        if loss == "hinge":  # the tie row (a margin exactly 0) has no derivative there: conventions differ
-            dz, ref_dz = dz[1:], ref_dz[1:]
-        found.compare(dz, ref_dz, None, "gradient", what=f"{fn}: score gradient", backend=label)
-        checked.append(loss)
+        if _has(layers, [fn]):
+            _check_loss_op(layers, loss, fn, found, label, seed)
+            checked.append(loss)
     found.result()
     return checked
+
+
+def _check_layer_op(layers, kind, fwd, bwd, found, label, name, seed, keepdims):
+    if kind == "relu":
+        z, dz = ops.activation_inputs("relu", seed)
+        out, cache = getattr(layers, fwd)(z)
+        found.compare(out, np.maximum(z, 0), None, "forward", what=f"{fwd}", backend=label)
+        found.compare(getattr(layers, bwd)(dz, cache), dz * (z > 0), None, "gradient", what=f"{bwd}", backend=label)
+        return
+    layer, p, x, dy, mask = ops.layer_inputs(kind, seed)
+    ref_out, ref_cache = ref_layers.FORWARD[kind](layer, p, x, *((mask,) if kind == "dropout" else ()))
+    out, cache = _forward_op(getattr(layers, fwd), kind, layer, p, x, mask)
+    found.compare(out, ref_out, None, "forward", what=fwd, backend=label)
+    got = getattr(layers, bwd)(dy, cache)
+    got = (got,) if kind in ("maxpool2d", "dropout") else got  # their backward returns dx alone
+    if kind == "batchnorm":  # dgamma and dbeta in gamma's shape: as they are, or from (1, D) if declared
+        got = (got[0], *(_shaped(name, keepdims, bwd, what, g, leaf)
+                         for what, g, leaf in zip(("dgamma", "dbeta"), got[1:], p)))
+    ref_dx, ref_dp = ref_layers.BACKWARD[kind](layer, p, ref_cache, dy)
+    for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
+        tie = _tie(x, layer, g, r) if kind == "maxpool2d" else ""
+        found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient{tie}", backend=label)
+
+
+def _forward_op(fn, kind, layer, p, x, mask):
+    """A CS231n-style forward called as the assignment calls it: its parameters, then its param dict."""
+    if kind == "batchnorm":
+        return fn(x, *p, Assembled._bn_param(None, 0, "train"))
+    if kind == "conv2d":
+        return fn(x, *p, {"stride": layer.shape[3], "pad": layer.shape[4]})
+    if kind == "maxpool2d":
+        k, stride = layer.shape
+        return fn(x, {"pool_height": k, "pool_width": k, "stride": stride})
+    if kind == "dropout":
+        return dropout_train(fn, x, layer.shape[0], mask)
+    return fn(x, *p)
+
+
+def _check_loss_op(layers, loss, fn, found, label, seed):
+    z, a, y = ops.loss_inputs(loss, seed)
+    value, dz = getattr(layers, fn)(z, y.argmax(axis=1))
+    a_ref = _softmax(z) if loss == "softmax_cross_entropy" else z
+    found.compare(np.asarray(value), ref_losses.loss_forward(loss, z, a_ref, y), None, "forward", what=fn,
+                  backend=label)
+    ref_dz = ref_losses.loss_backward(loss, a_ref, y)
+    if loss == "hinge":  # the tie row (a margin exactly 0) has no derivative there: conventions differ
+        dz, ref_dz = dz[1:], ref_dz[1:]
+    found.compare(dz, ref_dz, None, "gradient", what=f"{fn}: score gradient", backend=label)

@@ -11,96 +11,26 @@ backend's own functions:
 A layer kind's backward is checked for its input and for each of its parameters.
 One place builds the inputs; each registered op gets a one-line test (tests/test_ops.py).
 """
-
 import importlib
 from functools import partial
 
 import numpy as np
 
 from common import dtypes, registry
-from common.config import Layer
 from reference.precision import bfloat16, plain
 
 from .findings import Findings, backend_module, computed
-from .vote import tally, voters
-
-SHAPE = (5, 3)
-DIRECTIONS = 3
-EPS = 1e-6
-# Edge values, placed in the first row of every input, are the registry's (common/registry.py): kinks (0),
-# saturation (±30), large logits (±800); and for a loss with margins (hinge), an exact tie.
-TIE = ([0.0, 1.0, -1.0], 1)  # scores and true class of the tie row: margin 0 - 1 + 1 = 0 for class 0, exactly
-
-
-def kinks(name, x):
-    """Where x sits on op name's kink: central differences step around those entries. An activation's kink is a
-    value (relu's 0); a layer kind's (max-pooling's ties) is its edge row, the first sample."""
-    if name not in registry.ACTIVATIONS:
-        skip = np.zeros(x.shape, bool)
-        skip[0] = name in registry.LAYERS and registry.LAYERS[name].kink
-        return skip
-    kink = registry.ACTIVATIONS[name].kink
-    return np.zeros(x.shape, bool) if kink is None else x == kink
-
-
-def activation_inputs(name, seed=0):
-    """(z, da): z ~ N(0, 2^2) with the op's edge values in the first row, and an upstream gradient da."""
-    rng = np.random.default_rng(seed)
-    z = 2 * rng.standard_normal(SHAPE)
-    z[0] = registry.ACTIVATIONS[name].edges
-    return z, rng.standard_normal(SHAPE)
-
-
-def loss_inputs(name, seed=0):
-    """(z, a, y) for a loss: logits z (large ones in the first row), the output a = f(z), targets y in its domain."""
-    rng = np.random.default_rng(seed)
-    loss = registry.LOSSES[name]
-    z = 2 * rng.standard_normal(SHAPE)
-    output = loss.output or "sigmoid"  # an unfused loss reads a: any output in (0, 1) is in its domain
-    if loss.fused:
-        z[0] = registry.ACTIVATIONS[output].edges  # saturated logits, where the unfused forms give log(0) and 0/0
-    with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
-        a = getattr(importlib.import_module("reference.activations"), f"{output}_forward")(z)
-    targets = registry.LOSSES[name].targets
-    if targets == "one_hot":
-        y = np.eye(SHAPE[1])[rng.integers(0, SHAPE[1], SHAPE[0])]
-    elif targets == "labels":
-        y = (rng.random(SHAPE) > 0.5).astype(float)
-    else:
-        y = rng.standard_normal(SHAPE)
-    if loss.tie:  # an exact tie in the first row, where dL/da jumps: central differences leave that row out
-        z[0], a[0], y[0] = TIE[0], TIE[0], np.eye(SHAPE[1])[TIE[1]]
-    return z, a, y
-
-
-def layer_inputs(name, seed=0):
-    """(layer, p, x, dy, mask) for a layer kind: one layer of it, its parameters, an input (with the edge values of an
-    activation), an upstream gradient, and for a noisy kind (dropout) a keep mask, else None."""
-    rng = np.random.default_rng(seed)
-    kind = registry.LAYERS[name]
-    layer = Layer(name, kind.example, slot=0 if kind.params else None,  # the registry's example shape
-                  mask=0 if kind.noise else None)
-    p = tuple(rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
-    sample = kind.example_input or ((kind.example[0],) if kind.width in ("changes", "features") else SHAPE[1:])
-    x: np.ndarray = 2 * rng.standard_normal((SHAPE[0], *sample))
-    if kind.ids:  # ids drawn from the first half of the vocabulary: every sample repeats some, and some rows get none
-        x = rng.integers(0, max(1, kind.example[0] // 2 + 1), (SHAPE[0], *sample))
-    mask = (rng.random(x.shape) >= kind.example[0]).astype(x.dtype) if kind.noise else None
-    if name in registry.ACTIVATIONS:
-        x[0] = registry.ACTIVATIONS[name].edges
-    elif kind.ids:
-        pass
-    elif kind.edges and kind.edge_feature:
-        x[:, 0] = kind.edges
-    elif kind.edges:
-        x[0] = kind.edges
-    y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x, *_noise(mask))
-    return layer, p, x, rng.standard_normal(y_ref.shape), mask
-
-
-def _noise(mask):
-    """The extra argument a noisy kind's forward takes: its mask (none for the others)."""
-    return () if mask is None else (mask,)
+from .op_inputs import (
+    DIRECTIONS,
+    EPS,
+    activation_inputs,
+    kinks,
+    layer_inputs,
+    loss_inputs,
+    native_op,
+    noise_of,
+)
+from .op_vote import op_vote
 
 
 def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
@@ -224,11 +154,11 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
     numpy = driver.to_numpy
     label = f"{driver.name} {name} layer"
     layer, p, x, dy, mask = layer_inputs(name, seed)
-    noise = tuple(map(native, _noise(mask)))  # a noisy kind's forward is checked with its mask
+    noise = tuple(map(native, noise_of(mask)))  # a noisy kind's forward is checked with its mask
     forward = lambda layer, p, x: ours.FORWARD[name](layer, p, x, *noise)  # noqa: E731
     backward = ours.BACKWARD[name]
     with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
-        y_ref, cache_ref = ref.FORWARD[name](layer, p, x, *_noise(mask))
+        y_ref, cache_ref = ref.FORWARD[name](layer, p, x, *noise_of(mask))
     y, cache = computed(label, f"{name} layer forward", forward, layer, tuple(map(native, p)), native(x))
     found.compare(numpy(y), y_ref, None, "forward", what=f"{name} layer forward", backend=label)
     dx, dp = computed(label, f"{name} layer backward", backward, layer, tuple(map(native, p)), cache, native(dy))
@@ -277,19 +207,11 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
     return found.result()
 
 
-def _native_op(driver, kind, name):
-    """(the backend's autodiff module, its framework's own op for (kind, name)); (None, None) where it has none."""
-    if driver.autodiff_gradients is None:
-        return None, None
-    autodiff = backend_module(driver, "autodiff")
-    return autodiff, autodiff.NATIVE.get((kind, name))
-
-
 def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, skip, bind, dy):
     """The framework's own op (the backend's autodiff.NATIVE: torch.nn.functional, jax.nn, optax) as one more oracle:
     its value against the reference's, and its vector-Jacobian product against the backend's backward, away from
     kinks and ties (where frameworks take different one-sided derivatives: see NATIVE). bind(f): the op of x alone."""
-    autodiff, own = _native_op(driver, kind, name)
+    autodiff, own = native_op(driver, kind, name)
     if own is None:
         return
     own = bind(own)
@@ -305,7 +227,7 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, y_re
     output against the reference's, and its vector-Jacobian product in the input and each parameter against the
     backend's backward (at max-pooling's ties too: the framework's choice of maximum is the convention checked)."""
     name = layer.kind
-    autodiff, own = _native_op(driver, "layers", name)
+    autodiff, own = native_op(driver, "layers", name)
     if own is None:
         return
     own = partial(own, layer)
@@ -334,146 +256,3 @@ def registered_ops():
     """[(kind, name)] for every registered activation, loss and layer kind: the parametrization of tests/test_ops.py."""
     return ([("activations", name) for name in registry.ACTIVATIONS] + [("losses", name) for name in registry.LOSSES]
             + [("layers", name) for name in registry.LAYERS])
-
-
-
-# -- the vote on a failing op: whom its failure blames -------------------------------------------------------------
-
-def _op_functions(module, kind, name, layer, y, noise, native):
-    """(forward(values) -> output, backward(values, output_grad) -> [gradient per value]) of one backend's op (module:
-    its activations, losses or layers), values in that backend's arrays; None where a value has no gradient."""
-    if kind == "activations":
-        def forward(values):
-            return module.FORWARD[name](values[0])
-
-        def backward(values, d):
-            return [module.BACKWARD[name](d, values[0], forward(values))]
-    elif kind == "losses":
-        fused = registry.LOSSES[name].fused
-
-        def forward(values):
-            return module.FORWARD[name](values[0], native(y))
-
-        def backward(values, d):
-            a = values[1] if fused else values[0]  # a fused loss's backward reads the output activation's a
-            return [module.BACKWARD[name](a, native(y))]
-    else:
-        def forward(values):
-            return module.FORWARD[name](layer, tuple(values[1:]), values[0], *noise)[0]
-
-        def backward(values, d):
-            _, cache = module.FORWARD[name](layer, tuple(values[1:]), values[0], *noise)
-            dx, dp = module.BACKWARD[name](layer, tuple(values[1:]), cache, d)
-            return [dx, *dp]
-    return forward, backward
-
-
-def op_vote(kind, name, device="cpu", seed=0):
-    """One line each for the forward and the backward: which of the reference, each installed framework's manual op,
-    each one's autodiff vector-Jacobian product, each framework's own op and central differences agree, and who is
-    the odd one out, on the op check's inputs (float64). The backward is compared along the check's random directions
-    (through every input at once), which central differences can give too."""
-    import backends
-    import reference
-
-
-    if kind == "activations":
-        z, d = activation_inputs(name, seed)
-        values, skip, layer, y, mask = [z], [kinks(name, z)], None, None, None
-    elif kind == "losses":
-        z, a, y = loss_inputs(name, seed)
-        fused = registry.LOSSES[name].fused
-        values, d, layer, mask = ([z, a] if fused else [a]), None, None, None
-        tie = np.zeros(values[0].shape, bool)
-        if registry.LOSSES[name].tie:
-            tie[0] = True
-        skip = [tie] + ([np.ones(a.shape, bool)] if fused else [])  # a is the fused loss's helper, not a value
-    else:
-        layer, p, x, d, mask = layer_inputs(name, seed)
-        values, y = [x, *p], None
-        skip = [kinks(name, x), *(np.zeros(t.shape, bool) for t in p)]
-    ids = kind == "layers" and registry.LAYERS[name].ids
-    rng = np.random.default_rng(seed + 1)
-    directions = [[None if (ids and i == 0) else np.where(s, 0.0, rng.standard_normal(v.shape))
-                   for i, (v, s) in enumerate(zip(values, skip))] for _ in range(DIRECTIONS)]
-
-    def project(grads):
-        return np.array([sum(float(np.vdot(g, v)) for g, v in zip(grads, vs) if v is not None and g is not None)
-                         for vs in directions])
-
-    forwards, backwards, scalars = {}, {}, {}  # scalars: each voter's <d, forward(values)>, for central differences
-    for voter, drv in voters(reference.DRIVER).items():
-        dev = "cpu" if voter == backends.REFERENCE else device
-        native = lambda arr, drv=drv, dev=dev: drv.to_native(np.ascontiguousarray(arr), dev)  # noqa: E731
-        numpy = drv.to_numpy
-        module = backend_module(drv, kind)
-        noise = tuple(map(native, _noise(mask)))
-        forward, backward = _op_functions(module, kind, name, layer, y, noise, native)
-        try:
-            with np.errstate(all="ignore"):
-                ours = [native(v) for v in values]
-                forwards[voter] = ([numpy(forward(ours))], "forward")
-                scalars[voter] = partial(_scalar, forward, native, numpy, d)
-                grads = backward(ours, None if d is None else native(d))
-                backwards[voter] = ([project([None if g is None else numpy(g) for g in grads])], "finite_difference")
-                autodiff, own = _native_op(drv, kind, name)
-                if autodiff is None:
-                    continue
-                backwards[f"{voter} autodiff"] = ([project(_vjps(autodiff, forward, values, directions, skip, d,
-                                                                 native, numpy))], "finite_difference")
-                if own is not None:
-                    theirs = _own_forward(own, kind, layer, y, native)
-                    forwards[f"{voter}'s own"] = ([numpy(theirs(ours))], "forward")
-                    backwards[f"{voter}'s own"] = ([project(_vjps(autodiff, theirs, values, directions, skip, d,
-                                                                  native, numpy))], "finite_difference")
-        except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
-            continue
-
-    def counted(what, ballots):
-        if len(ballots) < 3:  # the reference alone, or one framework beside it without an own op
-            return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority", []
-        return tally(what, ballots)
-
-    forward_line, group = counted(f"{name} forward", forwards)
-    # Central differences of a forward the majority agrees on (the reference's where it is among them): of a wrong
-    # forward they would side with its backward.
-    who = backends.REFERENCE if backends.REFERENCE in group else next(iter(group), None)
-    if who is not None:
-        numeric = []
-        for vs in directions:
-            plus = [v if u is None else v + EPS * u for v, u in zip(values, vs)]
-            minus = [v if u is None else v - EPS * u for v, u in zip(values, vs)]
-            with np.errstate(all="ignore"):
-                numeric.append((scalars[who](plus) - scalars[who](minus)) / (2 * EPS))
-        backwards["central differences"] = ([np.array(numeric)], "finite_difference")
-    return forward_line + "\n" + counted(f"{name} backward", backwards)[0]
-
-
-def _scalar(forward, native, numpy, d, values):
-    """<d, forward(values)> (the forward itself for a scalar one), values as NumPy, in a float."""
-    result = np.asarray(numpy(forward([native(v) for v in values])), dtype=np.float64)
-    return float(result) if d is None else float(np.vdot(d, result))
-
-
-def _vjps(autodiff, forward, values, directions, skip, d, native, numpy):
-    """autodiff's vector-Jacobian product of forward in each value, the others held (None where none is wanted)."""
-    vjps: list = []
-    for i in range(len(values)):
-        if directions[0][i] is None or skip[i].all():
-            vjps.append(None)
-            continue
-
-        def of_one(t, i=i):
-            return forward([t if j == i else native(v) for j, v in enumerate(values)])
-
-        vjps.append(numpy(autodiff.vjp(of_one, native(values[i]), None if d is None else native(d))))
-    return vjps
-
-
-def _own_forward(own, kind, layer, y, native):
-    """The framework's own op (autodiff.NATIVE) as forward(values)."""
-    if kind == "activations":
-        return lambda values: own(values[0])
-    if kind == "losses":
-        return lambda values: own(values[0], native(y))
-    return lambda values: own(layer, values[0], *values[1:])
