@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .problem import Problem
+from .registry import ACTIVATIONS
 from .validate import check_inputs, check_params
 
 DEVICES = ("cpu", "cuda")
@@ -35,13 +37,6 @@ class Run:
     checkpoints: dict  # epochs done -> the TrainState after them (a plug-in's train may give params alone)
     params: list
     state: TrainState | None = None  # where training stopped: train(..., opt_state, step) continues from it
-
-
-def batches(n_samples, batch_size):
-    """[(start, stop), ...] slices of one epoch's order; the last batch may be smaller."""
-    if batch_size is None:
-        return [(0, n_samples)]
-    return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]
 
 
 def _continues(train):
@@ -79,8 +74,6 @@ class Capability:
             return f"{self.layers} layers only, not {len(config.layers) - 1}"
         if self.outputs is not None and config.layers[-1] != self.outputs:
             return f"{self.outputs} output{'s' if self.outputs > 1 else ''} only, not {config.layers[-1]}"
-        from .registry import ACTIVATIONS
-
         others = [layer.kind for layer in config.model
                   if layer.kind != "dense" and layer.kind not in self.activations and layer.kind not in self.kinds]
         if others and all(kind in ACTIVATIONS for kind in others):
@@ -175,43 +168,49 @@ class Driver:
         loss, grads = self.autodiff_gradients(*self._prepare(params, X, y, config, device), config)
         return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
 
-    def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu", opt_state=None, step=0,
-                  buffers=None, masks=None):
-        """mlp.train after the input checks; losses (epochs, steps), params, optimizer state and buffers as NumPy.
+    def run_train(self, params, X, y, config, orders=None, checkpoints=(), device="cpu", state=None, masks=None):
+        """train on the Problem these arrays make (masks None: drawn from config.seed where the model has dropout)."""
+        return self.train(Problem(config, params, X, y, orders, masks), checkpoints, device, state)
 
-        opt_state, step and buffers continue a run (from a previous Run's state); None starts afresh. masks: the
-        dropout layers' keep masks for these epochs (reference.initializers.dropout_masks); None for a model with
-        dropout draws the run's own from config.seed (a continued run passes its stretch of the whole run's).
-        """
+    def train(self, problem, checkpoints=(), device="cpu", state=None):
+        """mlp.train on problem after the input checks: a Run, its losses (epochs, steps), parameters, optimizer state
+        and buffers as NumPy. state (a previous Run's, its params included) continues a run; None starts from the
+        problem's parameters. A train that cannot continue a run (a plug-in's) is refused a state that holds
+        optimizer state or buffers."""
+        config, X = problem.config, problem.X
+        params = problem.params if state is None else state.params
         self._check(config, device)
-        check_inputs(params, X, y, config, orders)  # check_params included
-        native = self._native(params, X, y, device)
-        native_orders = None if orders is None else self.to_native(orders, device)
-        if masks is None and config.noise_widths():
-            from reference.initializers import dropout_masks  # NumPy: the one source of random numbers
-
-            masks = dropout_masks(config, len(X))
-        noise = {} if masks is None else {"masks": [self.to_native(m, device) for m in masks]}
-        carried = bool(opt_state and any(map(any, opt_state.values()))) or bool(buffers and any(buffers))
+        check_inputs(params, X, problem.y, config, problem.orders)  # check_params included
+        native = self._native(params, X, problem.y, device)
+        native_orders = None if problem.orders is None else self.to_native(problem.orders, device)
+        noise = {} if problem.noise is None else {"masks": [self.to_native(m, device) for m in problem.noise]}
+        step = 0 if state is None else state.step
+        carried = state is not None and (any(map(any, state.opt_state.values())) or bool(state.buffers)
+                                         and any(state.buffers))
         if carried and not self.continues():
             raise ValueError(f"backend {self.name!r}: its train takes no opt_state, step or buffers, so a run cannot "
                              f"continue from a state that holds optimizer state or buffers; train it at once")
-        if (opt_state is None and step == 0) or not self.continues():
+        if state is None or not self.continues():
             # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
             run = self.mlp.train(*native, config, native_orders, checkpoints, **noise)
         else:
-            kept = {"buffers": self.native_params(buffers, device)} if buffers and any(buffers) else {}
+            buffers = state.buffers and any(state.buffers)
+            kept = {"buffers": self.native_params(state.buffers, device)} if buffers else {}
             run = self.mlp.train(*native, config, native_orders, checkpoints,
-                                 opt_state=self.numpy_tree(opt_state, lambda a: self.to_native(a, device)), step=step,
-                                 **kept, **noise)
+                                 opt_state=self.numpy_tree(state.opt_state, lambda a: self.to_native(a, device)),
+                                 step=step, **kept, **noise)
+        return self._finished(run, problem, step)
+
+    def _finished(self, run, problem, step):
+        """The backend's Run as NumPy, its checkpoints and final state as TrainStates."""
         self.synchronize(run.params)
         params = self.numpy_params(run.params)
+        per_epoch = len(problem.steps)
         if run.state is None:  # plain descent without state (a plug-in): count the steps it made
-            state = TrainState(params, {}, step + config.epochs * len(batches(len(X), config.batch_size)))
+            state = TrainState(params, {}, step + problem.config.epochs * per_epoch)
         else:
             state = TrainState(params, self.numpy_tree(run.state.opt_state), int(np.asarray(run.state.step)),
                                self.numpy_params(run.state.buffers))
-        per_epoch = len(batches(len(X), config.batch_size))
         return Run(losses=self.to_numpy(run.losses), params=params, state=state,
                    checkpoints={epoch: self.numpy_state(saved, step + epoch * per_epoch)
                                 for epoch, saved in run.checkpoints.items()})

@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import registry
+from .problem import batches
 
 
 def check_inputs(params, X, y, config, orders=None):
@@ -49,7 +50,6 @@ def check_inputs(params, X, y, config, orders=None):
     if config.batch_size is not None and config.batch_size > X.shape[0]:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {X.shape[0]} samples")
     needs = max(((registry.LAYERS[layer.kind].min_batch, layer.kind) for layer in config.model), default=(1, ""))
-    from .driver import batches  # here: the driver imports this module
 
     n, size = X.shape[0], config.batch_size or X.shape[0]
     smallest = min(stop - start for start, stop in batches(n, config.batch_size))  # the last may be partial
@@ -62,7 +62,7 @@ def check_inputs(params, X, y, config, orders=None):
         if not np.all(np.sort(orders, axis=1) == np.arange(X.shape[0])):
             raise ValueError("each row of orders must be a permutation of the sample indices")
     elif config.batch_size is not None:
-        raise ValueError("minibatch training (batch_size set) needs orders; see reference.initializers.batch_orders")
+        raise ValueError("minibatch training (batch_size set) needs orders; see common.initializers.batch_orders")
 
 
 def check_params(params, config):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from common import dtypes, registry
+from common.problem import Problem
 from reference import SEED1_XOR, SEED2_XOR, Config, batch_orders, initial_params
 from reference.data import load, synthetic, xor
 
@@ -25,8 +26,9 @@ class Case:
     second: bool = False  # a kind's second case: its checks run with --run-slow (tox -e all, CI); the default run keeps
     # one case per kind, to stay near a minute on two cores
 
-    def inputs(self, dtype="float64", epochs=None):
-        """(config, params, X, y, orders) in dtype; float32 values are the float64 ones rounded once."""
+    def problem(self, dtype="float64", epochs=None):
+        """The case's Problem in dtype (common/problem.py): lower-precision values are the float64 ones rounded once;
+        its dropout masks drawn from the seed when first asked for."""
         config = self.config.replace(dtype="float64", compute=None, loss_scale=None,
                                      epochs=epochs or self.config.epochs)
         params = initial_params(config)
@@ -39,7 +41,11 @@ class Case:
             config = config.replace(dtype=dtype, compute=self.config.compute, loss_scale=self.config.loss_scale)
             params = [tuple(p.astype(dtype) for p in leaves) for leaves in params]
             X, y = X if X.dtype.kind == "i" else X.astype(dtype), y.astype(dtype)  # ids stay ids
-        return config, params, X, y, orders
+        return Problem(config, params, X, y, orders)
+
+    def inputs(self, dtype="float64", epochs=None):
+        """(config, params, X, y, orders): the problem's pieces, for a test that calls functions of arrays."""
+        return self.problem(dtype, epochs).pieces()
 
     def checkpoints(self, epochs=None):
         """n_checkpoints evenly spaced epochs at which parameters are compared, the last one included."""
@@ -54,6 +60,12 @@ def upcast(config, params, X, y):
     return (config.replace(dtype="float64", compute=None, loss_scale=None),
             [tuple(p.astype(np.float64) for p in leaves) for leaves in params],
             X if X.dtype.kind == "i" else X.astype(np.float64), y.astype(np.float64))
+
+
+def upcast_problem(problem):
+    """upcast of a whole Problem: its float64 twin, the same orders, its masks drawn in float64 from the same seed."""
+    config, params, X, y = upcast(problem.config, problem.params, problem.X, problem.y)
+    return Problem(config, params, X, y, problem.orders)
 
 
 CASES = (

@@ -11,7 +11,7 @@ import numpy as np
 
 import reference
 from common import dtypes, registry
-from common.driver import batches
+from common.problem import batches
 from reference import gradcheck
 
 from . import tolerances
@@ -36,7 +36,8 @@ from .vote import _BALLOTS, vote
 
 
 def check_forward(driver, case, dtype, device="cpu"):
-    config, params, X, _, _ = case.inputs(dtype)
+    problem = case.problem(dtype)
+    config, params, X = problem.config, problem.params, problem.X
     ref, ref64 = _reference(reference_point, case, dtype), _twin(reference_point, case, dtype)
     with overflow_allowed(config):
         output = computed(driver.name, "forward", driver.run_forward, params, X, config, device)
@@ -48,7 +49,8 @@ def check_forward(driver, case, dtype, device="cpu"):
 
 def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
     """The backend's manual gradients (or, with autodiff, its framework's autodiff) against the reference's."""
-    config, params, X, y, _ = case.inputs(dtype)
+    problem = case.problem(dtype)
+    config, params, X, y = problem.config, problem.params, problem.X, problem.y
     run = driver.run_autodiff_gradients if autodiff else driver.run_gradients
     label = driver.name + (" autodiff" if autodiff else "")
     with overflow_allowed(config):
@@ -68,9 +70,10 @@ def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
 
 def check_finite_differences(case):
     """The reference's float64 gradients against central differences of its own loss."""
-    config, params, X, y, _ = case.inputs("float64")
+    problem = case.problem("float64")
     _, grads = reference_point(case, "float64")[1]
-    numeric = gradcheck.numerical_gradients(params, X, y, config)
+    numeric = gradcheck.numerical_gradients(problem.params, problem.X, problem.y, problem.config)
+    config = problem.config
     found = Findings()
     for name, g, n in zip(param_names(config, " gradient"), flat(grads), flat(numeric)):
         found.compare(g, n, None, "finite_difference", what=name, backend="numpy vs central differences")
@@ -82,7 +85,8 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
 
     run, ref and ref64 may be passed in when the caller has already trained them (the report does).
     """
-    config, params, X, y, orders = case.inputs(dtype, epochs)
+    problem = case.problem(dtype, epochs)
+    config, params, X = problem.config, problem.params, problem.X
     checkpoints = case.checkpoints(config.epochs)
     if ref is None:
         ref, ref64 = _reference(reference_run, case, dtype, epochs), _twin(reference_run, case, dtype, epochs)
@@ -90,8 +94,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
         run = ref  # the reference's own row: the same deterministic run (tests/test_determinism.py), trained once
     if run is None:
         with overflow_allowed(config):
-            run = computed(driver.name, "training", driver.run_train, params, X, y, config, orders, checkpoints,
-                           device)
+            run = computed(driver.name, "training", driver.train, problem, checkpoints, device)
     known = {driver.name: _trajectory(run, len(flat(params)), checkpoints,
                                       lambda state: _evaluated(driver, state, X, config, device))}
     found = Findings(vote=lambda: vote(driver, case, dtype, "trajectory", device, epochs, known=known), dtype=dtype,
@@ -165,10 +168,9 @@ def first_steps(driver, case, dtype, device="cpu"):
     """Where a disagreeing run first parts, by leaf and step: the parameters and optimizer state after step 1, then
     after step 2 taken as a continued run from step 1's TrainState (a stretch boundary), against the reference's (and
     its step count: 2, not reset). A list of lines, [] where both steps agree or the backend cannot be run so."""
-    from reference.initializers import dropout_masks
-
-    config, params, X, y, orders = case.inputs(dtype)
-    masks = dropout_masks(config, len(X)) if config.noise_widths() else None
+    problem = case.problem(dtype)
+    config, params, X, y, orders, masks = (problem.config, problem.params, problem.X, problem.y, problem.orders,
+                                           problem.noise)
     names = param_names(config)
     precision = config.compute or dtype  # a mixed run's steps are computed in its compute dtype
     lines: list = []
@@ -178,13 +180,9 @@ def first_steps(driver, case, dtype, device="cpu"):
         try:
             for i, who in enumerate((driver, reference.DRIVER)):
                 state = states[i]
-                start = params if state is None else state.params
-                carried: dict = {} if state is None else {"opt_state": state.opt_state, "step": state.step,
-                                                          "buffers": state.buffers}
                 with overflow_allowed(config), np.errstate(all="ignore"):
-                    states[i] = who.run_train(start, X1, y1, one, None, (),
-                                              "cpu" if who is reference.DRIVER else device, masks=noise,
-                                              **carried).state
+                    states[i] = who.run_train(params, X1, y1, one, None, (), "cpu" if who is reference.DRIVER else
+                                              device, state=state, masks=noise).state
         except Exception:  # noqa: BLE001  (the run's own comparison stands; this only locates it)
             return lines
         a, b = states
@@ -234,7 +232,8 @@ def check_framework_optimizer(driver, case, device="cpu", native=False):
     autodiff, over the case's whole run in float64: losses at every step, parameters at the checkpoints. native: of
     the loss by the framework's own layers (torch.nn.functional's conv2d, lax.reduce_window, ...), not the manual
     forward: the whole model trained the framework's way, no manual line in it."""
-    config, params, X, y, orders = case.inputs("float64")
+    problem = case.problem("float64")
+    config, params, X, y, orders = problem.pieces()
     checkpoints = case.checkpoints(config.epochs)
     autodiff = backend_module(driver, "autodiff")
     arrays = driver.native_params(params, device), driver.to_native(X, device), driver.to_native(y, device)

@@ -186,7 +186,7 @@ def _case(p, args, config):
     case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs),
                 data=args.data)
     try:  # the data the run trains on, checked against the model before anything trains
-        n_samples = len(case.inputs(args.dtype)[2])
+        n_samples = len(case.problem(args.dtype).X)
     except ValueError as exc:
         p.error(str(exc))
     if args.batch_size is not None and args.batch_size > n_samples:

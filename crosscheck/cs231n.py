@@ -16,7 +16,7 @@ is -lr times PyTorch's momentum buffer. Left as they are, and so findings: CS231
 batch variance, where PyTorch (and the reference) keep the unbiased one.
 
 Dropout draws its own mask, mask = (np.random.rand(*x.shape) < p) / p with p the probability of keeping a unit (the
-assignment's convention since 2017). The reference hands every backend the same masks (reference.initializers), so
+assignment's convention since 2017). The reference hands every backend the same masks (common.initializers), so
 while dropout_forward runs the adapter answers np.random.rand (and random/random_sample) with draws below p exactly
 where the reference's mask keeps a unit; a dropout_forward whose zeros then differ from that mask (a mask drawn another
 way, or p taken as the probability of dropping, the 2016 convention) is an error that says so.
@@ -26,7 +26,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from common.driver import Capability, Driver, Run, TrainState, Unsupported, batches
+from common.driver import Capability, Driver, Run, TrainState, Unsupported
+from common.problem import batches
 from reference import layers as ref_layers
 from reference import losses as ref_losses
 

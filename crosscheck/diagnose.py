@@ -10,7 +10,7 @@ where the output a is meant", or "none of the N known mistakes matches".
 
 import copy
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -70,14 +70,10 @@ class Diagnosis:
         return "\n".join(lines)
 
 
-def _first_epoch_problem(case, epochs=1):
-    config, params, X, y, orders = case.inputs("float64", epochs)
-    return config, params, X, y, None if orders is None else orders[:epochs]
-
-
 def observe(driver, case, device="cpu"):
     """driver's values at case's first step (float64); a stage it does not support is left out."""
-    config, params, X, y, _ = case.inputs("float64")
+    problem = case.problem("float64")
+    config, params, X, y = problem.config, problem.params, problem.X, problem.y
     seen = Observed()
     try:
         outputs = driver.run_layers(params, X, config, device)  # one forward pass: its output is the last
@@ -96,9 +92,8 @@ def observe(driver, case, device="cpu"):
         seen.problems["update"] = str(exc)
     except Exception as exc:  # noqa: BLE001
         seen.problems["gradients"] = f"raised {type(exc).__name__}: {exc}"
-    config1, params1, X1, y1, orders1 = _first_epoch_problem(case)
     try:
-        run = driver.run_train(params1, X1, y1, config1, orders1, (1,), device)
+        run = driver.train(case.problem("float64", epochs=1), (1,), device)
         seen.after = checks.flat(run.params)
     except Unsupported:
         pass
@@ -237,10 +232,9 @@ def candidates():
 def _short_run(driver, case, device="cpu"):
     """driver's losses over a short run of case, and at its end the parameters, the buffers (batch norm's running
     statistics) and the network's output in evaluation mode, as an Observed (loss, after, output)."""
-    config = case.inputs("float64")[0]
-    epochs = case.short_epochs or min(config.epochs, 200)
-    config, params, X, y, orders = case.inputs("float64", epochs)
-    run = driver.run_train(params, X, y, config, orders, case.checkpoints(config.epochs), device)
+    problem = case.problem("float64", case.short_epochs or min(case.config.epochs, 200))
+    config, X = problem.config, problem.X
+    run = driver.train(problem, case.checkpoints(config.epochs), device)
     buffers = checks.flat(run.state.buffers) if run.state is not None else []
     output = driver.run_forward(run.params, X, config, device, buffers=run.state.buffers) if buffers else None
     return Observed(output=output, loss=np.asarray(run.losses), after=checks.flat(run.params) + buffers)
@@ -279,13 +273,16 @@ class _Marked:
     def __getattr__(self, name):
         return getattr(self.case, name)
 
-    def inputs(self, *args, **kwargs):
-        config, *rest = self.case.inputs(*args, **kwargs)
-        model = list(config.model)
+    def problem(self, *args, **kwargs):
+        problem = self.case.problem(*args, **kwargs)
+        model = list(problem.config.model)
         model[self.index] = _Target(**{f.name: getattr(model[self.index], f.name) for f in fields(Layer)})
-        marked = copy.copy(config)
+        marked = copy.copy(problem.config)
         object.__setattr__(marked, "model", tuple(model))  # past validation: the same model, one layer marked
-        return (marked, *rest)
+        return replace(problem, config=marked)
+
+    def inputs(self, *args, **kwargs):
+        return self.problem(*args, **kwargs).pieces()
 
 
 @contextmanager
@@ -335,7 +332,8 @@ def diagnose(driver, case, device="cpu"):
     which known mistakes, planted in the reference, reproduce it."""
     import reference
 
-    config, params, X = case.inputs("float64")[:3]
+    problem = case.problem("float64")
+    config, params, X = problem.config, problem.params, problem.X
     seen = observe(driver, case, device)
     ref = observe(reference.DRIVER, case)
     stage, where = _parts(seen, ref, config, driver.name)

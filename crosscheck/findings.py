@@ -13,7 +13,7 @@ import reference
 from common import dtypes
 
 from . import tolerances
-from .cases import upcast
+from .cases import upcast_problem
 from .compare import Disagreement, assert_close, assert_low_close
 
 
@@ -102,10 +102,9 @@ def overflow_allowed(config):
 
 
 def _problem(case, dtype, epochs, as_float64):
-    problem = case.inputs(dtype, epochs)
-    if as_float64:
-        problem = (*upcast(*problem[:4]), problem[4])
-    return problem
+    """The case's Problem in dtype, or its float64 twin: the same values, computed in float64."""
+    problem = case.problem(dtype, epochs)
+    return upcast_problem(problem) if as_float64 else problem
 
 
 @lru_cache(maxsize=64)
@@ -114,17 +113,18 @@ def reference_point(case, dtype, as_float64=False):
 
     as_float64: the float64 reference on exactly the values of the dtype problem (for float32 bounds).
     """
-    config, params, X, y, _ = _problem(case, dtype, None, as_float64)
-    with overflow_allowed(config):
-        return reference.DRIVER.run_forward(params, X, config), reference.DRIVER.run_gradients(params, X, y, config)
+    p = _problem(case, dtype, None, as_float64)
+    with overflow_allowed(p.config):
+        return reference.DRIVER.run_forward(p.params, p.X, p.config), reference.DRIVER.run_gradients(p.params, p.X, p.y,
+                                                                                                     p.config)
 
 
 @lru_cache(maxsize=64)
 def reference_run(case, dtype, epochs=None, as_float64=False):
     """The reference's training run for a case, once per process."""
-    config, params, X, y, orders = _problem(case, dtype, epochs, as_float64)
-    with overflow_allowed(config):
-        return reference.DRIVER.run_train(params, X, y, config, orders, case.checkpoints(config.epochs))
+    problem = _problem(case, dtype, epochs, as_float64)
+    with overflow_allowed(problem.config):
+        return reference.DRIVER.train(problem, case.checkpoints(problem.config.epochs))
 
 
 def _reference(fn, case, dtype, *args, **kwargs):

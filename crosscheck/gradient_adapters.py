@@ -8,7 +8,8 @@ import inspect
 import numpy as np
 
 from common import registry
-from common.driver import Capability, Run, TrainState, Unsupported, batches
+from common.driver import Capability, Run, TrainState, Unsupported
+from common.problem import batches
 from reference import optimizers
 from reference.mlp import gradients, init_buffers, update
 

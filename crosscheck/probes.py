@@ -74,7 +74,8 @@ def taylor_order(driver, case, device="cpu", seed=0):
     With the right gradient the remainder is O(h^2) (order 2); with a wrong one it is dominated by
     h <grad L - g, v> (order 1). No step size to tune: the slope of log remainder over log h is the verdict.
     """
-    config, params, X, y, _ = case.inputs("float64")
+    problem = case.problem("float64")
+    config, params, X, y = problem.config, problem.params, problem.X, problem.y
     loss, grads = driver.run_gradients(params, X, y, config, device)
     rng = np.random.default_rng(seed)
     direction = [tuple(rng.standard_normal(t.shape) for t in layer) for layer in params]

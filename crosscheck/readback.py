@@ -5,7 +5,8 @@ machinery for code that updates its own arrays."""
 
 import numpy as np
 
-from common.driver import Capability, Driver, Run, Unsupported, batches
+from common.driver import Capability, Driver, Run, Unsupported
+from common.problem import batches
 from reference.losses import loss_forward
 
 from .compare import Disagreement

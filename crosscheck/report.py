@@ -19,10 +19,9 @@ import numpy as np
 
 import backends
 from common.driver import Run, Unsupported
-from reference.initializers import dropout_masks
 
 from . import checks, summary, tolerances
-from .cases import upcast
+from .cases import upcast_problem
 from .cli import parse_args
 from .compare import Disagreement, check_comparable
 from .summary import CHECKS, plot, verdict, write_json
@@ -66,42 +65,37 @@ class Row:
 
 
 def train_with_progress(driver, case, dtype, device, bar):
-    """driver.run_train stretch by stretch (between checkpoints), so that a bar can follow it."""
-    config, params, X, y, orders = case.inputs(dtype)
-    return _train_stretches(driver, case, config, params, X, y, orders, device, bar)
+    """The case's run in dtype, stretch by stretch (between checkpoints), so that a bar can follow it."""
+    return _train_stretches(driver, case, case.problem(dtype), device, bar)
 
 
-def _train_stretches(driver, case, config, params, X, y, orders, device, bar):
+def _train_stretches(driver, case, problem, device, bar):
     """(run, diverged_at): the run up to the stretch in which it went non-finite, if it did, and that epoch.
 
-    A diverging run overflows on its way; the overflow is reported here as divergence, not warned about.
+    Each stretch is the problem's epochs between two checkpoints (Problem.stretch: its orders and masks), trained
+    from the TrainState the last one reached. A train that cannot continue a run (a plug-in's without opt_state,
+    step and buffers) trains at once: one stretch holding every checkpoint, so that no state is lost between
+    stretches. A diverging run overflows on its way; the overflow is reported here as divergence, not warned about.
     """
-    losses, saved, done, opt_state, step, buffers = [], {}, 0, None, 0, None
-    masks = dropout_masks(config, len(X))  # the whole run's: each stretch is handed its own epochs of them
-    # A train that cannot continue a run (a plug-in's without opt_state, step and buffers) trains at once: one stretch
-    # holding every checkpoint, so that no state is lost between stretches.
-    continues = driver.continues()
-    for stop in case.checkpoints(config.epochs) if continues else (config.epochs,):
-        stretch = config.replace(epochs=stop - done)
-        with np.errstate(all="ignore"):  # each stretch continues the last one's optimizer state, step and buffers
-            part = driver.run_train(params, X, y, stretch, None if orders is None else orders[done:stop],
-                                    () if continues else case.checkpoints(config.epochs), device,
-                                    opt_state=opt_state, step=step, buffers=buffers,
-                                    masks=None if masks is None else [m[done:stop] for m in masks])
+    losses, saved, done, state = [], {}, 0, None
+    epochs, continues = problem.config.epochs, driver.continues()
+    for stop in case.checkpoints(epochs) if continues else (epochs,):
+        with np.errstate(all="ignore"):
+            part = driver.train(problem.stretch(done, stop), () if continues else case.checkpoints(epochs), device,
+                                state)
         losses.append(part.losses)
-        saved.update({done + epoch: state for epoch, state in part.checkpoints.items()})
-        saved[stop] = part.state
-        params, opt_state, step, buffers = part.state
+        saved.update({done + epoch: kept for epoch, kept in part.checkpoints.items()})
+        saved[stop] = state = part.state
+        run = Run(losses=np.concatenate(losses), checkpoints=saved, params=state.params, state=state)
         bad_loss = ~np.isfinite(part.losses).all(axis=1)
         if bad_loss.any():
-            run = Run(losses=np.concatenate(losses), checkpoints=saved, params=params, state=part.state)
             return run, done + int(np.argmax(bad_loss))
-        if not all(np.isfinite(t).all() for layer in params for t in layer):
-            return Run(losses=np.concatenate(losses), checkpoints=saved, params=params, state=part.state), stop
+        if not all(np.isfinite(t).all() for layer in state.params for t in layer):
+            return run, stop
         if bar is not None:
             bar.update(stop - done)
         done = stop
-    return Run(losses=np.concatenate(losses), checkpoints=saved, params=params, state=part.state), None
+    return run, None
 
 
 def _param_curve(run, target, epochs):
@@ -139,13 +133,11 @@ def run_report(args, case, names, out=None):
     out = out or sys.stdout
     ref, rows, runs = _Reference(), [], dict[str, Run]()
     if args.dtype != "float64":
-        config, params, X, y, orders = case.inputs(args.dtype)
-        c64, p64, X64, y64 = upcast(config, params, X, y)
-        ref.run64, _ = _train_stretches(backends.load(backends.REFERENCE), case, c64, p64, X64, y64, orders, "cpu",
-                                        None)
+        twin = upcast_problem(case.problem(args.dtype))
+        ref.run64, _ = _train_stretches(backends.load(backends.REFERENCE), case, twin, "cpu", None)
     for name in names:
         rows.append(_row(name, args, case, ref, runs))
-    summary.print_table(rows, case.inputs(args.dtype)[0], out)
+    summary.print_table(rows, case.problem(args.dtype).config, out)
     if args.log_every:
         summary.print_log(runs, args.log_every, out)
     return rows, runs
@@ -211,7 +203,8 @@ def _check_training(row, driver, case, args, device, ref, runs):
     """The whole run in the report's stretches, timed; divergence, then the deviations and the trajectory check
     against the reference (whose own run, trained first, becomes ref.run)."""
     name, dtype = driver.name, args.dtype
-    config, _, X, _, _ = case.inputs(dtype)
+    problem = case.problem(dtype)
+    config, X = problem.config, problem.X
     tqdm = _tqdm(args.no_progress)
     bar = tqdm(total=config.epochs, desc=f"{name:>6}", unit="epoch", leave=False) if tqdm else None
     start = time.perf_counter()

@@ -49,7 +49,8 @@ def _ballots(driver, case, dtype, what, device, epochs, known):
 def _cast_ballots(driver, case, dtype, what, device, epochs, known):
     import backends
 
-    config, params, X, y, orders = _problem(case, dtype, epochs, as_float64=True)
+    problem = _problem(case, dtype, epochs, as_float64=True)
+    config, params, X, y = problem.config, problem.params, problem.X, problem.y
     checkpoints = case.checkpoints(config.epochs)
     twin = {"as_float64": True} if dtype != "float64" else {}
     kind = {"forward": "forward", "gradients": "gradient", "trajectory": "trajectory"}[what]
@@ -68,7 +69,7 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
                 if d.autodiff_gradients is not None and f"{name} autodiff" not in ballots:
                     ballots[f"{name} autodiff"] = (flat(d.run_autodiff_gradients(params, X, y, config, dev)[1]), kind)
             elif name not in ballots:
-                run = (d.run_train(params, X, y, config, orders, checkpoints, dev) if name != backends.REFERENCE
+                run = (d.train(problem, checkpoints, dev) if name != backends.REFERENCE
                        else reference_run(case, dtype, epochs, **twin))
                 ballots[name] = (_trajectory(run, len(flat(params)), checkpoints,
                                              lambda state, d=d, dev=dev: _evaluated(d, state, X, config, dev)), kind)

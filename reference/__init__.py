@@ -4,10 +4,10 @@ import numpy as np
 
 from common.config import SEED1_XOR, SEED2_XOR, Config
 from common.driver import Driver
+from common.initializers import batch_orders, initial_params
 from common.validate import check_inputs
 
 from . import activations, losses, mlp
-from .initializers import batch_orders, initial_params
 from .precision import bfloat16
 
 __all__ = ["Config", "Driver", "SEED1_XOR", "SEED2_XOR", "DRIVER", "activations", "batch_orders", "check_inputs",

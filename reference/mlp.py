@@ -15,7 +15,8 @@ seeds' own loop (benchmarks/).
 import numpy as np
 
 from common import registry
-from common.driver import Run, TrainState, batches
+from common.driver import Run, TrainState
+from common.problem import batches
 
 from . import layers, optimizers
 from .activations import activation_backward

@@ -2,6 +2,7 @@
 
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,55 @@ def test_a_registered_name_without_its_function_is_an_error_at_import():
         walk.table({"__name__": "mine", "relu_forward": relu_forward}, ("relu", "tanh"), "forward")
     found = walk.table({"__name__": "mine", "relu_forward": relu_forward}, ("relu",), "forward")
     assert found == {"relu": relu_forward}
+
+
+LEVELS = ("common", "reference", "backends", "crosscheck")  # each may import those before it, never one after
+
+
+def _import_graph():
+    """{module: the project's modules it imports anywhere in its source (function-local imports included)}."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+             for level in LEVELS for p in (root / level).rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                # from package import module names the module; from module import name, the module
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                while target not in files and "." in target:
+                    target = target.rpartition(".")[0]
+                if target in files and target != name:
+                    found.add(target)
+        graph[name] = found
+    return graph
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parent.parent / "common").is_dir(), reason="needs the checkout")
+def test_the_imports_have_no_circle_and_nothing_reaches_up():
+    """common/ imports only itself, reference/ common, backends/ both, crosscheck/ all three; no module imports one
+    that imports it back, however indirectly (function-local imports count: a circle hidden in a function is one)."""
+    graph = _import_graph()
+    up = [f"{a} -> {b}" for a, deps in graph.items() for b in deps
+          if LEVELS.index(b.split(".")[0]) > LEVELS.index(a.split(".")[0])]
+    assert not up, "imports reaching up: " + ", ".join(sorted(up))
+
+    def reaches(start, goal, seen):
+        return any(d == goal or (d not in seen and not seen.add(d) and reaches(d, goal, seen)) for d in graph[start])
+
+    circles = sorted(a for a in graph if reaches(a, a, set()))
+    assert not circles, "modules on an import circle: " + ", ".join(circles)

@@ -14,10 +14,10 @@ import pytest
 import backends
 from common import registry
 from common.config import Config
+from common.initializers import dropout_masks
 from crosscheck import checks
 from crosscheck.cases import BY_ID, DTYPES, Case
 from crosscheck.compare import Disagreement
-from reference.initializers import dropout_masks
 
 
 def optimizer_case(name, **changes):
@@ -50,8 +50,7 @@ def test_two_stretches_are_one_run(driver, device, optimizer):
     config, params, X, y, orders = optimizer_case(optimizer, epochs=20).inputs()
     whole = driver.run_train(params, X, y, config, orders, (10, 20), device)
     first = driver.run_train(params, X, y, config.replace(epochs=10), orders[:10], (), device)
-    second = driver.run_train(first.params, X, y, config.replace(epochs=10), orders[10:], (), device,
-                              opt_state=first.state.opt_state, step=first.state.step)
+    second = driver.run_train(first.params, X, y, config.replace(epochs=10), orders[10:], (), device, state=first.state)
     np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), whole.losses)
     for ours, theirs in zip(checks.flat(second.params), checks.flat(whole.params)):
         np.testing.assert_array_equal(ours, theirs)
@@ -81,8 +80,7 @@ def test_two_stretches_are_one_run_with_batch_norm_and_dropout(driver, device):
                              masks=[m[:10] for m in masks])
     rest = config.replace(epochs=10), orders[10:], (), device
     later = {"masks": [m[10:] for m in masks]}
-    second = driver.run_train(first.params, X, y, *rest, opt_state=first.state.opt_state, step=first.state.step,
-                              buffers=first.state.buffers, **later)
+    second = driver.run_train(first.params, X, y, *rest, state=first.state, **later)
     np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), whole.losses)
     assert len(checks.flat(whole.state.buffers)) == 4  # two batch norms x (running mean, running variance)
     for ours, theirs in zip(checks.flat(second.state.buffers), checks.flat(whole.state.buffers)):
@@ -94,9 +92,8 @@ def test_two_stretches_are_one_run_with_batch_norm_and_dropout(driver, device):
     # tell a stretch that drops them from one that carries them.
     one = config.replace(epochs=1), orders[10:11], (), device
     kept = {"masks": [m[10:11] for m in masks]}
-    carried = driver.run_train(first.params, X, y, *one, opt_state=first.state.opt_state, step=first.state.step,
-                               buffers=first.state.buffers, **kept)
-    fresh = driver.run_train(first.params, X, y, *one, opt_state=first.state.opt_state, step=first.state.step, **kept)
+    carried = driver.run_train(first.params, X, y, *one, state=first.state, **kept)
+    fresh = driver.run_train(first.params, X, y, *one, state=first.state._replace(buffers=()), **kept)
     gap = max(float(np.max(np.abs(a - b))) for a, b in zip(checks.flat(fresh.state.buffers),
                                                            checks.flat(carried.state.buffers)))
     assert gap > 1e-3, (f"{driver.name}: a stretch started from fresh buffers ended within {gap:.3g} of one that "
@@ -172,8 +169,7 @@ def test_a_step_count_reset_at_a_stretch_boundary_is_named_as_such():
     mlp = SimpleNamespace(forward=reference.mlp.forward, gradients=reference.mlp.gradients, train=train)
     driver = replace(reference.DRIVER, name="resets", mlp=mlp)
     case = optimizer_case("adam")
-    config, params, X, y, orders = case.inputs()
-    run, _ = report._train_stretches(driver, case, config, params, X, y, orders, "cpu", None)
+    run, _ = report._train_stretches(driver, case, case.problem(), "cpu", None)
     with pytest.raises(Disagreement, match=r"resets: after step 2 the step count is 1, where it is 2: the step count "
                                            r"reset at a stretch boundary"):
         checks.check_trajectory(driver, case, "float64", run=run)

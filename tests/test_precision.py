@@ -126,8 +126,7 @@ def test_a_mixed_run_continues_in_stretches(driver, device):
     with checks.overflow_allowed(config):
         whole = driver.run_train(params, X, y, config, orders, (20,), device)
         first = driver.run_train(params, X, y, config.replace(epochs=10), orders, (), device)
-        second = driver.run_train(first.params, X, y, config.replace(epochs=10), orders, (), device,
-                                  opt_state=first.state.opt_state, step=first.state.step)
+        second = driver.run_train(first.params, X, y, config.replace(epochs=10), orders, (), device, state=first.state)
     np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), whole.losses)
     for ours, theirs in zip(checks.flat(second.params), checks.flat(whole.params)):
         np.testing.assert_array_equal(ours, theirs)

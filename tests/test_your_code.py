@@ -64,8 +64,7 @@ def test_it_trains_as_the_reference_in_the_reports_stretches(plugin, case, recor
     plugin.check_support(case.config)
     checks.check_forward(plugin, case, "float64")
     checks.check_gradients(plugin, case, "float64")
-    config, params, X, y, orders = case.inputs("float64")
-    run, diverged_at = report._train_stretches(plugin, case, config, params, X, y, orders, "cpu", None)
+    run, diverged_at = report._train_stretches(plugin, case, case.problem("float64"), "cpu", None)
     checks.check_trajectory(plugin, case, "float64", run=run)
     record_property(EXERCISED, sorted(features(case.config)))
 
@@ -80,19 +79,18 @@ def test_a_run_continued_from_its_state_is_the_run_trained_at_once(plugin, case)
     if not plugin.continues():
         half = plugin.run_train(params, X, y, config.replace(epochs=1), orders[:1])
         with pytest.raises(ValueError, match="cannot continue"):
-            plugin.run_train(half.params, X, y, config.replace(epochs=1), orders[1:2], opt_state=half.state.opt_state,
-                             step=half.state.step, buffers=half.state.buffers)
+            plugin.run_train(half.params, X, y, config.replace(epochs=1), orders[1:2], state=half.state)
         return
     first = config.epochs // 2
     masks = None
     if config.noise_widths():
-        from reference.initializers import dropout_masks
+        from common.initializers import dropout_masks
 
         masks = dropout_masks(config, len(X))
     a = plugin.run_train(params, X, y, config.replace(epochs=first), orders[:first],
                          masks=None if masks is None else [m[:first] for m in masks])
     b = plugin.run_train(a.params, X, y, config.replace(epochs=config.epochs - first), orders[first:],
-                         opt_state=a.state.opt_state, step=a.state.step, buffers=a.state.buffers,
+                         state=a.state,
                          masks=None if masks is None else [m[first:] for m in masks])
     assert b.state.step == whole.state.step
     for got, want in zip(checks.flat(b.params), checks.flat(whole.params)):

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from common import registry
-from common.driver import Run, TrainState, batches  # the same containers, holding this framework's arrays
+from common.driver import Run, TrainState
+from common.problem import batches, epochs_of  # the same containers, holding this framework's arrays
 from common.registry import ACTIVATIONS
 
 from . import layers, optimizers
@@ -163,8 +164,7 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     state = TrainState(params, opt_state, jax.device_put(jnp.asarray(step), X.sharding), buffers)
     losses, saved, done = [], {}, 0
     for stop in stops:
-        stretch = None if orders is None else orders[done:stop]
-        noise = None if masks is None else [m[done:stop] for m in masks]
+        stretch, noise = epochs_of(orders, masks, done, stop)
         state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done, noise)
         losses.append(stretch_losses)
         done = stop

@@ -7,7 +7,8 @@ autograd bookkeeping) and updates the parameters in place.
 import torch
 
 from common import registry
-from common.driver import Run, TrainState, batches  # the same containers, holding this framework's arrays
+from common.driver import Run, TrainState
+from common.problem import batches  # the same containers, holding this framework's arrays
 
 from . import layers, optimizers
 from .activations import activation_backward

@@ -12,8 +12,7 @@ W (fan_in, fan_out) and b (fan_out,).
 
 import numpy as np
 
-from common import registry
-from common.driver import batches
+from . import registry
 
 
 def standard_normal(rng, fan_in, fan_out):
@@ -106,7 +105,7 @@ def dropout_masks(config, n_samples):
         return None
     rng = np.random.default_rng([config.seed, 3])
     batch = config.batch_size or n_samples
-    steps = len(batches(n_samples, config.batch_size))
+    steps = len(range(0, n_samples, batch))  # common/problem.py's batches of an epoch
     rates = [layer.shape[0] for layer in config.model if layer.mask is not None]
     return [(rng.random((config.epochs, steps, batch, *shape)) >= rate).astype(config.dtype)
             for rate, shape in zip(rates, widths)]
