@@ -16,6 +16,7 @@ one around a class in the seeds' style).
 import importlib
 import os
 import sys
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -121,8 +122,6 @@ def _load_plugin(name):
         raise PluginError(f"plug-in {name!r} ({_plugins[name]}) is {what}, not a Driver nor a callable "
                           f"returning one: wrap it with an adapter (crosscheck.adapters; docs/your-code.md)")
     if driver.name != name:
-        from dataclasses import replace
-
         driver = replace(driver, name=name)
     return driver
 

@@ -9,11 +9,13 @@ kept out of it by a warm-up round and reported as compile_s.
 import importlib
 import os
 import time
+from functools import partial
 
 import numpy as np
 import pytest
 
 import backends
+import reference
 from crosscheck import seedloops
 from reference import batch_orders, initial_params
 from reference.data import synthetic, xor
@@ -101,8 +103,6 @@ ROWS = {
 def core(backend, how):
     """The training function of a row: train(params, X, y, config) on native arrays."""
     if backend == "numpy":
-        import reference
-
         return reference.mlp.train
     if how in ("optimizer", "native"):
         return getattr(importlib.import_module(f"backends.{backend}.autodiff"), f"{how}_train")
@@ -216,8 +216,6 @@ def gemm_products(framework):
     none is dead code a compiler may drop, and no result outlives its epoch. No activation, loss or bias.
     """
     if framework == "jax":
-        from functools import partial
-
         import jax
         from jax import lax
 

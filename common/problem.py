@@ -20,6 +20,20 @@ def batches(n_samples, batch_size):
     return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]
 
 
+def schedule(config, n_samples, orders=None, masks=None):
+    """Every step of a run, in order, as the harness's own training loops take them (the adapters', the frameworks'
+    oracles'): (epoch, s, rows, noise, done) with rows the step's samples (slice(None) for full batch, else its
+    slice of the epoch's order), noise each dropout layer's mask for the step, and done the epochs finished after the
+    step (epoch + 1 at an epoch's last step, else 0: `if done in checkpoints`). The backends' own mlp.train loops
+    stay written out, mirrored: they are code under check, where the catalogue plants a loop's mistakes."""
+    steps = batches(n_samples, config.batch_size)
+    for epoch in range(config.epochs):
+        for s, (start, stop) in enumerate(steps):
+            rows = slice(None) if orders is None else orders[epoch, start:stop]
+            noise = None if masks is None else [m[epoch, s, :stop - start] for m in masks]
+            yield epoch, s, rows, noise, epoch + 1 if s == len(steps) - 1 else 0
+
+
 def epochs_of(orders, masks, start, stop):
     """(orders, masks) of epochs [start, stop) of a run's: any array type (NumPy, torch, JAX), None kept."""
     return (None if orders is None else orders[start:stop]), (None if masks is None else [m[start:stop] for m in masks])

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from common.driver import Capability, Driver, Run, TrainState, Unsupported
-from common.problem import batches
+from common.problem import batches, schedule
 from reference import layers as ref_layers
 from reference import losses as ref_losses
 
@@ -279,22 +279,19 @@ class Assembled:
         losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
         saved, step = {}, int(step)
         params = [_copy(pair) for pair in params]
-        for epoch in range(config.epochs):
-            for s, (start, stop) in enumerate(steps):
-                idx = slice(None) if orders is None else orders[epoch, start:stop]
-                noise = None if masks is None else [m[epoch, s, :stop - start] for m in masks]
-                losses[epoch, s], grads, buffers = self._step(params, X[idx], y[idx], config, buffers, noise)
-                step += 1
-                new = []
-                for pair, gpair, cpair in zip(params, grads, configs):
-                    leaves = []
-                    for i, (leaf, g) in enumerate(zip(pair, gpair)):
-                        leaf, cpair[i] = update(leaf, g, cpair[i])
-                        leaves.append(leaf)
-                    new.append(tuple(leaves))
-                params = new
-            if epoch + 1 in checkpoints:
-                saved[epoch + 1] = self._snapshot(config, params, configs, step, buffers)
+        for epoch, s, idx, noise, done in schedule(config, len(X), orders, masks):
+            losses[epoch, s], grads, buffers = self._step(params, X[idx], y[idx], config, buffers, noise)
+            step += 1
+            new = []
+            for pair, gpair, cpair in zip(params, grads, configs):
+                leaves = []
+                for i, (leaf, g) in enumerate(zip(pair, gpair)):
+                    leaf, cpair[i] = update(leaf, g, cpair[i])
+                    leaves.append(leaf)
+                new.append(tuple(leaves))
+            params = new
+            if done in checkpoints:
+                saved[done] = self._snapshot(config, params, configs, step, buffers)
         state = self._snapshot(config, params, configs, step, buffers)
         return Run(losses=losses, checkpoints=saved, params=state.params, state=state)
 

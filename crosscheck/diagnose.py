@@ -15,11 +15,16 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 import backends
+import reference
+import reference.activations as acts
+import reference.layers as lyrs
+import reference.mlp as mlp
 from common.config import Layer
 from common.driver import Unsupported
-from common.registry import ACTIVATIONS
+from common.registry import ACTIVATIONS, LOSSES
 
 from . import checks, mutations, tolerances
+from .catalogue import BUGS, PROBES
 from .compare import Disagreement, assert_close
 
 STAGES = ("output", "loss", "gradients", "update", "trajectory")
@@ -62,8 +67,6 @@ class Diagnosis:
             lines.append(f"  it looks like: none of the {self.candidates} known mistakes matches (crosscheck/"
                          f"catalogue.py); the values above are where to look")
         if self.candidates:
-            from .catalogue import BUGS
-
             lines.append(f"  tried: {self.candidates} of the catalogue's {len(BUGS)} mistakes, planted in the NumPy "
                          f"reference one at a time; the other {len(BUGS) - self.candidates} cannot be planted there "
                          f"(probes with problems of their own, other dtypes, or the frameworks' code alone)")
@@ -178,8 +181,6 @@ def _scale(ours, theirs):
 def _how_much(ours, theirs, n, what, config, lr=None):
     """'; every gradient is 4 x the reference's: ...' where ours is a constant multiple of theirs, saying what the
     factor points to (n: the samples one step takes; lr: the learning rate, for a step); else ''."""
-    from common.registry import LOSSES
-
     averaged = LOSSES[config.loss].averaged
     k = _scale(ours, theirs)
     if k is None or abs(k - 1) < 1e-6:
@@ -223,8 +224,6 @@ def _matches(seen, ref, loss_kind="forward"):
 
 def candidates():
     """The catalogue's mistakes that can be planted in the reference and show at the first step or epoch."""
-    from .catalogue import BUGS, PROBES
-
     return [bug for bug in BUGS if bug.check not in PROBES and bug.dtype == "float64"
             and (not bug.only or backends.REFERENCE in bug.only)]
 
@@ -243,8 +242,6 @@ def _short_run(driver, case, device="cpu"):
 def _planted_observations(bug, case, look, at=None):
     """look(reference driver, case) with bug planted in the reference (at: in model[at] alone, for a mistake in an
     activation); None where the line is not in the reference."""
-    import reference
-
     module = f"{backends.REGISTRY[backends.REFERENCE][0]}.{bug.module}"
     try:
         if at is None:
@@ -288,10 +285,6 @@ class _Marked:
 @contextmanager
 def _activation_planted_at(module, old, new):
     """The reference with a mistake of reference/activations.py planted in the _Target layer alone."""
-    import reference.activations as acts
-    import reference.layers as lyrs
-    import reference.mlp as mlp
-
     with mutations.planted(module, old, new):  # take the planted functions out, then put the module back
         forward, backward, output_backward = dict(acts.FORWARD), dict(acts.BACKWARD), acts.activation_backward
     clean_forward, clean_backward = lyrs.activation_layer_forward, lyrs.activation_layer_backward
@@ -330,8 +323,6 @@ def _activation_planted_at(module, old, new):
 def diagnose(driver, case, device="cpu"):
     """The Diagnosis of driver on case (crosscheck.cases.Case): where its first step parts from the reference's, and
     which known mistakes, planted in the reference, reproduce it."""
-    import reference
-
     problem = case.problem("float64")
     config, params, X = problem.config, problem.params, problem.X
     seen = observe(driver, case, device)

@@ -11,10 +11,12 @@ import numpy as np
 
 import reference
 from common import dtypes
+from common.driver import Unsupported
 
 from . import tolerances
 from .cases import upcast_problem
 from .compare import Disagreement, assert_close, assert_low_close
+from .readback import AdapterError
 
 
 def param_names(config, suffix=""):
@@ -79,10 +81,6 @@ def computed(label, stage, fn, *args):
     number; that is a finding about the backend, to be reported like one, not a traceback from the suite.
     """
     __tracebackhide__ = True
-    from common.driver import Unsupported
-
-    from .adapters import AdapterError
-
     try:
         return fn(*args)
     except (Disagreement, Unsupported, AdapterError):  # an adapter's declaration not fitting the code: no finding

@@ -9,7 +9,7 @@ import numpy as np
 
 from common import registry
 from common.driver import Capability, Run, TrainState, Unsupported
-from common.problem import batches
+from common.problem import batches, schedule
 from reference import optimizers
 from reference.mlp import gradients, init_buffers, update
 
@@ -126,14 +126,12 @@ class GradientFunction:
         opt_state = optimizers.init(params, config) if opt_state is None else opt_state
         buffers = self._buffers(params, config, buffers)
         saved = {}
-        for epoch in range(config.epochs):
-            for s, (start, stop) in enumerate(steps):
-                idx = slice(None) if orders is None else orders[epoch, start:stop]
-                step += 1
-                losses[epoch, s], grads, buffers = self._step(params, buffers, X[idx], y[idx], config)
-                params, opt_state = update(params, grads, opt_state, step, config)
-            if epoch + 1 in checkpoints:
-                saved[epoch + 1] = TrainState(params, opt_state, step, buffers)
+        for epoch, s, idx, _, done in schedule(config, len(X), orders):
+            step += 1
+            losses[epoch, s], grads, buffers = self._step(params, buffers, X[idx], y[idx], config)
+            params, opt_state = update(params, grads, opt_state, step, config)
+            if done in checkpoints:
+                saved[done] = TrainState(params, opt_state, step, buffers)
         return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))
 
 

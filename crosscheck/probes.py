@@ -9,6 +9,7 @@ import numpy as np
 
 import reference
 from common import dtypes, registry
+from common.config import Config
 from reference import gradcheck
 
 from . import tolerances
@@ -105,8 +106,6 @@ ROUNDING_TRAIN: dict[str, Any] = dict(X=[[1.0]], W=[[1.0]], b=[0.0], y=[[1.0 - 2
 def check_float32_rounding(driver, device="cpu"):
     """A float32 run must round in float32: a backend that computes in float64 inside and casts back at the end
     has a smaller deviation than the NumPy float32 reference and passes every bound, but not this."""
-    from reference import Config
-
     found = Findings()
     p = ROUNDING_FORWARD
     config = Config(layers=(2, 1), output="identity", loss="half_sse", init="standard_normal", epochs=1,
@@ -149,8 +148,6 @@ def check_mixed_precision(driver, device="cpu"):
     sub-ulp bfloat16 updates; float16's dynamic loss scale skipping its first step, whose scaled gradient (2^16)
     overflows, then halving to 2^15 and undoing itself in the other 63; and a float16 gradient of 2^-26, lost
     without the scale, kept with it."""
-    from reference import Config
-
     found = Findings()
     f32 = partial(np.array, dtype=np.float32)
     # compute, problem, loss, loss scale; expected: weight, bias, final loss scale (dynamic), updates made
@@ -195,8 +192,6 @@ RULE_TERMS = 4096
 def check_low_precision_rule(driver, device="cpu"):
     """Each 16-bit dtype's sums accumulated in float32 (common/dtypes.py): loss reductions, a bias gradient, and a
     softmax's normalizing sum, against RULE_TERMS's hand-worked values above."""
-    from reference import Config
-
     found = Findings()
     n = RULE_TERMS
     for dtype in dtypes.HALF:
@@ -237,8 +232,6 @@ def _float32_rule(driver, device, found):
     order: NumPy's, torch's, XLA's) rounds partial sums past 16 and so misses the correct rounding in some of them,
     where a sum accumulated in float64 and cast back gets every one right (measured: numpy 0, torch 10, jax 9 of 16
     correctly rounded; float64 accumulation 16 of 16)."""
-    from reference import Config
-
     n, k = RULE_TERMS, RULE32_SUMS
     rng = np.random.default_rng(32)
     Y = (0.5 + rng.integers(0, 2 ** 19, (n, k)) * 2.0 ** -20).astype(np.float32)
@@ -273,8 +266,6 @@ SATURATED_LOSS = {"softmax_cross_entropy": (2.0, 1.0), "bce": (1.0, 2.0)}  # los
 def check_saturation(driver, device="cpu"):
     """Each fused loss at saturated logits, in each dtype, against the hand-worked values above: a softmax
     without its max subtracted gives inf / inf = NaN here, and an unfused bce 0 / 0."""
-    from reference import Config
-
     found = Findings()
     for dtype, c in SATURATION.items():
         for loss, (per_c, nk) in SATURATED_LOSS.items():

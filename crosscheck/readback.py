@@ -6,7 +6,7 @@ machinery for code that updates its own arrays."""
 import numpy as np
 
 from common.driver import Capability, Driver, Run, Unsupported
-from common.problem import batches
+from common.problem import batches, schedule
 from reference.losses import loss_forward
 
 from .compare import Disagreement
@@ -236,14 +236,12 @@ class ReadBack:
         steps = batches(len(X), config.batch_size)
         losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
         saved = {}
-        for epoch in range(config.epochs):
-            for s, (start, stop) in enumerate(steps):
-                idx = slice(None) if orders is None else orders[epoch, start:stop]
-                a = self.loss_output(state, params, X[idx], config)
-                losses[epoch, s] = loss_forward(config.loss, None, a, y[idx])
-                self._call("the training step", self.step, state, self._x(X[idx]), self._x(y[idx]), config.lr)
-            if epoch + 1 in checkpoints:
-                saved[epoch + 1] = self._params(state, params)
+        for epoch, s, idx, _, done in schedule(config, len(X), orders):
+            a = self.loss_output(state, params, X[idx], config)
+            losses[epoch, s] = loss_forward(config.loss, None, a, y[idx])
+            self._call("the training step", self.step, state, self._x(X[idx]), self._x(y[idx]), config.lr)
+            if done in checkpoints:
+                saved[done] = self._params(state, params)
         return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
 
 

@@ -24,6 +24,7 @@ from . import checks, summary, tolerances
 from .cases import upcast_problem
 from .cli import parse_args
 from .compare import Disagreement, check_comparable
+from .diagnose import diagnose
 from .summary import CHECKS, plot, verdict, write_json
 
 
@@ -259,8 +260,6 @@ def _check_divergence(row, name, config, ref):
 
 def _diagnosis(driver, case, device):
     """The diagnosis of a disagreeing row (crosscheck/diagnose.py), or why there is none."""
-    from .diagnose import diagnose
-
     try:
         return diagnose(driver, case, device).text()
     except Unsupported as exc:

@@ -22,6 +22,7 @@ saying which, if any of them does not.
 """
 
 import os
+import random
 import re
 import subprocess
 import sys
@@ -73,8 +74,6 @@ MAKEMORE = ["--data", "names.txt", "--model",
 
 def names_text():
     """Made-up lower-case names, each ended by '.': makemore's 27 characters."""
-    import random
-
     rng = random.Random(0)
     letters = "abcdefghijklmnopqrstuvwxyz"
     return ".".join("".join(rng.choice(letters) for _ in range(rng.randint(3, 8))) for _ in range(400)) + "." + letters

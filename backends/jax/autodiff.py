@@ -8,6 +8,7 @@ import numpy as np
 from jax import lax
 
 from common import registry
+from common.problem import schedule
 
 from . import layers
 from .losses import FUSED_WITH_OUTPUT, loss_forward
@@ -145,13 +146,11 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=Fa
     opt_state = tx.init(params)
     steps = batches(X.shape[0], config.batch_size)
     losses, saved = [], {}
-    for epoch in range(config.epochs):
-        for start, stop in steps:
-            idx = slice(None) if orders is None else orders[epoch, start:stop]
-            params, opt_state, loss = step(params, opt_state, X[idx], y[idx])
-            losses.append(loss)
-        if epoch + 1 in checkpoints:
-            saved[epoch + 1] = params
+    for _, _, idx, _, done in schedule(config, X.shape[0], orders):
+        params, opt_state, loss = step(params, opt_state, X[idx], y[idx])
+        losses.append(loss)
+        if done in checkpoints:
+            saved[done] = params
     return Run(losses=jnp.stack(losses).reshape(config.epochs, len(steps)), checkpoints=saved, params=params)
 
 

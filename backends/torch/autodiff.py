@@ -3,6 +3,7 @@
 import torch
 
 from common import registry
+from common.problem import schedule
 
 from . import layers
 from .layers import BATCHNORM_EPS, LAYERNORM_EPS
@@ -144,20 +145,18 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=Fa
     steps = batches(len(X), config.batch_size)
     losses = torch.empty((config.epochs, len(steps)), dtype=y.dtype, device=y.device)
     saved = {}
-    for epoch in range(config.epochs):
-        for s, (start, stop) in enumerate(steps):
-            idx = slice(None) if orders is None else orders[epoch, start:stop]
-            optimizer.zero_grad()
-            if native:
-                loss = native_loss(leaves, X[idx], y[idx], config)
-            else:
-                z, a = forward(leaves, X[idx], config)[-1]
-                loss = loss_forward(config.loss, z, a, y[idx])
-            loss.backward()
-            optimizer.step()
-            losses[epoch, s] = loss.detach()
-        if epoch + 1 in checkpoints:
-            saved[epoch + 1] = [tuple(p.detach().clone() for p in layer) for layer in leaves]
+    for epoch, s, idx, _, done in schedule(config, len(X), orders):
+        optimizer.zero_grad()
+        if native:
+            loss = native_loss(leaves, X[idx], y[idx], config)
+        else:
+            z, a = forward(leaves, X[idx], config)[-1]
+            loss = loss_forward(config.loss, z, a, y[idx])
+        loss.backward()
+        optimizer.step()
+        losses[epoch, s] = loss.detach()
+        if done in checkpoints:
+            saved[done] = [tuple(p.detach().clone() for p in layer) for layer in leaves]
     return Run(losses=losses, checkpoints=saved, params=[tuple(p.detach() for p in layer) for layer in leaves])
 
 
