@@ -317,7 +317,7 @@ def _activation_planted_at(module, old, new):
         yield
     finally:
         patch.undo()
-        mutations.clear_caches()
+        mutations.clear_caches(reference=True)  # the reference's own tables were patched, not through mutate
 
 
 def diagnose(driver, case, device="cpu"):

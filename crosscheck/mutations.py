@@ -14,21 +14,25 @@ from contextlib import contextmanager
 from crosscheck import checks
 
 _jax_mutated = False  # JAX's compiled functions hold planted code only after a backends.jax module was mutated
+_reference_mutated = False  # the reference's cached results hold planted code only after a module outside backends/ was
 
 
-def clear_caches(jax=False):
-    """The reference results and votes cached by crosscheck.checks, and JAX's compiled functions where they may
-    hold planted code: jax=True, or a backends.jax module mutated since the last clear (recompiling every JAX
-    function after every plant would triple the catalogue's time)."""
-    global _jax_mutated
+def clear_caches(jax=False, reference=False):
+    """The votes cached by crosscheck.checks; the reference's cached results where they may hold planted code
+    (reference=True, or a module outside backends/ mutated since the last clear: a plant in a framework backend
+    leaves the reference's runs as they were, and recomputing them after every such plant cost the catalogue a
+    third of its reference runs); and JAX's compiled functions where they may hold planted code: jax=True, or a
+    backends.jax module mutated since the last clear (recompiling every JAX function after every plant would
+    triple the catalogue's time)."""
+    global _jax_mutated, _reference_mutated
     if (jax or _jax_mutated) and "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
-    _jax_mutated = False
-    checks.clear_caches()
+    checks.clear_caches(reference=reference or _reference_mutated)
+    _jax_mutated = _reference_mutated = False
 
 
 def mutate(monkeypatch, module_name, old, new):
-    global _jax_mutated
+    global _jax_mutated, _reference_mutated
     module = importlib.import_module(module_name)
     source = inspect.getsource(module)
     count = source.count(old)
@@ -43,8 +47,10 @@ def mutate(monkeypatch, module_name, old, new):
         elif isinstance(original, dict) and name.isupper() and value is not original:
             monkeypatch.setattr(module, name, value)  # function tables (FORWARD, BACKWARD) point at the new code
     planted_in_jax = module_name.startswith("backends.jax")
-    clear_caches(jax=planted_in_jax)  # the planted code must be traced afresh...
+    planted_in_reference = not module_name.startswith("backends.")  # reference/, common/ or crosscheck/: shared
+    clear_caches(jax=planted_in_jax, reference=planted_in_reference)  # the planted code must run afresh...
     _jax_mutated = _jax_mutated or planted_in_jax  # ...and cleared again when the test undoes it
+    _reference_mutated = _reference_mutated or planted_in_reference
     return module
 
 
