@@ -185,8 +185,8 @@ class Driver:
         native_orders = None if problem.orders is None else self.to_native(problem.orders, device)
         noise = {} if problem.noise is None else {"masks": [self.to_native(m, device) for m in problem.noise]}
         step = 0 if state is None else state.step
-        carried = state is not None and (any(map(any, state.opt_state.values())) or bool(state.buffers)
-                                         and any(state.buffers))
+        buffers = state is not None and bool(state.buffers) and any(state.buffers)
+        carried = buffers or (state is not None and any(map(any, state.opt_state.values())))
         if carried and not self.continues():
             raise ValueError(f"backend {self.name!r}: its train takes no opt_state, step or buffers, so a run cannot "
                              f"continue from a state that holds optimizer state or buffers; train it at once")
@@ -194,7 +194,6 @@ class Driver:
             # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
             run = self.mlp.train(*native, config, native_orders, checkpoints, **noise)
         else:
-            buffers = state.buffers and any(state.buffers)
             kept = {"buffers": self.native_params(state.buffers, device)} if buffers else {}
             run = self.mlp.train(*native, config, native_orders, checkpoints,
                                  opt_state=self.numpy_tree(state.opt_state, lambda a: self.to_native(a, device)),

@@ -14,16 +14,15 @@ KINDS = tuple(name for name in registry.LAYERS if name not in registry.ACTIVATIO
 BUFFERED = tuple(name for name, kind in registry.LAYERS.items() if kind.buffers)
 
 
-def table(namespace, names, suffix, *, aliases=None, default=None):
+def table(namespace, names, suffix, *, aliases=None):
     """{name: namespace[f"{name}_{suffix}"]} for each registered name: every dispatch table built one way.
 
-    aliases maps a registered name to the stem its functions are spelt with (bce's are sigmoid_bce_*); default
-    serves the names with no function of their own (the activation layers); any other missing function is an
-    error that names it, at import."""
+    aliases maps a registered name to the stem its functions are spelt with (bce's are sigmoid_bce_*); a missing
+    function is an error that names it, at import."""
     aliases = aliases or {}
     found = {}
     for name in names:
-        fn = namespace.get(f"{aliases.get(name, name)}_{suffix}", default)
+        fn = namespace.get(f"{aliases.get(name, name)}_{suffix}")
         if fn is None:
             raise NotImplementedError(f"{namespace['__name__']} has no {aliases.get(name, name)}_{suffix} for the "
                                       f"registered {name!r}")
@@ -35,7 +34,8 @@ def optimizer_init(params, config, init_leaf):
     """The optimizer's state at step 0, {state name: [(state of each leaf) per layer]}, from init_leaf(p), which
     gives one leaf's {state name: array}."""
     names = registry.OPTIMIZERS[config.optimizer].state
-    leaves = [[_named(init_leaf(p), names, config.optimizer, "init") for p in layer] for layer in params]
+    expected = set(names)
+    leaves = [[_named(init_leaf(p), expected, config.optimizer, "init") for p in layer] for layer in params]
     return {name: [tuple(leaf[name] for leaf in layer) for layer in leaves] for name in names}
 
 
@@ -43,6 +43,7 @@ def optimizer_update(params, grads, state, k, config, step_leaf):
     """(params, state) after one update, leaf by leaf: step_leaf(p, g, s, k, config, l, which) on each leaf (layer
     l's leaf number which), its state s by name. The maths, weight decay included, is the backend's own."""
     names = registry.OPTIMIZERS[config.optimizer].state
+    expected = set(names)  # once per update: the check below runs on every leaf of every step
     new_params: list = []
     new_state: dict = {name: [] for name in names}
     for l, (layer, layer_grads) in enumerate(zip(params, grads)):
@@ -50,7 +51,7 @@ def optimizer_update(params, grads, state, k, config, step_leaf):
         for which, (p, g) in enumerate(zip(layer, layer_grads)):
             p, s = step_leaf(p, g, {name: state[name][l][which] for name in names}, k, config, l, which)
             new_layer.append(p)
-            new_leaf_states.append(_named(s, names, config.optimizer, "update"))
+            new_leaf_states.append(_named(s, expected, config.optimizer, "update"))
         new_params.append(tuple(new_layer))
         for name in names:
             new_state[name].append(tuple(s[name] for s in new_leaf_states))
@@ -58,8 +59,9 @@ def optimizer_update(params, grads, state, k, config, step_leaf):
 
 
 def _named(leaf_state, names, optimizer, what):
-    """A leaf's state as the registry names it; anything else is a mistake in the optimizer's pair, said so."""
-    if not isinstance(leaf_state, dict) or set(leaf_state) != set(names):
+    """A leaf's state as the registry names it (names: a set); anything else is a mistake in the optimizer's pair,
+    said so."""
+    if not isinstance(leaf_state, dict) or leaf_state.keys() != names:
         got = sorted(leaf_state) if isinstance(leaf_state, dict) else type(leaf_state).__name__
         raise TypeError(f"{optimizer}_{what} must give a leaf's state by name, {sorted(names)}; got {got}")
     return leaf_state

@@ -90,6 +90,14 @@ def dropout_train(fn, x, rate, mask):
     return out, cache
 
 
+def _conv_param(layer):  # a conv2d layer's (c_in, c_out, kernel, stride, padding) as the assignment's conv_param
+    return {"stride": layer.shape[3], "pad": layer.shape[4]}
+
+
+def _pool_param(layer):  # a maxpool2d layer's (kernel, stride) as pool_param: square windows
+    return {"pool_height": layer.shape[0], "pool_width": layer.shape[0], "stride": layer.shape[1]}
+
+
 def _softmax(z):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -147,12 +155,9 @@ class Assembled:
             elif layer.kind == "relu":
                 x, cache = self._fn("relu_forward")(x)
             elif layer.kind == "conv2d":
-                _, _, _, stride, pad = layer.shape
-                x, cache = self._fn("conv_forward_naive")(x, *p, {"stride": stride, "pad": pad})
+                x, cache = self._fn("conv_forward_naive")(x, *p, _conv_param(layer))
             elif layer.kind == "maxpool2d":
-                k, stride = layer.shape
-                x, cache = self._fn("max_pool_forward_naive")(x, {"pool_height": k, "pool_width": k,
-                                                                   "stride": stride})
+                x, cache = self._fn("max_pool_forward_naive")(x, _pool_param(layer))
             elif layer.kind == "dropout":
                 if noise is None:
                     x, cache = self._fn("dropout_forward")(x, {"p": 1.0 - layer.shape[0], "mode": "test"})
@@ -212,10 +217,8 @@ class Assembled:
 
     @staticmethod
     def _initial(layer):
-        if layer.kind != "batchnorm":
-            return ()
-        width = layer.shape[0]
-        return (np.zeros(width), np.ones(width))
+        """A layer's running statistics before training: batch norm's mean 0 and variance 1; () for the others."""
+        return (np.zeros(layer.shape[0]), np.ones(layer.shape[0])) if layer.kind == "batchnorm" else ()
 
     # -- the update rules, each leaf with its own config dict, read back as the reference's optimizer state
     def _config(self, config, leaf):
@@ -427,10 +430,9 @@ def _forward_op(fn, kind, layer, p, x, mask):
     if kind == "batchnorm":
         return fn(x, *p, Assembled._bn_param(None, 0, "train"))
     if kind == "conv2d":
-        return fn(x, *p, {"stride": layer.shape[3], "pad": layer.shape[4]})
+        return fn(x, *p, _conv_param(layer))
     if kind == "maxpool2d":
-        k, stride = layer.shape
-        return fn(x, {"pool_height": k, "pool_width": k, "stride": stride})
+        return fn(x, _pool_param(layer))
     if kind == "dropout":
         return dropout_train(fn, x, layer.shape[0], mask)
     return fn(x, *p)

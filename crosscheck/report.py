@@ -63,13 +63,6 @@ class Row:
         return next((check for check in CHECKS if check not in self.checks), CHECKS[-1])
 
 
-
-
-def train_with_progress(driver, case, dtype, device, bar):
-    """The case's run in dtype, stretch by stretch (between checkpoints), so that a bar can follow it."""
-    return _train_stretches(driver, case, case.problem(dtype), device, bar)
-
-
 def _train_stretches(driver, case, problem, device, bar):
     """(run, diverged_at): the run up to the stretch in which it went non-finite, if it did, and that epoch.
 
@@ -133,12 +126,12 @@ def run_report(args, case, names, out=None):
     """Check every backend in names (the reference first) on case, print the table, and return (rows, runs)."""
     out = out or sys.stdout
     ref, rows, runs = _Reference(), [], dict[str, Run]()
+    problem = case.problem(args.dtype)
     if args.dtype != "float64":
-        twin = upcast_problem(case.problem(args.dtype))
-        ref.run64, _ = _train_stretches(backends.load(backends.REFERENCE), case, twin, "cpu", None)
+        ref.run64, _ = _train_stretches(backends.load(backends.REFERENCE), case, upcast_problem(problem), "cpu", None)
     for name in names:
         rows.append(_row(name, args, case, ref, runs))
-    summary.print_table(rows, case.problem(args.dtype).config, out)
+    summary.print_table(rows, problem.config, out)
     if args.log_every:
         summary.print_log(runs, args.log_every, out)
     return rows, runs
@@ -202,7 +195,8 @@ def _check_gradients(row, driver, case, dtype, device):
 
 def _check_training(row, driver, case, args, device, ref, runs):
     """The whole run in the report's stretches, timed; divergence, then the deviations and the trajectory check
-    against the reference (whose own run, trained first, becomes ref.run)."""
+    against the reference (whose own run, trained first, becomes ref.run). Each row trains on a problem of its own
+    (fresh arrays: a plug-in that updates in place cannot reach the next row's)."""
     name, dtype = driver.name, args.dtype
     problem = case.problem(dtype)
     config, X = problem.config, problem.X
@@ -210,7 +204,7 @@ def _check_training(row, driver, case, args, device, ref, runs):
     bar = tqdm(total=config.epochs, desc=f"{name:>6}", unit="epoch", leave=False) if tqdm else None
     start = time.perf_counter()
     try:
-        run, row.diverged_at = train_with_progress(driver, case, dtype, device, bar)
+        run, row.diverged_at = _train_stretches(driver, case, problem, device, bar)
     finally:
         if bar is not None:
             bar.close()
