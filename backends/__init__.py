@@ -35,13 +35,17 @@ class BackendUnavailable(Exception):
 
 PLUGIN_ENV = "CROSSCHECK_PLUGINS"
 ENTRY_POINT_GROUP = "backprop_crosscheck.backends"
-_plugins: dict[str, str] = {}  # name -> "module:object"
+_plugins: dict[str, Any] = {}  # name -> "module:object", or a callable building the Driver
 
 
 def register(name, target):
-    """Register the implementation at target ("module:object") under name."""
+    """Register the implementation at target ("module:object", or a callable returning its Driver: a command's,
+    crosscheck/command.py) under name."""
     if name in REGISTRY:
         raise ValueError(f"plug-in name {name!r} is taken by a built-in backend")
+    if callable(target):
+        _plugins[name] = target
+        return
     if ":" not in target:
         raise ValueError(f"plug-in {name!r}: target must be 'module:object', got {target!r}")
     _plugins[name] = target
@@ -100,6 +104,9 @@ def _import_plugin_module(name, module_name):
 
 
 def _load_plugin(name):
+    if callable(_plugins[name]):
+        built = _plugins[name]()
+        return built if built.name == name else replace(built, name=name)
     module_name, _, attr = _plugins[name].partition(":")
     module = _import_plugin_module(name, module_name)
     obj: Any = module

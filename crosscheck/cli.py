@@ -12,6 +12,7 @@ from common import dtypes, registry
 from reference import SEED2_XOR, Config
 from reference.data import DATASETS
 
+from . import command
 from .cases import Case
 
 
@@ -122,6 +123,9 @@ def _report_options(p, d):
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device for the framework backends")
     p.add_argument("--implementation", action="append", default=[], metavar="NAME=module:object",
                    help="also check your own implementation (repeatable; see docs/your-code.md)")
+    p.add_argument("--command", action="append", default=[], metavar="NAME=PROGRAM",
+                   help="also check a program in any language, run as PROGRAM PROBLEM.safetensors RESULT.safetensors "
+                        "(repeatable; docs/other-languages.md)")
     p.add_argument("--checkpoints", type=int, default=50, help="how many times to compare parameters")
     p.add_argument("--log-every", type=int, default=0, metavar="N",
                    help="print each backend's loss every N epochs, as the seeds log (default: 0, off)")
@@ -212,6 +216,11 @@ def _backends(p, args):
     for spec in args.implementation:
         try:
             backends.register_spec(spec)
+        except ValueError as exc:
+            p.error(str(exc))
+    for spec in args.command:
+        try:
+            command.register(spec)
         except ValueError as exc:
             p.error(str(exc))
     names = backends.names() if args.backends is None else [n.strip() for n in args.backends.split(",") if n.strip()]

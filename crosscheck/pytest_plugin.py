@@ -2,7 +2,7 @@
 
 Installed, this module is a pytest plugin (entry point pytest11 in pyproject.toml), so it is loaded in every
 pytest session of the environment, the user's own projects' included. It therefore stays out of the way: it
-imports nothing heavy and adds the suite's options (--implementation, --backends, --device, --run-slow,
+imports nothing heavy and adds the suite's options (--implementation, --command, --backends, --device, --run-slow,
 --strict-backends: names a project's own conftest may well use too) only to a session that runs the suite.
 Run from this repository, tests/conftest.py adds them (it is then an initial conftest, read before the command
 line is parsed); with --pyargs it is read only at collection, too late for its options, so this plugin adds them
@@ -36,6 +36,9 @@ def add_options(parser):
                     help="check your own implementation too (repeatable; also env CROSSCHECK_PLUGINS, and entry "
                          "points in the group backprop_crosscheck.backends); module is found from the current "
                          "folder too")
+    group.addoption("--command", action="append", default=[], metavar="NAME=PROGRAM",
+                    help="check a program in any language too, run as PROGRAM PROBLEM.safetensors RESULT.safetensors "
+                         "(repeatable; docs/other-languages.md)")
     group.addoption("--device", default=os.environ.get("CROSSCHECK_DEVICE", "cpu"), choices=("cpu", "cuda"),
                     help="device for the framework backends (the NumPy reference always runs on the CPU)")
 

@@ -54,6 +54,7 @@ class Row:
     param_curve: list | None = None  # per checkpoint max |params - reference|
     diagnosis: str | None = None  # where a disagreeing backend's first step parts, what it looks like (diagnose.py)
     checks: dict = field(default_factory=dict)  # each check of the report -> "passed", "failed" or why it was skipped
+    diagnosable: bool = True  # False where a failure left no values to diagnose (a program's bad result)
 
     def outcome(self, check, result):
         self.checks.setdefault(check, result)  # the first word on a check stands (a failure is not overwritten)
@@ -154,6 +155,7 @@ def _row(name, args, case, ref, runs):
         row.agree = False
         row.problems.append(str(exc))
         row.blamed.extend(exc.blamed)
+        row.diagnosable &= getattr(exc, "diagnosable", True)
         row.outcome(row.pending(), "failed")
     except Unsupported as exc:
         row.agree = None
@@ -168,7 +170,7 @@ def _row(name, args, case, ref, runs):
         row.outcome(row.pending(), "failed (a crash)")
     for check in CHECKS:
         row.outcome(check, "not reached: an earlier check failed")
-    if row.agree is False and name != backends.REFERENCE and backends.REFERENCE not in row.blamed:
+    if row.agree is False and name != backends.REFERENCE and backends.REFERENCE not in row.blamed and row.diagnosable:
         row.diagnosis = _diagnosis(driver, case, device)
     return row
 
@@ -188,6 +190,7 @@ def _check_gradients(row, driver, case, dtype, device):
             row.agree = False
             row.problems.append(str(exc))
             row.blamed.extend(exc.blamed)
+            row.diagnosable &= getattr(exc, "diagnosable", True)
             row.outcome(check, "failed")
             diffs = []
         setattr(row, f"{kind}_deviation", max((d.max_abs for _, _, d in diffs), default=None))
@@ -224,8 +227,11 @@ def _check_training(row, driver, case, args, device, ref, runs):
     row.final_loss = float(run.losses[-1].mean())
     # in evaluation mode, where the model keeps buffers (batch norm reads its running statistics)
     buffers = run.state.buffers if run.state is not None and checks.flat(run.state.buffers) else None
-    output = driver.run_forward(run.params, X, config, device, buffers=buffers)
-    row.predictions = np.round(output[:8].astype(np.float64), 4).ravel().tolist()
+    try:
+        output = driver.run_forward(run.params, X, config, device, buffers=buffers)
+        row.predictions = np.round(output[:8].astype(np.float64), 4).ravel().tolist()
+    except Unsupported as exc:  # a result file replayed (crosscheck verify) holds the first forward pass alone
+        row.outcome("evaluation output", f"unsupported: {exc}")
     deviations(run, ref.run, ref.run64, row)
     if name == backends.REFERENCE and ref.run64 is not None:
         row.loss_bound = tolerances.low_bound(config.compute or dtype, row.loss_deviation,

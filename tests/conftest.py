@@ -27,7 +27,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import backends
 from common.driver import Unsupported
-from crosscheck import mutations
+from crosscheck import command, mutations
 from crosscheck.cases import CASES, DTYPES, features
 from crosscheck.compare import Disagreement
 from crosscheck.diagnose import diagnose
@@ -60,6 +60,11 @@ def pytest_configure(config):
             backends.register_spec(spec)
         except ValueError as exc:
             raise pytest.UsageError(f"--implementation: {exc}") from None
+    for spec in config.getoption("--command"):
+        try:
+            command.register(spec)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--command: {exc}") from None
     for name in selected_backends(config):
         if name in backends.plugins():
             try:
@@ -259,7 +264,8 @@ def pytest_runtest_call(item):
     except Disagreement as exc:
         params = getattr(item, "callspec", None) and item.callspec.params
         name, case = (params.get("backend_name"), params.get("case")) if params else (None, None)
-        if name is None or case is None or name not in backends.plugins() or name in backends.REGISTRY:
+        if (name is None or case is None or name not in backends.plugins() or name in backends.REGISTRY
+                or not getattr(exc, "diagnosable", True)):
             raise
         try:
             found = diagnose(backends.load(name), case).text()
