@@ -1,7 +1,7 @@
-"""python -m crosscheck: the report (crosscheck/report.py), as the `crosscheck` command runs it."""
+"""python -m crosscheck: the `crosscheck` command (crosscheck/main.py: the report, export, verify)."""
 
 import sys
 
-from .report import main
+from .main import main
 
 sys.exit(main())

@@ -29,10 +29,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 DESCRIPTION = "The main job: train one configuration on every backend from one seed, and report how they agree."
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, extra=None, prog="crosscheck"):
     """(args, case, names): the options, the run they describe, and the backends to compare, the reference first;
-    any bad argument is refused here with the reason (exit 2), before anything trains."""
-    p = parser()
+    any bad argument is refused here with the reason (exit 2), before anything trains. extra(parser) adds a
+    subcommand's own options (crosscheck export's)."""
+    p = parser(prog)
+    if extra is not None:
+        extra(p)
     from_file = _model_file(p, argv)
     p.set_defaults(**from_file)
     args = p.parse_args(argv)
@@ -46,9 +49,9 @@ def parse_args(argv=None):
     return args, case, _backends(p, args)
 
 
-def parser():
+def parser(prog="crosscheck"):
     """The command line's options: the run (its model, data and training), then the report's own."""
-    p = argparse.ArgumentParser(prog="crosscheck", description=DESCRIPTION, formatter_class=_HelpFormatter)
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, formatter_class=_HelpFormatter)
     _run_options(p, SEED2_XOR)
     _optimizer_options(p, SEED2_XOR)
     _report_options(p, SEED2_XOR)

@@ -4,7 +4,7 @@ The argument protocol: the suite writes a problem file and runs
 
     PROGRAM PROBLEM.safetensors RESULT.safetensors
 
-in a folder of its own; the program reads the problem (crosscheck/exchange.py: the data, the initial parameters, the
+from the current folder (the two files lie in a temporary folder of their own); the program reads the problem (crosscheck/exchange.py: the data, the initial parameters, the
 run in the metadata), computes the tasks the metadata's "tasks" asks for (forward, gradients, train), writes the
 result file and exits 0. Every check of the report and of the pytest suite then runs on it as on any backend: the
 gradients, the training run and its trajectory, the diagnosis. A program that exits non-zero, runs past its timeout
@@ -26,7 +26,9 @@ import tempfile
 import numpy as np
 
 import backends
-from common.driver import Driver, Run, Unsupported
+from common import registry
+from common.driver import Driver, Run, TrainState, Unsupported
+from common.initializers import initial_params
 
 from . import exchange
 from .exchange import BadResult
@@ -66,7 +68,11 @@ class Program:
 
     def train(self, params, X, y, config, orders=None, checkpoints=(), masks=None):
         result, _ = self._ask(config, params, X, y, ("train",), orders, tuple(sorted(checkpoints)), masks)
-        saved = {e: exchange.as_params(config, result, f"epoch{e}.") for e in checkpoints}
+        steps = result["losses"].shape[1]
+        saved = {e: TrainState(exchange.as_params(config, result, f"epoch{e}."),
+                               {name: exchange.as_params(config, result, f"epoch{e}.state.{exchange.state_key(name)}.")
+                                for name in registry.OPTIMIZERS[config.optimizer].state}, e * steps)
+                 for e in checkpoints}
         return Run(losses=result["losses"], checkpoints=saved, params=exchange.as_params(config, result, "final."))
 
 
@@ -77,7 +83,24 @@ class Command(Program):
         super().__init__(name)
         self.argv, self.timeout = list(argv), timeout
         self._kept: dict = {}
+        self._declared: dict = {}
         self._hung: str | None = None  # a program that ran past its timeout is not run again (each would wait)
+
+    def supports(self, config):
+        """None if the program runs config, else the reason it gives: asked with a problem of no tasks (one sample of
+        zeros, the initial parameters), to which it answers with its result's metadata alone. Kept per config."""
+        key = repr(config)
+        if key not in self._declared:
+            try:
+                exchange.check_exchangeable(config)
+                X = np.zeros((1, *config.sample_shape), dtype=np.int64 if _takes_ids(config) else config.dtype)
+                self._ask(config, initial_params(config), X, None, ())
+                self._declared[key] = None
+            except Unsupported as exc:
+                self._declared[key] = str(exc).removeprefix(f"{self.name} does not support this configuration: ")
+            except BadResult:
+                self._declared[key] = None  # the checks themselves say what is wrong with the program
+        return self._declared[key]
 
     def answer(self, config, tensors, metadata, tasks, checkpoints):
         key = _key(tensors, metadata)
@@ -91,7 +114,7 @@ class Command(Program):
         with tempfile.TemporaryDirectory(prefix="crosscheck-") as folder:
             problem, result = os.path.join(folder, "problem.safetensors"), os.path.join(folder, "result.safetensors")
             exchange.write(problem, tensors, metadata)
-            self._execute(problem, result, folder)
+            self._execute(problem, result)
             if not os.path.exists(result):
                 raise BadResult(f"{self.name}: bad result: {self._program()} exited 0 but wrote no result file "
                                 f"(its second argument)")
@@ -101,10 +124,10 @@ class Command(Program):
     def _program(self):
         return shlex.join(self.argv)
 
-    def _execute(self, problem, result, folder):
-        """Run the program on problem, in folder; BadResult if it cannot start, exits non-zero or runs too long."""
+    def _execute(self, problem, result):
+        """Run the program on problem; BadResult if it cannot start, exits non-zero or runs too long."""
         try:
-            process = subprocess.Popen([*self.argv, problem, result], cwd=folder, stdout=subprocess.PIPE,
+            process = subprocess.Popen([*self.argv, problem, result], stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise BadResult(f"{self.name}: {self._program()} could not start: {exc.strerror}") from None
@@ -134,6 +157,10 @@ def _kill(process):
     process.wait()
 
 
+def _takes_ids(config):
+    return config.model[0].kind == "embedding"
+
+
 def _steps(config, n_samples):
     return 1 if config.batch_size is None else -(-n_samples // config.batch_size)
 
@@ -143,7 +170,7 @@ def _key(tensors, metadata):
     for name in sorted(tensors):
         t = tensors[name]
         digest.update(f"{name}{t.dtype}{t.shape}".encode())
-        digest.update(np.ascontiguousarray(t).tobytes())
+        digest.update(exchange.c_order(t).tobytes())
     return digest.hexdigest()
 
 
@@ -188,9 +215,9 @@ def _same_prefix(asked, held, name):
     return asked.shape == held.shape and asked.dtype == held.dtype and np.array_equal(asked, held)
 
 
-def _driver(name, program, version):
+def _driver(name, program, version, supports=None):
     return Driver(name=name, version=version, devices=("cpu",), mlp=program, to_native=lambda arr, device: arr,
-                  to_numpy=np.asarray)
+                  to_numpy=np.asarray, supports=supports)
 
 
 def command(program, *, name="command", timeout=None):
@@ -204,10 +231,11 @@ def command(program, *, name="command", timeout=None):
                          (" (build the example first: make -C examples/c)" if "examples/c" in argv[0] else ""))
     if not os.access(found, os.X_OK):
         raise ValueError(f"--command {name}={program}: {argv[0]} is not executable")
-    argv[0] = os.path.abspath(found)  # the program runs in a folder of its own
+    argv[0] = os.path.abspath(found)
     if timeout is None:
         timeout = float(os.environ.get("CROSSCHECK_COMMAND_TIMEOUT", TIMEOUT_S))
-    return _driver(name, Command(name, argv, timeout), f"command {os.path.basename(argv[0])}")
+    program = Command(name, argv, timeout)
+    return _driver(name, program, f"command {os.path.basename(argv[0])}", program.supports)
 
 
 class CommandSpec:

@@ -20,7 +20,8 @@ A result file holds, by task (result_shapes):
     forward     output (the network's output for X); forward.1, ... each layer's output, optional
     gradients   loss (a scalar, before any update), grad.layer1.weight, ...
     train       losses (epochs, steps: each step's loss before its update), final.layer1.weight, ...,
-                epoch<E>.layer1.weight, ... after each epoch E of checkpoints
+                epoch<E>.layer1.weight, ... after each epoch E of checkpoints, and for an optimizer with state
+                epoch<E>.state.<name>.layer1.weight, ... (name: momentum_buffer, first_moment, ...: the registry's)
 
 in the problem's dtype, and in its metadata "supports" (the tasks the program implements, comma-separated) or
 "unsupported" (why it cannot run this problem, which skips the problem's checks with that reason).
@@ -116,12 +117,17 @@ def problem_tensors(config, params, X, y, orders=None, masks=None):
         tensors["orders"] = np.asarray(orders, dtype=np.int64)
     for i, mask in enumerate(masks or (), start=1):
         tensors[f"masks.{i}"] = mask
-    return {name: np.ascontiguousarray(np.asarray(t)) for name, t in tensors.items()}
+    return {name: c_order(t) for name, t in tensors.items()}
 
 
 def write(path, tensors, metadata):
     st, _ = _safetensors()
-    st.save_file({name: np.ascontiguousarray(t) for name, t in tensors.items()}, path, metadata=metadata)
+    st.save_file({name: c_order(t) for name, t in tensors.items()}, path, metadata=metadata)
+
+
+def c_order(t):
+    """t as a C-ordered array, a scalar kept 0-d (np.ascontiguousarray makes it 1-d)."""
+    return np.asarray(t).copy(order="C")
 
 
 def read(path):
@@ -154,7 +160,14 @@ def result_shapes(config, n_samples, steps, tasks, checkpoints):
         shapes["losses"] = (config.epochs, steps)
         shapes.update({f"final.{k}": s for k, s in zip(keys, params)})
         shapes.update({f"epoch{e}.{k}": s for e in checkpoints for k, s in zip(keys, params)})
+        shapes.update({f"epoch{e}.state.{state_key(name)}.{k}": s for e in checkpoints
+                       for name in registry.OPTIMIZERS[config.optimizer].state for k, s in zip(keys, params)})
     return shapes
+
+
+def state_key(name):
+    """An optimizer state's name in a tensor's: 'first moment' -> first_moment."""
+    return name.replace(" ", "_")
 
 
 def optional_names(config):

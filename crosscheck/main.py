@@ -1,0 +1,23 @@
+"""The `crosscheck` command: the report (crosscheck/report.py), or one of its subcommands.
+
+    crosscheck [options]                       the cross-check report
+    crosscheck export [options] --out DIR      a problem for code in any language (crosscheck/export.py)
+    crosscheck verify DIR RESULT.safetensors   the verdict on that code's result
+"""
+
+import sys
+
+from . import export, report
+
+SUBCOMMANDS = {"export": export.export_main, "verify": export.verify_main}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return report.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
