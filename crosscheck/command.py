@@ -4,12 +4,16 @@ The argument protocol: the suite writes a problem file and runs
 
     PROGRAM PROBLEM.safetensors RESULT.safetensors
 
-from the current folder (the two files lie in a temporary folder of their own); the program reads the problem (crosscheck/exchange.py: the data, the initial parameters, the
-run in the metadata), computes the tasks the metadata's "tasks" asks for (forward, gradients, train), writes the
-result file and exits 0. Every check of the report and of the pytest suite then runs on it as on any backend: the
-gradients, the training run and its trajectory, the diagnosis. A program that exits non-zero, runs past its timeout
-(it is killed, with every process it started), writes no result, an unreadable or truncated one, a tensor missing,
-extra, of the wrong dtype or shape, or not finite, gets one line naming that (exchange.BadResult), never a traceback.
+from the current folder (the two files lie in a temporary folder of their own). The program reads the problem
+(crosscheck/exchange.py: the data, the initial parameters, the run in the metadata), computes the tasks the
+metadata's "tasks" asks for (forward, gradients, train), writes the result file and exits 0. A problem of no tasks
+asks only whether the program runs its configuration: the answer is a result of metadata alone, "unsupported"
+giving the reason where it does not. Every check of the report and of the pytest suite then runs on the program as
+on any backend: the gradients, the training run and its trajectory, the diagnosis.
+
+A program that exits non-zero, runs past its timeout (it is killed, with every process it started), writes no
+result, an unreadable or truncated one, a tensor missing, extra, of the wrong dtype or shape, or not finite, gets
+one line naming that (exchange.BadResult), never a traceback.
 
 Replay (crosscheck verify) answers the same calls from a result file already written, for the problem it was
 written for.
@@ -71,7 +75,9 @@ class Program:
         steps = result["losses"].shape[1]
         saved = {e: TrainState(exchange.as_params(config, result, f"epoch{e}."),
                                {name: exchange.as_params(config, result, f"epoch{e}.state.{exchange.state_key(name)}.")
-                                for name in registry.OPTIMIZERS[config.optimizer].state}, e * steps)
+                                for name in registry.OPTIMIZERS[config.optimizer].state}, e * steps,
+                               exchange.as_buffers(config, result, f"epoch{e}.buffer.")
+                               if config.buffer_names() else ())
                  for e in checkpoints}
         return Run(losses=result["losses"], checkpoints=saved, params=exchange.as_params(config, result, "final."))
 
@@ -150,10 +156,15 @@ class Command(Program):
 
 
 def _kill(process):
+    """The program and every process of its group killed, its pipes closed (a process that left the group keeps them
+    open: not waited for)."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
     process.wait()
 
 

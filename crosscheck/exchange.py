@@ -21,7 +21,8 @@ A result file holds, by task (result_shapes):
     gradients   loss (a scalar, before any update), grad.layer1.weight, ...
     train       losses (epochs, steps: each step's loss before its update), final.layer1.weight, ...,
                 epoch<E>.layer1.weight, ... after each epoch E of checkpoints, and for an optimizer with state
-                epoch<E>.state.<name>.layer1.weight, ... (name: momentum_buffer, first_moment, ...: the registry's)
+                epoch<E>.state.<name>.layer1.weight, ... (name: momentum_buffer, first_moment, ...: the registry's),
+                and for a model with buffers epoch<E>.buffer.layer2.running_mean, ... (batch norm's statistics)
 
 in the problem's dtype, and in its metadata "supports" (the tasks the program implements, comma-separated) or
 "unsupported" (why it cannot run this problem, which skips the problem's checks with that reason).
@@ -162,7 +163,22 @@ def result_shapes(config, n_samples, steps, tasks, checkpoints):
         shapes.update({f"epoch{e}.{k}": s for e in checkpoints for k, s in zip(keys, params)})
         shapes.update({f"epoch{e}.state.{state_key(name)}.{k}": s for e in checkpoints
                        for name in registry.OPTIMIZERS[config.optimizer].state for k, s in zip(keys, params)})
+        buffers = [(leaf_key(name), (layer.shape[0],)) for name, layer in _buffers(config)]
+        shapes.update({f"epoch{e}.buffer.{k}": s for e in checkpoints for k, s in buffers})
     return shapes
+
+
+def _buffers(config):
+    """[(buffer name, its layer)]: every buffer leaf in TrainState.buffers' order (batch norm's running statistics,
+    one value per feature)."""
+    return [(f"layer {l} {name}", layer) for l, layer in enumerate(config.parametrized, start=1)
+            for name in registry.LAYERS[layer.kind].buffers]
+
+
+def as_buffers(config, tensors, prefix):
+    """TrainState.buffers from tensors named prefix + buffer key: a tuple per layer with parameters."""
+    return [tuple(tensors[f"{prefix}layer{l}.{state_key(name)}"] for name in registry.LAYERS[layer.kind].buffers)
+            for l, layer in enumerate(config.parametrized, start=1)]
 
 
 def state_key(name):

@@ -152,6 +152,9 @@ def _expected(problem, checkpoints):
             for key, s in zip(keys, (s for layer in state.opt_state[name] for s in layer)):
                 label = f"epoch{e}.state.{exchange.state_key(name)}.{key}"
                 values[label], meaning[label] = s, f"{config.optimizer}'s {name} of {key} after epoch {e}"
+        for name, b in zip(config.buffer_names(), (b for layer in state.buffers for b in layer)):
+            label = f"epoch{e}.buffer.{exchange.leaf_key(name)}"
+            values[label], meaning[label] = b, f"{name} after epoch {e}"
     return {k: exchange.c_order(v) for k, v in values.items()}, meaning
 
 
