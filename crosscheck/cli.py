@@ -27,6 +27,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 DESCRIPTION = "The main job: train one configuration on every backend from one seed, and report how they agree."
+EPILOG = ("Code in another language: crosscheck export [these options] --out DIR writes a problem with the reference's "
+          "expected values; crosscheck verify DIR RESULT.safetensors checks the result a program wrote "
+          "(docs/other-languages.md).")
 
 
 def parse_args(argv=None, extra=None, prog="crosscheck"):
@@ -51,7 +54,7 @@ def parse_args(argv=None, extra=None, prog="crosscheck"):
 
 def parser(prog="crosscheck"):
     """The command line's options: the run (its model, data and training), then the report's own."""
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, formatter_class=_HelpFormatter)
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, formatter_class=_HelpFormatter, epilog=EPILOG)
     _run_options(p, SEED2_XOR)
     _optimizer_options(p, SEED2_XOR)
     _report_options(p, SEED2_XOR)

@@ -267,5 +267,7 @@ def register(spec):
     name, sep, program = spec.partition("=")
     if not sep or not name.strip() or not program.strip():
         raise ValueError(f"a command is given as NAME=PROGRAM, got {spec!r}")
+    if name.strip() in backends.REGISTRY:
+        raise ValueError(f"plug-in name {name.strip()!r} is taken by a built-in backend")
     command(program.strip(), name=name.strip())  # refused now if the program is not there
     backends.register(name.strip(), CommandSpec(name.strip(), program.strip()))

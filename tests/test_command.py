@@ -117,11 +117,22 @@ def test_a_bad_result_is_one_line_naming_it_and_nothing_is_left_running(mode, c_
         assert not status_file.exists() or "State:\tZ" in status_file.read_text()
 
 
-def test_a_command_that_is_not_there_is_refused_before_anything_runs(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main.main(["--command", "c=examples/c/no-such-program", *XOR])
-    assert exc.value.code == 2
-    assert "--command c=examples/c/no-such-program: no such program" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, says", [
+    (["--command", "c=examples/c/no-such-program"], "--command c=examples/c/no-such-program: no such program"),
+    (["--command", "c"], "a command is given as NAME=PROGRAM, got 'c'"),
+    (["--command", "numpy=examples/c/Makefile"], "plug-in name 'numpy' is taken by a built-in backend"),
+    (["--command", "c=examples/c/Makefile"], "--command c=examples/c/Makefile: examples/c/Makefile is not executable"),
+    (["export", "--epochs", "3"], "the following arguments are required: --out"),
+    (["export", "--layers", "2,4,1", "--dtype", "bfloat16", "--out", "x"], "carry float64 and float32, not bfloat16"),
+])
+def test_a_bad_command_or_export_is_refused_before_anything_runs(argv, says, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    try:
+        status = main.main([*argv, *XOR])
+    except SystemExit as exc:
+        status = exc.code
+    assert status == 2 and says in capsys.readouterr().err
+    assert not (ROOT / "x").exists()
 
 
 # -- export and verify ---------------------------------------------------------------------------------------------

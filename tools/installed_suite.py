@@ -17,8 +17,10 @@ one planted mistake, for two forms of code:
   (examples/makemore_bn_torch.py), on a text of names; its planted copy overwrites a repeated id's gradient.
 
 and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation NAME=FILE:DRIVER --backends NAME`
-and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Exits 1,
-saying which, if any of them does not.
+and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Then the
+same of programs in other languages (commands): examples/c built there with make, through --command, and through
+crosscheck export, the program, and crosscheck verify; examples/js on node. Exits 1, saying which, if any of them
+does not.
 """
 
 import os
@@ -107,6 +109,53 @@ def run(cwd, *argv):
     return done.returncode, done.stdout + done.stderr
 
 
+def _check(failures, what, status, out, want, says=None):
+    """One run's verdict: its exit status is want, and a failing one says what it must."""
+    summary = [line for line in out.splitlines() if re.search(r"\d+ (passed|failed)|AGREE|DISAGREE|NOT CHECKED", line)]
+    print(f"{what}: exit {status} (want {want}): {summary[-1] if summary else '?'}")
+    if status != want:
+        failures.append(f"{what} exited {status}, not {want}")
+        print(out[-6000:])
+    elif says is not None and says not in out:
+        failures.append(f"{what} did not say {says!r}")
+        print(out[-6000:])
+
+
+def commands(folder, failures):
+    """Code in other languages, as a user checks it from their folder: examples/c copied there and built with make,
+    run by the installed suite and report through --command (the correct program exits 0, the planted copy 1, named),
+    examples/js/mlp.js on node; then the export, a test of their own, and verify."""
+    import shutil
+
+    shutil.copytree(EXAMPLES / "c", folder / "c", ignore=shutil.ignore_patterns("mlp", "mlp_buggy"))
+    shutil.copy(EXAMPLES / "js" / "mlp.js", folder / "mlp.js")
+    built = subprocess.run(["make", "-C", "c"], cwd=folder, capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        failures.append(f"make -C c failed: {built.stdout}{built.stderr}")
+        return
+    for program, want in (("c/mlp", 0), ("c/mlp_buggy", 1)):
+        spec = f"c=./{program}"
+        status, out = run(folder, "-m", "pytest", "--pyargs", "crosscheck_tests", "--command", spec, "--backends", "c",
+                          "-q", "-p", "no:cacheprovider", "-n", "2")
+        _check(failures, f"pytest --command {spec}", status, out, want, "sigmoid-derivative-from-z" if want else None)
+        status, out = run(folder, "-m", "crosscheck", "--command", spec, "--backends", "c", "--epochs", "2000",
+                          "--plot", "", "--no-progress")
+        _check(failures, f"crosscheck --command {spec}", status, out, want,
+               "[sigmoid-derivative-from-z]" if want else None)
+    status, out = run(folder, "-m", "crosscheck", "--command", "js=node mlp.js", "--backends", "js", "--model",
+                      "dense:2:4,tanh,dense:4:1,sigmoid", "--samples", "32", "--batch-size", "8", "--epochs", "200",
+                      "--plot", "", "--no-progress")
+    _check(failures, "crosscheck --command js=node mlp.js", status, out, 0)
+    status, out = run(folder, "-m", "crosscheck", "export", "--epochs", "2000", "--out", "xor")
+    _check(failures, "crosscheck export", status, out, 0)
+    for program, want in (("c/mlp", 0), ("c/mlp_buggy", 1)):
+        ran = subprocess.run([f"./{program}", "xor/problem.safetensors", "result.safetensors"], cwd=folder,
+                             capture_output=True, text=True, check=False)
+        status, out = run(folder, "-m", "crosscheck", "verify", "xor", "result.safetensors")
+        _check(failures, f"{program} then crosscheck verify", ran.returncode or status, out, want,
+               "[sigmoid-derivative-from-z]" if want else None)
+
+
 def main():
     import crosscheck_tests
 
@@ -144,6 +193,7 @@ def main():
                         print(coverage[0])
                     if want == 0 and what == "pytest" and (not coverage or "NOT EXERCISED" in coverage[0]):
                         failures.append(f"pytest on {module}.py left some of what it provides unexercised")
+        commands(Path(folder), failures)
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))
         return 1
