@@ -51,15 +51,16 @@ class Program:
         """(result tensors, the tasks they answer) for the problem."""
         raise NotImplementedError
 
-    def _ask(self, config, params, X, y, tasks, orders=None, checkpoints=(), masks=None):
+    def _ask(self, config, params, X, y, tasks, orders=None, checkpoints=(), masks=None, buffers=None):
         exchange.check_exchangeable(config)
-        tensors = exchange.problem_tensors(config, params, X, y, orders, masks)
+        tensors = exchange.problem_tensors(config, params, X, y, orders, masks, buffers)
         metadata = exchange.problem_metadata(config, tasks, checkpoints)
         return self.answer(config, tensors, metadata, tasks, checkpoints)
 
     def forward(self, params, X, config, buffers=None):
-        if buffers is not None:
-            raise Unsupported(f"{self.name} does not support this check: a forward pass in evaluation mode")
+        if buffers is not None:  # evaluation mode: batch norm reads the running statistics handed in
+            result, _ = self._ask(config, params, X, None, ("evaluate",), buffers=buffers)
+            return [(None, result["evaluation.output"])]
         result, _ = self._ask(config, params, X, None, ("forward",))
         layers = [result.get(f"forward.{i}") for i in range(1, len(config.model) + 1)]
         if all(out is not None for out in layers):  # each layer's output: the diagnosis locates the first that parts
@@ -79,7 +80,10 @@ class Program:
                                exchange.as_buffers(config, result, f"epoch{e}.buffer.")
                                if config.buffer_names() else ())
                  for e in checkpoints}
-        return Run(losses=result["losses"], checkpoints=saved, params=exchange.as_params(config, result, "final."))
+        final = exchange.as_params(config, result, "final.")
+        # where the run ends, its state: the last checkpoint's optimizer state and buffers (a run is trained at once)
+        state = saved[config.epochs]._replace(params=final) if config.epochs in saved else None
+        return Run(losses=result["losses"], checkpoints=saved, params=final, state=state)
 
 
 class Command(Program):
@@ -194,14 +198,34 @@ class Replay(Program):
         self.path, self.tensors, self.metadata = path, problem_tensors, problem_metadata
         self.result, self.asked = result, asked
 
+    def _evaluated(self, tensors):
+        if "evaluation.output" not in self.result or not self._at_final_state(tensors):
+            raise Unsupported(f"{self.name} does not support this check: {self.path} holds the evaluation-mode output "
+                              f"at its final state alone (evaluation.output)")
+        return {"evaluation.output": self.result["evaluation.output"]}
+
+    def _at_final_state(self, tensors):
+        """Whether a problem's parameters and buffers are the result's own final ones, and its X the problem's."""
+        final = {k.removeprefix("final."): v for k, v in self.result.items() if k.startswith("final.")}
+        last = max((int(k.split(".")[0][5:]) for k in self.result if k.startswith("epoch") and ".buffer." in k),
+                   default=None)
+        held = {k.replace(f"epoch{last}.", ""): v for k, v in self.result.items()
+                if k.startswith(f"epoch{last}.buffer.")}
+        wanted = {"X": self.tensors["X"], **final, **held}
+        return set(tensors) == set(wanted) and all(np.array_equal(tensors[k], wanted[k]) for k in tensors)
+
     def answer(self, config, tensors, metadata, tasks, checkpoints):
         missing = [t for t in tasks if t not in self.asked]
         if missing:
             raise Unsupported(f"{self.name} does not support this check: {self.path} holds no {', '.join(missing)}")
+        if tasks == ("evaluate",):  # at the trained state: the result's own final parameters and buffers
+            return self._evaluated(tensors), tasks
+        if tasks == ("forward",) and "evaluation.output" in self.result and self._at_final_state(tensors):
+            return {"output": self.result["evaluation.output"]}, tasks  # a model without buffers: the same pass
         epochs = int(metadata["epochs"])
         same = {k: v for k, v in metadata.items() if k not in ("tasks", "checkpoints", "epochs", "config")}
         ours = {k: v for k, v in self.metadata.items() if k not in ("tasks", "checkpoints", "epochs", "config")}
-        if same != ours or set(tensors) != set(self.tensors) or epochs > int(self.metadata["epochs"]) or not all(
+        if same != ours or not set(tensors) <= set(self.tensors) or epochs > int(self.metadata["epochs"]) or not all(
                 _same_prefix(tensors[n], self.tensors[n], n) for n in tensors):
             raise Unsupported(f"{self.name} does not support this check: {self.path} answers the exported problem "
                               f"only")

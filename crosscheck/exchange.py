@@ -10,6 +10,7 @@ A problem file holds, samples as rows (the reference's layout: X (N, in), W (in,
     layer1.weight, ...      the initial parameters, by leaf name (Config.leaf_names: "layer 1 weight" -> layer1.weight)
     orders                  (epochs, N) int64, the minibatch order of every epoch (a minibatch run only)
     masks.1, ...            each dropout layer's keep masks, (epochs, steps, batch, width) (a model with dropout only)
+    buffer.layer2.running_mean, ...   the running statistics to read, where the evaluation-mode forward is asked
 
 and in its metadata the run (PROBLEM_KEYS): protocol, tasks (what to compute: forward, gradients, train), model
 (spelled as --model takes it), loss, optimizer and the hyperparameters it reads, lr, epochs, batch_size (0: full
@@ -18,6 +19,7 @@ batch), dtype, checkpoints (the epochs after which to save the parameters), layo
 A result file holds, by task (result_shapes):
 
     forward     output (the network's output for X); forward.1, ... each layer's output, optional
+    evaluate    evaluation.output: the output in evaluation mode, batch norm reading the buffers given
     gradients   loss (a scalar, before any update), grad.layer1.weight, ...
     train       losses (epochs, steps: each step's loss before its update), final.layer1.weight, ...,
                 epoch<E>.layer1.weight, ... after each epoch E of checkpoints, and for an optimizer with state
@@ -39,7 +41,7 @@ from common.driver import Unsupported
 from .compare import Disagreement
 
 PROTOCOL = "1"
-TASKS = ("forward", "gradients", "train")
+TASKS = ("forward", "gradients", "train", "evaluate")
 DTYPES = {"float64": "F64", "float32": "F32"}  # the dtypes a problem is exchanged in (safetensors' names)
 LAYOUT = "rows"  # samples as rows: X (N, in), W (in, out), b (out,), as the reference keeps them
 
@@ -110,10 +112,12 @@ def check_exchangeable(config):
         raise Unsupported(f"the tensor files carry {' and '.join(DTYPES)}, not {config.dtype}")
 
 
-def problem_tensors(config, params, X, y, orders=None, masks=None):
-    """{name: array} of a problem, C order."""
+def problem_tensors(config, params, X, y, orders=None, masks=None, buffers=None):
+    """{name: array} of a problem, C order; buffers (a TrainState's) for a forward pass in evaluation mode."""
     tensors = {"X": X} if y is None else {"X": X, "y": y}
     tensors.update(zip(leaf_keys(config), (leaf for layer in params for leaf in layer)))
+    if buffers is not None:
+        tensors.update(zip((f"buffer.{leaf_key(n)}" for n, _ in _buffers(config)), (b for bs in buffers for b in bs)))
     if orders is not None:
         tensors["orders"] = np.asarray(orders, dtype=np.int64)
     for i, mask in enumerate(masks or (), start=1):
@@ -154,6 +158,8 @@ def result_shapes(config, n_samples, steps, tasks, checkpoints):
     keys = leaf_keys(config)
     if "forward" in tasks:
         shapes["output"] = (n_samples, *config.output_shape)
+    if "evaluate" in tasks:
+        shapes["evaluation.output"] = (n_samples, *config.output_shape)
     if "gradients" in tasks:
         shapes["loss"] = ()
         shapes.update({f"grad.{k}": s for k, s in zip(keys, params)})

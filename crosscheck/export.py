@@ -141,6 +141,10 @@ def _expected(problem, checkpoints):
     for key, g in zip(keys, (g for layer in grads for g in layer)):
         values[f"grad.{key}"], meaning[f"grad.{key}"] = g, f"dL/d{key}"
     run = ref.train(problem, checkpoints)
+    # the trained network in evaluation mode (batch norm reading its running statistics, dropout passing all)
+    values["evaluation.output"] = ref.run_forward(run.params, X, config,
+                                                  buffers=run.state.buffers if config.buffer_names() else None)
+    meaning["evaluation.output"] = "the output in evaluation mode after the last epoch"
     values["losses"], meaning["losses"] = run.losses, "each step's loss, before its update: (epochs, steps)"
     for key, p in zip(keys, (p for layer in run.params for p in layer)):
         values[f"final.{key}"], meaning[f"final.{key}"] = p, f"{key} after the last epoch"
@@ -232,6 +236,6 @@ def _replayed(args):
                                f"(exported by another version?); export it again")
     checkpoints = tuple(int(e) for e in metadata["checkpoints"].split(","))
     result, asked = exchange.check_result(args.name, args.result, config, len(problem.X), len(problem.steps),
-                                          exchange.TASKS, checkpoints)
+                                          tuple(metadata["tasks"].split(",")), checkpoints)
     replay = Replay(args.name, args.result, tensors, metadata, result, asked)
     return run_args, case, _driver(args.name, replay, f"file {os.path.basename(args.result)}")
