@@ -78,6 +78,8 @@ def _on(*optimizers):
     cases = {f"{name}-{kind}": Expect("loss [epoch, step]") for kind in ("minibatch", "xor") for name in optimizers}
     return dict(sorted(cases.items(), key=lambda item: "xor" in item[0]))  # the minibatch runs first (by default)
 
+TORCH_DENSE = "z = torch.addmm(b, x, W) if x.ndim == 2 else x @ W + b"  # torch's dense forward, as it spells it
+
 BUGS = (
     Bug("sigmoid-derivative-from-z", "sigmoid'(z) computed from z where the output a is meant", "activations",
         "return da * a * (1.0 - a)", "return da * z * (1.0 - z)", "gradients",
@@ -326,18 +328,18 @@ BUGS = (
     Bug("forgotten-bias", "z = x W without + b in the forward pass", "layers",
         "z = np.dot(x, W) + b", "z = np.dot(x, W)", "forward",
         {"seed2-xor": Expect("network output"), "deep-tanh-sigmoid-mse": Expect("network output")},  # nonzero biases
-        spellings=_torch_jax(("z = x @ W + b", "z = x @ W"), ("z = dot(x, W) + b", "z = dot(x, W)"))),
+        spellings=_torch_jax((TORCH_DENSE, "z = x @ W"), ("z = dot(x, W) + b", "z = dot(x, W)"))),
     Bug("hidden-activation-at-output", "the hidden activation applied to the output layer too", "mlp",
         "for layer in config.model:", "for layer in config.model[:-1] + config.model[1:2]:", "forward",
         {"deep-tanh-sigmoid-mse": Expect("network output"), "tanh-identity-mse-minibatch": Expect("network output")}),
     Bug("learning-rate-twice", "the learning rate applied twice in the update", "mlp",
         "(W - lr * dW, b - lr * db)", "(W - lr * lr * dW, b - lr * db)", "trajectory",
         {"seed1-xor": Expect("loss [epoch, step]"), "tanh-identity-mse-minibatch": Expect("loss [epoch, step]")},
-        spellings=_torch_jax(("p.sub_(lr * g)", "p.sub_(lr * lr * g)"))),
+        spellings=_torch_jax(("p.sub_(g, alpha=lr)", "p.sub_(g, alpha=lr * lr)"))),
     Bug("gradient-ascent", "the update adds the gradient instead of subtracting it", "mlp",
         "(W - lr * dW, b - lr * db)", "(W + lr * dW, b + lr * db)", "trajectory",
         {"seed1-xor": Expect("loss [epoch, step]"), "relu-identity-half-sse": Expect("loss [epoch, step]")},
-        spellings=_torch_jax(("p.sub_(lr * g)", "p.add_(lr * g)"))),
+        spellings=_torch_jax(("p.sub_(g, alpha=lr)", "p.add_(g, alpha=lr)"))),
     # The training loop, precision and the oracle.
     Bug("partial-batch-dropped", "the last, partial minibatch of each epoch dropped", "mlp",
         "steps = batches(len(X), config.batch_size)",
@@ -373,7 +375,7 @@ BUGS = (
     Bug("float32-computed-in-float64", "a float32 run computed in float64 inside and cast back to float32",
         "layers", "z = np.dot(x, W) + b", "z = (np.dot(x.astype(np.float64), W) + b).astype(x.dtype)", "float32",
         {"": Expect("float32 rounding probe: network output")},
-        spellings=_torch_jax(("z = x @ W + b", "z = (x.double() @ W.double() + b).to(x.dtype)"),
+        spellings=_torch_jax((TORCH_DENSE, "z = (x.double() @ W.double() + b).to(x.dtype)"),
                              ("z = dot(x, W) + b",
                               'z = (dot(x.astype("float64"), W.astype("float64")) + b).astype(x.dtype)'))),
     Bug("softmax-without-max", "softmax computed without subtracting the row's max: exp overflows", "activations",

@@ -12,7 +12,7 @@ from . import activations
 def dense_forward(layer, p, x):
     """z = x W + b"""
     W, b = p
-    z = x @ W + b
+    z = torch.addmm(b, x, W) if x.ndim == 2 else x @ W + b  # addmm: b + x W in one op, where x is a batch of rows
     return z, (x, z)
 
 

@@ -57,12 +57,13 @@ def scaled(d, scale):
 
 
 def update(params, grads, opt_state, t, config):
-    """(params, opt_state) after update number t of config.optimizer; plain descent in place (sub_ keeps storage)."""
+    """(params, opt_state) after update number t of config.optimizer; plain descent in place (sub_ keeps storage,
+    and takes lr as its alpha: one op where p - lr g is two)."""
     if config.optimizer == "sgd" and not config.weight_decay:
         lr = config.lr
         for leaves, leaf_grads in zip(params, grads):
             for p, g in zip(leaves, leaf_grads):
-                p.sub_(lr * g)
+                p.sub_(g, alpha=lr)
         return params, opt_state
     return optimizers.update(params, grads, opt_state, t, config)
 
