@@ -55,7 +55,9 @@ class LayerKind:
     reshape: Callable | None = None
     example_input: tuple = ()
     fans: Callable | None = None  # (*layer.shape) -> (fan_in, fan_out), for a kind the initialisation scheme draws
-    kink: bool = False  # its edges sit where its derivative jumps (max-pooling's ties): central differences step around
+    # its edges sit where central differences cannot resolve the derivative (max-pooling's ties, where it jumps; RMS
+    # norm's zero sample, where it curves on the scale of sqrt(eps)): they step around them, the other oracles do not
+    kink: bool = False
     ids: bool = False  # it reads integer ids (embedding): the first layer only; X holds int64 ids, not values
 
 
@@ -155,6 +157,7 @@ ACTIVATIONS = {a.name: a for a in (
     Activation("softplus", hidden=True, outputs="real"),
     Activation("gelu", hidden=True, outputs="real"),  # exact: z Phi(z)
     Activation("gelu_tanh", hidden=True, outputs="real"),  # the tanh approximation
+    Activation("silu", hidden=True, outputs="real"),  # z sigmoid(z): swish, SwiGLU's gate
 )}
 
 LOSSES = {loss.name: loss for loss in (
@@ -174,6 +177,12 @@ LAYERS = {k.name: k for k in (
               "features (biased variance, eps 1e-5, as torch.nn.functional.layer_norm)",
               shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
               edges=(1.5, 1.5, 1.5, 1.5)),  # a sample whose features are all equal: zero variance
+    LayerKind("rmsnorm", params=("scale",), doc="y = g x / sqrt(mean(x^2) + eps) over each sample's features (the "
+              "last axis), no centring and no shift (eps 1e-6, Llama's; torch.nn.functional.rms_norm's default eps is "
+              "the dtype's machine epsilon, so the oracle is given 1e-6)",
+              shapes=lambda features: ((features,),), example=(4,), width="features", fills=(1.0,),
+              edges=(0.0, 0.0, 0.0, 0.0), kink=True),  # a sample of zeros: the mean of squares is 0, eps alone keeps
+    # it finite, and the slope is 1 / sqrt(eps) (central differences at step 1e-6 stray 2e-4 there: see kink)
     LayerKind("batchnorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over the batch, "
               "per feature (training: the batch's biased variance; evaluation: the running statistics, which "
               "training updates with momentum 0.1, the variance unbiased, as torch.nn.functional.batch_norm)",

@@ -78,8 +78,6 @@ def _on(*optimizers):
     cases = {f"{name}-{kind}": Expect("loss [epoch, step]") for kind in ("minibatch", "xor") for name in optimizers}
     return dict(sorted(cases.items(), key=lambda item: "xor" in item[0]))  # the minibatch runs first (by default)
 
-TORCH_DENSE = "z = torch.addmm(b, x, W) if x.ndim == 2 else x @ W + b"  # torch's dense forward, as it spells it
-
 BUGS = (
     Bug("sigmoid-derivative-from-z", "sigmoid'(z) computed from z where the output a is meant", "activations",
         "return da * a * (1.0 - a)", "return da * z * (1.0 - z)", "gradients",
@@ -115,6 +113,30 @@ BUGS = (
                              "return da * (0.5 * (1.0 + torch.erf(z / math.sqrt(2.0))))"),
                    "jax": ("return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))) + z * phi)",
                            "return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))))")}),
+    Bug("silu-derivative-as-sigmoid", "silu'(z) taken as sigmoid(z) alone, the z sigmoid'(z) term of the product rule "
+        "dropped (SwiGLU's gate derivative as the sigmoid's)", "activations",
+        "return da * s * (1.0 + z * (1.0 - s))", "return da * s", "gradients",
+        {"rmsnorm-silu-adamw-minibatch": Expect("layer 1 weight gradient", grads(5)),  # the output layer's stay
+         "rmsnorm-silu-mse": Expect("layer 1 weight gradient", grads(3))}),
+    Bug("rmsnorm-scale-gradient-not-summed", "RMS norm's scale gradient of the first sample only, not summed over the "
+        "batch (and the steps of a sequence)", "layers",
+        "return dx, (total(dy * x_hat, axis=tuple(range(dy.ndim - 1))),)", "return dx, ((dy * x_hat)[0],)",
+        "gradients", {"rmsnorm-silu-adamw-minibatch": Expect("layer 2 scale gradient", grads(1, 3, 5)),
+                      "rmsnorm-silu-mse": Expect("layer 2 scale gradient", grads(1, 3))},
+        spellings=_torch_jax(("return dx, ((dy * x_hat).sum(dim=tuple(range(dy.ndim - 1))),)",
+                              "return dx, ((dy * x_hat)[0],)"),
+                             ("return dx, ((dy * x_hat).sum(axis=tuple(range(dy.ndim - 1))),)",
+                              "return dx, ((dy * x_hat)[0],)"))),
+    Bug("rmsnorm-backward-without-mean-term", "RMS norm's backward missing the term through the mean of squares "
+        "(dx = dx^ / rms)", "layers",
+        "dx = inv_rms * (dx_hat - x_hat * average(dx_hat * x_hat, axis=-1, keepdims=True))", "dx = inv_rms * dx_hat",
+        "gradients",
+        {"rmsnorm-silu-adamw-minibatch": Expect("layer 3 weight gradient", grads(5) + ("layer 4 scale gradient",)),
+         "rmsnorm-silu-mse": Expect("layer 1 weight gradient", grads(3) + ("layer 2 scale gradient",))},
+        spellings=_torch_jax(("dx = inv_rms * (dx_hat - x_hat * (dx_hat * x_hat).mean(dim=-1, keepdim=True))",
+                              "dx = inv_rms * dx_hat"),
+                             ("dx = inv_rms * (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))",
+                              "dx = inv_rms * dx_hat"))),
     Bug("layernorm-over-the-batch", "layer norm's mean taken over the batch instead of each sample's features",
         "layers",
         "mu = average(x, axis=1, keepdims=True)", "mu = average(x, axis=0, keepdims=True)", "gradients",
@@ -328,7 +350,7 @@ BUGS = (
     Bug("forgotten-bias", "z = x W without + b in the forward pass", "layers",
         "z = np.dot(x, W) + b", "z = np.dot(x, W)", "forward",
         {"seed2-xor": Expect("network output"), "deep-tanh-sigmoid-mse": Expect("network output")},  # nonzero biases
-        spellings=_torch_jax((TORCH_DENSE, "z = x @ W"), ("z = dot(x, W) + b", "z = dot(x, W)"))),
+        spellings=_torch_jax(("z = x @ W + b", "z = x @ W"), ("z = dot(x, W) + b", "z = dot(x, W)"))),
     Bug("hidden-activation-at-output", "the hidden activation applied to the output layer too", "mlp",
         "for layer in config.model:", "for layer in config.model[:-1] + config.model[1:2]:", "forward",
         {"deep-tanh-sigmoid-mse": Expect("network output"), "tanh-identity-mse-minibatch": Expect("network output")}),
@@ -375,7 +397,7 @@ BUGS = (
     Bug("float32-computed-in-float64", "a float32 run computed in float64 inside and cast back to float32",
         "layers", "z = np.dot(x, W) + b", "z = (np.dot(x.astype(np.float64), W) + b).astype(x.dtype)", "float32",
         {"": Expect("float32 rounding probe: network output")},
-        spellings=_torch_jax((TORCH_DENSE, "z = (x.double() @ W.double() + b).to(x.dtype)"),
+        spellings=_torch_jax(("z = x @ W + b", "z = (x.double() @ W.double() + b).to(x.dtype)"),
                              ("z = dot(x, W) + b",
                               'z = (dot(x.astype("float64"), W.astype("float64")) + b).astype(x.dtype)'))),
     Bug("softmax-without-max", "softmax computed without subtracting the row's max: exp overflows", "activations",

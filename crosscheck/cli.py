@@ -68,7 +68,8 @@ def _run_options(p, d):
     p.add_argument("--output", default=d.output, choices=tuple(registry.ACTIVATIONS), help="output activation")
     p.add_argument("--model", metavar="LAYERS|FILE.toml", default=None,
                    help="an explicit sequence of layers instead of --layers/--hidden/--output, a dense layer as "
-                        "dense:IN:OUT, a layer norm or batch norm as layernorm:FEATURES or batchnorm:FEATURES, "
+                        "dense:IN:OUT, a layer norm, RMS norm or batch norm as layernorm:FEATURES, rmsnorm:FEATURES or "
+                        "batchnorm:FEATURES, "
                         "dropout as dropout:RATE, a convolution as conv2d:C_IN:C_OUT:KERNEL:STRIDE:PADDING (with "
                         "--input-shape), a pooling layer as maxpool2d:KERNEL:STRIDE or avgpool2d:KERNEL:STRIDE, "
                         "an embedding of ids as embedding:VOCABULARY:DIM and a recurrent layer as rnn:IN:HIDDEN or "

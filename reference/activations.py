@@ -129,6 +129,16 @@ def gelu_tanh_backward(da, z, a):
     return da * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3 * GELU_K * z * z))
 
 
+def silu_forward(z):
+    """a = z sigmoid(z) (SiLU, swish: the gate of a SwiGLU MLP, as torch.nn.functional.silu)"""
+    return z * sigmoid_forward(z)
+
+
+def silu_backward(da, z, a):
+    """f'(z) = s + z s (1 - s) = s (1 + z (1 - s)), s = sigmoid(z): the product rule (s alone drops z s')"""
+    s = sigmoid_forward(z)
+    return da * s * (1.0 + z * (1.0 - s))
+
 def _erf(x):
     """The error function, element by element, in x's dtype."""
     return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)

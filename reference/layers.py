@@ -19,6 +19,7 @@ from . import activations
 from .precision import average, total
 
 LAYERNORM_EPS = 1e-5  # torch.nn.functional.layer_norm's default
+RMSNORM_EPS = 1e-6  # Llama's (torch.nn.functional.rms_norm's default is the dtype's machine epsilon)
 BATCHNORM_EPS, BATCHNORM_MOMENTUM = 1e-5, 0.1  # torch.nn.functional.batch_norm's defaults
 
 
@@ -59,6 +60,25 @@ def layernorm_backward(layer, p, cache, dy):
     dx = inv_std * (dx_hat - average(dx_hat, axis=1, keepdims=True)
                     - x_hat * average(dx_hat * x_hat, axis=1, keepdims=True))
     return dx, (total(dy * x_hat, axis=0), total(dy, axis=0))
+
+
+def rmsnorm_forward(layer, p, x):
+    """y = g x^, x^ = x / sqrt(mean(x^2) + eps), the mean over each sample's features (the last axis)"""
+    (g,) = p
+    inv_rms = 1.0 / np.sqrt(average(x * x, axis=-1, keepdims=True) + RMSNORM_EPS)
+    x_hat = x * inv_rms
+    y = g * x_hat
+    return y, (x, y, x_hat, inv_rms)
+
+
+def rmsnorm_backward(layer, p, cache, dy):
+    """dg = sum over samples (and steps) of dy x^; dx = (dx^ - x^ mean(dx^ x^)) / rms, dx^ = dy g, the mean over
+    the features: the term through the mean of squares."""
+    (g,) = p
+    _, _, x_hat, inv_rms = cache
+    dx_hat = dy * g
+    dx = inv_rms * (dx_hat - x_hat * average(dx_hat * x_hat, axis=-1, keepdims=True))
+    return dx, (total(dy * x_hat, axis=tuple(range(dy.ndim - 1))),)
 
 
 def batchnorm_forward(layer, p, x):

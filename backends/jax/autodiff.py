@@ -33,7 +33,8 @@ def _optax():
 # (torch's and the suite's: the slope), so the checks compare derivatives away from kinks; jax.nn.gelu is the tanh
 # approximation unless approximate=False (torch's default is exact); optax's multiclass_hinge_loss is the largest
 # margin (Crammer and Singer), not CS231n's sum of margins, so the hinge has no JAX oracle. JAX itself has no
-# layer norm (Flax's and Haiku's are libraries on top), so layernorm has none either; nor RNN or LSTM cells.
+# layer norm nor RMS norm (Flax's and Haiku's are libraries on top), so those have none either; nor RNN or LSTM
+# cells.
 NATIVE: dict = {
     ("activations", "sigmoid"): jax.nn.sigmoid,
     ("activations", "tanh"): jnp.tanh,
@@ -44,6 +45,7 @@ NATIVE: dict = {
     ("activations", "softplus"): jax.nn.softplus,
     ("activations", "gelu"): lambda z: jax.nn.gelu(z, approximate=False),
     ("activations", "gelu_tanh"): lambda z: jax.nn.gelu(z, approximate=True),
+    ("activations", "silu"): jax.nn.silu,
     ("losses", "half_sse"): lambda a, y: _optax().l2_loss(a, y).sum(),
     ("losses", "mse"): lambda a, y: _optax().squared_error(a, y).mean(),
     ("losses", "bce"): lambda z, y: _optax().sigmoid_binary_cross_entropy(z, y).mean(),  # fused: from the logits

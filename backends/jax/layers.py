@@ -5,7 +5,9 @@ from jax import lax
 
 from common import walk
 from common.registry import ACTIVATIONS
-from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS  # one definition: the reference's
+
+# one definition: the reference's
+from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS
 
 from . import activations
 
@@ -63,6 +65,24 @@ def layernorm_backward(layer, p, cache, dy):
     dx_hat = dy * g
     dx = inv_std * (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True))
     return dx, ((dy * x_hat).sum(axis=0), dy.sum(axis=0))
+
+
+def rmsnorm_forward(layer, p, x):
+    """y = g x^, x^ = x / sqrt(mean(x^2) + eps), the mean over each sample's features (the last axis)"""
+    (g,) = p
+    inv_rms = 1.0 / jnp.sqrt((x * x).mean(axis=-1, keepdims=True) + RMSNORM_EPS)
+    x_hat = x * inv_rms
+    y = g * x_hat
+    return y, (x, y, x_hat, inv_rms)
+
+
+def rmsnorm_backward(layer, p, cache, dy):
+    """dg = sum over samples (and steps) of dy x^; dx = (dx^ - x^ mean(dx^ x^)) / rms, dx^ = dy g"""
+    (g,) = p
+    _, _, x_hat, inv_rms = cache
+    dx_hat = dy * g
+    dx = inv_rms * (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    return dx, ((dy * x_hat).sum(axis=tuple(range(dy.ndim - 1))),)
 
 
 def batchnorm_forward(layer, p, x):

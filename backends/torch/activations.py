@@ -112,6 +112,16 @@ def gelu_tanh_backward(da, z, a):
     return da * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3 * GELU_K * z * z))
 
 
+def silu_forward(z):
+    """a = z sigmoid(z)"""
+    return z * sigmoid_forward(z)
+
+
+def silu_backward(da, z, a):
+    """f'(z) = s (1 + z (1 - s)), s = sigmoid(z)"""
+    s = sigmoid_forward(z)
+    return da * s * (1.0 + z * (1.0 - s))
+
 def activation_forward(name, z):
     return FORWARD[name](z)
 

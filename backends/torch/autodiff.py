@@ -6,7 +6,7 @@ from common import registry
 from common.problem import schedule
 
 from . import layers
-from .layers import BATCHNORM_EPS, LAYERNORM_EPS
+from .layers import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import Run, batches, forward
 
@@ -34,6 +34,7 @@ NATIVE: dict = {
     ("activations", "softplus"): F.softplus,
     ("activations", "gelu"): F.gelu,
     ("activations", "gelu_tanh"): lambda z: F.gelu(z, approximate="tanh"),
+    ("activations", "silu"): F.silu,
     ("losses", "half_sse"): lambda a, y: 0.5 * F.mse_loss(a, y, reduction="sum"),
     ("losses", "mse"): F.mse_loss,
     ("losses", "bce"): F.binary_cross_entropy_with_logits,  # fused: from the logits
@@ -44,6 +45,7 @@ NATIVE: dict = {
     # A layer kind's: own(layer, x, *params).
     ("layers", "dense"): lambda layer, x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
     ("layers", "layernorm"): lambda layer, x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
+    ("layers", "rmsnorm"): lambda layer, x, g: F.rms_norm(x, g.shape, g, eps=RMSNORM_EPS),
     ("layers", "batchnorm"): lambda layer, x, g, b: F.batch_norm(x, None, None, g, b, training=True,
                                                                  eps=BATCHNORM_EPS),
     ("layers", "conv2d"): lambda layer, x, W, b: F.conv2d(x, W, b, stride=layer.shape[3], padding=layer.shape[4]),

@@ -4,7 +4,9 @@ import torch
 
 from common import walk
 from common.registry import ACTIVATIONS
-from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS  # one definition: the reference's
+
+# one definition: the reference's
+from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS
 
 from . import activations
 
@@ -12,7 +14,8 @@ from . import activations
 def dense_forward(layer, p, x):
     """z = x W + b"""
     W, b = p
-    z = torch.addmm(b, x, W) if x.ndim == 2 else x @ W + b  # addmm: b + x W in one op, where x is a batch of rows
+    z = x @ W + b  # not torch.addmm(b, x, W): it adds b inside the product's accumulation (in float32, the rounding
+    # probe's 1 + 2^-30 - 1 comes out 2^-30, not 0: crosscheck/probes.py)
     return z, (x, z)
 
 
@@ -45,6 +48,24 @@ def layernorm_backward(layer, p, cache, dy):
     dx_hat = dy * g
     dx = inv_std * (dx_hat - dx_hat.mean(dim=1, keepdim=True) - x_hat * (dx_hat * x_hat).mean(dim=1, keepdim=True))
     return dx, ((dy * x_hat).sum(dim=0), dy.sum(dim=0))
+
+
+def rmsnorm_forward(layer, p, x):
+    """y = g x^, x^ = x / sqrt(mean(x^2) + eps), the mean over each sample's features (the last axis)"""
+    (g,) = p
+    inv_rms = 1.0 / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + RMSNORM_EPS)
+    x_hat = x * inv_rms
+    y = g * x_hat
+    return y, (x, y, x_hat, inv_rms)
+
+
+def rmsnorm_backward(layer, p, cache, dy):
+    """dg = sum over samples (and steps) of dy x^; dx = (dx^ - x^ mean(dx^ x^)) / rms, dx^ = dy g"""
+    (g,) = p
+    _, _, x_hat, inv_rms = cache
+    dx_hat = dy * g
+    dx = inv_rms * (dx_hat - x_hat * (dx_hat * x_hat).mean(dim=-1, keepdim=True))
+    return dx, ((dy * x_hat).sum(dim=tuple(range(dy.ndim - 1))),)
 
 
 def batchnorm_forward(layer, p, x):
