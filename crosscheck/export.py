@@ -56,14 +56,20 @@ def export_main(argv):
     return 0
 
 
+# Options that say nothing of the run (the report's own, and export's): left out of the manifest's argv. Each takes a
+# value but --no-progress.
+NOT_THE_RUN = ("--out", "--first-epochs", "--backends", "--implementation", "--command", "--device", "--json", "--plot",
+               "--log-every", "--no-progress")
+
+
 def _portable(argv):
-    """The run's options as export was given them, files named by absolute paths, --out and --first-epochs left out."""
+    """The run's options as export was given them, files named by absolute paths, NOT_THE_RUN left out."""
     argv, kept = list(argv), []
     while argv:
         arg = argv.pop(0)
         option, eq, value = arg.partition("=")
-        if option in ("--out", "--first-epochs"):
-            if not eq:
+        if option in NOT_THE_RUN:
+            if not eq and option != "--no-progress" and argv:
                 argv.pop(0)
             continue
         if option in PATH_OPTIONS:

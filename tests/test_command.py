@@ -287,6 +287,7 @@ def test_every_model_file_exports_whole_and_its_own_expected_values_verify(model
                for n in registry.OPTIMIZERS[config.optimizer].state)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert os.path.isabs(manifest["argv"][manifest["argv"].index("--model") + 1])  # verify works from anywhere
+    assert manifest["argv"] == ["--model", str(model), "--epochs", "3"]  # --out is export's, not the run's
     exchange.write(str(tmp_path / "r.safetensors"), dict(expected), {})
     status, out = _verify(capsys, tmp_path, tmp_path / "r.safetensors")
     assert status == 0 and "AGREE: result matches" in out, out
