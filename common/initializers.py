@@ -60,6 +60,15 @@ def _recurrent(scheme, rng, layer, W_x, b):
     return (W_x, W_h, b, np.zeros(hidden)) + ((np.zeros(hidden),) if layer.kind == "lstm" else ())
 
 
+def _swiglu(scheme, rng, layer, W_g, b):
+    """W_g as the scheme draws it for (width, hidden), then W_u for the same and W_d for (hidden, width); the biases
+    the scheme draws are dropped (Llama's MLP has none)"""
+    width, hidden = layer.shape
+    W_u, _ = scheme(rng, width, hidden)
+    W_d, _ = scheme(rng, hidden, width)
+    return W_g, W_u, W_d
+
+
 # A kind the scheme draws: (scheme, rng, layer, W, b) with W, b drawn for its fans -> its parameter leaves.
 DRAWN = {
     "dense": lambda scheme, rng, layer, W, b: (W, b),
@@ -67,6 +76,7 @@ DRAWN = {
     "embedding": lambda scheme, rng, layer, W, b: (W,),  # b drawn by uniform_pm1, and dropped
     "rnn": _recurrent,
     "lstm": _recurrent,
+    "swiglu": _swiglu,
 }
 
 

@@ -130,6 +130,16 @@ def recurrent_shape(name):
     return shape_of
 
 
+def swiglu_shape(shape, x):
+    """(width, hidden) on (..., width) -> the same: SwiGLU maps each position's width back to itself"""
+    if len(shape) != 2:
+        raise ValueError(f"a swiglu layer needs (width, hidden), got {shape}")
+    _positive("swiglu", shape, "(width, hidden)")
+    if not x or x[-1] != shape[0]:
+        raise ValueError(f"a swiglu layer reads {shape[0]} features per position, but {x} reach it")
+    return x
+
+
 def last_shape(shape, x):
     """(T, n) -> (n,): the last step of a sequence"""
     if shape:
@@ -227,6 +237,12 @@ LAYERS = {k.name: k for k in (
                                            (hidden,)), example=(3, 2),
               decayed=("input weight", "hidden weight"), width="reshapes", reshape=recurrent_shape("lstm"),
               example_input=(5, 3), fans=lambda n_in, hidden: (n_in, 4 * hidden)),
+    LayerKind("swiglu", params=("gate weight", "up weight", "down weight"),
+              doc="y = (silu(x W_g) * x W_u) W_d: Llama's MLP, the SiLU of the gate times the up projection, then the "
+                  "down projection back to the width, no biases; shape (width, hidden)",
+              shapes=lambda width, hidden: ((width, hidden), (width, hidden), (hidden, width)), example=(3, 4),
+              decayed=("gate weight", "up weight", "down weight"), width="reshapes", reshape=swiglu_shape,
+              example_input=(3,), fans=lambda width, hidden: (width, hidden)),
     LayerKind("last", params=(), doc="y = x[:, -1]: a sequence's last step (after a recurrent layer: many-to-one)",
               width="reshapes", reshape=last_shape, example_input=(5, 3)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else

@@ -136,16 +136,19 @@ CASES = (
     Case("layernorm-dropout-gelu-mse-minibatch",
          Config(model=(("dense", 4, 8), ("layernorm", 8), "gelu_tanh", ("dropout", 0.25), ("dense", 8, 2), "identity"),
                 loss="mse", init="he_normal", lr=0.05, epochs=60, batch_size=20, seed=20), samples=30),
-    # RMS norm and SiLU, the transformer block's (Llama's) norm and gate activation, trained with AdamW (decoupled
-    # decay, the biases and the norm's scale left out) in minibatches.
-    Case("rmsnorm-silu-adamw-minibatch",
-         Config(model=(("dense", 5, 8), ("rmsnorm", 8), "silu", ("dense", 8, 8), ("rmsnorm", 8), "silu",
+    # RMS norm, SiLU and the SwiGLU MLP, the transformer block's (Llama's) norm, activation and feed-forward layer,
+    # trained with AdamW (decoupled decay, the biases and the norm's scale left out) in minibatches.
+    Case("rmsnorm-silu-swiglu-adamw-minibatch",
+         Config(model=(("dense", 5, 8), ("rmsnorm", 8), "silu", ("dense", 8, 8), ("rmsnorm", 8), ("swiglu", 8, 12),
                        ("dense", 8, 3), "softmax"), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01,
                 epochs=60, batch_size=16, seed=23, optimizer="adamw", weight_decay=0.01, decay_biases=False),
          samples=40),
-    Case("rmsnorm-silu-mse",  # the kinds' second case: full batch, plain descent
-         Config(model=(("dense", 4, 6), ("rmsnorm", 6), "silu", ("dense", 6, 2), "identity"), loss="mse",
-                init="he_normal", lr=0.05, epochs=60, seed=28), samples=24, second=True),
+    # The kinds' second case: full batch, plain descent. At lr 0.05 this run crosses the edge of stability near epoch
+    # 55 (round-off grows about fourfold an epoch, on every backend alike: the vote finds no majority); 0.02 trains
+    # smoothly.
+    Case("rmsnorm-silu-swiglu-mse",
+         Config(model=(("dense", 4, 6), ("rmsnorm", 6), "silu", ("swiglu", 6, 8), ("dense", 6, 2), "identity"),
+                loss="mse", init="he_normal", lr=0.02, epochs=60, seed=28), samples=24, second=True),
     # A small convolutional network on synthetic 10x10 images (issue 11's): the second convolution strides and pads,
     # where a backward that mishandles either sends its input gradient to the wrong pixels; trained with Adam.
     Case("cnn-maxpool-avgpool-adam-minibatch",

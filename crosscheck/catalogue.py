@@ -60,6 +60,15 @@ def grads(*layers, loss=True, weights=True, biases=True):
 
 
 LOSS_ONLY = ("loss",)
+
+
+# The transformer block's kinds' two cases: layer 5 (layer 3 in the second) is the SwiGLU MLP, 6 (4) the output layer
+BLOCK, BLOCK_2 = "rmsnorm-silu-swiglu-adamw-minibatch", "rmsnorm-silu-swiglu-mse"
+
+
+def swiglu(layer, *leaves):
+    """A SwiGLU layer's gradient quantities (its gate, up and down weights, or those named)."""
+    return tuple(f"layer {layer} {leaf} weight gradient" for leaf in leaves or ("gate", "up", "down"))
 # a norm layer's own gradients (layer norm's, batch norm's), which a mistake in its input gradient leaves untouched
 # a mistake in the second convolution's input gradient: the first convolution's gradients go, the rest stay right
 CNN_INPUT_GRADIENT = {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 1 weight gradient", grads(2, 3)),
@@ -114,15 +123,15 @@ BUGS = (
                    "jax": ("return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))) + z * phi)",
                            "return da * (0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))))")}),
     Bug("silu-derivative-as-sigmoid", "silu'(z) taken as sigmoid(z) alone, the z sigmoid'(z) term of the product rule "
-        "dropped (SwiGLU's gate derivative as the sigmoid's)", "activations",
+        "dropped (in SwiGLU, the gate's derivative as the sigmoid's)", "activations",
         "return da * s * (1.0 + z * (1.0 - s))", "return da * s", "gradients",
-        {"rmsnorm-silu-adamw-minibatch": Expect("layer 1 weight gradient", grads(5)),  # the output layer's stay
-         "rmsnorm-silu-mse": Expect("layer 1 weight gradient", grads(3))}),
+        {BLOCK: Expect("layer 1 weight gradient", grads(6) + swiglu(5, "up", "down")),  # inside SwiGLU too
+         BLOCK_2: Expect("layer 1 weight gradient", grads(4) + swiglu(3, "up", "down"))}),
     Bug("rmsnorm-scale-gradient-not-summed", "RMS norm's scale gradient of the first sample only, not summed over the "
         "batch (and the steps of a sequence)", "layers",
         "return dx, (total(dy * x_hat, axis=tuple(range(dy.ndim - 1))),)", "return dx, ((dy * x_hat)[0],)",
-        "gradients", {"rmsnorm-silu-adamw-minibatch": Expect("layer 2 scale gradient", grads(1, 3, 5)),
-                      "rmsnorm-silu-mse": Expect("layer 2 scale gradient", grads(1, 3))},
+        "gradients", {BLOCK: Expect("layer 2 scale gradient", grads(1, 3, 6) + swiglu(5)),
+                      BLOCK_2: Expect("layer 2 scale gradient", grads(1, 4) + swiglu(3))},
         spellings=_torch_jax(("return dx, ((dy * x_hat).sum(dim=tuple(range(dy.ndim - 1))),)",
                               "return dx, ((dy * x_hat)[0],)"),
                              ("return dx, ((dy * x_hat).sum(axis=tuple(range(dy.ndim - 1))),)",
@@ -131,12 +140,18 @@ BUGS = (
         "(dx = dx^ / rms)", "layers",
         "dx = inv_rms * (dx_hat - x_hat * average(dx_hat * x_hat, axis=-1, keepdims=True))", "dx = inv_rms * dx_hat",
         "gradients",
-        {"rmsnorm-silu-adamw-minibatch": Expect("layer 3 weight gradient", grads(5) + ("layer 4 scale gradient",)),
-         "rmsnorm-silu-mse": Expect("layer 1 weight gradient", grads(3) + ("layer 2 scale gradient",))},
+        {BLOCK: Expect("layer 3 weight gradient", grads(6) + swiglu(5) + ("layer 4 scale gradient",)),
+         BLOCK_2: Expect("layer 1 weight gradient", grads(4) + swiglu(3) + ("layer 2 scale gradient",))},
         spellings=_torch_jax(("dx = inv_rms * (dx_hat - x_hat * (dx_hat * x_hat).mean(dim=-1, keepdim=True))",
                               "dx = inv_rms * dx_hat"),
                              ("dx = inv_rms * (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))",
                               "dx = inv_rms * dx_hat"))),
+    Bug("swiglu-up-gradient-without-gate", "SwiGLU's up-projection gradient without the gate's factor (du = dh, "
+        "where h = silu(g) u makes it dh silu(g))", "layers",
+        "dg, du = activations.silu_backward(dh * u, g, s), dh * s",
+        "dg, du = activations.silu_backward(dh * u, g, s), dh", "gradients",
+        {BLOCK: Expect("layer 5 up weight gradient", grads(6) + swiglu(5, "gate", "down")),
+         BLOCK_2: Expect("layer 3 up weight gradient", grads(4) + swiglu(3, "gate", "down"))}),
     Bug("layernorm-over-the-batch", "layer norm's mean taken over the batch instead of each sample's features",
         "layers",
         "mu = average(x, axis=1, keepdims=True)", "mu = average(x, axis=0, keepdims=True)", "gradients",

@@ -81,6 +81,28 @@ def rmsnorm_backward(layer, p, cache, dy):
     return dx, (total(dy * x_hat, axis=tuple(range(dy.ndim - 1))),)
 
 
+def swiglu_forward(layer, p, x):
+    """y = h W_d, h = silu(g) u, g = x W_g, u = x W_u: each position's width to hidden and back (Llama's MLP)"""
+    W_g, W_u, W_d = p
+    g, u = np.dot(x, W_g), np.dot(x, W_u)
+    h = activations.silu_forward(g) * u
+    y = np.dot(h, W_d)
+    return y, (x, y, g, u, h)
+
+
+def swiglu_backward(layer, p, cache, dy):
+    """dW_d = h^T dy, dh = dy W_d^T; dg = dh u silu'(g), du = dh silu(g); dW_g = x^T dg, dW_u = x^T du;
+    dx = dg W_g^T + du W_u^T (every position one more sample to the weights)"""
+    W_g, W_u, W_d = p
+    x, _, g, u, h = cache
+    dh = np.dot(dy, W_d.T)
+    s = activations.silu_forward(g)
+    dg, du = activations.silu_backward(dh * u, g, s), dh * s
+    dx = np.dot(dg, W_g.T) + np.dot(du, W_u.T) if layer.input_grad else None
+    x, dy, dg, du, h = (t.reshape(-1, t.shape[-1]) for t in (x, dy, dg, du, h))
+    return dx, (np.dot(x.T, dg), np.dot(x.T, du), np.dot(h.T, dy))
+
+
 def batchnorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over the batch, per feature: training mode"""
     g, b = p

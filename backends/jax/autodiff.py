@@ -59,8 +59,14 @@ NATIVE: dict = {
     ("layers", "avgpool2d"): lambda layer, x: _pool(x, layer, 0.0, lax.add) / layer.shape[0] ** 2,
     ("layers", "flatten"): lambda layer, x: jnp.reshape(x, (x.shape[0], -1)),
     ("layers", "embedding"): lambda layer, x, W: jnp.take(W, x, axis=0),
+    ("layers", "swiglu"): lambda layer, x, W_g, W_u, W_d: _matmul(jax.nn.silu(_matmul(x, W_g)) * _matmul(x, W_u), W_d),
     ("layers", "last"): lambda layer, x: x[:, -1],
 }
+
+
+def _matmul(a, b):
+    """a @ b over a's last axis, as lax.dot_general states it (the dense oracle's form)."""
+    return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
 
 
 def _pool(x, layer, init, op):

@@ -85,6 +85,28 @@ def rmsnorm_backward(layer, p, cache, dy):
     return dx, ((dy * x_hat).sum(axis=tuple(range(dy.ndim - 1))),)
 
 
+def swiglu_forward(layer, p, x):
+    """y = h W_d, h = silu(g) u, g = x W_g, u = x W_u"""
+    W_g, W_u, W_d = p
+    g, u = dot(x, W_g), dot(x, W_u)
+    h = activations.silu_forward(g) * u
+    y = dot(h, W_d)
+    return y, (x, y, g, u, h)
+
+
+def swiglu_backward(layer, p, cache, dy):
+    """dW_d = h^T dy, dh = dy W_d^T; dg = dh u silu'(g), du = dh silu(g); dW_g = x^T dg, dW_u = x^T du;
+    dx = dg W_g^T + du W_u^T"""
+    W_g, W_u, W_d = p
+    x, _, g, u, h = cache
+    dh = dot(dy, W_d.T)
+    s = activations.silu_forward(g)
+    dg, du = activations.silu_backward(dh * u, g, s), dh * s
+    dx = dot(dg, W_g.T) + dot(du, W_u.T) if layer.input_grad else None
+    x, dy, dg, du, h = (t.reshape(-1, t.shape[-1]) for t in (x, dy, dg, du, h))
+    return dx, (dot(x.T, dg), dot(x.T, du), dot(h.T, dy))
+
+
 def batchnorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over the batch, per feature: training mode"""
     g, b = p

@@ -46,6 +46,8 @@ NATIVE: dict = {
     ("layers", "dense"): lambda layer, x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
     ("layers", "layernorm"): lambda layer, x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
     ("layers", "rmsnorm"): lambda layer, x, g: F.rms_norm(x, g.shape, g, eps=RMSNORM_EPS),
+    ("layers", "swiglu"): lambda layer, x, W_g, W_u, W_d: F.linear(F.silu(F.linear(x, W_g.T)) * F.linear(x, W_u.T),
+                                                                 W_d.T),
     ("layers", "batchnorm"): lambda layer, x, g, b: F.batch_norm(x, None, None, g, b, training=True,
                                                                  eps=BATCHNORM_EPS),
     ("layers", "conv2d"): lambda layer, x, W, b: F.conv2d(x, W, b, stride=layer.shape[3], padding=layer.shape[4]),

@@ -68,6 +68,28 @@ def rmsnorm_backward(layer, p, cache, dy):
     return dx, ((dy * x_hat).sum(dim=tuple(range(dy.ndim - 1))),)
 
 
+def swiglu_forward(layer, p, x):
+    """y = h W_d, h = silu(g) u, g = x W_g, u = x W_u"""
+    W_g, W_u, W_d = p
+    g, u = x @ W_g, x @ W_u
+    h = activations.silu_forward(g) * u
+    y = h @ W_d
+    return y, (x, y, g, u, h)
+
+
+def swiglu_backward(layer, p, cache, dy):
+    """dW_d = h^T dy, dh = dy W_d^T; dg = dh u silu'(g), du = dh silu(g); dW_g = x^T dg, dW_u = x^T du;
+    dx = dg W_g^T + du W_u^T"""
+    W_g, W_u, W_d = p
+    x, _, g, u, h = cache
+    dh = dy @ W_d.T
+    s = activations.silu_forward(g)
+    dg, du = activations.silu_backward(dh * u, g, s), dh * s
+    dx = dg @ W_g.T + du @ W_u.T if layer.input_grad else None
+    x, dy, dg, du, h = (t.reshape(-1, t.shape[-1]) for t in (x, dy, dg, du, h))
+    return dx, (x.T @ dg, x.T @ du, h.T @ dy)
+
+
 def batchnorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over the batch, per feature: training mode"""
     g, b = p
