@@ -109,8 +109,9 @@ def flagged_keys(problems):
 
 
 def test_id(key):
-    """The benchmark that times a ratio's row (its other side is timed beside it): 'wide/jax of gemm' -> ..."""
-    workload, row = key.removesuffix(" of gemm").split("/")
+    """The benchmark that times a ratio's row (its other side is timed beside it): 'wide/jax of gemm' and
+    'rnn/torch-optim of torch-native' -> their rows' tests (the yardstick after " of " is timed in the same test)."""
+    workload, row = key.split(" of ")[0].split("/")
     return f"{pathlib.Path(__file__).with_name('test_training.py')}::test_training_core[{workload}-{row}]"
 
 

@@ -85,6 +85,8 @@ def test_a_row_rerun_alone_still_has_its_ratios():
     assert got["wide/torch"] == pytest.approx((2.0, 2.0, 2.0))
     assert got["wide/torch of gemm"] == pytest.approx((0.8, 0.8, 0.8))
     assert regression.test_id("wide/torch of gemm").endswith("test_training.py::test_training_core[wide-torch]")
+    # a ratio over the framework's own layers: CI's confirmation run once asked for "[rnn-torch-optim of torch-native]"
+    assert regression.test_id("rnn/torch-optim of torch-native").endswith("::test_training_core[rnn-torch-optim]")
 
 
 def test_confirmation_clears_a_ratio_that_a_fresh_run_does_not_flag(monkeypatch, tmp_path, capsys):
