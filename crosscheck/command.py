@@ -31,11 +31,12 @@ import numpy as np
 
 import backends
 from common import registry
-from common.driver import Driver, Run, TrainState, Unsupported
+from common.driver import Run, TrainState, Unsupported
 from common.initializers import initial_params
 
 from . import exchange
 from .exchange import BadResult
+from .readback import _driver
 
 TIMEOUT_S = 60.0  # per run of the program; --command NAME=PROGRAM takes CROSSCHECK_COMMAND_TIMEOUT to change it
 
@@ -185,7 +186,7 @@ def _key(tensors, metadata):
     for name in sorted(tensors):
         t = tensors[name]
         digest.update(f"{name}{t.dtype}{t.shape}".encode())
-        digest.update(exchange.c_order(t).tobytes())
+        digest.update(t.tobytes())  # C order, whatever t's
     return digest.hexdigest()
 
 
@@ -250,11 +251,6 @@ def _same_prefix(asked, held, name):
     return asked.shape == held.shape and asked.dtype == held.dtype and np.array_equal(asked, held)
 
 
-def _driver(name, program, version, supports=None):
-    return Driver(name=name, version=version, devices=("cpu",), mlp=program, to_native=lambda arr, device: arr,
-                  to_numpy=np.asarray, supports=supports)
-
-
 def command(program, *, name="command", timeout=None):
     """A Driver that runs program (a path, or a command line split as a shell would) on each problem asked."""
     argv = shlex.split(program) if isinstance(program, str) else list(program)
@@ -270,17 +266,20 @@ def command(program, *, name="command", timeout=None):
     if timeout is None:
         timeout = float(os.environ.get("CROSSCHECK_COMMAND_TIMEOUT", TIMEOUT_S))
     program = Command(name, argv, timeout)
-    return _driver(name, program, f"command {os.path.basename(argv[0])}", program.supports)
+    return _driver(name, program, None, f"command {os.path.basename(argv[0])}", program.supports)
 
 
 class CommandSpec:
-    """What backends.register keeps for --command NAME=PROGRAM: called, it builds the Driver."""
+    """What backends.register keeps for --command NAME=PROGRAM: its Driver, built (and the program found) once."""
 
     def __init__(self, name, program):
         self.name, self.program = name, program
+        self.driver = command(program, name=name)  # refused now if the program is not there
 
     def __call__(self):
-        return command(self.program, name=self.name)
+        """The one Driver of the registration: every check of a session shares its results, its declared support
+        and a hang (not waited for twice)."""
+        return self.driver
 
     def __str__(self):
         return f"command {self.program}"
@@ -293,5 +292,4 @@ def register(spec):
         raise ValueError(f"a command is given as NAME=PROGRAM, got {spec!r}")
     if name.strip() in backends.REGISTRY:
         raise ValueError(f"plug-in name {name.strip()!r} is taken by a built-in backend")
-    command(program.strip(), name=name.strip())  # refused now if the program is not there
     backends.register(name.strip(), CommandSpec(name.strip(), program.strip()))

@@ -18,12 +18,14 @@ class Disagreement(AssertionError):
 
     first_bad: the first index (in C order) out of tolerance, where one comparison located it; first_epoch: the
     first epoch out of tolerance, where a trajectory check located it (crosscheck.checks), for the report; blamed:
-    the voters the majority vote found odd (crosscheck.checks.vote), () where no vote was held or none was odd.
+    the voters the majority vote found odd (crosscheck.checks.vote), () where no vote was held or none was odd;
+    diagnosable: False where the failure left no values to diagnose (a program's bad result, exchange.BadResult).
     """
 
     first_bad: tuple | None = None
     first_epoch: int | None = None
     blamed: tuple = ()
+    diagnosable: bool = True
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def check_exchangeable(config):
 
 
 def problem_tensors(config, params, X, y, orders=None, masks=None, buffers=None):
-    """{name: array} of a problem, C order; buffers (a TrainState's) for a forward pass in evaluation mode."""
+    """{name: array} of a problem; buffers (a TrainState's) for a forward pass in evaluation mode."""
     tensors = {"X": X} if y is None else {"X": X, "y": y}
     tensors.update(zip(leaf_keys(config), (leaf for layer in params for leaf in layer)))
     if buffers is not None:
@@ -122,7 +122,7 @@ def problem_tensors(config, params, X, y, orders=None, masks=None, buffers=None)
         tensors["orders"] = np.asarray(orders, dtype=np.int64)
     for i, mask in enumerate(masks or (), start=1):
         tensors[f"masks.{i}"] = mask
-    return {name: c_order(t) for name, t in tensors.items()}
+    return {name: np.asarray(t) for name, t in tensors.items()}
 
 
 def write(path, tensors, metadata):

@@ -27,7 +27,8 @@ from common.driver import Unsupported
 from . import exchange, report, tolerances
 from .cases import upcast_problem
 from .cli import parse_args
-from .command import Replay, _driver
+from .command import Replay
+from .readback import _driver
 
 FIRST_EPOCHS = 2  # the epochs after which the parameters are exported besides the checkpoints: where a run first parts
 MANIFEST, PROBLEM, EXPECTED = "manifest.json", "problem.safetensors", "expected.safetensors"
@@ -46,12 +47,10 @@ def export_main(argv):
         print("crosscheck export: error: --first-epochs must be 0 or more", file=sys.stderr)
         return 2
     try:
-        exchange.check_exchangeable(case.problem(args.dtype).config)
+        written = export(case, args.dtype, args.out, args.first_epochs, _portable(argv))
     except Unsupported as exc:
         print(f"crosscheck export: error: {exc}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
-    written = export(case, args.dtype, args.out, args.first_epochs, _portable(argv))
     print(f"wrote {', '.join(written)}")
     return 0
 
@@ -85,9 +84,12 @@ def checkpoints_of(case, config, first):
 
 
 def export(case, dtype, out, first=FIRST_EPOCHS, argv=()):
-    """Write the problem, the expected values and the manifest into out; the files' names."""
+    """Write the problem, the expected values and the manifest into out (created); the files' names. Unsupported,
+    before anything is written, where the dtype is not one the files carry."""
     problem = case.problem(dtype)
     config = problem.config
+    exchange.check_exchangeable(config)
+    os.makedirs(out, exist_ok=True)
     checkpoints = checkpoints_of(case, config, first)
     inputs = exchange.problem_tensors(config, problem.params, problem.X, problem.y, problem.orders, problem.noise)
     metadata = exchange.problem_metadata(config, exchange.TASKS, checkpoints)
@@ -165,7 +167,7 @@ def _expected(problem, checkpoints):
         for name, b in zip(config.buffer_names(), (b for layer in state.buffers for b in layer)):
             label = f"epoch{e}.buffer.{exchange.leaf_key(name)}"
             values[label], meaning[label] = b, f"{name} after epoch {e}"
-    return {k: exchange.c_order(v) for k, v in values.items()}, meaning
+    return {k: np.asarray(v) for k, v in values.items()}, meaning
 
 
 def _kind(name):
@@ -244,4 +246,4 @@ def _replayed(args):
     result, asked = exchange.check_result(args.name, args.result, config, len(problem.X), len(problem.steps),
                                           tuple(metadata["tasks"].split(",")), checkpoints)
     replay = Replay(args.name, args.result, tensors, metadata, result, asked)
-    return run_args, case, _driver(args.name, replay, f"file {os.path.basename(args.result)}")
+    return run_args, case, _driver(args.name, replay, None, f"file {os.path.basename(args.result)}")

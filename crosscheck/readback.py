@@ -245,9 +245,11 @@ class ReadBack:
         return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
 
 
-def _driver(name, mlp, capability, version):
+def _driver(name, mlp, capability, version, supports=None):
+    """A NumPy-in, NumPy-out Driver on the CPU around mlp; supports: capability's reason, or a function of its own
+    where there is no Capability to declare (a command's, which asks its program)."""
     return Driver(name=name, version=version, devices=("cpu",), mlp=mlp, to_native=lambda arr, device: arr,
-                  to_numpy=np.asarray, supports=capability.reason, capability=capability)
+                  to_numpy=np.asarray, supports=supports or (capability and capability.reason), capability=capability)
 
 
 def _named(fn):

@@ -56,6 +56,14 @@ class Row:
     checks: dict = field(default_factory=dict)  # each check of the report -> "passed", "failed" or why it was skipped
     diagnosable: bool = True  # False where a failure left no values to diagnose (a program's bad result)
 
+    def failed(self, exc, check):
+        """A Disagreement on check: the row disagrees, says why, whom the vote blamed, and whether to diagnose."""
+        self.agree = False
+        self.problems.append(str(exc))
+        self.blamed.extend(exc.blamed)
+        self.diagnosable &= exc.diagnosable
+        self.outcome(check, "failed")
+
     def outcome(self, check, result):
         self.checks.setdefault(check, result)  # the first word on a check stands (a failure is not overwritten)
 
@@ -152,11 +160,7 @@ def _row(name, args, case, ref, runs):
         _check_gradients(row, driver, case, args.dtype, device)
         _check_training(row, driver, case, args, device, ref, runs)
     except Disagreement as exc:
-        row.agree = False
-        row.problems.append(str(exc))
-        row.blamed.extend(exc.blamed)
-        row.diagnosable &= getattr(exc, "diagnosable", True)
-        row.outcome(row.pending(), "failed")
+        row.failed(exc, row.pending())
     except Unsupported as exc:
         row.agree = None
         row.problems.append(str(exc))
@@ -187,11 +191,7 @@ def _check_gradients(row, driver, case, dtype, device):
             diffs = checks.check_gradients(driver, case, dtype, device, autodiff=autodiff)
             row.outcome(check, "passed")
         except Disagreement as exc:
-            row.agree = False
-            row.problems.append(str(exc))
-            row.blamed.extend(exc.blamed)
-            row.diagnosable &= getattr(exc, "diagnosable", True)
-            row.outcome(check, "failed")
+            row.failed(exc, check)
             diffs = []
         setattr(row, f"{kind}_deviation", max((d.max_abs for _, _, d in diffs), default=None))
 
@@ -230,7 +230,7 @@ def _check_training(row, driver, case, args, device, ref, runs):
     try:
         output = driver.run_forward(run.params, X, config, device, buffers=buffers)
         row.predictions = np.round(output[:8].astype(np.float64), 4).ravel().tolist()
-    except Unsupported as exc:  # a result file replayed (crosscheck verify) holds the first forward pass alone
+    except Unsupported as exc:  # a result file replayed (crosscheck verify) without evaluation.output
         row.outcome("evaluation output", f"unsupported: {exc}")
     deviations(run, ref.run, ref.run64, row)
     if name == backends.REFERENCE and ref.run64 is not None:

@@ -265,7 +265,7 @@ def pytest_runtest_call(item):
         params = getattr(item, "callspec", None) and item.callspec.params
         name, case = (params.get("backend_name"), params.get("case")) if params else (None, None)
         if (name is None or case is None or name not in backends.plugins() or name in backends.REGISTRY
-                or not getattr(exc, "diagnosable", True)):
+                or not exc.diagnosable):
             raise
         try:
             found = diagnose(backends.load(name), case).text()
