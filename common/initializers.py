@@ -69,6 +69,14 @@ def _swiglu(scheme, rng, layer, W_g, b):
     return W_g, W_u, W_d
 
 
+def _attention(scheme, rng, layer, W_qkv, b):
+    """W_qkv as the scheme draws it for (width, the fused projection's width), then W_o for (width, width); the biases
+    the scheme draws are dropped (the layer has none)"""
+    width = layer.shape[0]
+    W_o, _ = scheme(rng, width, width)
+    return W_qkv, W_o
+
+
 # A kind the scheme draws: (scheme, rng, layer, W, b) with W, b drawn for its fans -> its parameter leaves.
 DRAWN = {
     "dense": lambda scheme, rng, layer, W, b: (W, b),
@@ -77,6 +85,8 @@ DRAWN = {
     "rnn": _recurrent,
     "lstm": _recurrent,
     "swiglu": _swiglu,
+    "attention": _attention,
+    "positions": lambda scheme, rng, layer, W, b: (W,),  # as embedding's
 }
 
 

@@ -59,11 +59,16 @@ class LayerKind:
     # norm's zero sample, where it curves on the scale of sqrt(eps)): they step around them, the other oracles do not
     kink: bool = False
     ids: bool = False  # it reads integer ids (embedding): the first layer only; X holds int64 ids, not values
+    # its per-op check's parameters are drawn N(0, example_scale^2): attention's at 1 / sqrt(width), as initialised,
+    # so that its scores are O(1) (unit weights make them near 100, where a row's softmax is one-hot and exp's rounding
+    # is amplified a hundredfold, past the fixed float64 table's "handful of roundings")
+    example_scale: float = 1.0
 
 
 def _positive(name, values, what):
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f"a {name} layer needs {what}, positive integers, got {values}")
+        raise ValueError(f"{'an' if name[0] in 'aeiou' else 'a'} {name} layer needs {what}, positive integers, "
+                         f"got {values}")
 
 
 def _windowed(name, x, k, stride, pad=0):
@@ -137,6 +142,38 @@ def swiglu_shape(shape, x):
     _positive("swiglu", shape, "(width, hidden)")
     if not x or x[-1] != shape[0]:
         raise ValueError(f"a swiglu layer reads {shape[0]} features per position, but {x} reach it")
+    return x
+
+
+def attention_shape(shape, x):
+    """(width, heads[, kv_heads]) on (T, width) -> the same: each position attends to itself and those before it"""
+    if len(shape) not in (2, 3):
+        raise ValueError(f"an attention layer needs (width, heads) or (width, heads, kv_heads), got {shape}")
+    _positive("attention", shape, "(width, heads[, kv_heads])")
+    width, heads, kv = (*shape, shape[1])[:3]
+    if width % heads:
+        raise ValueError(f"an attention layer's {heads} heads do not divide its width {width}")
+    if heads % kv:
+        raise ValueError(f"an attention layer's {kv} key-value heads do not divide its {heads} heads")
+    if len(x) != 2 or x[1] != width:
+        raise ValueError(f"an attention layer reads sequences of {width} features per position, (T, {width}), "
+                         f"but {x} reach it")
+    return x
+
+
+def attention_params(width, heads, kv=None):
+    """The fused projection's width: the queries' (width), then the keys' and the values' (kv_heads heads each)"""
+    return width + 2 * (kv or heads) * (width // heads)
+
+
+def positions_shape(shape, x):
+    """(context, width) on (T, width), T <= context -> the same"""
+    if len(shape) != 2:
+        raise ValueError(f"a positions layer needs (context, width), got {shape}")
+    _positive("positions", shape, "(context, width)")
+    if len(x) != 2 or x[1] != shape[1] or x[0] > shape[0]:
+        raise ValueError(f"a positions layer adds {shape[1]} features to each of at most {shape[0]} positions, "
+                         f"(T <= {shape[0]}, {shape[1]}), but {x} reach it")
     return x
 
 
@@ -243,6 +280,24 @@ LAYERS = {k.name: k for k in (
               shapes=lambda width, hidden: ((width, hidden), (width, hidden), (hidden, width)), example=(3, 4),
               decayed=("gate weight", "up weight", "down weight"), width="reshapes", reshape=swiglu_shape,
               example_input=(3,), fans=lambda width, hidden: (width, hidden)),
+    # Causal self-attention: one fused projection to queries, keys and values, the heads' scaled scores masked so that
+    # no position sees a later one, softmax, the heads merged and projected back. No biases (nanoGPT's bias=False,
+    # Llama's): GPT-2's key bias adds q . b_k to every score of a row, which softmax ignores, so its gradient is 0 up
+    # to round-off, and Adam turns that round-off into steps of about lr that no two backends share. A third number
+    # groups the heads (grouped-query attention: each key and value head serves heads / kv_heads query heads).
+    LayerKind("attention", params=("qkv weight", "output weight"),
+              doc="y = merge_h(softmax(q_h k_h^T / sqrt(d) + causal mask) v_h) W_o, [q, k, v] = x W_qkv split into "
+                  "heads of width d = width / heads, no biases (as torch's scaled_dot_product_attention with "
+                  "is_causal between two bias-free projections); shape (width, heads) or (width, heads, kv_heads)",
+              shapes=lambda width, heads, kv=None: ((width, attention_params(width, heads, kv)), (width, width)),
+              example=(8, 4, 2), decayed=("qkv weight", "output weight"), width="reshapes", reshape=attention_shape,
+              example_input=(5, 8), example_scale=8 ** -0.5,
+              fans=lambda width, heads, kv=None: (width, attention_params(width, heads, kv))),
+    LayerKind("positions", params=("weight",), doc="y[n, t] = x[n, t] + P[t]: a learned vector per position added "
+              "(GPT-2's position embedding); shape (context, width), the sequence at most context long",
+              shapes=lambda context, width: ((context, width),), example=(6, 3), decayed=("weight",),
+              width="reshapes", reshape=positions_shape, example_input=(5, 3),
+              fans=lambda context, width: (context, width)),
     LayerKind("last", params=(), doc="y = x[:, -1]: a sequence's last step (after a recurrent layer: many-to-one)",
               width="reshapes", reshape=last_shape, example_input=(5, 3)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else

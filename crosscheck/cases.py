@@ -149,6 +149,18 @@ CASES = (
     Case("rmsnorm-silu-swiglu-mse",
          Config(model=(("dense", 4, 6), ("rmsnorm", 6), "silu", ("swiglu", 6, 8), ("dense", 6, 2), "identity"),
                 loss="mse", init="he_normal", lr=0.02, epochs=60, seed=28), samples=24, second=True),
+    # Causal self-attention over learned positions (the GPT block's, issue 29) on the generated text: each of 16
+    # characters predicts the next from itself and those before it. The positions' table is longer than the sequence
+    # (20 > 16), so its rows past the sequence must get a zero gradient; AdamW in minibatches.
+    Case("attention-positions-adamw-minibatch",
+         Config(model=(("embedding", 10, 8), ("positions", 20, 8), ("attention", 8, 2), ("dense", 8, 10), "softmax"),
+                input_shape=(16,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=40,
+                batch_size=16, seed=29, optimizer="adamw", weight_decay=0.01, decay_biases=False), samples=40),
+    # Grouped-query attention (4 query heads sharing 2 key-value heads) with a tanh after it, full batch, momentum.
+    Case("attention-grouped-tanh-momentum",
+         Config(model=(("embedding", 10, 8), ("positions", 12, 8), ("attention", 8, 4, 2), "tanh", ("dense", 8, 10),
+                       "softmax"), input_shape=(12,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05,
+                epochs=40, seed=30, optimizer="momentum"), samples=30, second=True),
     # A small convolutional network on synthetic 10x10 images (issue 11's): the second convolution strides and pads,
     # where a backward that mishandles either sends its input gradient to the wrong pixels; trained with Adam.
     Case("cnn-maxpool-avgpool-adam-minibatch",

@@ -69,6 +69,13 @@ BLOCK, BLOCK_2 = "rmsnorm-silu-swiglu-adamw-minibatch", "rmsnorm-silu-swiglu-mse
 def swiglu(layer, *leaves):
     """A SwiGLU layer's gradient quantities (its gate, up and down weights, or those named)."""
     return tuple(f"layer {layer} {leaf} weight gradient" for leaf in leaves or ("gate", "up", "down"))
+# The attention cases: layer 1 the embedding, 2 the positions, 3 the attention, 4 the output layer. A mistake in
+# attention's backward leaves its output weight's gradient and all above it right; one in the positions' gradient
+# leaves everything but it right (their input gradient passes straight through).
+ATTENTION, ATTENTION_2 = "attention-positions-adamw-minibatch", "attention-grouped-tanh-momentum"
+ATTENTION_ABOVE = grads(4) + ("layer 3 output weight gradient",)
+POSITIONS_ABOVE = ATTENTION_ABOVE + ("layer 1 weight gradient", "layer 3 qkv weight gradient")
+JAX_MASKED = "a = activations.softmax_forward(jnp.where(jnp.tri(x.shape[1], dtype=bool), s, -jnp.inf))"
 # a norm layer's own gradients (layer norm's, batch norm's), which a mistake in its input gradient leaves untouched
 # a mistake in the second convolution's input gradient: the first convolution's gradients go, the rest stay right
 CNN_INPUT_GRADIENT = {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 1 weight gradient", grads(2, 3)),
@@ -152,6 +159,53 @@ BUGS = (
         "dg, du = activations.silu_backward(dh * u, g, s), dh", "gradients",
         {BLOCK: Expect("layer 5 up weight gradient", grads(6) + swiglu(5, "gate", "down")),
          BLOCK_2: Expect("layer 3 up weight gradient", grads(4) + swiglu(3, "gate", "down"))}),
+    Bug("attention-mask-after-softmax", "attention's causal mask applied after the softmax (the masked weights set to "
+        "0, the rest no longer summing to 1) instead of to the scores before it", "layers",
+        "a = activations.softmax_forward(np.where(np.tri(x.shape[1], dtype=bool), s, -np.inf))  # masked: j > i gets 0",
+        "a = np.where(np.tri(x.shape[1], dtype=bool), activations.softmax_forward(s), 0.0)", "gradients",
+        {ATTENTION: Expect("loss"), ATTENTION_2: Expect("loss")},
+        spellings=_torch_jax(("a = activations.softmax_forward(torch.where(causal(x), s, -math.inf))",
+                              "a = torch.where(causal(x), activations.softmax_forward(s), 0.0)"),
+                             (JAX_MASKED, "a = jnp.where(jnp.tri(x.shape[1], dtype=bool), "
+                                          "activations.softmax_forward(s), 0.0)"))),
+    Bug("attention-causal-mask-diagonal", "attention's causal mask off by one: the diagonal masked too, so no position "
+        "sees itself (and the first sees nothing: its softmax is 0/0)", "layers",
+        "a = activations.softmax_forward(np.where(np.tri(x.shape[1], dtype=bool), s, -np.inf))  # masked: j > i gets 0",
+        "a = activations.softmax_forward(np.where(np.tri(x.shape[1], k=-1, dtype=bool), s, -np.inf))", "gradients",
+        {ATTENTION: Expect("loss"), ATTENTION_2: Expect("loss")},
+        spellings=_torch_jax(("return torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()",
+                              "return torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril(-1)"),
+                             (JAX_MASKED, JAX_MASKED.replace("dtype=bool", "k=-1, dtype=bool")))),
+    Bug("attention-heads-merged-in-wrong-order", "attention's heads merged feature-major (each head's first feature, "
+        "then each one's second...) where they were split head-major", "layers",
+        "return x.transpose(0, 2, 1, 3).reshape(n, t, h * d)", "return x.transpose(0, 2, 3, 1).reshape(n, t, h * d)",
+        "gradients", {ATTENTION: Expect("loss"), ATTENTION_2: Expect("loss")},
+        spellings=_torch_jax(("return x.transpose(1, 2).reshape(n, t, h * d)",
+                              "return x.permute(0, 2, 3, 1).reshape(n, t, h * d)"))),
+    Bug("attention-backward-without-scale", "attention's backward without the scores' 1/sqrt(d) (dq = ds k, "
+        "dk = ds^T q), which the forward applies", "layers",
+        "dq, dk = np.matmul(ds, k) / math.sqrt(d), np.matmul(ds.transpose(0, 1, 3, 2), q) / math.sqrt(d)",
+        "dq, dk = np.matmul(ds, k), np.matmul(ds.transpose(0, 1, 3, 2), q)", "gradients",
+        {ATTENTION: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE),
+         ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE)},
+        spellings=_torch_jax(("dq, dk = (ds @ k) / math.sqrt(d), (ds.transpose(-2, -1) @ q) / math.sqrt(d)",
+                              "dq, dk = ds @ k, ds.transpose(-2, -1) @ q"),
+                             ("dq, dk = jnp.matmul(ds, k) / math.sqrt(d), jnp.matmul(ds.transpose(0, 1, 3, 2), q) / "
+                              "math.sqrt(d)", "dq, dk = jnp.matmul(ds, k), jnp.matmul(ds.transpose(0, 1, 3, 2), q)"))),
+    Bug("attention-softmax-backward-without-row-sum", "attention's softmax backward without its row-sum term "
+        "(ds = a da, where it is a (da - sum_j da a))", "layers",
+        "ds = a * (da - total(da * a, axis=-1, keepdims=True))", "ds = a * da", "gradients",
+        {ATTENTION: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE),
+         ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE)},
+        spellings=_torch_jax(("ds = a * (da - (da * a).sum(dim=-1, keepdim=True))", "ds = a * da"),
+                             ("ds = a * (da - (da * a).sum(axis=-1, keepdims=True))", "ds = a * da"))),
+    Bug("positions-gradient-of-one-sample", "the position embedding's gradient taken from the first sample only, not "
+        "summed over the batch", "layers", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
+        "gradients", {ATTENTION: Expect("layer 2 weight gradient", POSITIONS_ABOVE),
+                      ATTENTION_2: Expect("layer 2 weight gradient", POSITIONS_ABOVE)},
+        spellings=_torch_jax(("dP[:dy.shape[1]] = dy.sum(dim=0)", "dP[:dy.shape[1]] = dy[0]"),
+                             ("dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy.sum(axis=0))",
+                              "dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy[0])"))),
     Bug("layernorm-over-the-batch", "layer norm's mean taken over the batch instead of each sample's features",
         "layers",
         "mu = average(x, axis=1, keepdims=True)", "mu = average(x, axis=0, keepdims=True)", "gradients",

@@ -106,8 +106,20 @@ def observe(driver, case, device="cpu"):
 
 
 def _close(actual, expected, kind):
+    """Whether an observed value is the planted reference's: within tolerance, and a mistake that makes NaN or
+    infinities (a causal mask that hides a whole row) making the same ones at the same places. This names a mistake;
+    it is no verdict (the checks' comparisons fail on any NaN)."""
     if actual is None or expected is None:
         return True  # not observed: nothing to hold against it
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape == expected.shape and actual.dtype.kind == expected.dtype.kind == "f":
+        finite = np.isfinite(expected)
+        if not finite.all():
+            if not np.array_equal(actual[~finite], expected[~finite], equal_nan=True):
+                return False
+            actual, expected = actual[finite], expected[finite]
+            if not actual.size:
+                return True
     try:
         assert_close(actual, expected, tolerances.float64(kind), what="", backend="")
         return True

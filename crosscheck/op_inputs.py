@@ -73,7 +73,7 @@ def layer_inputs(name, seed=0):
     kind = registry.LAYERS[name]
     layer = Layer(name, kind.example, slot=0 if kind.params else None,  # the registry's example shape
                   mask=0 if kind.noise else None)
-    p = tuple(rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
+    p = tuple(kind.example_scale * rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
     sample = kind.example_input or ((kind.example[0],) if kind.width in ("changes", "features") else SHAPE[1:])
     x: np.ndarray = 2 * rng.standard_normal((SHAPE[0], *sample))
     if kind.ids:  # ids drawn from the first half of the vocabulary: every sample repeats some, and some rows get none

@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 
 from common import dtypes, registry
-from reference.precision import bfloat16, plain
+from reference.precision import bfloat16, cast, plain
 
 from .findings import Findings, backend_module, computed
 from .op_inputs import (
@@ -188,7 +188,7 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
             found.compare(grads[i], vjp, None, "gradient",
                           what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
                           backend=label)
-    _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids)
+    _check_native_layer(driver, native, found, layer, label, inputs, names, (y_ref, dx_ref, *dp_ref), dy, ids)
     rng = np.random.default_rng(seed + 1)
     kink = kinks(name, x)
 
@@ -222,17 +222,29 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, sk
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
 
-def _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids=0):
+def _check_native_layer(driver, native, found, layer, label, inputs, names, refs, dy, ids=0):
     """A layer kind against the framework's own (torch.nn.functional.linear, conv2d, ...; own(layer, x, *params)): its
-    output against the reference's, and its vector-Jacobian product in the input and each parameter against the
-    backend's backward (at max-pooling's ties too: the framework's choice of maximum is the convention checked)."""
+    output and its vector-Jacobian product in the input and each parameter against the reference's (refs: its output,
+    then the gradients in names' order), at max-pooling's ties too (the framework's choice of maximum is the convention
+    checked). An own op that computes in a lower dtype whatever it is given (the backend's autodiff.NATIVE_DTYPE:
+    jax.nn.dot_product_attention's float32 softmax) is held to that dtype's bound: the NumPy reference's own deviation
+    in it, on the same values."""
     name = layer.kind
     autodiff, own = native_op(driver, "layers", name)
     if own is None:
         return
     own = partial(own, layer)
-    found.compare(driver.to_numpy(own(*map(native, inputs))), y_ref, None, "forward",
-                  what=f"{name} layer forward against {driver.name}'s own", backend=label)
+    low = getattr(autodiff, "NATIVE_DTYPE", {}).get(("layers", name))
+    where, lows = (found, [None] * len(refs)) if low is None else (Findings(dtype=low), _reference_in(layer, inputs,
+                                                                                                      dy, low))
+    as_low = (lambda a: a) if low is None else (lambda a: np.asarray(a).astype(dtypes.numpy_dtype(low)))
+
+    def compare(actual, i, kind, what):
+        ref, ref_low = (refs[i], None) if low is None else (lows[i], refs[i])
+        where.compare(as_low(actual), ref, ref_low, kind, what=what, backend=label)
+
+    compare(driver.to_numpy(own(*map(native, inputs))), 0, "forward",
+            f"{name} layer forward against {driver.name}'s own")
     for i, leaf in list(enumerate(names))[ids:]:
         def of_one(v, i=i):
             values = [native(t) for t in inputs]
@@ -240,8 +252,20 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, y_re
             return own(*values)
 
         vjp = driver.to_numpy(autodiff.vjp(of_one, native(inputs[i]), native(dy)))
-        found.compare(grads[i], vjp, None, "gradient", backend=label,
-                      what=f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s VJP")
+        compare(vjp, i + 1, "gradient", f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s "
+                f"VJP" + ("" if low is None else f" (its own computes in {low})"))
+    if low is not None:
+        found.failures += where.failures
+        found.diffs += where.diffs
+
+
+def _reference_in(layer, inputs, dy, dtype):
+    """[output, input gradient, each parameter's gradient]: the reference's layer on inputs and dy rounded to dtype."""
+    ref = importlib.import_module("reference.layers")
+    x, *p = (cast(t, dtype) for t in inputs)
+    y, cache = ref.FORWARD[layer.kind](layer, tuple(p), x)
+    dx, dp = ref.BACKWARD[layer.kind](layer, tuple(p), cache, cast(dy, dtype))
+    return [y, dx, *dp]
 
 
 def _autodiff_vjp(driver, f, x, dy):

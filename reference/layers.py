@@ -10,6 +10,8 @@ A new layer kind is a pair here, the same pair in each backend's layers.py, and 
 common/registry.py LAYERS; the walk does not change.
 """
 
+import math
+
 import numpy as np
 
 from common import walk
@@ -101,6 +103,83 @@ def swiglu_backward(layer, p, cache, dy):
     dx = np.dot(dg, W_g.T) + np.dot(du, W_u.T) if layer.input_grad else None
     x, dy, dg, du, h = (t.reshape(-1, t.shape[-1]) for t in (x, dy, dg, du, h))
     return dx, (np.dot(x.T, dg), np.dot(x.T, du), np.dot(h.T, dy))
+
+
+def attention_heads(layer):
+    """(width, heads, key-value heads) of an attention layer's shape (width, heads[, kv_heads]): as many key-value heads
+    as query heads unless grouped"""
+    width, heads, *kv = layer.shape
+    return width, heads, kv[0] if kv else heads
+
+
+def split_heads(x, heads):
+    """(N, T, H d) -> (N, H, T, d): each head's slice of the width, a sequence of its own"""
+    n, t, w = x.shape
+    return x.reshape(n, t, heads, w // heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    """(N, H, T, d) -> (N, T, H d): the heads side by side, head 0 first (split_heads undone)"""
+    n, h, t, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(n, t, h * d)
+
+
+def shared_heads(dk, kv):
+    """(N, H, T, d) -> (N, KV, T, d): the gradients of the query heads that share a key (or value) head, added up"""
+    n, h, t, d = dk.shape
+    return total(dk.reshape(n, kv, h // kv, t, d), axis=2)
+
+
+def attention_forward(layer, p, x):
+    """y = merge(a v) W_o, a = softmax(q k^T / sqrt(d)) row by row with position i attending to j <= i only,
+    [q, k, v] = x W_qkv split into heads of width d (each key and value head shared by heads / kv_heads query heads)"""
+    W_qkv, W_o = p
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    qkv = np.dot(x, W_qkv)
+    q = split_heads(qkv[..., :width], heads)
+    k = np.repeat(split_heads(qkv[..., width:width + kv * d], kv), heads // kv, axis=1)
+    v = np.repeat(split_heads(qkv[..., width + kv * d:], kv), heads // kv, axis=1)
+    s = np.matmul(q, k.transpose(0, 1, 3, 2)) / math.sqrt(d)
+    a = activations.softmax_forward(np.where(np.tri(x.shape[1], dtype=bool), s, -np.inf))  # masked: j > i gets 0
+    o = merge_heads(np.matmul(a, v))
+    y = np.dot(o, W_o)
+    return y, (x, y, q, k, v, a, o)
+
+
+def attention_backward(layer, p, cache, dy):
+    """dW_o = o^T dy, do = dy W_o^T; per head dv = a^T do, da = do v^T, ds = a (da - sum_j da a) (softmax's, row by
+    row: a masked entry's a is 0, so is its ds), dq = ds k / sqrt(d), dk = ds^T q / sqrt(d); a shared key or value
+    head sums its query heads'; dW_qkv = x^T dqkv, dx = dqkv W_qkv^T"""
+    W_qkv, W_o = p
+    x, _, q, k, v, a, o = cache
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    do = split_heads(np.dot(dy, W_o.T), heads)
+    dv = np.matmul(a.transpose(0, 1, 3, 2), do)
+    da = np.matmul(do, v.transpose(0, 1, 3, 2))
+    ds = a * (da - total(da * a, axis=-1, keepdims=True))
+    dq, dk = np.matmul(ds, k) / math.sqrt(d), np.matmul(ds.transpose(0, 1, 3, 2), q) / math.sqrt(d)
+    dqkv = np.concatenate([merge_heads(dq), merge_heads(shared_heads(dk, kv)), merge_heads(shared_heads(dv, kv))],
+                          axis=-1)
+    dx = np.dot(dqkv, W_qkv.T) if layer.input_grad else None
+    x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))  # every position one more sample
+    return dx, (np.dot(x.T, dqkv), np.dot(o.T, dy))
+
+
+def positions_forward(layer, p, x):
+    """y[n, t] = x[n, t] + P[t]: each position's learned vector added (GPT-2's position embedding)"""
+    (P,) = p
+    y = x + P[:x.shape[1]]
+    return y, (x, y)
+
+
+def positions_backward(layer, p, cache, dy):
+    """dx = dy; dP[t] = sum_n dy[n, t] for the sequence's T positions, 0 for those past it"""
+    (P,) = p
+    dP = np.zeros_like(P)
+    dP[:dy.shape[1]] = total(dy, axis=0)
+    return dy, (dP,)
 
 
 def batchnorm_forward(layer, p, x):

@@ -117,6 +117,37 @@ def test_bad_sequence_model_is_named(model, input_shape, message):
         Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
 
 
+GPT = (("embedding", 10, 8), ("positions", 16, 8), ("attention", 8, 2), ("dense", 8, 10), "softmax")
+
+
+@pytest.mark.parametrize(("model", "input_shape", "message"), [
+    (GPT, (17,), r"model\[1\]: a positions layer adds 8 features to each of at most 16 positions, \(T <= 16, 8\), "
+                 r"but \(17, 8\) reach it"),
+    ((GPT[0], ("positions", 16, 6), *GPT[2:]), (12,), r"model\[1\]: a positions layer adds 6 features"),
+    ((GPT[0], ("positions", 16), *GPT[2:]), (12,), r"model\[1\]: a positions layer needs \(context, width\)"),
+    ((*GPT[:2], ("attention", 8, 3), *GPT[3:]), (12,), r"model\[2\]: an attention layer's 3 heads do not divide its "
+                                                       r"width 8"),
+    ((*GPT[:2], ("attention", 8, 4, 3), *GPT[3:]), (12,), r"model\[2\]: an attention layer's 3 key-value heads do "
+                                                          r"not divide its 4 heads"),
+    ((*GPT[:2], ("attention", 6, 2), *GPT[3:]), (12,), r"model\[2\]: an attention layer reads sequences of 6 "
+                                                       r"features per position, \(T, 6\), but \(12, 8\) reach it"),
+    ((*GPT[:2], ("attention", 8), *GPT[3:]), (12,), r"model\[2\]: an attention layer needs \(width, heads\)"),
+    ((*GPT[:2], ("attention", 8, 0), *GPT[3:]), (12,), r"model\[2\]: an attention layer needs \(width, heads"),
+    ((("dense", 3, 8), ("attention", 8, 2), ("dense", 8, 2), "softmax"), None,
+     r"model\[1\]: an attention layer reads sequences of 8 features per position, \(T, 8\), but \(8,\) reach it"),
+    (GPT, (12,), None),
+    ((*GPT[:2], ("attention", 8, 4, 1), *GPT[3:]), (16,), None),  # every query head shares one key-value head
+])
+def test_bad_attention_model_is_named(model, input_shape, message):
+    """A bad attention or positions layer is named before anything trains; the good ones are accepted, scoring every
+    position."""
+    if message is None:
+        assert Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy").output_shape[-1] == 10
+        return
+    with pytest.raises(ValueError, match=message):
+        Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
+
+
 def test_per_step_targets_are_checked_before_training(driver):
     """A many-to-many model scores every step, so y holds a one-hot row per step, (N, T, K): the many-to-one targets
     (N, K), or rows that are not distributions, are named before training."""

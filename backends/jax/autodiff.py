@@ -11,6 +11,7 @@ from common import registry
 from common.problem import schedule
 
 from . import layers
+from .layers import attention_heads
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import UNROLL, Run, batches, forward, update
 
@@ -60,13 +61,34 @@ NATIVE: dict = {
     ("layers", "flatten"): lambda layer, x: jnp.reshape(x, (x.shape[0], -1)),
     ("layers", "embedding"): lambda layer, x, W: jnp.take(W, x, axis=0),
     ("layers", "swiglu"): lambda layer, x, W_g, W_u, W_d: _matmul(jax.nn.silu(_matmul(x, W_g)) * _matmul(x, W_u), W_d),
+    ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "positions"): lambda layer, x, P: x + jnp.take(P, jnp.arange(x.shape[1]), axis=0),
     ("layers", "last"): lambda layer, x: x[:, -1],
 }
+
+
+# The own ops that compute in a lower dtype whatever they are given: jax.nn.dot_product_attention casts the scores to
+# float32 for its softmax (its source: "always carried out in fp32"), so on float64 inputs its output strays about 1e-5
+# relative from the float64 attention; the op check holds it to float32's bound instead of float64's (a finding,
+# docs/conventions.md).
+NATIVE_DTYPE = {("layers", "attention"): "float32"}
 
 
 def _matmul(a, b):
     """a @ b over a's last axis, as lax.dot_general states it (the dense oracle's form)."""
     return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
+
+
+def _attention(layer, x, W_qkv, W_o):
+    """jax.nn.dot_product_attention (is_causal, its default scale 1/sqrt(d); fewer key-value heads than query heads
+    are shared by groups of them) between the fused projection and the output one, each a dot_general"""
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    qkv = _matmul(x, W_qkv)
+    q, k, v = qkv[..., :width], qkv[..., width:width + kv * d], qkv[..., width + kv * d:]
+    q, k, v = (t.reshape(*t.shape[:2], -1, d) for t in (q, k, v))  # (N, T, heads, d): JAX's layout
+    o = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+    return _matmul(o.reshape(*o.shape[:2], width), W_o)
 
 
 def _pool(x, layer, init, op):

@@ -1,5 +1,7 @@
 """Layer kinds in JAX, mirroring reference/layers.py function for function."""
 
+import math
+
 import jax.numpy as jnp
 from jax import lax
 
@@ -105,6 +107,79 @@ def swiglu_backward(layer, p, cache, dy):
     dx = dot(dg, W_g.T) + dot(du, W_u.T) if layer.input_grad else None
     x, dy, dg, du, h = (t.reshape(-1, t.shape[-1]) for t in (x, dy, dg, du, h))
     return dx, (dot(x.T, dg), dot(x.T, du), dot(h.T, dy))
+
+
+def attention_heads(layer):
+    """(width, heads, key-value heads)"""
+    width, heads, *kv = layer.shape
+    return width, heads, kv[0] if kv else heads
+
+
+def split_heads(x, heads):
+    """(N, T, H d) -> (N, H, T, d)"""
+    n, t, w = x.shape
+    return x.reshape(n, t, heads, w // heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    """(N, H, T, d) -> (N, T, H d)"""
+    n, h, t, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(n, t, h * d)
+
+
+def shared_heads(dk, kv):
+    """(N, H, T, d) -> (N, KV, T, d): the query heads' gradients added up per shared head"""
+    n, h, t, d = dk.shape
+    return dk.reshape(n, kv, h // kv, t, d).sum(axis=2)
+
+
+def attention_forward(layer, p, x):
+    """y = merge(a v) W_o, a = softmax(q k^T / sqrt(d)) causally masked, [q, k, v] = x W_qkv"""
+    W_qkv, W_o = p
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    qkv = dot(x, W_qkv)
+    q = split_heads(qkv[..., :width], heads)
+    k = jnp.repeat(split_heads(qkv[..., width:width + kv * d], kv), heads // kv, axis=1)
+    v = jnp.repeat(split_heads(qkv[..., width + kv * d:], kv), heads // kv, axis=1)
+    s = jnp.matmul(q, k.transpose(0, 1, 3, 2)) / math.sqrt(d)
+    a = activations.softmax_forward(jnp.where(jnp.tri(x.shape[1], dtype=bool), s, -jnp.inf))
+    o = merge_heads(jnp.matmul(a, v))
+    y = dot(o, W_o)
+    return y, (x, y, q, k, v, a, o)
+
+
+def attention_backward(layer, p, cache, dy):
+    """dW_o = o^T dy, do = dy W_o^T; dv = a^T do, da = do v^T, ds = a (da - sum_j da a), dq = ds k / sqrt(d),
+    dk = ds^T q / sqrt(d); dW_qkv = x^T dqkv, dx = dqkv W_qkv^T"""
+    W_qkv, W_o = p
+    x, _, q, k, v, a, o = cache
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    do = split_heads(dot(dy, W_o.T), heads)
+    dv = jnp.matmul(a.transpose(0, 1, 3, 2), do)
+    da = jnp.matmul(do, v.transpose(0, 1, 3, 2))
+    ds = a * (da - (da * a).sum(axis=-1, keepdims=True))
+    dq, dk = jnp.matmul(ds, k) / math.sqrt(d), jnp.matmul(ds.transpose(0, 1, 3, 2), q) / math.sqrt(d)
+    dqkv = jnp.concatenate([merge_heads(dq), merge_heads(shared_heads(dk, kv)), merge_heads(shared_heads(dv, kv))],
+                           axis=-1)
+    dx = dot(dqkv, W_qkv.T) if layer.input_grad else None
+    x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))
+    return dx, (dot(x.T, dqkv), dot(o.T, dy))
+
+
+def positions_forward(layer, p, x):
+    """y[n, t] = x[n, t] + P[t]"""
+    (P,) = p
+    y = x + P[:x.shape[1]]
+    return y, (x, y)
+
+
+def positions_backward(layer, p, cache, dy):
+    """dx = dy; dP[t] = sum_n dy[n, t] for the sequence's T positions, 0 for those past it"""
+    (P,) = p
+    dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy.sum(axis=0))
+    return dy, (dP,)
 
 
 def batchnorm_forward(layer, p, x):

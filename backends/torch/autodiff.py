@@ -6,7 +6,7 @@ from common import registry
 from common.problem import schedule
 
 from . import layers
-from .layers import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS
+from .layers import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS, attention_heads
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import Run, batches, forward
 
@@ -57,6 +57,8 @@ NATIVE: dict = {
     ("layers", "embedding"): lambda layer, x, W: F.embedding(x, W),
     ("layers", "rnn"): lambda layer, x, *p: _recurrent(torch.nn.RNN, layer, x, *p),
     ("layers", "lstm"): lambda layer, x, *p: _recurrent(torch.nn.LSTM, layer, x, *p),
+    ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "positions"): lambda layer, x, P: x + F.embedding(torch.arange(x.shape[1], device=x.device), P),
     ("layers", "last"): lambda layer, x: x[:, -1],
 }
 
@@ -64,6 +66,17 @@ NATIVE: dict = {
 def _positions(a):
     """(N, K), or (N, T, K) as (N T, K)"""
     return a.reshape(-1, a.shape[-1])
+
+
+def _attention(layer, x, W_qkv, W_o):
+    """torch's scaled_dot_product_attention (is_causal, its default scale 1/sqrt(d); enable_gqa where key-value heads
+    are shared) between the fused projection and the output one, F.linear each"""
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    q, k, v = F.linear(x, W_qkv.T).split([width, kv * d, kv * d], dim=-1)
+    q, k, v = (t.unflatten(-1, (-1, d)).transpose(1, 2) for t in (q, k, v))  # (N, heads, T, d)
+    o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=kv != heads)
+    return F.linear(o.transpose(1, 2).flatten(2), W_o.T)
 
 
 def _recurrent(module, layer, x, W_x, W_h, b, *states):
