@@ -26,6 +26,7 @@ class Layer:
     slot: int | None = None
     input_grad: bool = True  # False for the first layer: its input is the data, whose gradient nobody needs
     mask: int | None = None  # for a noisy kind (dropout): the index of its mask among a step's masks
+    closes: int = 0  # how many residual blocks end with this layer: after it, the walk adds each block's input back
 
 
 def expand(layers, hidden, output):
@@ -41,7 +42,7 @@ def _placed(model):
     """Layer objects, each given its slot in params and told whether its input gradient is wanted.
 
     An entry may be a Layer, a kind ("tanh") or a kind with its shape (("dense", 4, 6))."""
-    placed, slot, mask = [], 0, 0
+    entries = []
     for i, entry in enumerate(model):
         if isinstance(entry, Layer):
             kind, shape = entry.kind, entry.shape
@@ -53,11 +54,41 @@ def _placed(model):
             raise ValueError(f"model[{i}] must be a Layer, a layer kind or (kind, *shape), got {entry!r}")
         if kind not in registry.LAYERS:
             raise ValueError(f"model[{i}]: unknown layer kind {kind!r}; choose one of {tuple(registry.LAYERS)}")
+        entries.append((kind, shape))
+    closes = _blocks(entries)
+    placed, slot, mask = [], 0, 0
+    for i, (kind, shape) in enumerate(entries):
         has_params, noisy = bool(registry.LAYERS[kind].params), registry.LAYERS[kind].noise
-        placed.append(Layer(kind, shape, slot if has_params else None, input_grad=i > 0, mask=mask if noisy else None))
+        placed.append(Layer(kind, shape, slot if has_params else None, input_grad=i > 0, mask=mask if noisy else None,
+                            closes=closes[i]))
         slot += has_params
         mask += noisy
     return tuple(placed)
+
+
+def _blocks(entries):
+    """[how many residual blocks end at each layer], the blocks checked: a residual layer's shape (N,) makes the N
+    layers after it its block, which must end before the output activation and inside any block around it."""
+    closes = [0] * len(entries)
+    open_ends: list[int] = []  # the blocks around the layer, innermost last
+    for i, (kind, shape) in enumerate(entries):
+        while open_ends and open_ends[-1] < i:
+            open_ends.pop()
+        if registry.LAYERS[kind].width != "block":
+            continue
+        if len(shape) != 1 or not _is_int(shape[0]) or shape[0] < 1:
+            raise ValueError(f"model[{i}]: a residual layer needs the number of layers its block holds (the ones "
+                             f"after it: y = x + f(x)), a positive integer, got {shape}")
+        end = i + shape[0]
+        if end >= len(entries) - 1:
+            raise ValueError(f"model[{i}]: a residual block of {shape[0]} layers runs past the layers before the "
+                             f"output activation (it would end at model[{end}] of {len(entries)})")
+        if open_ends and end > open_ends[-1]:
+            raise ValueError(f"model[{i}]: a residual block of {shape[0]} layers ends at model[{end}], past the end of "
+                             f"the block around it (model[{open_ends[-1]}]): blocks nest")
+        open_ends.append(end)
+        closes[end] += 1
+    return closes
 
 
 def _implied(model, input_shape=None):
@@ -72,6 +103,7 @@ def _implied(model, input_shape=None):
     widths: list[int] = []
     shape: tuple = input_shape or ()  # () until a first layer that changes the width (dense) sets it
     shapes = []
+    skips: list = []  # the open residual blocks' inputs, innermost last
     for i, layer in enumerate(model):
         kind = registry.LAYERS[layer.kind]
         if kind.width == "changes":
@@ -86,6 +118,13 @@ def _implied(model, input_shape=None):
         if kind.width == "changes":
             widths += layer.shape[1:] if widths else layer.shape
         shape = _output_shape(i, layer, kind, shape, last=i == len(model) - 1)
+        if kind.width == "block":
+            skips.append(shape)
+        for _ in range(layer.closes):
+            start = skips.pop()
+            if shape != start:
+                raise ValueError(f"model[{i}] ends a residual block with per-sample shape {shape}, which cannot be "
+                                 f"added to the block's input, {start}")
     shapes.append(shape)
     if not widths:
         raise ValueError("model must hold a dense layer (it sets the output width)")
@@ -108,13 +147,15 @@ def _output_shape(i, layer, kind, shape, last):
     if kind.width == "features":
         if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
             raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
-        if shape != layer.shape:
+        if shape != layer.shape and not (kind.positions and len(shape) == 2 and shape[-1:] == layer.shape):
             raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but "
                              f"{shape[0] if len(shape) == 1 else shape} reach it")
     elif kind.width == "rate":
         if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
             raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
                              f"got {layer.shape}")
+    elif kind.width == "block":
+        return shape  # its shape, the block's length, was checked with the blocks (_blocks)
     elif kind.ids and i > 0:
         raise ValueError(f"model[{i}]: an {layer.kind} layer reads integer ids: it can only be the first layer")
     elif kind.width == "reshapes" and kind.reshape is not None:

@@ -41,6 +41,7 @@ class LayerKind:
     example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
     decayed: tuple = ()  # the leaves weight decay applies to (the others only with decay_biases)
     width: str = "keeps"  # "changes": its shape is (fan_in, fan_out); "features": (features,), its input's width;
+    # "block": (N,), the number of layers after it that make its residual block;
     # "rate": (p,), a probability in [0, 1), and it keeps the width; "reshapes": reshape gives its output shape;
     # "keeps": it has no shape of its own
     fills: tuple = ()  # the value each leaf starts at, for a kind the initialisation scheme does not draw (dense's)
@@ -63,6 +64,8 @@ class LayerKind:
     # so that its scores are O(1) (unit weights make them near 100, where a row's softmax is one-hot and exp's rounding
     # is amplified a hundredfold, past the fixed float64 table's "handful of roundings")
     example_scale: float = 1.0
+    positions: bool = False  # a "features" kind that also reads a sequence, (T, features), acting at each position
+    # alike (layer and RMS norm; batch norm's statistics are over the batch, one sample one row)
 
 
 def _positive(name, values, what):
@@ -223,13 +226,14 @@ LAYERS = {k.name: k for k in (
     LayerKind("layernorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over each sample's "
               "features (biased variance, eps 1e-5, as torch.nn.functional.layer_norm)",
               shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
-              edges=(1.5, 1.5, 1.5, 1.5)),  # a sample whose features are all equal: zero variance
+              edges=(1.5, 1.5, 1.5, 1.5), positions=True),  # a sample whose features are all equal: zero variance
     LayerKind("rmsnorm", params=("scale",), doc="y = g x / sqrt(mean(x^2) + eps) over each sample's features (the "
               "last axis), no centring and no shift (eps 1e-6, Llama's; torch.nn.functional.rms_norm's default eps is "
               "the dtype's machine epsilon, so the oracle is given 1e-6)",
               shapes=lambda features: ((features,),), example=(4,), width="features", fills=(1.0,),
-              edges=(0.0, 0.0, 0.0, 0.0), kink=True),  # a sample of zeros: the mean of squares is 0, eps alone keeps
-    # it finite, and the slope is 1 / sqrt(eps) (central differences at step 1e-6 stray 2e-4 there: see kink)
+              edges=(0.0, 0.0, 0.0, 0.0), kink=True, positions=True),  # a sample of zeros: the mean of squares is 0,
+    # eps alone keeps it finite, and the slope is 1 / sqrt(eps) (central differences at step 1e-6 stray 2e-4 there: see
+    # kink)
     LayerKind("batchnorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over the batch, "
               "per feature (training: the batch's biased variance; evaluation: the running statistics, which "
               "training updates with momentum 0.1, the variance unbiased, as torch.nn.functional.batch_norm)",
@@ -298,6 +302,12 @@ LAYERS = {k.name: k for k in (
               shapes=lambda context, width: ((context, width),), example=(6, 3), decayed=("weight",),
               width="reshapes", reshape=positions_shape, example_input=(5, 3),
               fans=lambda context, width: (context, width)),
+    # A residual block, y = x + f(x), f the N layers after it (a model stays a sequence; blocks nest): the walk keeps
+    # the block's input and adds it to the output of the block's last layer, and in the backward adds the gradient
+    # arriving there to the one that comes back through f (common/config.py Layer.closes).
+    LayerKind("residual", params=(), doc="y = x + f(x), f the next N layers (the block; blocks nest, and the block's "
+              "output has its input's shape); its backward adds the gradient that skips f to the one through f; "
+              "shape (N,)", width="block"),
     LayerKind("last", params=(), doc="y = x[:, -1]: a sequence's last step (after a recurrent layer: many-to-one)",
               width="reshapes", reshape=last_shape, example_input=(5, 3)),
     *(LayerKind(name, params=(), doc=f"a = {name}(z), elementwise" if a.outputs != "simplex" else

@@ -161,6 +161,20 @@ CASES = (
          Config(model=(("embedding", 10, 8), ("positions", 12, 8), ("attention", 8, 4, 2), "tanh", ("dense", 8, 10),
                        "softmax"), input_shape=(12,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05,
                 epochs=40, seed=30, optimizer="momentum"), samples=30, second=True),
+    # A GPT block (pre-norm): positions added to the characters' embeddings, then x + attention(layernorm(x)) and
+    # x + mlp(layernorm(x)) (dense, GELU's tanh form, dense), a final layer norm and the scores of the next character
+    # at every position; each norm acts at every position. AdamW in minibatches, decay off the biases and the norms.
+    Case("gpt-block-adamw-minibatch",
+         Config(model=(("embedding", 10, 8), ("positions", 16, 8), ("residual", 2), ("layernorm", 8),
+                       ("attention", 8, 2), ("residual", 4), ("layernorm", 8), ("dense", 8, 16), "gelu_tanh",
+                       ("dense", 16, 8), ("layernorm", 8), ("dense", 8, 10), "softmax"), input_shape=(16,),
+                loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=30, batch_size=16, seed=31,
+                optimizer="adamw", weight_decay=0.01, decay_biases=False), samples=40),
+    # Residual blocks without attention, one inside another (a ResNet-style MLP): full batch, plain descent.
+    Case("residual-nested-tanh-mse",
+         Config(model=(("dense", 4, 6), ("residual", 5), ("dense", 6, 6), "tanh", ("residual", 2), ("dense", 6, 6),
+                       "tanh", ("dense", 6, 2), "identity"), loss="mse", init="glorot_uniform", lr=0.05, epochs=60,
+                seed=32), samples=24, second=True),
     # A small convolutional network on synthetic 10x10 images (issue 11's): the second convolution strides and pads,
     # where a backward that mishandles either sends its input gradient to the wrong pixels; trained with Adam.
     Case("cnn-maxpool-avgpool-adam-minibatch",

@@ -75,6 +75,10 @@ def swiglu(layer, *leaves):
 ATTENTION, ATTENTION_2 = "attention-positions-adamw-minibatch", "attention-grouped-tanh-momentum"
 ATTENTION_ABOVE = grads(4) + ("layer 3 output weight gradient",)
 POSITIONS_ABOVE = ATTENTION_ABOVE + ("layer 1 weight gradient", "layer 3 qkv weight gradient")
+# The GPT block's case: 1 embedding, 2 positions, then x + attention(layernorm(x)) (layers 3, 4) and x + mlp(
+# layernorm(x)) (5, 6, 7), a final layer norm (8) and the output layer (9).
+GPT = "gpt-block-adamw-minibatch"
+LAYERNORM_8 = ("layer 8 scale gradient", "layer 8 shift gradient")
 JAX_MASKED = "a = activations.softmax_forward(jnp.where(jnp.tri(x.shape[1], dtype=bool), s, -jnp.inf))"
 # a norm layer's own gradients (layer norm's, batch norm's), which a mistake in its input gradient leaves untouched
 # a mistake in the second convolution's input gradient: the first convolution's gradients go, the rest stay right
@@ -199,6 +203,12 @@ BUGS = (
          ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE)},
         spellings=_torch_jax(("ds = a * (da - (da * a).sum(dim=-1, keepdim=True))", "ds = a * da"),
                              ("ds = a * (da - (da * a).sum(axis=-1, keepdims=True))", "ds = a * da"))),
+    Bug("residual-gradient-not-added", "a residual block's input gradient taken through f alone (dx = df(x)), the "
+        "dy that skips f not added", "mlp", "dy = dy + skipped.pop()  # dx = df(x) + dy: the residual's own term",
+        "skipped.pop()", "gradients",
+        {GPT: Expect("layer 4 qkv weight gradient", grads(9) + LAYERNORM_8 + grads(6, 7, loss=False)
+                     + ("layer 5 scale gradient", "layer 5 shift gradient")),
+         "residual-nested-tanh-mse": Expect("layer 1 weight gradient", grads(4))}),
     Bug("positions-gradient-of-one-sample", "the position embedding's gradient taken from the first sample only, not "
         "summed over the batch", "layers", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
         "gradients", {ATTENTION: Expect("layer 2 weight gradient", POSITIONS_ABOVE),
@@ -208,22 +218,23 @@ BUGS = (
                               "dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy[0])"))),
     Bug("layernorm-over-the-batch", "layer norm's mean taken over the batch instead of each sample's features",
         "layers",
-        "mu = average(x, axis=1, keepdims=True)", "mu = average(x, axis=0, keepdims=True)", "gradients",
+        "mu = average(x, axis=-1, keepdims=True)", "mu = average(x, axis=0, keepdims=True)", "gradients",
         {"layernorm-tanh-softplus-softmax-adam": Expect("loss"),
          "layernorm-dropout-gelu-mse-minibatch": Expect("loss")},
-        spellings=_torch_jax(("mu = x.mean(dim=1, keepdim=True)", "mu = x.mean(dim=0, keepdim=True)"),
-                             ("mu = x.mean(axis=1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"))),
+        spellings=_torch_jax(("mu = x.mean(dim=-1, keepdim=True)", "mu = x.mean(dim=0, keepdim=True)"),
+                             ("mu = x.mean(axis=-1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"))),
     Bug("layernorm-backward-without-statistics", "layer norm's backward missing the terms through the mean and the "
         "variance (dx = dx^ / std)", "layers",
-        "dx = inv_std * (dx_hat - average(dx_hat, axis=1, keepdims=True)\n"
-        "                    - x_hat * average(dx_hat * x_hat, axis=1, keepdims=True))", "dx = inv_std * dx_hat",
+        "dx = inv_std * (dx_hat - average(dx_hat, axis=-1, keepdims=True)\n"
+        "                    - x_hat * average(dx_hat * x_hat, axis=-1, keepdims=True))", "dx = inv_std * dx_hat",
         "gradients",
         {"layernorm-tanh-softplus-softmax-adam": Expect("layer 3 weight gradient", grads(5) + LAYERNORM_4),
          "layernorm-dropout-gelu-mse-minibatch": Expect("layer 1 weight gradient", grads(3) + LAYERNORM_2)},
-        spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=1, keepdim=True) - x_hat * (dx_hat * x_hat)"
-                              ".mean(dim=1, keepdim=True))", "dx = inv_std * dx_hat"),
-                             ("dx = inv_std * (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat * (dx_hat * x_hat)"
-                              ".mean(axis=1, keepdims=True))", "dx = inv_std * dx_hat"))),
+        spellings=_torch_jax(("dx = inv_std * (dx_hat - dx_hat.mean(dim=-1, keepdim=True) - x_hat * (dx_hat * x_hat)"
+                              ".mean(dim=-1, keepdim=True))", "dx = inv_std * dx_hat"),
+                             ("dx = inv_std * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)\n"
+                              "                    - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))",
+                              "dx = inv_std * dx_hat"))),
     Bug("batchnorm-running-variance-biased", "batch norm's running variance updated with the biased batch variance "
         "(torch keeps the unbiased one, n / (n - 1))", "layers",
         "(1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var * n / (n - 1))",

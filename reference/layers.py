@@ -43,10 +43,10 @@ def dense_backward(layer, p, cache, dz):
 
 
 def layernorm_forward(layer, p, x):
-    """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over each sample's features"""
+    """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over each sample's (or position's) features"""
     g, b = p
-    mu = average(x, axis=1, keepdims=True)
-    var = average((x - mu) ** 2, axis=1, keepdims=True)
+    mu = average(x, axis=-1, keepdims=True)
+    var = average((x - mu) ** 2, axis=-1, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + LAYERNORM_EPS)
     x_hat = (x - mu) * inv_std
     y = g * x_hat + b
@@ -59,9 +59,10 @@ def layernorm_backward(layer, p, cache, dy):
     g, _ = p
     _, _, x_hat, inv_std = cache
     dx_hat = dy * g
-    dx = inv_std * (dx_hat - average(dx_hat, axis=1, keepdims=True)
-                    - x_hat * average(dx_hat * x_hat, axis=1, keepdims=True))
-    return dx, (total(dy * x_hat, axis=0), total(dy, axis=0))
+    dx = inv_std * (dx_hat - average(dx_hat, axis=-1, keepdims=True)
+                    - x_hat * average(dx_hat * x_hat, axis=-1, keepdims=True))
+    leading = tuple(range(dy.ndim - 1))  # the samples, and the positions of a sequence
+    return dx, (total(dy * x_hat, axis=leading), total(dy, axis=leading))
 
 
 def rmsnorm_forward(layer, p, x):
@@ -413,6 +414,16 @@ def lstm_backward(layer, p, cache, dy):
         dx[:, t] = np.dot(dz, W_x.T)
         dh, dc = np.dot(dz, W_h.T), dc * f
     return dx if layer.input_grad else None, (dW_x, dW_h, db, total(dh, axis=0), total(dc, axis=0))
+
+
+def residual_forward(layer, p, x):
+    """y = x: the block's input goes on into f (the walk keeps it, and adds it to f's output where the block ends)"""
+    return x, (x, x)
+
+
+def residual_backward(layer, p, cache, dy):
+    """dx = dy, the gradient back through f (the walk adds the one that skipped f)"""
+    return dy, ()
 
 
 def last_forward(layer, p, x):

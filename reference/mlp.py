@@ -29,7 +29,7 @@ def forward(params, X, config, buffers=None, noise=None):
     the output activation's (z, a). With buffers, in evaluation mode: a layer that keeps buffers reads them
     (batch norm its running statistics) instead of the batch. noise: this training step's masks, one per noisy
     layer (dropout); without them a noisy layer passes its input on, as in evaluation."""
-    caches = []
+    caches, skips = [], []
     x = X
     for layer in config.model:
         p = () if layer.slot is None else params[layer.slot]  # the layer's own parameters, if it has any
@@ -40,6 +40,10 @@ def forward(params, X, config, buffers=None, noise=None):
         else:
             x, cache = layers.FORWARD[layer.kind](layer, p, x)
         caches.append(cache)
+        if layer.kind == "residual":  # a block begins: its input is kept to be added back where it ends
+            skips.append(x)
+        for _ in range(layer.closes):  # a block ends: y = x + f(x)
+            x = x + skips.pop()
     return caches
 
 
@@ -56,10 +60,13 @@ def backward(params, X, y, caches, config, scale=None):
     else:
         dz = activation_backward(config.output, scaled(loss_backward(config.loss, a, y), scale), z, a)
     grads = [()] * len(params)
-    dy = dz
+    dy, skipped = dz, []
     for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):  # the output activation: above
+        skipped += [dy] * layer.closes  # where a block ends, its output's gradient also skips f, to the block's input
         p = () if layer.slot is None else params[layer.slot]
         dy, dp = layers.BACKWARD[layer.kind](layer, p, cache, dy)
+        if layer.kind == "residual":
+            dy = dy + skipped.pop()  # dx = df(x) + dy: the residual's own term
         if layer.slot is not None:
             grads[layer.slot] = dp
     return grads

@@ -148,6 +148,42 @@ def test_bad_attention_model_is_named(model, input_shape, message):
         Config(model=model, input_shape=input_shape, loss="softmax_cross_entropy")
 
 
+RES = (("dense", 4, 6), ("residual", 2), ("dense", 6, 6), "tanh", ("dense", 6, 2), "identity")
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ((RES[0], ("residual", 4), *RES[2:]), r"model\[1\]: a residual block of 4 layers runs past the layers before the "
+                                          r"output activation"),
+    ((RES[0], ("residual", 0), *RES[2:]), r"model\[1\]: a residual layer needs the number of layers its block holds"),
+    ((RES[0], ("residual",), *RES[2:]), r"model\[1\]: a residual layer needs the number of layers"),
+    ((RES[0], ("residual", 2), ("dense", 6, 5), "tanh", ("dense", 5, 2), "identity"),
+     r"model\[3\] ends a residual block with per-sample shape \(5,\), which cannot be added to the block's input, "
+     r"\(6,\)"),
+    ((RES[0], ("residual", 3), ("residual", 3), ("dense", 6, 6), "tanh", "tanh", ("dense", 6, 2), "identity"),
+     r"model\[2\]: a residual block of 3 layers ends at model\[5\], past the end of the block around it "
+     r"\(model\[4\]\): blocks nest"),
+    (((("dense", 4, 6), ("residual", 1), ("batchnorm", 6), ("dense", 6, 2), "identity")), None),
+    ((RES[0], ("residual", 3), ("residual", 1), ("dense", 6, 6), "tanh", ("dense", 6, 2), "identity"), None),
+])
+def test_bad_residual_block_is_named(model, message):
+    """A residual block must end before the output activation, inside any block around it, and give its input's shape
+    back; good blocks (message None), nested or ending together, are accepted."""
+    if message is None:
+        assert Config(model=model, loss="mse").output_shape == (2,)
+        return
+    with pytest.raises(ValueError, match=message):
+        Config(model=model, loss="mse")
+
+
+def test_a_norm_acts_at_every_position_but_batch_norm_does_not():
+    """Layer and RMS norm read a sequence, normalising each position; batch norm's statistics are over a batch of
+    rows, so a sequence reaching it is refused, named."""
+    seq = (("embedding", 10, 4), ("layernorm", 4), ("rmsnorm", 4), ("dense", 4, 10), "softmax")
+    assert Config(model=seq, input_shape=(6,), loss="softmax_cross_entropy").output_shape == (6, 10)
+    with pytest.raises(ValueError, match=r"model\[1\]: batchnorm layer has 4 features, but \(6, 4\) reach it"):
+        Config(model=(seq[0], ("batchnorm", 4), *seq[3:]), input_shape=(6,), loss="softmax_cross_entropy")
+
+
 def test_per_step_targets_are_checked_before_training(driver):
     """A many-to-many model scores every step, so y holds a one-hot row per step, (N, T, K): the many-to-one targets
     (N, K), or rows that are not distributions, are named before training."""

@@ -51,8 +51,8 @@ def dense_backward(layer, p, cache, dz):
 def layernorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over each sample's features"""
     g, b = p
-    mu = x.mean(axis=1, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=1, keepdims=True)
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
     inv_std = 1.0 / jnp.sqrt(var + LAYERNORM_EPS)
     x_hat = (x - mu) * inv_std
     y = g * x_hat + b
@@ -65,8 +65,10 @@ def layernorm_backward(layer, p, cache, dy):
     g, _ = p
     _, _, x_hat, inv_std = cache
     dx_hat = dy * g
-    dx = inv_std * (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True))
-    return dx, ((dy * x_hat).sum(axis=0), dy.sum(axis=0))
+    dx = inv_std * (dx_hat - dx_hat.mean(axis=-1, keepdims=True)
+                    - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))
+    leading = tuple(range(dy.ndim - 1))
+    return dx, ((dy * x_hat).sum(axis=leading), dy.sum(axis=leading))
 
 
 def rmsnorm_forward(layer, p, x):
@@ -430,6 +432,16 @@ def lstm_backward(layer, p, cache, dy):
     dh, dc, dW_x, dW_h, db, dx = lax.fori_loop(0, steps, step, (jnp.zeros_like(dy[:, 0]), jnp.zeros_like(dy[:, 0]),
                                                                  *zeros))
     return dx if layer.input_grad else None, (dW_x, dW_h, db, dh.sum(axis=0), dc.sum(axis=0))
+
+
+def residual_forward(layer, p, x):
+    """y = x: the block's input goes on into f (the walk keeps it, and adds it to f's output where the block ends)"""
+    return x, (x, x)
+
+
+def residual_backward(layer, p, cache, dy):
+    """dx = dy, the gradient back through f (the walk adds the one that skipped f)"""
+    return dy, ()
 
 
 def last_forward(layer, p, x):

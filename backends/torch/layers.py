@@ -34,8 +34,8 @@ def dense_backward(layer, p, cache, dz):
 def layernorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over each sample's features"""
     g, b = p
-    mu = x.mean(dim=1, keepdim=True)
-    var = ((x - mu) ** 2).mean(dim=1, keepdim=True)
+    mu = x.mean(dim=-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)
     inv_std = 1.0 / torch.sqrt(var + LAYERNORM_EPS)
     x_hat = (x - mu) * inv_std
     y = g * x_hat + b
@@ -48,8 +48,9 @@ def layernorm_backward(layer, p, cache, dy):
     g, _ = p
     _, _, x_hat, inv_std = cache
     dx_hat = dy * g
-    dx = inv_std * (dx_hat - dx_hat.mean(dim=1, keepdim=True) - x_hat * (dx_hat * x_hat).mean(dim=1, keepdim=True))
-    return dx, ((dy * x_hat).sum(dim=0), dy.sum(dim=0))
+    dx = inv_std * (dx_hat - dx_hat.mean(dim=-1, keepdim=True) - x_hat * (dx_hat * x_hat).mean(dim=-1, keepdim=True))
+    leading = tuple(range(dy.ndim - 1))
+    return dx, ((dy * x_hat).sum(dim=leading), dy.sum(dim=leading))
 
 
 def rmsnorm_forward(layer, p, x):
@@ -401,6 +402,16 @@ def lstm_backward(layer, p, cache, dy):
         dx[:, t] = dz @ W_x.T
         dh, dc = dz @ W_h.T, dc * f
     return dx if layer.input_grad else None, (dW_x, dW_h, db, dh.sum(dim=0), dc.sum(dim=0))
+
+
+def residual_forward(layer, p, x):
+    """y = x: the block's input goes on into f (the walk keeps it, and adds it to f's output where the block ends)"""
+    return x, (x, x)
+
+
+def residual_backward(layer, p, cache, dy):
+    """dx = dy, the gradient back through f (the walk adds the one that skipped f)"""
+    return dy, ()
 
 
 def last_forward(layer, p, x):
