@@ -195,8 +195,13 @@ def test_a_bad_model_is_refused_before_training(model, message, capsys):
 MODEL_FILES = sorted((ROOT / "examples" / "models").glob("*.toml"))  # none installed: the test is then skipped
 
 
+# Two GPT blocks take JAX 10 s to compile, long for the default run: there the gpt-block case checks the same kinds
+# (attention, positions, residual blocks, layer norm at every position), and --run-slow runs the file whole.
+LONG_COMPILES = {"gpt-block.toml"}
+
+
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) for p in MODEL_FILES] +
-                         [pytest.param(p, id=f"{p.name}-short") for p in MODEL_FILES])
+                         [pytest.param(p, id=f"{p.name}-short") for p in MODEL_FILES if p.name not in LONG_COMPILES])
 def test_a_shipped_model_file_trains_and_agrees(path, request, tmp_path, capsys):
     """Each examples/models/*.toml agrees on every backend: at its own length with --run-slow, else for 20 epochs."""
     if request.config.getoption("--run-slow") and not request.node.get_closest_marker("slow"):
