@@ -204,6 +204,9 @@ class Config:
     eps: float | None = None
     weight_decay: float = 0.0
     decay_biases: bool = True
+    # Gradient clipping by global norm, torch.nn.utils.clip_grad_norm_'s definition: every gradient times
+    # min(1, clip / (|g| + 1e-6)), |g| the 2-norm of all leaves' entries together; None: no clipping.
+    clip: float | None = None
     model: tuple | None = None  # None: expanded from the shorthand (layers, hidden, output)
     # The per-sample shape of X, (channels, height, width) for images: needed where the model begins with a layer
     # that does not say it (conv2d); None: the first dense layer's fan_in, (layers[0],).
@@ -314,6 +317,10 @@ class Config:
             raise ValueError(f"weight_decay must be a non-negative finite number, got {self.weight_decay!r}")
         if not isinstance(self.decay_biases, bool):
             raise TypeError(f"decay_biases must be True or False, got {self.decay_biases!r}")
+        if self.clip is not None and (isinstance(self.clip, bool) or not isinstance(self.clip, (int, float))
+                                      or not math.isfinite(self.clip) or self.clip <= 0):
+            raise ValueError(f"clip (the largest gradient norm) must be None or a positive finite number, "
+                             f"got {self.clip!r}")
 
     def _check_mixed(self) -> None:
         if self.compute is not None and self.compute not in ("bfloat16", "float16"):
@@ -345,9 +352,11 @@ class Config:
     def describe_optimizer(self) -> str:
         """'adam (betas (0.9, 0.999), eps 1e-08)': the optimizer and the hyperparameters it reads, lr aside."""
         spec = registry.OPTIMIZERS[self.optimizer]
-        parts = [f"{name} {getattr(self, name)}" for name in spec.hyper if name != "lr"]
+        parts = [f"{name} {getattr(self, name)}" for name in spec.hyper if name not in ("lr", "weight_decay")]
         if self.weight_decay:
             parts.append(f"weight decay {self.weight_decay:g}{'' if self.decay_biases else ', not on biases'}")
+        if self.clip is not None:
+            parts.append(f"gradients clipped to norm {self.clip:g}")
         return self.optimizer + (f" ({', '.join(parts)})" if parts else "")
 
     @cached_property

@@ -209,6 +209,22 @@ BUGS = (
         {GPT: Expect("layer 4 qkv weight gradient", grads(9) + LAYERNORM_8 + grads(6, 7, loss=False)
                      + ("layer 5 scale gradient", "layer 5 shift gradient")),
          "residual-nested-tanh-mse": Expect("layer 1 weight gradient", grads(4))}),
+    Bug("clipping-per-leaf", "gradients clipped leaf by leaf, each to the norm on its own, where clip_grad_norm_ "
+        "takes one norm over every leaf", "mlp", "return [tuple(g * factor for g in leaves) for leaves in grads]",
+        "return [tuple(g * min(1.0, max_norm / (np.sqrt(total(g * g)) + 1e-6)) for g in leaves) for leaves in grads]",
+        "trajectory", {ATTENTION_2: Expect("loss [epoch, step]"), GPT: Expect("loss [epoch, step]")},  # the first
+        # case first: a leaf of its (its output layer's weight, 0.19) is past the norm alone at the first step, so
+        # the diagnosis tells this mistake from clipping-after-the-step there (no leaf of the GPT block's is)
+        spellings=_torch_jax(("return [tuple(g * factor for g in leaves) for leaves in grads]",
+                              "return [tuple(g * torch.clamp(max_norm / (torch.sqrt((g * g).sum()) + 1e-6), max=1.0) "
+                              "for g in leaves) for leaves in grads]"),
+                             ("return [tuple(g * factor for g in leaves) for leaves in grads]",
+                              "return [tuple(g * jnp.minimum(1.0, max_norm / (jnp.sqrt((g * g).sum()) + 1e-6)) "
+                              "for g in leaves) for leaves in grads]"))),
+    Bug("clipping-after-the-step", "gradients clipped after the update has used them (clip_grad_norm_ called after "
+        "optimizer.step()): no step is clipped", "mlp", "grads = clipped(grads, config.clip)",
+        "clipped(grads, config.clip)", "trajectory",
+        {ATTENTION_2: Expect("loss [epoch, step]"), GPT: Expect("loss [epoch, step]")}),  # as clipping-per-leaf
     Bug("positions-gradient-of-one-sample", "the position embedding's gradient taken from the first sample only, not "
         "summed over the batch", "layers", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
         "gradients", {ATTENTION: Expect("layer 2 weight gradient", POSITIONS_ABOVE),

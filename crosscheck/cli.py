@@ -115,6 +115,9 @@ def _optimizer_options(p, d):
     opt.add_argument("--weight-decay", type=float, default=d.weight_decay,
                      help="L2 weight decay, coupled into the gradient (decoupled for adamw)")
     opt.add_argument("--no-decay-biases", action="store_true", help="leave the biases out of weight decay")
+    opt.add_argument("--clip", type=float, default=None, metavar="MAX_NORM",
+                     help="clip the gradients to this global norm before each update, as "
+                          "torch.nn.utils.clip_grad_norm_ (default: no clipping)")
 
 
 def _report_options(p, d):
@@ -181,7 +184,7 @@ def _config(p, args):
                         init=args.init, input_shape=input_shape,
                         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed,
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
-                        weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases)
+                        weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases, clip=args.clip)
         if args.compute is not None or loss_scale is not None:  # mixed precision: validated with its dtype
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
@@ -253,8 +256,8 @@ def _backends(p, args):
 
 # A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
 MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
-                   "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "epochs", "batch_size", "seed",
-                   "samples", "data")
+                   "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "epochs", "batch_size",
+                   "seed", "samples", "data")
 
 
 def _default(hyperparameter):

@@ -88,7 +88,7 @@ def _spell(value):
 
 def _config_json(config):
     fields = ("layers", "hidden", "output", "loss", "init", "lr", "epochs", "batch_size", "dtype", "seed", "optimizer",
-              "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "input_shape", "compute",
+              "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "input_shape", "compute",
               "loss_scale")
     return json.dumps({"model": spell_model(config), **{f: getattr(config, f) for f in fields}})
 
@@ -102,6 +102,7 @@ def problem_metadata(config, tasks, checkpoints):
             "optimizer": config.optimizer, **hyper, "lr": repr(float(config.lr)), "epochs": str(config.epochs),
             "batch_size": str(config.batch_size or 0), "dtype": config.dtype,
             "weight_decay": repr(float(config.weight_decay)), "decay_biases": str(config.decay_biases).lower(),
+            "clip": "" if config.clip is None else repr(float(config.clip)),
             "compute": config.compute or "", "loss_scale": str(config.loss_scale or ""),
             "checkpoints": ",".join(map(str, checkpoints)), "layout": LAYOUT, "config": _config_json(config)}
 

@@ -21,7 +21,7 @@ from common.problem import batches
 from . import layers, optimizers
 from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
-from .precision import cast
+from .precision import cast, total
 
 
 def forward(params, X, config, buffers=None, noise=None):
@@ -84,10 +84,20 @@ def update(params, grads, opt_state, t, config):
     Plain gradient descent, the seeds' W <- W - lr dW, b <- b - lr db, is spelled out: XOR's step takes
     microseconds, and the optimizers' walk over the leaves would cost as much again (where every layer holds two).
     """
+    if config.clip is not None:
+        grads = clipped(grads, config.clip)
     if config.optimizer == "sgd" and not config.weight_decay and config.pairs:
         lr = config.lr
         return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state
     return optimizers.update(params, grads, opt_state, t, config)
+
+
+def clipped(grads, max_norm):
+    """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| = sqrt(sum of every leaf's squares): one norm over the
+    whole gradient (torch.nn.utils.clip_grad_norm_; 1e-6 keeps a zero gradient finite)"""
+    norm = np.sqrt(sum(total(g * g) for leaves in grads for g in leaves))
+    factor = min(1.0, max_norm / (norm + 1e-6))
+    return [tuple(g * factor for g in leaves) for leaves in grads]
 
 
 def running(buffers, params, X, config, noise=None):

@@ -47,7 +47,9 @@ def run_check(bug, case_id, driver, device):
     elif bug.check == "gradients":
         checks.check_gradients(driver, case, bug.dtype, device)
     else:
-        checks.check_trajectory(driver, case, bug.dtype, device, epochs=case.short_epochs or 200)
+        # at most 200 epochs, and never longer than the case's own run (the GPT block's 30 turn chaotic by 200)
+        epochs = case.short_epochs or min(case.config.epochs, 200)
+        checks.check_trajectory(driver, case, bug.dtype, device, epochs=epochs)
 
 
 def witnesses(driver, bug):

@@ -75,9 +75,13 @@ def test_the_javascript_example_agrees_on_a_deeper_minibatch_run(node, capsys):
     assert status == 0 and "AGREE: js matches the NumPy reference" in out, out
 
 
-def test_a_configuration_the_program_declares_unsupported_is_skipped_with_its_reason(c_programs, capsys):
-    status, out, _ = _report(capsys, "--command", f"c={c_programs[0]}", "--backends", "c", "--optimizer", "adam")
-    assert "c does not support this configuration: half_sse and plain sgd without weight decay only" in out, out
+@pytest.mark.parametrize("option", [("--optimizer", "adam"), ("--clip", "0.5")])
+def test_a_configuration_the_program_declares_unsupported_is_skipped_with_its_reason(c_programs, capsys, option):
+    """The C program reads what it does not implement (another optimizer, gradient clipping) from the problem's
+    metadata and declines it, named."""
+    status, out, _ = _report(capsys, "--command", f"c={c_programs[0]}", "--backends", "c", *option)
+    assert "c does not support this configuration: half_sse and plain sgd without weight decay or clipping only" \
+        in out, out
     assert "NOT CHECKED" in out and status == (1 if strict_env() else 0), out
 
 

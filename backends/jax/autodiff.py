@@ -150,7 +150,8 @@ def framework_optimizer(config):
 
     Quirks, each a finding: optax.rmsprop puts eps inside the root unless eps_in_sqrt=False; optax.adagrad
     starts its sum of squares at 0.1 (torch: 0) and always puts eps inside the root, rsqrt(G + eps) (torch:
-    1 / (sqrt(G) + eps)), so the two agree only where eps is negligible beside sqrt(G).
+    1 / (sqrt(G) + eps)), so the two agree only where eps is negligible beside sqrt(G); optax.clip_by_global_norm
+    scales a gradient of norm |g| > c by c / |g|, torch's clip_grad_norm_ by c / (|g| + 1e-6).
     """
     import optax  # the jax extra installs it; only this oracle needs it
 
@@ -166,7 +167,8 @@ def framework_optimizer(config):
             "rmsprop": lambda: optax.rmsprop(config.lr, decay=config.alpha, eps=config.eps, eps_in_sqrt=False),
             "adagrad": lambda: optax.adagrad(config.lr, initial_accumulator_value=0.0, eps=config.eps),
             "adam": lambda: optax.adam(config.lr, b1, b2, config.eps)}[name]()
-    return optax.chain(optax.add_decayed_weights(wd, mask), base) if wd else base  # coupled L2, as torch
+    tx = optax.chain(optax.add_decayed_weights(wd, mask), base) if wd else base  # coupled L2, as torch
+    return tx if config.clip is None else optax.chain(optax.clip_by_global_norm(config.clip), tx)
 
 
 def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=False):

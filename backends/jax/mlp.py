@@ -74,10 +74,19 @@ def scaled(d, scale):
 def update(params, grads, opt_state, t, config, k=None):
     """(params, opt_state) after update number t of config.optimizer (backends/jax/optimizers.py); k: its scalars,
     where train_epochs computed them ahead."""
+    if config.clip is not None:
+        grads = clipped(grads, config.clip)
     if config.optimizer == "sgd" and not config.weight_decay and config.pairs:
         lr = config.lr
         return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state
     return optimizers.update(params, grads, opt_state, t, config, k)
+
+
+def clipped(grads, max_norm):
+    """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| the norm of every leaf's entries together"""
+    norm = jnp.sqrt(sum((g * g).sum() for leaves in grads for g in leaves))
+    factor = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+    return [tuple(g * factor for g in leaves) for leaves in grads]
 
 
 def running(buffers, params, X, config, noise=None):

@@ -170,6 +170,8 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=Fa
             z, a = forward(leaves, X[idx], config)[-1]
             loss = loss_forward(config.loss, z, a, y[idx])
         loss.backward()
+        if config.clip is not None:  # one norm over every leaf, then the step
+            torch.nn.utils.clip_grad_norm_([p for layer in leaves for p in layer], config.clip)
         optimizer.step()
         losses[epoch, s] = loss.detach()
         if done in checkpoints:

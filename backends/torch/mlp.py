@@ -66,6 +66,8 @@ def scaled(d, scale):
 def update(params, grads, opt_state, t, config):
     """(params, opt_state) after update number t of config.optimizer; plain descent in place (sub_ keeps storage,
     and takes lr as its alpha: one op where p - lr g is two)."""
+    if config.clip is not None:
+        grads = clipped(grads, config.clip)
     if config.optimizer == "sgd" and not config.weight_decay:
         lr = config.lr
         for leaves, leaf_grads in zip(params, grads):
@@ -73,6 +75,13 @@ def update(params, grads, opt_state, t, config):
                 p.sub_(g, alpha=lr)
         return params, opt_state
     return optimizers.update(params, grads, opt_state, t, config)
+
+
+def clipped(grads, max_norm):
+    """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| the norm of every leaf's entries together"""
+    norm = torch.sqrt(sum((g * g).sum() for leaves in grads for g in leaves))
+    factor = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    return [tuple(g * factor for g in leaves) for leaves in grads]
 
 
 def running(buffers, params, X, config, noise=None):

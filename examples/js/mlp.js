@@ -130,7 +130,7 @@ function main() {
       act: entries[k + 1] });
   }
   if (!["half_sse", "mse"].includes(m.loss)) refuse("the half_sse and mse losses only");
-  if (m.optimizer !== "sgd" || +m.weight_decay !== 0) refuse("plain sgd without weight decay only");
+  if (m.optimizer !== "sgd" || +m.weight_decay !== 0 || m.clip) refuse("plain sgd without weight decay or clipping only");
   if (m.dtype !== "float64" || m.compute) refuse("float64 only");
   const tasks = m.tasks.split(","), N = t.X.shape[0], out = layers[layers.length - 1].fout;
   const result = {};
