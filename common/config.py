@@ -207,6 +207,13 @@ class Config:
     # Gradient clipping by global norm, torch.nn.utils.clip_grad_norm_'s definition: every gradient times
     # min(1, clip / (|g| + 1e-6)), |g| the 2-norm of all leaves' entries together; None: no clipping.
     clip: float | None = None
+    # A learning-rate schedule: None keeps lr; "warmup_cosine" is optax.warmup_cosine_decay_schedule at the optimizer's
+    # count c of updates made (0 for the first): lr c / warmup_steps during the warmup, then a cosine decay from lr
+    # to end_lr at c = decay_steps, and end_lr after (reference/optimizers.py scheduled_lr).
+    schedule: str | None = None
+    warmup_steps: int = 0
+    decay_steps: int | None = None
+    end_lr: float = 0.0
     model: tuple | None = None  # None: expanded from the shorthand (layers, hidden, output)
     # The per-sample shape of X, (channels, height, width) for images: needed where the model begins with a layer
     # that does not say it (conv2d); None: the first dense layer's fan_in, (layers[0],).
@@ -317,10 +324,29 @@ class Config:
             raise ValueError(f"weight_decay must be a non-negative finite number, got {self.weight_decay!r}")
         if not isinstance(self.decay_biases, bool):
             raise TypeError(f"decay_biases must be True or False, got {self.decay_biases!r}")
+        self._check_schedule()
         if self.clip is not None and (isinstance(self.clip, bool) or not isinstance(self.clip, (int, float))
                                       or not math.isfinite(self.clip) or self.clip <= 0):
             raise ValueError(f"clip (the largest gradient norm) must be None or a positive finite number, "
                              f"got {self.clip!r}")
+
+    def _check_schedule(self) -> None:
+        if self.schedule is None:
+            if self.warmup_steps or self.decay_steps is not None or self.end_lr:
+                raise ValueError("warmup_steps, decay_steps and end_lr belong to a schedule: give "
+                                 "schedule='warmup_cosine' too")
+            return
+        if self.schedule != "warmup_cosine":
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose None or 'warmup_cosine'")
+        if not _is_int(self.warmup_steps) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
+        if not isinstance(self.decay_steps, int) or isinstance(self.decay_steps, bool) \
+                or self.decay_steps <= self.warmup_steps:
+            raise ValueError(f"decay_steps (the update at which the cosine reaches end_lr) must be an integer past "
+                             f"warmup_steps ({self.warmup_steps}), got {self.decay_steps!r}")
+        if (isinstance(self.end_lr, bool) or not isinstance(self.end_lr, (int, float)) or not math.isfinite(self.end_lr)
+                or not 0 <= self.end_lr <= self.lr):
+            raise ValueError(f"end_lr must be a number in [0, lr = {self.lr}], got {self.end_lr!r}")
 
     def _check_mixed(self) -> None:
         if self.compute is not None and self.compute not in ("bfloat16", "float16"):
@@ -357,6 +383,9 @@ class Config:
             parts.append(f"weight decay {self.weight_decay:g}{'' if self.decay_biases else ', not on biases'}")
         if self.clip is not None:
             parts.append(f"gradients clipped to norm {self.clip:g}")
+        if self.schedule is not None:
+            parts.append(f"lr warmed up over {self.warmup_steps} updates, then cosine to {self.end_lr:g} at update "
+                         f"{self.decay_steps}")
         return self.optimizer + (f" ({', '.join(parts)})" if parts else "")
 
     @cached_property

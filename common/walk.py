@@ -65,3 +65,14 @@ def _named(leaf_state, names, optimizer, what):
         got = sorted(leaf_state) if isinstance(leaf_state, dict) else type(leaf_state).__name__
         raise TypeError(f"{optimizer}_{what} must give a leaf's state by name, {sorted(names)}; got {got}")
     return leaf_state
+
+
+class AtRate:
+    """A configuration as one update of a scheduled run sees it: everything config's, but lr this update's (the
+    schedule's, computed by each backend's optimizers.scheduled_lr)."""
+
+    def __init__(self, config, lr):
+        self._config, self.lr = config, lr
+
+    def __getattr__(self, name):
+        return getattr(self._config, name)

@@ -137,12 +137,13 @@ CASES = (
          Config(model=(("dense", 4, 8), ("layernorm", 8), "gelu_tanh", ("dropout", 0.25), ("dense", 8, 2), "identity"),
                 loss="mse", init="he_normal", lr=0.05, epochs=60, batch_size=20, seed=20), samples=30),
     # RMS norm, SiLU and the SwiGLU MLP, the transformer block's (Llama's) norm, activation and feed-forward layer,
-    # trained with AdamW (decoupled decay, the biases and the norm's scale left out) in minibatches.
+    # trained with AdamW (decoupled decay, the biases and the norm's scale left out) in minibatches, the learning rate
+    # warmed up over 20 updates, then down a cosine to 0 at the last (the 180th).
     Case("rmsnorm-silu-swiglu-adamw-minibatch",
          Config(model=(("dense", 5, 8), ("rmsnorm", 8), "silu", ("dense", 8, 8), ("rmsnorm", 8), ("swiglu", 8, 12),
                        ("dense", 8, 3), "softmax"), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01,
-                epochs=60, batch_size=16, seed=23, optimizer="adamw", weight_decay=0.01, decay_biases=False),
-         samples=40),
+                epochs=60, batch_size=16, seed=23, optimizer="adamw", weight_decay=0.01, decay_biases=False,
+                schedule="warmup_cosine", warmup_steps=20, decay_steps=180), samples=40),
     # The kinds' second case: full batch, plain descent. At lr 0.05 this run crosses the edge of stability near epoch
     # 55 (round-off grows about fourfold an epoch, on every backend alike: the vote finds no majority); 0.02 trains
     # smoothly.
@@ -170,7 +171,8 @@ CASES = (
                        ("attention", 8, 2), ("residual", 4), ("layernorm", 8), ("dense", 8, 16), "gelu_tanh",
                        ("dense", 16, 8), ("layernorm", 8), ("dense", 8, 10), "softmax"), input_shape=(16,),
                 loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=30, batch_size=16, seed=31,
-                optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0), samples=40),
+                optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0, schedule="warmup_cosine",
+                warmup_steps=10, decay_steps=90, end_lr=0.001), samples=40),
     # Residual blocks without attention, one inside another (a ResNet-style MLP): full batch, plain descent.
     Case("residual-nested-tanh-mse",
          Config(model=(("dense", 4, 6), ("residual", 5), ("dense", 6, 6), "tanh", ("residual", 2), ("dense", 6, 6),

@@ -225,6 +225,10 @@ BUGS = (
         "optimizer.step()): no step is clipped", "mlp", "grads = clipped(grads, config.clip)",
         "clipped(grads, config.clip)", "trajectory",
         {ATTENTION_2: Expect("loss [epoch, step]"), GPT: Expect("loss [epoch, step]")}),  # as clipping-per-leaf
+    Bug("warmup-off-by-one", "the learning-rate schedule read at the update's own number where it is read at the "
+        "updates made before it (the first update at lr / warmup where the schedule gives 0)", "optimizers",
+        "count = t - 1", "count = t", "trajectory",
+        {GPT: Expect("loss [epoch, step]"), BLOCK: Expect("loss [epoch, step]")}),
     Bug("positions-gradient-of-one-sample", "the position embedding's gradient taken from the first sample only, not "
         "summed over the batch", "layers", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
         "gradients", {ATTENTION: Expect("layer 2 weight gradient", POSITIONS_ABOVE),

@@ -115,6 +115,14 @@ def _optimizer_options(p, d):
     opt.add_argument("--weight-decay", type=float, default=d.weight_decay,
                      help="L2 weight decay, coupled into the gradient (decoupled for adamw)")
     opt.add_argument("--no-decay-biases", action="store_true", help="leave the biases out of weight decay")
+    opt.add_argument("--schedule", default=None, choices=("warmup_cosine",),
+                     help="a learning-rate schedule: warmup_cosine warms lr up from 0 over --warmup-steps updates, "
+                          "then decays it along a cosine to --end-lr at update --decay-steps "
+                          "(optax.warmup_cosine_decay_schedule; default: lr throughout)")
+    opt.add_argument("--warmup-steps", type=int, default=0, help="the schedule's warmup, in updates (default 0)")
+    opt.add_argument("--decay-steps", type=int, default=None,
+                     help="the update count at which the schedule's cosine reaches --end-lr")
+    opt.add_argument("--end-lr", type=float, default=0.0, help="the schedule's last lr (default 0)")
     opt.add_argument("--clip", type=float, default=None, metavar="MAX_NORM",
                      help="clip the gradients to this global norm before each update, as "
                           "torch.nn.utils.clip_grad_norm_ (default: no clipping)")
@@ -184,7 +192,9 @@ def _config(p, args):
                         init=args.init, input_shape=input_shape,
                         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, dtype="float64", seed=args.seed,
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
-                        weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases, clip=args.clip)
+                        weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases, clip=args.clip,
+                        schedule=args.schedule, warmup_steps=args.warmup_steps, decay_steps=args.decay_steps,
+                        end_lr=args.end_lr)
         if args.compute is not None or loss_scale is not None:  # mixed precision: validated with its dtype
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
@@ -256,8 +266,8 @@ def _backends(p, args):
 
 # A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
 MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
-                   "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "epochs", "batch_size",
-                   "seed", "samples", "data")
+                   "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "schedule",
+                   "warmup_steps", "decay_steps", "end_lr", "epochs", "batch_size", "seed", "samples", "data")
 
 
 def _default(hyperparameter):

@@ -88,8 +88,8 @@ def _spell(value):
 
 def _config_json(config):
     fields = ("layers", "hidden", "output", "loss", "init", "lr", "epochs", "batch_size", "dtype", "seed", "optimizer",
-              "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "input_shape", "compute",
-              "loss_scale")
+              "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "schedule", "warmup_steps",
+              "decay_steps", "end_lr", "input_shape", "compute", "loss_scale")
     return json.dumps({"model": spell_model(config), **{f: getattr(config, f) for f in fields}})
 
 
@@ -102,7 +102,9 @@ def problem_metadata(config, tasks, checkpoints):
             "optimizer": config.optimizer, **hyper, "lr": repr(float(config.lr)), "epochs": str(config.epochs),
             "batch_size": str(config.batch_size or 0), "dtype": config.dtype,
             "weight_decay": repr(float(config.weight_decay)), "decay_biases": str(config.decay_biases).lower(),
-            "clip": "" if config.clip is None else repr(float(config.clip)),
+            "clip": "" if config.clip is None else repr(float(config.clip)), "schedule": config.schedule or "",
+            **({"warmup_steps": str(config.warmup_steps), "decay_steps": str(config.decay_steps),
+                "end_lr": repr(float(config.end_lr))} if config.schedule else {}),
             "compute": config.compute or "", "loss_scale": str(config.loss_scale or ""),
             "checkpoints": ",".join(map(str, checkpoints)), "layout": LAYOUT, "config": _config_json(config)}
 

@@ -86,6 +86,8 @@ def update(params, grads, opt_state, t, config):
     """
     if config.clip is not None:
         grads = clipped(grads, config.clip)
+    if config.schedule is not None:  # this update's lr
+        config = optimizers.scheduled(config, t)
     if config.optimizer == "sgd" and not config.weight_decay and config.pairs:
         lr = config.lr
         return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)], opt_state

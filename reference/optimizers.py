@@ -7,6 +7,8 @@ adam's bias corrections, () for most; c the configuration and wd the leaf's deco
 by adamw alone; coupled L2 decay is added to g before the update, by common/walk.py's walk over the leaves).
 """
 
+import math
+
 import numpy as np
 
 from common import registry, walk
@@ -89,6 +91,22 @@ def adamw_init(p):
 def adamw_update(p, g, s, k, c, wd):
     """p <- p (1 - lr wd), then adam's step: decay decoupled from the gradient (torch.optim.AdamW)."""
     return adam_update(p * (1 - c.lr * wd), g, s, k, c, 0.0)
+
+
+def scheduled_lr(t, c):
+    """lr of update t (1 on the first), after count (t - 1) updates: a linear warmup from 0 over c.warmup_steps, then a
+    cosine decay to c.end_lr at count c.decay_steps, c.end_lr after (optax.warmup_cosine_decay_schedule(0, lr,
+    warmup_steps, decay_steps, end_lr) at the optimizer's count, as torch's LambdaLR steps it too)"""
+    count = t - 1
+    if count < c.warmup_steps:
+        return c.lr * count / c.warmup_steps
+    progress = min(count - c.warmup_steps, c.decay_steps - c.warmup_steps) / (c.decay_steps - c.warmup_steps)
+    return c.end_lr + (c.lr - c.end_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def scheduled(config, t):
+    """config as update t sees it: its lr the schedule's (common/walk.py AtRate)"""
+    return walk.AtRate(config, scheduled_lr(t, config))
 
 
 def init(params, config):

@@ -75,13 +75,14 @@ def test_the_javascript_example_agrees_on_a_deeper_minibatch_run(node, capsys):
     assert status == 0 and "AGREE: js matches the NumPy reference" in out, out
 
 
-@pytest.mark.parametrize("option", [("--optimizer", "adam"), ("--clip", "0.5")])
+@pytest.mark.parametrize("option", [("--optimizer", "adam"), ("--clip", "0.5"),
+                                    ("--schedule", "warmup_cosine", "--warmup-steps", "2", "--decay-steps", "9")])
 def test_a_configuration_the_program_declares_unsupported_is_skipped_with_its_reason(c_programs, capsys, option):
-    """The C program reads what it does not implement (another optimizer, gradient clipping) from the problem's
-    metadata and declines it, named."""
+    """The C program reads what it does not implement (another optimizer, gradient clipping, a schedule) from the
+    problem's metadata and declines it, named."""
     status, out, _ = _report(capsys, "--command", f"c={c_programs[0]}", "--backends", "c", *option)
-    assert "c does not support this configuration: half_sse and plain sgd without weight decay or clipping only" \
-        in out, out
+    assert ("c does not support this configuration: half_sse and plain sgd without weight decay, clipping or a "
+            "schedule only") in out, out
     assert "NOT CHECKED" in out and status == (1 if strict_env() else 0), out
 
 

@@ -129,6 +129,46 @@ def test_the_frameworks_own_clipping_agrees_or_is_a_known_convention(driver, dev
     checks.check_framework_optimizer(driver, case, device)
 
 
+@pytest.mark.frameworks
+def test_the_frameworks_own_schedule_agrees(driver, device):
+    """The RMS norm, SwiGLU block's run warms its lr up over 20 updates and decays it along a cosine to 0 at its 180th:
+    torch.optim.AdamW stepped by torch's LambdaLR then CosineAnnealingLR (SequentialLR), and optax.adamw given
+    optax.warmup_cosine_decay_schedule (on a float64 count: see its float32 finding below), each driven by its
+    framework's autodiff, are the reference's run."""
+    case = BY_ID["rmsnorm-silu-swiglu-adamw-minibatch"]
+    assert case.config.schedule == "warmup_cosine"
+    checks.check_framework_optimizer(driver, case, device)
+
+
+def test_the_schedule_is_optaxs_and_torchs_until_its_end():
+    """scheduled_lr of every update against optax.warmup_cosine_decay_schedule at the updates made (to rounding) and
+    torch's SequentialLR(LambdaLR, CosineAnnealingLR) up to decay_steps; past it optax holds end_lr and torch's cosine
+    climbs again (it is periodic): a finding, and why the cases end their decay at their last update."""
+    torch, optax = pytest.importorskip("torch"), pytest.importorskip("optax")
+    jax = pytest.importorskip("jax")
+    backends.load("jax")  # it enables float64, as in every JAX run here
+
+    from backends.torch.autodiff import framework_schedule
+    from reference.optimizers import scheduled_lr
+
+    config = Config(lr=0.01, schedule="warmup_cosine", warmup_steps=10, decay_steps=90, end_lr=0.001)
+    ours = np.array([scheduled_lr(t, config) for t in range(1, 121)])
+    assert ours[0] == 0.0 and ours[10] == pytest.approx(0.01, rel=1e-15) and ours[90] == ours[-1] == 0.001
+    schedule = optax.warmup_cosine_decay_schedule(0.0, 0.01, 10, 90, 0.001)
+    np.testing.assert_allclose([float(schedule(t)) for t in range(120)], ours, rtol=1e-14, atol=1e-17)
+    # the finding: on optax's own int32 step count the schedule computes in float32, even with float64 enabled
+    assert schedule(jax.numpy.int32(5)).dtype == np.float32 and float(schedule(jax.numpy.int32(5))) != 0.005
+    p = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([p], lr=0.01)
+    scheduler, theirs = framework_schedule(optimizer, config), []
+    for _ in range(120):
+        theirs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(theirs[:91], ours[:91], rtol=1e-13, atol=1e-17)
+    assert theirs[-1] > 1.1 * ours[-1]  # the finding: past decay_steps, torch's cosine climbs again
+
+
 def test_clipping_scales_by_one_global_norm_as_torch_and_optax_define_it():
     """The reference's clipping against torch.nn.utils.clip_grad_norm_ and optax.clip_by_global_norm on one gradient of
     the GPT block (norm 1.44): below the norm nothing changes; above it, torch's scale c / (|g| + 1e-6) is the
@@ -167,7 +207,13 @@ def test_bad_optimizer_settings_are_refused():
                              ({"weight_decay": -1.0}, "weight_decay must be a non-negative"),
                              ({"decay_biases": 1}, "decay_biases must be True or False"),
                              ({"clip": 0.0}, r"clip \(the largest gradient norm\) must be None or a positive finite"),
-                             ({"clip": float("inf")}, "clip .* must be None or a positive finite number, got inf")):
+                             ({"clip": float("inf")}, "clip .* must be None or a positive finite number, got inf"),
+                             ({"schedule": "linear"}, "unknown schedule 'linear'"),
+                             ({"warmup_steps": 5}, "warmup_steps, decay_steps and end_lr belong to a schedule"),
+                             ({"schedule": "warmup_cosine", "warmup_steps": 5, "decay_steps": 5},
+                              r"decay_steps .* must be an integer past warmup_steps \(5\), got 5"),
+                             ({"schedule": "warmup_cosine", "decay_steps": 9, "end_lr": 0.5},
+                              r"end_lr must be a number in \[0, lr = 0.1\], got 0.5")):
         with pytest.raises((ValueError, TypeError), match=message):
             Config(**changes)
 

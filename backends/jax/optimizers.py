@@ -1,5 +1,7 @@
 """Optimizers in JAX, mirroring reference/optimizers.py name for name (torch.optim's definitions)."""
 
+import math
+
 import jax.numpy as jnp
 
 from common import registry, walk
@@ -82,6 +84,22 @@ def adamw_init(p):
 def adamw_update(p, g, s, k, c, wd):
     """p <- p (1 - lr wd), then adam's step: decay decoupled from the gradient (torch.optim.AdamW)."""
     return adam_update(p * (1 - c.lr * wd), g, s, k, c, 0.0)
+
+
+def scheduled_lr(t, c):
+    """lr of update t: linear warmup from 0 over c.warmup_steps updates, then cosine decay to c.end_lr (t traced: both
+    branches computed, one kept; the lr in the training dtype, as a Python float would be taken)"""
+    count = t - 1
+    progress = jnp.minimum(count - c.warmup_steps, c.decay_steps - c.warmup_steps) / (c.decay_steps - c.warmup_steps)
+    lr = c.end_lr + (c.lr - c.end_lr) * 0.5 * (1.0 + jnp.cos(math.pi * progress))
+    if c.warmup_steps:
+        lr = jnp.where(count < c.warmup_steps, c.lr * count / c.warmup_steps, lr)
+    return lr.astype(c.dtype)
+
+
+def scheduled(config, t):
+    """config as update t sees it: its lr the schedule's"""
+    return walk.AtRate(config, scheduled_lr(t, config))
 
 
 def init(params, config):

@@ -154,11 +154,24 @@ def framework_optimizer(params, config):
     return optimizer(groups, lr=config.lr, betas=config.betas, eps=config.eps)
 
 
+def framework_schedule(optimizer, config):
+    """torch's own schedulers for config's warmup_cosine: LambdaLR's linear warmup (count / warmup_steps: torch's
+    LinearLR cannot start at 0), then CosineAnnealingLR down to end_lr at decay_steps, one after the other
+    (SequentialLR). Finding: CosineAnnealingLR is periodic, so past decay_steps it climbs again where optax's
+    schedule (and the suite's) holds end_lr; the cases end their decay at their last update."""
+    lr_scheduler = torch.optim.lr_scheduler
+    warmup = lr_scheduler.LambdaLR(optimizer, lambda count: count / config.warmup_steps if config.warmup_steps else 1.0)
+    cosine = lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.decay_steps - config.warmup_steps,
+                                            eta_min=config.end_lr)
+    return lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[config.warmup_steps])
+
+
 def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=False):
     """mlp.train's contract with torch.autograd's gradients and torch.optim's optimizer: the framework's own run. With
     native, of the loss by torch's own layers (native_loss) instead of the manual forward."""
     leaves = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     optimizer = framework_optimizer(leaves, config)
+    scheduler = None if config.schedule is None else framework_schedule(optimizer, config)
     steps = batches(len(X), config.batch_size)
     losses = torch.empty((config.epochs, len(steps)), dtype=y.dtype, device=y.device)
     saved = {}
@@ -173,6 +186,8 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=Fa
         if config.clip is not None:  # one norm over every leaf, then the step
             torch.nn.utils.clip_grad_norm_([p for layer in leaves for p in layer], config.clip)
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         losses[epoch, s] = loss.detach()
         if done in checkpoints:
             saved[done] = [tuple(p.detach().clone() for p in layer) for layer in leaves]

@@ -68,6 +68,8 @@ def update(params, grads, opt_state, t, config):
     and takes lr as its alpha: one op where p - lr g is two)."""
     if config.clip is not None:
         grads = clipped(grads, config.clip)
+    if config.schedule is not None:  # this update's lr
+        config = optimizers.scheduled(config, t)
     if config.optimizer == "sgd" and not config.weight_decay:
         lr = config.lr
         for leaves, leaf_grads in zip(params, grads):

@@ -1,5 +1,7 @@
 """Optimizers in PyTorch, mirroring reference/optimizers.py name for name (torch.optim's definitions)."""
 
+import math
+
 import torch
 
 from common import registry, walk
@@ -82,6 +84,20 @@ def adamw_init(p):
 def adamw_update(p, g, s, k, c, wd):
     """p <- p (1 - lr wd), then adam's step: decay decoupled from the gradient (torch.optim.AdamW)."""
     return adam_update(p * (1 - c.lr * wd), g, s, k, c, 0.0)
+
+
+def scheduled_lr(t, c):
+    """lr of update t: linear warmup from 0 over c.warmup_steps updates, then cosine decay to c.end_lr"""
+    count = t - 1
+    if count < c.warmup_steps:
+        return c.lr * count / c.warmup_steps
+    progress = min(count - c.warmup_steps, c.decay_steps - c.warmup_steps) / (c.decay_steps - c.warmup_steps)
+    return c.end_lr + (c.lr - c.end_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def scheduled(config, t):
+    """config as update t sees it: its lr the schedule's"""
+    return walk.AtRate(config, scheduled_lr(t, config))
 
 
 def init(params, config):

@@ -173,8 +173,9 @@ int main(int argc, char **argv) {
         model[end] != 0)
         return unsupported(argv[2], "two dense layers, sigmoid after each, only");
     if (strcmp(st_meta(&f, "loss"), "half_sse") || strcmp(st_meta(&f, "optimizer"), "sgd") ||
-        atof(st_meta(&f, "weight_decay")) != 0.0 || (st_meta(&f, "clip") && *st_meta(&f, "clip")))
-        return unsupported(argv[2], "half_sse and plain sgd without weight decay or clipping only");
+        atof(st_meta(&f, "weight_decay")) != 0.0 || (st_meta(&f, "clip") && *st_meta(&f, "clip")) ||
+        (st_meta(&f, "schedule") && *st_meta(&f, "schedule")))
+        return unsupported(argv[2], "half_sse and plain sgd without weight decay, clipping or a schedule only");
     if (strcmp(st_meta(&f, "dtype"), "float64") || *st_meta(&f, "compute"))
         return unsupported(argv[2], "float64 only");
     const st_tensor *tx;

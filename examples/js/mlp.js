@@ -130,7 +130,9 @@ function main() {
       act: entries[k + 1] });
   }
   if (!["half_sse", "mse"].includes(m.loss)) refuse("the half_sse and mse losses only");
-  if (m.optimizer !== "sgd" || +m.weight_decay !== 0 || m.clip) refuse("plain sgd without weight decay or clipping only");
+  if (m.optimizer !== "sgd" || +m.weight_decay !== 0 || m.clip || m.schedule) {
+    refuse("plain sgd without weight decay, clipping or a schedule only");
+  }
   if (m.dtype !== "float64" || m.compute) refuse("float64 only");
   const tasks = m.tasks.split(","), N = t.X.shape[0], out = layers[layers.length - 1].fout;
   const result = {};
