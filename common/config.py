@@ -27,6 +27,7 @@ class Layer:
     input_grad: bool = True  # False for the first layer: its input is the data, whose gradient nobody needs
     mask: int | None = None  # for a noisy kind (dropout): the index of its mask among a step's masks
     closes: int = 0  # how many residual blocks end with this layer: after it, the walk adds each block's input back
+    tied: bool = False  # its parameters are another layer's (slot names whose): a tied output layer's, the embedding's
 
 
 def expand(layers, hidden, output):
@@ -56,9 +57,17 @@ def _placed(model):
             raise ValueError(f"model[{i}]: unknown layer kind {kind!r}; choose one of {tuple(registry.LAYERS)}")
         entries.append((kind, shape))
     closes = _blocks(entries)
-    placed, slot, mask = [], 0, 0
+    placed: list[Layer] = []
+    slot = mask = 0
     for i, (kind, shape) in enumerate(entries):
         has_params, noisy = bool(registry.LAYERS[kind].params), registry.LAYERS[kind].noise
+        if registry.LAYERS[kind].ties:  # it reads (and adds its gradient to) the embedding's matrix
+            if i == 0 or placed[0].kind != "embedding" or tuple(placed[0].shape) != tuple(shape):
+                raise ValueError(f"model[{i}]: an {kind} layer {shape} shares the embedding's matrix: the model must "
+                                 f"begin with an embedding of the same (vocabulary, dim), got "
+                                 f"{placed[0].kind if placed else None} {placed[0].shape if placed else ()}")
+            placed.append(Layer(kind, shape, placed[0].slot, mask=None, closes=closes[i], tied=True))
+            continue
         placed.append(Layer(kind, shape, slot if has_params else None, input_grad=i > 0, mask=mask if noisy else None,
                             closes=closes[i]))
         slot += has_params
@@ -126,6 +135,8 @@ def _implied(model, input_shape=None):
                 raise ValueError(f"model[{i}] ends a residual block with per-sample shape {shape}, which cannot be "
                                  f"added to the block's input, {start}")
     shapes.append(shape)
+    if not widths and any(registry.LAYERS[layer.kind].ties for layer in model):
+        widths = [shapes[1][-1], shape[-1]]  # a tied output layer sets it: the embedding's dim to the vocabulary
     if not widths:
         raise ValueError("model must hold a dense layer (it sets the output width)")
     if len(shape) > 2:
@@ -214,6 +225,10 @@ class Config:
     warmup_steps: int = 0
     decay_steps: int | None = None
     end_lr: float = 0.0
+    # Gradient accumulation: each step's batch in this many micro-batches (consecutive rows, ceil(n / accumulate) each,
+    # the last smaller), their losses and gradients added up weighted by their share of the batch (n_i / n; 1 for a
+    # summed loss): the whole batch's, to rounding.
+    accumulate: int = 1
     model: tuple | None = None  # None: expanded from the shorthand (layers, hidden, output)
     # The per-sample shape of X, (channels, height, width) for images: needed where the model begins with a layer
     # that does not say it (conv2d); None: the first dense layer's fan_in, (layers[0],).
@@ -325,6 +340,14 @@ class Config:
         if not isinstance(self.decay_biases, bool):
             raise TypeError(f"decay_biases must be True or False, got {self.decay_biases!r}")
         self._check_schedule()
+        if not _is_int(self.accumulate) or self.accumulate < 1:
+            raise ValueError(f"accumulate (micro-batches per step) must be a positive integer, got {self.accumulate!r}")
+        if self.accumulate > 1 and any(registry.LAYERS[layer.kind].min_batch > 1 for layer in self.model or ()):
+            raise ValueError("gradient accumulation with batch norm is another model: its statistics would be each "
+                             "micro-batch's, not the batch's")
+        if self.accumulate > 1 and self.compute is not None:
+            raise ValueError("gradient accumulation is not supported in mixed precision (compute); use float32 or "
+                             "float64")
         if self.clip is not None and (isinstance(self.clip, bool) or not isinstance(self.clip, (int, float))
                                       or not math.isfinite(self.clip) or self.clip <= 0):
             raise ValueError(f"clip (the largest gradient norm) must be None or a positive finite number, "
@@ -383,6 +406,8 @@ class Config:
             parts.append(f"weight decay {self.weight_decay:g}{'' if self.decay_biases else ', not on biases'}")
         if self.clip is not None:
             parts.append(f"gradients clipped to norm {self.clip:g}")
+        if self.accumulate > 1:
+            parts.append(f"each step in {self.accumulate} accumulated micro-batches")
         if self.schedule is not None:
             parts.append(f"lr warmed up over {self.warmup_steps} updates, then cosine to {self.end_lr:g} at update "
                          f"{self.decay_steps}")
@@ -392,7 +417,7 @@ class Config:
     def parametrized(self) -> tuple:
         """The layers that hold parameters, in params' order (slot 0, 1, ...). Cached: the optimizers ask for it
         for every leaf at every step (Config.decays), and the model never changes."""
-        return tuple(layer for layer in self.model or () if layer.slot is not None)
+        return tuple(layer for layer in self.model or () if layer.slot is not None and not layer.tied)
 
     @cached_property
     def pairs(self) -> bool:

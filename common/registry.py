@@ -64,6 +64,7 @@ class LayerKind:
     # so that its scores are O(1) (unit weights make them near 100, where a row's softmax is one-hot and exp's rounding
     # is amplified a hundredfold, past the fixed float64 table's "handful of roundings")
     example_scale: float = 1.0
+    ties: bool = False  # its matrix is the embedding's (an output layer tied to the first layer), not its own
     positions: bool = False  # a "features" kind that also reads a sequence, (T, features), acting at each position
     # alike (layer and RMS norm; batch norm's statistics are over the batch, one sample one row)
 
@@ -167,6 +168,17 @@ def attention_shape(shape, x):
 def attention_params(width, heads, kv=None):
     """The fused projection's width: the queries' (width), then the keys' and the values' (kv_heads heads each)"""
     return width + 2 * (kv or heads) * (width // heads)
+
+
+def unembed_shape(shape, x):
+    """(vocabulary, dim) on (T, dim) -> (T, vocabulary): each position's scores over the vocabulary"""
+    if len(shape) != 2:
+        raise ValueError(f"an unembed layer needs (vocabulary, dim), its embedding's, got {shape}")
+    _positive("unembed", shape, "(vocabulary, dim)")
+    if len(x) != 2 or x[1] != shape[1]:
+        raise ValueError(f"an unembed layer reads sequences of {shape[1]} features per position, (T, {shape[1]}), "
+                         f"but {x} reach it")
+    return (x[0], shape[0])
 
 
 def positions_shape(shape, x):
@@ -297,6 +309,13 @@ LAYERS = {k.name: k for k in (
               example=(8, 4, 2), decayed=("qkv weight", "output weight"), width="reshapes", reshape=attention_shape,
               example_input=(5, 8), example_scale=8 ** -0.5,
               fans=lambda width, heads, kv=None: (width, attention_params(width, heads, kv))),
+    # The output layer tied to the token embedding (GPT-2's lm_head): scores y = x E^T with E the embedding's own
+    # matrix, so that matrix has two uses and its gradient is the sum of both (the walk adds the second). Its per-op
+    # check gives it a matrix of its own.
+    LayerKind("unembed", params=("weight",), doc="y = x E^T, E the model's embedding matrix (vocabulary, dim), shared: "
+              "the output projection tied to the token embedding, its gradient added to the embedding's; shape "
+              "(vocabulary, dim), the embedding's", shapes=lambda vocab, dim: ((vocab, dim),), example=(5, 3),
+              width="reshapes", reshape=unembed_shape, example_input=(4, 3), ties=True),
     LayerKind("positions", params=("weight",), doc="y[n, t] = x[n, t] + P[t]: a learned vector per position added "
               "(GPT-2's position embedding); shape (context, width), the sequence at most context long",
               shapes=lambda context, width: ((context, width),), example=(6, 3), decayed=("weight",),

@@ -56,6 +56,9 @@ def check_inputs(params, X, y, config, orders=None):
     if smallest < needs[0]:
         raise ValueError(f"a {needs[1]} layer needs at least {needs[0]} samples per training batch, but the last "
                          f"batch of each epoch holds {smallest} ({n} samples in batches of {size})")
+    if smallest < config.accumulate:
+        raise ValueError(f"accumulate {config.accumulate} splits each batch into that many micro-batches, but the "
+                         f"last batch of each epoch holds {smallest} samples ({n} samples in batches of {size})")
     if orders is not None:
         if orders.shape != (config.epochs, X.shape[0]):
             raise ValueError(f"orders must have shape (epochs, N) = {(config.epochs, X.shape[0])}, got {orders.shape}")
@@ -68,7 +71,7 @@ def check_inputs(params, X, y, config, orders=None):
 def check_params(params, config):
     """Raise if params do not match config.model and config.dtype, layer by layer (shapes from the registry)."""
     dtype = np.dtype(config.dtype)
-    with_params = [layer for layer in config.model if layer.slot is not None]
+    with_params = list(config.parametrized)
     if len(params) != len(with_params):
         raise ValueError(f"params has {len(params)} layers, but the configuration has {len(with_params)}")
     for l, (leaves, layer) in enumerate(zip(params, with_params), start=1):

@@ -152,17 +152,21 @@ CASES = (
                 loss="mse", init="he_normal", lr=0.02, epochs=60, seed=28), samples=24, second=True),
     # Causal self-attention over learned positions (the GPT block's, issue 29) on the generated text: each of 16
     # characters predicts the next from itself and those before it. The positions' table is longer than the sequence
-    # (20 > 16), so its rows past the sequence must get a zero gradient; AdamW in minibatches.
+    # (20 > 16), so its rows past the sequence must get a zero gradient; AdamW in minibatches, each step's gradient
+    # accumulated over 3 micro-batches (of 6, 6 and 4 samples; the last batch's of 3, 3 and 2). The scores are tied
+    # to the embedding (unembed): its matrix has two uses, and its gradient is their sum.
     Case("attention-positions-adamw-minibatch",
-         Config(model=(("embedding", 10, 8), ("positions", 20, 8), ("attention", 8, 2), ("dense", 8, 10), "softmax"),
+         Config(model=(("embedding", 10, 8), ("positions", 20, 8), ("attention", 8, 2), ("unembed", 10, 8), "softmax"),
                 input_shape=(16,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=40,
-                batch_size=16, seed=29, optimizer="adamw", weight_decay=0.01, decay_biases=False), samples=40),
+                batch_size=16, seed=29, optimizer="adamw", weight_decay=0.01, decay_biases=False, accumulate=3),
+         samples=40),
     # Grouped-query attention (4 query heads sharing 2 key-value heads) with a tanh after it, full batch, momentum,
-    # the gradients clipped to norm 0.15 (it starts at 0.23 and falls to 0.11: the early steps are clipped).
+    # the gradients clipped to norm 0.15 (it starts at 0.23 and falls to 0.11: the early steps are clipped), each
+    # accumulated over 4 micro-batches (8, 8, 8 and 6 samples).
     Case("attention-grouped-tanh-momentum",
          Config(model=(("embedding", 10, 8), ("positions", 12, 8), ("attention", 8, 4, 2), "tanh", ("dense", 8, 10),
                        "softmax"), input_shape=(12,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05,
-                epochs=40, seed=30, optimizer="momentum", clip=0.15), samples=30, second=True),
+                epochs=40, seed=30, optimizer="momentum", clip=0.15, accumulate=4), samples=30, second=True),
     # A GPT block (pre-norm): positions added to the characters' embeddings, then x + attention(layernorm(x)) and
     # x + mlp(layernorm(x)) (dense, GELU's tanh form, dense), a final layer norm and the scores of the next character
     # at every position; each norm acts at every position. AdamW in minibatches, decay off the biases and the norms.
@@ -173,6 +177,14 @@ CASES = (
                 loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=30, batch_size=16, seed=31,
                 optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0, schedule="warmup_cosine",
                 warmup_steps=10, decay_steps=90, end_lr=0.001), samples=40),
+    # A Llama-style block with the GPT-2 tie (the second case of tied weights, RMS norm and SwiGLU at every
+    # position): x + attention(rmsnorm(x)), x + swiglu(rmsnorm(x)), a final RMS norm, scores by the embedding's matrix;
+    # full batch, plain descent.
+    Case("gpt-tied-rmsnorm-swiglu-sgd",
+         Config(model=(("embedding", 10, 8), ("positions", 12, 8), ("residual", 2), ("rmsnorm", 8),
+                       ("attention", 8, 4, 2), ("residual", 2), ("rmsnorm", 8), ("swiglu", 8, 16), ("rmsnorm", 8),
+                       ("unembed", 10, 8), "softmax"), input_shape=(12,), loss="softmax_cross_entropy",
+                init="glorot_uniform", lr=0.1, epochs=40, seed=33), samples=30, second=True),
     # Residual blocks without attention, one inside another (a ResNet-style MLP): full batch, plain descent.
     Case("residual-nested-tanh-mse",
          Config(model=(("dense", 4, 6), ("residual", 5), ("dense", 6, 6), "tanh", ("residual", 2), ("dense", 6, 6),
@@ -245,9 +257,10 @@ HALF_CASES = tuple(case for case in CASES if case.id != "seed2-xor" and not case
 
 
 def mixed(case, compute, loss_scale=None):
-    """The case in mixed precision: computed in compute, float32 master weights and state (common/config.py)."""
+    """The case in mixed precision: computed in compute, float32 master weights and state (common/config.py); each step
+    on its batch whole (gradient accumulation is not supported in mixed precision yet)."""
     return replace(case, id=f"{case.id}-mixed-{compute}" + (f"-scaled-{loss_scale}" if loss_scale else ""),
-                   config=case.config.replace(dtype="float32", compute=compute, loss_scale=loss_scale))
+                   config=case.config.replace(dtype="float32", compute=compute, loss_scale=loss_scale, accumulate=1))
 
 
 # Every 16-bit case in mixed precision in bfloat16 without loss scaling (its range is float32's); in float16 with

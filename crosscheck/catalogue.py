@@ -73,11 +73,16 @@ def swiglu(layer, *leaves):
 # attention's backward leaves its output weight's gradient and all above it right; one in the positions' gradient
 # leaves everything but it right (their input gradient passes straight through).
 ATTENTION, ATTENTION_2 = "attention-positions-adamw-minibatch", "attention-grouped-tanh-momentum"
-ATTENTION_ABOVE = grads(4) + ("layer 3 output weight gradient",)
-POSITIONS_ABOVE = ATTENTION_ABOVE + ("layer 1 weight gradient", "layer 3 qkv weight gradient")
+# The first case's output layer is tied to its embedding (unembed: no layer 4, and layer 1's gradient holds both
+# uses); the second's is a dense layer 4.
+ATTENTION_ABOVE, ATTENTION_2_ABOVE = ("loss", "layer 3 output weight gradient"), grads(4) + ("layer 3 output weight "
+                                                                                            "gradient",)
+POSITIONS_ABOVE, POSITIONS_2_ABOVE = ((above + ("layer 1 weight gradient", "layer 3 qkv weight gradient"))
+                                      for above in (ATTENTION_ABOVE, ATTENTION_2_ABOVE))
 # The GPT block's case: 1 embedding, 2 positions, then x + attention(layernorm(x)) (layers 3, 4) and x + mlp(
 # layernorm(x)) (5, 6, 7), a final layer norm (8) and the output layer (9).
 GPT = "gpt-block-adamw-minibatch"
+GPT_TIED = "gpt-tied-rmsnorm-swiglu-sgd"
 LAYERNORM_8 = ("layer 8 scale gradient", "layer 8 shift gradient")
 JAX_MASKED = "a = activations.softmax_forward(jnp.where(jnp.tri(x.shape[1], dtype=bool), s, -jnp.inf))"
 # a norm layer's own gradients (layer norm's, batch norm's), which a mistake in its input gradient leaves untouched
@@ -191,7 +196,7 @@ BUGS = (
         "dq, dk = np.matmul(ds, k) / math.sqrt(d), np.matmul(ds.transpose(0, 1, 3, 2), q) / math.sqrt(d)",
         "dq, dk = np.matmul(ds, k), np.matmul(ds.transpose(0, 1, 3, 2), q)", "gradients",
         {ATTENTION: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE),
-         ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE)},
+         ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_2_ABOVE)},
         spellings=_torch_jax(("dq, dk = (ds @ k) / math.sqrt(d), (ds.transpose(-2, -1) @ q) / math.sqrt(d)",
                               "dq, dk = ds @ k, ds.transpose(-2, -1) @ q"),
                              ("dq, dk = jnp.matmul(ds, k) / math.sqrt(d), jnp.matmul(ds.transpose(0, 1, 3, 2), q) / "
@@ -200,7 +205,7 @@ BUGS = (
         "(ds = a da, where it is a (da - sum_j da a))", "layers",
         "ds = a * (da - total(da * a, axis=-1, keepdims=True))", "ds = a * da", "gradients",
         {ATTENTION: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE),
-         ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE)},
+         ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_2_ABOVE)},
         spellings=_torch_jax(("ds = a * (da - (da * a).sum(dim=-1, keepdim=True))", "ds = a * da"),
                              ("ds = a * (da - (da * a).sum(axis=-1, keepdims=True))", "ds = a * da"))),
     Bug("residual-gradient-not-added", "a residual block's input gradient taken through f alone (dx = df(x)), the "
@@ -229,10 +234,22 @@ BUGS = (
         "updates made before it (the first update at lr / warmup where the schedule gives 0)", "optimizers",
         "count = t - 1", "count = t", "trajectory",
         {GPT: Expect("loss [epoch, step]"), BLOCK: Expect("loss [epoch, step]")}),
+    Bug("micro-batches-summed", "accumulated micro-batch gradients summed where each is weighted by its share of the "
+        "batch (the mean loss's gradient is their average: the step is accumulate times too long)", "mlp",
+        "share = (stop - start) / n if registry.LOSSES[config.loss].averaged else 1.0", "share = 1.0", "trajectory",
+        {ATTENTION: Expect("loss [epoch, step]"), ATTENTION_2: Expect("loss [epoch, step]")}),
+    Bug("tied-weight-one-gradient", "a tied matrix given one of its two gradients: the embedding's use overwrites the "
+        "output layer's (its gradient is the sum of both)", "mlp",
+        "grads[layer.slot] = dp if not grads[layer.slot] else tuple(a + b for a, b in zip(grads[layer.slot], dp))",
+        "grads[layer.slot] = dp", "gradients",
+        {ATTENTION: Expect("layer 1 weight gradient", ("loss", "layer 2 weight gradient", "layer 3 qkv weight gradient",
+                                                       "layer 3 output weight gradient")),
+         GPT_TIED: Expect("layer 1 weight gradient", ("loss", "layer 2 weight gradient", "layer 4 qkv weight gradient",
+                                                      "layer 6 gate weight gradient", "layer 7 scale gradient"))}),
     Bug("positions-gradient-of-one-sample", "the position embedding's gradient taken from the first sample only, not "
         "summed over the batch", "layers", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
         "gradients", {ATTENTION: Expect("layer 2 weight gradient", POSITIONS_ABOVE),
-                      ATTENTION_2: Expect("layer 2 weight gradient", POSITIONS_ABOVE)},
+                      ATTENTION_2: Expect("layer 2 weight gradient", POSITIONS_2_ABOVE)},
         spellings=_torch_jax(("dP[:dy.shape[1]] = dy.sum(dim=0)", "dP[:dy.shape[1]] = dy[0]"),
                              ("dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy.sum(axis=0))",
                               "dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy[0])"))),

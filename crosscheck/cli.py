@@ -132,6 +132,9 @@ def _report_options(p, d):
     """The length of the run and its data, which backends, and what the report writes."""
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: full batch)")
+    p.add_argument("--accumulate", type=int, default=1, metavar="N",
+                   help="gradient accumulation: each step's batch as N micro-batches, their gradients added up "
+                        "weighted by their share of the batch (default: 1, none)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--samples", type=int, default=None,
                    help="train on this many synthetic samples drawn from the seed (default: XOR); with --data, its "
@@ -194,7 +197,7 @@ def _config(p, args):
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
                         weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases, clip=args.clip,
                         schedule=args.schedule, warmup_steps=args.warmup_steps, decay_steps=args.decay_steps,
-                        end_lr=args.end_lr)
+                        end_lr=args.end_lr, accumulate=args.accumulate)
         if args.compute is not None or loss_scale is not None:  # mixed precision: validated with its dtype
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
@@ -267,7 +270,8 @@ def _backends(p, args):
 # A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
 MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
                    "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "schedule",
-                   "warmup_steps", "decay_steps", "end_lr", "epochs", "batch_size", "seed", "samples", "data")
+                   "warmup_steps", "decay_steps", "end_lr", "epochs", "batch_size", "accumulate", "seed", "samples",
+                   "data")
 
 
 def _default(hyperparameter):

@@ -89,7 +89,7 @@ def _spell(value):
 def _config_json(config):
     fields = ("layers", "hidden", "output", "loss", "init", "lr", "epochs", "batch_size", "dtype", "seed", "optimizer",
               "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "schedule", "warmup_steps",
-              "decay_steps", "end_lr", "input_shape", "compute", "loss_scale")
+              "decay_steps", "end_lr", "accumulate", "input_shape", "compute", "loss_scale")
     return json.dumps({"model": spell_model(config), **{f: getattr(config, f) for f in fields}})
 
 
@@ -100,7 +100,7 @@ def problem_metadata(config, tasks, checkpoints):
              for v in [getattr(config, name)]}
     return {"protocol": PROTOCOL, "tasks": ",".join(tasks), "model": spell_model(config), "loss": config.loss,
             "optimizer": config.optimizer, **hyper, "lr": repr(float(config.lr)), "epochs": str(config.epochs),
-            "batch_size": str(config.batch_size or 0), "dtype": config.dtype,
+            "batch_size": str(config.batch_size or 0), "accumulate": str(config.accumulate), "dtype": config.dtype,
             "weight_decay": repr(float(config.weight_decay)), "decay_biases": str(config.decay_biases).lower(),
             "clip": "" if config.clip is None else repr(float(config.clip)), "schedule": config.schedule or "",
             **({"warmup_steps": str(config.warmup_steps), "decay_steps": str(config.decay_steps),

@@ -168,6 +168,22 @@ def attention_backward(layer, p, cache, dy):
     return dx, (np.dot(x.T, dqkv), np.dot(o.T, dy))
 
 
+def unembed_forward(layer, p, x):
+    """y = x E^T: each position's scores over the vocabulary, E the embedding's matrix (vocabulary, dim)"""
+    (E,) = p
+    y = np.dot(x, E.T)
+    return y, (x, y)
+
+
+def unembed_backward(layer, p, cache, dy):
+    """dx = dy E; dE = dy^T x over every sample and position (the walk adds the embedding's own use to it)"""
+    (E,) = p
+    x = cache[0]
+    dx = np.dot(dy, E)
+    x, dy = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    return dx, (np.dot(dy.T, x),)
+
+
 def positions_forward(layer, p, x):
     """y[n, t] = x[n, t] + P[t]: each position's learned vector added (GPT-2's position embedding)"""
     (P,) = p

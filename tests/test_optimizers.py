@@ -169,6 +169,40 @@ def test_the_schedule_is_optaxs_and_torchs_until_its_end():
     assert theirs[-1] > 1.1 * ours[-1]  # the finding: past decay_steps, torch's cosine climbs again
 
 
+@pytest.mark.parametrize(("case_id", "accumulate"), [("attention-positions-adamw-minibatch", 3),
+                                                    ("attention-grouped-tanh-momentum", 4), ("seed1-xor", 3)])
+def test_accumulated_micro_batches_are_the_whole_batch(driver, device, case_id, accumulate):
+    """Gradient accumulation must equal the whole batch within the bound: two epochs with each step's gradient
+    accumulated over micro-batches of unequal sizes (the last batch's smaller still), against the same run taking each
+    batch whole, on every backend; the XOR run's loss is summed (half_sse), so there its micro-batches add up."""
+    case = BY_ID[case_id]
+    problem = case.problem("float64", epochs=2)
+    whole = problem.config.replace(accumulate=1)
+    split = problem.config.replace(accumulate=accumulate)
+    runs = [driver.run_train(problem.params, problem.X, problem.y, config, problem.orders, (2,), device)
+            for config in (whole, split)]
+    np.testing.assert_allclose(runs[1].losses, runs[0].losses, rtol=1e-12, atol=1e-14)  # one step's rounding: the
+    # micro-batches add in another order than the batch's own sums
+    for a, b in zip(checks.flat(runs[1].params), checks.flat(runs[0].params)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)  # the trajectory tolerance (tolerances.FLOAT64)
+    assert not np.array_equal(runs[1].losses, runs[0].losses * accumulate)  # not the summed mistake's
+
+
+def test_accumulation_that_cannot_be_the_batch_is_refused(driver):
+    """Gradient accumulation is refused, named, before training where it cannot equal the batch: batch norm (its
+    statistics would be each micro-batch's), mixed precision, or a batch smaller than the micro-batches asked for."""
+    with pytest.raises(ValueError, match="gradient accumulation with batch norm is another model"):
+        BY_ID["batchnorm-gelu-mse"].config.replace(accumulate=2)
+    with pytest.raises(ValueError, match="gradient accumulation is not supported in mixed precision"):
+        Config(dtype="float32", compute="bfloat16", accumulate=2)
+    with pytest.raises(ValueError, match="accumulate .* must be a positive integer, got 0"):
+        Config(accumulate=0)
+    config, params, X, y, orders = BY_ID["attention-positions-adamw-minibatch"].inputs(epochs=1)
+    with pytest.raises(ValueError, match="accumulate 9 splits each batch into that many micro-batches, but the last "
+                                         "batch of each epoch holds 8 samples"):
+        driver.run_train(params, X, y, config.replace(accumulate=9), orders)
+
+
 def test_clipping_scales_by_one_global_norm_as_torch_and_optax_define_it():
     """The reference's clipping against torch.nn.utils.clip_grad_norm_ and optax.clip_by_global_norm on one gradient of
     the GPT block (norm 1.44): below the norm nothing changes; above it, torch's scale c / (|g| + 1e-6) is the

@@ -135,6 +135,12 @@ GPT = (("embedding", 10, 8), ("positions", 16, 8), ("attention", 8, 2), ("dense"
     ((*GPT[:2], ("attention", 8, 0), *GPT[3:]), (12,), r"model\[2\]: an attention layer needs \(width, heads"),
     ((("dense", 3, 8), ("attention", 8, 2), ("dense", 8, 2), "softmax"), None,
      r"model\[1\]: an attention layer reads sequences of 8 features per position, \(T, 8\), but \(8,\) reach it"),
+    ((*GPT[:3], ("unembed", 10, 8), "softmax"), (12,), None),  # scores by the embedding's own matrix
+    ((*GPT[:3], ("unembed", 12, 8), "softmax"), (12,), r"model\[3\]: an unembed layer \(12, 8\) shares the "
+                                                       r"embedding's matrix: the model must begin with an embedding of "
+                                                       r"the same \(vocabulary, dim\), got embedding \(10, 8\)"),
+    ((("dense", 3, 8), ("unembed", 10, 8), "softmax"), None, r"model\[1\]: an unembed layer \(10, 8\) shares the "
+                                                            r"embedding's matrix"),
     (GPT, (12,), None),
     ((*GPT[:2], ("attention", 8, 4, 1), *GPT[3:]), (16,), None),  # every query head shares one key-value head
 ])

@@ -62,6 +62,7 @@ NATIVE: dict = {
     ("layers", "embedding"): lambda layer, x, W: jnp.take(W, x, axis=0),
     ("layers", "swiglu"): lambda layer, x, W_g, W_u, W_d: _matmul(jax.nn.silu(_matmul(x, W_g)) * _matmul(x, W_u), W_d),
     ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "unembed"): lambda layer, x, E: lax.dot_general(x, E, (((x.ndim - 1,), (1,)), ((), ()))),
     ("layers", "positions"): lambda layer, x, P: x + jnp.take(P, jnp.arange(x.shape[1]), axis=0),
     ("layers", "last"): lambda layer, x: x[:, -1],
 }

@@ -61,8 +61,8 @@ def backward(params, X, y, caches, config, scale=None):
         dy, dp = layers.BACKWARD[layer.kind](layer, p, cache, dy)
         if layer.kind == "residual":
             dy = dy + skipped.pop()  # dx = df(x) + dy: the residual's own term
-        if layer.slot is not None:
-            grads[layer.slot] = dp
+        if layer.slot is not None:  # a tied matrix's second use adds its gradient to the first's
+            grads[layer.slot] = dp if not grads[layer.slot] else tuple(a + b for a, b in zip(grads[layer.slot], dp))
     return grads
 
 
@@ -122,11 +122,28 @@ def gradients(params, X, y, config, noise=None, scale=None):
     return loss, backward(params, X, y, cache, config, scale)
 
 
+def accumulated(params, X, y, config, noise=None):
+    """(L, grads) of the batch from config.accumulate micro-batches, each weighted by its share of the batch"""
+    if config.accumulate == 1:
+        return gradients(params, X, y, config, noise)
+    n = X.shape[0]
+    size = -(-n // config.accumulate)
+    loss, grads = 0.0, [tuple(jnp.zeros_like(p) for p in leaves) for leaves in params]
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        share = (stop - start) / n if registry.LOSSES[config.loss].averaged else 1.0
+        part, part_grads = gradients(params, X[start:stop], y[start:stop], config,
+                                     None if noise is None else [m[start:stop] for m in noise])
+        loss = loss + share * part
+        grads = [tuple(g + share * d for g, d in zip(leaves, parts)) for leaves, parts in zip(grads, part_grads)]
+    return loss, grads
+
+
 def train_step(params, opt_state, t, X, y, config, k=None, noise=None):
     """Update number t, on the batch (X, y): (loss before the step, new params, new optimizer state)."""
     if config.compute is not None:
         return mixed_step(params, opt_state, t, X, y, config, k, noise)
-    loss, grads = gradients(params, X, y, config, noise)
+    loss, grads = accumulated(params, X, y, config, noise)
     return (loss, *update(params, grads, opt_state, t, config, k))
 
 

@@ -58,6 +58,7 @@ NATIVE: dict = {
     ("layers", "rnn"): lambda layer, x, *p: _recurrent(torch.nn.RNN, layer, x, *p),
     ("layers", "lstm"): lambda layer, x, *p: _recurrent(torch.nn.LSTM, layer, x, *p),
     ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "unembed"): lambda layer, x, E: F.linear(x, E),  # torch's layout is the embedding's, (out, in)
     ("layers", "positions"): lambda layer, x, P: x + F.embedding(torch.arange(x.shape[1], device=x.device), P),
     ("layers", "last"): lambda layer, x: x[:, -1],
 }

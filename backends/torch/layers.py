@@ -156,6 +156,22 @@ def attention_backward(layer, p, cache, dy):
     return dx, (x.T @ dqkv, o.T @ dy)
 
 
+def unembed_forward(layer, p, x):
+    """y = x E^T"""
+    (E,) = p
+    y = x @ E.T
+    return y, (x, y)
+
+
+def unembed_backward(layer, p, cache, dy):
+    """dx = dy E; dE = dy^T x"""
+    (E,) = p
+    x = cache[0]
+    dx = dy @ E
+    x, dy = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    return dx, (dy.T @ x,)
+
+
 def positions_forward(layer, p, x):
     """y[n, t] = x[n, t] + P[t]"""
     (P,) = p
