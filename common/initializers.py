@@ -86,6 +86,7 @@ DRAWN = {
     "lstm": _recurrent,
     "swiglu": _swiglu,
     "attention": _attention,
+    "rope_attention": _attention,
     "positions": lambda scheme, rng, layer, W, b: (W,),  # as embedding's
 }
 

@@ -149,18 +149,21 @@ def swiglu_shape(shape, x):
     return x
 
 
-def attention_shape(shape, x):
+def attention_shape(shape, x, name="attention"):
     """(width, heads[, kv_heads]) on (T, width) -> the same: each position attends to itself and those before it"""
     if len(shape) not in (2, 3):
-        raise ValueError(f"an attention layer needs (width, heads) or (width, heads, kv_heads), got {shape}")
-    _positive("attention", shape, "(width, heads[, kv_heads])")
+        raise ValueError(f"an {name} layer needs (width, heads) or (width, heads, kv_heads), got {shape}")
+    _positive(name, shape, "(width, heads[, kv_heads])")
     width, heads, kv = (*shape, shape[1])[:3]
     if width % heads:
-        raise ValueError(f"an attention layer's {heads} heads do not divide its width {width}")
+        raise ValueError(f"an {name} layer's {heads} heads do not divide its width {width}")
     if heads % kv:
-        raise ValueError(f"an attention layer's {kv} key-value heads do not divide its {heads} heads")
+        raise ValueError(f"an {name} layer's {kv} key-value heads do not divide its {heads} heads")
+    if name == "rope_attention" and (width // heads) % 2:
+        raise ValueError(f"a rope_attention layer rotates each head's features in pairs: its heads' width "
+                         f"{width // heads} must be even")
     if len(x) != 2 or x[1] != width:
-        raise ValueError(f"an attention layer reads sequences of {width} features per position, (T, {width}), "
+        raise ValueError(f"an {name} layer reads sequences of {width} features per position, (T, {width}), "
                          f"but {x} reach it")
     return x
 
@@ -316,6 +319,16 @@ LAYERS = {k.name: k for k in (
               "the output projection tied to the token embedding, its gradient added to the embedding's; shape "
               "(vocabulary, dim), the embedding's", shapes=lambda vocab, dim: ((vocab, dim),), example=(5, 3),
               width="reshapes", reshape=unembed_shape, example_input=(4, 3), ties=True),
+    # Llama's attention: the same, with q and k rotated by their position (RoPE) after the projection, in place of
+    # learned positions; a head's width must be even (its features rotate in pairs).
+    LayerKind("rope_attention", params=("qkv weight", "output weight"),
+              doc="attention (as attention) with rotary position embedding: each head's q and k at position t turned "
+                  "by t theta_i, features i and i + d/2 a pair (rotate-half, GPT-NeoX's and Hugging Face Llama's), "
+                  "theta_i = 10000^(-2i/d); shape (width, heads) or (width, heads, kv_heads)",
+              shapes=lambda width, heads, kv=None: ((width, attention_params(width, heads, kv)), (width, width)),
+              example=(8, 2, 1), decayed=("qkv weight", "output weight"), width="reshapes",
+              reshape=lambda shape, x: attention_shape(shape, x, "rope_attention"), example_input=(5, 8),
+              example_scale=8 ** -0.5, fans=lambda width, heads, kv=None: (width, attention_params(width, heads, kv))),
     LayerKind("positions", params=("weight",), doc="y[n, t] = x[n, t] + P[t]: a learned vector per position added "
               "(GPT-2's position embedding); shape (context, width), the sequence at most context long",
               shapes=lambda context, width: ((context, width),), example=(6, 3), decayed=("weight",),

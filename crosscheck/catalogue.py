@@ -82,7 +82,11 @@ POSITIONS_ABOVE, POSITIONS_2_ABOVE = ((above + ("layer 1 weight gradient", "laye
 # The GPT block's case: 1 embedding, 2 positions, then x + attention(layernorm(x)) (layers 3, 4) and x + mlp(
 # layernorm(x)) (5, 6, 7), a final layer norm (8) and the output layer (9).
 GPT = "gpt-block-adamw-minibatch"
-GPT_TIED = "gpt-tied-rmsnorm-swiglu-sgd"
+# Llama's blocks: 1 embedding, then x + rope_attention(rmsnorm(x)) (2, 3), x + swiglu(rmsnorm(x)) (4, 5), a final
+# RMS norm (6) and the output layer, tied to the embedding (the first case) or dense 7 (the second).
+LLAMA, LLAMA_2 = "llama-tied-rope-adamw-minibatch", "llama-grouped-rope-sgd"
+LLAMA_ABOVE = ("loss", "layer 3 output weight gradient", "layer 4 scale gradient", "layer 5 gate weight gradient",
+               "layer 5 up weight gradient", "layer 5 down weight gradient", "layer 6 scale gradient")
 LAYERNORM_8 = ("layer 8 scale gradient", "layer 8 shift gradient")
 JAX_MASKED = "a = activations.softmax_forward(jnp.where(jnp.tri(x.shape[1], dtype=bool), s, -jnp.inf))"
 # a norm layer's own gradients (layer norm's, batch norm's), which a mistake in its input gradient leaves untouched
@@ -244,8 +248,14 @@ BUGS = (
         "grads[layer.slot] = dp", "gradients",
         {ATTENTION: Expect("layer 1 weight gradient", ("loss", "layer 2 weight gradient", "layer 3 qkv weight gradient",
                                                        "layer 3 output weight gradient")),
-         GPT_TIED: Expect("layer 1 weight gradient", ("loss", "layer 2 weight gradient", "layer 4 qkv weight gradient",
-                                                      "layer 6 gate weight gradient", "layer 7 scale gradient"))}),
+         LLAMA: Expect("layer 1 weight gradient", ("loss", "layer 2 scale gradient", "layer 3 qkv weight gradient",
+                                                   "layer 5 gate weight gradient", "layer 6 scale gradient"))}),
+    Bug("rope-backward-turning-forward", "RoPE's backward turning q's and k's gradients by +t theta (the forward's "
+        "rotation) where its transpose turns them back, by -t theta", "layers",
+        "dq, dk = rotary(dq, -1.0), rotary(dk, -1.0)", "dq, dk = rotary(dq, 1.0), rotary(dk, 1.0)", "gradients",
+        {LLAMA: Expect("layer 3 qkv weight gradient", LLAMA_ABOVE),
+         LLAMA_2: Expect("layer 3 qkv weight gradient", LLAMA_ABOVE + ("layer 7 weight gradient", "layer 7 bias "
+                                                                       "gradient"))}),
     Bug("positions-gradient-of-one-sample", "the position embedding's gradient taken from the first sample only, not "
         "summed over the batch", "layers", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
         "gradients", {ATTENTION: Expect("layer 2 weight gradient", POSITIONS_ABOVE),

@@ -23,6 +23,7 @@ from .precision import average, total
 LAYERNORM_EPS = 1e-5  # torch.nn.functional.layer_norm's default
 RMSNORM_EPS = 1e-6  # Llama's (torch.nn.functional.rms_norm's default is the dtype's machine epsilon)
 BATCHNORM_EPS, BATCHNORM_MOMENTUM = 1e-5, 0.1  # torch.nn.functional.batch_norm's defaults
+ROPE_BASE = 10000.0  # RoPE's theta_i = base^(-2i/d), Llama's and GPT-NeoX's
 
 
 def dense_forward(layer, p, x):
@@ -131,6 +132,16 @@ def shared_heads(dk, kv):
     return total(dk.reshape(n, kv, h // kv, t, d), axis=2)
 
 
+def rotary(x, sign):
+    """x (N, H, T, d) turned by sign t theta_i at position t, features i and i + d/2 a pair (rotate-half, as GPT-NeoX
+    and Hugging Face's Llama write it), theta_i = ROPE_BASE^(-2i/d); the angles in float64, cast to x's dtype"""
+    t, d = x.shape[2], x.shape[3]
+    angle = np.arange(t)[:, None] * ROPE_BASE ** (-np.arange(0, d, 2) / d)  # (T, d/2)
+    cos, sin = np.cos(angle).astype(x.dtype), (sign * np.sin(angle)).astype(x.dtype)
+    x1, x2 = x[..., :d // 2], x[..., d // 2:]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+
 def attention_forward(layer, p, x):
     """y = merge(a v) W_o, a = softmax(q k^T / sqrt(d)) row by row with position i attending to j <= i only,
     [q, k, v] = x W_qkv split into heads of width d (each key and value head shared by heads / kv_heads query heads)"""
@@ -139,8 +150,10 @@ def attention_forward(layer, p, x):
     d = width // heads
     qkv = np.dot(x, W_qkv)
     q = split_heads(qkv[..., :width], heads)
-    k = np.repeat(split_heads(qkv[..., width:width + kv * d], kv), heads // kv, axis=1)
-    v = np.repeat(split_heads(qkv[..., width + kv * d:], kv), heads // kv, axis=1)
+    k, v = split_heads(qkv[..., width:width + kv * d], kv), split_heads(qkv[..., width + kv * d:], kv)
+    if layer.kind == "rope_attention":  # positions by rotation: q and k turned by t theta_i at position t
+        q, k = rotary(q, 1.0), rotary(k, 1.0)
+    k, v = np.repeat(k, heads // kv, axis=1), np.repeat(v, heads // kv, axis=1)
     s = np.matmul(q, k.transpose(0, 1, 3, 2)) / math.sqrt(d)
     a = activations.softmax_forward(np.where(np.tri(x.shape[1], dtype=bool), s, -np.inf))  # masked: j > i gets 0
     o = merge_heads(np.matmul(a, v))
@@ -161,8 +174,10 @@ def attention_backward(layer, p, cache, dy):
     da = np.matmul(do, v.transpose(0, 1, 3, 2))
     ds = a * (da - total(da * a, axis=-1, keepdims=True))
     dq, dk = np.matmul(ds, k) / math.sqrt(d), np.matmul(ds.transpose(0, 1, 3, 2), q) / math.sqrt(d)
-    dqkv = np.concatenate([merge_heads(dq), merge_heads(shared_heads(dk, kv)), merge_heads(shared_heads(dv, kv))],
-                          axis=-1)
+    dk, dv = shared_heads(dk, kv), shared_heads(dv, kv)
+    if layer.kind == "rope_attention":  # a rotation's transpose turns back: by -t theta_i
+        dq, dk = rotary(dq, -1.0), rotary(dk, -1.0)
+    dqkv = np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)
     dx = np.dot(dqkv, W_qkv.T) if layer.input_grad else None
     x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))  # every position one more sample
     return dx, (np.dot(x.T, dqkv), np.dot(o.T, dy))
@@ -480,8 +495,11 @@ def activation_layer_backward(layer, p, cache, da):
     return activations.BACKWARD[layer.kind](da, z, a), ()
 
 
-FORWARD: dict = {**walk.table(globals(), walk.KINDS, "forward"), **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
-BACKWARD = {**walk.table(globals(), walk.KINDS, "backward"), **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+ALIASES = {"rope_attention": "attention"}  # one pair serves both: the rotation is a branch of attention's
+FORWARD: dict = {**walk.table(globals(), walk.KINDS, "forward", aliases=ALIASES),
+                 **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+BACKWARD = {**walk.table(globals(), walk.KINDS, "backward", aliases=ALIASES),
+            **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.
 EVALUATE = walk.table(globals(), walk.BUFFERED, "evaluate")

@@ -86,8 +86,8 @@ def test_every_layer_kind_trains_in_a_case_and_is_caught_wrong():
     used = {layer.kind for case in CASES for layer in case.config.model}
     assert set(registry.LAYERS) - used == set(), "layer kinds in no case"
     planted = " ".join(bug.id for bug in BUGS if bug.module == "layers")
-    for kind in ("layernorm", "rmsnorm", "swiglu", "attention", "positions", "batchnorm", "dropout", "conv", "maxpool",
-                 "avgpool", "embedding", "rnn", "lstm"):
+    for kind in ("layernorm", "rmsnorm", "swiglu", "attention", "positions", "rope", "batchnorm", "dropout", "conv",
+                 "maxpool", "avgpool", "embedding", "rnn", "lstm"):
         assert kind in planted, f"no catalogue mistake in {kind}"
 
 

@@ -11,7 +11,7 @@ from common import registry
 from common.problem import schedule
 
 from . import layers
-from .layers import attention_heads
+from .layers import ROPE_BASE, attention_heads
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import UNROLL, Run, batches, forward, update
 
@@ -62,6 +62,7 @@ NATIVE: dict = {
     ("layers", "embedding"): lambda layer, x, W: jnp.take(W, x, axis=0),
     ("layers", "swiglu"): lambda layer, x, W_g, W_u, W_d: _matmul(jax.nn.silu(_matmul(x, W_g)) * _matmul(x, W_u), W_d),
     ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "rope_attention"): lambda layer, x, *p: _attention(layer, x, *p),
     ("layers", "unembed"): lambda layer, x, E: lax.dot_general(x, E, (((x.ndim - 1,), (1,)), ((), ()))),
     ("layers", "positions"): lambda layer, x, P: x + jnp.take(P, jnp.arange(x.shape[1]), axis=0),
     ("layers", "last"): lambda layer, x: x[:, -1],
@@ -72,7 +73,7 @@ NATIVE: dict = {
 # float32 for its softmax (its source: "always carried out in fp32"), so on float64 inputs its output strays about 1e-5
 # relative from the float64 attention; the op check holds it to float32's bound instead of float64's (a finding,
 # docs/conventions.md).
-NATIVE_DTYPE = {("layers", "attention"): "float32"}
+NATIVE_DTYPE = {("layers", "attention"): "float32", ("layers", "rope_attention"): "float32"}
 
 
 def _matmul(a, b):
@@ -88,8 +89,20 @@ def _attention(layer, x, W_qkv, W_o):
     qkv = _matmul(x, W_qkv)
     q, k, v = qkv[..., :width], qkv[..., width:width + kv * d], qkv[..., width + kv * d:]
     q, k, v = (t.reshape(*t.shape[:2], -1, d) for t in (q, k, v))  # (N, T, heads, d): JAX's layout
+    if layer.kind == "rope_attention":
+        q, k = _rope(q), _rope(k)
     o = jax.nn.dot_product_attention(q, k, v, is_causal=True)
     return _matmul(o.reshape(*o.shape[:2], width), W_o)
+
+
+def _rope(x):
+    """RoPE by complex multiplication (Llama's reference form): the pair (x_i, x_{i + d/2}) as a complex number times
+    e^{i t theta_i}; x (N, T, heads, d), JAX's layout"""
+    t, d = x.shape[1], x.shape[3]
+    angle = jnp.arange(t, dtype=jnp.float64)[:, None] * ROPE_BASE ** (-jnp.arange(0, d, 2, dtype=jnp.float64) / d)
+    z = lax.complex(x[..., :d // 2].astype(jnp.float64), x[..., d // 2:].astype(jnp.float64)) * \
+        jnp.exp(1j * angle)[None, :, None, :]
+    return jnp.concatenate([z.real, z.imag], axis=-1).astype(x.dtype)
 
 
 def _pool(x, layer, init, op):

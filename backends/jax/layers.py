@@ -3,13 +3,14 @@
 import math
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from common import walk
 from common.registry import ACTIVATIONS
 
 # one definition: the reference's
-from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS
+from reference.layers import ALIASES, BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS, ROPE_BASE
 
 from . import activations
 
@@ -135,6 +136,16 @@ def shared_heads(dk, kv):
     return dk.reshape(n, kv, h // kv, t, d).sum(axis=2)
 
 
+def rotary(x, sign):
+    """x (N, H, T, d) turned by sign t theta_i at position t, features i and i + d/2 a pair; angles in float64 (NumPy:
+    constants at trace time)"""
+    t, d = x.shape[2], x.shape[3]
+    angle = np.arange(t)[:, None] * ROPE_BASE ** (-np.arange(0, d, 2) / d)
+    cos, sin = jnp.asarray(np.cos(angle), x.dtype), jnp.asarray(sign * np.sin(angle), x.dtype)
+    x1, x2 = x[..., :d // 2], x[..., d // 2:]
+    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+
 def attention_forward(layer, p, x):
     """y = merge(a v) W_o, a = softmax(q k^T / sqrt(d)) causally masked, [q, k, v] = x W_qkv"""
     W_qkv, W_o = p
@@ -142,8 +153,10 @@ def attention_forward(layer, p, x):
     d = width // heads
     qkv = dot(x, W_qkv)
     q = split_heads(qkv[..., :width], heads)
-    k = jnp.repeat(split_heads(qkv[..., width:width + kv * d], kv), heads // kv, axis=1)
-    v = jnp.repeat(split_heads(qkv[..., width + kv * d:], kv), heads // kv, axis=1)
+    k, v = split_heads(qkv[..., width:width + kv * d], kv), split_heads(qkv[..., width + kv * d:], kv)
+    if layer.kind == "rope_attention":  # positions by rotation: q and k turned by t theta_i at position t
+        q, k = rotary(q, 1.0), rotary(k, 1.0)
+    k, v = jnp.repeat(k, heads // kv, axis=1), jnp.repeat(v, heads // kv, axis=1)
     s = jnp.matmul(q, k.transpose(0, 1, 3, 2)) / math.sqrt(d)
     a = activations.softmax_forward(jnp.where(jnp.tri(x.shape[1], dtype=bool), s, -jnp.inf))
     o = merge_heads(jnp.matmul(a, v))
@@ -163,8 +176,10 @@ def attention_backward(layer, p, cache, dy):
     da = jnp.matmul(do, v.transpose(0, 1, 3, 2))
     ds = a * (da - (da * a).sum(axis=-1, keepdims=True))
     dq, dk = jnp.matmul(ds, k) / math.sqrt(d), jnp.matmul(ds.transpose(0, 1, 3, 2), q) / math.sqrt(d)
-    dqkv = jnp.concatenate([merge_heads(dq), merge_heads(shared_heads(dk, kv)), merge_heads(shared_heads(dv, kv))],
-                           axis=-1)
+    dk, dv = shared_heads(dk, kv), shared_heads(dv, kv)
+    if layer.kind == "rope_attention":  # a rotation's transpose turns back: by -t theta_i
+        dq, dk = rotary(dq, -1.0), rotary(dk, -1.0)
+    dqkv = jnp.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)
     dx = dot(dqkv, W_qkv.T) if layer.input_grad else None
     x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))
     return dx, (dot(x.T, dqkv), dot(o.T, dy))
@@ -497,8 +512,10 @@ def activation_layer_backward(layer, p, cache, da):
     return activations.BACKWARD[layer.kind](da, z, a), ()
 
 
-FORWARD: dict = {**walk.table(globals(), walk.KINDS, "forward"), **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
-BACKWARD = {**walk.table(globals(), walk.KINDS, "backward"), **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+FORWARD: dict = {**walk.table(globals(), walk.KINDS, "forward", aliases=ALIASES),
+                 **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+BACKWARD = {**walk.table(globals(), walk.KINDS, "backward", aliases=ALIASES),
+            **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.
 EVALUATE = walk.table(globals(), walk.BUFFERED, "evaluate")

@@ -6,7 +6,7 @@ from common import registry
 from common.problem import schedule
 
 from . import layers
-from .layers import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS, attention_heads
+from .layers import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS, ROPE_BASE, attention_heads
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import Run, batches, forward
 
@@ -58,6 +58,7 @@ NATIVE: dict = {
     ("layers", "rnn"): lambda layer, x, *p: _recurrent(torch.nn.RNN, layer, x, *p),
     ("layers", "lstm"): lambda layer, x, *p: _recurrent(torch.nn.LSTM, layer, x, *p),
     ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "rope_attention"): lambda layer, x, *p: _attention(layer, x, *p),
     ("layers", "unembed"): lambda layer, x, E: F.linear(x, E),  # torch's layout is the embedding's, (out, in)
     ("layers", "positions"): lambda layer, x, P: x + F.embedding(torch.arange(x.shape[1], device=x.device), P),
     ("layers", "last"): lambda layer, x: x[:, -1],
@@ -76,8 +77,21 @@ def _attention(layer, x, W_qkv, W_o):
     d = width // heads
     q, k, v = F.linear(x, W_qkv.T).split([width, kv * d, kv * d], dim=-1)
     q, k, v = (t.unflatten(-1, (-1, d)).transpose(1, 2) for t in (q, k, v))  # (N, heads, T, d)
+    if layer.kind == "rope_attention":
+        q, k = _rope(q), _rope(k)
     o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=kv != heads)
     return F.linear(o.transpose(1, 2).flatten(2), W_o.T)
+
+
+def _rope(x):
+    """RoPE as Llama's reference writes it, by complex multiplication: the pair (x_i, x_{i + d/2}) as the complex
+    number x_i + i x_{i + d/2} times e^{i t theta_i} (torch.polar), then back to the two halves"""
+    t, d = x.shape[2], x.shape[3]
+    theta = ROPE_BASE ** (-torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
+    turn = torch.polar(torch.ones(t, d // 2, dtype=torch.float64, device=x.device),
+                       torch.arange(t, dtype=torch.float64, device=x.device)[:, None] * theta)
+    z = torch.complex(x[..., :d // 2].double(), x[..., d // 2:].double()) * turn
+    return torch.cat([z.real, z.imag], dim=-1).to(x.dtype)
 
 
 def _recurrent(module, layer, x, W_x, W_h, b, *states):

@@ -8,7 +8,7 @@ from common import walk
 from common.registry import ACTIVATIONS
 
 # one definition: the reference's
-from reference.layers import BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS
+from reference.layers import ALIASES, BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS, ROPE_BASE
 
 from . import activations
 
@@ -122,6 +122,16 @@ def causal(x):
     return torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
 
 
+def rotary(x, sign):
+    """x (N, H, T, d) turned by sign t theta_i at position t, features i and i + d/2 a pair; angles in float64"""
+    t, d = x.shape[2], x.shape[3]
+    angle = torch.arange(t, dtype=torch.float64, device=x.device)[:, None] * ROPE_BASE ** (
+        -torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
+    cos, sin = torch.cos(angle).to(x.dtype), (sign * torch.sin(angle)).to(x.dtype)
+    x1, x2 = x[..., :d // 2], x[..., d // 2:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
 def attention_forward(layer, p, x):
     """y = merge(a v) W_o, a = softmax(q k^T / sqrt(d)) causally masked, [q, k, v] = x W_qkv"""
     W_qkv, W_o = p
@@ -129,8 +139,10 @@ def attention_forward(layer, p, x):
     d = width // heads
     qkv = x @ W_qkv
     q = split_heads(qkv[..., :width], heads)
-    k = torch.repeat_interleave(split_heads(qkv[..., width:width + kv * d], kv), heads // kv, dim=1)
-    v = torch.repeat_interleave(split_heads(qkv[..., width + kv * d:], kv), heads // kv, dim=1)
+    k, v = split_heads(qkv[..., width:width + kv * d], kv), split_heads(qkv[..., width + kv * d:], kv)
+    if layer.kind == "rope_attention":  # positions by rotation: q and k turned by t theta_i at position t
+        q, k = rotary(q, 1.0), rotary(k, 1.0)
+    k, v = torch.repeat_interleave(k, heads // kv, dim=1), torch.repeat_interleave(v, heads // kv, dim=1)
     s = (q @ k.transpose(-2, -1)) / math.sqrt(d)
     a = activations.softmax_forward(torch.where(causal(x), s, -math.inf))
     o = merge_heads(a @ v)
@@ -150,7 +162,10 @@ def attention_backward(layer, p, cache, dy):
     da = do @ v.transpose(-2, -1)
     ds = a * (da - (da * a).sum(dim=-1, keepdim=True))
     dq, dk = (ds @ k) / math.sqrt(d), (ds.transpose(-2, -1) @ q) / math.sqrt(d)
-    dqkv = torch.cat([merge_heads(dq), merge_heads(shared_heads(dk, kv)), merge_heads(shared_heads(dv, kv))], dim=-1)
+    dk, dv = shared_heads(dk, kv), shared_heads(dv, kv)
+    if layer.kind == "rope_attention":  # a rotation's transpose turns back: by -t theta_i
+        dq, dk = rotary(dq, -1.0), rotary(dk, -1.0)
+    dqkv = torch.cat([merge_heads(dq), merge_heads(dk), merge_heads(dv)], dim=-1)
     dx = dqkv @ W_qkv.T if layer.input_grad else None
     x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))
     return dx, (x.T @ dqkv, o.T @ dy)
@@ -468,8 +483,10 @@ def activation_layer_backward(layer, p, cache, da):
     return activations.BACKWARD[layer.kind](da, z, a), ()
 
 
-FORWARD: dict = {**walk.table(globals(), walk.KINDS, "forward"), **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
-BACKWARD = {**walk.table(globals(), walk.KINDS, "backward"), **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
+FORWARD: dict = {**walk.table(globals(), walk.KINDS, "forward", aliases=ALIASES),
+                 **dict.fromkeys(ACTIVATIONS, activation_layer_forward)}
+BACKWARD = {**walk.table(globals(), walk.KINDS, "backward", aliases=ALIASES),
+            **dict.fromkeys(ACTIVATIONS, activation_layer_backward)}
 # The kinds with buffers (registry LayerKind.buffers): the forward of evaluation mode, which reads them; their
 # update after a training step, from the step's cache; their value before training.
 EVALUATE = walk.table(globals(), walk.BUFFERED, "evaluate")
