@@ -135,8 +135,8 @@ def _implied(model, input_shape=None):
                 raise ValueError(f"model[{i}] ends a residual block with per-sample shape {shape}, which cannot be "
                                  f"added to the block's input, {start}")
     shapes.append(shape)
-    if not widths and any(registry.LAYERS[layer.kind].ties for layer in model):
-        widths = [shapes[1][-1], shape[-1]]  # a tied output layer sets it: the embedding's dim to the vocabulary
+    if any(registry.LAYERS[layer.kind].ties for layer in model) and (not widths or widths[-1] != shape[-1]):
+        widths = (widths or [shapes[1][-1]]) + [shape[-1]]  # a tied output layer sets it: dim to the vocabulary
     if not widths:
         raise ValueError("model must hold a dense layer (it sets the output width)")
     if len(shape) > 2:

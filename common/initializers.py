@@ -80,6 +80,7 @@ def _attention(scheme, rng, layer, W_qkv, b):
 # A kind the scheme draws: (scheme, rng, layer, W, b) with W, b drawn for its fans -> its parameter leaves.
 DRAWN = {
     "dense": lambda scheme, rng, layer, W, b: (W, b),
+    "linear": lambda scheme, rng, layer, W, b: (W,),  # the bias the scheme draws dropped
     "conv2d": _conv2d,
     "embedding": lambda scheme, rng, layer, W, b: (W,),  # b drawn by uniform_pm1, and dropped
     "rnn": _recurrent,

@@ -238,6 +238,9 @@ LAYERS = {k.name: k for k in (
     LayerKind("dense", params=("weight", "bias"), doc="z = x W + b",
               shapes=lambda fan_in, fan_out: ((fan_in, fan_out), (fan_out,)), example=(3, 4), decayed=("weight",),
               width="changes", fans=lambda fan_in, fan_out: (fan_in, fan_out)),
+    LayerKind("linear", params=("weight",), doc="z = x W: dense without a bias (Llama's projections); shape (fan_in, "
+              "fan_out)", shapes=lambda fan_in, fan_out: ((fan_in, fan_out),), example=(3, 4), decayed=("weight",),
+              width="changes", fans=lambda fan_in, fan_out: (fan_in, fan_out)),
     LayerKind("layernorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over each sample's "
               "features (biased variance, eps 1e-5, as torch.nn.functional.layer_norm)",
               shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),

@@ -187,11 +187,11 @@ CASES = (
                        "softmax"), input_shape=(16,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01,
                 epochs=30, batch_size=16, seed=34, optimizer="adamw", weight_decay=0.01, decay_biases=False,
                 schedule="warmup_cosine", warmup_steps=9, decay_steps=90), samples=40),
-    # The same untied (a dense output layer, as llama-mini) with grouped-query heads, full batch, plain descent: the
-    # second case of RoPE.
+    # The same untied (a bias-free output projection, linear, as llama-mini's) with grouped-query heads, full batch,
+    # plain descent: the second case of RoPE.
     Case("llama-grouped-rope-sgd",
          Config(model=(("embedding", 10, 8), ("residual", 2), ("rmsnorm", 8), ("rope_attention", 8, 4, 2),
-                       ("residual", 2), ("rmsnorm", 8), ("swiglu", 8, 16), ("rmsnorm", 8), ("dense", 8, 10),
+                       ("residual", 2), ("rmsnorm", 8), ("swiglu", 8, 16), ("rmsnorm", 8), ("linear", 8, 10),
                        "softmax"), input_shape=(12,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.1,
                 epochs=40, seed=33), samples=30, second=True),
     # Residual blocks without attention, one inside another (a ResNet-style MLP): full batch, plain descent.

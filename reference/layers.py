@@ -26,10 +26,18 @@ BATCHNORM_EPS, BATCHNORM_MOMENTUM = 1e-5, 0.1  # torch.nn.functional.batch_norm'
 ROPE_BASE = 10000.0  # RoPE's theta_i = base^(-2i/d), Llama's and GPT-NeoX's
 
 
+def dot(a, b):
+    """a b over a's last axis and b's first: np.dot (on XOR's rows, faster than @), but an N-D a (a sequence,
+    (N, T, n)) as one 2-D product: np.dot of an N-D array does not call BLAS (116 times slower at GPT-2's size)"""
+    if a.ndim <= 2:
+        return np.dot(a, b)
+    return np.dot(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
+
+
 def dense_forward(layer, p, x):
     """z = x W + b"""
     W, b = p
-    z = np.dot(x, W) + b
+    z = dot(x, W) + b
     return z, (x, z)
 
 
@@ -37,10 +45,26 @@ def dense_backward(layer, p, cache, dz):
     """dW = x^T dz, db = sum_n dz, dx = dz W^T"""
     W, _ = p
     x, _ = cache
-    dx = np.dot(dz, W.T) if layer.input_grad else None
+    dx = dot(dz, W.T) if layer.input_grad else None
     if x.ndim > 2:  # on a sequence (N, T, n), every step is one more sample to W and b
         x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
     return dx, (np.dot(x.T, dz), total(dz, axis=0))
+
+
+def linear_forward(layer, p, x):
+    """z = x W: dense without a bias (Llama's projections)"""
+    (W,) = p
+    z = dot(x, W)
+    return z, (x, z)
+
+
+def linear_backward(layer, p, cache, dz):
+    """dW = x^T dz, dx = dz W^T"""
+    (W,) = p
+    x = cache[0]
+    dx = None if not layer.input_grad else dot(dz, W.T)
+    x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
+    return dx, (np.dot(x.T, dz),)
 
 
 def layernorm_forward(layer, p, x):
@@ -88,9 +112,9 @@ def rmsnorm_backward(layer, p, cache, dy):
 def swiglu_forward(layer, p, x):
     """y = h W_d, h = silu(g) u, g = x W_g, u = x W_u: each position's width to hidden and back (Llama's MLP)"""
     W_g, W_u, W_d = p
-    g, u = np.dot(x, W_g), np.dot(x, W_u)
+    g, u = dot(x, W_g), dot(x, W_u)
     h = activations.silu_forward(g) * u
-    y = np.dot(h, W_d)
+    y = dot(h, W_d)
     return y, (x, y, g, u, h)
 
 
@@ -99,10 +123,10 @@ def swiglu_backward(layer, p, cache, dy):
     dx = dg W_g^T + du W_u^T (every position one more sample to the weights)"""
     W_g, W_u, W_d = p
     x, _, g, u, h = cache
-    dh = np.dot(dy, W_d.T)
+    dh = dot(dy, W_d.T)
     s = activations.silu_forward(g)
     dg, du = activations.silu_backward(dh * u, g, s), dh * s
-    dx = np.dot(dg, W_g.T) + np.dot(du, W_u.T) if layer.input_grad else None
+    dx = dot(dg, W_g.T) + dot(du, W_u.T) if layer.input_grad else None
     x, dy, dg, du, h = (t.reshape(-1, t.shape[-1]) for t in (x, dy, dg, du, h))
     return dx, (np.dot(x.T, dg), np.dot(x.T, du), np.dot(h.T, dy))
 
@@ -148,7 +172,7 @@ def attention_forward(layer, p, x):
     W_qkv, W_o = p
     width, heads, kv = attention_heads(layer)
     d = width // heads
-    qkv = np.dot(x, W_qkv)
+    qkv = dot(x, W_qkv)
     q = split_heads(qkv[..., :width], heads)
     k, v = split_heads(qkv[..., width:width + kv * d], kv), split_heads(qkv[..., width + kv * d:], kv)
     if layer.kind == "rope_attention":  # positions by rotation: q and k turned by t theta_i at position t
@@ -157,7 +181,7 @@ def attention_forward(layer, p, x):
     s = np.matmul(q, k.transpose(0, 1, 3, 2)) / math.sqrt(d)
     a = activations.softmax_forward(np.where(np.tri(x.shape[1], dtype=bool), s, -np.inf))  # masked: j > i gets 0
     o = merge_heads(np.matmul(a, v))
-    y = np.dot(o, W_o)
+    y = dot(o, W_o)
     return y, (x, y, q, k, v, a, o)
 
 
@@ -169,7 +193,7 @@ def attention_backward(layer, p, cache, dy):
     x, _, q, k, v, a, o = cache
     width, heads, kv = attention_heads(layer)
     d = width // heads
-    do = split_heads(np.dot(dy, W_o.T), heads)
+    do = split_heads(dot(dy, W_o.T), heads)
     dv = np.matmul(a.transpose(0, 1, 3, 2), do)
     da = np.matmul(do, v.transpose(0, 1, 3, 2))
     ds = a * (da - total(da * a, axis=-1, keepdims=True))
@@ -178,7 +202,7 @@ def attention_backward(layer, p, cache, dy):
     if layer.kind == "rope_attention":  # a rotation's transpose turns back: by -t theta_i
         dq, dk = rotary(dq, -1.0), rotary(dk, -1.0)
     dqkv = np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)
-    dx = np.dot(dqkv, W_qkv.T) if layer.input_grad else None
+    dx = dot(dqkv, W_qkv.T) if layer.input_grad else None
     x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))  # every position one more sample
     return dx, (np.dot(x.T, dqkv), np.dot(o.T, dy))
 
@@ -186,7 +210,7 @@ def attention_backward(layer, p, cache, dy):
 def unembed_forward(layer, p, x):
     """y = x E^T: each position's scores over the vocabulary, E the embedding's matrix (vocabulary, dim)"""
     (E,) = p
-    y = np.dot(x, E.T)
+    y = dot(x, E.T)
     return y, (x, y)
 
 
@@ -194,7 +218,7 @@ def unembed_backward(layer, p, cache, dy):
     """dx = dy E; dE = dy^T x over every sample and position (the walk adds the embedding's own use to it)"""
     (E,) = p
     x = cache[0]
-    dx = np.dot(dy, E)
+    dx = dot(dy, E)
     x, dy = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
     return dx, (np.dot(dy.T, x),)
 

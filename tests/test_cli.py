@@ -195,9 +195,10 @@ def test_a_bad_model_is_refused_before_training(model, message, capsys):
 MODEL_FILES = sorted((ROOT / "examples" / "models").glob("*.toml"))  # none installed: the test is then skipped
 
 
-# Two GPT blocks take JAX 10 s to compile, long for the default run: there the gpt-block case checks the same kinds
-# (attention, positions, residual blocks, layer norm at every position), and --run-slow runs the file whole.
-LONG_COMPILES = {"gpt-block.toml"}
+# Two transformer blocks take JAX seconds to compile, long for the default run: there the gpt-block and Llama cases
+# check the same kinds (attention, RoPE, positions, residual blocks, norms at every position, tied weights), and
+# --run-slow runs the files whole.
+LONG_COMPILES = {"gpt-mini.toml", "llama-mini.toml"}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) for p in MODEL_FILES] +

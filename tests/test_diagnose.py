@@ -104,7 +104,7 @@ def test_the_examples_planted_mistakes_are_diagnosed(module, case_id, stage, whe
 
 @pytest.mark.parametrize(("old", "new", "parts_at"), [
     ("return 1.0 / (1.0 + np.exp(-z))", "return 1.0 / (1.0 - np.exp(-z))", "the sigmoid after layer 1, model[1]"),
-    ("z = np.dot(x, W) + b", "z = np.dot(x, W) + b + 1.0", "layer 1 (dense), model[0]"),
+    ("z = dot(x, W) + b", "z = dot(x, W) + b + 1.0", "layer 1 (dense), model[0]"),
 ])
 def test_a_forward_mistake_is_located_at_its_layer(copy_of_the_reference, old, new, parts_at):
     """Where the implementation gives each layer's output (a backend's forward returns its caches), the diagnosis

@@ -53,6 +53,7 @@ NATIVE: dict = {
     ("losses", "softmax_cross_entropy"): lambda z, y: _optax().softmax_cross_entropy(z, y).mean(),
     # A layer kind's: own(layer, x, *params).
     ("layers", "dense"): lambda layer, x, W, b: lax.dot_general(x, W, (((x.ndim - 1,), (0,)), ((), ()))) + b,
+    ("layers", "linear"): lambda layer, x, W: lax.dot_general(x, W, (((x.ndim - 1,), (0,)), ((), ()))),
     ("layers", "conv2d"): lambda layer, x, W, b: lax.conv_general_dilated(
         x, W, layer.shape[3:4] * 2, [layer.shape[4:5] * 2] * 2, dimension_numbers=("NCHW", "OIHW", "NCHW"),
         precision=lax.Precision.HIGHEST) + b[:, None, None],

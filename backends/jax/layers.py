@@ -49,6 +49,22 @@ def dense_backward(layer, p, cache, dz):
     return dx, (dot(x.T, dz), dz.sum(axis=0))
 
 
+def linear_forward(layer, p, x):
+    """z = x W"""
+    (W,) = p
+    z = dot(x, W)
+    return z, (x, z)
+
+
+def linear_backward(layer, p, cache, dz):
+    """dW = x^T dz, dx = dz W^T"""
+    (W,) = p
+    x = cache[0]
+    dx = None if not layer.input_grad else dot(dz, W.T)
+    x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
+    return dx, (dot(x.T, dz),)
+
+
 def layernorm_forward(layer, p, x):
     """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over each sample's features"""
     g, b = p

@@ -44,6 +44,7 @@ NATIVE: dict = {
     ("losses", "hinge"): lambda a, y: a.shape[-1] * F.multi_margin_loss(_positions(a), _positions(y).argmax(dim=1)),
     # A layer kind's: own(layer, x, *params).
     ("layers", "dense"): lambda layer, x, W, b: F.linear(x, W.T, b),  # torch keeps W as (fan_out, fan_in)
+    ("layers", "linear"): lambda layer, x, W: F.linear(x, W.T),
     ("layers", "layernorm"): lambda layer, x, g, b: F.layer_norm(x, g.shape, g, b, eps=LAYERNORM_EPS),
     ("layers", "rmsnorm"): lambda layer, x, g: F.rms_norm(x, g.shape, g, eps=RMSNORM_EPS),
     ("layers", "swiglu"): lambda layer, x, W_g, W_u, W_d: F.linear(F.silu(F.linear(x, W_g.T)) * F.linear(x, W_u.T),

@@ -13,6 +13,11 @@ from reference.layers import ALIASES, BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNO
 from . import activations
 
 
+def dot(a, b):
+    """a b over a's last axis and b's first (the reference's dot; torch's @ calls BLAS for any leading axes)"""
+    return a @ b
+
+
 def dense_forward(layer, p, x):
     """z = x W + b"""
     W, b = p
@@ -29,6 +34,22 @@ def dense_backward(layer, p, cache, dz):
     if x.ndim > 2:  # on a sequence (N, T, n), every step is one more sample to W and b
         x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
     return dx, (x.T @ dz, dz.sum(dim=0))
+
+
+def linear_forward(layer, p, x):
+    """z = x W"""
+    (W,) = p
+    z = dot(x, W)
+    return z, (x, z)
+
+
+def linear_backward(layer, p, cache, dz):
+    """dW = x^T dz, dx = dz W^T"""
+    (W,) = p
+    x = cache[0]
+    dx = None if not layer.input_grad else dot(dz, W.T)
+    x, dz = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
+    return dx, (x.T @ dz,)
 
 
 def layernorm_forward(layer, p, x):
@@ -174,7 +195,7 @@ def attention_backward(layer, p, cache, dy):
 def unembed_forward(layer, p, x):
     """y = x E^T"""
     (E,) = p
-    y = x @ E.T
+    y = dot(x, E.T)
     return y, (x, y)
 
 
@@ -182,7 +203,7 @@ def unembed_backward(layer, p, cache, dy):
     """dx = dy E; dE = dy^T x"""
     (E,) = p
     x = cache[0]
-    dx = dy @ E
+    dx = dot(dy, E)
     x, dy = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
     return dx, (dy.T @ x,)
 
