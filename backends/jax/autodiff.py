@@ -118,15 +118,19 @@ def native_loss(params, X, y, config):
     """The loss computed by JAX's own layers, activations and loss (NATIVE), and the manual forward for a kind JAX has
     none of (rnn, lstm, layernorm). With jax.grad, the framework training the model its own way (benchmarks/: the
     manual core's yardstick)."""
-    x = X
+    x, skips = X, []
     for layer in config.model[:-1]:
         p = () if layer.slot is None else params[layer.slot]
         if ("layers", layer.kind) in NATIVE:
             x = NATIVE["layers", layer.kind](layer, x, *p)
         elif layer.kind in registry.ACTIVATIONS:
             x = NATIVE["activations", layer.kind](x)
+        elif layer.kind == "residual":  # a block begins: y = x + f(x) where it ends
+            skips.append(x)
         else:  # a kind the framework lacks: the manual forward's
             x, _ = layers.FORWARD[layer.kind](layer, p, x)
+        for _ in range(layer.closes):
+            x = x + skips.pop()
     if config.loss not in FUSED_WITH_OUTPUT:
         x = NATIVE["activations", config.output](x)
     return NATIVE["losses", config.loss](x, y)
