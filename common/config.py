@@ -225,9 +225,9 @@ class Config:
     warmup_steps: int = 0
     decay_steps: int | None = None
     end_lr: float = 0.0
-    # Gradient accumulation: each step's batch in this many micro-batches (consecutive rows, ceil(n / accumulate) each,
-    # the last smaller), their losses and gradients added up weighted by their share of the batch (n_i / n; 1 for a
-    # summed loss): the whole batch's, to rounding.
+    # Gradient accumulation: each step's batch in micro-batches of ceil(n / accumulate) consecutive rows (the last
+    # smaller: at most accumulate of them), their losses and gradients added up weighted by their share of the batch
+    # (n_i / n; 1 for a summed loss): the whole batch's, to rounding.
     accumulate: int = 1
     model: tuple | None = None  # None: expanded from the shorthand (layers, hidden, output)
     # The per-sample shape of X, (channels, height, width) for images: needed where the model begins with a layer
