@@ -42,16 +42,17 @@ class Findings:
         self.first_epochs = []  # where a failing trajectory quantity first left its tolerance
         self.lead: list = []  # lines said before the quantities: where a run first parts, by leaf and step
 
-    def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None):
+    def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None, dtype=None):
         """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems). kind: a
-        row of tolerances.FLOAT64, or a Tol itself (a probe's)."""
+        row of tolerances.FLOAT64, or a Tol itself (a probe's). dtype: the lower dtype actual is held to, where not
+        the problem's (a framework's own op that computes in float32 whatever it is given)."""
         try:
             if ref64 is None:
                 tol = kind if isinstance(kind, tolerances.Tol) else tolerances.float64(kind)
                 diff = assert_close(actual, ref, tol, what=what, backend=backend, epoch=epoch)
             else:
-                diff = assert_low_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch, dtype=self.dtype,
-                                        rule=self.rule)
+                diff = assert_low_close(actual, ref, ref64, what=what, backend=backend, epoch=epoch,
+                                        dtype=dtype or self.dtype, rule=self.rule)
             self.diffs.append((what, epoch, diff))
         except Disagreement as exc:
             self.failures.append(str(exc))

@@ -188,7 +188,7 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
             found.compare(grads[i], vjp, None, "gradient",
                           what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
                           backend=label)
-    _check_native_layer(driver, native, found, layer, label, inputs, names, (y_ref, dx_ref, *dp_ref), dy, ids)
+    _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids)
     rng = np.random.default_rng(seed + 1)
     kink = kinks(name, x)
 
@@ -222,29 +222,27 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, sk
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
 
-def _check_native_layer(driver, native, found, layer, label, inputs, names, refs, dy, ids=0):
+def _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids=0):
     """A layer kind against the framework's own (torch.nn.functional.linear, conv2d, ...; own(layer, x, *params)): its
-    output and its vector-Jacobian product in the input and each parameter against the reference's (refs: its output,
-    then the gradients in names' order), at max-pooling's ties too (the framework's choice of maximum is the convention
-    checked). An own op that computes in a lower dtype whatever it is given (the backend's autodiff.NATIVE_DTYPE:
-    jax.nn.dot_product_attention's float32 softmax) is held to that dtype's bound: the NumPy reference's own deviation
-    in it, on the same values."""
+    output against the reference's, and its vector-Jacobian product in the input and each parameter against the
+    backend's backward (at max-pooling's ties too: the framework's choice of maximum is the convention checked). An own
+    op that computes in a lower dtype whatever it is given (the backend's autodiff.NATIVE_DTYPE:
+    jax.nn.dot_product_attention's float32 softmax) is held to that dtype's bound instead: the NumPy reference's own
+    deviation in it, on the same values."""
     name = layer.kind
     autodiff, own = native_op(driver, "layers", name)
     if own is None:
         return
     own = partial(own, layer)
     low = getattr(autodiff, "NATIVE_DTYPE", {}).get(("layers", name))
-    where, lows = (found, [None] * len(refs)) if low is None else (Findings(dtype=low), _reference_in(layer, inputs,
-                                                                                                      dy, low))
+    lows = [] if low is None else _reference_in(layer, inputs, dy, low)
     as_low = (lambda a: a) if low is None else (lambda a: np.asarray(a).astype(dtypes.numpy_dtype(low)))
-
-    def compare(actual, i, kind, what):
-        ref, ref_low = (refs[i], None) if low is None else (lows[i], refs[i])
-        where.compare(as_low(actual), ref, ref_low, kind, what=what, backend=label)
-
-    compare(driver.to_numpy(own(*map(native, inputs))), 0, "forward",
-            f"{name} layer forward against {driver.name}'s own")
+    what = f"{name} layer forward against {driver.name}'s own"
+    value = driver.to_numpy(own(*map(native, inputs)))
+    if low is None:
+        found.compare(value, y_ref, None, "forward", what=what, backend=label)
+    else:
+        found.compare(as_low(value), lows[0], y_ref, "forward", what=what, backend=label, dtype=low)
     for i, leaf in list(enumerate(names))[ids:]:
         def of_one(v, i=i):
             values = [native(t) for t in inputs]
@@ -252,11 +250,12 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, refs
             return own(*values)
 
         vjp = driver.to_numpy(autodiff.vjp(of_one, native(inputs[i]), native(dy)))
-        compare(vjp, i + 1, "gradient", f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s "
-                f"VJP" + ("" if low is None else f" (its own computes in {low})"))
-    if low is not None:
-        found.failures += where.failures
-        found.diffs += where.diffs
+        what = f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s VJP"
+        if low is None:
+            found.compare(grads[i], vjp, None, "gradient", backend=label, what=what)
+        else:
+            found.compare(as_low(vjp), lows[i + 1], grads[i], "gradient", backend=label, dtype=low,
+                          what=f"{what} (its own computes in {low})")
 
 
 def _reference_in(layer, inputs, dy, dtype):
