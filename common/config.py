@@ -158,7 +158,7 @@ def _output_shape(i, layer, kind, shape, last):
     if kind.width == "features":
         if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
             raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
-        if shape != layer.shape and not (kind.positions and len(shape) == 2 and shape[-1:] == layer.shape):
+        if shape != layer.shape and not (kind.per_position and len(shape) == 2 and shape[-1:] == layer.shape):
             raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but "
                              f"{shape[0] if len(shape) == 1 else shape} reach it")
     elif kind.width == "rate":

@@ -8,7 +8,7 @@ hand. Framework-free: importing it needs nothing but the standard library.
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class LayerKind:
     # is amplified a hundredfold, past the fixed float64 table's "handful of roundings")
     example_scale: float = 1.0
     ties: bool = False  # its matrix is the embedding's (an output layer tied to the first layer), not its own
-    positions: bool = False  # a "features" kind that also reads a sequence, (T, features), acting at each position
+    per_position: bool = False  # a "features" kind that also reads a sequence, (T, features), acting at each position
     # alike (layer and RMS norm; batch norm's statistics are over the batch, one sample one row)
 
 
@@ -210,6 +210,23 @@ class Init:
     doc: str
 
 
+# Causal self-attention: one fused projection to queries, keys and values, the heads' scaled scores masked so that no
+# position sees a later one, softmax, the heads merged and projected back. No biases (nanoGPT's bias=False, Llama's):
+# GPT-2's key bias adds q . b_k to every score of a row, which softmax ignores, so its gradient is 0 up to round-off,
+# and Adam turns that round-off into steps of about lr that no two backends share. A third number groups the heads
+# (grouped-query attention: each key and value head serves heads / kv_heads query heads). rope_attention (LAYERS) is
+# this kind with rotary positions.
+ATTENTION = LayerKind(
+    "attention", params=("qkv weight", "output weight"),
+    doc="y = merge_h(softmax(q_h k_h^T / sqrt(d) + causal mask) v_h) W_o, [q, k, v] = x W_qkv split into heads of "
+        "width d = width / heads, no biases (as torch's scaled_dot_product_attention with is_causal between two "
+        "bias-free projections); shape (width, heads) or (width, heads, kv_heads)",
+    shapes=lambda width, heads, kv=None: ((width, attention_params(width, heads, kv)), (width, width)),
+    example=(8, 4, 2), decayed=("qkv weight", "output weight"), width="reshapes", reshape=attention_shape,
+    example_input=(5, 8), example_scale=8 ** -0.5,
+    fans=lambda width, heads, kv=None: (width, attention_params(width, heads, kv)))
+
+
 ACTIVATIONS = {a.name: a for a in (
     Activation("sigmoid", hidden=True, outputs="unit"),
     Activation("tanh", hidden=True, outputs="signed"),
@@ -244,12 +261,12 @@ LAYERS = {k.name: k for k in (
     LayerKind("layernorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over each sample's "
               "features (biased variance, eps 1e-5, as torch.nn.functional.layer_norm)",
               shapes=lambda features: ((features,), (features,)), example=(4,), width="features", fills=(1.0, 0.0),
-              edges=(1.5, 1.5, 1.5, 1.5), positions=True),  # a sample whose features are all equal: zero variance
+              edges=(1.5, 1.5, 1.5, 1.5), per_position=True),  # a sample whose features are all equal: zero variance
     LayerKind("rmsnorm", params=("scale",), doc="y = g x / sqrt(mean(x^2) + eps) over each sample's features (the "
               "last axis), no centring and no shift (eps 1e-6, Llama's; torch.nn.functional.rms_norm's default eps is "
               "the dtype's machine epsilon, so the oracle is given 1e-6)",
               shapes=lambda features: ((features,),), example=(4,), width="features", fills=(1.0,),
-              edges=(0.0, 0.0, 0.0, 0.0), kink=True, positions=True),  # a sample of zeros: the mean of squares is 0,
+              edges=(0.0, 0.0, 0.0, 0.0), kink=True, per_position=True),  # a sample of zeros: the mean of squares is 0,
     # eps alone keeps it finite, and the slope is 1 / sqrt(eps) (central differences at step 1e-6 stray 2e-4 there: see
     # kink)
     LayerKind("batchnorm", params=("scale", "shift"), doc="y = g (x - mean) / sqrt(var + eps) + b over the batch, "
@@ -302,19 +319,7 @@ LAYERS = {k.name: k for k in (
               shapes=lambda width, hidden: ((width, hidden), (width, hidden), (hidden, width)), example=(3, 4),
               decayed=("gate weight", "up weight", "down weight"), width="reshapes", reshape=swiglu_shape,
               example_input=(3,), fans=lambda width, hidden: (width, hidden)),
-    # Causal self-attention: one fused projection to queries, keys and values, the heads' scaled scores masked so that
-    # no position sees a later one, softmax, the heads merged and projected back. No biases (nanoGPT's bias=False,
-    # Llama's): GPT-2's key bias adds q . b_k to every score of a row, which softmax ignores, so its gradient is 0 up
-    # to round-off, and Adam turns that round-off into steps of about lr that no two backends share. A third number
-    # groups the heads (grouped-query attention: each key and value head serves heads / kv_heads query heads).
-    LayerKind("attention", params=("qkv weight", "output weight"),
-              doc="y = merge_h(softmax(q_h k_h^T / sqrt(d) + causal mask) v_h) W_o, [q, k, v] = x W_qkv split into "
-                  "heads of width d = width / heads, no biases (as torch's scaled_dot_product_attention with "
-                  "is_causal between two bias-free projections); shape (width, heads) or (width, heads, kv_heads)",
-              shapes=lambda width, heads, kv=None: ((width, attention_params(width, heads, kv)), (width, width)),
-              example=(8, 4, 2), decayed=("qkv weight", "output weight"), width="reshapes", reshape=attention_shape,
-              example_input=(5, 8), example_scale=8 ** -0.5,
-              fans=lambda width, heads, kv=None: (width, attention_params(width, heads, kv))),
+    ATTENTION,
     # The output layer tied to the token embedding (GPT-2's lm_head): scores y = x E^T with E the embedding's own
     # matrix, so that matrix has two uses and its gradient is the sum of both (the walk adds the second). Its per-op
     # check gives it a matrix of its own.
@@ -324,14 +329,11 @@ LAYERS = {k.name: k for k in (
               width="reshapes", reshape=unembed_shape, example_input=(4, 3), ties=True),
     # Llama's attention: the same, with q and k rotated by their position (RoPE) after the projection, in place of
     # learned positions; a head's width must be even (its features rotate in pairs).
-    LayerKind("rope_attention", params=("qkv weight", "output weight"),
-              doc="attention (as attention) with rotary position embedding: each head's q and k at position t turned "
-                  "by t theta_i, features i and i + d/2 a pair (rotate-half, GPT-NeoX's and Hugging Face Llama's), "
-                  "theta_i = 10000^(-2i/d); shape (width, heads) or (width, heads, kv_heads)",
-              shapes=lambda width, heads, kv=None: ((width, attention_params(width, heads, kv)), (width, width)),
-              example=(8, 2, 1), decayed=("qkv weight", "output weight"), width="reshapes",
-              reshape=lambda shape, x: attention_shape(shape, x, "rope_attention"), example_input=(5, 8),
-              example_scale=8 ** -0.5, fans=lambda width, heads, kv=None: (width, attention_params(width, heads, kv))),
+    replace(ATTENTION, name="rope_attention",
+            doc="attention (as attention) with rotary position embedding: each head's q and k at position t turned by "
+                "t theta_i, features i and i + d/2 a pair (rotate-half, GPT-NeoX's and Hugging Face Llama's), "
+                "theta_i = 10000^(-2i/d); shape (width, heads) or (width, heads, kv_heads)",
+            example=(8, 2, 1), reshape=lambda shape, x: attention_shape(shape, x, "rope_attention")),
     LayerKind("positions", params=("weight",), doc="y[n, t] = x[n, t] + P[t]: a learned vector per position added "
               "(GPT-2's position embedding); shape (context, width), the sequence at most context long",
               shapes=lambda context, width: ((context, width),), example=(6, 3), decayed=("weight",),
