@@ -208,6 +208,7 @@ def test_clipping_scales_by_one_global_norm_as_torch_and_optax_define_it():
     the GPT block (norm 1.44): below the norm nothing changes; above it, torch's scale c / (|g| + 1e-6) is the
     reference's to rounding, and optax's c / |g| is it times (|g| + 1e-6) / |g|, the epsilon it leaves out."""
     torch, optax, jnp = pytest.importorskip("torch"), pytest.importorskip("optax"), pytest.importorskip("jax.numpy")
+    backends.load("jax")  # it enables float64: optax clips the float64 gradients as they are
     from reference.mlp import clipped, gradients
 
     config, params, X, y, _ = BY_ID["gpt-block-adamw-minibatch"].inputs()
