@@ -69,7 +69,9 @@ BLOCK, BLOCK_2 = "rmsnorm-silu-swiglu-adamw-minibatch", "rmsnorm-silu-swiglu-mse
 def swiglu(layer, *leaves):
     """A SwiGLU layer's gradient quantities (its gate, up and down weights, or those named)."""
     return tuple(f"layer {layer} {leaf} weight gradient" for leaf in leaves or ("gate", "up", "down"))
-# The attention cases: layer 1 the embedding, 2 the positions, 3 the attention, 4 the output layer. A mistake in
+
+
+# The attention cases: layer 1 the embedding, 2 the positions, 3 the attention, then the output layer. A mistake in
 # attention's backward leaves its output weight's gradient and all above it right; one in the positions' gradient
 # leaves everything but it right (their input gradient passes straight through).
 ATTENTION, ATTENTION_2 = "attention-positions-adamw-minibatch", "attention-grouped-tanh-momentum"
