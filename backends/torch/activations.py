@@ -102,13 +102,13 @@ def gelu_backward(da, z, a):
 
 def gelu_tanh_forward(z):
     """a = z (1 + tanh(u)) / 2, u = sqrt(2/pi) (z + 0.044715 z^3)"""
-    u = GELU_C * (z + GELU_K * z ** 3)
+    u = GELU_C * (z + GELU_K * z * z * z)
     return 0.5 * z * (1.0 + torch.tanh(u))
 
 
 def gelu_tanh_backward(da, z, a):
     """f'(z) = (1 + t) / 2 + z (1 - t^2) u'(z) / 2"""
-    t = torch.tanh(GELU_C * (z + GELU_K * z ** 3))
+    t = torch.tanh(GELU_C * (z + GELU_K * z * z * z))
     return da * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3 * GELU_K * z * z))
 
 
