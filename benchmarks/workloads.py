@@ -3,6 +3,7 @@
 CROSSCHECK_BENCH_DTYPE=float64 (or float32) runs every workload in that dtype instead of its own.
 """
 
+import math
 import os
 from dataclasses import dataclass, replace
 
@@ -26,6 +27,11 @@ class Workload:
         """This workload in float32: a 16-bit workload's yardstick."""
         return replace(self, config=self.config.replace(dtype="float32"), baseline=BASELINE_ROW)
 
+
+GPT_EMBED = (("embedding", 10, 128), ("positions", 64, 128))
+GPT_BLOCK = (("residual", 2), ("layernorm", 128), ("attention", 128, 4),
+             ("residual", 4), ("layernorm", 128), ("dense", 128, 512), "gelu_tanh", ("dense", 512, 128))
+GPT_HEAD = (("layernorm", 128), ("unembed", 10, 128), "softmax")
 
 WORKLOADS = {
     # The second seed's set-up: overhead-bound, every op works on a handful of numbers.
@@ -62,6 +68,16 @@ WORKLOADS = {
                                   input_shape=(32,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.001,
                                   epochs=2, batch_size=128, optimizer="adam", dtype="float32"), 512, None,
                     baseline="native"),
+    # Two pre-norm GPT blocks (issue 29's) at a size where the matrix products dominate: width 128, 4 causal heads,
+    # an MLP 4x wide, 64 tokens of context, batches of 16 windows (1,024 tokens a step), learned positions, scores
+    # tied to the embedding, AdamW with clipping and a warmup-and-cosine schedule: 8 steps. Beside each framework
+    # training it its own way (torch: F.scaled_dot_product_attention, F.layer_norm, F.gelu, autograd, torch.optim.AdamW,
+    # clip_grad_norm_, its schedulers; JAX: jax.nn.dot_product_attention, jax.grad, optax).
+    "gpt": Workload("gpt", Config(model=GPT_EMBED + GPT_BLOCK * 2 + GPT_HEAD, input_shape=(64,),
+                                  loss="softmax_cross_entropy", init="glorot_uniform", lr=0.001, epochs=2,
+                                  batch_size=16, optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0,
+                                  schedule="warmup_cosine", warmup_steps=2, decay_steps=8, end_lr=0.0001,
+                                  dtype="float32"), 64, None, baseline="native"),
 }
 
 if os.environ.get("CROSSCHECK_BENCH_DTYPE"):
@@ -74,12 +90,24 @@ def step_flops(config, samples):
 
     Per dense layer: forward a W (2 N in out), dW = a^T dz (2 N in out), and for every layer but the
     first, da = dz W^T (2 N in out). A convolution likewise, with in = c_in k^2 and N the number of windows
-    (samples x output positions): im2col's three products.
+    (samples x output positions): im2col's three products. Over a sequence N counts its positions. Attention: its
+    two projections (3W and W outputs) as dense layers, and the scores q k^T and their weighting of v, T^2 W each per
+    sample, each with two products in the backward (the causal mask's zeros are counted: every backend computes them).
+    SwiGLU: its three matrices as dense layers.
     """
     total = 0
     for i, (layer, out) in enumerate(zip(config.model, config.shapes[1:])):
-        if layer.kind == "dense":
-            macs = samples * layer.shape[0] * layer.shape[1]
+        rows = samples * math.prod(config.shapes[i][:-1])  # a dense layer's rows: samples, or samples x positions
+        if layer.kind in ("dense", "linear"):
+            macs = rows * layer.shape[0] * layer.shape[1]
+        elif layer.kind == "unembed":  # the scores by the embedding's matrix (vocabulary x width)
+            macs = rows * layer.shape[0] * layer.shape[1]
+        elif layer.kind in ("attention", "rope_attention"):
+            (width, heads, *kv), steps = layer.shape, config.shapes[i][0]
+            qkv = width + 2 * width * (kv[0] if kv else heads) // heads  # grouped heads: fewer keys and values
+            macs = rows * (qkv + width) * width + samples * 2 * steps * steps * width
+        elif layer.kind == "swiglu":  # gate, up (width x hidden) and down (hidden x width)
+            macs = rows * 3 * layer.shape[0] * layer.shape[1]
         elif layer.kind == "conv2d":
             c_in, c_out, k = layer.shape[:3]
             macs = samples * out[1] * out[2] * c_in * k * k * c_out

@@ -113,18 +113,20 @@ def assert_close(actual, expected, tol, *, what, backend, epoch=None, dtype=None
     return d
 
 
-def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype=None, rule=None):
+def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype=None, rule=None, theirs=None):
     """actual, in dtype (float32, bfloat16 or float16; default ref_low's), within tolerances.low_bound of ref64,
     scaled by ref_low's own deviation from ref64 (the NumPy reference in that dtype, on the same values). The dtype is
     the problem's: a reference that returns another (a mistake planted in it) is itself named for it. rule: the row of
-    tolerances.LOW, where not dtype's (a mixed-precision run, float32 computed in rule)."""
+    tolerances.LOW, where not dtype's (a mixed-precision run, float32 computed in rule). theirs: ref_low's deviation
+    (low_reference_diff's), where several backends are held to one reference (tools/gpt_scale.py, 124M entries);
+    ref_low may then be None, given the dtype."""
     __tracebackhide__ = True
     dtype = dtypes.numpy_dtype(dtype) if dtype is not None else np.asarray(ref_low).dtype
     name = dtypes.name_of(dtype)
     actual, ref64 = check_comparable(actual, ref64, what=what, backend=backend, epoch=epoch, dtype=dtype)
-    ref_low, _ = check_comparable(ref_low, ref64, what=what, backend=f"numpy {name} reference", epoch=epoch,
-                                  dtype=dtype)
-    ours, theirs = diff(actual, ref64), diff(ref_low, ref64)
+    if theirs is None:
+        theirs = low_reference_diff(ref_low, ref64, what=what, epoch=epoch, dtype=dtype)
+    ours = diff(actual, ref64)
     rule = rule or name
     bound = tolerances.low_bound(rule, theirs.max_abs, float(np.max(np.abs(ref64))))
     if ours.max_abs > bound:
@@ -136,3 +138,12 @@ def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype
         exc.first_bad = tuple(int(i) for i in np.unravel_index(np.argmax(out), out.shape))
         raise exc
     return ours
+
+
+def low_reference_diff(ref_low, ref64, *, what, epoch=None, dtype=None):
+    """The NumPy reference in a low dtype against the float64 one: the deviation assert_low_close scales its bound by
+    (checked comparable first: a reference planted with a mistake is named)."""
+    dtype = dtypes.numpy_dtype(dtype) if dtype is not None else np.asarray(ref_low).dtype
+    ref_low, ref64 = check_comparable(ref_low, ref64, what=what, backend=f"numpy {dtypes.name_of(dtype)} reference",
+                                      epoch=epoch, dtype=dtype)
+    return diff(ref_low, ref64)

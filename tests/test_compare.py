@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from crosscheck import tolerances
-from crosscheck.compare import Disagreement, assert_close, assert_low_close
+from crosscheck.compare import Disagreement, assert_close, assert_low_close, low_reference_diff
 
 TOL = tolerances.float64("gradient")
 
@@ -70,6 +70,21 @@ def test_float32_bound_scales_with_the_numpy_float32_deviation():
         assert_low_close(bad, ref32, ref64, what="loss", backend="jax")
     with pytest.raises(Disagreement, match="dtype float64 differs from the expected float32"):
         assert_low_close(ref64, ref32, ref64, what="loss", backend="jax")
+
+
+def test_a_reference_deviation_computed_once_holds_each_backend_to_the_same_bound():
+    """theirs= (tools/gpt_scale.py: one float32 reference, several backends, 124M entries): the same verdicts as the
+    deviation computed inside, and a planted float32 reference is still named where the deviation is computed."""
+    ref64 = np.linspace(0.1, 1.0, 10)
+    ref32 = (ref64 + 1e-6).astype(np.float32)
+    theirs = low_reference_diff(ref32, ref64, what="loss", dtype="float32")
+    assert assert_low_close((ref64 + 3e-6).astype(np.float32), None, ref64, what="loss", backend="torch",
+                            dtype="float32", theirs=theirs).max_abs < 4e-6
+    with pytest.raises(Disagreement, match="torch: loss in float32 strays"):
+        assert_low_close((ref64 + 1e-4).astype(np.float32), None, ref64, what="loss", backend="torch",
+                         dtype="float32", theirs=theirs)
+    with pytest.raises(Disagreement, match="numpy float32 reference: loss: dtype float64 differs"):
+        low_reference_diff(ref64, ref64, what="loss", dtype="float32")
 
 
 @pytest.mark.parametrize("expected", [0.0, 1e-310], ids=["exact zero", "subnormal"])
