@@ -241,6 +241,11 @@ class Config:
     compute: str | None = None
     loss_scale: float | str | None = None
     scale_window: int = 2000
+    # Data parallelism: "data:N" trains each step's batch on N shards of consecutive rows (a process or a device each):
+    # each shard's loss and gradients weighted by its share of the batch (n / N / n; 1 for a summed loss), summed over
+    # the world (an all-reduce), and the same update taken on every shard. None: one device. The reference runs on one
+    # device whatever this says: every sharded run is compared with it (docs/parallel.md).
+    parallel: str | None = None
     _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
     def __post_init__(self) -> None:
@@ -290,6 +295,32 @@ class Config:
             object.__setattr__(self, "model", expand(layers, self.hidden, self.output))
             if self.input_shape not in (None, layers[:1]):
                 raise ValueError(f"input_shape {self.input_shape!r} contradicts layers[0] = {layers[0]}")
+        self._check_parallel()
+
+    def _check_parallel(self) -> None:
+        if self.parallel is None:
+            return
+        kind, _, world = str(self.parallel).partition(":")
+        if kind not in ("data", "tensor") or not world.isdigit():
+            raise ValueError(f"parallel must be None or 'data:N' (N shards of each batch), got {self.parallel!r}")
+        if kind == "tensor":
+            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism is not built yet; 'data:N' is")
+        if int(world) < 2:
+            raise ValueError(f"parallel {self.parallel!r}: a world of {world} is one device; leave parallel out")
+        refused = [(any(registry.LAYERS[layer.kind].min_batch > 1 for layer in self.model or ()),
+                    "batch norm's statistics would be each shard's, not the batch's (SyncBatchNorm is another model)"),
+                   (any(registry.LAYERS[layer.kind].noise for layer in self.model or ()),
+                    "dropout's masks across shards are not built yet"),
+                   (self.accumulate > 1, "gradient accumulation inside each shard is not built yet"),
+                   (self.compute is not None, "mixed precision across shards is not built yet")]
+        for refuse, why in refused:
+            if refuse:
+                raise ValueError(f"parallel {self.parallel!r}: {why}")
+
+    @cached_property
+    def world(self) -> int:
+        """How many shards (processes, devices) train each step: parallel's N, 1 on one device."""
+        return 1 if self.parallel is None else int(self.parallel.partition(":")[2])
 
     def _take_model(self) -> None:
         """An explicit model: placed, validated, and described by layers/hidden/output (which it overrides,
@@ -408,6 +439,8 @@ class Config:
             parts.append(f"gradients clipped to norm {self.clip:g}")
         if self.accumulate > 1:
             parts.append(f"each step in {self.accumulate} accumulated micro-batches")
+        if self.parallel is not None:
+            parts.append(f"data parallel over {self.world} shards")
         if self.schedule is not None:
             parts.append(f"lr warmed up over {self.warmup_steps} updates, then cosine to {self.end_lr:g} at update "
                          f"{self.decay_steps}")

@@ -112,11 +112,27 @@ class Driver:
     autodiff_gradients: Callable | None = None  # (params, X, y, config) -> (loss, grads) by the framework's autodiff
     supports: Callable | None = None  # config -> None if supported, else the reason it is not (plug-ins)
     capability: Capability | None = None  # what supports admits, as data, where a plug-in declares it (adapters)
+    # config.parallel's sharded run: a module with run_gradients and train (backends/torch/parallel.py); None: the
+    # backend has none (a plug-in's: refused), or it is the reference, which runs every problem on one device.
+    parallel: Any = None
+    reference: bool = False
 
     def check_support(self, config):
         reason = self.supports(config) if self.supports is not None else None
         if reason:
             raise Unsupported(f"{self.name} does not support this configuration: {reason}")
+        if config.world > 1 and self.parallel is None and not self.reference:
+            raise Unsupported(f"{self.name} does not support this configuration: no data-parallel run "
+                              f"(parallel {config.parallel!r})")
+
+    def _placed(self, config):
+        """(config, the module whose gradients and train run it): the reference's run on one device whatever
+        config.parallel says (what sharded runs are compared with); a sharded run's, its parallel module."""
+        if config.world == 1:
+            return config, self.mlp
+        if self.reference:
+            return config.replace(parallel=None), self.mlp
+        return config, self.parallel
 
     def check_device(self, device):
         if device not in DEVICES:
@@ -158,7 +174,9 @@ class Driver:
 
     def run_gradients(self, params, X, y, config, device="cpu"):
         """(loss, [(dW, db)]) by the backend's manual backprop."""
-        loss, grads = self.mlp.gradients(*self._prepare(params, X, y, config, device), config)
+        native = self._prepare(params, X, y, config, device)
+        config, runs = self._placed(config)
+        loss, grads = (runs.gradients if runs is self.mlp else runs.run_gradients)(*native, config)
         return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
 
     def run_autodiff_gradients(self, params, X, y, config, device="cpu"):
@@ -190,14 +208,15 @@ class Driver:
         if carried and not self.continues():
             raise ValueError(f"backend {self.name!r}: its train takes no opt_state, step or buffers, so a run cannot "
                              f"continue from a state that holds optimizer state or buffers; train it at once")
+        config, runs = self._placed(config)
         if state is None or not self.continues():
             # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
-            run = self.mlp.train(*native, config, native_orders, checkpoints, **noise)
+            run = runs.train(*native, config, native_orders, checkpoints, **noise)
         else:
             kept = {"buffers": self.native_params(state.buffers, device)} if buffers else {}
-            run = self.mlp.train(*native, config, native_orders, checkpoints,
-                                 opt_state=self.numpy_tree(state.opt_state, lambda a: self.to_native(a, device)),
-                                 step=step, **kept, **noise)
+            run = runs.train(*native, config, native_orders, checkpoints,
+                             opt_state=self.numpy_tree(state.opt_state, lambda a: self.to_native(a, device)),
+                             step=step, **kept, **noise)
         return self._finished(run, problem, step)
 
     def _finished(self, run, problem, step):

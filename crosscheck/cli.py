@@ -9,7 +9,7 @@ from typing import Any
 
 import backends
 from common import dtypes, registry
-from reference import SEED2_XOR, Config
+from reference import SEED2_XOR, Config, check_inputs
 from reference.data import DATASETS
 
 from . import command
@@ -137,6 +137,10 @@ def _report_options(p, d):
     p.add_argument("--accumulate", type=int, default=1, metavar="N",
                    help="gradient accumulation: each step's batch as N micro-batches, their gradients added up "
                         "weighted by their share of the batch (default: 1, none)")
+    p.add_argument("--parallel", default=None, metavar="data:N",
+                   help="data parallelism: each step's batch on N shards (torch: N gloo processes; JAX: N devices, "
+                        "host devices on the CPU), their gradients all-reduced; compared with the reference's run on "
+                        "one device (default: one device)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--samples", type=int, default=None,
                    help="train on this many synthetic samples drawn from the seed (default: XOR); with --data, its "
@@ -199,7 +203,7 @@ def _config(p, args):
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
                         weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases, clip=args.clip,
                         schedule=args.schedule, warmup_steps=args.warmup_steps, decay_steps=args.decay_steps,
-                        end_lr=args.end_lr, accumulate=args.accumulate)
+                        end_lr=args.end_lr, accumulate=args.accumulate, parallel=args.parallel)
         if args.compute is not None or loss_scale is not None:  # mixed precision: validated with its dtype
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
@@ -219,13 +223,29 @@ def _case(p, args, config):
     case = Case("report", config, samples=args.samples, n_checkpoints=min(args.checkpoints, args.epochs),
                 data=args.data)
     try:  # the data the run trains on, checked against the model before anything trains
-        n_samples = len(case.problem(args.dtype).X)
+        problem = case.problem(args.dtype)
     except ValueError as exc:
         p.error(str(exc))
+    n_samples = len(problem.X)
     if args.batch_size is not None and args.batch_size > n_samples:
         where = f"--data {args.data}" if args.data else "XOR" if args.samples is None else "--samples"
         p.error(f"--batch-size {args.batch_size} exceeds the {n_samples} samples ({where}); choose at most {n_samples}")
+    if config.world > 1:  # the shards' sizes (the batches' against the world), before any process starts
+        try:
+            check_inputs(problem.params, problem.X, problem.y, problem.config, problem.orders)
+        except ValueError as exc:
+            p.error(str(exc))
+        host_devices(config.world)
     return case
+
+
+def host_devices(world):
+    """Ask XLA for world host devices, so that JAX's data-parallel run has its devices on the CPU: through XLA_FLAGS,
+    which JAX reads when it starts (a flag the environment already sets wins). After JAX has started, nothing changes
+    here, and its parallel run says how many devices it needs."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={world}".strip()
 
 
 def _check_outputs(p, args):
@@ -266,14 +286,19 @@ def _backends(p, args):
             p.error(str(exc))
         if args.device not in driver.devices and name in backends.REGISTRY:
             p.error(f"--device {args.device}: backend {name!r} offers only {', '.join(driver.devices)} on this machine")
+        if args.parallel is not None and driver.parallel is not None:  # its processes or devices, before training
+            try:
+                driver.parallel.ready(int(args.parallel.partition(":")[2]))
+            except (RuntimeError, ValueError) as exc:
+                p.error(f"--parallel {args.parallel}: {name} cannot run it here: {exc}")
     return names
 
 
 # A model file's keys: the command line's options (underscores for dashes) that describe the run, not the report.
 MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
                    "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "schedule",
-                   "warmup_steps", "decay_steps", "end_lr", "epochs", "batch_size", "accumulate", "seed", "samples",
-                   "data")
+                   "warmup_steps", "decay_steps", "end_lr", "epochs", "batch_size", "accumulate", "parallel", "seed",
+                   "samples", "data")
 
 
 def _default(hyperparameter):

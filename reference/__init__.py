@@ -14,5 +14,8 @@ __all__ = ["Config", "Driver", "SEED1_XOR", "SEED2_XOR", "DRIVER", "activations"
            "initial_params", "losses", "mlp"]
 
 # NumPy has no autodiff: reference.gradcheck (central differences) is the reference's independent check.
+# reference=True: it runs a data-parallel problem on one device, what every sharded run is compared with (parallel.py
+# simulates the shards: tests/test_parallel.py holds it to that run too).
 DRIVER = Driver(name="numpy", version=np.__version__, devices=("cpu",), mlp=mlp,
-                to_native=lambda arr, device: bfloat16(arr), to_numpy=np.asarray)  # bfloat16: precision.BFloat16
+                to_native=lambda arr, device: bfloat16(arr), to_numpy=np.asarray,  # bfloat16: precision.BFloat16
+                reference=True)

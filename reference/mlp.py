@@ -19,7 +19,7 @@ from common import registry
 from common.driver import Run, TrainState
 from common.problem import batches
 
-from . import layers, optimizers
+from . import layers, optimizers, parallel
 from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 from .precision import cast, total
@@ -137,6 +137,8 @@ def gradients(params, X, y, config, noise=None, scale=None):
 def accumulated(params, X, y, config, noise=None):
     """(L, [(dW_l, db_l)]) of the batch (X, y) from config.accumulate micro-batches of consecutive rows: each one's
     loss and gradients, weighted by its share of the batch (n_i / n; 1 for a summed loss, as half_sse), added up"""
+    if config.world > 1:  # data parallel: this rank's shard, all-reduced over the world (parallel.py)
+        return parallel.gradients(params, X, y, config, noise)
     if config.accumulate == 1:
         return gradients(params, X, y, config, noise)
     n = len(X)

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from common.driver import Driver  # noqa: E402
 
-from . import activations, autodiff, losses, mlp  # noqa: E402
+from . import activations, autodiff, losses, mlp, parallel  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -90,4 +90,4 @@ def to_native(arr, device):
 
 DRIVER = Driver(name="jax", version=jax.__version__, devices=("cpu", "cuda") if _has_gpu() else ("cpu",),
                 mlp=_Compiled, to_native=to_native, to_numpy=np.asarray, synchronize=jax.block_until_ready,
-                autodiff_gradients=jax.jit(_autodiff_gradients, static_argnames="config"))
+                autodiff_gradients=jax.jit(_autodiff_gradients, static_argnames="config"), parallel=parallel)

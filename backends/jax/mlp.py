@@ -16,7 +16,7 @@ from common.driver import Run, TrainState
 from common.problem import batches, epochs_of  # the same containers, holding this framework's arrays
 from common.registry import ACTIVATIONS
 
-from . import layers, optimizers
+from . import layers, optimizers, parallel
 from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
@@ -124,6 +124,8 @@ def gradients(params, X, y, config, noise=None, scale=None):
 
 def accumulated(params, X, y, config, noise=None):
     """(L, grads) of the batch from config.accumulate micro-batches, each weighted by its share of the batch"""
+    if config.world > 1:  # data parallel: this rank's shard, all-reduced over the world (parallel.py)
+        return parallel.gradients(params, X, y, config, noise)
     if config.accumulate == 1:
         return gradients(params, X, y, config, noise)
     n = X.shape[0]

@@ -10,7 +10,7 @@ import torch
 from common import dtypes
 from common.driver import Driver
 
-from . import activations, autodiff, losses, mlp
+from . import activations, autodiff, losses, mlp, parallel
 
 if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
     torch.backends.cuda.matmul.fp32_precision = "ieee"
@@ -44,4 +44,4 @@ def synchronize(tree):
 DRIVER = Driver(name="torch", version=torch.__version__,
                 devices=("cpu", "cuda") if torch.cuda.is_available() else ("cpu",),
                 mlp=mlp, to_native=to_native, to_numpy=to_numpy, synchronize=synchronize,
-                autodiff_gradients=autodiff.autodiff_gradients)
+                autodiff_gradients=autodiff.autodiff_gradients, parallel=parallel)

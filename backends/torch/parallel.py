@@ -1,0 +1,153 @@
+"""Data parallelism with torch.distributed: the reference's parallel.py, its ranks as processes and its all-reduce
+torch's own (gloo on the CPU; nccl on a GPU, untested until one is lent).
+
+Each rank runs the mirror's own train; mlp.accumulated hands a step to gradients() here when config.parallel asks for
+shards. start() runs a function on the world's processes (torch.multiprocessing, a file rendezvous in a fresh
+folder), started on first use and kept, and returns rank 0's result: every rank holds the same parameters after
+each all-reduced step.
+"""
+
+import atexit
+import os
+import queue
+import tempfile
+from typing import Any, NamedTuple
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from common import registry
+
+from . import mlp
+
+
+def shard(X, y, rank, world):
+    """Rank's rows of the batch: the rank-th of world equal blocks of consecutive rows."""
+    size = len(X) // world
+    return X[rank * size:(rank + 1) * size], y[rank * size:(rank + 1) * size]
+
+
+def local_gradients(params, X, y, rank, config):
+    """(share L_r, share dL_r/dp): rank's shard's loss and gradients, times its share of the batch"""
+    Xr, yr = shard(X, y, rank, config.world)
+    loss, grads = mlp.gradients(params, Xr, yr, config)
+    share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0
+    return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
+
+
+def all_reduce(part):
+    """sum_r part on rank r, held by every rank (dist.all_reduce, SUM, in place)"""
+    dist.all_reduce(part, op=dist.ReduceOp.SUM)
+    return part
+
+
+def gradients(params, X, y, config, noise=None):
+    """(L, grads) of the batch on this process's rank: its local gradients, all-reduced leaf by leaf."""
+    loss, grads = local_gradients(params, X, y, dist.get_rank(), config)
+    loss = all_reduce(loss)
+    grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
+    return loss, grads
+
+
+# What the driver calls: each starts the world and runs the mirror's own function on every rank.
+
+def run_gradients(params, X, y, config):
+    """mlp.gradients' result for the whole batch, from config.world processes."""
+    return start(mlp.accumulated, (params, X, y, config), config.world)
+
+
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, **kept):
+    """mlp.train's Run, every step on config.world processes."""
+    return start(mlp.train, (params, X, y, config, orders, checkpoints, opt_state, step), config.world, kept)
+
+
+def ready(world):
+    """Start the world (kept for the runs) and all-reduce one number across it: a RuntimeError in one line where the
+    processes cannot start or cannot talk, before anything trains."""
+    total = start(all_reduce, (torch.ones(1),), world)
+    if float(total) != world:
+        raise RuntimeError(f"torch.distributed: an all-reduce of 1 over {world} processes gave {float(total)}")
+
+
+def start(fn, args, world, kwargs=None):
+    """fn(*args, **kwargs) on each of world processes joined by gloo; rank 0's result. The processes are started once
+    and kept for the next call (the report trains in stretches); a failure, or another world size, ends them. One line
+    says why where they cannot start or a rank fails."""
+    processes = _world(world)
+    for inbox in processes.inboxes:
+        inbox.put((fn, args, kwargs or {}))
+    while True:
+        try:
+            rank, ok, result = processes.outbox.get(timeout=1.0)
+        except queue.Empty:
+            if all(p.is_alive() for p in processes.ranks):
+                continue
+            _stop()
+            raise RuntimeError(f"torch.distributed: a process of the world of {world} died (exit codes "
+                               f"{[p.exitcode for p in processes.ranks]})") from None
+        if not ok:
+            _stop()
+            raise RuntimeError(f"torch.distributed: rank {rank} of {world} failed: {result}")
+        if rank == 0:
+            return result
+
+
+class _Processes(NamedTuple):
+    world: int
+    ranks: list
+    inboxes: list
+    outbox: Any
+    folder: Any
+
+
+_running: list = []  # the one world kept between calls
+
+
+def _world(world):
+    """The running world of that size, started (and its rendezvous made) where none is."""
+    if _running and _running[0].world == world and all(p.is_alive() for p in _running[0].ranks):
+        return _running[0]
+    _stop()
+    context = mp.get_context("spawn")
+    folder = tempfile.TemporaryDirectory(prefix="crosscheck-dist-")
+    inboxes, outbox = [context.Queue() for _ in range(world)], context.Queue()
+    ranks = [context.Process(target=_serve, args=(rank, world, folder.name, inboxes[rank], outbox), daemon=True)
+             for rank in range(world)]
+    for process in ranks:
+        process.start()
+    _running.append(_Processes(world, ranks, inboxes, outbox, folder))
+    return _running[0]
+
+
+def _stop():
+    """End the kept world's processes (nothing is left running: they are daemons, and stopped at exit too)."""
+    while _running:
+        processes = _running.pop()
+        for process in processes.ranks:
+            process.kill()
+            process.join()
+        processes.folder.cleanup()
+
+
+atexit.register(_stop)
+
+
+def _serve(rank, world, folder, inbox, outbox):
+    """One process: join the world, then run each job sent, rank 0 sending back its result (the same on every
+    rank); an error is sent back in one line and ends the process."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # the world's processes share the cores
+    try:
+        dist.init_process_group("gloo", init_method=f"file://{os.path.join(folder, 'rendezvous')}", rank=rank,
+                                world_size=world)
+    except Exception as exc:  # noqa: BLE001  (gloo cannot start here: said to the parent in one line)
+        outbox.put((rank, False, f"gloo could not start: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"))
+        return
+    while True:
+        fn, args, kwargs = inbox.get()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001  (said to the parent, which ends the world)
+            outbox.put((rank, False, f"{type(exc).__name__}: {exc}"))
+            return
+        outbox.put((rank, True, result if rank == 0 else None))

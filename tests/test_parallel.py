@@ -1,0 +1,195 @@
+"""Data parallelism (Config(parallel="data:N")): sharded runs against the reference's run on one device.
+
+torch runs its ranks as processes joined by gloo (backends/torch/parallel.py: started once, kept for the session's
+other runs), JAX as host devices under shard_map (the tests start JAX with two: tests/xla_flags.py), the NumPy reference
+simulates them in a loop (reference/parallel.py). Every one is held to the single-device run by the tolerance table.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import backends
+import reference
+from common.config import Config
+from crosscheck import checks
+from crosscheck.cases import Case
+from crosscheck.compare import Disagreement
+from reference import parallel as simulated
+from reference.data import synthetic
+
+from . import xla_flags
+
+CASES = {
+    # the mean loss: each shard's gradients weighted 1/N
+    "mse-sgd-minibatch": Case("parallel-mse", Config(
+        model=(("dense", 3, 8), "tanh", ("dense", 8, 2), "identity"), loss="mse", init="glorot_uniform", lr=0.1,
+        epochs=12, batch_size=8, seed=3, parallel="data:2"), samples=16),
+    # the seeds' summed loss (half_sse): each shard's weighted 1
+    "half-sse-adam": Case("parallel-half-sse", Config(
+        layers=(2, 4, 1), init="uniform_pm1", lr=0.01, epochs=20, optimizer="adam", seed=4, parallel="data:2"),
+        samples=8),
+    # a GPT block: token-level cross-entropy, AdamW, clipping and the schedule on the all-reduced gradients
+    "gpt-block-adamw": Case("parallel-gpt", Config(
+        model=(("embedding", 10, 8), ("positions", 8, 8), ("residual", 2), ("layernorm", 8), ("attention", 8, 2),
+               ("residual", 4), ("layernorm", 8), ("dense", 8, 16), "gelu_tanh", ("dense", 16, 8), ("layernorm", 8),
+               ("unembed", 10, 8), "softmax"), input_shape=(8,), loss="softmax_cross_entropy",
+        init="glorot_uniform", lr=0.01, epochs=6, batch_size=8, seed=5, optimizer="adamw", weight_decay=0.01,
+        decay_biases=False, clip=1.0, schedule="warmup_cosine", warmup_steps=2, decay_steps=12, parallel="data:2"),
+        samples=16),
+}
+
+
+def load(name):
+    try:
+        return backends.load(name)
+    except backends.BackendUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("case", list(CASES))
+def test_simulated_shards_are_the_single_device_run(case, world):
+    """The reference's shards in a loop, all-reduced in rank order: the single-device gradients and run, to
+    rounding (float64's table)."""
+    case = CASES[case]
+    config, params, X, y, orders = case.inputs()
+    config = config.replace(parallel=f"data:{world}")
+    single = config.replace(parallel=None)
+    loss, grads = simulated.gradients(params, X[:8], y[:8], config)
+    ref_loss, ref_grads = reference.mlp.gradients(params, X[:8], y[:8], single)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-13)
+    for g, r in zip(checks.flat(grads), checks.flat(ref_grads)):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-15)
+    run = reference.mlp.train(params, X, y, config, orders)
+    ref = reference.mlp.train(params, X, y, single, orders)
+    np.testing.assert_allclose(run.losses, ref.losses, rtol=1e-12)
+    assert np.all(np.isfinite(run.losses))
+
+
+def test_a_missing_all_reduce_in_the_simulation_is_not_the_single_device_run(monkeypatch):
+    """The comparison can fail: rank 0's part alone (no all-reduce) is half the mean loss's gradient."""
+    config, params, X, y, _ = CASES["mse-sgd-minibatch"].inputs()
+    monkeypatch.setattr(simulated, "all_reduce", lambda parts: parts[0])
+    _, grads = simulated.gradients(params, X[:8], y[:8], config)
+    _, ref_grads = reference.mlp.gradients(params, X[:8], y[:8], config.replace(parallel=None))
+    assert not np.allclose(checks.flat(grads)[0], checks.flat(ref_grads)[0], rtol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_sharded_run_agrees_with_the_reference_on_one_device(backend, case):
+    """The backend's data-parallel gradients and whole run (N = 2) within the float64 table of the reference's
+    single-device ones: the collectives written out in the mirror add up to the batch's gradient."""
+    driver = load(backend)
+    checks.check_gradients(driver, CASES[case], "float64")
+    checks.check_trajectory(driver, CASES[case], "float64")
+
+
+@pytest.mark.parametrize(("planted", "message"), [
+    # each rank's gradient summed over the world where the mean loss wants it averaged: a numeric disagreement
+    ("summed", r"jax: layer 1 weight gradient disagrees with the reference.*the odd one out: jax"),
+    # psum left out: shard_map itself refuses a result it cannot prove replicated (JAX's check, before any number)
+    ("missing", r"jax: gradients: raised ValueError: shard_map .* out_specs which require replication"),
+])
+def test_a_wrong_all_reduce_on_jax_is_caught(monkeypatch, planted, message):
+    """The check can fail. (JAX keeps what it compiled per function: its caches are cleared for the patch, and
+    again after it.)"""
+    driver = load("jax")
+    import jax
+    from jax import lax
+
+    from backends.jax import parallel
+
+    wrong = {"summed": lambda part: lax.psum(2 * part, parallel.AXIS), "missing": lambda part: part}[planted]
+    monkeypatch.setattr(parallel, "all_reduce", wrong)
+    jax.clear_caches()
+    try:
+        with pytest.raises(Disagreement, match=re.compile(message, re.S)):
+            checks.check_gradients(driver, CASES["mse-sgd-minibatch"], "float64")
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+
+
+def test_too_few_jax_devices_is_said_before_training():
+    load("jax")
+    from backends.jax import parallel
+
+    with pytest.raises(ValueError, match=r"'data:64' needs 64 JAX devices, but JAX sees \d+: start Python with "
+                                         r"XLA_FLAGS=--xla_force_host_platform_device_count=64"):
+        parallel.ready(64)
+
+
+def test_a_plug_in_without_a_parallel_run_is_refused_named():
+    from common.driver import Driver, Unsupported
+
+    plug = Driver(name="mine", version="0", devices=("cpu",), mlp=reference.mlp, to_native=lambda a, d: a,
+                  to_numpy=np.asarray)
+    with pytest.raises(Unsupported, match=r"mine does not support this configuration: no data-parallel run "
+                                          r"\(parallel 'data:2'\)"):
+        plug.check_support(CASES["mse-sgd-minibatch"].config)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"parallel": "data:1"}, "a world of 1 is one device"),
+    ({"parallel": "data"}, "parallel must be None or 'data:N'"),
+    ({"parallel": "pipeline:2"}, "parallel must be None or 'data:N'"),
+    ({"parallel": "tensor:2"}, "tensor parallelism is not built yet"),
+    ({"accumulate": 2}, "gradient accumulation inside each shard is not built yet"),
+    ({"model": (("dense", 3, 8), ("batchnorm", 8), "tanh", ("dense", 8, 2), "identity")},
+     "batch norm's statistics would be each shard's"),
+    ({"model": (("dense", 3, 8), "tanh", ("dropout", 0.5), ("dense", 8, 2), "identity")},
+     "dropout's masks across shards are not built yet"),
+])
+def test_bad_parallel_configurations_are_refused_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        CASES["mse-sgd-minibatch"].config.replace(**changes)
+
+
+def test_a_world_that_does_not_divide_every_batch_is_refused_before_training():
+    config = CASES["mse-sgd-minibatch"].config.replace(parallel="data:3", batch_size=6)
+    X, y = synthetic(config, 16)
+    with pytest.raises(ValueError, match=r"'data:3' splits each batch into 3 equal shards, but the batches hold 4 "
+                                         r"and 6 samples \(16 samples in batches of 6\)"):
+        reference.check_inputs(reference.initial_params(config), X, y, config, reference.batch_orders(config, 16))
+
+
+def crosscheck(*options, env=None):
+    return subprocess.run([sys.executable, "-m", "crosscheck", "--model", "dense:3:8,tanh,dense:8:2,identity",
+                           "--loss", "mse", "--samples", "16", "--batch-size", "8", "--epochs", "20", "--no-progress",
+                           "--plot", "", *options], capture_output=True, text=True, timeout=300,
+                          env=xla_flags.as_shipped({**os.environ, **(env or {})}))
+
+
+def test_crosscheck_parallel_agrees_and_records_the_layout(tmp_path):
+    """The command users run: both sharded backends agree (exit 0), the JSON says the layout; JAX's host devices
+    asked for by the command itself (XLA_FLAGS as shipped: no device count)."""
+    report = tmp_path / "r.json"
+    done = crosscheck("--parallel", "data:2", "--json", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "AGREE" in done.stdout and "data parallel over 2 shards" in done.stdout
+    import json
+
+    assert json.loads(report.read_text())["config"]["parallel"] == "data:2"
+
+
+def test_processes_that_cannot_start_are_one_line_and_exit_2():
+    """gloo told to use a network interface this machine lacks: the world cannot start; one line, exit 2, before
+    anything trains, and no process left behind."""
+    done = crosscheck("--parallel", "data:2", "--backends", "torch", env={"GLOO_SOCKET_IFNAME": "no-such-interface"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("crosscheck: error: --parallel data:2: torch cannot run it here: torch.distributed: rank")
+    assert "Unable to find address for: no-such-interface" in last
+    assert "Traceback" not in done.stderr and "epoch" not in done.stdout
+
+
+def test_a_world_that_does_not_divide_the_batch_exits_2():
+    done = crosscheck("--parallel", "data:3")
+    assert done.returncode == 2
+    assert "'data:3' splits each batch into 3 equal shards, but the batches hold 8 samples" in done.stderr
