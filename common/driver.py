@@ -96,6 +96,17 @@ class Capability:
         return None
 
 
+@dataclass(frozen=True)
+class Sharded:
+    """A backend's data-parallel run, as its driver calls it (config.parallel): its mlp's own gradients and train on
+    config.world ranks (processes, devices, or the reference's loop), and ready(world), which raises in one line where
+    the world cannot start, before anything trains."""
+
+    run_gradients: Callable  # (params, X, y, config) -> (loss, grads), all-reduced
+    train: Callable  # mlp.train's signature
+    ready: Callable = lambda world: None
+
+
 class Unsupported(Exception):
     """The backend declares that it does not implement this configuration (tests skip, with the reason)."""
 
@@ -112,8 +123,8 @@ class Driver:
     autodiff_gradients: Callable | None = None  # (params, X, y, config) -> (loss, grads) by the framework's autodiff
     supports: Callable | None = None  # config -> None if supported, else the reason it is not (plug-ins)
     capability: Capability | None = None  # what supports admits, as data, where a plug-in declares it (adapters)
-    # config.parallel's sharded run: a module with run_gradients and train (backends/torch/parallel.py); None: the
-    # backend has none (a plug-in's: refused), or it is the reference, which runs every problem on one device.
+    # config.parallel's sharded run (a Sharded); None: the backend has none (a plug-in's: refused), or it is the
+    # reference, which runs every problem on one device.
     parallel: Any = None
     reference: bool = False
 
@@ -126,8 +137,8 @@ class Driver:
                               f"(parallel {config.parallel!r})")
 
     def _placed(self, config):
-        """(config, the module whose gradients and train run it): the reference's run on one device whatever
-        config.parallel says (what sharded runs are compared with); a sharded run's, its parallel module."""
+        """(config, what runs it: the mlp module, or a Sharded): the reference's run on one device whatever
+        config.parallel says (what sharded runs are compared with); a sharded run's, the backend's Sharded."""
         if config.world == 1:
             return config, self.mlp
         if self.reference:
@@ -176,7 +187,7 @@ class Driver:
         """(loss, [(dW, db)]) by the backend's manual backprop."""
         native = self._prepare(params, X, y, config, device)
         config, runs = self._placed(config)
-        loss, grads = (runs.gradients if runs is self.mlp else runs.run_gradients)(*native, config)
+        loss, grads = (runs.run_gradients if isinstance(runs, Sharded) else runs.gradients)(*native, config)
         return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
 
     def run_autodiff_gradients(self, params, X, y, config, device="cpu"):

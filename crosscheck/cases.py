@@ -194,6 +194,25 @@ CASES = (
                        ("residual", 2), ("rmsnorm", 8), ("swiglu", 8, 16), ("rmsnorm", 8), ("linear", 8, 10),
                        "softmax"), input_shape=(12,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.1,
                 epochs=40, seed=33), samples=30, second=True),
+    # Data parallelism (issue 31, docs/parallel.md): each step's batch on 2 shards (torch: 2 gloo processes; JAX: 2
+    # devices), against the reference on one device. A mean loss (each shard's gradient weighted 1/2) in minibatches
+    # with momentum; the seeds' XOR with its summed loss (weighted 1) on 2 shards of 2 samples.
+    Case("parallel-data-tanh-mse-momentum-minibatch",
+         Config(model=(("dense", 3, 8), "tanh", ("dense", 8, 2), "identity"), loss="mse", init="glorot_uniform",
+                lr=0.1, epochs=30, batch_size=8, seed=41, optimizer="momentum", parallel="data:2"), samples=24),
+    Case("parallel-data-seed2-xor", SEED2_XOR.replace(epochs=600, parallel="data:2")),
+    # The second of each: a GPT block (token-level cross-entropy, AdamW, clipping and the schedule applied to the
+    # all-reduced gradients), and a summed loss on 4 shards of minibatches of 8 with Adam.
+    Case("parallel-data-gpt-block-adamw",
+         Config(model=(("embedding", 10, 8), ("positions", 8, 8), ("residual", 2), ("layernorm", 8),
+                       ("attention", 8, 2), ("residual", 4), ("layernorm", 8), ("dense", 8, 16), "gelu_tanh",
+                       ("dense", 16, 8), ("layernorm", 8), ("unembed", 10, 8), "softmax"), input_shape=(8,),
+                loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=8, batch_size=8, seed=42,
+                optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0, schedule="warmup_cosine",
+                warmup_steps=2, decay_steps=16, parallel="data:2"), samples=16, second=True),
+    Case("parallel-data4-half-sse-adam-minibatch",
+         Config(layers=(3, 6, 2), hidden="tanh", output="sigmoid", loss="half_sse", init="glorot_uniform", lr=0.01,
+                epochs=40, batch_size=8, seed=43, optimizer="adam", parallel="data:4"), samples=16, second=True),
     # Residual blocks without attention, one inside another (a ResNet-style MLP): full batch, plain descent.
     Case("residual-nested-tanh-mse",
          Config(model=(("dense", 4, 6), ("residual", 5), ("dense", 6, 6), "tanh", ("residual", 2), ("dense", 6, 6),
@@ -261,8 +280,9 @@ DTYPES = dtypes.WIDE  # every case is checked in each; the 16-bit floats on HALF
 
 # The cases checked in bfloat16 and float16: the seeds' XOR run (seed 1's; seed 2's is 180,000 epochs), the MLP cases
 # and every layer kind's first cases (not the second ones). Only the XOR run is in the default `pytest`; the others
-# run with --run-slow.
-HALF_CASES = tuple(case for case in CASES if case.id != "seed2-xor" and not case.second)
+# run with --run-slow. Not the data-parallel cases: 16-bit shards are not built yet (mixed precision is refused there).
+HALF_CASES = tuple(case for case in CASES
+                   if case.id != "seed2-xor" and not case.second and case.config.parallel is None)
 
 
 def mixed(case, compute, loss_scale=None):

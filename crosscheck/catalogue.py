@@ -28,7 +28,7 @@ PROBES = ("kink", "pieces", "float32", "saturation", "oracle", "mixed", "rule")
 class Bug:
     id: str
     what: str
-    module: str  # activations, losses, layers, mlp, optimizers or gradcheck
+    module: str  # activations, losses, layers, mlp, optimizers, parallel or gradcheck
     old: str  # the correct line, as the reference spells it
     new: str  # the mistake
     check: str  # forward, gradients or trajectory against the reference; or one of PROBES
@@ -102,6 +102,11 @@ RNN_ABOVE = DENSE_3 + tuple(f"layer 2 {leaf} gradient" for leaf in ("input weigh
                                                                    "initial state"))
 LAYERNORM_2, LAYERNORM_4 = (("layer 2 scale gradient", "layer 2 shift gradient"),
                             ("layer 4 scale gradient", "layer 4 shift gradient"))
+
+
+# The data-parallel cases: a mean loss on 2 shards (and its GPT block), the seeds' summed loss on 2 (and on 4).
+DATA, DATA_XOR = "parallel-data-tanh-mse-momentum-minibatch", "parallel-data-seed2-xor"
+DATA_GPT, DATA_4 = "parallel-data-gpt-block-adamw", "parallel-data4-half-sse-adam-minibatch"
 
 
 def _on(*optimizers):
@@ -651,5 +656,25 @@ BUGS = (
                               "    return e / sum(e.unbind(-1)).unsqueeze(-1)"),
                              ("    return e / e.sum(axis=-1, keepdims=True)",
                               "    return e / jnp.add.reduce(e, axis=-1, keepdims=True, dtype=e.dtype)"))),
+    # Data parallelism (parallel.py in each: the reference's simulated ranks, torch's processes, JAX's devices). Planted
+    # in the reference, the simulation is what carries it (reference.SHARDS): its own check against the reference's
+    # run on one device catches it (tests/test_bug_catalogue.py), and the diagnosis plants it there.
+    Bug("gradient-all-reduce-missing", "the gradients not all-reduced across the data-parallel ranks: each steps on "
+        "its own shard's share (rank 0's is what it reports)", "parallel",
+        "all_reduce([part[l][i] for _, part in parts])", "parts[0][1][l][i]", "gradients",
+        {DATA: Expect("layer 1 weight gradient", LOSS_ONLY), DATA_XOR: Expect("layer 1 weight gradient", LOSS_ONLY)},
+        spellings=_torch_jax(*[("grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]",
+                                "grads = [tuple(g for g in leaves) for leaves in grads]")] * 2)),
+    Bug("gradients-summed-over-the-world", "each rank's gradient summed over the world where the mean loss averages "
+        "them (weight 1 where 1/N is due: the step N times too long)", "parallel",
+        "share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0", "share = 1.0", "gradients",
+        {DATA: Expect("loss"), DATA_GPT: Expect("loss")}),
+    Bug("gradients-averaged-over-the-world", "each rank's gradient averaged over the world where the summed loss "
+        "(half_sse) adds them up (weight 1/N where 1 is due)", "parallel",
+        "share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0", "share = 1.0 / config.world",
+        "gradients", {DATA_XOR: Expect("loss"), DATA_4: Expect("loss")}),
+    Bug("shards-overlapping", "data-parallel shards that overlap (rank r reads from r x size / 2): some rows counted "
+        "twice, others never", "parallel", "start = rank * size", "start = rank * size // 2", "gradients",
+        {DATA: Expect("loss"), DATA_XOR: Expect("loss")}),
 )
 BY_ID = {bug.id: bug for bug in BUGS}

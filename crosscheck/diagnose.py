@@ -255,12 +255,15 @@ def _planted_observations(bug, case, look, at=None):
     """look(reference driver, case) with bug planted in the reference (at: in model[at] alone, for a mistake in an
     activation); None where the line is not in the reference."""
     module = f"{backends.REGISTRY[backends.REFERENCE][0]}.{bug.module}"
+    # On a sharded problem the reference's shards, simulated (the clean reference runs on one device, where a mistake
+    # of the collectives would never run).
+    planted_reference = reference.SHARDS if case.config.parallel is not None else reference.DRIVER
     try:
         if at is None:
             with mutations.planted(module, *bug.spelled(backends.REFERENCE)), np.errstate(all="ignore"):
-                return look(reference.DRIVER, case)
+                return look(planted_reference, case)
         with _activation_planted_at(module, *bug.spelled(backends.REFERENCE)), np.errstate(all="ignore"):
-            return look(reference.DRIVER, _Marked(case, at))
+            return look(planted_reference, _Marked(case, at))
     except AssertionError:  # the line is not spelled so in this version of the reference
         return None
     except Exception:  # noqa: BLE001  (the planted reference crashed here: it reproduces nothing)

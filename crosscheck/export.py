@@ -46,6 +46,10 @@ def export_main(argv):
     if args.first_epochs < 0:
         print("crosscheck export: error: --first-epochs must be 0 or more", file=sys.stderr)
         return 2
+    if case.config.parallel is not None:
+        print(f"crosscheck export: error: --parallel {case.config.parallel}: a program under test runs the problem in "
+              f"one process (the protocol has no ranks yet); export it without --parallel", file=sys.stderr)
+        return 2
     try:
         written = export(case, args.dtype, args.out, args.first_epochs, _portable(argv))
     except Unsupported as exc:

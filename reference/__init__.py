@@ -1,9 +1,11 @@
 """The NumPy reference: the oracle every backend is checked against. Imports NumPy only."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from common.config import SEED1_XOR, SEED2_XOR, Config
-from common.driver import Driver
+from common.driver import Driver, Sharded
 from common.initializers import batch_orders, initial_params
 from common.validate import check_inputs
 
@@ -19,3 +21,7 @@ __all__ = ["Config", "Driver", "SEED1_XOR", "SEED2_XOR", "DRIVER", "activations"
 DRIVER = Driver(name="numpy", version=np.__version__, devices=("cpu",), mlp=mlp,
                 to_native=lambda arr, device: bfloat16(arr), to_numpy=np.asarray,  # bfloat16: precision.BFloat16
                 reference=True)
+# The reference's shards simulated in one process (parallel.py), as a driver: where the diagnosis plants a mistake of
+# the collectives, on a sharded problem.
+SHARDS = replace(DRIVER, name="numpy shards", reference=False,
+                 parallel=Sharded(run_gradients=mlp.accumulated, train=mlp.train))

@@ -5,24 +5,24 @@ its shard's loss and gradients by the same manual backprop, weighted by its shar
 1 for a summed one), and the all-reduce sums them over the world, so that every rank takes the same update from the
 whole batch's gradients. Here the ranks are a loop and the all-reduce a sum in rank order; backends/torch/parallel.py
 runs them as processes with torch.distributed, backends/jax/parallel.py as devices with shard_map. The reference's own
-run stays on one device (its driver leaves parallel out): every sharded run is compared with that.
+run stays on one device (its driver leaves parallel out): every sharded run is compared with that. reference.SHARDS
+runs this simulation through the driver protocol, where the diagnosis plants a mistake of the shards.
 """
 
 from common import registry
-
-from . import mlp
 
 
 def shard(X, y, rank, world):
     """Rank's rows of the batch: the rank-th of world equal blocks of consecutive rows."""
     size = len(X) // world
-    return X[rank * size:(rank + 1) * size], y[rank * size:(rank + 1) * size]
+    start = rank * size
+    return X[start:start + size], y[start:start + size]
 
 
-def local_gradients(params, X, y, rank, config):
-    """(share L_r, share dL_r/dp): rank's shard's loss and gradients, times its share of the batch"""
+def local_gradients(mlp_gradients, params, X, y, rank, config):
+    """(share L_r, share dL_r/dp): rank's shard's loss and gradients (by mlp.gradients), times its share of the batch"""
     Xr, yr = shard(X, y, rank, config.world)
-    loss, grads = mlp.gradients(params, Xr, yr, config)
+    loss, grads = mlp_gradients(params, Xr, yr, config)
     share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
@@ -35,10 +35,10 @@ def all_reduce(parts):
     return total
 
 
-def gradients(params, X, y, config, noise=None):
+def gradients(mlp_gradients, params, X, y, config):
     """(L, grads) of the batch: every rank's local gradients, all-reduced leaf by leaf (mlp.accumulated's, when
     config.parallel asks for shards)."""
-    parts = [local_gradients(params, X, y, rank, config) for rank in range(config.world)]
+    parts = [local_gradients(mlp_gradients, params, X, y, rank, config) for rank in range(config.world)]
     loss = all_reduce([part_loss for part_loss, _ in parts])
     grads = [tuple(all_reduce([part[l][i] for _, part in parts]) for i in range(len(leaves)))
              for l, leaves in enumerate(params)]

@@ -33,7 +33,7 @@ def copy_of_the_reference():
     module = importlib.util.module_from_spec(spec)
     sys.modules["refcopy"] = module
     spec.loader.exec_module(module)
-    yield replace(module.DRIVER, name="copy")
+    yield module
     for name in [n for n in sys.modules if n == "refcopy" or n.startswith("refcopy.")]:
         del sys.modules[name]
 
@@ -46,8 +46,10 @@ MISTAKES = [pytest.param(bug, id=bug.id, marks=[] if i % 5 == 0 else [pytest.mar
 @pytest.mark.parametrize("bug", MISTAKES)
 def test_every_known_mistake_planted_in_a_plugin_is_diagnosed_as_itself(copy_of_the_reference, bug):
     case = BY_ID[next(iter(bug.cases))]
+    # on a data-parallel case, the copy's simulated shards: the implementation whose collectives hold the mistake
+    copy = replace(copy_of_the_reference.SHARDS if case.config.parallel else copy_of_the_reference.DRIVER, name="copy")
     with mutations.planted(f"refcopy.{bug.module}", *bug.spelled("numpy")), np.errstate(all="ignore"):
-        found = diagnose(copy_of_the_reference, case)
+        found = diagnose(copy, case)
     assert found.stage is not None, found.text()
     assert [bug_id for bug_id, _ in found.matches] == [bug.id], found.text()
     assert f"it looks like: {bug.what} [{bug.id}]" in found.text()
@@ -58,7 +60,7 @@ def test_there_are_known_mistakes_to_match_against():
 
 
 def test_the_unmutated_copy_is_not_diagnosed_with_anything(copy_of_the_reference):
-    found = diagnose(copy_of_the_reference, BY_ID["seed1-xor"])
+    found = diagnose(replace(copy_of_the_reference.DRIVER, name="copy"), BY_ID["seed1-xor"])
     assert found.stage is None and found.matches == [], found.text()
     assert "so does the whole run" in found.text()
 
@@ -111,7 +113,7 @@ def test_a_forward_mistake_is_located_at_its_layer(copy_of_the_reference, old, n
     names the first layer whose output differs, not only the network's output."""
     module = "refcopy.activations" if "exp" in old else "refcopy.layers"
     with mutations.planted(module, old, new), np.errstate(all="ignore"):
-        found = diagnose(copy_of_the_reference, BY_ID["seed1-xor"])
+        found = diagnose(replace(copy_of_the_reference.DRIVER, name="copy"), BY_ID["seed1-xor"])
     assert found.stage == "output", found.text()
     assert f"the forward pass parts at {parts_at}: its output differs" in found.text()
 

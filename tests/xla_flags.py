@@ -17,8 +17,9 @@ TESTS_ONLY = {
     "xla_backend_optimization_level": "0",
     "xla_cpu_use_fusion_emitters": "false",
     "xla_cpu_parallel_codegen_split_count": "1",
-    # Two host devices, for JAX's data-parallel runs (tests/test_parallel.py); every other run uses the first.
-    "xla_force_host_platform_device_count": "2",
+    # Four host devices, for JAX's data-parallel runs (tests/test_parallel.py, the cases on 2 and 4); every other run
+    # uses the first.
+    "xla_force_host_platform_device_count": "4",
 }
 FLAGS = tuple(f"--{option}={value}" for option, value in TESTS_ONLY.items())
 

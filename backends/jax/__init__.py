@@ -39,7 +39,7 @@ os.environ["XLA_FLAGS"] = small_loops(os.environ.get("XLA_FLAGS", ""))
 import jax  # noqa: E402  (after XLA_FLAGS: JAX reads them when it starts its backends)
 import numpy as np  # noqa: E402
 
-from common.driver import Driver  # noqa: E402
+from common.driver import Driver, Sharded  # noqa: E402
 
 from . import activations, autodiff, losses, mlp, parallel  # noqa: E402
 
@@ -84,10 +84,29 @@ class _Compiled:
         return mlp.train(*args, **kwargs)  # compiled inside, around lax.scan
 
 
+def _accumulated(params, X, y, config):
+    return mlp.accumulated(params, X, y, config)
+
+
+_sharded_accumulated = jax.jit(_accumulated, static_argnames="config")
+
+
+def _sharded_gradients(params, X, y, config):
+    """mlp.gradients' result for the whole batch, from config.world devices (the inputs put on each of them)."""
+    return _sharded_accumulated(*parallel.replicated((params, X, y), config.world), config)
+
+
+def _sharded_train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, **kept):
+    """mlp.train's Run, every step on config.world devices."""
+    params, X, y, orders, opt_state, kept = parallel.replicated((params, X, y, orders, opt_state, kept), config.world)
+    return mlp.train(params, X, y, config, orders, checkpoints, opt_state, step, **kept)
+
+
 def to_native(arr, device):
     return jax.device_put(arr, jax.devices("gpu" if device == "cuda" else "cpu")[0])
 
 
 DRIVER = Driver(name="jax", version=jax.__version__, devices=("cpu", "cuda") if _has_gpu() else ("cpu",),
                 mlp=_Compiled, to_native=to_native, to_numpy=np.asarray, synchronize=jax.block_until_ready,
-                autodiff_gradients=jax.jit(_autodiff_gradients, static_argnames="config"), parallel=parallel)
+                autodiff_gradients=jax.jit(_autodiff_gradients, static_argnames="config"),
+                parallel=Sharded(_sharded_gradients, _sharded_train, parallel.ready))

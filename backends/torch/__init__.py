@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from common import dtypes
-from common.driver import Driver
+from common.driver import Driver, Sharded
 
 from . import activations, autodiff, losses, mlp, parallel
 
@@ -41,7 +41,18 @@ def synchronize(tree):
         torch.cuda.synchronize()
 
 
+def _sharded_gradients(params, X, y, config):
+    """mlp.gradients' result for the whole batch, from config.world processes (each rank's mlp.accumulated)."""
+    return parallel.start(mlp.accumulated, (params, X, y, config), config.world)
+
+
+def _sharded_train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, **kept):
+    """mlp.train's Run, every step on config.world processes."""
+    return parallel.start(mlp.train, (params, X, y, config, orders, checkpoints, opt_state, step), config.world, kept)
+
+
 DRIVER = Driver(name="torch", version=torch.__version__,
                 devices=("cpu", "cuda") if torch.cuda.is_available() else ("cpu",),
                 mlp=mlp, to_native=to_native, to_numpy=to_numpy, synchronize=synchronize,
-                autodiff_gradients=autodiff.autodiff_gradients, parallel=parallel)
+                autodiff_gradients=autodiff.autodiff_gradients,
+                parallel=Sharded(_sharded_gradients, _sharded_train, parallel.ready))

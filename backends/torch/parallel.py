@@ -8,8 +8,10 @@ each all-reduced step.
 """
 
 import atexit
+import contextlib
 import os
 import queue
+import sys
 import tempfile
 from typing import Any, NamedTuple
 
@@ -19,19 +21,18 @@ import torch.multiprocessing as mp
 
 from common import registry
 
-from . import mlp
-
 
 def shard(X, y, rank, world):
     """Rank's rows of the batch: the rank-th of world equal blocks of consecutive rows."""
     size = len(X) // world
-    return X[rank * size:(rank + 1) * size], y[rank * size:(rank + 1) * size]
+    start = rank * size
+    return X[start:start + size], y[start:start + size]
 
 
-def local_gradients(params, X, y, rank, config):
-    """(share L_r, share dL_r/dp): rank's shard's loss and gradients, times its share of the batch"""
+def local_gradients(mlp_gradients, params, X, y, rank, config):
+    """(share L_r, share dL_r/dp): rank's shard's loss and gradients (by mlp.gradients), times its share of the batch"""
     Xr, yr = shard(X, y, rank, config.world)
-    loss, grads = mlp.gradients(params, Xr, yr, config)
+    loss, grads = mlp_gradients(params, Xr, yr, config)
     share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
@@ -42,25 +43,15 @@ def all_reduce(part):
     return part
 
 
-def gradients(params, X, y, config, noise=None):
+def gradients(mlp_gradients, params, X, y, config):
     """(L, grads) of the batch on this process's rank: its local gradients, all-reduced leaf by leaf."""
-    loss, grads = local_gradients(params, X, y, dist.get_rank(), config)
+    loss, grads = local_gradients(mlp_gradients, params, X, y, dist.get_rank(), config)
     loss = all_reduce(loss)
     grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
     return loss, grads
 
 
-# What the driver calls: each starts the world and runs the mirror's own function on every rank.
-
-def run_gradients(params, X, y, config):
-    """mlp.gradients' result for the whole batch, from config.world processes."""
-    return start(mlp.accumulated, (params, X, y, config), config.world)
-
-
-def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, **kept):
-    """mlp.train's Run, every step on config.world processes."""
-    return start(mlp.train, (params, X, y, config, orders, checkpoints, opt_state, step), config.world, kept)
-
+# The world's processes: what the driver's sharded run (backends/torch/__init__.py) starts its functions on.
 
 def ready(world):
     """Start the world (kept for the runs) and all-reduce one number across it: a RuntimeError in one line where the
@@ -70,13 +61,20 @@ def ready(world):
         raise RuntimeError(f"torch.distributed: an all-reduce of 1 over {world} processes gave {float(total)}")
 
 
+# The mistakes planted in this process, (planter, module, old, new) each (crosscheck/mutations.py sets it while a plant
+# lasts, planter its own context manager): the ranks are processes of their own, which import the modules afresh, so
+# each job carries them and a rank plants them for its duration.
+PLANTED: tuple = ()
+
+
 def start(fn, args, world, kwargs=None):
     """fn(*args, **kwargs) on each of world processes joined by gloo; rank 0's result. The processes are started once
     and kept for the next call (the report trains in stretches); a failure, or another world size, ends them. One line
     says why where they cannot start or a rank fails."""
     processes = _world(world)
+    planted = sys.modules[__name__].PLANTED  # the module's own: a plant in this module runs a copy of start
     for inbox in processes.inboxes:
-        inbox.put((fn, args, kwargs or {}))
+        inbox.put((fn, args, kwargs or {}, planted))
     while True:
         try:
             rank, ok, result = processes.outbox.get(timeout=1.0)
@@ -144,10 +142,20 @@ def _serve(rank, world, folder, inbox, outbox):
         outbox.put((rank, False, f"gloo could not start: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"))
         return
     while True:
-        fn, args, kwargs = inbox.get()
+        fn, args, kwargs, planted = inbox.get()
         try:
-            result = fn(*args, **kwargs)
+            with _planted(planted):
+                result = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001  (said to the parent, which ends the world)
             outbox.put((rank, False, f"{type(exc).__name__}: {exc}"))
             return
         outbox.put((rank, True, result if rank == 0 else None))
+
+
+@contextlib.contextmanager
+def _planted(planted):
+    """The parent's planted mistakes, in this rank for one job."""
+    with contextlib.ExitStack() as stack:
+        for planter, module_name, old, new in planted:
+            stack.enter_context(planter(module_name, old, new))
+        yield
