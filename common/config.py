@@ -243,8 +243,10 @@ class Config:
     scale_window: int = 2000
     # Data parallelism: "data:N" trains each step's batch on N shards of consecutive rows (a process or a device each):
     # each shard's loss and gradients weighted by its share of the batch (n / N / n; 1 for a summed loss), summed over
-    # the world (an all-reduce), and the same update taken on every shard. None: one device. The reference runs on one
-    # device whatever this says: every sharded run is compared with it (docs/parallel.md).
+    # the world (an all-reduce), and the same update taken on every shard. Tensor parallelism: "tensor:N" splits each
+    # pair of dense layers over N ranks (Megatron's MLP: the first by columns, the second by rows), every rank on the
+    # whole batch. None: one device. The reference runs on one device whatever this says: every sharded run is
+    # compared with it (docs/parallel.md).
     parallel: str | None = None
     _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
@@ -302,11 +304,12 @@ class Config:
             return
         kind, _, world = str(self.parallel).partition(":")
         if kind not in ("data", "tensor") or not world.isdigit():
-            raise ValueError(f"parallel must be None or 'data:N' (N shards of each batch), got {self.parallel!r}")
-        if kind == "tensor":
-            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism is not built yet; 'data:N' is")
+            raise ValueError(f"parallel must be None, 'data:N' (N shards of each batch) or 'tensor:N' (each pair of "
+                             f"dense layers split over N ranks), got {self.parallel!r}")
         if int(world) < 2:
             raise ValueError(f"parallel {self.parallel!r}: a world of {world} is one device; leave parallel out")
+        if kind == "tensor":
+            self._check_tensor(int(world))
         refused = [(any(registry.LAYERS[layer.kind].min_batch > 1 for layer in self.model or ()),
                     "batch norm's statistics would be each shard's, not the batch's (SyncBatchNorm is another model)"),
                    (any(registry.LAYERS[layer.kind].noise for layer in self.model or ()),
@@ -316,6 +319,36 @@ class Config:
         for refuse, why in refused:
             if refuse:
                 raise ValueError(f"parallel {self.parallel!r}: {why}")
+
+    def _check_tensor(self, world: int) -> None:
+        """Tensor parallelism splits dense layers, in pairs (column, then row): the model must be dense layers and
+        the activations between them, with at least one pair, each column layer's width a multiple of the world."""
+        others = sorted({layer.kind for layer in self.model or ()
+                         if layer.kind != "dense" and layer.kind not in registry.ACTIVATIONS})
+        if others:
+            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism splits dense layers (the Megatron MLP); "
+                             f"over {', '.join(others)} it is not built yet")
+        roles = self.tensor_roles
+        if "row" not in roles:
+            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism splits dense layers in pairs (a column "
+                             f"layer, then a row layer); this model has {len(roles)} dense layer")
+        for layer in self.parametrized:
+            if roles[layer.slot] == "column" and layer.shape[1] % world:
+                raise ValueError(f"parallel {self.parallel!r}: dense layer {layer.slot + 1} ({layer.shape[0]} -> "
+                                 f"{layer.shape[1]}) is split by its {layer.shape[1]} columns, not a multiple of "
+                                 f"{world}")
+
+    @cached_property
+    def tensor_roles(self) -> tuple:
+        """Each dense layer's part under tensor parallelism, by slot: the first of each pair "column", the second
+        "row", a last unpaired one "whole" (the same on every rank)."""
+        count = len(self.parametrized)
+        return tuple("whole" if i == count - 1 and i % 2 == 0 else ("column", "row")[i % 2] for i in range(count))
+
+    @cached_property
+    def parallel_kind(self) -> str | None:
+        """"data" or "tensor" (config.parallel's kind); None on one device."""
+        return None if self.parallel is None else self.parallel.partition(":")[0]
 
     @cached_property
     def world(self) -> int:
@@ -440,7 +473,8 @@ class Config:
         if self.accumulate > 1:
             parts.append(f"each step in {self.accumulate} accumulated micro-batches")
         if self.parallel is not None:
-            parts.append(f"data parallel over {self.world} shards")
+            parts.append(f"data parallel over {self.world} shards" if self.parallel_kind == "data" else
+                         f"tensor parallel over {self.world} ranks")
         if self.schedule is not None:
             parts.append(f"lr warmed up over {self.warmup_steps} updates, then cosine to {self.end_lr:g} at update "
                          f"{self.decay_steps}")

@@ -212,7 +212,18 @@ CASES = (
                 warmup_steps=2, decay_steps=16, parallel="data:2"), samples=16, second=True),
     Case("parallel-data4-half-sse-adam-minibatch",
          Config(layers=(3, 6, 2), hidden="tanh", output="sigmoid", loss="half_sse", init="glorot_uniform", lr=0.01,
-                epochs=40, batch_size=8, seed=43, optimizer="adam", parallel="data:4"), samples=16, second=True),
+                epochs=16, batch_size=8, seed=43, optimizer="adam", parallel="data:4"), samples=16, second=True),
+    # Tensor parallelism (Megatron's MLP): each pair of dense layers split over the ranks, the first by columns, the
+    # second by rows, every rank on the whole batch; four dense layers, so that a column layer's input gradient (the
+    # third's) is all-reduced on its way down. On 2 ranks with momentum in minibatches; on 4 with Adam and clipping.
+    Case("parallel-tensor-tanh-relu-mse-momentum-minibatch",
+         Config(model=(("dense", 4, 8), "tanh", ("dense", 8, 6), "relu", ("dense", 6, 8), "tanh", ("dense", 8, 2),
+                       "identity"), loss="mse", init="glorot_uniform", lr=0.05, epochs=30, batch_size=8, seed=44,
+                optimizer="momentum", parallel="tensor:2"), samples=24),
+    Case("parallel-tensor4-softmax-adam",
+         Config(model=(("dense", 3, 8), "tanh", ("dense", 8, 4), "sigmoid", ("dense", 4, 8), "tanh", ("dense", 8, 3),
+                       "softmax"), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=16, seed=45,
+                optimizer="adam", clip=0.5, parallel="tensor:4"), samples=20, second=True),
     # Residual blocks without attention, one inside another (a ResNet-style MLP): full batch, plain descent.
     Case("residual-nested-tanh-mse",
          Config(model=(("dense", 4, 6), ("residual", 5), ("dense", 6, 6), "tanh", ("residual", 2), ("dense", 6, 6),

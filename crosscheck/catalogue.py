@@ -107,6 +107,10 @@ LAYERNORM_2, LAYERNORM_4 = (("layer 2 scale gradient", "layer 2 shift gradient")
 # The data-parallel cases: a mean loss on 2 shards (and its GPT block), the seeds' summed loss on 2 (and on 4).
 DATA, DATA_XOR = "parallel-data-tanh-mse-momentum-minibatch", "parallel-data-seed2-xor"
 DATA_GPT, DATA_4 = "parallel-data-gpt-block-adamw", "parallel-data4-half-sse-adam-minibatch"
+# The tensor-parallel cases: four dense layers (column, row, column, row) on 2 ranks and on 4; what a mistake in the
+# third layer's input gradient cannot touch: the loss and the two layers above it.
+TENSOR, TENSOR_4 = "parallel-tensor-tanh-relu-mse-momentum-minibatch", "parallel-tensor4-softmax-adam"
+BELOW_THE_THIRD = ("loss", *grads(3, 4, loss=False))
 
 
 def _on(*optimizers):
@@ -656,15 +660,14 @@ BUGS = (
                               "    return e / sum(e.unbind(-1)).unsqueeze(-1)"),
                              ("    return e / e.sum(axis=-1, keepdims=True)",
                               "    return e / jnp.add.reduce(e, axis=-1, keepdims=True, dtype=e.dtype)"))),
-    # Data parallelism (parallel.py in each: the reference's simulated ranks, torch's processes, JAX's devices). Planted
-    # in the reference, the simulation is what carries it (reference.SHARDS): its own check against the reference's
-    # run on one device catches it (tests/test_bug_catalogue.py), and the diagnosis plants it there.
+    # Data and tensor parallelism (parallel.py in each: the reference's ranks as threads, torch's processes, JAX's
+    # devices). Planted in the reference, the simulation is what carries it (reference.SHARDS): its own check against
+    # the reference's run on one device catches it (tests/test_bug_catalogue.py), and the diagnosis plants it there.
     Bug("gradient-all-reduce-missing", "the gradients not all-reduced across the data-parallel ranks: each steps on "
         "its own shard's share (rank 0's is what it reports)", "parallel",
-        "all_reduce([part[l][i] for _, part in parts])", "parts[0][1][l][i]", "gradients",
-        {DATA: Expect("layer 1 weight gradient", LOSS_ONLY), DATA_XOR: Expect("layer 1 weight gradient", LOSS_ONLY)},
-        spellings=_torch_jax(*[("grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]",
-                                "grads = [tuple(g for g in leaves) for leaves in grads]")] * 2)),
+        "grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]",
+        "grads = [tuple(g for g in leaves) for leaves in grads]", "gradients",
+        {DATA: Expect("layer 1 weight gradient", LOSS_ONLY), DATA_XOR: Expect("layer 1 weight gradient", LOSS_ONLY)}),
     Bug("gradients-summed-over-the-world", "each rank's gradient summed over the world where the mean loss averages "
         "them (weight 1 where 1/N is due: the step N times too long)", "parallel",
         "share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0", "share = 1.0", "gradients",
@@ -673,6 +676,17 @@ BUGS = (
         "(half_sse) adds them up (weight 1/N where 1 is due)", "parallel",
         "share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0", "share = 1.0 / config.world",
         "gradients", {DATA_XOR: Expect("loss"), DATA_4: Expect("loss")}),
+    Bug("row-parallel-all-reduce-missing", "a row-parallel layer's partial products not all-reduced in the forward: "
+        "each rank goes on with its own block's share of z", "parallel", "x = all_reduce(z) + b", "x = z + b",
+        "gradients", {TENSOR: Expect("loss"), TENSOR_4: Expect("loss")}),
+    Bug("column-parallel-input-gradient-not-all-reduced", "a column-parallel layer's input gradient not all-reduced "
+        "in the backward: the layers below it get one rank's block's part of dx", "parallel", "dy = all_reduce(dy)",
+        "dy = dy", "gradients", {TENSOR: Expect("layer 1 weight gradient", BELOW_THE_THIRD),
+                                 TENSOR_4: Expect("layer 1 weight gradient", BELOW_THE_THIRD)}),
+    # The biases start at 0 (N x 0 is 0): the first step cannot show it, the run does from the second.
+    Bug("bias-added-on-every-shard", "a row-parallel layer's bias added by every rank before the all-reduce (N times) "
+        "where it is added once, after it", "parallel", "x = all_reduce(z) + b", "x = all_reduce(z + b)", "trajectory",
+        {TENSOR: Expect("loss [epoch, step]"), TENSOR_4: Expect("loss [epoch, step]")}),
     Bug("shards-overlapping", "data-parallel shards that overlap (rank r reads from r x size / 2): some rows counted "
         "twice, others never", "parallel", "start = rank * size", "start = rank * size // 2", "gradients",
         {DATA: Expect("loss"), DATA_XOR: Expect("loss")}),

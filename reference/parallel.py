@@ -1,15 +1,33 @@
-"""Data parallelism, simulated in one process: what the sharded runs compute, with the collective written out.
+"""Data and tensor parallelism, simulated in one process: what the sharded runs compute, the collectives written out.
 
 Config(parallel="data:N") splits each step's batch into N shards of consecutive rows, one per rank. Each rank computes
 its shard's loss and gradients by the same manual backprop, weighted by its share of the batch (1/N for a mean loss,
 1 for a summed one), and the all-reduce sums them over the world, so that every rank takes the same update from the
-whole batch's gradients. Here the ranks are a loop and the all-reduce a sum in rank order; backends/torch/parallel.py
-runs them as processes with torch.distributed, backends/jax/parallel.py as devices with shard_map. The reference's own
-run stays on one device (its driver leaves parallel out): every sharded run is compared with that. reference.SHARDS
-runs this simulation through the driver protocol, where the diagnosis plants a mistake of the shards.
+whole batch's gradients.
+
+Config(parallel="tensor:N") splits the dense layers instead (the Megatron MLP): each pair of dense layers is a column
+layer (rank r holds W's r-th block of columns and b's entries) and a row layer (W's r-th block of rows; b whole). Every
+rank sees the whole batch; the column layer's output and the activation after it stay in blocks, the row layer sums
+its rank's partial products with an all-reduce and adds its bias once, and in the backward the column layer's input
+gradient is all-reduced (each rank's block of columns gives part of it). The gradients' blocks are gathered (all-gather)
+so that every rank takes the same update of the whole parameters.
+
+Here the ranks are threads and the collectives meet at a barrier, summing or joining the ranks' parts in rank order;
+backends/torch/parallel.py runs the same code on processes with torch.distributed, backends/jax/parallel.py on devices
+with shard_map. The reference's own run stays on one device (its driver leaves parallel out): every sharded run is
+compared with that. reference.SHARDS runs this simulation through the driver protocol, where the diagnosis plants a
+mistake of the collectives.
 """
 
+import threading
+
+import numpy as np
+
 from common import registry
+
+from . import layers
+from .activations import activation_backward
+from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
 
 def shard(X, y, rank, world):
@@ -27,19 +45,139 @@ def local_gradients(mlp_gradients, params, X, y, rank, config):
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
 
-def all_reduce(parts):
-    """sum_r parts[r], in rank order: what every rank holds after an all-reduce (SUM) of its part"""
+def block(leaf, role, which, rank, world):
+    """rank's block of a dense layer's leaf (which 0: W, 1: b): a column layer's W by columns and b by entries, a row
+    layer's W by rows (its b whole: added once, after the all-reduce); a whole layer's leaf as it is"""
+    if role == "column":
+        size = leaf.shape[-1] // world
+        return leaf[..., rank * size:(rank + 1) * size]
+    if role == "row" and which == 0:
+        size = leaf.shape[0] // world
+        return leaf[rank * size:(rank + 1) * size]
+    return leaf
+
+
+def tensor_forward(params, X, rank, config):
+    """Rank's caches of the forward pass, each dense layer on its block (column, row or whole)"""
+    caches, x = [], X
+    for layer in config.model:
+        if layer.kind != "dense":
+            x, cache = layers.FORWARD[layer.kind](layer, (), x)
+        else:
+            role = config.tensor_roles[layer.slot]
+            W, b = (block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
+            if role == "row":  # z = sum_r x_r W_r: each rank's partial product, all-reduced; the bias added once
+                z, cache = layers.linear_forward(layer, (W,), x)
+                x = all_reduce(z) + b
+            else:
+                x, cache = layers.dense_forward(layer, (W, b), x)
+        caches.append(cache)
+    return caches
+
+
+def tensor_backward(params, y, caches, rank, config):
+    """Rank's gradients of its blocks, from the last layer to the first: a column layer's input gradient all-reduced"""
+    z, a = caches[-1]
+    if config.loss in FUSED_WITH_OUTPUT:
+        dy = loss_backward(config.loss, a, y)
+    else:
+        dy = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
+    grads = [()] * len(params)
+    for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):
+        if layer.kind != "dense":
+            dy, _ = layers.BACKWARD[layer.kind](layer, (), cache, dy)
+            continue
+        role = config.tensor_roles[layer.slot]
+        p = tuple(block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
+        dy, grads[layer.slot] = layers.dense_backward(layer, p, cache, dy)
+        if role == "column" and dy is not None:  # dx = sum_r dz_r W_r^T: each rank's block of columns gives a part
+            dy = all_reduce(dy)
+    return grads
+
+
+def gather(grads, config):
+    """The whole gradients from every rank's blocks (all-gather): a column layer's joined along its columns, a row
+    layer's weight along its rows; the rest the same on every rank"""
+    whole = []
+    for slot, leaves in enumerate(grads):
+        role = config.tensor_roles[slot]
+        whole.append(tuple(all_gather(g, axis=-1) if role == "column" else
+                           all_gather(g, axis=0) if role == "row" and which == 0 else g
+                           for which, g in enumerate(leaves)))
+    return whole
+
+
+def rank_gradients(mlp_gradients, params, X, y, rank, config):
+    """(L, grads) of the batch on rank: its local gradients all-reduced (data), or its blocks' gathered (tensor)."""
+    if config.parallel_kind == "data":
+        loss, grads = local_gradients(mlp_gradients, params, X, y, rank, config)
+        loss = all_reduce(loss)
+        grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
+        return loss, grads
+    caches = tensor_forward(params, X, rank, config)
+    z, a = caches[-1]
+    loss = loss_forward(config.loss, z, a, y)
+    return loss, gather(tensor_backward(params, y, caches, rank, config), config)
+
+
+# The collectives, between the ranks of the world running now (threads meeting at a barrier).
+
+class _World(threading.local):
+    rank: int
+    meeting: "_Meeting"
+
+
+_world = _World()
+
+
+class _Meeting:
+    """world threads' rendezvous: each leaves its part in its slot; once all have, each reads every part."""
+
+    def __init__(self, world):
+        self.parts = [None] * world
+        self.barrier = threading.Barrier(world)
+
+    def exchange(self, rank, part):
+        self.parts[rank] = part
+        self.barrier.wait()
+        parts = list(self.parts)
+        self.barrier.wait()  # nobody writes the next collective's part before everyone has read this one's
+        return parts
+
+
+def all_reduce(part):
+    """sum_r part on rank r, in rank order, held by every rank (what dist.all_reduce and lax.psum compute)"""
+    parts = _world.meeting.exchange(_world.rank, part)
     total = parts[0]
-    for part in parts[1:]:
-        total = total + part
+    for other in parts[1:]:
+        total = total + other
     return total
 
 
+def all_gather(part, axis):
+    """every rank's part joined along axis, in rank order, held by every rank"""
+    return np.concatenate(_world.meeting.exchange(_world.rank, part), axis=axis)
+
+
 def gradients(mlp_gradients, params, X, y, config):
-    """(L, grads) of the batch: every rank's local gradients, all-reduced leaf by leaf (mlp.accumulated's, when
-    config.parallel asks for shards)."""
-    parts = [local_gradients(mlp_gradients, params, X, y, rank, config) for rank in range(config.world)]
-    loss = all_reduce([part_loss for part_loss, _ in parts])
-    grads = [tuple(all_reduce([part[l][i] for _, part in parts]) for i in range(len(leaves)))
-             for l, leaves in enumerate(params)]
-    return loss, grads
+    """(L, grads) of the batch: rank_gradients on each of the world's ranks, run as threads; rank 0's result (every
+    rank's is the same). mlp.accumulated's, when config.parallel asks for ranks."""
+    meeting, results, errors = _Meeting(config.world), [None] * config.world, []
+
+    def rank_thread(rank):
+        _world.rank, _world.meeting = rank, meeting
+        try:
+            results[rank] = rank_gradients(mlp_gradients, params, X, y, rank, config)
+        except BaseException as exc:  # noqa: BLE001  (given to the caller; the others are let out of the barrier)
+            errors.append(exc)
+            meeting.barrier.abort()
+
+    threads = [threading.Thread(target=rank_thread, args=(rank,)) for rank in range(config.world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+    if real or errors:
+        raise (real or errors)[0]
+    return results[0]

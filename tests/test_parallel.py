@@ -1,8 +1,10 @@
-"""Data parallelism (Config(parallel="data:N")): sharded runs against the reference's run on one device.
+"""Data and tensor parallelism (Config(parallel="data:N" | "tensor:N")): sharded runs against the reference's run on
+one device.
 
 torch runs its ranks as processes joined by gloo (backends/torch/parallel.py: started once, kept for the session's
-other runs), JAX as host devices under shard_map (the tests start JAX with two: tests/xla_flags.py), the NumPy reference
-simulates them in a loop (reference/parallel.py). Every one is held to the single-device run by the tolerance table.
+other runs), JAX as host devices under shard_map (the tests start JAX with four: tests/xla_flags.py), the NumPy
+reference simulates them as threads (reference/parallel.py). Every one is held to the single-device run by the
+tolerance table.
 """
 
 import os
@@ -41,6 +43,11 @@ CASES = {
         init="glorot_uniform", lr=0.01, epochs=6, batch_size=8, seed=5, optimizer="adamw", weight_decay=0.01,
         decay_biases=False, clip=1.0, schedule="warmup_cosine", warmup_steps=2, decay_steps=12, parallel="data:2"),
         samples=16),
+    # tensor parallelism: a column and a row layer, then a last layer whole on every rank; softmax and Adam, clipped
+    "tensor-column-row-whole": Case("parallel-tensor-crw", Config(
+        model=(("dense", 3, 8), "tanh", ("dense", 8, 4), "sigmoid", ("dense", 4, 3), "softmax"),
+        loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05, epochs=10, batch_size=8, seed=6,
+        optimizer="adam", clip=0.5, parallel="tensor:2"), samples=16),
 }
 
 
@@ -53,12 +60,12 @@ def load(name):
 
 @pytest.mark.parametrize("world", [2, 4])
 @pytest.mark.parametrize("case", list(CASES))
-def test_simulated_shards_are_the_single_device_run(case, world):
-    """The reference's shards in a loop, all-reduced in rank order: the single-device gradients and run, to
-    rounding (float64's table)."""
+def test_simulated_ranks_are_the_single_device_run(case, world):
+    """The reference's ranks as threads, their collectives summing or joining in rank order: the single-device
+    gradients and run, to rounding (float64's table)."""
     case = CASES[case]
     config, params, X, y, orders = case.inputs()
-    config = config.replace(parallel=f"data:{world}")
+    config = config.replace(parallel=f"{config.parallel_kind}:{world}")
     single = config.replace(parallel=None)
     loss, grads = simulated.gradients(reference.mlp.gradients, params, X[:8], y[:8], config)
     ref_loss, ref_grads = reference.mlp.gradients(params, X[:8], y[:8], single)
@@ -74,7 +81,7 @@ def test_simulated_shards_are_the_single_device_run(case, world):
 def test_a_missing_all_reduce_in_the_simulation_is_not_the_single_device_run(monkeypatch):
     """The comparison can fail: rank 0's part alone (no all-reduce) is half the mean loss's gradient."""
     config, params, X, y, _ = CASES["mse-sgd-minibatch"].inputs()
-    monkeypatch.setattr(simulated, "all_reduce", lambda parts: parts[0])
+    monkeypatch.setattr(simulated, "all_reduce", lambda part: part)
     _, grads = simulated.gradients(reference.mlp.gradients, params, X[:8], y[:8], config)
     _, ref_grads = reference.mlp.gradients(params, X[:8], y[:8], config.replace(parallel=None))
     assert not np.allclose(checks.flat(grads)[0], checks.flat(ref_grads)[0], rtol=1e-3)
@@ -117,8 +124,8 @@ def test_too_few_jax_devices_is_said_before_training():
     load("jax")
     from backends.jax import parallel
 
-    with pytest.raises(ValueError, match=r"'data:64' needs 64 JAX devices, but JAX sees \d+: start Python with "
-                                         r"XLA_FLAGS=--xla_force_host_platform_device_count=64"):
+    with pytest.raises(ValueError, match=r"a world of 64 ranks needs 64 JAX devices, but JAX sees \d+: start Python "
+                                         r"with XLA_FLAGS=--xla_force_host_platform_device_count=64"):
         parallel.ready(64)
 
 
@@ -134,9 +141,13 @@ def test_a_plug_in_without_a_parallel_run_is_refused_named():
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"parallel": "data:1"}, "a world of 1 is one device"),
-    ({"parallel": "data"}, "parallel must be None or 'data:N'"),
-    ({"parallel": "pipeline:2"}, "parallel must be None or 'data:N'"),
-    ({"parallel": "tensor:2"}, "tensor parallelism is not built yet"),
+    ({"parallel": "data"}, "parallel must be None, 'data:N'"),
+    ({"parallel": "pipeline:2"}, "parallel must be None, 'data:N'"),
+    ({"parallel": "tensor:3"}, r"dense layer 1 \(3 -> 8\) is split by its 8 columns, not a multiple of 3"),
+    ({"parallel": "tensor:2", "model": (("dense", 3, 8), ("layernorm", 8), "tanh", ("dense", 8, 2), "identity")},
+     "tensor parallelism splits dense layers .*; over layernorm it is not built yet"),
+    ({"parallel": "tensor:2", "model": (("dense", 3, 2), "identity")},
+     "splits dense layers in pairs .*; this model has 1 dense layer"),
     ({"accumulate": 2}, "gradient accumulation inside each shard is not built yet"),
     ({"model": (("dense", 3, 8), ("batchnorm", 8), "tanh", ("dense", 8, 2), "identity")},
      "batch norm's statistics would be each shard's"),
@@ -144,8 +155,10 @@ def test_a_plug_in_without_a_parallel_run_is_refused_named():
      "dropout's masks across shards are not built yet"),
 ])
 def test_bad_parallel_configurations_are_refused_named(changes, message):
+    given = dict(model=(("dense", 3, 8), "tanh", ("dense", 8, 2), "identity"), loss="mse", epochs=2, batch_size=8,
+                 parallel="data:2")
     with pytest.raises(ValueError, match=message):
-        CASES["mse-sgd-minibatch"].config.replace(**changes)
+        Config(**{**given, **changes})
 
 
 def test_a_world_that_does_not_divide_every_batch_is_refused_before_training():
@@ -163,16 +176,18 @@ def crosscheck(*options, env=None):
                           env=xla_flags.as_shipped({**os.environ, **(env or {})}))
 
 
-def test_crosscheck_parallel_agrees_and_records_the_layout(tmp_path):
+@pytest.mark.parametrize(("layout", "said"), [("data:2", "data parallel over 2 shards"),
+                                              ("tensor:2", "tensor parallel over 2 ranks")])
+def test_crosscheck_parallel_agrees_and_records_the_layout(tmp_path, layout, said):
     """The command users run: both sharded backends agree (exit 0), the JSON says the layout; JAX's host devices
     asked for by the command itself (XLA_FLAGS as shipped: no device count)."""
     report = tmp_path / "r.json"
-    done = crosscheck("--parallel", "data:2", "--json", str(report))
+    done = crosscheck("--parallel", layout, "--json", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "AGREE" in done.stdout and "data parallel over 2 shards" in done.stdout
+    assert "AGREE" in done.stdout and said in done.stdout
     import json
 
-    assert json.loads(report.read_text())["config"]["parallel"] == "data:2"
+    assert json.loads(report.read_text())["config"]["parallel"] == layout
 
 
 def test_processes_that_cannot_start_are_one_line_and_exit_2():

@@ -1,10 +1,11 @@
-"""Data parallelism with JAX's sharding: the reference's parallel.py, its ranks as devices and its all-reduce lax.psum.
+"""Data and tensor parallelism with JAX's sharding: the reference's parallel.py, its ranks as devices and its
+collectives lax.psum and lax.all_gather.
 
-mlp.accumulated hands a step to gradients() here when config.parallel asks for shards: shard_map runs
-local_gradients on each device (the mesh's "data" axis), which reads its block of the batch's rows, and psum adds them
-up, so that the compiled step holds the collective where the reference's loop holds its sum. On the CPU the devices
-are host devices: JAX makes N of them only when started with XLA_FLAGS=--xla_force_host_platform_device_count=N
-(crosscheck --parallel sets it; the tests start with 2).
+mlp.accumulated hands a step to gradients() here when config.parallel asks for ranks: shard_map runs rank_gradients on
+each device (the mesh's "ranks" axis), which takes its rows of the batch or its blocks of the dense layers itself, so
+that the compiled step holds the collectives where the reference's threads meet. On the CPU the devices are host
+devices: JAX makes N of them only when started with XLA_FLAGS=--xla_force_host_platform_device_count=N (crosscheck
+--parallel sets it; the tests start with 4).
 """
 
 import jax
@@ -14,7 +15,11 @@ from jax.sharding import PartitionSpec as P
 
 from common import registry
 
-AXIS = "data"
+from . import layers
+from .activations import activation_backward
+from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
+
+AXIS = "ranks"
 
 
 def shard(X, y, rank, world):
@@ -32,23 +37,104 @@ def local_gradients(mlp_gradients, params, X, y, rank, config):
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
 
+def block(leaf, role, which, rank, world):
+    """rank's block of a dense layer's leaf (which 0: W, 1: b): a column layer's W by columns and b by entries, a row
+    layer's W by rows (its b whole: added once, after the all-reduce); a whole layer's leaf as it is"""
+    if role == "column":
+        size = leaf.shape[-1] // world
+        return lax.dynamic_slice_in_dim(leaf, rank * size, size, axis=leaf.ndim - 1)
+    if role == "row" and which == 0:
+        size = leaf.shape[0] // world
+        return lax.dynamic_slice_in_dim(leaf, rank * size, size, axis=0)
+    return leaf
+
+
+def tensor_forward(params, X, rank, config):
+    """Rank's caches of the forward pass, each dense layer on its block (column, row or whole)"""
+    caches, x = [], X
+    for layer in config.model:
+        if layer.kind != "dense":
+            x, cache = layers.FORWARD[layer.kind](layer, (), x)
+        else:
+            role = config.tensor_roles[layer.slot]
+            W, b = (block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
+            if role == "row":  # z = sum_r x_r W_r: each rank's partial product, all-reduced; the bias added once
+                z, cache = layers.linear_forward(layer, (W,), x)
+                x = all_reduce(z) + b
+            else:
+                x, cache = layers.dense_forward(layer, (W, b), x)
+        caches.append(cache)
+    return caches
+
+
+def tensor_backward(params, y, caches, rank, config):
+    """Rank's gradients of its blocks, from the last layer to the first: a column layer's input gradient all-reduced"""
+    z, a = caches[-1]
+    if config.loss in FUSED_WITH_OUTPUT:
+        dy = loss_backward(config.loss, a, y)
+    else:
+        dy = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
+    grads = [()] * len(params)
+    for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):
+        if layer.kind != "dense":
+            dy, _ = layers.BACKWARD[layer.kind](layer, (), cache, dy)
+            continue
+        role = config.tensor_roles[layer.slot]
+        p = tuple(block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
+        dy, grads[layer.slot] = layers.dense_backward(layer, p, cache, dy)
+        if role == "column" and dy is not None:  # dx = sum_r dz_r W_r^T: each rank's block of columns gives a part
+            dy = all_reduce(dy)
+    return grads
+
+
+def gather(grads, config):
+    """The whole gradients from every rank's blocks (all-gather): a column layer's joined along its columns, a row
+    layer's weight along its rows; the rest the same on every rank"""
+    whole = []
+    for slot, leaves in enumerate(grads):
+        role = config.tensor_roles[slot]
+        whole.append(tuple(all_gather(g, axis=-1) if role == "column" else
+                           all_gather(g, axis=0) if role == "row" and which == 0 else g
+                           for which, g in enumerate(leaves)))
+    return whole
+
+
+def rank_gradients(mlp_gradients, params, X, y, rank, config):
+    """(L, grads) of the batch on rank: its local gradients all-reduced (data), or its blocks' gathered (tensor)."""
+    if config.parallel_kind == "data":
+        loss, grads = local_gradients(mlp_gradients, params, X, y, rank, config)
+        loss = all_reduce(loss)
+        grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
+        return loss, grads
+    caches = tensor_forward(params, X, rank, config)
+    z, a = caches[-1]
+    loss = loss_forward(config.loss, z, a, y)
+    return loss, gather(tensor_backward(params, y, caches, rank, config), config)
+
+
+# The collectives, between the mesh's devices (inside shard_map).
+
 def all_reduce(part):
     """sum_r part on rank r, held by every device (lax.psum over the mesh's axis)"""
     return lax.psum(part, AXIS)
 
 
+def all_gather(part, axis):
+    """every device's part joined along axis, in rank order, held by every device (lax.all_gather, tiled)"""
+    return lax.all_gather(part, AXIS, axis=axis % part.ndim, tiled=True)
+
+
 def gradients(mlp_gradients, params, X, y, config):
-    """(L, grads) of the batch: each device's local gradients, all-reduced leaf by leaf."""
+    """(L, grads) of the batch: rank_gradients on each device (every device's is the same). mlp.accumulated's, when
+    config.parallel asks for ranks."""
 
     def on_device(params, X, y):
-        loss, grads = local_gradients(mlp_gradients, params, X, y, lax.axis_index(AXIS), config)
-        loss = all_reduce(loss)
-        grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
-        return loss, grads
+        return rank_gradients(mlp_gradients, params, X, y, lax.axis_index(AXIS), config)
 
-    # Every device is handed the whole batch and reads its own rows (shard), as a torch rank does. check_vma off:
-    # JAX's own check would refuse a result it cannot prove replicated (a psum left out) before any number; off, that
-    # mistake shows as torch's does, device 0's gradient alone, which the cross-check and the diagnosis then name.
+    # Every device is handed the whole batch and every parameter, and takes its rows or blocks itself (shard, block),
+    # as a torch rank does. check_vma off: JAX's own check would refuse a result it cannot prove replicated (a psum
+    # left out) before any number; off, that mistake shows as torch's does, device 0's values alone, which the
+    # cross-check and the diagnosis then name.
     return jax.shard_map(on_device, mesh=mesh(config.world), in_specs=(P(), P(), P()), out_specs=P(),
                          check_vma=False)(params, X, y)
 
@@ -57,7 +143,7 @@ def mesh(world):
     """The first world devices as the mesh's one axis; a clear error where JAX was started with fewer."""
     devices = jax.devices()
     if len(devices) < world:
-        raise ValueError(f"parallel 'data:{world}' needs {world} JAX devices, but JAX sees {len(devices)}: start "
+        raise ValueError(f"a world of {world} ranks needs {world} JAX devices, but JAX sees {len(devices)}: start "
                          f"Python with XLA_FLAGS=--xla_force_host_platform_device_count={world} (crosscheck "
                          f"--parallel sets it)")
     return Mesh(devices[:world], (AXIS,))

@@ -1,5 +1,5 @@
-"""Data parallelism with torch.distributed: the reference's parallel.py, its ranks as processes and its all-reduce
-torch's own (gloo on the CPU; nccl on a GPU, untested until one is lent).
+"""Data and tensor parallelism with torch.distributed: the reference's parallel.py, its ranks as processes and its
+collectives torch's own (gloo on the CPU; nccl on a GPU, untested until one is lent).
 
 Each rank runs the mirror's own train; mlp.accumulated hands a step to gradients() here when config.parallel asks for
 shards. start() runs a function on the world's processes (torch.multiprocessing, a file rendezvous in a fresh
@@ -21,6 +21,10 @@ import torch.multiprocessing as mp
 
 from common import registry
 
+from . import layers
+from .activations import activation_backward
+from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
+
 
 def shard(X, y, rank, world):
     """Rank's rows of the batch: the rank-th of world equal blocks of consecutive rows."""
@@ -37,18 +41,101 @@ def local_gradients(mlp_gradients, params, X, y, rank, config):
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
 
+def block(leaf, role, which, rank, world):
+    """rank's block of a dense layer's leaf (which 0: W, 1: b): a column layer's W by columns and b by entries, a row
+    layer's W by rows (its b whole: added once, after the all-reduce); a whole layer's leaf as it is"""
+    if role == "column":
+        size = leaf.shape[-1] // world
+        return leaf[..., rank * size:(rank + 1) * size]
+    if role == "row" and which == 0:
+        size = leaf.shape[0] // world
+        return leaf[rank * size:(rank + 1) * size]
+    return leaf
+
+
+def tensor_forward(params, X, rank, config):
+    """Rank's caches of the forward pass, each dense layer on its block (column, row or whole)"""
+    caches, x = [], X
+    for layer in config.model:
+        if layer.kind != "dense":
+            x, cache = layers.FORWARD[layer.kind](layer, (), x)
+        else:
+            role = config.tensor_roles[layer.slot]
+            W, b = (block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
+            if role == "row":  # z = sum_r x_r W_r: each rank's partial product, all-reduced; the bias added once
+                z, cache = layers.linear_forward(layer, (W,), x)
+                x = all_reduce(z) + b
+            else:
+                x, cache = layers.dense_forward(layer, (W, b), x)
+        caches.append(cache)
+    return caches
+
+
+def tensor_backward(params, y, caches, rank, config):
+    """Rank's gradients of its blocks, from the last layer to the first: a column layer's input gradient all-reduced"""
+    z, a = caches[-1]
+    if config.loss in FUSED_WITH_OUTPUT:
+        dy = loss_backward(config.loss, a, y)
+    else:
+        dy = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
+    grads = [()] * len(params)
+    for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):
+        if layer.kind != "dense":
+            dy, _ = layers.BACKWARD[layer.kind](layer, (), cache, dy)
+            continue
+        role = config.tensor_roles[layer.slot]
+        p = tuple(block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
+        dy, grads[layer.slot] = layers.dense_backward(layer, p, cache, dy)
+        if role == "column" and dy is not None:  # dx = sum_r dz_r W_r^T: each rank's block of columns gives a part
+            dy = all_reduce(dy)
+    return grads
+
+
+def gather(grads, config):
+    """The whole gradients from every rank's blocks (all-gather): a column layer's joined along its columns, a row
+    layer's weight along its rows; the rest the same on every rank"""
+    whole = []
+    for slot, leaves in enumerate(grads):
+        role = config.tensor_roles[slot]
+        whole.append(tuple(all_gather(g, axis=-1) if role == "column" else
+                           all_gather(g, axis=0) if role == "row" and which == 0 else g
+                           for which, g in enumerate(leaves)))
+    return whole
+
+
+def rank_gradients(mlp_gradients, params, X, y, rank, config):
+    """(L, grads) of the batch on rank: its local gradients all-reduced (data), or its blocks' gathered (tensor)."""
+    if config.parallel_kind == "data":
+        loss, grads = local_gradients(mlp_gradients, params, X, y, rank, config)
+        loss = all_reduce(loss)
+        grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
+        return loss, grads
+    caches = tensor_forward(params, X, rank, config)
+    z, a = caches[-1]
+    loss = loss_forward(config.loss, z, a, y)
+    return loss, gather(tensor_backward(params, y, caches, rank, config), config)
+
+
+# The collectives, between the world's processes (torch.distributed).
+
 def all_reduce(part):
-    """sum_r part on rank r, held by every rank (dist.all_reduce, SUM, in place)"""
+    """sum_r part on rank r, held by every rank (dist.all_reduce, SUM; on a copy: part may be a cache's array)"""
+    part = part.clone()
     dist.all_reduce(part, op=dist.ReduceOp.SUM)
     return part
 
 
+def all_gather(part, axis):
+    """every rank's part joined along axis, in rank order, held by every rank (dist.all_gather)"""
+    parts = [torch.empty_like(part) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, part.contiguous())
+    return torch.cat(parts, dim=axis)
+
+
 def gradients(mlp_gradients, params, X, y, config):
-    """(L, grads) of the batch on this process's rank: its local gradients, all-reduced leaf by leaf."""
-    loss, grads = local_gradients(mlp_gradients, params, X, y, dist.get_rank(), config)
-    loss = all_reduce(loss)
-    grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
-    return loss, grads
+    """(L, grads) of the batch: rank_gradients on this process's rank (every rank's is the same). mlp.accumulated's,
+    when config.parallel asks for ranks."""
+    return rank_gradients(mlp_gradients, params, X, y, dist.get_rank(), config)
 
 
 # The world's processes: what the driver's sharded run (backends/torch/__init__.py) starts its functions on.
