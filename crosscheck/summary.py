@@ -117,10 +117,24 @@ def print_log(runs, every, out):
         print(f"{e:<10} " + "  ".join(f"{float(runs[n].losses[e].mean()):>22.15e}" for n in names), file=out)
 
 
+def layout(config):
+    """How the checked backends ran the problem: on one device, or over ranks (data: the rows each shard reads; tensor:
+    each dense layer's part), beside the reference's run on one device."""
+    if config.parallel is None:
+        return {"kind": "one device"}
+    found = {"kind": config.parallel_kind, "world": config.world, "reference": "one device"}
+    if config.parallel_kind == "data":
+        found["shards"] = "each step's batch in equal blocks of consecutive rows, rank r the r-th"
+    else:
+        found["dense layers"] = list(config.tensor_roles)
+    return found
+
+
 def write_json(path, args, case, rows):
     described = ("xor" if case.samples is None else f"synthetic ({case.samples} samples)") if case.data is None \
         else case.data + ("" if case.samples is None else f" (its first {case.samples} samples)")
     data = {"config": {**asdict(case.config), "dtype": args.dtype}, "data": described,
+            "layout": layout(case.config),
             "agree": verdict(rows)[0].startswith("AGREE"),
             "verdict": verdict(rows)[0],
             "backends": {r.backend: {k: v for k, v in asdict(r).items() if k not in ("deviation_curve",)}

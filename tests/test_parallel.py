@@ -187,7 +187,12 @@ def test_crosscheck_parallel_agrees_and_records_the_layout(tmp_path, layout, sai
     assert "AGREE" in done.stdout and said in done.stdout
     import json
 
-    assert json.loads(report.read_text())["config"]["parallel"] == layout
+    written = json.loads(report.read_text())
+    assert written["config"]["parallel"] == layout
+    kind = layout.split(":")[0]
+    rows = "each step's batch in equal blocks of consecutive rows, rank r the r-th"
+    assert written["layout"] == {"kind": kind, "world": 2, "reference": "one device",
+                                 **({"dense layers": ["column", "row"]} if kind == "tensor" else {"shards": rows})}
 
 
 def test_processes_that_cannot_start_are_one_line_and_exit_2():

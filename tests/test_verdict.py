@@ -68,7 +68,9 @@ def test_a_one_sided_oracle_is_caught(mutate):
         probes.check_oracle()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+# A kind's second case with --run-slow, as everywhere else (conftest.py's case fixture): by default it cost 20 s.
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.second else [])
+                                  for c in CASES])
 def test_taylor_remainder_shrinks_as_h_squared(driver, device, case, record_property):
     order, remainders = probes.taylor_order(driver, case, device)
     record_property("taylor_order", order)
