@@ -98,11 +98,11 @@ class Capability:
 
 @dataclass(frozen=True)
 class Sharded:
-    """A backend's data-parallel run, as its driver calls it (config.parallel): its mlp's own gradients and train on
-    config.world ranks (processes, devices, or the reference's loop), and ready(world), which raises in one line where
-    the world cannot start, before anything trains."""
+    """A backend's data- or tensor-parallel run, as its driver calls it (config.parallel): its mlp's own gradients and
+    train on config.world ranks (processes, devices, or the reference's threads), and ready(world), which raises in one
+    line where the world cannot start, before anything trains."""
 
-    run_gradients: Callable  # (params, X, y, config) -> (loss, grads), all-reduced
+    run_gradients: Callable  # (params, X, y, config) -> (loss, grads) of the whole batch and parameters
     train: Callable  # mlp.train's signature
     ready: Callable = lambda world: None
 
@@ -133,7 +133,7 @@ class Driver:
         if reason:
             raise Unsupported(f"{self.name} does not support this configuration: {reason}")
         if config.world > 1 and self.parallel is None and not self.reference:
-            raise Unsupported(f"{self.name} does not support this configuration: no data-parallel run "
+            raise Unsupported(f"{self.name} does not support this configuration: no parallel run "
                               f"(parallel {config.parallel!r})")
 
     def _placed(self, config):

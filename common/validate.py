@@ -60,7 +60,7 @@ def check_inputs(params, X, y, config, orders=None):
         raise ValueError(f"accumulate {config.accumulate} splits each batch into that many micro-batches, but the "
                          f"last batch of each epoch holds {smallest} samples ({n} samples in batches of {size})")
     sizes = {stop - start for start, stop in batches(n, config.batch_size)}
-    if config.parallel_kind == "data" and any(size % config.world for size in sizes):
+    if config.parallel_kind == "data" and any(rows % config.world for rows in sizes):
         raise ValueError(f"parallel {config.parallel!r} splits each batch into {config.world} equal shards, but the "
                          f"batches hold {' and '.join(map(str, sorted(sizes)))} samples ({n} samples in batches of "
                          f"{size}): make every batch a multiple of {config.world}")

@@ -241,7 +241,7 @@ def _case(p, args, config):
 
 
 def host_devices(world):
-    """Ask XLA for world host devices, so that JAX's data-parallel run has its devices on the CPU: through XLA_FLAGS,
+    """Ask XLA for world host devices, so that JAX's parallel run has its devices on the CPU: through XLA_FLAGS,
     which JAX reads when it starts (a flag the environment already sets wins). After JAX has started, nothing changes
     here, and its parallel run says how many devices it needs."""
     flags = os.environ.get("XLA_FLAGS", "")

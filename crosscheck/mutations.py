@@ -47,7 +47,7 @@ def mutate(monkeypatch, module_name, old, new):
         elif isinstance(original, dict) and name.isupper() and value is not original:
             monkeypatch.setattr(module, name, value)  # function tables (FORWARD, BACKWARD) point at the new code
     ranks = sys.modules.get("backends.torch.parallel")
-    if ranks is not None:  # torch's data-parallel ranks are processes of their own: each job plants it there too
+    if ranks is not None:  # torch's parallel ranks are processes of their own: each job plants it there too
         monkeypatch.setattr(ranks, "PLANTED", (*ranks.PLANTED, (planted, module_name, old, new)))
     planted_in_jax = module_name.startswith("backends.jax")
     planted_in_reference = not module_name.startswith("backends.")  # reference/, common/ or crosscheck/: shared

@@ -134,7 +134,7 @@ def test_a_plug_in_without_a_parallel_run_is_refused_named():
 
     plug = Driver(name="mine", version="0", devices=("cpu",), mlp=reference.mlp, to_native=lambda a, d: a,
                   to_numpy=np.asarray)
-    with pytest.raises(Unsupported, match=r"mine does not support this configuration: no data-parallel run "
+    with pytest.raises(Unsupported, match=r"mine does not support this configuration: no parallel run "
                                           r"\(parallel 'data:2'\)"):
         plug.check_support(CASES["mse-sgd-minibatch"].config)
 
