@@ -19,8 +19,8 @@ one planted mistake, for two forms of code:
 and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation NAME=FILE:DRIVER --backends NAME`
 and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Then the
 same of programs in other languages (commands): examples/c built there with make, through --command, and through
-crosscheck export, the program, and crosscheck verify; examples/js on node. Exits 1, saying which, if any of them
-does not.
+crosscheck export, the program, and crosscheck verify; examples/js on node; and the data- and tensor-parallel reports.
+Exits 1, saying which, if any of them does not.
 """
 
 import os
@@ -156,6 +156,18 @@ def commands(folder, failures):
                "[sigmoid-derivative-from-z]" if want else None)
 
 
+def parallel(folder, failures):
+    """The sharded runs as a user starts them from their folder (torch's gloo processes import the installed package,
+    JAX's host devices asked for by the command): data and tensor parallelism agree with the one-device reference
+    (exit 0); a world that does not divide the batch is refused before training (exit 2)."""
+    model = ["--model", "dense:3:8,tanh,dense:8:2,identity", "--loss", "mse", "--samples", "16", "--batch-size", "8",
+             "--epochs", "20", "--plot", "", "--no-progress"]
+    for layout, want, says in (("data:2", 0, "data parallel over 2 shards"), ("tensor:2", 0, "tensor parallel over 2"),
+                               ("data:3", 2, "splits each batch into 3 equal shards")):
+        status, out = run(folder, "-m", "crosscheck", *model, "--parallel", layout)
+        _check(failures, f"crosscheck --parallel {layout}", status, out, want, says)
+
+
 def main():
     import crosscheck_tests
 
@@ -194,6 +206,7 @@ def main():
                     if want == 0 and what == "pytest" and (not coverage or "NOT EXERCISED" in coverage[0]):
                         failures.append(f"pytest on {module}.py left some of what it provides unexercised")
         commands(Path(folder), failures)
+        parallel(Path(folder), failures)
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))
         return 1
