@@ -312,8 +312,6 @@ class Config:
             self._check_tensor(int(world))
         refused = [(any(registry.LAYERS[layer.kind].min_batch > 1 for layer in self.model or ()),
                     "batch norm's statistics would be each shard's, not the batch's (SyncBatchNorm is another model)"),
-                   (any(registry.LAYERS[layer.kind].noise for layer in self.model or ()),
-                    "dropout's masks across shards are not built yet"),
                    (self.accumulate > 1, "gradient accumulation inside each shard is not built yet"),
                    (self.compute is not None, "mixed precision across shards is not built yet")]
         for refuse, why in refused:

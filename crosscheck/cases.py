@@ -201,6 +201,10 @@ CASES = (
          Config(model=(("dense", 3, 8), "tanh", ("dense", 8, 2), "identity"), loss="mse", init="glorot_uniform",
                 lr=0.1, epochs=30, batch_size=8, seed=41, optimizer="momentum", parallel="data:2"), samples=24),
     Case("parallel-data-seed2-xor", SEED2_XOR.replace(epochs=600, parallel="data:2")),
+    # Dropout on shards: the batch's masks (the reference draws them) shared, each shard reading its own rows of them.
+    Case("parallel-data-dropout-gelu-mse-minibatch",
+         Config(model=(("dense", 4, 8), "gelu_tanh", ("dropout", 0.25), ("dense", 8, 2), "identity"), loss="mse",
+                init="glorot_uniform", lr=0.05, epochs=20, batch_size=8, seed=46, parallel="data:2"), samples=24),
     # The second of each: a GPT block (token-level cross-entropy, AdamW, clipping and the schedule applied to the
     # all-reduced gradients), and a summed loss on 4 shards of minibatches of 8 with Adam.
     Case("parallel-data-gpt-block-adamw",
@@ -210,6 +214,10 @@ CASES = (
                 loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=8, batch_size=8, seed=42,
                 optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0, schedule="warmup_cosine",
                 warmup_steps=2, decay_steps=16, parallel="data:2"), samples=16, second=True),
+    Case("parallel-data4-dropout-adam",
+         Config(model=(("dense", 3, 8), "tanh", ("dropout", 0.3), ("dense", 8, 8), "relu", ("dropout", 0.2),
+                       ("dense", 8, 2), "identity"), loss="mse", init="glorot_uniform", lr=0.01, epochs=12, seed=47,
+                optimizer="adam", parallel="data:4"), samples=16, second=True),
     Case("parallel-data4-half-sse-adam-minibatch",
          Config(layers=(3, 6, 2), hidden="tanh", output="sigmoid", loss="half_sse", init="glorot_uniform", lr=0.01,
                 epochs=16, batch_size=8, seed=43, optimizer="adam", parallel="data:4"), samples=16, second=True),

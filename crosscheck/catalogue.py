@@ -107,6 +107,7 @@ LAYERNORM_2, LAYERNORM_4 = (("layer 2 scale gradient", "layer 2 shift gradient")
 # The data-parallel cases: a mean loss on 2 shards (and its GPT block), the seeds' summed loss on 2 (and on 4).
 DATA, DATA_XOR = "parallel-data-tanh-mse-momentum-minibatch", "parallel-data-seed2-xor"
 DATA_GPT, DATA_4 = "parallel-data-gpt-block-adamw", "parallel-data4-half-sse-adam-minibatch"
+DATA_DROPOUT, DATA_DROPOUT_4 = "parallel-data-dropout-gelu-mse-minibatch", "parallel-data4-dropout-adam"
 # The tensor-parallel cases: four dense layers (column, row, column, row) on 2 ranks and on 4; what a mistake in the
 # third layer's input gradient cannot touch: the loss and the two layers above it.
 TENSOR, TENSOR_4 = "parallel-tensor-tanh-relu-mse-momentum-minibatch", "parallel-tensor4-softmax-adam"
@@ -676,6 +677,13 @@ BUGS = (
         "(half_sse) adds them up (weight 1/N where 1 is due)", "parallel",
         "share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0", "share = 1.0 / config.world",
         "gradients", {DATA_XOR: Expect("loss"), DATA_4: Expect("loss")}),
+    # Dropout's masks show only in training (the gradient checks run without them, as evaluation does).
+    Bug("dropout-masks-of-the-first-shard", "every data-parallel rank applying the first shard's rows of the dropout "
+        "masks (each drawing from the same seed) where each reads its own rows of the batch's masks", "parallel",
+        "masks = None if noise is None else [m[start:start + size] for m in noise]",
+        "masks = None if noise is None else [m[:size] for m in noise]", "trajectory",
+        {DATA_DROPOUT: Expect("loss [epoch, step]"), DATA_DROPOUT_4: Expect("loss [epoch, step]")},
+        spellings={"jax": ("[lax.dynamic_slice_in_dim(m, start, size) for m in noise]", "[m[:size] for m in noise]")}),
     Bug("row-parallel-all-reduce-missing", "a row-parallel layer's partial products not all-reduced in the forward: "
         "each rank goes on with its own block's share of z", "parallel", "x = all_reduce(z) + b", "x = z + b",
         "gradients", {TENSOR: Expect("loss"), TENSOR_4: Expect("loss")}),

@@ -22,17 +22,19 @@ from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 AXIS = "ranks"
 
 
-def shard(X, y, rank, world):
-    """Rank's rows of the batch: the rank-th of world equal blocks of consecutive rows (rank: the device's index)."""
+def shard(X, y, noise, rank, world):
+    """Rank's rows of the batch and of its dropout masks (the batch's, shared: each rank reads its own rows of them):
+    the rank-th of world equal blocks of consecutive rows (rank: the device's index)."""
     size = X.shape[0] // world
     start = rank * size
-    return lax.dynamic_slice_in_dim(X, start, size), lax.dynamic_slice_in_dim(y, start, size)
+    masks = None if noise is None else [lax.dynamic_slice_in_dim(m, start, size) for m in noise]
+    return lax.dynamic_slice_in_dim(X, start, size), lax.dynamic_slice_in_dim(y, start, size), masks
 
 
-def local_gradients(mlp_gradients, params, X, y, rank, config):
+def local_gradients(mlp_gradients, params, X, y, noise, rank, config):
     """(share L_r, share dL_r/dp): rank's shard's loss and gradients (by mlp.gradients), times its share of the batch"""
-    Xr, yr = shard(X, y, rank, config.world)
-    loss, grads = mlp_gradients(params, Xr, yr, config)
+    Xr, yr, masks = shard(X, y, noise, rank, config.world)
+    loss, grads = mlp_gradients(params, Xr, yr, config, masks)
     share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
@@ -99,10 +101,10 @@ def gather(grads, config):
     return whole
 
 
-def rank_gradients(mlp_gradients, params, X, y, rank, config):
+def rank_gradients(mlp_gradients, params, X, y, noise, rank, config):
     """(L, grads) of the batch on rank: its local gradients all-reduced (data), or its blocks' gathered (tensor)."""
     if config.parallel_kind == "data":
-        loss, grads = local_gradients(mlp_gradients, params, X, y, rank, config)
+        loss, grads = local_gradients(mlp_gradients, params, X, y, noise, rank, config)
         loss = all_reduce(loss)
         grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
         return loss, grads
@@ -124,19 +126,19 @@ def all_gather(part, axis):
     return lax.all_gather(part, AXIS, axis=axis % part.ndim, tiled=True)
 
 
-def gradients(mlp_gradients, params, X, y, config):
+def gradients(mlp_gradients, params, X, y, config, noise=None):
     """(L, grads) of the batch: rank_gradients on each device (every device's is the same). mlp.accumulated's, when
     config.parallel asks for ranks."""
 
-    def on_device(params, X, y):
-        return rank_gradients(mlp_gradients, params, X, y, lax.axis_index(AXIS), config)
+    def on_device(params, X, y, noise):
+        return rank_gradients(mlp_gradients, params, X, y, noise, lax.axis_index(AXIS), config)
 
     # Every device is handed the whole batch and every parameter, and takes its rows or blocks itself (shard, block),
     # as a torch rank does. check_vma off: JAX's own check would refuse a result it cannot prove replicated (a psum
     # left out) before any number; off, that mistake shows as torch's does, device 0's values alone, which the
     # cross-check and the diagnosis then name.
-    return jax.shard_map(on_device, mesh=mesh(config.world), in_specs=(P(), P(), P()), out_specs=P(),
-                         check_vma=False)(params, X, y)
+    return jax.shard_map(on_device, mesh=mesh(config.world), in_specs=(P(), P(), P(), P()), out_specs=P(),
+                         check_vma=False)(params, X, y, noise)
 
 
 def mesh(world):

@@ -26,17 +26,19 @@ from .activations import activation_backward
 from .losses import FUSED_WITH_OUTPUT, loss_backward, loss_forward
 
 
-def shard(X, y, rank, world):
-    """Rank's rows of the batch: the rank-th of world equal blocks of consecutive rows."""
+def shard(X, y, noise, rank, world):
+    """Rank's rows of the batch and of its dropout masks (the batch's, shared: each rank reads its own rows of them):
+    the rank-th of world equal blocks of consecutive rows."""
     size = len(X) // world
     start = rank * size
-    return X[start:start + size], y[start:start + size]
+    masks = None if noise is None else [m[start:start + size] for m in noise]
+    return X[start:start + size], y[start:start + size], masks
 
 
-def local_gradients(mlp_gradients, params, X, y, rank, config):
+def local_gradients(mlp_gradients, params, X, y, noise, rank, config):
     """(share L_r, share dL_r/dp): rank's shard's loss and gradients (by mlp.gradients), times its share of the batch"""
-    Xr, yr = shard(X, y, rank, config.world)
-    loss, grads = mlp_gradients(params, Xr, yr, config)
+    Xr, yr, masks = shard(X, y, noise, rank, config.world)
+    loss, grads = mlp_gradients(params, Xr, yr, config, masks)
     share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
@@ -103,10 +105,10 @@ def gather(grads, config):
     return whole
 
 
-def rank_gradients(mlp_gradients, params, X, y, rank, config):
+def rank_gradients(mlp_gradients, params, X, y, noise, rank, config):
     """(L, grads) of the batch on rank: its local gradients all-reduced (data), or its blocks' gathered (tensor)."""
     if config.parallel_kind == "data":
-        loss, grads = local_gradients(mlp_gradients, params, X, y, rank, config)
+        loss, grads = local_gradients(mlp_gradients, params, X, y, noise, rank, config)
         loss = all_reduce(loss)
         grads = [tuple(all_reduce(g) for g in leaves) for leaves in grads]
         return loss, grads
@@ -132,10 +134,10 @@ def all_gather(part, axis):
     return torch.cat(parts, dim=axis)
 
 
-def gradients(mlp_gradients, params, X, y, config):
+def gradients(mlp_gradients, params, X, y, config, noise=None):
     """(L, grads) of the batch: rank_gradients on this process's rank (every rank's is the same). mlp.accumulated's,
     when config.parallel asks for ranks."""
-    return rank_gradients(mlp_gradients, params, X, y, dist.get_rank(), config)
+    return rank_gradients(mlp_gradients, params, X, y, noise, dist.get_rank(), config)
 
 
 # The world's processes: what the driver's sharded run (backends/torch/__init__.py) starts its functions on.
