@@ -157,11 +157,12 @@ def commands(folder, failures):
 
 
 def parallel(folder, failures):
-    """The sharded runs as a user starts them from their folder (torch's gloo processes import the installed package,
-    JAX's host devices asked for by the command): data and tensor parallelism agree with the one-device reference
-    (exit 0); a world that does not divide the batch is refused before training (exit 2)."""
+    """The sharded runs as a user starts them from their folder, on torch (this environment installs the torch extra
+    alone; JAX's sharded runs are the suite's, tests/test_parallel.py): its gloo processes import the installed
+    package, and data and tensor parallelism agree with the one-device reference (exit 0); a world that does not
+    divide the batch is refused before training (exit 2)."""
     model = ["--model", "dense:3:8,tanh,dense:8:2,identity", "--loss", "mse", "--samples", "16", "--batch-size", "8",
-             "--epochs", "20", "--plot", "", "--no-progress"]
+             "--epochs", "20", "--plot", "", "--no-progress", "--backends", "torch"]
     for layout, want, says in (("data:2", 0, "data parallel over 2 shards"), ("tensor:2", 0, "tensor parallel over 2"),
                                ("data:3", 2, "splits each batch into 3 equal shards")):
         status, out = run(folder, "-m", "crosscheck", *model, "--parallel", layout)
