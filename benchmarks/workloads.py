@@ -98,9 +98,7 @@ def step_flops(config, samples):
     total = 0
     for i, (layer, out) in enumerate(zip(config.model, config.shapes[1:])):
         rows = samples * math.prod(config.shapes[i][:-1])  # a dense layer's rows: samples, or samples x positions
-        if layer.kind in ("dense", "linear"):
-            macs = rows * layer.shape[0] * layer.shape[1]
-        elif layer.kind == "unembed":  # the scores by the embedding's matrix (vocabulary x width)
+        if layer.kind in ("dense", "linear", "unembed"):  # unembed: the scores by the embedding's (vocabulary, width)
             macs = rows * layer.shape[0] * layer.shape[1]
         elif layer.kind in ("attention", "rope_attention"):
             (width, heads, *kv), steps = layer.shape, config.shapes[i][0]

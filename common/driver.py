@@ -137,13 +137,13 @@ class Driver:
                               f"(parallel {config.parallel!r})")
 
     def _placed(self, config):
-        """(config, what runs it: the mlp module, or a Sharded): the reference's run on one device whatever
+        """(config, gradients, train) that run it: the mlp's own on one device, and for the reference whatever
         config.parallel says (what sharded runs are compared with); a sharded run's, the backend's Sharded."""
         if config.world == 1:
-            return config, self.mlp
+            return config, self.mlp.gradients, self.mlp.train
         if self.reference:
-            return config.replace(parallel=None), self.mlp
-        return config, self.parallel
+            return config.replace(parallel=None), self.mlp.gradients, self.mlp.train
+        return config, self.parallel.run_gradients, self.parallel.train
 
     def check_device(self, device):
         if device not in DEVICES:
@@ -186,8 +186,8 @@ class Driver:
     def run_gradients(self, params, X, y, config, device="cpu"):
         """(loss, [(dW, db)]) by the backend's manual backprop."""
         native = self._prepare(params, X, y, config, device)
-        config, runs = self._placed(config)
-        loss, grads = (runs.run_gradients if isinstance(runs, Sharded) else runs.gradients)(*native, config)
+        config, gradients, _ = self._placed(config)
+        loss, grads = gradients(*native, config)
         return np.asarray(self.to_numpy(loss))[()], self.numpy_params(grads)
 
     def run_autodiff_gradients(self, params, X, y, config, device="cpu"):
@@ -219,15 +219,15 @@ class Driver:
         if carried and not self.continues():
             raise ValueError(f"backend {self.name!r}: its train takes no opt_state, step or buffers, so a run cannot "
                              f"continue from a state that holds optimizer state or buffers; train it at once")
-        config, runs = self._placed(config)
+        config, _, training = self._placed(config)
         if state is None or not self.continues():
             # A plug-in's train may know nothing of optimizer state: it supports plain descent alone, which has none.
-            run = runs.train(*native, config, native_orders, checkpoints, **noise)
+            run = training(*native, config, native_orders, checkpoints, **noise)
         else:
             kept = {"buffers": self.native_params(state.buffers, device)} if buffers else {}
-            run = runs.train(*native, config, native_orders, checkpoints,
-                             opt_state=self.numpy_tree(state.opt_state, lambda a: self.to_native(a, device)),
-                             step=step, **kept, **noise)
+            run = training(*native, config, native_orders, checkpoints,
+                           opt_state=self.numpy_tree(state.opt_state, lambda a: self.to_native(a, device)),
+                           step=step, **kept, **noise)
         return self._finished(run, problem, step)
 
     def _finished(self, run, problem, step):
