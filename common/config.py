@@ -244,9 +244,9 @@ class Config:
     # Data parallelism: "data:N" trains each step's batch on N shards of consecutive rows (a process or a device each):
     # each shard's loss and gradients weighted by its share of the batch (n / N / n; 1 for a summed loss), summed over
     # the world (an all-reduce), and the same update taken on every shard. Tensor parallelism: "tensor:N" splits each
-    # pair of dense layers over N ranks (Megatron's MLP: the first by columns, the second by rows), every rank on the
-    # whole batch. None: one device. The reference runs on one device whatever this says: every sharded run is
-    # compared with it (docs/parallel.md).
+    # pair of dense layers over N ranks (Megatron's MLP: the first by columns, the second by rows) and each attention
+    # layer by its heads, every rank on the whole batch. None: one device. The reference runs on one device whatever
+    # this says: every sharded run is compared with it (docs/parallel.md).
     parallel: str | None = None
     _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
@@ -305,7 +305,8 @@ class Config:
         kind, _, world = str(self.parallel).partition(":")
         if kind not in ("data", "tensor") or not world.isdigit():
             raise ValueError(f"parallel must be None, 'data:N' (N shards of each batch) or 'tensor:N' (each pair of "
-                             f"dense layers split over N ranks), got {self.parallel!r}")
+                             f"dense layers and each attention layer's heads split over N ranks), got "
+                             f"{self.parallel!r}")
         if int(world) < 2:
             raise ValueError(f"parallel {self.parallel!r}: a world of {world} is one device; leave parallel out")
         if kind == "tensor":
@@ -319,29 +320,51 @@ class Config:
                 raise ValueError(f"parallel {self.parallel!r}: {why}")
 
     def _check_tensor(self, world: int) -> None:
-        """Tensor parallelism splits dense layers, in pairs (column, then row): the model must be dense layers and
-        the activations between them, with at least one pair, each column layer's width a multiple of the world."""
-        others = sorted({layer.kind for layer in self.model or ()
-                         if layer.kind != "dense" and layer.kind not in registry.ACTIVATIONS})
-        if others:
-            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism splits dense layers (the Megatron MLP); "
-                             f"over {', '.join(others)} it is not built yet")
+        """Tensor parallelism splits each pair of dense layers (column, then row) and each attention layer by its
+        heads; every other layer runs whole on every rank. At least one layer must be split, each column layer's
+        width and each attention layer's heads (and key-value heads) a multiple of the world; dropout inside the
+        ranks is not built."""
+        noisy = sorted({layer.kind for layer in self.model or () if layer.mask is not None})
+        if noisy:
+            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism over {', '.join(noisy)} is not built "
+                             f"yet (each rank's masks of its blocks)")
         roles = self.tensor_roles
-        if "row" not in roles:
-            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism splits dense layers in pairs (a column "
-                             f"layer, then a row layer); this model has {len(roles)} dense layer")
+        if "row" not in roles and "heads" not in roles:
+            raise ValueError(f"parallel {self.parallel!r}: tensor parallelism splits a pair of dense layers (a column "
+                             f"layer, then a row layer, only activations between) or an attention layer by its heads; "
+                             f"this model has neither")
         for layer in self.parametrized:
             if roles[layer.slot] == "column" and layer.shape[1] % world:
                 raise ValueError(f"parallel {self.parallel!r}: dense layer {layer.slot + 1} ({layer.shape[0]} -> "
                                  f"{layer.shape[1]}) is split by its {layer.shape[1]} columns, not a multiple of "
                                  f"{world}")
+            if roles[layer.slot] == "heads":
+                width, heads, *kv = layer.shape
+                if heads % world or (kv and kv[0] % world):
+                    raise ValueError(f"parallel {self.parallel!r}: {layer.kind} layer {layer.slot + 1} is split by "
+                                     f"its heads, {heads}{f' (and {kv[0]} key-value heads)' if kv else ''}, not a "
+                                     f"multiple of {world}")
 
     @cached_property
     def tensor_roles(self) -> tuple:
-        """Each dense layer's part under tensor parallelism, by slot: the first of each pair "column", the second
-        "row", a last unpaired one "whole" (the same on every rank)."""
-        count = len(self.parametrized)
-        return tuple("whole" if i == count - 1 and i % 2 == 0 else ("column", "row")[i % 2] for i in range(count))
+        """Each parametrized layer's part under tensor parallelism, by slot: a dense layer followed (through
+        activations alone, elementwise as hidden ones are, no residual block ending) by another dense layer "column",
+        that one "row"; an attention layer "heads" (its fused projection by columns, each of q, k and v by blocks of
+        heads, its output projection by rows); every other one "whole" (the same on every rank)."""
+        model = list(self.model or ())
+        roles = {}
+        for i, layer in enumerate(model):
+            if layer.slot is None or layer.tied or layer.slot in roles:
+                continue
+            roles[layer.slot] = "heads" if layer.kind in ("attention", "rope_attention") else "whole"
+            if layer.kind != "dense":
+                continue
+            j = i + 1
+            while j < len(model) and not model[j - 1].closes and model[j].kind in registry.ACTIVATIONS:
+                j += 1
+            if j < len(model) and not model[j - 1].closes and model[j].kind == "dense":
+                roles[layer.slot], roles[model[j].slot] = "column", "row"
+        return tuple(roles[slot] for slot in range(len(self.parametrized)))
 
     @cached_property
     def parallel_kind(self) -> str | None:

@@ -232,6 +232,22 @@ CASES = (
          Config(model=(("dense", 3, 8), "tanh", ("dense", 8, 4), "sigmoid", ("dense", 4, 8), "tanh", ("dense", 8, 3),
                        "softmax"), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=16, seed=45,
                 optimizer="adam", clip=0.5, parallel="tensor:4"), samples=20, second=True),
+    # Tensor parallelism through a transformer block: attention split by its heads (each rank its heads' columns of q,
+    # k and v and its rows of the output projection, the partial outputs all-reduced), the MLP as Megatron's pair, the
+    # norms, embeddings, positions and the tied scores whole on every rank. A GPT block on 2 ranks in minibatches
+    # with AdamW and clipping; Llama's (rotary positions, grouped-query heads: 8 query heads sharing 4 key-value heads,
+    # 2 and 1 on each rank) on 4.
+    Case("parallel-tensor-gpt-block-heads",
+         Config(model=(("embedding", 10, 8), ("positions", 8, 8), ("residual", 2), ("layernorm", 8),
+                       ("attention", 8, 4), ("residual", 4), ("layernorm", 8), ("dense", 8, 16), "gelu_tanh",
+                       ("dense", 16, 8), ("layernorm", 8), ("unembed", 10, 8), "softmax"), input_shape=(8,),
+                loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=8, batch_size=8, seed=48,
+                optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0, parallel="tensor:2"), samples=16),
+    Case("parallel-tensor4-llama-grouped-rope",
+         Config(model=(("embedding", 10, 16), ("residual", 2), ("rmsnorm", 16), ("rope_attention", 16, 8, 4),
+                       ("residual", 2), ("rmsnorm", 16), ("swiglu", 16, 16), ("rmsnorm", 16), ("linear", 16, 10),
+                       "softmax"), input_shape=(8,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05,
+                epochs=10, seed=49, optimizer="adam", parallel="tensor:4"), samples=12, second=True),
     # Residual blocks without attention, one inside another (a ResNet-style MLP): full batch, plain descent.
     Case("residual-nested-tanh-mse",
          Config(model=(("dense", 4, 6), ("residual", 5), ("dense", 6, 6), "tanh", ("residual", 2), ("dense", 6, 6),

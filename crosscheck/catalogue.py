@@ -112,6 +112,13 @@ DATA_DROPOUT, DATA_DROPOUT_4 = "parallel-data-dropout-gelu-mse-minibatch", "para
 # third layer's input gradient cannot touch: the loss and the two layers above it.
 TENSOR, TENSOR_4 = "parallel-tensor-tanh-relu-mse-momentum-minibatch", "parallel-tensor4-softmax-adam"
 BELOW_THE_THIRD = ("loss", *grads(3, 4, loss=False))
+# Tensor parallelism through transformer blocks (attention by its heads): a GPT block on 2 ranks, Llama's (rotary,
+# grouped-query heads) on 4. A wrong gather of the fused projection's gradient touches that leaf alone.
+TENSOR_GPT, TENSOR_LLAMA_4 = "parallel-tensor-gpt-block-heads", "parallel-tensor4-llama-grouped-rope"
+QKV_ONLY = {TENSOR_GPT: ("loss", "layer 4 output weight gradient", "layer 6 weight gradient",
+                         "layer 7 weight gradient", "layer 1 weight gradient"),
+            TENSOR_LLAMA_4: ("loss", "layer 3 output weight gradient", "layer 5 gate weight gradient",
+                             "layer 7 weight gradient")}
 
 
 def _on(*optimizers):
@@ -695,6 +702,22 @@ BUGS = (
     Bug("bias-added-on-every-shard", "a row-parallel layer's bias added by every rank before the all-reduce (N times) "
         "where it is added once, after it", "parallel", "x = all_reduce(z) + b", "x = all_reduce(z + b)", "trajectory",
         {TENSOR: Expect("loss [epoch, step]"), TENSOR_4: Expect("loss [epoch, step]")}),
+    Bug("attention-heads-output-not-all-reduced", "an attention layer split by its heads whose output projection's "
+        "partial products are not all-reduced in the forward: each rank goes on with its own heads' share", "parallel",
+        "x = all_reduce(y)", "x = y", "gradients", {TENSOR_GPT: Expect("loss"), TENSOR_LLAMA_4: Expect("loss")}),
+    # The fused projection's columns are [q | k | v], each split by heads: joined as plain columns, rank 0's q, k and v
+    # come first (Megatron's checkpoints interleave them per rank for this reason).
+    Bug("fused-qkv-gradient-gathered-as-plain-columns", "the gradient of attention's fused q, k, v projection gathered "
+        "from the ranks as one block of columns (rank 0's q, k, v, then rank 1's) where q's, k's and v's blocks are "
+        "each gathered", "parallel",
+        "np.concatenate([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], axis=-1)",
+        "all_gather(dW_qkv, axis=-1)", "gradients",
+        {TENSOR_GPT: Expect("layer 4 qkv weight gradient", QKV_ONLY[TENSOR_GPT]),
+         TENSOR_LLAMA_4: Expect("layer 3 qkv weight gradient", QKV_ONLY[TENSOR_LLAMA_4])},
+        spellings=_torch_jax(("torch.cat([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], dim=-1)",
+                              "all_gather(dW_qkv, axis=-1)"),
+                             ("jnp.concatenate([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], axis=-1)",
+                              "all_gather(dW_qkv, axis=-1)"))),
     Bug("shards-overlapping", "data-parallel shards that overlap (rank r reads from r x size / 2): some rows counted "
         "twice, others never", "parallel", "start = rank * size", "start = rank * size // 2", "gradients",
         {DATA: Expect("loss"), DATA_XOR: Expect("loss")}),

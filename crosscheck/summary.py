@@ -119,14 +119,15 @@ def print_log(runs, every, out):
 
 def layout(config):
     """How the checked backends ran the problem: on one device, or over ranks (data: the rows each shard reads; tensor:
-    each dense layer's part), beside the reference's run on one device."""
+    each parametrized layer's part, by its number), beside the reference's run on one device."""
     if config.parallel is None:
         return {"kind": "one device"}
     found = {"kind": config.parallel_kind, "world": config.world, "reference": "one device"}
     if config.parallel_kind == "data":
         found["shards"] = "each step's batch in equal blocks of consecutive rows, rank r the r-th"
     else:
-        found["dense layers"] = list(config.tensor_roles)
+        found["layers"] = [{"layer": layer.slot + 1, "kind": layer.kind, "part": config.tensor_roles[layer.slot]}
+                           for layer in config.parametrized]
     return found
 
 

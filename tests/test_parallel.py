@@ -53,6 +53,13 @@ CASES = {
         model=(("dense", 3, 8), "tanh", ("dense", 8, 4), "sigmoid", ("dense", 4, 3), "softmax"),
         loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05, epochs=10, batch_size=8, seed=6,
         optimizer="adam", clip=0.5, parallel="tensor:2"), samples=16),
+    # tensor parallelism through a Llama block: rotary grouped-query attention split by its heads, the norms, SwiGLU and
+    # the scores tied to the embedding whole on every rank
+    "tensor-llama-heads": Case("parallel-tensor-llama", Config(
+        model=(("embedding", 10, 16), ("residual", 2), ("rmsnorm", 16), ("rope_attention", 16, 8, 4), ("residual", 2),
+               ("rmsnorm", 16), ("swiglu", 16, 16), ("rmsnorm", 16), ("unembed", 10, 16), "softmax"),
+        input_shape=(6,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.02, epochs=6, batch_size=8,
+        seed=8, optimizer="adamw", weight_decay=0.01, decay_biases=False, clip=1.0, parallel="tensor:2"), samples=16),
 }
 
 
@@ -149,15 +156,21 @@ def test_a_plug_in_without_a_parallel_run_is_refused_named():
     ({"parallel": "data"}, "parallel must be None, 'data:N'"),
     ({"parallel": "pipeline:2"}, "parallel must be None, 'data:N'"),
     ({"parallel": "tensor:3"}, r"dense layer 1 \(3 -> 8\) is split by its 8 columns, not a multiple of 3"),
-    ({"parallel": "tensor:2", "model": (("dense", 3, 8), ("layernorm", 8), "tanh", ("dense", 8, 2), "identity")},
-     "tensor parallelism splits dense layers .*; over layernorm it is not built yet"),
     ({"parallel": "tensor:2", "model": (("dense", 3, 2), "identity")},
-     "splits dense layers in pairs .*; this model has 1 dense layer"),
+     "splits a pair of dense layers .* or an attention layer by its heads; this model has neither"),
+    ({"parallel": "tensor:2", "model": (("dense", 3, 8), ("layernorm", 8), "tanh", ("dense", 8, 2), "identity")},
+     "splits a pair of dense layers .*only activations between.*; this model has neither"),
+    ({"parallel": "tensor:2", "model": (("embedding", 10, 12), ("attention", 12, 6, 3), ("dense", 12, 10), "softmax"),
+      "input_shape": (4,), "loss": "softmax_cross_entropy"},
+     r"attention layer 2 is split by its heads, 6 \(and 3 key-value heads\), not a multiple of 2"),
+    ({"parallel": "tensor:4", "model": (("embedding", 10, 12), ("attention", 12, 6), ("dense", 12, 10), "softmax"),
+      "input_shape": (4,), "loss": "softmax_cross_entropy"},
+     r"attention layer 2 is split by its heads, 6, not a multiple of 4"),
     ({"accumulate": 2}, "gradient accumulation inside each shard is not built yet"),
     ({"model": (("dense", 3, 8), ("batchnorm", 8), "tanh", ("dense", 8, 2), "identity")},
      "batch norm's statistics would be each shard's"),
     ({"parallel": "tensor:2", "model": (("dense", 3, 8), "tanh", ("dropout", 0.5), ("dense", 8, 2), "identity")},
-     "tensor parallelism splits dense layers .*; over dropout it is not built yet"),
+     "tensor parallelism over dropout is not built yet"),
 ])
 def test_bad_parallel_configurations_are_refused_named(changes, message):
     given = dict(model=(("dense", 3, 8), "tanh", ("dense", 8, 2), "identity"), loss="mse", epochs=2, batch_size=8,
@@ -197,7 +210,9 @@ def test_crosscheck_parallel_agrees_and_records_the_layout(tmp_path, layout, sai
     kind = layout.split(":")[0]
     rows = "each step's batch in equal blocks of consecutive rows, rank r the r-th"
     assert written["layout"] == {"kind": kind, "world": 2, "reference": "one device",
-                                 **({"dense layers": ["column", "row"]} if kind == "tensor" else {"shards": rows})}
+                                 **({"layers": [{"layer": 1, "kind": "dense", "part": "column"},
+                                                         {"layer": 2, "kind": "dense", "part": "row"}]}
+                                    if kind == "tensor" else {"shards": rows})}
 
 
 def test_processes_that_cannot_start_are_one_line_and_exit_2():

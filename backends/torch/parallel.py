@@ -13,6 +13,7 @@ import os
 import queue
 import sys
 import tempfile
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import torch
@@ -43,62 +44,97 @@ def local_gradients(mlp_gradients, params, X, y, noise, rank, config):
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
 
-def block(leaf, role, which, rank, world):
-    """rank's block of a dense layer's leaf (which 0: W, 1: b): a column layer's W by columns and b by entries, a row
-    layer's W by rows (its b whole: added once, after the all-reduce); a whole layer's leaf as it is"""
+def block(leaf, layer, role, which, rank, world):
+    """rank's block of a layer's leaf (which: its index in the layer's params): a column layer's W by columns and b by
+    entries, a row layer's W by rows (its b whole: added once, after the all-reduce), an attention layer's q, k and v
+    columns each by blocks of heads and its output projection by rows; a whole layer's leaf as it is"""
     if role == "column":
         size = leaf.shape[-1] // world
         return leaf[..., rank * size:(rank + 1) * size]
-    if role == "row" and which == 0:
+    if (role, which) in (("row", 0), ("heads", 1)):  # a row layer's W, an attention layer's output projection
         size = leaf.shape[0] // world
         return leaf[rank * size:(rank + 1) * size]
+    if role == "heads":
+        return torch.cat([block(part, layer, "column", 0, rank, world) for part in qkv_parts(leaf, layer)],
+                         dim=-1)
     return leaf
 
 
+def qkv_parts(W, layer):
+    """[W_q, W_k, W_v]: an attention layer's fused projection (or its gradient) cut into its three blocks of columns"""
+    width, heads, kv = layers.attention_heads(layer)
+    cut = width + kv * (width // heads)
+    return [W[..., :width], W[..., width:cut], W[..., cut:]]
+
+
+def heads_of(layer, world):
+    """The attention layer one rank computes: its heads / world query heads (and kv / world key-value heads)"""
+    return replace(layer, shape=tuple(n // world for n in layer.shape))
+
+
 def tensor_forward(params, X, rank, config):
-    """Rank's caches of the forward pass, each dense layer on its block (column, row or whole)"""
-    caches, x = [], X
+    """Rank's caches of the forward pass, each layer on its block (column, row, heads or whole); residual blocks and
+    tied matrices as mlp.forward's"""
+    caches, skips, x = [], [], X
     for layer in config.model:
-        if layer.kind != "dense":
-            x, cache = layers.FORWARD[layer.kind](layer, (), x)
+        role = "whole" if layer.slot is None else config.tensor_roles[layer.slot]
+        p = () if layer.slot is None else tuple(block(leaf, layer, role, which, rank, config.world)
+                                                for which, leaf in enumerate(params[layer.slot]))
+        if role == "row":  # z = sum_r x_r W_r: each rank's partial product, all-reduced; the bias added once
+            W, b = p
+            z, cache = layers.linear_forward(layer, (W,), x)
+            x = all_reduce(z) + b
+        elif role == "heads":  # y = sum_r o_r W_o,r: each rank's heads' partial product, all-reduced
+            y, cache = layers.FORWARD[layer.kind](heads_of(layer, config.world), p, x)
+            x = all_reduce(y)
         else:
-            role = config.tensor_roles[layer.slot]
-            W, b = (block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
-            if role == "row":  # z = sum_r x_r W_r: each rank's partial product, all-reduced; the bias added once
-                z, cache = layers.linear_forward(layer, (W,), x)
-                x = all_reduce(z) + b
-            else:
-                x, cache = layers.dense_forward(layer, (W, b), x)
+            x, cache = layers.FORWARD[layer.kind](layer, p, x)
         caches.append(cache)
+        if layer.kind == "residual":
+            skips.append(x)
+        for _ in range(layer.closes):
+            x = x + skips.pop()
     return caches
 
 
 def tensor_backward(params, y, caches, rank, config):
-    """Rank's gradients of its blocks, from the last layer to the first: a column layer's input gradient all-reduced"""
+    """Rank's gradients of its blocks, from the last layer to the first: a column layer's (and an attention layer's)
+    input gradient all-reduced"""
     z, a = caches[-1]
     if config.loss in FUSED_WITH_OUTPUT:
         dy = loss_backward(config.loss, a, y)
     else:
         dy = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
     grads = [()] * len(params)
+    skipped = []
     for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):
-        if layer.kind != "dense":
-            dy, _ = layers.BACKWARD[layer.kind](layer, (), cache, dy)
-            continue
-        role = config.tensor_roles[layer.slot]
-        p = tuple(block(leaf, role, which, rank, config.world) for which, leaf in enumerate(params[layer.slot]))
-        dy, grads[layer.slot] = layers.dense_backward(layer, p, cache, dy)
-        if role == "column" and dy is not None:  # dx = sum_r dz_r W_r^T: each rank's block of columns gives a part
+        skipped += [dy] * layer.closes
+        role = "whole" if layer.slot is None else config.tensor_roles[layer.slot]
+        p = () if layer.slot is None else tuple(block(leaf, layer, role, which, rank, config.world)
+                                                for which, leaf in enumerate(params[layer.slot]))
+        dy, dp = layers.BACKWARD[layer.kind](heads_of(layer, config.world) if role == "heads" else layer, p, cache, dy)
+        if role in ("column", "heads") and dy is not None:  # dx = sum_r dz_r W_r^T: each rank's block gives a part
             dy = all_reduce(dy)
+        if layer.kind == "residual":
+            dy = dy + skipped.pop()
+        if layer.slot is not None:  # a tied matrix's second use adds its gradient to the first's
+            grads[layer.slot] = dp if not grads[layer.slot] else tuple(a + b for a, b in zip(grads[layer.slot], dp))
     return grads
 
 
 def gather(grads, config):
     """The whole gradients from every rank's blocks (all-gather): a column layer's joined along its columns, a row
-    layer's weight along its rows; the rest the same on every rank"""
+    layer's weight along its rows, an attention layer's q, k and v columns each and its output projection's rows; the
+    rest the same on every rank"""
     whole = []
-    for slot, leaves in enumerate(grads):
-        role = config.tensor_roles[slot]
+    for layer in config.parametrized:
+        role, leaves = config.tensor_roles[layer.slot], grads[layer.slot]
+        if role == "heads":
+            dW_qkv, dW_o = leaves
+            part = heads_of(layer, config.world)
+            whole.append((torch.cat([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], dim=-1),
+                          all_gather(dW_o, axis=0)))
+            continue
         whole.append(tuple(all_gather(g, axis=-1) if role == "column" else
                            all_gather(g, axis=0) if role == "row" and which == 0 else g
                            for which, g in enumerate(leaves)))
