@@ -106,6 +106,14 @@ def _problem(case, dtype, epochs, as_float64):
     return upcast_problem(problem) if as_float64 else problem
 
 
+def bounding_driver(config):
+    """The reference run whose own rounding sets a problem's bounds: the reference on one device; for a sharded problem
+    below float64, its simulated shards (reference.SHARDS), whose sums over the ranks round as a sharded backend's do
+    (a tensor-parallel GPT block's float32 weights stray twice as far as the one-device run's). The float64 twin, the
+    oracle, is the run on one device."""
+    return reference.SHARDS if config.parallel is not None and config.dtype != "float64" else reference.DRIVER
+
+
 @lru_cache(maxsize=64)
 def reference_point(case, dtype, as_float64=False):
     """The reference's output and (loss, gradients) at a case's initial parameters, once per process.
@@ -113,17 +121,17 @@ def reference_point(case, dtype, as_float64=False):
     as_float64: the float64 reference on exactly the values of the dtype problem (for float32 bounds).
     """
     p = _problem(case, dtype, None, as_float64)
+    driver = bounding_driver(p.config)
     with overflow_allowed(p.config):
-        return reference.DRIVER.run_forward(p.params, p.X, p.config), reference.DRIVER.run_gradients(p.params, p.X, p.y,
-                                                                                                     p.config)
+        return driver.run_forward(p.params, p.X, p.config), driver.run_gradients(p.params, p.X, p.y, p.config)
 
 
 @lru_cache(maxsize=64)
 def reference_run(case, dtype, epochs=None, as_float64=False):
-    """The reference's training run for a case, once per process."""
+    """The reference's training run for a case (bounding_driver's), once per process."""
     problem = _problem(case, dtype, epochs, as_float64)
     with overflow_allowed(problem.config):
-        return reference.DRIVER.train(problem, case.checkpoints(problem.config.epochs))
+        return bounding_driver(problem.config).train(problem, case.checkpoints(problem.config.epochs))
 
 
 def _reference(fn, case, dtype, *args, **kwargs):

@@ -250,3 +250,15 @@ def test_a_model_file_says_parallel(tmp_path):
                     'batch_size = 8\nepochs = 2\nparallel = "data:2"\n')
     _, case, _ = parse_args(["--model", str(spec), "--backends", "numpy", "--plot", ""])
     assert case.config.parallel == "data:2" and case.config.world == 2
+
+
+def test_a_sharded_problem_below_float64_is_bounded_by_the_simulated_shards():
+    """Below float64 a sharded run's sums over the ranks round otherwise than the one-device run: its bound comes from
+    the reference's simulated shards (their float32 weights of a tensor-parallel GPT block stray about twice as far
+    from float64 as the one-device run's); the float64 oracle stays the run on one device."""
+    from crosscheck.findings import bounding_driver
+
+    config = CASES["tensor-llama-heads"].config
+    assert bounding_driver(config.replace(dtype="float32")) is reference.SHARDS
+    assert bounding_driver(config) is reference.DRIVER
+    assert bounding_driver(config.replace(dtype="float32", parallel=None)) is reference.DRIVER
