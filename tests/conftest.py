@@ -28,12 +28,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import backends
 from common.driver import Unsupported
 from crosscheck import command, mutations
-from crosscheck.cases import CASES, DTYPES, features
+from crosscheck.cases import CASES, DTYPES, Case, features
 from crosscheck.compare import Disagreement
 from crosscheck.diagnose import diagnose
 
 from . import xla_flags
-from .strictness import load_or_skip, strict
+from .strictness import load_or_skip, strict, world_or_skip
 
 
 def pytest_addoption(parser):
@@ -222,7 +222,11 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def driver(request, backend_name):
-    return load_or_skip(request.config, backend_name)
+    driver = load_or_skip(request.config, backend_name)
+    case = request.getfixturevalue("case") if "case" in request.fixturenames else None
+    if isinstance(case, Case):  # a sharded case: its world started, or a skip (strict mode: a failure)
+        world_or_skip(request.config, driver, case.config)
+    return driver
 
 
 @pytest.fixture

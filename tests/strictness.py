@@ -22,3 +22,25 @@ def load_or_skip(config, name):
         if strict(config):
             pytest.fail(f"strict mode: {exc}", pytrace=False)
         pytest.skip(str(exc))
+
+
+_WORLDS: dict = {}  # (backend, world size) -> why it cannot start here, or None: each asked once a session
+
+
+def world_or_skip(config, driver, problem):
+    """A sharded problem's world started on the backend (its parallel.ready: torch's processes, JAX's devices) before
+    the test trains: a skip with the reason where it cannot start here, a failure in strict mode."""
+    if problem.parallel is None or driver.parallel is None:
+        return
+    key = (driver.name, problem.world)
+    if key not in _WORLDS:
+        try:
+            driver.parallel.ready(problem.world)
+            _WORLDS[key] = None
+        except Exception as exc:  # noqa: BLE001  (whatever stops the world: said, then skipped or failed)
+            _WORLDS[key] = f"{driver.name} cannot run a world of {problem.world} here: {exc}"
+    why = _WORLDS[key]
+    if why is not None:
+        if strict(config):
+            pytest.fail(f"strict mode: {why}", pytrace=False)
+        pytest.skip(why)

@@ -262,3 +262,26 @@ def test_a_sharded_problem_below_float64_is_bounded_by_the_simulated_shards():
     assert bounding_driver(config.replace(dtype="float32")) is reference.SHARDS
     assert bounding_driver(config) is reference.DRIVER
     assert bounding_driver(config.replace(dtype="float32", parallel=None)) is reference.DRIVER
+
+
+@pytest.mark.parametrize("strict_mode", [False, True])
+def test_a_world_that_cannot_start_is_a_skip_or_in_strict_mode_a_failure(monkeypatch, strict_mode):
+    """A sharded case whose world cannot start here (the backend's ready() raises): the test is skipped with the
+    reason in a developer's run and fails in strict mode, as a missing backend is."""
+    from dataclasses import replace
+
+    from common.driver import Sharded
+
+    from . import strictness
+
+    def refuse(world):
+        raise RuntimeError("gloo could not start: Unable to find address for: no-such-interface")
+
+    plug = replace(reference.SHARDS, name="unstartable", parallel=Sharded(run_gradients=None, train=None, ready=refuse))
+    monkeypatch.setenv("CROSSCHECK_STRICT", "1" if strict_mode else "0")
+    monkeypatch.delenv("CI", raising=False)
+    options = type("Options", (), {"getoption": staticmethod(lambda name: False)})()
+    outcome = pytest.fail.Exception if strict_mode else pytest.skip.Exception
+    with pytest.raises(outcome, match=r"unstartable cannot run a world of 2 here: gloo could not start"):
+        strictness.world_or_skip(options, plug, CASES["mse-sgd-minibatch"].config)
+    strictness.world_or_skip(options, reference.SHARDS, CASES["mse-sgd-minibatch"].config)  # the threads start
