@@ -244,9 +244,9 @@ class Config:
     # Data parallelism: "data:N" trains each step's batch on N shards of consecutive rows (a process or a device each):
     # each shard's loss and gradients weighted by its share of the batch (n / N / n; 1 for a summed loss), summed over
     # the world (an all-reduce), and the same update taken on every shard. Tensor parallelism: "tensor:N" splits each
-    # pair of dense layers over N ranks (Megatron's MLP: the first by columns, the second by rows) and each attention
-    # layer by its heads, every rank on the whole batch. None: one device. The reference runs on one device whatever
-    # this says: every sharded run is compared with it (docs/parallel.md).
+    # pair of dense layers over N ranks (Megatron's MLP: the first by columns, the second by rows), each attention
+    # layer by its heads and each SwiGLU by its hidden units, every rank on the whole batch. None: one device. The
+    # reference runs on one device whatever this says: every sharded run is compared with it (docs/parallel.md).
     parallel: str | None = None
     _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
@@ -320,24 +320,27 @@ class Config:
                 raise ValueError(f"parallel {self.parallel!r}: {why}")
 
     def _check_tensor(self, world: int) -> None:
-        """Tensor parallelism splits each pair of dense layers (column, then row) and each attention layer by its
-        heads; every other layer runs whole on every rank. At least one layer must be split, each column layer's
-        width and each attention layer's heads (and key-value heads) a multiple of the world; dropout inside the
-        ranks is not built."""
+        """Tensor parallelism splits each pair of dense layers (column, then row), each attention layer by its heads
+        and each SwiGLU by its hidden units; every other layer runs whole on every rank. At least one layer must be
+        split, each column layer's width, each attention layer's heads (and key-value heads) and each SwiGLU's hidden
+        width a multiple of the world; dropout inside the ranks is not built."""
         noisy = sorted({layer.kind for layer in self.model or () if layer.mask is not None})
         if noisy:
             raise ValueError(f"parallel {self.parallel!r}: tensor parallelism over {', '.join(noisy)} is not built "
                              f"yet (each rank's masks of its blocks)")
         roles = self.tensor_roles
-        if "row" not in roles and "heads" not in roles:
+        if not {"row", "heads", "hidden"} & set(roles):
             raise ValueError(f"parallel {self.parallel!r}: tensor parallelism splits a pair of dense layers (a column "
-                             f"layer, then a row layer, only activations between) or an attention layer by its heads; "
-                             f"this model has neither")
+                             f"layer, then a row layer, only activations between), an attention layer by its heads or "
+                             f"a SwiGLU layer by its hidden units; this model has none")
         for layer in self.parametrized:
             if roles[layer.slot] == "column" and layer.shape[1] % world:
                 raise ValueError(f"parallel {self.parallel!r}: dense layer {layer.slot + 1} ({layer.shape[0]} -> "
                                  f"{layer.shape[1]}) is split by its {layer.shape[1]} columns, not a multiple of "
                                  f"{world}")
+            if roles[layer.slot] == "hidden" and layer.shape[1] % world:
+                raise ValueError(f"parallel {self.parallel!r}: swiglu layer {layer.slot + 1} is split by its "
+                                 f"{layer.shape[1]} hidden units, not a multiple of {world}")
             if roles[layer.slot] == "heads":
                 width, heads, *kv = layer.shape
                 if heads % world or (kv and kv[0] % world):
@@ -350,13 +353,16 @@ class Config:
         """Each parametrized layer's part under tensor parallelism, by slot: a dense layer followed (through
         activations alone, elementwise as hidden ones are, no residual block ending) by another dense layer "column",
         that one "row"; an attention layer "heads" (its fused projection by columns, each of q, k and v by blocks of
-        heads, its output projection by rows); every other one "whole" (the same on every rank)."""
+        heads, its output projection by rows); a SwiGLU layer "hidden" (its gate and up projections by columns, its
+        down projection by rows: Megatron's MLP inside one layer); every other one "whole" (the same on every
+        rank)."""
         model = list(self.model or ())
         roles = {}
         for i, layer in enumerate(model):
             if layer.slot is None or layer.tied or layer.slot in roles:
                 continue
-            roles[layer.slot] = "heads" if layer.kind in ("attention", "rope_attention") else "whole"
+            roles[layer.slot] = ("heads" if layer.kind in ("attention", "rope_attention") else
+                                 "hidden" if layer.kind == "swiglu" else "whole")
             if layer.kind != "dense":
                 continue
             j = i + 1

@@ -710,14 +710,14 @@ BUGS = (
     Bug("fused-qkv-gradient-gathered-as-plain-columns", "the gradient of attention's fused q, k, v projection gathered "
         "from the ranks as one block of columns (rank 0's q, k, v, then rank 1's) where q's, k's and v's blocks are "
         "each gathered", "parallel",
-        "np.concatenate([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], axis=-1)",
-        "all_gather(dW_qkv, axis=-1)", "gradients",
+        "np.concatenate([all_gather(part, axis=-1) for part in qkv_parts(g, share(layer, role, world))], axis=-1)",
+        "all_gather(g, axis=-1)", "gradients",
         {TENSOR_GPT: Expect("layer 4 qkv weight gradient", QKV_ONLY[TENSOR_GPT]),
          TENSOR_LLAMA_4: Expect("layer 3 qkv weight gradient", QKV_ONLY[TENSOR_LLAMA_4])},
-        spellings=_torch_jax(("torch.cat([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], dim=-1)",
-                              "all_gather(dW_qkv, axis=-1)"),
-                             ("jnp.concatenate([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], axis=-1)",
-                              "all_gather(dW_qkv, axis=-1)"))),
+        spellings=_torch_jax(("torch.cat([all_gather(part, axis=-1) for part in qkv_parts(g, share(layer, role, "
+                              "world))], dim=-1)", "all_gather(g, axis=-1)"),
+                             ("jnp.concatenate([all_gather(part, axis=-1) for part in qkv_parts(g, share(layer, role, "
+                              "world))], axis=-1)", "all_gather(g, axis=-1)"))),
     Bug("shards-overlapping", "data-parallel shards that overlap (rank r reads from r x size / 2): some rows counted "
         "twice, others never", "parallel", "start = rank * size", "start = rank * size // 2", "gradients",
         {DATA: Expect("loss"), DATA_XOR: Expect("loss")}),

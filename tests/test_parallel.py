@@ -53,8 +53,8 @@ CASES = {
         model=(("dense", 3, 8), "tanh", ("dense", 8, 4), "sigmoid", ("dense", 4, 3), "softmax"),
         loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05, epochs=10, batch_size=8, seed=6,
         optimizer="adam", clip=0.5, parallel="tensor:2"), samples=16),
-    # tensor parallelism through a Llama block: rotary grouped-query attention split by its heads, the norms, SwiGLU and
-    # the scores tied to the embedding whole on every rank
+    # tensor parallelism through a Llama block: rotary grouped-query attention split by its heads, SwiGLU by its hidden
+    # units; the norms and the scores tied to the embedding whole on every rank
     "tensor-llama-heads": Case("parallel-tensor-llama", Config(
         model=(("embedding", 10, 16), ("residual", 2), ("rmsnorm", 16), ("rope_attention", 16, 8, 4), ("residual", 2),
                ("rmsnorm", 16), ("swiglu", 16, 16), ("rmsnorm", 16), ("unembed", 10, 16), "softmax"),
@@ -157,9 +157,13 @@ def test_a_plug_in_without_a_parallel_run_is_refused_named():
     ({"parallel": "pipeline:2"}, "parallel must be None, 'data:N'"),
     ({"parallel": "tensor:3"}, r"dense layer 1 \(3 -> 8\) is split by its 8 columns, not a multiple of 3"),
     ({"parallel": "tensor:2", "model": (("dense", 3, 2), "identity")},
-     "splits a pair of dense layers .* or an attention layer by its heads; this model has neither"),
+     "splits a pair of dense layers .*, an attention layer by its heads or a SwiGLU layer by its hidden units; this "
+     "model has none"),
     ({"parallel": "tensor:2", "model": (("dense", 3, 8), ("layernorm", 8), "tanh", ("dense", 8, 2), "identity")},
-     "splits a pair of dense layers .*only activations between.*; this model has neither"),
+     "splits a pair of dense layers .*only activations between.*; this model has none"),
+    ({"parallel": "tensor:4", "model": (("embedding", 10, 8), ("swiglu", 8, 6), ("dense", 8, 10), "softmax"),
+      "input_shape": (4,), "loss": "softmax_cross_entropy"},
+     r"swiglu layer 2 is split by its 6 hidden units, not a multiple of 4"),
     ({"parallel": "tensor:2", "model": (("embedding", 10, 12), ("attention", 12, 6, 3), ("dense", 12, 10), "softmax"),
       "input_shape": (4,), "loss": "softmax_cross_entropy"},
      r"attention layer 2 is split by its heads, 6 \(and 3 key-value heads\), not a multiple of 2"),

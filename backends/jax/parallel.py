@@ -42,20 +42,29 @@ def local_gradients(mlp_gradients, params, X, y, noise, rank, config):
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
 
+def split(role, which):
+    """The axis a layer's leaf (which: its index in the layer's params) is split along over the ranks: -1 by columns
+    (a column layer's W and b, SwiGLU's gate and up projections), 0 by rows (a row layer's W, attention's output
+    projection, SwiGLU's down projection); None whole (a row layer's b, added once after the all-reduce; a whole
+    layer's leaves). Attention's fused projection is cut by heads within each of q, k and v (block)."""
+    if role == "column" or (role == "hidden" and which < 2):
+        return -1
+    if (role, which) in (("row", 0), ("heads", 1), ("hidden", 2)):
+        return 0
+    return None
+
+
 def block(leaf, layer, role, which, rank, world):
-    """rank's block of a layer's leaf (which: its index in the layer's params): a column layer's W by columns and b by
-    entries, a row layer's W by rows (its b whole: added once, after the all-reduce), an attention layer's q, k and v
-    columns each by blocks of heads and its output projection by rows; a whole layer's leaf as it is"""
-    if role == "column":
-        size = leaf.shape[-1] // world
-        return lax.dynamic_slice_in_dim(leaf, rank * size, size, axis=leaf.ndim - 1)
-    if (role, which) in (("row", 0), ("heads", 1)):  # a row layer's W, an attention layer's output projection
-        size = leaf.shape[0] // world
-        return lax.dynamic_slice_in_dim(leaf, rank * size, size, axis=0)
-    if role == "heads":
+    """rank's block of a layer's leaf: its rank-th of world equal parts along split's axis; an attention layer's q, k
+    and v columns each by blocks of heads; a whole leaf as it is"""
+    if role == "heads" and which == 0:
         return jnp.concatenate([block(part, layer, "column", 0, rank, world) for part in qkv_parts(leaf, layer)],
                                axis=-1)
-    return leaf
+    axis = split(role, which)
+    if axis is None:
+        return leaf
+    size = leaf.shape[axis] // world
+    return lax.dynamic_slice_in_dim(leaf, rank * size, size, axis=axis % leaf.ndim)
 
 
 def qkv_parts(W, layer):
@@ -65,9 +74,10 @@ def qkv_parts(W, layer):
     return [W[..., :width], W[..., width:cut], W[..., cut:]]
 
 
-def heads_of(layer, world):
-    """The attention layer one rank computes: its heads / world query heads (and kv / world key-value heads)"""
-    return replace(layer, shape=tuple(n // world for n in layer.shape))
+def share(layer, role, world):
+    """The layer one rank computes: an attention layer's heads / world query heads (and kv / world key-value heads);
+    any other as it is (its blocks set its size)"""
+    return replace(layer, shape=tuple(n // world for n in layer.shape)) if role == "heads" else layer
 
 
 def tensor_forward(params, X, rank, config):
@@ -82,8 +92,8 @@ def tensor_forward(params, X, rank, config):
             W, b = p
             z, cache = layers.linear_forward(layer, (W,), x)
             x = all_reduce(z) + b
-        elif role == "heads":  # y = sum_r o_r W_o,r: each rank's heads' partial product, all-reduced
-            y, cache = layers.FORWARD[layer.kind](heads_of(layer, config.world), p, x)
+        elif role in ("heads", "hidden"):  # y = sum_r h_r W_r: each rank's heads' (or hidden units') part, all-reduced
+            y, cache = layers.FORWARD[layer.kind](share(layer, role, config.world), p, x)
             x = all_reduce(y)
         else:
             x, cache = layers.FORWARD[layer.kind](layer, p, x)
@@ -110,8 +120,8 @@ def tensor_backward(params, y, caches, rank, config):
         role = "whole" if layer.slot is None else config.tensor_roles[layer.slot]
         p = () if layer.slot is None else tuple(block(leaf, layer, role, which, rank, config.world)
                                                 for which, leaf in enumerate(params[layer.slot]))
-        dy, dp = layers.BACKWARD[layer.kind](heads_of(layer, config.world) if role == "heads" else layer, p, cache, dy)
-        if role in ("column", "heads") and dy is not None:  # dx = sum_r dz_r W_r^T: each rank's block gives a part
+        dy, dp = layers.BACKWARD[layer.kind](share(layer, role, config.world), p, cache, dy)
+        if role in ("column", "heads", "hidden") and dy is not None:  # dx = sum_r dz_r W_r^T: each block gives a part
             dy = all_reduce(dy)
         if layer.kind == "residual":
             dy = dy + skipped.pop()
@@ -121,22 +131,18 @@ def tensor_backward(params, y, caches, rank, config):
 
 
 def gather(grads, config):
-    """The whole gradients from every rank's blocks (all-gather): a column layer's joined along its columns, a row
-    layer's weight along its rows, an attention layer's q, k and v columns each and its output projection's rows; the
-    rest the same on every rank"""
-    whole = []
-    for layer in config.parametrized:
-        role, leaves = config.tensor_roles[layer.slot], grads[layer.slot]
-        if role == "heads":
-            dW_qkv, dW_o = leaves
-            part = heads_of(layer, config.world)
-            whole.append((jnp.concatenate([all_gather(g, axis=-1) for g in qkv_parts(dW_qkv, part)], axis=-1),
-                          all_gather(dW_o, axis=0)))
-            continue
-        whole.append(tuple(all_gather(g, axis=-1) if role == "column" else
-                           all_gather(g, axis=0) if role == "row" and which == 0 else g
-                           for which, g in enumerate(leaves)))
-    return whole
+    """The whole gradients from every rank's blocks (all-gather), each leaf joined along the axis it was split along;
+    attention's fused projection's q, k and v blocks each; the rest the same on every rank"""
+    return [tuple(gathered(g, layer, config.tensor_roles[layer.slot], which, config.world)
+                  for which, g in enumerate(grads[layer.slot])) for layer in config.parametrized]
+
+
+def gathered(g, layer, role, which, world):
+    """One leaf's whole gradient from the ranks' blocks of it (block undone)"""
+    if role == "heads" and which == 0:
+        return jnp.concatenate([all_gather(part, axis=-1) for part in qkv_parts(g, share(layer, role, world))], axis=-1)
+    axis = split(role, which)
+    return g if axis is None else all_gather(g, axis=axis)
 
 
 def rank_gradients(mlp_gradients, params, X, y, noise, rank, config):
