@@ -15,8 +15,9 @@ so that every rank takes the same update of the whole parameters.
 An attention layer is split by its heads the same way (Megatron's attention): rank r holds its heads' columns of the
 fused q, k, v projection (q's, k's and v's blocks each) and the output projection's rows for them, computes attention
 over its heads alone, and the partial outputs are all-reduced (no bias); its input gradient is all-reduced as a column
-layer's is. Every other layer (norms, embeddings, positions, residual blocks, the tied scores) runs whole on every
-rank: its input is the same there, so its gradient is too.
+layer's is. A SwiGLU layer is Megatron's pair inside one layer, split by its hidden units (gate and up projections by
+columns, down projection by rows, its output all-reduced). Every other layer (norms, embeddings, positions, residual
+blocks, the tied scores) runs whole on every rank: its input is the same there, so its gradient is too.
 
 Here the ranks are threads and the collectives meet at a barrier, summing or joining the ranks' parts in rank order;
 backends/torch/parallel.py runs the same code on processes with torch.distributed, backends/jax/parallel.py on devices
@@ -93,8 +94,8 @@ def share(layer, role, world):
 
 
 def tensor_forward(params, X, rank, config):
-    """Rank's caches of the forward pass, each layer on its block (column, row, heads or whole); residual blocks and
-    tied matrices as mlp.forward's"""
+    """Rank's caches of the forward pass, each layer on its block (column, row, heads, hidden or whole); residual blocks
+    and tied matrices as mlp.forward's"""
     caches, skips, x = [], [], X
     for layer in config.model:
         role = "whole" if layer.slot is None else config.tensor_roles[layer.slot]
@@ -118,8 +119,8 @@ def tensor_forward(params, X, rank, config):
 
 
 def tensor_backward(params, y, caches, rank, config):
-    """Rank's gradients of its blocks, from the last layer to the first: a column layer's (and an attention layer's)
-    input gradient all-reduced"""
+    """Rank's gradients of its blocks, from the last layer to the first: the input gradient of a column layer (and of
+    a layer split inside, attention or SwiGLU) all-reduced"""
     z, a = caches[-1]
     if config.loss in FUSED_WITH_OUTPUT:
         dy = loss_backward(config.loss, a, y)

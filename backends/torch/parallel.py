@@ -83,8 +83,8 @@ def share(layer, role, world):
 
 
 def tensor_forward(params, X, rank, config):
-    """Rank's caches of the forward pass, each layer on its block (column, row, heads or whole); residual blocks and
-    tied matrices as mlp.forward's"""
+    """Rank's caches of the forward pass, each layer on its block (column, row, heads, hidden or whole); residual blocks
+    and tied matrices as mlp.forward's"""
     caches, skips, x = [], [], X
     for layer in config.model:
         role = "whole" if layer.slot is None else config.tensor_roles[layer.slot]
@@ -108,8 +108,8 @@ def tensor_forward(params, X, rank, config):
 
 
 def tensor_backward(params, y, caches, rank, config):
-    """Rank's gradients of its blocks, from the last layer to the first: a column layer's (and an attention layer's)
-    input gradient all-reduced"""
+    """Rank's gradients of its blocks, from the last layer to the first: the input gradient of a column layer (and of
+    a layer split inside, attention or SwiGLU) all-reduced"""
     z, a = caches[-1]
     if config.loss in FUSED_WITH_OUTPUT:
         dy = loss_backward(config.loss, a, y)
