@@ -220,6 +220,17 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("dtype", DTYPES)
 
 
+@pytest.fixture(autouse=True)
+def _plugins_end_with_the_test():
+    """A plug-in a test registers (a report's --command, verify's result file) ends with the test: a later in-process
+    report on the same worker would otherwise check it too, and fail on it in strict mode (it did, in one CI order).
+    The session's own (--implementation, --command) were registered before and stay."""
+    kept = dict(backends._plugins)
+    yield
+    backends._plugins.clear()
+    backends._plugins.update(kept)
+
+
 @pytest.fixture
 def driver(request, backend_name):
     driver = load_or_skip(request.config, backend_name)
