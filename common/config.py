@@ -305,8 +305,8 @@ class Config:
         kind, _, world = str(self.parallel).partition(":")
         if kind not in ("data", "tensor") or not world.isdigit():
             raise ValueError(f"parallel must be None, 'data:N' (N shards of each batch) or 'tensor:N' (each pair of "
-                             f"dense layers and each attention layer's heads split over N ranks), got "
-                             f"{self.parallel!r}")
+                             f"dense layers, each attention layer by its heads and each SwiGLU by its hidden "
+                             f"units split over N ranks), got {self.parallel!r}")
         if int(world) < 2:
             raise ValueError(f"parallel {self.parallel!r}: a world of {world} is one device; leave parallel out")
         if kind == "tensor":

@@ -139,10 +139,10 @@ def _report_options(p, d):
                         "weighted by their share of the batch (default: 1, none)")
     p.add_argument("--parallel", default=None, metavar="data:N|tensor:N",
                    help="data parallelism (each step's batch on N shards, their gradients all-reduced) or tensor "
-                        "parallelism (each pair of dense layers split by columns, then rows, and each attention layer "
-                        "by its heads, over N ranks), on torch "
-                        "as N gloo processes and on JAX as N devices (host devices on the CPU); compared with the "
-                        "reference's run on one device (default: one device)")
+                        "parallelism (each pair of dense layers split by columns, then rows, each attention layer by "
+                        "its heads and each SwiGLU by its hidden units, over N ranks), on torch as N gloo processes "
+                        "and on JAX as N devices (host devices on the CPU); compared with the reference's run on one "
+                        "device (default: one device)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--samples", type=int, default=None,
                    help="train on this many synthetic samples drawn from the seed (default: XOR); with --data, its "

@@ -137,7 +137,7 @@ def gradients(params, X, y, config, noise=None, scale=None):
 def accumulated(params, X, y, config, noise=None):
     """(L, [(dW_l, db_l)]) of the batch (X, y) from config.accumulate micro-batches of consecutive rows: each one's
     loss and gradients, weighted by its share of the batch (n_i / n; 1 for a summed loss, as half_sse), added up"""
-    if config.world > 1:  # data parallel: this rank's shard, all-reduced over the world (parallel.py)
+    if config.world > 1:  # sharded: this rank's rows (data) or blocks (tensor), over the world (parallel.py)
         return parallel.gradients(gradients, params, X, y, config, noise)
     if config.accumulate == 1:
         return gradients(params, X, y, config, noise)

@@ -124,7 +124,7 @@ def gradients(params, X, y, config, noise=None, scale=None):
 
 def accumulated(params, X, y, config, noise=None):
     """(L, grads) of the batch from config.accumulate micro-batches, each weighted by its share of the batch"""
-    if config.world > 1:  # data parallel: this rank's shard, all-reduced over the world (parallel.py)
+    if config.world > 1:  # sharded: this rank's rows (data) or blocks (tensor), over the world (parallel.py)
         return parallel.gradients(gradients, params, X, y, config, noise)
     if config.accumulate == 1:
         return gradients(params, X, y, config, noise)
