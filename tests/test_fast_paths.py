@@ -8,6 +8,7 @@ import importlib
 import os
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 import backends
@@ -47,6 +48,72 @@ def test_torch_compiled_training_agrees(driver, device):
     config, params, X, y, _ = case.inputs(epochs=EPOCHS + 5)  # 8 compiled blocks of 32, then 5 eager epochs
     run = variant(driver, "compiled").run_train(params, X, y, config, checkpoints=(config.epochs,), device=device)
     checks.check_trajectory(driver, case, "float64", device, epochs=config.epochs, run=with_checkpoints(run, case))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_name", ["torch"])
+def test_a_second_process_loads_the_compiled_block_from_disk(driver, monkeypatch):
+    """The block compiled once is kept on disk: with nothing in memory and compiling forbidden, training loads it."""
+    compiled = importlib.import_module("backends.torch.compiled")
+    case = BY_ID["seed2-xor"]
+    config, params, X, y, _ = case.inputs(epochs=64)
+    first = variant(driver, "compiled").run_train(params, X, y, config).params
+    monkeypatch.setattr(compiled, "_cache", {})  # as a new process finds it
+
+    def refuse(path, example):
+        raise AssertionError(f"compiled again although {path} was saved")
+
+    monkeypatch.setattr(compiled, "compiled", refuse)
+    again = variant(driver, "compiled").run_train(params, X, y, config).params
+    assert len(again) == len(first) == 2
+    for mine, theirs in zip(first, again):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend_name", ["torch"])
+def test_the_compiled_blocks_file_is_named_by_all_it_depends_on(driver, monkeypatch, tmp_path):
+    """A block saved for one configuration, shape, thread count or source is never loaded for another."""
+    compiled = importlib.import_module("backends.torch.compiled")
+    torch = importlib.import_module("torch")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    config, params, X, y, _ = BY_ID["seed2-xor"].inputs(epochs=64)
+    native = [tuple(torch.as_tensor(p) for p in leaves) for leaves in params]
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    path = compiled.stored(config, 32, native, X, y)
+    assert path.parent == tmp_path / "crosscheck"
+    assert compiled.stored(config, 32, native, X, y) == path
+    assert compiled.stored(config.replace(lr=0.2), 32, native, X, y) != path
+    assert compiled.stored(config, 16, native, X, y) != path
+    assert compiled.stored(config, 32, native, X[:3], y[:3]) != path
+    assert compiled.stored(config, 32, native, X.float(), y) != path
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        assert compiled.stored(config, 32, native, X, y) != path
+    finally:
+        torch.set_num_threads(threads)
+    source = tmp_path / "traced"
+    source.mkdir()
+    (source / "mlp.py").write_text("x = 1\n")
+    monkeypatch.setattr(compiled, "TRACED", (source,))
+    compiled.traced_source.cache_clear()
+    try:
+        before = compiled.stored(config, 32, native, X, y)
+        (source / "mlp.py").write_text("x = 2\n")
+        compiled.traced_source.cache_clear()
+        assert compiled.stored(config, 32, native, X, y) != before
+    finally:
+        compiled.traced_source.cache_clear()
+
+
+@pytest.mark.parametrize("backend_name", ["torch"])
+def test_a_compiled_block_that_will_not_load_is_a_miss(driver, tmp_path):
+    """No file, or one torch cannot read (another build's, a torn write): None, and the caller compiles afresh."""
+    compiled = importlib.import_module("backends.torch.compiled")
+    assert compiled.loaded(tmp_path / "none.pt2") is None
+    (tmp_path / "bad.pt2").write_bytes(b"not a compiled function")
+    assert compiled.loaded(tmp_path / "bad.pt2") is None
 
 
 def with_checkpoints(run, case):

@@ -6,7 +6,18 @@ EPOCHS_PER_CALL whole epochs of the same manual backprop (mlp.gradients, then pl
 gradient descent) into one generated kernel, called once per block of epochs.
 Compiling takes tens of seconds, once per configuration and shape, so this path
 is for long runs and benchmarks; full batch only.
+
+The compiled block is kept on disk (torch's ahead-of-time precompile: dynamo's graph,
+its guards and inductor's code), in crosscheck/ beside inductor's own cache
+(TORCHINDUCTOR_CACHE_DIR), so that a second process loads it instead of tracing the
+unrolled epochs again. The file is named by everything the compiled code depends on:
+the configuration, the inputs' shapes and dtypes, the thread count, torch's version
+and the source of the code it traces; a file that will not load is compiled again.
 """
+
+import functools
+import hashlib
+import pathlib
 
 import torch
 
@@ -14,6 +25,9 @@ from .mlp import Run, TrainState, gradients, train_step
 
 EPOCHS_PER_CALL = 32
 _cache: dict[tuple, object] = {}
+# The packages whose code the block traces (the mirror, the configuration's properties): their source names the file.
+TRACED = tuple(pathlib.Path(__file__).resolve().parents[2] / package for package in ("backends/torch", "common",
+                                                                                      "reference"))
 
 
 def _epochs(params, X, y, config, k: int):
@@ -26,16 +40,54 @@ def _epochs(params, X, y, config, k: int):
     return params, torch.stack(losses)
 
 
-def compiled_epochs(config, k):
-    """The compiled block of k epochs for config (compiled on first use, then cached).
+def compiled_epochs(config, k, params, X, y):
+    """The compiled block of k epochs for config on inputs shaped as (params, X, y): from memory, else from disk,
+    else compiled (and saved). Call it, and this, in inference mode: its guards were recorded there.
 
-    One torch.compile wrapper per (config, k), rather than one shared: a shared one would
-    recompile for every new configuration and, past dynamo's recompile limit, quietly run eagerly.
+    One compiled function per (config, k, shapes), rather than one shared torch.compile wrapper: a shared one
+    would recompile for every new configuration and, past dynamo's recompile limit, quietly run eagerly.
     """
-    key = (config, k)
-    if key not in _cache:
-        _cache[key] = torch.compile(_epochs, fullgraph=True, dynamic=False)
-    return _cache[key]
+    path = stored(config, k, params, X, y)
+    if path not in _cache:
+        _cache[path] = loaded(path) or compiled(path, (params, X, y, config, k))
+    return _cache[path]
+
+
+def stored(config, k, params, X, y):
+    """Where the compiled block for these inputs is kept: a file named by the hash of what its code depends on."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir  # TORCHINDUCTOR_CACHE_DIR, else torch's default
+
+    digest = hashlib.sha256(repr((config, k, torch.__version__, torch.get_num_threads(), traced_source(),
+                                  [(t.shape, t.dtype, t.device) for t in (*(p for ps in params for p in ps), X, y)]))
+                            .encode())
+    return pathlib.Path(cache_dir()) / "crosscheck" / f"epochs-{digest.hexdigest()[:32]}.pt2"
+
+
+@functools.cache
+def traced_source():
+    """The hash of the traced packages' source, read once a process (a training run must not time it)."""
+    digest = hashlib.sha256()
+    for source in sorted(f for package in TRACED for f in package.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def loaded(path):
+    """The compiled block saved at path, or None when there is none or it will not load (torch's precompiled
+    format is experimental: a file from another build is compiled again, not trusted)."""
+    try:
+        with open(path, "rb") as f:
+            return torch.compiler.load_compiled_function(f)
+    except Exception:  # none saved yet, or one that fails to load: a miss, and compiled() writes it afresh
+        return None
+
+
+def compiled(path, example):
+    """The block compiled ahead of time on example's shapes, and saved at path for the next process."""
+    block = torch.compile(_epochs, fullgraph=True, dynamic=False).aot_compile((example, {}))  # type: ignore[attr-defined]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block.save_compiled_function(str(path))  # written whole, then renamed into place: workers may race
+    return block
 
 
 def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPOCHS_PER_CALL):
@@ -44,10 +96,11 @@ def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPO
         raise ValueError("the compiled PyTorch path trains full batch, by plain gradient descent, only")
     if set(checkpoints) - {config.epochs}:
         raise ValueError("the compiled PyTorch path keeps no checkpoints but the last epoch")
-    block = compiled_epochs(config, epochs_per_call)
     losses = []
     with torch.inference_mode():
-        params = [tuple(p.clone() for p in leaves) for leaves in params]
+        # contiguous, as the block hands them back: the guards check strides, and one compiled block serves all
+        params = [tuple(p.clone(memory_format=torch.contiguous_format) for p in leaves) for leaves in params]
+        block = compiled_epochs(config, epochs_per_call, params, X, y)
         for _ in range(config.epochs // epochs_per_call):
             params, block_losses = block(params, X, y, config, epochs_per_call)
             losses.append(block_losses)
