@@ -5,10 +5,11 @@
 
 Each test's wall time (setup, call and teardown) is split by what it was doing: training or differentiating in the
 NumPy reference, in the torch mirror or in the JAX mirror (each backend's mlp.train, gradients and forward, the
-outermost call counted once), JAX compiling (tracing, lowering and XLA's compile, from jax.monitoring's events;
-inside JAX's share), waiting on a subprocess (a report, a C or JavaScript program, the installed suite), and the rest
-(the checks' own arithmetic, fixtures, imports). Summed by test file. A worker's start-up (importing torch and JAX)
-happens before its first test and is not in any row: the table gives it as the wall time less the tests' sum.
+outermost call counted once), JAX compiling (tracing, lowering and XLA's compile, from jax.monitoring's events; taken
+out of the call it happened in), waiting on a subprocess (a report, a C or JavaScript program, the installed suite),
+and the rest (the checks' own arithmetic, fixtures, imports). Summed by test file. A worker's start-up (importing
+torch and JAX) happens before its first test and is not in any row: the table gives it as the wall time less the
+tests' sum.
 """
 
 import functools
@@ -22,12 +23,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 OUT = Path(".cache/suite-profile")
 WRAPPED = {"reference": "reference.mlp", "torch": "backends.torch.mlp", "jax": "backends.jax.mlp"}
 KINDS = ("reference", "torch", "jax", "jax compile", "subprocess")
 
 _spent: dict[str, float] = defaultdict(float)  # this test's seconds by kind
-_depth = {"count": 0}
+_inside: list[str] = []  # the timed call running now, if any
 _tests: dict[str, dict[str, float]] = {}
 _started = time.perf_counter()
 
@@ -37,15 +40,15 @@ def timed(kind, fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if _depth["count"]:
+        if _inside:
             return fn(*args, **kwargs)
-        _depth["count"] += 1
+        _inside.append(kind)
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
             _spent[kind] += time.perf_counter() - start
-            _depth["count"] -= 1
+            _inside.pop()
 
     return wrapper
 
@@ -62,8 +65,10 @@ def _wrap_backends():
         import jax.monitoring
 
         def on_duration(event, seconds, **kwargs):
-            if event.startswith("/jax/core/compile/"):
+            if event.startswith("/jax/core/compile/"):  # its own column: taken out of the call it happened in
                 _spent["jax compile"] += seconds
+                if _inside:
+                    _spent[_inside[0]] -= seconds
 
         jax.monitoring.register_event_duration_secs_listener(on_duration)
 
@@ -88,14 +93,14 @@ def pytest_configure(config):
     _wrap_subprocesses()
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     _spent.clear()
     start = time.perf_counter()
-    yield
-    _tests[item.nodeid] = {"wall": time.perf_counter() - start, **_spent}
-
-
-pytest_runtest_protocol.hookwrapper = True  # type: ignore[attr-defined]
+    try:
+        return (yield)
+    finally:
+        _tests[item.nodeid] = {"wall": time.perf_counter() - start, **_spent}
 
 
 def pytest_sessionfinish(session):
@@ -120,11 +125,11 @@ def table(folder=OUT):
     print(f"{'file':<34}{'tests':>6}" + "".join(f"{k:>12}" for k in kinds) + f"{'rest':>9}")
     total: dict[str, float] = defaultdict(float)
     for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["wall"]):
-        rest = row["wall"] - sum(row[k] for k in KINDS if k != "jax compile")
+        rest = row["wall"] - sum(row[k] for k in KINDS)
         print(f"{name:<34}{int(row['tests']):>6}" + "".join(f"{row[k]:>12.1f}" for k in kinds) + f"{rest:>9.1f}")
         for k in ("tests", *kinds):
             total[k] += row[k]
-    rest = total["wall"] - sum(total[k] for k in KINDS if k != "jax compile")
+    rest = total["wall"] - sum(total[k] for k in KINDS)
     print(f"{'all':<34}{int(total['tests']):>6}" + "".join(f"{total[k]:>12.1f}" for k in kinds) + f"{rest:>9.1f}")
     print(f"workers alive {alive:.1f} s in all; outside any test (start-up, collection, waiting): "
           f"{alive - total['wall']:.1f} s")
