@@ -9,7 +9,8 @@ outermost call counted once), JAX compiling (tracing, lowering and XLA's compile
 out of the call it happened in), waiting on a subprocess (a report, a C or JavaScript program, the installed suite),
 and the rest (the checks' own arithmetic, fixtures, imports). Summed by test file. A worker's start-up (importing
 torch and JAX) happens before its first test and is not in any row: the table gives it as the wall time less the
-tests' sum.
+tests' sum. Under it, tests/test_mirrors.py's check of the torch mirror's function order fails: it reads the
+wrappers' line numbers.
 """
 
 import functools
