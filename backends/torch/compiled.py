@@ -24,7 +24,7 @@ import torch
 from .mlp import Run, TrainState, gradients, train_step
 
 EPOCHS_PER_CALL = 32
-_cache: dict[tuple, object] = {}
+_cache: dict[pathlib.Path, object] = {}  # the blocks this process has, by the file each is kept in
 # The packages whose code the block traces (the mirror, the configuration's properties): their source names the file.
 TRACED = tuple(pathlib.Path(__file__).resolve().parents[2] / package for package in ("backends/torch", "common",
                                                                                       "reference"))
@@ -42,7 +42,7 @@ def _epochs(params, X, y, config, k: int):
 
 def compiled_epochs(config, k, params, X, y):
     """The compiled block of k epochs for config on inputs shaped as (params, X, y): from memory, else from disk,
-    else compiled (and saved). Call it, and this, in inference mode: its guards were recorded there.
+    else compiled (and saved). Call this, and the block it returns, in inference mode: the guards were recorded there.
 
     One compiled function per (config, k, shapes), rather than one shared torch.compile wrapper: a shared one
     would recompile for every new configuration and, past dynamo's recompile limit, quietly run eagerly.
