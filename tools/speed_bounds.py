@@ -15,6 +15,7 @@ docs/benchmarks.md has the figures and what they mean for the targets.
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from test_training import problem, seeds_loop  # noqa: E402
+from xor_dispatch import per_call  # noqa: E402 -- tools/, this script's own folder
 
 import reference  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
@@ -45,8 +47,6 @@ def repeated(fn, times, *args):
         fn(*args)
 
 
-def per_call_us(fn, *args, repeats=300):
-    return median_s(repeated, fn, repeats, *args, rounds=7) / repeats * 1e6
 
 
 def products(config, samples):
@@ -89,7 +89,8 @@ def torch_mid():
     for m, k, n in products(config, wl.samples):
         a, b = (rng.standard_normal(s).astype(np.float32) for s in ((m, k), (k, n)))
         ta, tb = torch.as_tensor(a), torch.as_tensor(b)
-        t, q = per_call_us(torch.matmul, ta, tb), per_call_us(np.matmul, a, b)
+        t = per_call(partial(torch.matmul, ta, tb), 300) * 1e6  # microseconds a product
+        q = per_call(partial(np.matmul, a, b), 300) * 1e6
         total_t, total_n = total_t + t, total_n + q
         print(f"  {m}x{k} @ {k}x{n}: torch {t:6.1f} us, NumPy {q:6.1f} us")
     print(f"  the five products: torch {total_t:.1f} us, NumPy {total_n:.1f} us, the seeds' whole epoch {seeds:.1f} us")
