@@ -19,7 +19,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -62,7 +61,7 @@ def _wrap_backends():
             continue
         for fn in ("train", "gradients", "forward"):
             setattr(module, fn, timed(kind, getattr(module, fn)))
-    if "jax" in sys.modules or importlib.util.find_spec("jax"):
+    if importlib.util.find_spec("jax"):
         import jax.monitoring
 
         def on_duration(event, seconds, **kwargs):
@@ -90,6 +89,9 @@ def _wrap_subprocesses():
 
 
 def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the run's own process (xdist's controller, or the one with -n0)
+        for stale in OUT.glob("*.json"):  # a previous run's workers: the table reads every file in OUT
+            stale.unlink()
     _wrap_backends()
     _wrap_subprocesses()
 
