@@ -83,7 +83,8 @@ def check_comparable(actual, expected, *, what, backend, epoch=None, dtype=None)
 
 def diff(actual, expected, tol=None):
     """Where and by how much actual differs from expected (both finite, same shape)."""
-    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    wide = np.longdouble if np.longdouble in (np.asarray(actual).dtype, np.asarray(expected).dtype) else np.float64
+    actual, expected = np.asarray(actual, dtype=wide), np.asarray(expected, dtype=wide)  # an extended twin's bits kept
     abs_err = np.abs(actual - expected)
     # Relative to |expected|; where expected is exactly 0, any difference is infinitely relative (and none is 0).
     scale = np.abs(expected)
@@ -131,10 +132,17 @@ def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype
     bound = tolerances.low_bound(rule, theirs.max_abs, float(np.max(np.abs(ref64))))
     if ours.max_abs > bound:
         where = name if rule == name else f"{name}, computed in {rule},"
-        exc = Disagreement(f"{_label(what, backend, epoch)} in {where} strays {ours.max_abs:.3e} from the float64 "
-                           f"reference, more than {bound:.3e} ({tolerances.LOW[rule].factor:g} x the NumPy {rule} "
-                           f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe(epoch)}")
-        out = np.abs(np.asarray(actual, np.float64) - np.asarray(ref64, np.float64)) > bound
+        if name == "float64":  # ref64 is the float64 reference's twin: in extended precision, or nudged by an ulp
+            how = f"the float64 reference's own {theirs.max_abs:.3e} from it"
+            exc = Disagreement(f"{_label(what, backend, epoch)} strays {ours.max_abs:.3e} from the reference in "
+                               f"extended precision, more than {bound:.3e} ({tolerances.LOW[rule].factor:g} x {how}, "
+                               f"plus {tolerances.LOW[rule].floor_ulps:g} ulps at its scale); {ours.describe(epoch)}")
+        else:
+            exc = Disagreement(f"{_label(what, backend, epoch)} in {where} strays {ours.max_abs:.3e} from the float64 "
+                               f"reference, more than {bound:.3e} ({tolerances.LOW[rule].factor:g} x the NumPy {rule} "
+                               f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe(epoch)}")
+        wide = np.longdouble if name == "float64" else np.float64
+        out = np.abs(np.asarray(actual, wide) - np.asarray(ref64, wide)) > bound
         exc.first_bad = tuple(int(i) for i in np.unravel_index(np.argmax(out), out.shape))
         raise exc
     return ours

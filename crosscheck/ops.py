@@ -19,6 +19,7 @@ import numpy as np
 from common import dtypes, registry
 from reference.precision import bfloat16, cast, plain
 
+from . import tolerances
 from .findings import Findings, backend_module, computed
 from .op_inputs import (
     DIRECTIONS,
@@ -42,25 +43,31 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
     ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     numpy = driver.to_numpy
-    found = Findings(vote=lambda: (op_vote(kind, name, device, seed), ()))  # a failure ends with whom voters blame
+    # a failure ends with whom voters blame; every value is held to the reference and its extended twin (wide_twin)
+    found = Findings(vote=lambda: (op_vote(kind, name, device, seed), ()), dtype="float64")
     label = f"{driver.name} {name}"
     if kind == "activations":
         z, da = activation_inputs(name, seed)
         forward, backward = ours.FORWARD[name], ours.BACKWARD[name]
-        with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
-            a_ref = ref.FORWARD[name](z)
+
+        def reference_pair(z, da):
+            with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
+                a = ref.FORWARD[name](z)
+            return a, ref.BACKWARD[name](da, z, a)
+
+        (a_ref, dz_ref), (a_wide, dz_wide) = reference_pair(z, da), wide_twin(reference_pair, z, da)
         a = numpy(forward(native(z)))
         dz = numpy(backward(native(da), native(z), native(a_ref)))
-        dz_ref = ref.BACKWARD[name](da, z, a_ref)
-        found.compare(a, a_ref, None, "forward", what=f"{name} forward", backend=label)
-        found.compare(dz, dz_ref, None, "gradient", what=f"{name} backward", backend=label)
+        found.compare(a, a_ref, a_wide, "forward", what=f"{name} forward", backend=label)
+        found.compare(dz, dz_ref, dz_wide, "gradient", what=f"{name} backward", backend=label)
 
         def scalar(x):  # <da, f(x)>: its gradient is the vector-Jacobian product backward computes
             return float(np.vdot(da, numpy(forward(native(x)))))
 
         wrt, skip = z, kinks(name, z)
         vjp = _autodiff_vjp(driver, lambda x: forward(x), native(z), native(da))
-        _check_native(driver, native, found, kind, name, label, z, a_ref, dz, skip, lambda f: f, da)
+        _check_native(driver, native, found, kind, name, label, z, (a_ref, a_wide), (dz_ref, dz_wide), skip,
+                      lambda f: f, da)
     elif kind == "layers":
         return _check_layer(driver, ours, ref, native, found, name, seed)
     else:
@@ -68,10 +75,15 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
         fused = registry.LOSSES[name].fused
         x = z if fused else a
         forward, backward = ours.FORWARD[name], ours.BACKWARD[name]  # the fused pair, for a fused loss
+
+        def reference_pair(x, a):
+            return ref.FORWARD[name](x, y), ref.BACKWARD[name](a, y)
+
+        (value_ref, dz_ref), (value_wide, dz_wide) = reference_pair(x, a), wide_twin(reference_pair, x, a)
         value = numpy(forward(native(x), native(y)))
-        found.compare(value, ref.FORWARD[name](x, y), None, "forward", what=f"{name} forward", backend=label)
+        found.compare(value, value_ref, value_wide, "forward", what=f"{name} forward", backend=label)
         dz = numpy(backward(native(a), native(y)))
-        found.compare(dz, ref.BACKWARD[name](a, y), None, "gradient", what=f"{name} backward", backend=label)
+        found.compare(dz, dz_ref, dz_wide, "gradient", what=f"{name} backward", backend=label)
 
         def scalar(x_):
             return float(numpy(forward(native(x_), native(y))))
@@ -80,11 +92,11 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
         if registry.LOSSES[name].tie:
             skip[0] = True
         vjp = _autodiff_vjp(driver, lambda x_: forward(x_, native(y)), native(x), None)
-        _check_native(driver, native, found, kind, name, label, x, ref.FORWARD[name](x, y), dz, skip,
+        _check_native(driver, native, found, kind, name, label, x, (value_ref, value_wide), (dz_ref, dz_wide), skip,
                       lambda f: lambda x_: f(x_, native(y)), None)
-    if vjp is not None:
-        found.compare(dz, vjp, None, "gradient", what=f"{name} backward against autodiff's vector-Jacobian product",
-                      backend=label)
+    if vjp is not None:  # autodiff against the reference's backward (the backend's own backward is held to it above)
+        found.compare(vjp, dz_ref, dz_wide, "gradient",
+                      what=f"{name} backward: autodiff's vector-Jacobian product", backend=label)
     rng = np.random.default_rng(seed + 1)
     for k in range(DIRECTIONS):
         v = np.where(skip, 0.0, rng.standard_normal(wrt.shape))
@@ -92,6 +104,25 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
         found.compare(np.vdot(dz, v), numeric, None, "finite_difference",
                       what=f"{name} backward along random direction {k + 1} (central differences)", backend=label)
     return found.result()
+
+
+def wide_twin(fn, *arrays):
+    """fn(*arrays) computed by the reference in extended precision (tolerances.wider(): np.longdouble), the twin
+    a float64 op's bound is measured against; where longdouble is no wider than float64, fn on the arrays nudged by
+    one ulp each (a seeded sign per entry), whose spread measures the op's condition instead. Integer arrays (ids)
+    and None pass as they are."""
+    wide = tolerances.wider()
+    rng = np.random.default_rng(12345)
+
+    def twin(a):
+        if a is None or a.dtype.kind in "iub":
+            return a
+        if wide is not None:
+            return a.astype(wide)
+        return a * (1 + dtypes.eps("float64") * rng.choice([-1.0, 1.0], a.shape))
+
+    with np.errstate(over="ignore"):
+        return fn(*(twin(a) for a in arrays))
 
 
 def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
@@ -157,22 +188,29 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
     noise = tuple(map(native, noise_of(mask)))  # a noisy kind's forward is checked with its mask
     forward = lambda layer, p, x: ours.FORWARD[name](layer, p, x, *noise)  # noqa: E731
     backward = ours.BACKWARD[name]
-    with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
-        y_ref, cache_ref = ref.FORWARD[name](layer, p, x, *noise_of(mask))
+
+    def reference_pair(x, dy, *rest):  # [output, input gradient, each parameter's gradient]: the reference's
+        *p, m = rest
+        with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
+            y_ref, cache_ref = ref.FORWARD[name](layer, tuple(p), x, *noise_of(m))
+        dx_ref, dp_ref = ref.BACKWARD[name](layer, tuple(p), cache_ref, dy)
+        return [y_ref, dx_ref, *dp_ref]
+
     y, cache = computed(label, f"{name} layer forward", forward, layer, tuple(map(native, p)), native(x))
-    found.compare(numpy(y), y_ref, None, "forward", what=f"{name} layer forward", backend=label)
     dx, dp = computed(label, f"{name} layer backward", backward, layer, tuple(map(native, p)), cache, native(dy))
+    refs, wides = (computed("numpy (the reference)", f"{name} layer backward", f, reference_pair, x, dy, *p, mask)
+                   for f in (lambda f, *a: f(*a), wide_twin))  # after the backend's: a planted crash is its own
+    found.compare(numpy(y), refs[0], wides[0], "forward", what=f"{name} layer forward", backend=label)
     ids = int(registry.LAYERS[name].ids)  # 1 for a kind that reads integer ids: its input has no gradient to check
     grads = [None if ids else numpy(dx), *map(numpy, dp)]
-    dx_ref, dp_ref = ref.BACKWARD[name](layer, p, cache_ref, dy)
     inputs = [x, *p]
     names = ["input", *registry.LAYERS[name].params]
     if len(grads) != len(inputs):
         found.compare(np.array(len(grads)), np.array(len(inputs)), None, "gradient",
                       what=f"{name} layer backward: number of gradients", backend=label)
         return found.result()
-    for g, g_ref, leaf in list(zip(grads, [dx_ref, *dp_ref], names))[ids:]:
-        found.compare(g, g_ref, None, "gradient", what=f"{name} layer backward: {leaf} gradient", backend=label)
+    for g, g_ref, g_wide, leaf in list(zip(grads, refs[1:], wides[1:], names))[ids:]:
+        found.compare(g, g_ref, g_wide, "gradient", what=f"{name} layer backward: {leaf} gradient", backend=label)
 
     def output(values):  # the layer's output with inputs[0] (x) and its parameters replaced by values
         return forward(layer, tuple(values[1:]), values[0])[0]
@@ -184,11 +222,11 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
             return output(values)
 
         vjp = _autodiff_vjp(driver, of_one, native(inputs[i]), native(dy))
-        if vjp is not None:
-            found.compare(grads[i], vjp, None, "gradient",
-                          what=f"{name} layer backward: {leaf} gradient against autodiff's vector-Jacobian product",
+        if vjp is not None:  # autodiff against the reference's gradient, as the backend's own backward above
+            found.compare(vjp, refs[i + 1], wides[i + 1], "gradient",
+                          what=f"{name} layer backward: {leaf} gradient by autodiff's vector-Jacobian product",
                           backend=label)
-    _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids)
+    _check_native_layer(driver, native, found, layer, label, inputs, names, refs, wides, grads, dy, ids)
     rng = np.random.default_rng(seed + 1)
     kink = kinks(name, x)
 
@@ -207,28 +245,29 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
     return found.result()
 
 
-def _check_native(driver, native, found, kind, name, label, x, value_ref, dx, skip, bind, dy):
+def _check_native(driver, native, found, kind, name, label, x, value_ref, dx_ref, skip, bind, dy):
     """The framework's own op (the backend's autodiff.NATIVE: torch.nn.functional, jax.nn, optax) as one more oracle:
-    its value against the reference's, and its vector-Jacobian product against the backend's backward, away from
-    kinks and ties (where frameworks take different one-sided derivatives: see NATIVE). bind(f): the op of x alone."""
+    its value and its vector-Jacobian product against the reference's (value_ref, dx_ref: each a pair of the float64
+    reference and its extended twin), away from kinks and ties (where frameworks take different one-sided
+    derivatives: see NATIVE). bind(f): the op of x alone."""
     autodiff, own = native_op(driver, kind, name)
     if own is None:
         return
     own = bind(own)
-    found.compare(driver.to_numpy(own(native(x))), value_ref, None, "forward",
+    found.compare(driver.to_numpy(own(native(x))), *value_ref, "forward",
                   what=f"{name} forward against {driver.name}'s own", backend=label)
     vjp = driver.to_numpy(autodiff.vjp(own, native(x), None if dy is None else native(dy)))
-    found.compare(np.where(skip, 0.0, dx), np.where(skip, 0.0, vjp), None, "gradient",
+    found.compare(np.where(skip, 0.0, vjp), *(np.where(skip, 0.0, d).astype(d.dtype) for d in dx_ref), "gradient",
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
 
-def _check_native_layer(driver, native, found, layer, label, inputs, names, y_ref, grads, dy, ids=0):
+def _check_native_layer(driver, native, found, layer, label, inputs, names, refs, wides, grads, dy, ids=0):
     """A layer kind against the framework's own (torch.nn.functional.linear, conv2d, ...; own(layer, x, *params)): its
-    output against the reference's, and its vector-Jacobian product in the input and each parameter against the
-    backend's backward (at max-pooling's ties too: the framework's choice of maximum is the convention checked). An own
-    op that computes in a lower dtype whatever it is given (the backend's autodiff.NATIVE_DTYPE:
-    jax.nn.dot_product_attention's float32 softmax) is held to that dtype's bound instead: the NumPy reference's own
-    deviation in it, on the same values."""
+    output and its vector-Jacobian product in the input and each parameter against the reference's (refs: [output,
+    input gradient, each parameter's gradient]; wides: their extended twins), at max-pooling's ties too: the
+    framework's choice of maximum is the convention checked. An own op that computes in a lower dtype whatever it is
+    given (the backend's autodiff.NATIVE_DTYPE: jax.nn.dot_product_attention's float32 softmax) is held to that
+    dtype's bound instead: the NumPy reference's own deviation in it, on the same values."""
     name = layer.kind
     autodiff, own = native_op(driver, "layers", name)
     if own is None:
@@ -240,9 +279,9 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, y_re
     what = f"{name} layer forward against {driver.name}'s own"
     value = driver.to_numpy(own(*map(native, inputs)))
     if low is None:
-        found.compare(value, y_ref, None, "forward", what=what, backend=label)
+        found.compare(value, refs[0], wides[0], "forward", what=what, backend=label)
     else:
-        found.compare(as_low(value), lows[0], y_ref, "forward", what=what, backend=label, dtype=low)
+        found.compare(as_low(value), lows[0], refs[0], "forward", what=what, backend=label, dtype=low)
     for i, leaf in list(enumerate(names))[ids:]:
         def of_one(v, i=i):
             values = [native(t) for t in inputs]
@@ -252,7 +291,7 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, y_re
         vjp = driver.to_numpy(autodiff.vjp(of_one, native(inputs[i]), native(dy)))
         what = f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s VJP"
         if low is None:
-            found.compare(grads[i], vjp, None, "gradient", backend=label, what=what)
+            found.compare(vjp, refs[i + 1], wides[i + 1], "gradient", backend=label, what=what)
         else:
             found.compare(as_low(vjp), lows[i + 1], grads[i], "gradient", backend=label, dtype=low,
                           what=f"{what} (its own computes in {low})")

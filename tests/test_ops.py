@@ -47,6 +47,40 @@ def test_the_frameworks_own_op_is_an_oracle(driver, device, monkeypatch, kind, n
 
 
 @pytest.mark.frameworks
+@pytest.mark.parametrize(("ulps", "fails"), [(1, False), (16, True)])
+def test_the_float64_op_bound_is_derived_and_can_fail(driver, device, monkeypatch, ulps, fails):
+    """A float64 op is held to 4 x the reference's own deviation from its extended twin plus 8 ulps at its scale
+    (tolerances.LOW["float64"]), not a typed-in rtol: the framework's own tanh nudged by one ulp (what a vectorised
+    math library may legitimately differ by) passes; nudged by 16 ulps it fails, naming the bound's parts."""
+    native = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff").NATIVE
+    right = native["activations", "tanh"]
+    monkeypatch.setitem(native, ("activations", "tanh"), lambda z: right(z) * (1 + ulps * 2.0 ** -52))
+    if not fails:
+        assert ops.check_op(driver, "activations", "tanh", device)
+        return
+    with pytest.raises(Disagreement, match=r"tanh forward against .*'s own strays .* from the reference in extended "
+                                           r"precision, more than .* \(4 x the float64 reference's own"):
+        ops.check_op(driver, "activations", "tanh", device)
+
+
+def test_torchs_softplus_threshold_is_a_convention_the_float64_bound_sees(request, monkeypatch):
+    """torch's F.softplus returns z itself above threshold 20, 14 ulps from log(1 + e^z) at the checks' edge z = 30:
+    the derived bound tells that convention from rounding (the fixed rtol 1e-13 it replaced did not); the oracle
+    therefore calls it with threshold 37, where the linear branch is exact to half an ulp."""
+    from .strictness import load_or_skip
+
+    load_or_skip(request.config, "torch")
+    import torch
+
+    from backends.torch import DRIVER
+    from backends.torch.autodiff import NATIVE
+
+    monkeypatch.setitem(NATIVE, ("activations", "softplus"), torch.nn.functional.softplus)
+    with pytest.raises(Disagreement, match="softplus forward against torch's own strays 9.3"):
+        ops.check_op(DRIVER, "activations", "softplus")
+
+
+@pytest.mark.frameworks
 def test_the_frameworks_own_layer_is_an_oracle(driver, device, monkeypatch):
     """The framework's own dense layer (torch.nn.functional.linear, jax.lax.dot_general) is compared with: with its
     bias left out, the dense layer's check fails on it."""
