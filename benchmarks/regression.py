@@ -16,6 +16,12 @@ slowdown (which persists) does.
     python benchmarks/regression.py check --confirm 2 bench.json   # exit 1 on a regression
     python benchmarks/regression.py record bench.json a.json b.json   # baseline: per ratio, the lowest median
 
+A ratio depends on the machine (XLA's loop against NumPy's small-array overhead: xor/jax measured 142.6x on the AMD
+EPYC the baseline came from and 74.6x on an Intel Xeon), so the baseline holds one set of ratios per kind of machine,
+keyed as asv keys its results: the CPU's model, its widest vector unit (or ATEN_CPU_CAPABILITY where set) and its core
+count, read from the benchmark file's own machine_info. `check` on a machine with no baseline of its own records the
+run's ratios under its key (in the baseline file, to be committed) and says so: nothing to compare with, nothing fails.
+
 docs/benchmarks.md ("Regression check") gives the measured false-alarm and detection rates.
 """
 
@@ -33,6 +39,34 @@ MARGIN = 0.35  # fail below 65% of the committed ratio: a 2x slowdown (50%) is c
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 BASELINE_ROW = "seeds-loop"
+
+
+def machine_key(results):
+    """'CPU model / vector unit / N cores' of the machine that measured results (pytest-benchmark's machine_info)."""
+    import os
+
+    cpu = results.get("machine_info", {}).get("cpu", {})
+    flags = set(cpu.get("flags", []))
+    isa = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("neon", "asimd")) if flag in flags),
+               "baseline")
+    isa = os.environ.get("ATEN_CPU_CAPABILITY", isa).lower()
+    return f"{cpu.get('brand_raw') or 'unknown CPU'} / {isa} / {cpu.get('count', '?')} cores"
+
+
+def committed_for(baseline, key):
+    """The committed ratios for the machine key, or None where it has none; a flat file (no "machines") holds ratios
+    for whatever machine reads it (the tests' hand-written baselines)."""
+    if "machines" not in baseline:
+        return baseline
+    entry = baseline["machines"].get(key)
+    return None if entry is None else entry["ratios"]
+
+
+def _recorded(baseline, key, ratios):
+    """baseline with ratios recorded under key (a flat file becomes a keyed one)."""
+    machines = dict(baseline.get("machines", {})) if "machines" in baseline else {}
+    machines[key] = {"ratios": ratios}
+    return {"machines": machines}
 
 
 def _rows(results):
@@ -146,15 +180,29 @@ def main(argv=None):
                         help="re-time a flagged ratio's row in N fresh runs; it is a regression only if every "
                              "run flags it too (a real slowdown persists, a noisy moment does not)")
     args = parser.parse_args(argv)
-    runs = [ratios(json.loads(pathlib.Path(path).read_text())) for path in args.results]
+    files = [json.loads(pathlib.Path(path).read_text()) for path in args.results]
+    runs = [ratios(results) for results in files]
+    machine = machine_key(files[0])
+    path = pathlib.Path(args.baseline)
+    baseline = json.loads(path.read_text()) if path.exists() else {"machines": {}}
     if args.action == "record":
         keys = sorted(set.intersection(*(set(run) for run in runs)))
-        baseline = {key: round(min(run[key][0] for run in runs), 3) for key in keys}
-        pathlib.Path(args.baseline).write_text(json.dumps(baseline, indent=2) + "\n")
-        print(f"recorded {len(baseline)} ratios (the lowest median of {len(runs)} run(s)) in {args.baseline}")
+        lowest = {key: round(min(run[key][0] for run in runs), 3) for key in keys}
+        path.write_text(json.dumps(_recorded(baseline, machine, lowest), indent=2) + "\n")
+        print(f"recorded {len(lowest)} ratios (the lowest median of {len(runs)} run(s)) for {machine} in {path}")
         return 0
     measured = runs[0]
-    committed = json.loads(pathlib.Path(args.baseline).read_text())
+    committed = committed_for(baseline, machine)
+    if committed is None:
+        path.write_text(json.dumps(_recorded(baseline, machine, {k: round(v[0], 3) for k, v in measured.items()}),
+                                   indent=2) + "\n")
+        show(measured, {}, args.margin)
+        known = ", ".join(baseline.get("machines", {})) or "none"
+        print(f"NO BASELINE for this machine ({machine}; baselines are kept for: {known}): a ratio depends on the "
+              f"machine, so nothing is compared and nothing fails. This run's {len(measured)} ratios are recorded "
+              f"for it in {path}: commit them (better, `record` three runs) to check this machine from now on.")
+        return 0
+    print(f"baseline: {machine}")
     show(measured, committed, args.margin)
     problems = check(measured, committed, args.margin)
     flagged = {key for key in flagged_keys(problems) if key in measured}

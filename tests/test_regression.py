@@ -102,3 +102,49 @@ def test_confirmation_clears_a_ratio_that_a_fresh_run_does_not_flag(monkeypatch,
     assert regression.main(["check", str(results), "--baseline", str(baseline), "--confirm", "2"]) == 1
     assert "REGRESSION xor/jax" in capsys.readouterr().out
     assert regression.main(["check", str(results), "--baseline", str(baseline)]) == 1  # no confirmation asked
+
+
+def _on(machine, flags, count=2):
+    return {**RESULTS, "machine_info": {"cpu": {"brand_raw": machine, "flags": flags, "count": count}}}
+
+
+def test_the_baseline_is_keyed_by_the_machine_that_measured(monkeypatch):
+    """CPU model, widest vector unit (ATEN_CPU_CAPABILITY where set) and core count, from the run's machine_info."""
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    assert regression.machine_key(_on("AMD EPYC", ["sse2", "avx2", "avx512f"])) == "AMD EPYC / avx512 / 2 cores"
+    assert regression.machine_key(_on("Intel Xeon", ["avx2"], 4)) == "Intel Xeon / avx2 / 4 cores"
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    assert regression.machine_key(_on("AMD EPYC", ["avx512f"])) == "AMD EPYC / default / 2 cores"
+
+
+def test_a_machine_without_a_baseline_records_one_and_never_fails(monkeypatch, tmp_path, capsys):
+    """Another machine's ratios are no yardstick (xor/jax: 142.6x on one CPU, 74.6x on another): a run on a machine the
+    baseline does not know exits 0, says so, and records its ratios under its key; the next run there is checked
+    against them, and a 2x slowdown there is then caught."""
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"machines": {"AMD EPYC / avx512 / 2 cores": {"ratios": {"xor/jax": 200.0,
+                                                                                               "wide/torch": 2.0}}}}))
+    intel = tmp_path / "intel.json"
+    intel.write_text(json.dumps(_on("Intel Xeon", ["avx2"])))  # xor/jax 100: half the AMD machine's
+    assert regression.main(["check", str(intel), "--baseline", str(baseline)]) == 0
+    assert "NO BASELINE for this machine (Intel Xeon / avx2 / 2 cores" in capsys.readouterr().out
+    machines = json.loads(baseline.read_text())["machines"]
+    assert machines["Intel Xeon / avx2 / 2 cores"]["ratios"]["xor/jax"] == 100.0
+    assert machines["AMD EPYC / avx512 / 2 cores"]["ratios"]["xor/jax"] == 200.0  # the other machine's kept
+    assert regression.main(["check", str(intel), "--baseline", str(baseline)]) == 0  # unchanged code holds
+    slow = json.loads(intel.read_text())
+    slow["benchmarks"][1]["extra_info"]["rounds_s"] = [0.02] * 9  # jax 2x slower on the same machine
+    intel.write_text(json.dumps(slow))
+    assert regression.main(["check", str(intel), "--baseline", str(baseline)]) == 1
+    assert "REGRESSION xor/jax" in capsys.readouterr().out
+    amd = tmp_path / "amd.json"
+    amd.write_text(json.dumps(_on("AMD EPYC", ["avx512f"])))  # on the baseline's own machine the 2x is caught too
+    assert regression.main(["check", str(amd), "--baseline", str(baseline)]) == 1
+
+
+def test_the_committed_baseline_is_keyed_by_machine():
+    committed = json.loads((ROOT / "benchmarks" / "baseline.json").read_text())
+    assert committed["machines"], "benchmarks/baseline.json holds no machine's ratios"
+    for key, entry in committed["machines"].items():
+        assert key.count(" / ") == 2 and entry["ratios"], key
