@@ -2,7 +2,8 @@
 
 It runs PROGRAM (a correct one: examples/c/mlp) on the problem, then spoils what it wrote as MODE says: exit
 (non-zero, saying why on stderr), hang (past any timeout, with a child of its own whose pid it writes to the file
-$BAD_PROGRAM_PIDFILE), none (no result written), truncated, dtype (every tensor float32), shape, missing, extra,
+$BAD_PROGRAM_PIDFILE), late (the correct result written, then exit 1: the status is what counts), none (no result
+written), truncated, dtype (every tensor float32), shape, missing, extra,
 nan (a gradient).
 """
 
@@ -29,6 +30,9 @@ def main():
     from safetensors import safe_open
 
     subprocess.run([*program, problem, result], check=True)
+    if mode == "late":
+        print("bad_program: wrote a result, then failed", file=sys.stderr)
+        return 1
     if mode == "truncated":
         data = open(result, "rb").read()
         open(result, "wb").write(data[:len(data) // 2])

@@ -93,6 +93,7 @@ def strict_env():
 
 BAD = {
     "exit": "exited with status 3: bad_program: pretending to crash",
+    "late": "exited with status 1: bad_program: wrote a result, then failed",  # a right result, a failed exit
     "hang": "ran past its timeout of 2 s and was killed (with every process it started)",
     "none": "bad result: ",  # ... exited 0 but wrote no result file (its second argument)
     "truncated": "is not a readable safetensors file",
