@@ -114,13 +114,17 @@ def assert_close(actual, expected, tol, *, what, backend, epoch=None, dtype=None
     return d
 
 
-def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype=None, rule=None, theirs=None):
+def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype=None, rule=None, theirs=None,
+                     twin=None):
     """actual, in dtype (float32, bfloat16 or float16; default ref_low's), within tolerances.low_bound of ref64,
     scaled by ref_low's own deviation from ref64 (the NumPy reference in that dtype, on the same values). The dtype is
     the problem's: a reference that returns another (a mistake planted in it) is itself named for it. rule: the row of
     tolerances.LOW, where not dtype's (a mixed-precision run, float32 computed in rule). theirs: ref_low's deviation
     (low_reference_diff's), where several backends are held to one reference (tools/gpt_scale.py, 124M entries);
-    ref_low may then be None, given the dtype."""
+    ref_low may then be None, given the dtype.
+    In float64 the same rule holds with twin saying what ref64 and ref_low are: "extended" (ref64 the reference in
+    extended precision, ref_low the float64 reference: one op) or "nudged" (ref64 the reference's run, ref_low the
+    widest of its runs under rounding, findings.shadows: a trajectory)."""
     __tracebackhide__ = True
     dtype = dtypes.numpy_dtype(dtype) if dtype is not None else np.asarray(ref_low).dtype
     name = dtypes.name_of(dtype)
@@ -131,16 +135,19 @@ def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype
     rule = rule or name
     bound = tolerances.low_bound(rule, theirs.max_abs, float(np.max(np.abs(ref64))))
     if ours.max_abs > bound:
+        row = tolerances.LOW[rule]
         where = name if rule == name else f"{name}, computed in {rule},"
-        if name == "float64":  # ref64 is the float64 reference's twin: in extended precision, or nudged by an ulp
-            how = f"the float64 reference's own {theirs.max_abs:.3e} from it"
-            exc = Disagreement(f"{_label(what, backend, epoch)} strays {ours.max_abs:.3e} from the reference in "
-                               f"extended precision, more than {bound:.3e} ({tolerances.LOW[rule].factor:g} x {how}, "
-                               f"plus {tolerances.LOW[rule].floor_ulps:g} ulps at its scale); {ours.describe(epoch)}")
+        floor = f"plus {row.floor_ulps:g} ulps at its scale"
+        if name == "float64" and twin == "nudged":
+            head = (f"strays {ours.max_abs:.3e} from the reference's run, more than {bound:.3e} ({row.factor:g} x the "
+                    f"spread {theirs.max_abs:.3e} of the reference's own run under rounding, {floor})")
+        elif name == "float64":
+            head = (f"strays {ours.max_abs:.3e} from the reference in extended precision, more than {bound:.3e} "
+                    f"({row.factor:g} x the float64 reference's own {theirs.max_abs:.3e} from it, {floor})")
         else:
-            exc = Disagreement(f"{_label(what, backend, epoch)} in {where} strays {ours.max_abs:.3e} from the float64 "
-                               f"reference, more than {bound:.3e} ({tolerances.LOW[rule].factor:g} x the NumPy {rule} "
-                               f"reference's own {theirs.max_abs:.3e}, plus a floor); {ours.describe(epoch)}")
+            head = (f"in {where} strays {ours.max_abs:.3e} from the float64 reference, more than {bound:.3e} "
+                    f"({row.factor:g} x the NumPy {rule} reference's own {theirs.max_abs:.3e}, plus a floor)")
+        exc = Disagreement(f"{_label(what, backend, epoch)} {head}; {ours.describe(epoch)}")
         wide = np.longdouble if name == "float64" else np.float64
         out = np.abs(np.asarray(actual, wide) - np.asarray(ref64, wide)) > bound
         exc.first_bad = tuple(int(i) for i in np.unravel_index(np.argmax(out), out.shape))

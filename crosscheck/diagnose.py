@@ -41,6 +41,10 @@ class Observed:
     grads: list = field(default_factory=list)  # flat, in params' order
     after: list = field(default_factory=list)  # the parameters after the first epoch, flat
     problems: dict = field(default_factory=dict)  # stage -> the message of what it raised (a Disagreement...)
+    # the float64 bounds of a run's values, from the reference's runs under rounding (shadow_bounds): the loss's, and
+    # each of after's; None: the fixed trajectory tolerance
+    loss_bound: float | None = None
+    after_bounds: list | None = None
 
 
 @dataclass
@@ -105,8 +109,31 @@ def observe(driver, case, device="cpu"):
     return seen
 
 
+def shadow_bounds(case, epochs):
+    """(the loss's bound, [each parameter's, then each buffer's]) after epochs of case in float64:
+    tolerances.low_bound of the spread of the reference's runs under rounding, as check_trajectory's, so that a leaf
+    whose run amplifies rounding (a bias before batch norm, under Adam) is not taken for a difference."""
+    ref, runs = checks.reference_run(case, "float64", epochs), checks.shadows(case, "float64", epochs)
+
+    def bound(a, others):
+        b = checks.widest(a, others)
+        return tolerances.low_bound("float64", float(np.max(np.abs(a - b))), float(np.max(np.abs(a))))
+
+    def leaves(run):
+        return checks.flat(run.params) + checks.flat(run.state.buffers)
+
+    return (bound(ref.losses, [r.losses for r in runs]),
+            [bound(a, list(others)) for a, *others in zip(leaves(ref), *map(leaves, runs))])
+
+
+def _bounded(observed, loss_bound, after_bounds):
+    observed.loss_bound, observed.after_bounds = loss_bound, after_bounds
+    return observed
+
+
 def _close(actual, expected, kind):
-    """Whether an observed value is the planted reference's: within tolerance, and a mistake that makes NaN or
+    """Whether an observed value is the planted reference's: within tolerance (kind: a row of the float64 table, or
+    an absolute bound), and a mistake that makes NaN or
     infinities (a causal mask that hides a whole row) making the same ones at the same places. This names a mistake;
     it is no verdict (the checks' comparisons fail on any NaN)."""
     if actual is None or expected is None:
@@ -120,8 +147,9 @@ def _close(actual, expected, kind):
             actual, expected = actual[finite], expected[finite]
             if not actual.size:
                 return True
+    tol = tolerances.Tol(rtol=0.0, atol=kind) if isinstance(kind, float) else tolerances.float64(kind)
     try:
-        assert_close(actual, expected, tolerances.float64(kind), what="", backend="")
+        assert_close(actual, expected, tol, what="", backend="")
         return True
     except Disagreement:
         return False
@@ -170,7 +198,7 @@ def _parts(seen, ref, config, name="it"):
     if "update" in seen.problems:
         return "update", f"the gradients agree; the update does not: {seen.problems['update']}"
     after = checks.param_names(config)
-    moved = [n for n, a, r in zip(after, seen.after, ref.after) if not _close(a, r, "trajectory")]
+    moved = [n for n, a, r, k in zip(after, seen.after, ref.after, _after_kinds(seen)) if not _close(a, r, k)]
     if moved:
         noisy = sorted({layer.kind for layer in config.model if layer.mask is not None})
         suspects = (f"the update, or the {'/'.join(noisy)} layers, which act in training alone (the output and the "
@@ -226,12 +254,18 @@ def _matches(seen, ref, loss_kind="forward"):
     crashes = [{stage: _crash(text) for stage, text in o.problems.items()} for o in (seen, ref) if o is not None]
     if ref is None or crashes[0] != crashes[1]:
         return False
-    pairs = [(seen.output, ref.output, "forward"), (seen.loss, ref.loss, loss_kind)]
+    pairs = [(seen.output, ref.output, "forward"),
+             (seen.loss, ref.loss, seen.loss_bound if seen.loss_bound is not None else loss_kind)]
     if seen.layers is not None and ref.layers is not None:
         pairs += [(y, r, "forward") for y, r in zip(seen.layers, ref.layers)]
     pairs += [(g, r, "gradient") for g, r in zip(seen.grads, ref.grads)]
-    pairs += [(a, r, "trajectory") for a, r in zip(seen.after, ref.after)]
+    pairs += [(a, r, k) for a, r, k in zip(seen.after, ref.after, _after_kinds(seen))]
     return all(_close(a, r, kind) for a, r, kind in pairs)
+
+
+def _after_kinds(seen):
+    """Each of seen.after's tolerances: its shadow bound where observed with one, else the trajectory row."""
+    return seen.after_bounds if seen.after_bounds is not None else ["trajectory"] * len(seen.after)
 
 
 def candidates():
@@ -340,7 +374,11 @@ def diagnose(driver, case, device="cpu"):
     which known mistakes, planted in the reference, reproduce it."""
     problem = case.problem("float64")
     config, params, X = problem.config, problem.params, problem.X
-    seen = observe(driver, case, device)
+    try:  # the first epoch's bounds: the reference's, before anything is planted in it
+        after_bounds = shadow_bounds(case, 1)[1][:len(checks.flat(params))]
+    except Exception:  # noqa: BLE001  (the reference's own crash is reported by the checks; the table's row holds)
+        after_bounds = None
+    seen = _bounded(observe(driver, case, device), None, after_bounds)
     ref = observe(reference.DRIVER, case)
     stage, where = _parts(seen, ref, config, driver.name)
     if stage == "gradients" and "gradients" not in seen.problems:
@@ -371,7 +409,8 @@ def diagnose(driver, case, device="cpu"):
     if stage == "trajectory":
         look = _short_run
         try:
-            seen, ref = _short_run(driver, case, device), _short_run(reference.DRIVER, case)
+            short = shadow_bounds(case, case.short_epochs or min(config.epochs, 200))
+            seen, ref = _bounded(_short_run(driver, case, device), *short), _short_run(reference.DRIVER, case)
         except Exception:  # noqa: BLE001  (a crash here was reported by the check itself)
             tried = []
     else:
@@ -379,7 +418,8 @@ def diagnose(driver, case, device="cpu"):
     kind = "trajectory" if stage == "trajectory" else "forward"
 
     def reproduces(planted):
-        return planted is not None and _matches(seen, planted, kind) and not _matches(ref, planted, kind)
+        return planted is not None and _matches(seen, planted, kind) and not _matches(_bounded(
+            ref, seen.loss_bound, seen.after_bounds), planted, kind)
 
     for bug in tried if stage is not None else ():
         if reproduces(_planted_observations(bug, case, look)):

@@ -11,7 +11,7 @@ import numpy as np
 
 import reference
 from common import dtypes
-from common.driver import Unsupported
+from common.driver import Run, TrainState, Unsupported
 
 from . import tolerances
 from .cases import upcast_problem
@@ -43,9 +43,10 @@ class Findings:
         self.lead: list = []  # lines said before the quantities: where a run first parts, by leaf and step
 
     def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None, dtype=None):
-        """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems). kind: a
-        row of tolerances.FLOAT64, or a Tol itself (a probe's). dtype: the lower dtype actual is held to, where not
-        the problem's (a framework's own op that computes in float32 whatever it is given)."""
+        """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems compared
+        with a fixed tolerance; in float64, the reference in extended precision: ops.wide_twin). kind: a row of
+        tolerances.FLOAT64, or a Tol itself (a probe's). dtype: the lower dtype actual is held to, where not the
+        problem's (a framework's own op that computes in float32 whatever it is given)."""
         try:
             if ref64 is None:
                 tol = kind if isinstance(kind, tolerances.Tol) else tolerances.float64(kind)
@@ -55,10 +56,27 @@ class Findings:
                                         dtype=dtype or self.dtype, rule=self.rule)
             self.diffs.append((what, epoch, diff))
         except Disagreement as exc:
-            self.failures.append(str(exc))
-            if exc.first_bad:  # a trajectory: epoch lists the checkpoints stacked along axis 0, else axis 0 is epochs
-                i = exc.first_bad[0]
-                self.first_epochs.append(epoch[i] if isinstance(epoch, list) else i)
+            self._failed(exc, epoch)
+
+    def compare_run(self, actual, ref, shadow, *, what, backend, epoch=None):
+        """A float64 run's quantity against the reference's run, bounded by the spread of the reference's runs under
+        rounding (shadow(): that quantity in the widest of shadows(), asked for only where actual strays past the
+        bound's floor)."""
+        try:
+            if ref is not None and _within_floor(actual, ref):
+                self.diffs.append((what, epoch, assert_close(actual, ref, tolerances.Tol(0.0, np.inf), what=what,
+                                                             backend=backend, epoch=epoch)))
+                return
+            self.diffs.append((what, epoch, assert_low_close(actual, shadow(), ref, what=what, backend=backend,
+                                                             epoch=epoch, dtype="float64", twin="nudged")))
+        except Disagreement as exc:
+            self._failed(exc, epoch)
+
+    def _failed(self, exc, epoch):
+        self.failures.append(str(exc))
+        if exc.first_bad:  # a trajectory: epoch lists the checkpoints stacked along axis 0, else axis 0 is epochs
+            i = exc.first_bad[0]
+            self.first_epochs.append(epoch[i] if isinstance(epoch, list) else i)
 
     def result(self):
         __tracebackhide__ = True
@@ -73,6 +91,17 @@ class Findings:
             exc.blamed = tuple(blamed)
             raise exc
         return self.diffs
+
+
+def _within_floor(actual, ref):
+    """Whether actual lies within the float64 bound's floor of ref (tolerances.low_bound with no spread): then no
+    shadow run is needed to pass it. False on a shape mismatch or on anything not finite (the comparison says why)."""
+    actual, ref = np.asarray(actual), np.asarray(ref)
+    if actual.shape != ref.shape or actual.dtype != ref.dtype or actual.size == 0:
+        return False
+    with np.errstate(invalid="ignore", over="ignore"):
+        floor = tolerances.low_bound("float64", 0.0, float(np.max(np.abs(ref))))
+        return bool(np.all(np.abs(actual.astype(np.float64) - ref) <= floor))
 
 
 def computed(label, stage, fn, *args):
@@ -132,6 +161,73 @@ def reference_run(case, dtype, epochs=None, as_float64=False):
     problem = _problem(case, dtype, epochs, as_float64)
     with overflow_allowed(problem.config):
         return bounding_driver(problem.config).train(problem, case.checkpoints(problem.config.epochs))
+
+
+@lru_cache(maxsize=64)
+def shadow_run(case, dtype, epochs=None):
+    """The reference's float64 run of a case with every parameter nudged by one ulp, up or down (a seeded sign per
+    entry and step), after every step: what the same code gives under rounding-sized changes. Its spread from the
+    reference's own run measures how far the run amplifies rounding, leaf by leaf (an exact zero gradient under batch
+    norm, which Adam divides by its own RMS, spreads as far as the learning rate); with extended_run's, it bounds
+    every backend's deviation (shadows)."""
+    problem = case.problem(dtype, epochs)
+    config = problem.config.replace(parallel=None) if problem.config.world > 1 else problem.config
+    steps = config.epochs * len(problem.steps)
+    rng = np.random.default_rng(case.config.seed + 7919)
+    signs = [[rng.choice((-1.0, 1.0), p.shape) for p in leaves] for leaves in problem.params]
+    flips = iter(rng.choice((-1.0, 1.0), steps))
+
+    def nudge(params):  # p + s ulp(p): one sign pattern per leaf, flipped or not at each step
+        flip = next(flips)
+        return [tuple(p + flip * s * np.spacing(p) for p, s in zip(leaves, ss)) for leaves, ss in zip(params, signs)]
+
+    with np.errstate(all="ignore"):  # a run that diverges spreads without bound, which the comparison refuses
+        return reference.mlp.train(problem.params, problem.X, problem.y, config, problem.orders,
+                                   case.checkpoints(config.epochs), masks=problem.noise, nudge=nudge)
+
+
+@lru_cache(maxsize=64)
+def extended_run(case, dtype, epochs=None):
+    """The reference's run of a float64 case computed in extended precision (np.longdouble, where wider than float64;
+    None elsewhere), rounded to float64 at the end: the float64 run's own rounding, as the NumPy float32 reference's
+    deviation from float64 measures float32's. It sees what nudges miss: sums over ranks or tokens rounded in another
+    order, a relu's argument rounded across its kink."""
+    wide = tolerances.wider()
+    if wide is None:
+        return None
+    problem = case.problem(dtype, epochs)
+    config = problem.config.replace(parallel=None) if problem.config.world > 1 else problem.config
+
+    def up(t):
+        return t if t is None or t.dtype.kind in "iub" else t.astype(wide)
+
+    with np.errstate(all="ignore"):  # as shadow_run's
+        run = reference.mlp.train([tuple(map(up, leaves)) for leaves in problem.params], up(problem.X),
+                                  up(problem.y), config, problem.orders, case.checkpoints(config.epochs),
+                                  masks=None if problem.noise is None else [up(m) for m in problem.noise])
+
+    def down(tree):
+        return [tuple(np.asarray(t, np.float64) for t in leaves) for leaves in tree]
+
+    def state(s):
+        return TrainState(down(s.params), {k: down(v) for k, v in s.opt_state.items()}, s.step, down(s.buffers))
+
+    return Run(losses=np.asarray(run.losses, np.float64), params=down(run.params), state=state(run.state),
+               checkpoints={e: state(s) for e, s in run.checkpoints.items()})
+
+
+def shadows(case, dtype, epochs=None):
+    """The reference's runs under rounding: shadow_run's and extended_run's (where longdouble is wider)."""
+    return [run for run in (shadow_run(case, dtype, epochs), extended_run(case, dtype, epochs)) if run is not None]
+
+
+def widest(ref, candidates):
+    """Of candidate arrays (the same quantity in each shadow run), the one farthest from ref: the spread bounds use."""
+    def spread(c):  # a non-finite spread is the widest: the comparison then refuses it, naming it
+        d = np.abs(np.asarray(c, np.float64) - ref)
+        return float(np.max(d)) if np.isfinite(d).all() else np.inf
+
+    return max(candidates, key=spread)
 
 
 def _reference(fn, case, dtype, *args, **kwargs):

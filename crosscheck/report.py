@@ -50,6 +50,7 @@ class Row:
     epochs_per_s: float | None = None
     agree: bool | None = True  # None: the backend declares this configuration unsupported
     problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # the reference's row: the run's ill-conditioned leaves (checks.py)
     blamed: list = field(default_factory=list)  # whom a failed check's majority vote found odd (the reference too)
     deviation_curve: list | None = None  # per epoch |loss - reference|, for the plot
     param_curve: list | None = None  # per checkpoint max |params - reference|
@@ -144,6 +145,9 @@ def run_report(args, case, names, out=None):
         ref.bounds, _ = _train_stretches(bounding_driver(problem.config), case, problem, "cpu", None)
     for name in names:
         rows.append(_row(name, args, case, ref, runs))
+    if args.dtype == "float64" and ref.run is not None and ref.diverged_at is None and rows and \
+            rows[0].backend == backends.REFERENCE:
+        rows[0].notes = checks.ill_conditioned(case, ref=ref.run, shadowed_only=True)  # whose bounds follow rounding
     summary.print_table(rows, problem.config, out)
     if args.log_every:
         summary.print_log(runs, args.log_every, out)

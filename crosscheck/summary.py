@@ -41,6 +41,8 @@ def print_table(rows, config, out):
         if i == 0:
             print("  ".join("-" * w for w in widths), file=out)
     for r in rows:
+        for note in r.notes:
+            print(f"\n{note}", file=out)
         for problem in r.problems:
             print(f"\n{problem}", file=out)
         if r.diagnosis:

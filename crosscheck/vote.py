@@ -9,7 +9,7 @@ import reference
 from reference import gradcheck
 
 from . import tolerances
-from .findings import _evaluated, _problem, _trajectory, flat, reference_point, reference_run
+from .findings import _evaluated, _problem, _trajectory, flat, reference_point, reference_run, shadows, widest
 
 
 def voters(driver):
@@ -54,6 +54,9 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
     checkpoints = case.checkpoints(config.epochs)
     twin = {"as_float64": True} if dtype != "float64" else {}
     kind = {"forward": "forward", "gradients": "gradient", "trajectory": "trajectory"}[what]
+    if what == "trajectory" and dtype == "float64" and config.compute is None:  # the verdict's bounds, per array
+        kind = shadow_bounds(case, epochs, checkpoints, lambda state: _evaluated(reference.DRIVER, state, X, config,
+                                                                                 "cpu"))
     ballots = {name: (arrays, kind) for name, arrays in (known if dtype == "float64" else {}).items()}
     for name, d in voters(driver).items():
         dev = device if d is driver else "cpu"
@@ -81,19 +84,41 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
     return ballots
 
 
-def _same(a, b):
-    """Two ballots agree: same shapes, all finite, within the looser of their two tolerances."""
+def _same(a, b, with_reference=True):
+    """Two ballots agree: same shapes, all finite, within the looser of their two tolerances: a kind of
+    tolerances.FLOAT64, or a tuple of absolute bounds, one per array (a float64 trajectory's, shadow_bounds), which
+    bound a run's distance from the reference's: two other voters, each within it, may lie twice as far apart."""
     (xs, kind_a), (ys, kind_b) = a, b
-    tol = max(tolerances.float64(kind_a), tolerances.float64(kind_b), key=lambda t: t.rtol)
     if len(xs) != len(ys):
         return False
-    for x, y in zip(xs, ys):
+    bounds = kind_a if isinstance(kind_a, tuple) else kind_b if isinstance(kind_b, tuple) else None
+    if bounds is None:
+        tol = max(tolerances.float64(kind_a), tolerances.float64(kind_b), key=lambda t: t.rtol)
+
+        def allowed(i, x, y):
+            return tol.atol + tol.rtol * np.maximum(np.abs(x), np.abs(y))
+    else:
+        def allowed(i, x, y):
+            return bounds[i] * (1 if with_reference else 2)
+
+    for i, (x, y) in enumerate(zip(xs, ys)):
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if x.shape != y.shape or not (np.isfinite(x).all() and np.isfinite(y).all()):
             return False
-        if np.any(np.abs(x - y) > tol.atol + tol.rtol * np.maximum(np.abs(x), np.abs(y))):
+        if np.any(np.abs(x - y) > allowed(i, x, y)):
             return False
     return True
+
+
+def shadow_bounds(case, epochs, checkpoints, evaluate):
+    """The float64 trajectory's bound per ballot array (losses, each parameter, each buffer, the evaluated output), as
+    check_trajectory sets it: tolerances.low_bound of the spread of the reference's runs under rounding
+    (findings.shadows), so that the vote and the verdict hold a run to one bound."""
+    ref = reference_run(case, "float64", epochs)
+    n = len(flat(ref.checkpoints[max(checkpoints)].params))
+    arrays = [_trajectory(run, n, checkpoints, evaluate) for run in (ref, *shadows(case, "float64", epochs))]
+    return tuple(tolerances.low_bound("float64", float(np.max(np.abs(r - widest(r, others)))), float(np.max(np.abs(r))))
+                 for r, *others in zip(*arrays))
 
 
 def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
@@ -117,7 +142,8 @@ def tally(what, ballots, prefer=None, unanimous="all agree"):
     voter whose group wins a tie of sizes (the implementation under check)."""
     import backends
 
-    agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b])} for a in ballots}
+    agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b], backends.REFERENCE in (a, b))}
+             for a in ballots}
     best = max(ballots, key=lambda a: (len(agree[a]), a == prefer))
     group = [b for b in ballots if b == best or b in agree[best]]
     odd = [b for b in ballots if b not in group]

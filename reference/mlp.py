@@ -192,11 +192,14 @@ def cast_all(tree, name):
     return [tuple(cast(p, name) for p in leaves) for leaves in tree]
 
 
-def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None, masks=None):
+def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None, masks=None,
+          nudge=None):
     """Train for config.epochs; orders (epochs, N) gives each epoch's sample order, or None for full batch; masks
     (initializers.dropout_masks) each dropout layer's keep masks, (epochs, steps, batch, width).
 
     Training continues from (opt_state, step, buffers) when given (a run in stretches), else starts afresh.
+    nudge: params -> params after every step, for the verdict's shadow run (crosscheck/findings.py: shadow_run nudges
+    each parameter by an ulp, to measure how far the run amplifies rounding); None in every run that is checked.
     """
     steps = batches(len(X), config.batch_size)
     losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
@@ -216,6 +219,8 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
             if keeps_buffers:  # from the step's batch, at the step's parameters
                 buffers = running(buffers, params, Xb, config, noise)
             losses[epoch, s], params, opt_state = train_step(params, opt_state, step, Xb, yb, config, noise)
+            if nudge is not None:
+                params = nudge(params)
         if epoch + 1 in checkpoints:
             saved[epoch + 1] = TrainState(params, opt_state, step, buffers)
     return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))

@@ -143,7 +143,7 @@ def test_the_frameworks_own_layers_train_the_llama_block_alike(driver, device):
 
     case = BY_ID["llama-tied-rope-adamw-minibatch"]
     if driver.name == "jax":
-        with pytest.raises(Disagreement, match="disagrees with the reference"):
+        with pytest.raises(Disagreement, match="strays .* from the reference's run"):
             checks.check_framework_optimizer(driver, case, device, native=True)
         return
     checks.check_framework_optimizer(driver, case, device, native=True)
