@@ -1,8 +1,9 @@
 """The cross-checks themselves, shared by the tests and the report: each raises Disagreement or returns diffs.
 
-float64 problems are compared with the fixed tolerances; float32 problems are
-compared with the float64 reference run on exactly the same (upcast) values,
-bounded by the NumPy float32 reference's own deviation (see tolerances.py).
+float64 problems are bounded by the reference's own rounding: its output, loss and gradients by their distance from
+the reference in extended precision (findings.extended_point), its run by the spread of its runs under rounding
+(findings.shadows); float32 problems are compared with the float64 reference run on exactly the same (upcast)
+values, bounded by the NumPy float32 reference's own deviation (see tolerances.py).
 """
 
 from operator import attrgetter
@@ -27,6 +28,7 @@ from .findings import (
     backend_module,
     bounding_driver,
     computed,
+    extended_point,
     extended_run,
     flat,
     overflow_allowed,
@@ -53,7 +55,9 @@ def check_forward(driver, case, dtype, device="cpu"):
 
 
 def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
-    """The backend's manual gradients (or, with autodiff, its framework's autodiff) against the reference's."""
+    """The backend's manual gradients (or, with autodiff, its framework's autodiff) against the reference's: in float64
+    within 4 x the reference's own distance from its extended twin (extended_point) plus 8 ulps, each leaf; below it by
+    the low-precision rule."""
     problem = case.problem(dtype)
     config, params, X, y = problem.config, problem.params, problem.X, problem.y
     run = driver.run_autodiff_gradients if autodiff else driver.run_gradients
@@ -277,6 +281,7 @@ def clear_caches(reference=True):
     if reference:
         reference_point.cache_clear()
         reference_run.cache_clear()
+        extended_point.cache_clear()
         shadow_run.cache_clear()
         extended_run.cache_clear()
     _BALLOTS.clear()

@@ -139,11 +139,12 @@ def assert_low_close(actual, ref_low, ref64, *, what, backend, epoch=None, dtype
         where = name if rule == name else f"{name}, computed in {rule},"
         floor = f"plus {row.floor_ulps:g} ulps at its scale"
         if name == "float64" and twin == "nudged":
-            head = (f"strays {ours.max_abs:.3e} from the reference's run, more than {bound:.3e} ({row.factor:g} x the "
-                    f"spread {theirs.max_abs:.3e} of the reference's own run under rounding, {floor})")
+            head = (f"disagrees with the reference's run: it strays {ours.max_abs:.3e}, more than {bound:.3e} "
+                    f"({row.factor:g} x the spread {theirs.max_abs:.3e} of the reference's own run under rounding, "
+                    f"{floor})")
         elif name == "float64":
-            head = (f"strays {ours.max_abs:.3e} from the reference in extended precision, more than {bound:.3e} "
-                    f"({row.factor:g} x the float64 reference's own {theirs.max_abs:.3e} from it, {floor})")
+            head = (f"disagrees with the reference: it strays {ours.max_abs:.3e} from it in extended precision, more "
+                    f"than {bound:.3e} ({row.factor:g} x the float64 reference's own {theirs.max_abs:.3e}, {floor})")
         else:
             head = (f"in {where} strays {ours.max_abs:.3e} from the float64 reference, more than {bound:.3e} "
                     f"({row.factor:g} x the NumPy {rule} reference's own {theirs.max_abs:.3e}, plus a floor)")

@@ -156,6 +156,26 @@ def reference_point(case, dtype, as_float64=False):
 
 
 @lru_cache(maxsize=64)
+def extended_point(case, dtype):
+    """reference_point of a float64 case computed in extended precision (np.longdouble, where wider; else None): the
+    twin whose distance from the float64 reference bounds a backend's output, loss and gradients (tolerances.LOW
+    ["float64"]), as the float32 reference's distance from float64 bounds float32's."""
+    wide = tolerances.wider()
+    if wide is None or dtype != "float64":
+        return None
+    p = _problem(case, dtype, None, False)
+    config = p.config.replace(parallel=None) if p.config.world > 1 else p.config
+
+    def up(t):
+        return t if t.dtype.kind in "iub" else t.astype(wide)
+
+    params, X, y = [tuple(map(up, leaves)) for leaves in p.params], up(p.X), up(p.y)
+    with np.errstate(all="ignore"):  # a non-finite twin is refused by the comparison, naming it
+        output = reference.mlp.forward(params, X, config)[-1][1]
+        return output, reference.mlp.accumulated(params, X, y, config)
+
+
+@lru_cache(maxsize=64)
 def reference_run(case, dtype, epochs=None, as_float64=False):
     """The reference's training run for a case (bounding_driver's), once per process."""
     problem = _problem(case, dtype, epochs, as_float64)
@@ -236,8 +256,11 @@ def _reference(fn, case, dtype, *args, **kwargs):
 
 
 def _twin(fn, case, dtype, *args):
-    """fn's float64 twin of a float32 problem, or None for a float64 one."""
-    return None if dtype == "float64" else _reference(fn, case, dtype, *args, as_float64=True)
+    """fn's float64 twin of a float32 problem; for a float64 one, reference_point's extended twin (extended_point),
+    None for a run (its bounds come from the runs under rounding, shadows) or where longdouble is no wider."""
+    if dtype == "float64":
+        return _reference(extended_point, case, dtype) if fn is reference_point else None
+    return _reference(fn, case, dtype, *args, as_float64=True)
 
 
 def _evaluated(driver, state, X, config, device):

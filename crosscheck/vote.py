@@ -9,7 +9,17 @@ import reference
 from reference import gradcheck
 
 from . import tolerances
-from .findings import _evaluated, _problem, _trajectory, flat, reference_point, reference_run, shadows, widest
+from .findings import (
+    _evaluated,
+    _problem,
+    _trajectory,
+    extended_point,
+    flat,
+    reference_point,
+    reference_run,
+    shadows,
+    widest,
+)
 
 
 def voters(driver):
@@ -57,6 +67,8 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
     if what == "trajectory" and dtype == "float64" and config.compute is None:  # the verdict's bounds, per array
         kind = shadow_bounds(case, epochs, checkpoints, lambda state: _evaluated(reference.DRIVER, state, X, config,
                                                                                  "cpu"))
+    elif dtype == "float64" and extended_point(case, dtype) is not None:
+        kind = point_bounds(case, what)
     ballots = {name: (arrays, kind) for name, arrays in (known if dtype == "float64" else {}).items()}
     for name, d in voters(driver).items():
         dev = device if d is driver else "cpu"
@@ -92,6 +104,9 @@ def _same(a, b, with_reference=True):
     if len(xs) != len(ys):
         return False
     bounds = kind_a if isinstance(kind_a, tuple) else kind_b if isinstance(kind_b, tuple) else None
+    if "finite_difference" in (kind_a, kind_b):  # central differences: their truncation, not rounding, bounds them
+        kind_a = kind_b = "finite_difference"
+        bounds = None
     if bounds is None:
         tol = max(tolerances.float64(kind_a), tolerances.float64(kind_b), key=lambda t: t.rtol)
 
@@ -108,6 +123,15 @@ def _same(a, b, with_reference=True):
         if np.any(np.abs(x - y) > allowed(i, x, y)):
             return False
     return True
+
+
+def point_bounds(case, what):
+    """The float64 forward's or gradients' bound per ballot array, as check_forward and check_gradients set it:
+    tolerances.low_bound of the reference's distance from its extended twin (findings.extended_point)."""
+    (output, (_, grads)), (wide, (_, wide_grads)) = reference_point(case, "float64"), extended_point(case, "float64")
+    pairs = [(output, wide)] if what == "forward" else list(zip(flat(grads), flat(wide_grads)))
+    return tuple(tolerances.low_bound("float64", float(np.max(np.abs(np.asarray(r, np.longdouble) - w))),
+                                      float(np.max(np.abs(r)))) for r, w in pairs)
 
 
 def shadow_bounds(case, epochs, checkpoints, evaluate):

@@ -77,7 +77,7 @@ def test_the_assignments_biased_running_variance_is_a_finding(monkeypatch):
     forward = cs231n_layers.batchnorm_forward
     monkeypatch.setattr(cs231n_layers, "batchnorm_forward", biased)
     case = bn_case("sgd")
-    with pytest.raises(Disagreement, match="cs231n: layer 2 running variance strays"):
+    with pytest.raises(Disagreement, match="cs231n: layer 2 running variance disagrees"):
         checks.check_trajectory(example(), case, "float64")
     assert [m[0] for m in diagnose(example(), case).matches] == ["batchnorm-running-variance-biased"]
 

@@ -106,7 +106,7 @@ def test_two_stretches_are_one_run_with_batch_norm_and_dropout(driver, device):
 def test_the_frameworks_own_optimizer_agrees(driver, device, optimizer):
     case = optimizer_case(optimizer)
     if (driver.name, optimizer) in CONVENTIONS:
-        with pytest.raises(Disagreement, match="loss \\[epoch, step\\] (disagrees|strays)"):
+        with pytest.raises(Disagreement, match="loss \\[epoch, step\\] disagrees"):
             checks.check_framework_optimizer(driver, case, device)
         # Where eps is negligible beside sqrt(G) the two conventions meet, and then they must agree.
         case = optimizer_case(optimizer, eps=1e-30)
@@ -123,7 +123,7 @@ def test_the_frameworks_own_clipping_agrees_or_is_a_known_convention(driver, dev
     case = BY_ID["gpt-block-adamw-minibatch"]
     assert case.config.clip == 1.0
     if driver.name == "jax":
-        with pytest.raises(Disagreement, match="loss \\[epoch, step\\] (disagrees|strays)"):
+        with pytest.raises(Disagreement, match="loss \\[epoch, step\\] disagrees"):
             checks.check_framework_optimizer(driver, case, device)
         return
     checks.check_framework_optimizer(driver, case, device)
