@@ -222,10 +222,25 @@ def _one_step(config, X, y, orders, step, masks):
     return config.replace(epochs=1, batch_size=None), X[rows], y[rows], noise
 
 
+def _two_steps(config, X, y, orders, masks):
+    """The problem of the run's steps 1 and 2 alone, trained at once: the first two batches of epoch 1 (as one epoch of
+    their rows, in order), or, where an epoch is one step, the first two epochs."""
+    slices = batches(len(X), config.batch_size)
+    if len(slices) >= 2:
+        stop = slices[1][1]
+        rows = slice(0, stop) if orders is None else orders[0, :stop]
+        noise = None if masks is None else [m[0:1, 0:2] for m in masks]
+        return config.replace(epochs=1), X[rows], y[rows], np.arange(stop)[None, :], noise  # their rows, in order
+    noise = None if masks is None else [m[0:2, 0:1] for m in masks]
+    return config.replace(epochs=2), X, y, None if orders is None else orders[:2], noise
+
+
 def first_steps(driver, case, dtype, device="cpu"):
     """Where a disagreeing run first parts, by leaf and step: the parameters and optimizer state after step 1, then
     after step 2 taken as a continued run from step 1's TrainState (a stretch boundary), against the reference's (and
-    its step count: 2, not reset). A list of lines, [] where both steps agree or the backend cannot be run so."""
+    its step count: 2, not reset). A backend whose train cannot continue a run (a --command program: the problem file
+    carries no optimizer state) trains steps 1 and 2 at once instead, so that the lead reads only what it returned.
+    A list of lines, [] where both steps agree or the backend cannot be run so."""
     problem = case.problem(dtype)
     config, params, X, y, orders, masks = (problem.config, problem.params, problem.X, problem.y, problem.orders,
                                            problem.noise)
@@ -233,21 +248,26 @@ def first_steps(driver, case, dtype, device="cpu"):
     precision = config.compute or dtype  # a mixed run's steps are computed in its compute dtype
     lines: list = []
     states: list = [None, None]  # the backend's state, the reference's
+    continues = driver.continues()  # a program's train cannot take step 1's state: it trains steps 1 and 2 at once
     for step in (1, 2):  # step by step: a step that already parts is said before the next is tried
-        one, X1, y1, noise = _one_step(config, X, y, orders, step, masks)
+        (one, X1, y1, noise), orders1 = _one_step(config, X, y, orders, step, masks), None
+        if step == 2 and not continues:
+            one, X1, y1, orders1, noise = _two_steps(config, X, y, orders, masks)
+            states = [None, None]
         try:
             for i, who in enumerate((driver, reference.DRIVER)):
                 state = states[i]
                 with overflow_allowed(config), np.errstate(all="ignore"):
-                    states[i] = who.run_train(params, X1, y1, one, None, (), "cpu" if who is reference.DRIVER else
-                                              device, state=state, masks=noise).state
+                    kept = () if continues else (one.epochs,)  # a program returns its state at a checkpoint
+                    states[i] = who.run_train(params, X1, y1, one, orders1, kept, "cpu" if who is reference.DRIVER
+                                              else device, state=state, masks=noise).state
         except Exception:  # noqa: BLE001  (the run's own comparison stands; this only locates it)
             return lines
         a, b = states
         if int(a.step) != int(b.step):
             lines.append(f"{driver.name}: after step {step} the step count is {int(a.step)}, where it is {int(b.step)}"
                          + (": the step count reset at a stretch boundary (step 2 continues step 1's state)"
-                            if step == 2 else ""))
+                            if step == 2 and continues else ""))
         parted = [name for name, u, v in zip(names, flat(a.params), flat(b.params)) if not _agrees(u, v, precision)]
         for state in registry.OPTIMIZERS[config.optimizer].state:
             if state in a.opt_state and state in b.opt_state:
@@ -255,7 +275,7 @@ def first_steps(driver, case, dtype, device="cpu"):
                 parted += [f"{config.optimizer} {state} of {name}" for name, u, v in pairs
                            if not _agrees(u, v, precision)]
         if parted:
-            boundary = " (continued across a stretch boundary from step 1's state)" if step == 2 else ""
+            boundary = " (continued across a stretch boundary from step 1's state)" if step == 2 and continues else ""
             lines.append(f"{driver.name}: first parts after step {step}{boundary}: {', '.join(parted)}")
         if lines:
             return lines

@@ -27,7 +27,7 @@ from . import checks, mutations, tolerances
 from .catalogue import BUGS, PROBES
 from .compare import Disagreement, assert_close
 
-STAGES = ("output", "loss", "gradients", "update", "trajectory")
+STAGES = ("output", "loss", "gradients", "update", "trajectory", "unobserved")
 LOOKS = ": it looks like "  # where an adapter's own finding (the update rule's) says what it looks like
 
 
@@ -59,7 +59,7 @@ class Diagnosis:
 
     def text(self):
         lines = [f"diagnosis of {self.backend} on {self.case} (float64, the first step):", f"  where: {self.where}"]
-        if self.stage is None:
+        if self.stage in (None, "unobserved"):
             return "\n".join(lines)
         planted = [(bug_id, what) for bug_id, what in self.matches if bug_id != "update-rule"]
         lines += [f"  it looks like: {what}" for bug_id, what in self.matches if bug_id == "update-rule"]
@@ -179,7 +179,11 @@ def _forward_parts(seen, ref, config, name):
 
 
 def _parts(seen, ref, config, name="it"):
-    """(stage, where): the first stage at which seen parts from ref, described; (None, ...) if none does."""
+    """(stage, where): the first stage at which seen parts from ref, described; (None, ...) if none does. A stage
+    whose values were not received is no agreement: where none was, the stage is "unobserved"."""
+    if seen.output is None and seen.loss is None and not seen.after and not seen.problems:
+        return "unobserved", (f"{name} gave no value of the first step in float64 (it answers no float64 problem), "
+                              f"so nothing can be located there; its checks above say where it parts")
     if "output" in seen.problems:
         return "output", f"the forward pass {seen.problems['output']}"
     if not _close(seen.output, ref.output, "forward"):
@@ -369,9 +373,10 @@ def _activation_planted_at(module, old, new):
         mutations.clear_caches(reference=True)  # the reference's own tables were patched, not through mutate
 
 
-def diagnose(driver, case, device="cpu"):
+def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None):
     """The Diagnosis of driver on case (crosscheck.cases.Case): where its first step parts from the reference's, and
-    which known mistakes, planted in the reference, reproduce it."""
+    which known mistakes, planted in the reference, reproduce it. run_failed: the caller's check of the whole run
+    failed (first_epoch: where), which a first step that agrees then leaves to the run; never contradicted."""
     problem = case.problem("float64")
     config, params, X = problem.config, problem.params, problem.X
     try:  # the first epoch's bounds: the reference's, before anything is planted in it
@@ -387,10 +392,13 @@ def diagnose(driver, case, device="cpu"):
         start = checks.flat(params)
         where += _how_much([a - p for a, p in zip(seen.after, start)], [a - p for a, p in zip(ref.after, start)],
                            config.batch_size or len(X), "step", config, config.lr)
-    if stage is None:
+    if stage is None and run_failed:
+        stage = "trajectory"
+        where += "; the run parts later" + (f", from epoch {first_epoch}" if first_epoch is not None else "")
+    elif stage is None:
         try:
             checks.check_trajectory(driver, case, "float64", device, epochs=case.short_epochs)
-            where += "; so does the whole run"
+            where += f"; so does the run of {case.short_epochs} epochs" if case.short_epochs else "; so does the run"
         except Disagreement as exc:
             stage = "trajectory"
             where += (f"; the run parts later, from epoch {exc.first_epoch}" if exc.first_epoch is not None
@@ -421,6 +429,8 @@ def diagnose(driver, case, device="cpu"):
         return planted is not None and _matches(seen, planted, kind) and not _matches(_bounded(
             ref, seen.loss_bound, seen.after_bounds), planted, kind)
 
+    if stage == "unobserved":  # nothing received to reproduce: no mistake is planted, none is named
+        tried = []
     for bug in tried if stage is not None else ():
         if reproduces(_planted_observations(bug, case, look)):
             matches.append((bug.id, bug.what))

@@ -155,7 +155,12 @@ def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
     ballots = _ballots(driver, case, dtype, what, device, epochs, known or {})
     if len(ballots) < 3:
         return f"vote on the {what}: only {len(ballots)} voter(s), too few for a majority", ()
-    where = f"; the disagreement is specific to {dtype}" if dtype != "float64" else ""
+    where = ""
+    if dtype != "float64" and driver.name in ballots:  # it voted, and agreed, in float64: the fault is dtype's
+        where = f"; the disagreement is specific to {dtype}"
+    elif dtype != "float64":  # it gave no float64 result: whether float64 would part is not known
+        where = (f" ({driver.name} gave no float64 result to vote with, so the vote cannot tell whether {dtype} alone "
+                 "is to blame)")
     line, group = tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}")
     return line, tuple(b for b in ballots if group and b not in group)
 

@@ -96,3 +96,55 @@ def test_a_sharded_or_mixed_case_has_no_shadow_of_its_own():
     """Below float64 the low-precision rule bounds a run (the reference in that dtype), not the shadow run."""
     case = replace(BN_CASE, id="bounds-mixed", config=BN_CASE.config.replace(dtype="float32", compute="bfloat16"))
     assert checks.ill_conditioned(case) == []
+
+
+STATEFUL = Case("bounds-program-momentum", Config(model=(("dense", 3, 5), "tanh", ("dense", 5, 1), "identity"),
+                                                  loss="mse", optimizer="momentum", lr=0.05, epochs=12, batch_size=4),
+                samples=12)
+
+
+def _stateful(planted):
+    import sys
+    from pathlib import Path
+
+    from crosscheck.command import command
+
+    program = Path(__file__).with_name("stateful_program.py")
+    return command([sys.executable, str(program), *(["--planted"] if planted else [])],
+                   name="planted" if planted else "mine")
+
+
+def test_a_programs_step_by_step_lead_reads_only_what_it_returned():
+    """A --command program cannot be handed step 1's optimizer state (the problem file carries none), so the lead
+    trains its steps 1 and 2 at once, each returning its state at a checkpoint: a correct momentum program agrees and
+    gets no lead; one that drops its buffer after each step is told so after step 1, with no stretch boundary said
+    (it never crossed one)."""
+    pytest.importorskip("safetensors")
+    assert checks.first_steps(_stateful(False), STATEFUL, "float64") == []
+    checks.check_trajectory(_stateful(False), STATEFUL, "float64")
+    lead = checks.first_steps(_stateful(True), STATEFUL, "float64")
+    # the buffer it drops parts at step 1 already (the parameters do at step 2): read from what the program returned
+    assert lead == ["planted: first parts after step 1: momentum momentum buffer of layer 1 weight, momentum momentum "
+                    "buffer of layer 1 bias, momentum momentum buffer of layer 2 weight, momentum momentum buffer of "
+                    "layer 2 bias"], lead
+    with pytest.raises(Disagreement, match="planted: first parts after step 1: momentum momentum buffer") as failure:
+        checks.check_trajectory(_stateful(True), STATEFUL, "float64")
+    assert "stretch boundary" not in str(failure.value)
+
+
+def test_the_vote_says_float32_alone_is_to_blame_only_where_the_implementation_voted_in_float64():
+    """A float32-only implementation gives no float64 ballot: the vote among the others cannot say the disagreement
+    is specific to float32, and says why instead; one that voted (and agreed) in float64 gets that line."""
+    from dataclasses import replace as swap
+
+    from crosscheck.vote import vote
+
+    pytest.importorskip("torch")
+    case = BY_ID["relu-softmax-ce-minibatch"]
+    only32 = swap(reference.DRIVER, name="only32", reference=False,
+                  supports=lambda config: "float32 only" if config.dtype == "float64" else None)
+    line, _ = vote(only32, case, "float32", "gradients")
+    assert "only32 gave no float64 result to vote with" in line and "specific to float32" not in line, line
+    both = swap(reference.DRIVER, name="both", reference=False)
+    line, _ = vote(both, case, "float32", "gradients")
+    assert "all agree; the disagreement is specific to float32" in line, line

@@ -62,7 +62,27 @@ def test_there_are_known_mistakes_to_match_against():
 def test_the_unmutated_copy_is_not_diagnosed_with_anything(copy_of_the_reference):
     found = diagnose(replace(copy_of_the_reference.DRIVER, name="copy"), BY_ID["seed1-xor"])
     assert found.stage is None and found.matches == [], found.text()
-    assert "so does the whole run" in found.text()
+    assert "so does the run" in found.text()
+
+
+def test_a_run_the_caller_saw_fail_is_never_said_to_agree(copy_of_the_reference):
+    """The report's failing check of the whole run stands: a first step that agrees leaves it to the run, from the
+    epoch the check found, and the diagnosis does not check the run again and say it agrees."""
+    found = diagnose(replace(copy_of_the_reference.DRIVER, name="copy"), BY_ID["seed1-xor"], run_failed=True,
+                     first_epoch=120)
+    assert found.stage == "trajectory" and "the run parts later, from epoch 120" in found.text(), found.text()
+    assert "so does" not in found.text()
+
+
+def test_values_never_received_are_not_counted_as_agreeing():
+    """An implementation that answers no float64 problem (a float32-only program) gives no value of the first step
+    in float64: the diagnosis says so, names no stage as agreeing and plants nothing to match against nothing."""
+    only32 = replace(reference.DRIVER, name="only32", reference=False,
+                     supports=lambda config: "float32 only" if config.dtype == "float64" else None)
+    found = diagnose(only32, BY_ID["seed1-xor"])
+    assert found.stage == "unobserved" and found.matches == [] and found.candidates == 0, found.text()
+    assert "gave no value of the first step in float64" in found.text()
+    assert "agrees" not in found.text()
 
 
 def example(module):
