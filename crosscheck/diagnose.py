@@ -11,6 +11,7 @@ where the output a is meant", or "none of the N known mistakes matches".
 import copy
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from common.driver import Unsupported
 from common.registry import ACTIVATIONS, LOSSES
 
 from . import checks, mutations, tolerances
+from .cases import upcast_problem
 from .catalogue import BUGS, PROBES
 from .compare import Disagreement, assert_close
 
@@ -41,10 +43,10 @@ class Observed:
     grads: list = field(default_factory=list)  # flat, in params' order
     after: list = field(default_factory=list)  # the parameters after the first epoch, flat
     problems: dict = field(default_factory=dict)  # stage -> the message of what it raised (a Disagreement...)
-    # the float64 bounds of a run's values, from the reference's runs under rounding (shadow_bounds): the loss's, and
-    # each of after's; None: the fixed trajectory tolerance
-    loss_bound: float | None = None
-    after_bounds: list | None = None
+    # absolute bounds of the values, where not the float64 table's: {"loss": float, "after": [...]} of a run's, from the
+    # reference's runs under rounding (shadow_bounds); in float32 every value's too ("output", "layers", "grads"),
+    # from the float32 reference's own deviation (low_bounds)
+    bounds: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -56,9 +58,11 @@ class Diagnosis:
     matches: list  # (id, what): catalogue mistakes with which the reference reproduces the implementation, or the
     # adapter's own finding ("update-rule": the step read back at two learning rates is not W - lr x gradient)
     candidates: int  # how many were tried
+    dtype: str = "float64"  # what the first step was looked at in: float64, or a float32-only program's float32
 
     def text(self):
-        lines = [f"diagnosis of {self.backend} on {self.case} (float64, the first step):", f"  where: {self.where}"]
+        lines = [f"diagnosis of {self.backend} on {self.case} ({self.dtype}, the first step):",
+                 f"  where: {self.where}"]
         if self.stage in (None, "unobserved"):
             return "\n".join(lines)
         planted = [(bug_id, what) for bug_id, what in self.matches if bug_id != "update-rule"]
@@ -71,15 +75,18 @@ class Diagnosis:
             lines.append(f"  it looks like: none of the {self.candidates} known mistakes matches (crosscheck/"
                          f"catalogue.py); the values above are where to look")
         if self.candidates:
-            lines.append(f"  tried: {self.candidates} of the catalogue's {len(BUGS)} mistakes, planted in the NumPy "
+            numpy = "NumPy" if self.dtype == "float64" else f"NumPy {self.dtype}"
+            lines.append(f"  tried: {self.candidates} of the catalogue's {len(BUGS)} mistakes, planted in the {numpy} "
                          f"reference one at a time; the other {len(BUGS) - self.candidates} cannot be planted there "
                          f"(probes with problems of their own, other dtypes, or the frameworks' code alone)")
         return "\n".join(lines)
 
 
-def observe(driver, case, device="cpu"):
-    """driver's values at case's first step (float64); a stage it does not support is left out."""
-    problem = case.problem("float64")
+def observe(driver, case, device="cpu", dtype="float64", twin=False):
+    """driver's values at case's first step in dtype (twin: the float64 problem holding dtype's values); a stage it
+    does not support is left out."""
+    problem = case.problem(dtype)
+    problem = upcast_problem(problem) if twin else problem
     config, params, X, y = problem.config, problem.params, problem.X, problem.y
     seen = Observed()
     try:
@@ -100,7 +107,8 @@ def observe(driver, case, device="cpu"):
     except Exception as exc:  # noqa: BLE001
         seen.problems["gradients"] = f"raised {type(exc).__name__}: {exc}"
     try:
-        run = driver.train(case.problem("float64", epochs=1), (1,), device)
+        first = case.problem(dtype, epochs=1)
+        run = driver.train(upcast_problem(first) if twin else first, (1,), device)
         seen.after = checks.flat(run.params)
     except Unsupported:
         pass
@@ -126,9 +134,33 @@ def shadow_bounds(case, epochs):
             [bound(a, list(others)) for a, *others in zip(leaves(ref), *map(leaves, runs))])
 
 
-def _bounded(observed, loss_bound, after_bounds):
-    observed.loss_bound, observed.after_bounds = loss_bound, after_bounds
+def _bounded(observed, loss_bound=None, after_bounds=None, bounds=None):
+    observed.bounds = {**(bounds or {}), **({} if loss_bound is None else {"loss": loss_bound}),
+                       **({} if after_bounds is None else {"after": after_bounds})}
     return observed
+
+
+def _kind(seen, key, i=None, default="forward"):
+    """The tolerance of seen's value key (its i-th, for a list): its bound where seen has one, else default's row."""
+    bound = seen.bounds.get(key)
+    if bound is None:
+        return default
+    return float(bound if i is None else bound[i])
+
+
+def low_bounds(case, dtype, device="cpu"):
+    """Every first-step value's bound in dtype (float32): tolerances.low_bound of the NumPy reference's own deviation
+    in dtype from its float64 twin on the same values, as the checks hold a float32 run."""
+    low, wide = observe(reference.DRIVER, case, dtype=dtype), observe(reference.DRIVER, case, dtype=dtype, twin=True)
+
+    def bound(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return tolerances.low_bound(dtype, float(np.max(np.abs(a - b))), float(np.max(np.abs(b))))
+
+    return {"output": bound(low.output, wide.output), "loss": bound(low.loss, wide.loss),
+            "layers": None if low.layers is None else [bound(a, b) for a, b in zip(low.layers, wide.layers)],
+            "grads": [bound(a, b) for a, b in zip(low.grads, wide.grads)],
+            "after": [bound(a, b) for a, b in zip(low.after, wide.after)]}
 
 
 def _close(actual, expected, kind):
@@ -172,7 +204,7 @@ def _forward_parts(seen, ref, config, name):
         return (f"the network's output differs already: the forward pass ({name} gives only its output, so the "
                 f"layer where it parts is not located)")
     for i, (y, r) in enumerate(zip(seen.layers, ref.layers)):
-        if not _close(y, r, "forward"):
+        if not _close(y, r, _kind(seen, "layers", i)):
             agree = f"; the {i} layers below it agree" if i else ""
             return f"the forward pass parts at {layer_label(config, i)}, model[{i}]: its output differs{agree}"
     return "the network's output differs, though each layer's output agrees: the forward pass"
@@ -182,18 +214,20 @@ def _parts(seen, ref, config, name="it"):
     """(stage, where): the first stage at which seen parts from ref, described; (None, ...) if none does. A stage
     whose values were not received is no agreement: where none was, the stage is "unobserved"."""
     if seen.output is None and seen.loss is None and not seen.after and not seen.problems:
-        return "unobserved", (f"{name} gave no value of the first step in float64 (it answers no float64 problem), "
-                              f"so nothing can be located there; its checks above say where it parts")
+        return "unobserved", (f"{name} gave no value of the first step in {config.dtype} (it answers no "
+                              f"{config.dtype} problem), so nothing can be located there; its checks above say where "
+                              f"it parts")
     if "output" in seen.problems:
         return "output", f"the forward pass {seen.problems['output']}"
-    if not _close(seen.output, ref.output, "forward"):
+    if not _close(seen.output, ref.output, _kind(seen, "output")):
         return "output", _forward_parts(seen, ref, config, name)
     if "gradients" in seen.problems:
         return "gradients", f"the backward pass {seen.problems['gradients']}"
-    if seen.loss is not None and not _close(seen.loss, ref.loss, "forward"):
+    if seen.loss is not None and not _close(seen.loss, ref.loss, _kind(seen, "loss")):
         return "loss", "the output agrees, the loss does not: the loss function"
     names = checks.param_names(config, " gradient")
-    bad = [n for n, g, r in zip(names, seen.grads, ref.grads) if not _close(g, r, "gradient")]
+    bad = [n for i, (n, g, r) in enumerate(zip(names, seen.grads, ref.grads))
+           if not _close(g, r, _kind(seen, "grads", i, "gradient"))]
     if bad:
         ok = [n for n in names if n not in bad]
         nearest = bad[-1].rsplit(" ", 2)[0]  # "layer 2": the layer nearest the output whose gradients differ
@@ -258,18 +292,18 @@ def _matches(seen, ref, loss_kind="forward"):
     crashes = [{stage: _crash(text) for stage, text in o.problems.items()} for o in (seen, ref) if o is not None]
     if ref is None or crashes[0] != crashes[1]:
         return False
-    pairs = [(seen.output, ref.output, "forward"),
-             (seen.loss, ref.loss, seen.loss_bound if seen.loss_bound is not None else loss_kind)]
+    pairs = [(seen.output, ref.output, _kind(seen, "output")),
+             (seen.loss, ref.loss, _kind(seen, "loss", None, loss_kind))]
     if seen.layers is not None and ref.layers is not None:
-        pairs += [(y, r, "forward") for y, r in zip(seen.layers, ref.layers)]
-    pairs += [(g, r, "gradient") for g, r in zip(seen.grads, ref.grads)]
+        pairs += [(y, r, _kind(seen, "layers", i)) for i, (y, r) in enumerate(zip(seen.layers, ref.layers))]
+    pairs += [(g, r, _kind(seen, "grads", i, "gradient")) for i, (g, r) in enumerate(zip(seen.grads, ref.grads))]
     pairs += [(a, r, k) for a, r, k in zip(seen.after, ref.after, _after_kinds(seen))]
     return all(_close(a, r, kind) for a, r, kind in pairs)
 
 
 def _after_kinds(seen):
-    """Each of seen.after's tolerances: its shadow bound where observed with one, else the trajectory row."""
-    return seen.after_bounds if seen.after_bounds is not None else ["trajectory"] * len(seen.after)
+    """Each of seen.after's tolerances: its bound where observed with one, else the trajectory row."""
+    return [_kind(seen, "after", i, "trajectory") for i in range(len(seen.after))]
 
 
 def candidates():
@@ -373,18 +407,27 @@ def _activation_planted_at(module, old, new):
         mutations.clear_caches(reference=True)  # the reference's own tables were patched, not through mutate
 
 
-def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None):
+def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dtype="float64"):
     """The Diagnosis of driver on case (crosscheck.cases.Case): where its first step parts from the reference's, and
     which known mistakes, planted in the reference, reproduce it. run_failed: the caller's check of the whole run
-    failed (first_epoch: where), which a first step that agrees then leaves to the run; never contradicted."""
-    problem = case.problem("float64")
+    failed (first_epoch: where), which a first step that agrees then leaves to the run; never contradicted. dtype: the
+    run's; an implementation that answers no float64 problem (a float32-only program) is diagnosed in it, the
+    mistakes planted in the reference in that dtype and matched within its low-precision bounds."""
+    precision = "float64"
+    if dtype != "float64" and _parts(observe(driver, case, device), Observed(), case.config)[0] == "unobserved":
+        precision = dtype
+    problem = case.problem(precision)
     config, params, X = problem.config, problem.params, problem.X
-    try:  # the first epoch's bounds: the reference's, before anything is planted in it
-        after_bounds = shadow_bounds(case, 1)[1][:len(checks.flat(params))]
+    bounds: dict = {}
+    try:  # the bounds: the reference's, before anything is planted in it
+        if precision == "float64":
+            bounds = {"after": shadow_bounds(case, 1)[1][:len(checks.flat(params))]}
+        else:
+            bounds = low_bounds(case, precision)
     except Exception:  # noqa: BLE001  (the reference's own crash is reported by the checks; the table's row holds)
-        after_bounds = None
-    seen = _bounded(observe(driver, case, device), None, after_bounds)
-    ref = observe(reference.DRIVER, case)
+        pass
+    seen = _bounded(observe(driver, case, device, precision), bounds=bounds)
+    ref = observe(reference.DRIVER, case, dtype=precision)
     stage, where = _parts(seen, ref, config, driver.name)
     if stage == "gradients" and "gradients" not in seen.problems:
         where += _how_much(seen.grads, ref.grads, len(X), "gradient", config)
@@ -397,7 +440,7 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None):
         where += "; the run parts later" + (f", from epoch {first_epoch}" if first_epoch is not None else "")
     elif stage is None:
         try:
-            checks.check_trajectory(driver, case, "float64", device, epochs=case.short_epochs)
+            checks.check_trajectory(driver, case, precision, device, epochs=case.short_epochs)
             where += f"; so does the run of {case.short_epochs} epochs" if case.short_epochs else "; so does the run"
         except Disagreement as exc:
             stage = "trajectory"
@@ -414,20 +457,21 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None):
     if stage == "update" and LOOKS in rule:  # the adapter's update-rule check has already said what it looks like
         where, looks = rule.split(LOOKS, 1)
         matches.append(("update-rule", f"{looks} (the step read back at two learning rates)"))
-    if stage == "trajectory":
+    look: object = partial(observe, dtype=precision)
+    if stage == "trajectory" and precision != "float64":
+        tried = []  # a low-precision run's later parting: located by the checks, not planted
+    elif stage == "trajectory":
         look = _short_run
         try:
             short = shadow_bounds(case, case.short_epochs or min(config.epochs, 200))
             seen, ref = _bounded(_short_run(driver, case, device), *short), _short_run(reference.DRIVER, case)
         except Exception:  # noqa: BLE001  (a crash here was reported by the check itself)
             tried = []
-    else:
-        look = observe
     kind = "trajectory" if stage == "trajectory" else "forward"
 
     def reproduces(planted):
         return planted is not None and _matches(seen, planted, kind) and not _matches(_bounded(
-            ref, seen.loss_bound, seen.after_bounds), planted, kind)
+            ref, bounds=seen.bounds), planted, kind)
 
     if stage == "unobserved":  # nothing received to reproduce: no mistake is planted, none is named
         tried = []
@@ -440,4 +484,4 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None):
             for i in positions:
                 if reproduces(_planted_observations(bug, case, look, at=i)):
                     matches.append((bug.id, f"{bug.what}, in {layer_label(config, i)} alone (model[{i}])"))
-    return Diagnosis(driver.name, case.id, stage, where, matches, len(tried))
+    return Diagnosis(driver.name, case.id, stage, where, matches, len(tried), precision)

@@ -183,7 +183,7 @@ def _row(name, args, case, ref, runs):
     for check in CHECKS:
         row.outcome(check, "not reached: an earlier check failed")
     if row.agree is False and name != backends.REFERENCE and backends.REFERENCE not in row.blamed and row.diagnosable:
-        row.diagnosis = _diagnosis(driver, case, device, row)
+        row.diagnosis = _diagnosis(driver, case, device, row, args.dtype)
     return row
 
 
@@ -266,12 +266,12 @@ def _check_divergence(row, name, config, ref):
         raise Disagreement(f"{reason}, while the reference stays finite; divergence is never agreement")
 
 
-def _diagnosis(driver, case, device, row):
+def _diagnosis(driver, case, device, row, dtype):
     """The diagnosis of a disagreeing row (crosscheck/diagnose.py), or why there is none. The row's own failing checks
     stand: where its training run failed, the diagnosis says the run parts, from the row's first epoch out."""
     failed = row.checks.get("training run") == "failed"
     try:
-        return diagnose(driver, case, device, run_failed=failed, first_epoch=row.first_epoch_out).text()
+        return diagnose(driver, case, device, run_failed=failed, first_epoch=row.first_epoch_out, dtype=dtype).text()
     except Unsupported as exc:
         return f"no diagnosis: {exc}"
     except Exception as exc:  # noqa: BLE001  (the row's own findings stand)

@@ -43,17 +43,63 @@ VOTE_FD_LIMIT = 5000  # central differences join the gradient vote when the netw
 _BALLOTS: dict[tuple, dict] = {}
 
 
-def _ballots(driver, case, dtype, what, device, epochs, known):
+def _ballots(driver, case, dtype, what, device, epochs, known, in_dtype=False):
     """{voter: (arrays, tolerance kind)} on the float64 problem holding the case's dtype values.
 
     The reference's results come from the cache, and known holds results the caller already has (float64 only).
     Cached until clear_caches(): every voter is deterministic, so a second witness of one failure reuses the vote.
     """
 
-    key = (tuple(voters(driver)), case, dtype, what, device, epochs)
+    key = (tuple(voters(driver)), case, dtype, what, device, epochs, in_dtype)
     if key not in _BALLOTS:
-        _BALLOTS[key] = _cast_ballots(driver, case, dtype, what, device, epochs, known)
+        cast = _cast_low_ballots if in_dtype else _cast_ballots
+        _BALLOTS[key] = cast(driver, case, dtype, what, device, epochs, known)
     return _BALLOTS[key]
+
+
+def _cast_low_ballots(driver, case, dtype, what, device, epochs, known):
+    """{voter: (arrays, bounds)} on the dtype problem itself (float32), for an implementation that answers no float64
+    problem: each array's bound tolerances.low_bound of the NumPy reference's own deviation in dtype from its float64
+    twin, as the checks hold it. Central differences do not vote (in float32 they measure rounding, not slope)."""
+    import backends
+
+    problem = _problem(case, dtype, epochs, as_float64=False)
+    config, params, X, y = problem.config, problem.params, problem.X, problem.y
+    checkpoints = case.checkpoints(config.epochs)
+    rule = config.compute or dtype
+    X64, config64 = _problem(case, dtype, epochs, as_float64=True).X, _problem(case, dtype, epochs, True).config
+
+    def arrays(point, run, evaluate):
+        if what == "forward":
+            return [point[0]]
+        if what == "gradients":
+            return flat(point[1][1])
+        return _trajectory(run, len(flat(params)), checkpoints, evaluate)
+
+    low = arrays(reference_point(case, dtype), what == "trajectory" and reference_run(case, dtype, epochs),
+                 lambda state: _evaluated(reference.DRIVER, state, X, config, "cpu"))
+    wide = arrays(reference_point(case, dtype, as_float64=True),
+                  what == "trajectory" and reference_run(case, dtype, epochs, as_float64=True),
+                  lambda state: _evaluated(reference.DRIVER, state, X64, config64, "cpu"))
+    bounds = tuple(tolerances.low_bound(rule, float(np.max(np.abs(np.asarray(a, np.float64) - b))),
+                                        float(np.max(np.abs(b)))) for a, b in zip(low, wide))
+    ballots = {name: (values, bounds) for name, values in known.items()}
+    ballots.setdefault(backends.REFERENCE, (low, bounds))
+    for name, d in voters(driver).items():
+        dev = device if d is driver else "cpu"
+        try:
+            if name in ballots:
+                continue
+            if what == "forward":
+                ballots[name] = ([d.run_forward(params, X, config, dev)], bounds)
+            elif what == "gradients":
+                ballots[name] = (flat(d.run_gradients(params, X, y, config, dev)[1]), bounds)
+            else:
+                ballots[name] = (_trajectory(d.train(problem, checkpoints, dev), len(flat(params)), checkpoints,
+                                             lambda state, d=d, dev=dev: _evaluated(d, state, X, config, dev)), bounds)
+        except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
+            continue
+    return ballots
 
 
 def _cast_ballots(driver, case, dtype, what, device, epochs, known):
@@ -158,14 +204,18 @@ def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
     where = ""
     if dtype != "float64" and driver.name in ballots:  # it voted, and agreed, in float64: the fault is dtype's
         where = f"; the disagreement is specific to {dtype}"
-    elif dtype != "float64":  # it gave no float64 result: whether float64 would part is not known
+    elif dtype != "float64":  # it gave no float64 result: the vote is held in its own dtype
+        low = _ballots(driver, case, dtype, what, device, epochs, known or {}, in_dtype=True)
+        if driver.name in low and len(low) >= 3:
+            line, group = tally(what, low, prefer=driver.name, dtype=dtype)
+            return line, tuple(b for b in low if group and b not in group)
         where = (f" ({driver.name} gave no float64 result to vote with, so the vote cannot tell whether {dtype} alone "
                  "is to blame)")
     line, group = tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}")
     return line, tuple(b for b in ballots if group and b not in group)
 
 
-def tally(what, ballots, prefer=None, unanimous="all agree"):
+def tally(what, ballots, prefer=None, unanimous="all agree", dtype="float64"):
     """(the vote's line, its majority: [] where there is none) over ballots ({voter: (arrays, tolerance kind)}, at
     least three): 'vote on the WHAT (float64, N voters): a, b agree with each other; the odd one out: c'. prefer: the
     voter whose group wins a tie of sizes (the implementation under check)."""
@@ -176,7 +226,7 @@ def tally(what, ballots, prefer=None, unanimous="all agree"):
     best = max(ballots, key=lambda a: (len(agree[a]), a == prefer))
     group = [b for b in ballots if b == best or b in agree[best]]
     odd = [b for b in ballots if b not in group]
-    head = f"vote on the {what} (float64, {len(ballots)} voters): "
+    head = f"vote on the {what} ({dtype}, {len(ballots)} voters): "
     if not odd:
         return head + unanimous, group
     if 2 * len(group) <= len(ballots):

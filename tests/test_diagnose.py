@@ -298,3 +298,29 @@ def test_a_nan_is_matched_only_by_the_same_nan_at_the_same_place():
     assert not _close(np.array([nan, 1.0]), np.array([nan, 2.0]), "forward")
     assert not _close(np.array([1.0, 1.0]), np.array([nan, 1.0]), "forward")
     assert not _close(np.array([np.inf, 1.0]), np.array([-np.inf, 1.0]), "forward")
+
+
+def test_a_float32_only_implementation_is_diagnosed_and_voted_in_float32(copy_of_the_reference):
+    """A program that runs only in float32 (llm.c's trainer, a CUDA kernel) gives nothing to a float64 diagnosis: it
+    is diagnosed in float32, the catalogue's mistakes planted in the NumPy float32 reference and matched within the
+    float32 bounds; its slip is located at its layer and named."""
+    bug = next(b for b in candidates() if b.id == "gelu-density-term-dropped")
+    case_id = "gelu-leaky-hinge-minibatch"
+    only32 = replace(copy_of_the_reference.DRIVER, name="only32",
+                     supports=lambda config: "float32 only" if config.dtype == "float64" else None)
+    with mutations.planted(f"refcopy.{bug.module}", *bug.spelled("numpy")), np.errstate(all="ignore"):
+        found = diagnose(only32, BY_ID[case_id], dtype="float32")
+    text = found.text()
+    assert text.startswith(f"diagnosis of only32 on {case_id} (float32, the first step):"), text
+    assert found.stage == "gradients" and "the gradients first differ at layer 1" in text, text
+    assert [bug_id for bug_id, _ in found.matches] == [bug.id], text
+    assert "planted in the NumPy float32 reference" in text
+    if importlib.util.find_spec("torch") is None:  # the vote needs a third voter
+        return
+    from crosscheck import checks
+    from crosscheck.compare import Disagreement
+
+    with mutations.planted(f"refcopy.{bug.module}", *bug.spelled("numpy")), np.errstate(all="ignore"):
+        with pytest.raises(Disagreement, match=r"vote on the gradients \(float32, \d voters\): .*the odd one out: "
+                                               r"only32$"):
+            checks.check_gradients(only32, BY_ID[case_id], "float32")
