@@ -114,8 +114,8 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
 
     def compare(part, what, epoch=None):  # part(a Run) -> the quantity, stacked over the checkpoints where it is kept
         if nudged:
-            found.compare_run(part(run), part(ref), lambda: widest(part(ref), [part(r) for r in _reference(
-                shadows, case, dtype, epochs)]), what=what, backend=driver.name, epoch=epoch)
+            found.compare_run(part(run), part(ref), _shadow_parts(part, case, dtype, epochs), what=what,
+                              backend=driver.name, epoch=epoch)
         else:
             found.compare(part(run), part(ref), part(ref64), "trajectory", what=what, backend=driver.name,
                           epoch=epoch)
@@ -154,6 +154,17 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     return found.result()
 
 
+def _shadow_parts(part, case, dtype, epochs=None):
+    """Thunks giving part(a Run) in each of the reference's runs under rounding, cheapest first (findings.shadows)."""
+    def of(fn):
+        def thunk():
+            shadow = _reference(fn, case, dtype, epochs)
+            return None if shadow is None else part(shadow)
+        return thunk
+
+    return [of(shadow_run), of(extended_run)]
+
+
 def ill_conditioned(case, epochs=None, ref=None, shadowed_only=False):
     """Lines naming the leaves of a float64 case's run that amplify rounding: where the reference's own runs under
     rounding (findings.shadows: an ulp's nudge at every step, extended precision) spread by more than one ulp a step
@@ -167,7 +178,9 @@ def ill_conditioned(case, epochs=None, ref=None, shadowed_only=False):
     if case.config.compute is not None or (shadowed_only and not shadow_run.cache_info().currsize):
         return []
     ref = ref if ref is not None else reference_run(case, "float64", epochs)
-    runs = shadows(case, "float64", epochs)
+    runs = [shadow_run(case, "float64", epochs)]  # and the extended twin's, unless a report has not needed it
+    if not shadowed_only or extended_run.cache_info().currsize:
+        runs = shadows(case, "float64", epochs)
     checkpoints = case.checkpoints(config.epochs)
     _, grads = reference_point(case, "float64")[1]
     largest = max(float(np.max(np.abs(g))) for g in flat(grads))
@@ -327,15 +340,12 @@ def check_framework_optimizer(driver, case, device="cpu", native=False):
              f"{FRAMEWORK_OPTIMIZER[driver.name]}.{config.optimizer}")
     found = Findings()
 
-    def shadow(part):  # the quantity part(a Run) in the widest of the reference's runs under rounding
-        return widest(part(ref), [part(r) for r in _reference(shadows, case, "float64")])
-
-    found.compare_run(driver.to_numpy(run.losses), ref.losses, lambda: shadow(lambda r: r.losses),
+    found.compare_run(driver.to_numpy(run.losses), ref.losses, _shadow_parts(lambda r: r.losses, case, "float64"),
                       what="loss [epoch, step]", backend=label)
     for i, name in enumerate(param_names(config)):
         # The framework's own run keeps its optimizer's state to itself: its checkpoints hold parameters alone.
         ours = np.stack([driver.to_numpy(flat(run.checkpoints[e])[i]) for e in checkpoints])
         found.compare_run(ours, _stacked(ref, i, checkpoints),
-                          lambda i=i: shadow(lambda r: _stacked(r, i, checkpoints)), what=name, backend=label,
-                          epoch=list(checkpoints))
+                          _shadow_parts(lambda r, i=i: _stacked(r, i, checkpoints), case, "float64"), what=name,
+                          backend=label, epoch=list(checkpoints))
     return found.result()
