@@ -1,6 +1,7 @@
 """The vote on a failing op: which of the reference, each installed framework's manual op, each one's autodiff
 vector-Jacobian product, each framework's own op and central differences agree, and whom the failure blames."""
 
+import importlib
 from functools import partial
 
 import numpy as np
@@ -9,6 +10,7 @@ import backends
 import reference
 from common import registry
 
+from . import tolerances
 from .findings import backend_module
 from .op_inputs import DIRECTIONS, EPS, activation_inputs, kinks, layer_inputs, loss_inputs, native_op, noise_of
 from .vote import tally, voters
@@ -54,6 +56,8 @@ def op_vote(kind, name, device="cpu", seed=0):
     directions = [[None if (ids and i == 0) else np.where(s, 0.0, rng.standard_normal(v.shape))
                    for i, (v, s) in enumerate(zip(values, skip))] for _ in range(DIRECTIONS)]
     forwards, backwards, scalars = _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions)
+    bound = _forward_bound(kind, name, values, layer, y, mask)  # the op check's own float64 bound on the forward
+    forwards = {voter: (arrays, bound) for voter, (arrays, _) in forwards.items()}
     forward_line, group = _counted(f"{name} forward", forwards)
     # Central differences of a forward the majority agrees on (the reference's where it is among them): of a wrong
     # forward they would side with its backward.
@@ -61,6 +65,23 @@ def op_vote(kind, name, device="cpu", seed=0):
     if who is not None:
         backwards["central differences"] = ([_central(scalars[who], values, directions)], "finite_difference")
     return forward_line + "\n" + _counted(f"{name} backward", backwards)[0]
+
+
+def _forward_bound(kind, name, values, layer, y, mask):
+    """(the bound on the op's forward,): tolerances.low_bound of the reference's distance from its extended twin
+    (ops.wide_twin), the bound check_op holds every forward to, so that the vote and the verdict agree on it."""
+    from .ops import wide_twin  # ops imports this module
+
+    module = importlib.import_module(f"reference.{kind}")
+
+    def reference_forward(*vs):
+        forward, _ = _op_functions(module, kind, name, layer, y, noise_of(mask), lambda a: a)
+        with np.errstate(all="ignore"):
+            return np.asarray(forward(list(vs)))
+
+    ours, wide = reference_forward(*values), wide_twin(reference_forward, *values)
+    return (tolerances.low_bound("float64", float(np.max(np.abs(np.asarray(ours, np.longdouble) - wide))),
+                                 float(np.max(np.abs(ours)))),)
 
 
 def _op_values(kind, name, seed):
@@ -108,7 +129,9 @@ def _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions)
                     continue
                 backwards[f"{voter} autodiff"] = ([project(_vjps(autodiff, forward, values, directions, skip, d,
                                                                  native, numpy))], "finite_difference")
-                if own is not None:
+                # an own op that computes in a lower dtype whatever it is given (jax.nn.dot_product_attention's
+                # float32 softmax) is held to that dtype's bound by the check, so it casts no float64 ballot
+                if own is not None and (kind, name) not in getattr(autodiff, "NATIVE_DTYPE", {}):
                     theirs = _own_forward(own, kind, layer, y, native)
                     forwards[f"{voter}'s own"] = ([numpy(theirs(ours))], "forward")
                     backwards[f"{voter}'s own"] = ([project(_vjps(autodiff, theirs, values, directions, skip, d,
