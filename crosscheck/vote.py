@@ -225,6 +225,8 @@ def tally(what, ballots, prefer=None, unanimous="all agree", dtype="float64"):
              for a in ballots}
     best = max(ballots, key=lambda a: (len(agree[a]), a == prefer))
     group = [b for b in ballots if b == best or b in agree[best]]
+    if backends.REFERENCE in group:  # with the reference in it, whoever strays past its bound of it is odd, as the
+        group = [b for b in group if b == backends.REFERENCE or b in agree[backends.REFERENCE]]  # verdict says
     odd = [b for b in ballots if b not in group]
     head = f"vote on the {what} ({dtype}, {len(ballots)} voters): "
     if not odd:

@@ -55,12 +55,29 @@ def test_the_float64_op_bound_is_derived_and_can_fail(driver, device, monkeypatc
     native = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff").NATIVE
     right = native["activations", "tanh"]
     monkeypatch.setitem(native, ("activations", "tanh"), lambda z: right(z) * (1 + ulps * 2.0 ** -52))
+    from crosscheck.op_vote import op_vote
+
+    line = op_vote("activations", "tanh", device).splitlines()[0]  # the vote holds the forward to the same bound
+    assert line.endswith(f"the odd one out: {driver.name}'s own") if fails else line.endswith("all agree"), line
     if not fails:
         assert ops.check_op(driver, "activations", "tanh", device)
         return
     with pytest.raises(Disagreement, match=r"tanh forward against .*'s own disagrees with the reference: it strays "
                                            r".* from it in extended precision, more than .* \(4 x the float64"):
         ops.check_op(driver, "activations", "tanh", device)
+
+
+def test_an_own_op_in_a_lower_dtype_casts_no_float64_ballot(request):
+    """JAX's own attention computes its softmax in float32 (autodiff.NATIVE_DTYPE), which its check bounds in float32:
+    in the float64 vote it is no voter, so it is never the odd one out for being float32 (on an Intel CPU the vote had
+    blamed it while the check blamed torch)."""
+    from .strictness import load_or_skip
+
+    load_or_skip(request.config, "jax")
+    from crosscheck.op_vote import op_vote
+
+    line = op_vote("layers", "rope_attention").splitlines()[0]
+    assert "jax's own" not in line and line.endswith("all agree"), line
 
 
 def test_torchs_softplus_threshold_is_a_convention_the_float64_bound_sees(request, monkeypatch):
