@@ -114,7 +114,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
 
     def compare(part, what, epoch=None):  # part(a Run) -> the quantity, stacked over the checkpoints where it is kept
         if nudged:
-            found.compare_run(part(run), part(ref), _shadow_parts(part, case, dtype, epochs), what=what,
+            found.compare_run(part(run), part(ref), shadow_parts(part, case, dtype, epochs), what=what,
                               backend=driver.name, epoch=epoch)
         else:
             found.compare(part(run), part(ref), part(ref64), "trajectory", what=what, backend=driver.name,
@@ -154,7 +154,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     return found.result()
 
 
-def _shadow_parts(part, case, dtype, epochs=None):
+def shadow_parts(part, case, dtype, epochs=None):
     """Thunks giving part(a Run) in each of the reference's runs under rounding, cheapest first (findings.shadows)."""
     def of(fn):
         def thunk():
@@ -340,12 +340,12 @@ def check_framework_optimizer(driver, case, device="cpu", native=False):
              f"{FRAMEWORK_OPTIMIZER[driver.name]}.{config.optimizer}")
     found = Findings()
 
-    found.compare_run(driver.to_numpy(run.losses), ref.losses, _shadow_parts(lambda r: r.losses, case, "float64"),
+    found.compare_run(driver.to_numpy(run.losses), ref.losses, shadow_parts(lambda r: r.losses, case, "float64"),
                       what="loss [epoch, step]", backend=label)
     for i, name in enumerate(param_names(config)):
         # The framework's own run keeps its optimizer's state to itself: its checkpoints hold parameters alone.
         ours = np.stack([driver.to_numpy(flat(run.checkpoints[e])[i]) for e in checkpoints])
         found.compare_run(ours, _stacked(ref, i, checkpoints),
-                          _shadow_parts(lambda r, i=i: _stacked(r, i, checkpoints), case, "float64"), what=name,
+                          shadow_parts(lambda r, i=i: _stacked(r, i, checkpoints), case, "float64"), what=name,
                           backend=label, epoch=list(checkpoints))
     return found.result()
