@@ -44,7 +44,7 @@ class Findings:
 
     def compare(self, actual, ref, ref64, kind, *, what, backend, epoch=None, dtype=None):
         """ref is the reference in the problem's dtype; ref64 its float64 twin (None for float64 problems compared
-        with a fixed tolerance; in float64, the reference in extended precision: ops.wide_twin). kind: a row of
+        with a fixed tolerance; in float64, the reference in extended precision: op_inputs.wide_twin). kind: a row of
         tolerances.FLOAT64, or a Tol itself (a probe's). dtype: the lower dtype actual is held to, where not the
         problem's (a framework's own op that computes in float32 whatever it is given)."""
         try:

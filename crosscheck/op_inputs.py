@@ -9,6 +9,7 @@ import numpy as np
 from common import registry
 from common.config import Layer
 
+from . import tolerances
 from .findings import backend_module
 
 SHAPE = (5, 3)
@@ -102,3 +103,22 @@ def native_op(driver, kind, name):
         return None, None
     autodiff = backend_module(driver, "autodiff")
     return autodiff, autodiff.NATIVE.get((kind, name))
+
+
+def wide_twin(fn, *arrays):
+    """fn(*arrays) computed by the reference in extended precision (tolerances.wider(): np.longdouble), the twin
+    a float64 op's bound is measured against; where longdouble is no wider than float64, fn on the arrays nudged by
+    one ulp each (a seeded sign per entry), whose spread measures the op's condition instead. Integer arrays (ids)
+    and None pass as they are."""
+    wide = tolerances.wider()
+    rng = np.random.default_rng(12345)
+
+    def twin(a):
+        if a is None or a.dtype.kind in "iub":
+            return a
+        if wide is not None:
+            return a.astype(wide)
+        return a * (1 + 2.0 ** -52 * rng.choice([-1.0, 1.0], a.shape))
+
+    with np.errstate(over="ignore"):
+        return fn(*(twin(a) for a in arrays))

@@ -12,7 +12,17 @@ from common import registry
 
 from . import tolerances
 from .findings import backend_module
-from .op_inputs import DIRECTIONS, EPS, activation_inputs, kinks, layer_inputs, loss_inputs, native_op, noise_of
+from .op_inputs import (
+    DIRECTIONS,
+    EPS,
+    activation_inputs,
+    kinks,
+    layer_inputs,
+    loss_inputs,
+    native_op,
+    noise_of,
+    wide_twin,
+)
 from .vote import tally, voters
 
 
@@ -69,9 +79,7 @@ def op_vote(kind, name, device="cpu", seed=0):
 
 def _forward_bound(kind, name, values, layer, y, mask):
     """(the bound on the op's forward,): tolerances.low_bound of the reference's distance from its extended twin
-    (ops.wide_twin), the bound check_op holds every forward to, so that the vote and the verdict agree on it."""
-    from .ops import wide_twin  # ops imports this module
-
+    (wide_twin), the bound check_op holds every forward to, so that the vote and the verdict agree on it."""
     module = importlib.import_module(f"reference.{kind}")
 
     def reference_forward(*vs):

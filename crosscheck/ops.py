@@ -19,7 +19,6 @@ import numpy as np
 from common import dtypes, registry
 from reference.precision import bfloat16, cast, plain
 
-from . import tolerances
 from .compare import assert_low_close
 from .findings import Findings, backend_module, computed
 from .op_inputs import (
@@ -31,6 +30,7 @@ from .op_inputs import (
     loss_inputs,
     native_op,
     noise_of,
+    wide_twin,
 )
 from .op_vote import op_vote
 
@@ -105,25 +105,6 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
         found.compare(np.vdot(dz, v), numeric, None, "finite_difference",
                       what=f"{name} backward along random direction {k + 1} (central differences)", backend=label)
     return found.result()
-
-
-def wide_twin(fn, *arrays):
-    """fn(*arrays) computed by the reference in extended precision (tolerances.wider(): np.longdouble), the twin
-    a float64 op's bound is measured against; where longdouble is no wider than float64, fn on the arrays nudged by
-    one ulp each (a seeded sign per entry), whose spread measures the op's condition instead. Integer arrays (ids)
-    and None pass as they are."""
-    wide = tolerances.wider()
-    rng = np.random.default_rng(12345)
-
-    def twin(a):
-        if a is None or a.dtype.kind in "iub":
-            return a
-        if wide is not None:
-            return a.astype(wide)
-        return a * (1 + dtypes.eps("float64") * rng.choice([-1.0, 1.0], a.shape))
-
-    with np.errstate(over="ignore"):
-        return fn(*(twin(a) for a in arrays))
 
 
 def assert_within_twin(actual, fn, *arrays, what, backend="test"):

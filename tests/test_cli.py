@@ -205,6 +205,10 @@ LONG_COMPILES = {"gpt-mini.toml", "llama-mini.toml"}
                          [pytest.param(p, id=f"{p.name}-short") for p in MODEL_FILES if p.name not in LONG_COMPILES])
 def test_a_shipped_model_file_trains_and_agrees(path, request, tmp_path, capsys):
     """Each examples/models/*.toml agrees on every backend: at its own length with --run-slow, else for 20 epochs."""
+    from .conftest import selected_backends
+
+    if selected_backends(request.config) == [backends.REFERENCE]:
+        pytest.skip("only the NumPy reference is selected: there is nothing to compare it with")
     if request.config.getoption("--run-slow") and not request.node.get_closest_marker("slow"):
         pytest.skip("--run-slow runs this file at its own length instead")
     short = [] if request.node.get_closest_marker("slow") else ["--epochs", "20"]

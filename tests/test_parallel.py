@@ -27,6 +27,7 @@ from reference import parallel as simulated
 from reference.data import synthetic
 
 from . import xla_flags
+from .strictness import load_or_skip
 
 CASES = {
     # the mean loss: each shard's gradients weighted 1/N
@@ -214,9 +215,10 @@ def crosscheck(*options, env=None):
 
 @pytest.mark.parametrize(("layout", "said"), [("data:2", "data parallel over 2 shards"),
                                               ("tensor:2", "tensor parallel over 2 ranks")])
-def test_crosscheck_parallel_agrees_and_records_the_layout(tmp_path, layout, said):
+def test_crosscheck_parallel_agrees_and_records_the_layout(request, tmp_path, layout, said):
     """The command users run: both sharded backends agree (exit 0), the JSON says the layout; JAX's host devices
     asked for by the command itself (XLA_FLAGS as shipped: no device count)."""
+    load_or_skip(request.config, "torch"), load_or_skip(request.config, "jax")  # the command runs both
     report = tmp_path / "r.json"
     done = crosscheck("--parallel", layout, "--json", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -233,9 +235,10 @@ def test_crosscheck_parallel_agrees_and_records_the_layout(tmp_path, layout, sai
                                     if kind == "tensor" else {"shards": rows})}
 
 
-def test_processes_that_cannot_start_are_one_line_and_exit_2():
+def test_processes_that_cannot_start_are_one_line_and_exit_2(request):
     """gloo told to use a network interface this machine lacks: the world cannot start; one line, exit 2, before
     anything trains, and no process left behind."""
+    load_or_skip(request.config, "torch")
     done = crosscheck("--parallel", "data:2", "--backends", "torch", env={"GLOO_SOCKET_IFNAME": "no-such-interface"})
     assert done.returncode == 2, done.stdout + done.stderr
     last = done.stderr.strip().splitlines()[-1]
