@@ -2,6 +2,7 @@
 nudges (findings.shadow_run), so that an ill-conditioned run (a bias before batch norm, under Adam) is measured and
 said, not failed, while a wrong update there is still caught; and each bound can fail."""
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -149,3 +150,34 @@ def test_the_vote_says_float32_alone_is_to_blame_only_where_the_implementation_v
     both = swap(reference.DRIVER, name="both", reference=False)
     line, _ = vote(both, case, "float32", "gradients")
     assert "(float64, " in line and "all agree; the disagreement is specific to float32" in line, line
+
+
+def test_a_float32_only_program_with_a_backward_slip_is_diagnosed_and_voted_in_float32(capsys):
+    """A --command program that answers float32 problems alone (as llm.c's trainer does), its hidden layer's backward
+    missing tanh's derivative: the report's diagnosis runs in float32, says where the gradients part, names the
+    catalogue's mistake, and the float32 vote names the program; the same program without the slip agrees."""
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("safetensors")
+    program = f"{sys.executable} {Path(__file__).with_name('stateful_program.py')} --float32-only"
+    common = ["--model", "dense:3:5,tanh,dense:5:1,identity", "--loss", "mse", "--optimizer", "momentum", "--lr",
+              "0.05", "--samples", "12", "--batch-size", "4", "--epochs", "12", "--dtype", "float32",
+              "--no-progress", "--plot", ""]
+    import backends
+
+    saved = dict(backends._plugins)
+    try:
+        assert report.main(["--command", f"ok={program}", "--backends", "ok", *common]) == 0, capsys.readouterr().out
+        capsys.readouterr()
+        status = report.main(["--command", f"slip={program} --planted-backward", "--backends", "slip", *common])
+    finally:
+        backends._plugins.clear()
+        backends._plugins.update(saved)
+    text = capsys.readouterr().out
+    assert status == 1, text
+    assert "diagnosis of slip on report (float32, the first step):" in text, text
+    assert "the gradients first differ at layer 1" in text and "[missing-hidden-derivative]" in text, text
+    assert "planted in the NumPy float32 reference" in text
+    if "vote on the gradients (float32" in text:  # with a framework installed, a third voter: the vote is held
+        assert re.search(r"vote on the gradients \(float32, \d voters\): .*the odd one out: slip", text), text
