@@ -102,8 +102,8 @@ def export(case, dtype, out, first=FIRST_EPOCHS, argv=()):
         expected64, _ = _expected(upcast_problem(problem), checkpoints)
         bounds = _low_bounds(config, expected, expected64)
         expected = expected64
-    else:
-        bounds = {name: _float64_bound(name) for name in expected}
+    else:  # the spread of the reference's own values under rounding: its extended twin and its nudged shadow run
+        bounds = _derived_bounds(expected, _twins(problem, checkpoints))
     exchange.write(os.path.join(out, PROBLEM), inputs, metadata)
     exchange.write(os.path.join(out, EXPECTED), expected, {"protocol": exchange.PROTOCOL, "dtype": "float64"})
     manifest = {
@@ -115,8 +115,10 @@ def export(case, dtype, out, first=FIRST_EPOCHS, argv=()):
         "problem": {name: _entry(t, _input_meaning(name)) for name, t in inputs.items()},
         "expected": {name: _entry(t, meaning[name]) | {"bound": bounds[name]} for name, t in expected.items()},
         "bound": "|result - expected| <= atol + rtol |expected|, elementwise"
-                 + ("" if dtype == "float64" else f"; expected is the float64 run of the same values, atol derived from"
-                                                  f" the NumPy {dtype} reference's own deviation (docs/precision.md)"),
+                 + ("; atol derived from the reference's own spread under rounding (its extended-precision twin, its "
+                    "run nudged by an ulp a step: docs/precision.md)" if dtype == "float64" else
+                    f"; expected is the float64 run of the same values, atol derived from the NumPy {dtype} "
+                    f"reference's own deviation (docs/precision.md)"),
     }
     with open(os.path.join(out, MANIFEST), "w") as f:
         json.dump(manifest, f, indent=1)
@@ -174,21 +176,10 @@ def _expected(problem, checkpoints):
     return {k: np.asarray(v) for k, v in values.items()}, meaning
 
 
-def _kind(name):
-    if name.startswith(("forward.", "output", "loss")) and name != "losses":
-        return "forward"
-    return "gradient" if name.startswith("grad.") else "trajectory"
-
-
-def _float64_bound(name):
-    tol = tolerances.float64(_kind(name))
-    return {"rtol": tol.rtol, "atol": tol.atol}
-
-
-def _low_bounds(config, ours, ref64):
+def _low_bounds(config, ours, ref64, rule=None):
     """{name: the absolute bound on |result - expected64|} in a lower precision: tolerances.low_bound of the NumPy
     reference's own deviation; a parameter's over every checkpoint at once, as the trajectory check stacks them."""
-    rule = config.compute or config.dtype
+    rule = rule or config.compute or config.dtype
     groups: dict = {}
     for name in ours:
         groups.setdefault(name.split(".", 1)[1] if name.startswith("epoch") else name, []).append(name)
@@ -198,6 +189,75 @@ def _low_bounds(config, ours, ref64):
         scale = max(float(np.max(np.abs(ref64[k]))) for k in names)
         bounds.update(dict.fromkeys(names, {"rtol": 0.0, "atol": tolerances.low_bound(rule, deviation, scale)}))
     return bounds
+
+
+def _derived_bounds(expected, twins):
+    """{name: the absolute float64 bound}: tolerances.low_bound of the widest of the twins' deviations from expected
+    (each twin holds some of the names), a parameter's over every checkpoint at once, as the checks bound them."""
+    widest = {name: max((t for t in twins if name in t),
+                        key=lambda t: float(np.max(np.abs(np.asarray(t[name], np.float64) - expected[name]))),
+                        default={name: expected[name]})[name] for name in expected}
+    return _low_bounds(None, widest, expected, rule="float64")
+
+
+def _twins(problem, checkpoints):
+    """The reference's values of a float64 problem under rounding, under a result's names: every value computed in
+    extended precision (np.longdouble, where wider), and the training values of a run nudged by an ulp a step."""
+    config, X, y = problem.config, problem.X, problem.y
+    keys, twins = exchange.leaf_keys(config), []
+    wide = tolerances.wider()
+    nudged = shadow_run_of(problem, checkpoints)
+    twins.append(_train_values(nudged, keys, config, X, checkpoints))
+    if wide is not None:
+        def up(t):
+            return t if t is None or t.dtype.kind in "iub" else t.astype(wide)
+
+        params = [tuple(map(up, leaves)) for leaves in problem.params]
+        with np.errstate(all="ignore"):
+            caches = reference.mlp.forward(params, up(X), config)
+            loss, grads = reference.mlp.accumulated(params, up(X), up(y), config)
+            run = reference.mlp.train(params, up(X), up(y), config, problem.orders, checkpoints,
+                                      masks=None if problem.noise is None else [up(m) for m in problem.noise])
+        values = {f"forward.{i}": cache[1] for i, cache in enumerate(caches, start=1)}
+        values["output"], values["loss"] = caches[-1][1], np.asarray(loss)
+        values.update({f"grad.{k}": g for k, g in zip(keys, (g for layer in grads for g in layer))})
+        values.update(_train_values(run, keys, config, up(X), checkpoints))
+        twins.append({k: np.asarray(v, np.float64) for k, v in values.items()})
+    return twins
+
+
+def shadow_run_of(problem, checkpoints):
+    """The reference's run of problem with every parameter nudged by an ulp after every step (a seeded sign), as
+    findings.shadow_run's."""
+    rng = np.random.default_rng(problem.config.seed + 7919)
+    signs = [[rng.choice((-1.0, 1.0), p.shape) for p in leaves] for leaves in problem.params]
+    flips = iter(rng.choice((-1.0, 1.0), problem.config.epochs * len(problem.steps)))
+
+    def nudge(params):
+        flip = next(flips)
+        return [tuple(p + flip * s * np.spacing(p) for p, s in zip(leaves, ss)) for leaves, ss in zip(params, signs)]
+
+    with np.errstate(all="ignore"):
+        return reference.mlp.train(problem.params, problem.X, problem.y, problem.config, problem.orders, checkpoints,
+                                   masks=problem.noise, nudge=nudge)
+
+
+def _train_values(run, keys, config, X, checkpoints):
+    """A run's values under a result's names: losses, final.*, evaluation.output and each checkpoint's."""
+    with np.errstate(all="ignore"):
+        buffers = run.state.buffers if config.buffer_names() else None
+        values = {"losses": run.losses, "evaluation.output": reference.mlp.forward(run.params, X, config,
+                                                                                   buffers)[-1][1]}
+    values.update({f"final.{k}": p for k, p in zip(keys, (p for layer in run.params for p in layer))})
+    for e in checkpoints:
+        state = run.checkpoints[e]
+        values.update({f"epoch{e}.{k}": p for k, p in zip(keys, (p for layer in state.params for p in layer))})
+        for name in registry.OPTIMIZERS[config.optimizer].state:
+            values.update({f"epoch{e}.state.{exchange.state_key(name)}.{k}": t
+                           for k, t in zip(keys, (t for layer in state.opt_state[name] for t in layer))})
+        values.update({f"epoch{e}.buffer.{exchange.leaf_key(n)}": b
+                       for n, b in zip(config.buffer_names(), (b for layer in state.buffers for b in layer))})
+    return {k: np.asarray(v, np.float64) for k, v in values.items()}
 
 
 # -- verify ------------------------------------------------------------------------------------------------------
