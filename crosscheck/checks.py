@@ -174,7 +174,8 @@ def ill_conditioned(case, epochs=None, ref=None, shadowed_only=False):
     follow the spread; [] for a well-conditioned run. ref: the reference's run where the caller has it (the
     report's); shadowed_only: say nothing unless a check already needed the runs under rounding (a backend strayed
     past the bound's floor), so that a report pays for no run it did not need."""
-    config = case.problem("float64", epochs).config
+    problem = case.problem("float64", epochs)
+    config = problem.config
     if case.config.compute is not None or (shadowed_only and not shadow_run.cache_info().currsize):
         return []
     ref = ref if ref is not None else reference_run(case, "float64", epochs)
@@ -184,7 +185,7 @@ def ill_conditioned(case, epochs=None, ref=None, shadowed_only=False):
     checkpoints = case.checkpoints(config.epochs)
     _, grads = reference_point(case, "float64")[1]
     largest = max(float(np.max(np.abs(g))) for g in flat(grads))
-    lines, steps = [], config.epochs * len(batches(len(case.problem("float64", epochs).X), config.batch_size))
+    lines, steps = [], config.epochs * len(problem.steps)
     for i, name in enumerate(param_names(config)):
         ours = _stacked(ref, i, checkpoints)
         theirs = widest(ours, [_stacked(r, i, checkpoints) for r in runs])
@@ -267,11 +268,11 @@ def first_steps(driver, case, dtype, device="cpu"):
         if step == 2 and not continues:
             one, X1, y1, orders1, noise = _two_steps(config, X, y, orders, masks)
             states = [None, None]
+        kept = () if continues else (one.epochs,)  # a program returns its state at a checkpoint
         try:
             for i, who in enumerate((driver, reference.DRIVER)):
                 state = states[i]
                 with overflow_allowed(config), np.errstate(all="ignore"):
-                    kept = () if continues else (one.epochs,)  # a program returns its state at a checkpoint
                     states[i] = who.run_train(params, X1, y1, one, orders1, kept, "cpu" if who is reference.DRIVER
                                               else device, state=state, masks=noise).state
         except Exception:  # noqa: BLE001  (the run's own comparison stands; this only locates it)

@@ -134,9 +134,9 @@ def shadow_bounds(case, epochs):
             [bound(a, list(others)) for a, *others in zip(leaves(ref), *map(leaves, runs))])
 
 
-def _bounded(observed, loss_bound=None, after_bounds=None, bounds=None):
-    observed.bounds = {**(bounds or {}), **({} if loss_bound is None else {"loss": loss_bound}),
-                       **({} if after_bounds is None else {"after": after_bounds})}
+def _bounded(observed, bounds):
+    """observed, its values held to bounds (Observed.bounds)."""
+    observed.bounds = bounds
     return observed
 
 
@@ -413,9 +413,9 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
     failed (first_epoch: where), which a first step that agrees then leaves to the run; never contradicted. dtype: the
     run's; an implementation that answers no float64 problem (a float32-only program) is diagnosed in it, the
     mistakes planted in the reference in that dtype and matched within its low-precision bounds."""
-    precision = "float64"
-    if dtype != "float64" and _parts(observe(driver, case, device), Observed(), case.config)[0] == "unobserved":
-        precision = dtype
+    precision, seen = "float64", observe(driver, case, device)
+    if dtype != "float64" and _parts(seen, Observed(), case.config)[0] == "unobserved":
+        precision, seen = dtype, observe(driver, case, device, dtype)
     problem = case.problem(precision)
     config, params, X = problem.config, problem.params, problem.X
     bounds: dict = {}
@@ -426,7 +426,7 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
             bounds = low_bounds(case, precision)
     except Exception:  # noqa: BLE001  (the reference's own crash is reported by the checks; the table's row holds)
         pass
-    seen = _bounded(observe(driver, case, device, precision), bounds=bounds)
+    seen = _bounded(seen, bounds)
     ref = observe(reference.DRIVER, case, dtype=precision)
     stage, where = _parts(seen, ref, config, driver.name)
     if stage == "gradients" and "gradients" not in seen.problems:
@@ -463,15 +463,16 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
     elif stage == "trajectory":
         look = _short_run
         try:
-            short = shadow_bounds(case, case.short_epochs or min(config.epochs, 200))
-            seen, ref = _bounded(_short_run(driver, case, device), *short), _short_run(reference.DRIVER, case)
+            loss_bound, after_bounds = shadow_bounds(case, case.short_epochs or min(config.epochs, 200))
+            seen = _bounded(_short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds})
+            ref = _short_run(reference.DRIVER, case)
         except Exception:  # noqa: BLE001  (a crash here was reported by the check itself)
             tried = []
     kind = "trajectory" if stage == "trajectory" else "forward"
 
     def reproduces(planted):
-        return planted is not None and _matches(seen, planted, kind) and not _matches(_bounded(
-            ref, bounds=seen.bounds), planted, kind)
+        return planted is not None and _matches(seen, planted, kind) and not _matches(_bounded(ref, seen.bounds),
+                                                                                       planted, kind)
 
     if stage == "unobserved":  # nothing received to reproduce: no mistake is planted, none is named
         tried = []

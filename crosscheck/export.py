@@ -24,7 +24,7 @@ import reference
 from common import registry
 from common.driver import Unsupported
 
-from . import exchange, report, tolerances
+from . import exchange, findings, report, tolerances
 from .cases import upcast_problem
 from .cli import parse_args
 from .command import Replay
@@ -145,19 +145,33 @@ def _expected(problem, checkpoints):
     """The reference's values for problem under a result's names (and the optimizer's state), with their meanings."""
     ref = reference.DRIVER
     config, params, X, y = problem.config, problem.params, problem.X, problem.y
-    keys = exchange.leaf_keys(config)
+    run = ref.train(problem, checkpoints)
+    # the trained network in evaluation mode (batch norm reading its running statistics, dropout passing all)
+    evaluated = ref.run_forward(run.params, X, config, buffers=run.state.buffers if config.buffer_names() else None)
+    values, meaning = _point_values(config, ref.run_layers(params, X, config), ref.run_gradients(params, X, y, config))
+    run_values, run_meaning = _run_values(config, run, evaluated, checkpoints)
+    return {k: np.asarray(v) for k, v in (values | run_values).items()}, meaning | run_meaning
+
+
+def _point_values(config, outputs, loss_and_grads):
+    """(values, meanings) under a result's names of the first step: each layer's output, the loss, the gradients."""
+    keys, (loss, grads) = exchange.leaf_keys(config), loss_and_grads
     values, meaning = {}, {}
-    for i, (layer, out) in enumerate(zip(config.model, ref.run_layers(params, X, config)), start=1):
+    for i, (layer, out) in enumerate(zip(config.model, outputs), start=1):
         values[f"forward.{i}"], meaning[f"forward.{i}"] = out, f"the output of layer {i} of the model ({layer.kind})"
     values["output"], meaning["output"] = values[f"forward.{len(config.model)}"], "the network's output"
-    loss, grads = ref.run_gradients(params, X, y, config)
     values["loss"], meaning["loss"] = np.asarray(loss), f"the {config.loss} loss at the initial parameters"
     for key, g in zip(keys, (g for layer in grads for g in layer)):
         values[f"grad.{key}"], meaning[f"grad.{key}"] = g, f"dL/d{key}"
-    run = ref.train(problem, checkpoints)
-    # the trained network in evaluation mode (batch norm reading its running statistics, dropout passing all)
-    values["evaluation.output"] = ref.run_forward(run.params, X, config,
-                                                  buffers=run.state.buffers if config.buffer_names() else None)
+    return values, meaning
+
+
+def _run_values(config, run, evaluated, checkpoints):
+    """(values, meanings) under a result's names of a run: its losses, the final parameters, the output in evaluation
+    mode after it (evaluated), and each checkpoint's parameters, optimizer state and buffers."""
+    keys = exchange.leaf_keys(config)
+    values, meaning = {}, {}
+    values["evaluation.output"] = evaluated
     meaning["evaluation.output"] = "the output in evaluation mode after the last epoch"
     values["losses"], meaning["losses"] = run.losses, "each step's loss, before its update: (epochs, steps)"
     for key, p in zip(keys, (p for layer in run.params for p in layer)):
@@ -173,7 +187,7 @@ def _expected(problem, checkpoints):
         for name, b in zip(config.buffer_names(), (b for layer in state.buffers for b in layer)):
             label = f"epoch{e}.buffer.{exchange.leaf_key(name)}"
             values[label], meaning[label] = b, f"{name} after epoch {e}"
-    return {k: np.asarray(v) for k, v in values.items()}, meaning
+    return values, meaning
 
 
 def _low_bounds(config, ours, ref64, rule=None):
@@ -201,63 +215,23 @@ def _derived_bounds(expected, twins):
 
 
 def _twins(problem, checkpoints):
-    """The reference's values of a float64 problem under rounding, under a result's names: every value computed in
-    extended precision (np.longdouble, where wider), and the training values of a run nudged by an ulp a step."""
-    config, X, y = problem.config, problem.X, problem.y
-    keys, twins = exchange.leaf_keys(config), []
-    wide = tolerances.wider()
-    nudged = shadow_run_of(problem, checkpoints)
-    twins.append(_train_values(nudged, keys, config, X, checkpoints))
-    if wide is not None:
-        def up(t):
-            return t if t is None or t.dtype.kind in "iub" else t.astype(wide)
+    """The reference's values of a float64 problem under rounding, under a result's names, in float64: the training
+    values of its run nudged by an ulp a step (findings.nudged_train), and every value computed in extended precision
+    (findings.extended_layers and extended_train, where longdouble is wider)."""
+    config = findings.one_device(problem.config)
 
-        params = [tuple(map(up, leaves)) for leaves in problem.params]
+    def run_values(run, X):
         with np.errstate(all="ignore"):
-            caches = reference.mlp.forward(params, up(X), config)
-            loss, grads = reference.mlp.accumulated(params, up(X), up(y), config)
-            run = reference.mlp.train(params, up(X), up(y), config, problem.orders, checkpoints,
-                                      masks=None if problem.noise is None else [up(m) for m in problem.noise])
-        values = {f"forward.{i}": cache[1] for i, cache in enumerate(caches, start=1)}
-        values["output"], values["loss"] = caches[-1][1], np.asarray(loss)
-        values.update({f"grad.{k}": g for k, g in zip(keys, (g for layer in grads for g in layer))})
-        values.update(_train_values(run, keys, config, up(X), checkpoints))
-        twins.append({k: np.asarray(v, np.float64) for k, v in values.items()})
-    return twins
+            evaluated = reference.mlp.forward(run.params, X, config, run.state.buffers if config.buffer_names()
+                                              else None)[-1][1]
+        return _run_values(config, run, evaluated, checkpoints)[0]
 
-
-def shadow_run_of(problem, checkpoints):
-    """The reference's run of problem with every parameter nudged by an ulp after every step (a seeded sign), as
-    findings.shadow_run's."""
-    rng = np.random.default_rng(problem.config.seed + 7919)
-    signs = [[rng.choice((-1.0, 1.0), p.shape) for p in leaves] for leaves in problem.params]
-    flips = iter(rng.choice((-1.0, 1.0), problem.config.epochs * len(problem.steps)))
-
-    def nudge(params):
-        flip = next(flips)
-        return [tuple(p + flip * s * np.spacing(p) for p, s in zip(leaves, ss)) for leaves, ss in zip(params, signs)]
-
-    with np.errstate(all="ignore"):
-        return reference.mlp.train(problem.params, problem.X, problem.y, problem.config, problem.orders, checkpoints,
-                                   masks=problem.noise, nudge=nudge)
-
-
-def _train_values(run, keys, config, X, checkpoints):
-    """A run's values under a result's names: losses, final.*, evaluation.output and each checkpoint's."""
-    with np.errstate(all="ignore"):
-        buffers = run.state.buffers if config.buffer_names() else None
-        values = {"losses": run.losses, "evaluation.output": reference.mlp.forward(run.params, X, config,
-                                                                                   buffers)[-1][1]}
-    values.update({f"final.{k}": p for k, p in zip(keys, (p for layer in run.params for p in layer))})
-    for e in checkpoints:
-        state = run.checkpoints[e]
-        values.update({f"epoch{e}.{k}": p for k, p in zip(keys, (p for layer in state.params for p in layer))})
-        for name in registry.OPTIMIZERS[config.optimizer].state:
-            values.update({f"epoch{e}.state.{exchange.state_key(name)}.{k}": t
-                           for k, t in zip(keys, (t for layer in state.opt_state[name] for t in layer))})
-        values.update({f"epoch{e}.buffer.{exchange.leaf_key(n)}": b
-                       for n, b in zip(config.buffer_names(), (b for layer in state.buffers for b in layer))})
-    return {k: np.asarray(v, np.float64) for k, v in values.items()}
+    twins = [run_values(findings.nudged_train(problem, checkpoints), problem.X)]
+    arrays = findings.widened(problem)
+    if arrays is not None:  # the run's evaluated output in extended precision too: on X in it
+        layers, run = findings.extended_layers(problem), findings.extended_train(problem, checkpoints)
+        twins.append(_point_values(config, *layers)[0] | run_values(run, arrays[1]))
+    return [{k: np.asarray(v, np.float64) for k, v in twin.items()} for twin in twins]
 
 
 # -- verify ------------------------------------------------------------------------------------------------------

@@ -174,19 +174,69 @@ def extended_point(case, dtype):
     """reference_point of a float64 case computed in extended precision (np.longdouble, where wider; else None): the
     twin whose distance from the float64 reference bounds a backend's output, loss and gradients (tolerances.LOW
     ["float64"]), as the float32 reference's distance from float64 bounds float32's."""
-    wide = tolerances.wider()
-    if wide is None or dtype != "float64":
+    if dtype != "float64":
         return None
-    p = _problem(case, dtype, None, False)
-    config = p.config.replace(parallel=None) if p.config.world > 1 else p.config
+    twin = extended_layers(_problem(case, dtype, None, False))
+    return None if twin is None else (twin[0][-1], twin[1])
+
+
+def one_device(config):
+    """config as the reference runs it: a sharded problem on one device (what every sharded run is compared with)."""
+    return config.replace(parallel=None) if config.world > 1 else config
+
+
+def widened(problem):
+    """(params, X, y, masks) of problem in np.longdouble where it is wider than float64 (ids as they are), else None."""
+    wide = tolerances.wider()
+    if wide is None:
+        return None
 
     def up(t):
         return t if t.dtype.kind in "iub" else t.astype(wide)
 
-    params, X, y = [tuple(map(up, leaves)) for leaves in p.params], up(p.X), up(p.y)
+    masks = None if problem.noise is None else [up(m) for m in problem.noise]
+    return [tuple(map(up, leaves)) for leaves in problem.params], up(problem.X), up(problem.y), masks
+
+
+def extended_layers(problem):
+    """([each layer's output], (loss, gradients)) of the reference on a float64 problem in extended precision, as
+    reference.DRIVER computes them (run_layers, run_gradients: on one device); None where longdouble is no wider."""
+    arrays = widened(problem)
+    if arrays is None:
+        return None
+    params, X, y, _ = arrays
+    config = one_device(problem.config)
     with np.errstate(all="ignore"):  # a non-finite twin is refused by the comparison, naming it
-        output = reference.mlp.forward(params, X, config)[-1][1]
-        return output, reference.mlp.accumulated(params, X, y, config)
+        outputs = [cache[1] for cache in reference.mlp.forward(params, X, config)]
+        return outputs, reference.mlp.gradients(params, X, y, config)
+
+
+def nudged_train(problem, checkpoints):
+    """The reference's run of a float64 problem (on one device) with every parameter nudged by one ulp, up or down (a
+    seeded sign per entry, flipped or not at each step), after every step: the run under rounding-sized changes."""
+    config = one_device(problem.config)
+    rng = np.random.default_rng(config.seed + 7919)
+    signs = [[rng.choice((-1.0, 1.0), p.shape) for p in leaves] for leaves in problem.params]
+    flips = iter(rng.choice((-1.0, 1.0), config.epochs * len(problem.steps)))
+
+    def nudge(params):  # p + s ulp(p): one sign pattern per leaf, flipped or not at each step
+        flip = next(flips)
+        return [tuple(p + flip * s * np.spacing(p) for p, s in zip(leaves, ss)) for leaves, ss in zip(params, signs)]
+
+    with np.errstate(all="ignore"):  # a run that diverges spreads without bound, which the comparison refuses
+        return reference.mlp.train(problem.params, problem.X, problem.y, config, problem.orders, checkpoints,
+                                   masks=problem.noise, nudge=nudge)
+
+
+def extended_train(problem, checkpoints):
+    """The reference's run of a float64 problem (on one device) in extended precision, its arrays left in it; None
+    where longdouble is no wider than float64."""
+    arrays = widened(problem)
+    if arrays is None:
+        return None
+    params, X, y, masks = arrays
+    with np.errstate(all="ignore"):  # as nudged_train's
+        return reference.mlp.train(params, X, y, one_device(problem.config), problem.orders, checkpoints, masks=masks)
 
 
 @lru_cache(maxsize=64)
@@ -199,46 +249,24 @@ def reference_run(case, dtype, epochs=None, as_float64=False):
 
 @lru_cache(maxsize=64)
 def shadow_run(case, dtype, epochs=None):
-    """The reference's float64 run of a case with every parameter nudged by one ulp, up or down (a seeded sign per
-    entry and step), after every step: what the same code gives under rounding-sized changes. Its spread from the
-    reference's own run measures how far the run amplifies rounding, leaf by leaf (an exact zero gradient under batch
-    norm, which Adam divides by its own RMS, spreads as far as the learning rate); with extended_run's, it bounds
-    every backend's deviation (shadows)."""
+    """The reference's float64 run of a case with every parameter nudged by one ulp after every step (nudged_train):
+    what the same code gives under rounding-sized changes. Its spread from the reference's own run measures how far
+    the run amplifies rounding, leaf by leaf (an exact zero gradient under batch norm, which Adam divides by its own
+    RMS, spreads as far as the learning rate); with extended_run's, it bounds every backend's deviation (shadows)."""
     problem = case.problem(dtype, epochs)
-    config = problem.config.replace(parallel=None) if problem.config.world > 1 else problem.config
-    steps = config.epochs * len(problem.steps)
-    rng = np.random.default_rng(case.config.seed + 7919)
-    signs = [[rng.choice((-1.0, 1.0), p.shape) for p in leaves] for leaves in problem.params]
-    flips = iter(rng.choice((-1.0, 1.0), steps))
-
-    def nudge(params):  # p + s ulp(p): one sign pattern per leaf, flipped or not at each step
-        flip = next(flips)
-        return [tuple(p + flip * s * np.spacing(p) for p, s in zip(leaves, ss)) for leaves, ss in zip(params, signs)]
-
-    with np.errstate(all="ignore"):  # a run that diverges spreads without bound, which the comparison refuses
-        return reference.mlp.train(problem.params, problem.X, problem.y, config, problem.orders,
-                                   case.checkpoints(config.epochs), masks=problem.noise, nudge=nudge)
+    return nudged_train(problem, case.checkpoints(problem.config.epochs))
 
 
 @lru_cache(maxsize=64)
 def extended_run(case, dtype, epochs=None):
-    """The reference's run of a float64 case computed in extended precision (np.longdouble, where wider than float64;
-    None elsewhere), rounded to float64 at the end: the float64 run's own rounding, as the NumPy float32 reference's
+    """The reference's run of a float64 case computed in extended precision (extended_train; None where longdouble is
+    no wider), rounded to float64 at the end: the float64 run's own rounding, as the NumPy float32 reference's
     deviation from float64 measures float32's. It sees what nudges miss: sums over ranks or tokens rounded in another
     order, a relu's argument rounded across its kink."""
-    wide = tolerances.wider()
-    if wide is None:
-        return None
     problem = case.problem(dtype, epochs)
-    config = problem.config.replace(parallel=None) if problem.config.world > 1 else problem.config
-
-    def up(t):
-        return t if t is None or t.dtype.kind in "iub" else t.astype(wide)
-
-    with np.errstate(all="ignore"):  # as shadow_run's
-        run = reference.mlp.train([tuple(map(up, leaves)) for leaves in problem.params], up(problem.X),
-                                  up(problem.y), config, problem.orders, case.checkpoints(config.epochs),
-                                  masks=None if problem.noise is None else [up(m) for m in problem.noise])
+    run = extended_train(problem, case.checkpoints(problem.config.epochs))
+    if run is None:
+        return None
 
     def down(tree):
         return [tuple(np.asarray(t, np.float64) for t in leaves) for leaves in tree]
