@@ -21,9 +21,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 REGISTRY = {
-    "numpy": ("reference", None),
-    "torch": ("backends.torch", "torch"),
-    "jax": ("backends.jax", "jax"),
+    "numpy": ("crosscheck.reference", None),
+    "torch": ("crosscheck.backends.torch", "torch"),
+    "jax": ("crosscheck.backends.jax", "jax"),
 }
 REFERENCE = "numpy"
 EXTRAS_HINT = "pip install 'backprop-crosscheck[torch,jax]'; in a checkout, pip install -e '.[torch,jax]'"
@@ -40,7 +40,7 @@ _plugins: dict[str, Any] = {}  # name -> "module:object", or a callable building
 
 def register(name, target):
     """Register the implementation at target ("module:object", or a callable returning its Driver: a command's,
-    crosscheck/command.py) under name."""
+    crosscheck/exchange/command.py) under name."""
     if name in REGISTRY:
         raise ValueError(f"plug-in name {name!r} is taken by a built-in backend")
     if callable(target):

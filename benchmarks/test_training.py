@@ -14,11 +14,10 @@ from functools import partial
 import numpy as np
 import pytest
 
-import backends
-import reference
-from crosscheck import seedloops
-from reference import batch_orders, initial_params
-from reference.data import synthetic, xor
+from crosscheck import backends, reference
+from crosscheck.reference import batch_orders, initial_params
+from crosscheck.reference.data import synthetic, xor
+from crosscheck.suite import seedloops
 from workloads import BASELINE_ROW, WORKLOADS
 
 ROUNDS = 9  # per row: the regression check bootstraps its ratios from these rounds (benchmarks/regression.py)
@@ -60,7 +59,7 @@ def timed(benchmark, fn, rounds=ROUNDS, beside=None):
 
 
 def seeds_loop(wl):
-    """The seeds' loop on a workload, as a callable (crosscheck/seedloops.py)."""
+    """The seeds' loop on a workload, as a callable (crosscheck/suite/seedloops.py)."""
     config, params, X, y = problem(wl)
     (W1, b1), (W2, b2) = params if len(params) == 2 else pytest.fail("the seeds' loops have one hidden layer")
     if wl.samples is None:  # notebook 2: samples as columns
@@ -71,7 +70,7 @@ def seeds_loop(wl):
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 def test_seeds_loop(benchmark, record, workload):
-    """The baseline: the plain NumPy loop as the notebooks write it (crosscheck/seedloops.py)."""
+    """The baseline: the plain NumPy loop as the notebooks write it (crosscheck/suite/seedloops.py)."""
     wl = WORKLOADS[workload]
     if wl.baseline == "float32":
         pytest.skip(f"{workload} is a 16-bit workload: each row is measured beside its own float32 run")
@@ -105,8 +104,8 @@ def core(backend, how):
     if backend == "numpy":
         return reference.mlp.train
     if how in ("optimizer", "native"):
-        return getattr(importlib.import_module(f"backends.{backend}.autodiff"), f"{how}_train")
-    return importlib.import_module(f"backends.{backend}.{'mlp' if how == 'manual' else how}").train
+        return getattr(importlib.import_module(f"crosscheck.backends.{backend}.autodiff"), f"{how}_train")
+    return importlib.import_module(f"crosscheck.backends.{backend}.{'mlp' if how == 'manual' else how}").train
 
 
 @pytest.mark.parametrize("row", list(ROWS))

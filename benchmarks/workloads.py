@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 
-from reference import Config
+from crosscheck.reference import Config
 
 BASELINE_ROW = "seeds-loop"  # the row every speed ratio divides by (also spelled in regression.py, standalone)
 

@@ -1,7 +1,7 @@
 """The dtypes a problem or an op can be computed in, by name: NumPy's own, and bfloat16 through ml_dtypes.
 
 float64 is the reference's own precision, compared with fixed tolerances. The others are bounded by the NumPy
-reference's own rounding in them (crosscheck/tolerances.py): float32, and the 16-bit floats bfloat16 (8 bits of
+reference's own rounding in them (crosscheck/verdict/tolerances.py): float32, and the 16-bit floats bfloat16 (8 bits of
 significand, float32's range) and float16 (11 bits, largest finite 65504).
 
 The rule every backend follows in a 16-bit dtype (docs/precision.md, "Low precision"): arrays are stored in it and each

@@ -1,7 +1,7 @@
 """Every name the suite knows, registered once, with what the rest of the suite needs to know about it.
 
 Validation (common/config.py, common/validate.py), the data (reference/data.py), the CLI's
-choices (crosscheck/cli.py), the hypothesis strategies (tests/test_properties.py) and the
+choices (crosscheck/report/cli.py), the hypothesis strategies (tests/test_properties.py) and the
 dispatch tables of every backend (common/walk.py builds them) read these; nothing else lists a name by
 hand. Framework-free: importing it needs nothing but the standard library.
 """
@@ -16,7 +16,8 @@ class Activation:
     name: str
     hidden: bool  # may be used in a hidden layer (softmax is an output only, with cross-entropy)
     outputs: str  # the range of a = f(z): "real", "unit" (0, 1), "signed" (-1, 1) or "simplex" (rows sum to 1)
-    edges: tuple = (30.0, -30.0, 0.0)  # a row of inputs for its per-op check (crosscheck/ops.py): kinks, saturation
+    # a row of inputs for its per-op check (crosscheck/verdict/ops.py): kinks, saturation
+    edges: tuple = (30.0, -30.0, 0.0)
     kink: float | None = None  # where f' jumps: central differences straddle it, so the checks step around it there
 
 
@@ -38,7 +39,8 @@ class LayerKind:
     params: tuple  # the names of its parameter leaves, in the order its params tuple holds them; () if it has none
     doc: str
     shapes: Callable = lambda *shape: ()  # (*layer.shape) -> the shape of each parameter leaf, in params' order
-    example: tuple = ()  # a layer.shape for its per-op check (crosscheck/ops.py); () for a kind that keeps its input's
+    # a layer.shape for its per-op check (crosscheck/verdict/ops.py); () for a kind that keeps its input's
+    example: tuple = ()
     decayed: tuple = ()  # the leaves weight decay applies to (the others only with decay_biases)
     width: str = "keeps"  # "changes": its shape is (fan_in, fan_out); "features": (features,), its input's width;
     # "block": (N,), the number of layers after it that make its residual block;

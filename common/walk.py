@@ -6,7 +6,7 @@ Optimizer state is by name throughout: a run's state is {state name: [(state of 
 leaf's update reads and returns {state name: array}, the names of common/registry.py's Optimizer.state.
 """
 
-from common import registry
+from crosscheck.common import registry
 
 # The layer kinds with forward and backward functions of their own (each activation is served by the activation
 # layer's pair), and the kinds with buffers, which add their evaluation, running update and starting value.

@@ -1,7 +1,7 @@
-"""python -m crosscheck: the `crosscheck` command (crosscheck/main.py: the report, export, verify)."""
+"""python -m crosscheck: the `crosscheck` command (crosscheck/report/main.py: the report, export, verify)."""
 
 import sys
 
-from .main import main
+from crosscheck.report.main import main
 
 sys.exit(main())

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from crosscheck.cs231n import cs231n
+from crosscheck.adapters import cs231n
 
 
 def affine_forward(x, w, b):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from crosscheck.cs231n import cs231n
+from crosscheck.adapters import cs231n
 from examples import cs231n_layers
 
 

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from common.config import SEED1_XOR, SEED2_XOR, Config
-from common.driver import Driver, Sharded
-from common.initializers import batch_orders, initial_params
-from common.validate import check_inputs
+from crosscheck.common.config import SEED1_XOR, SEED2_XOR, Config
+from crosscheck.common.driver import Driver, Sharded
+from crosscheck.common.initializers import batch_orders, initial_params
+from crosscheck.common.validate import check_inputs
 
 from . import activations, losses, mlp
 from .precision import bfloat16

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from common import registry, walk
+from crosscheck.common import registry, walk
 
 from .precision import total
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from common import registry
+from crosscheck.common import registry
 
 
 def xor(dtype="float64"):

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from common import walk
-from common.registry import ACTIVATIONS
+from crosscheck.common import walk
+from crosscheck.common.registry import ACTIVATIONS
 
 from . import activations
 from .precision import average, total

@@ -7,7 +7,7 @@ the N T positions (as torch's cross_entropy does).
 
 import numpy as np
 
-from common import registry, walk
+from crosscheck.common import registry, walk
 
 from .precision import average, total
 

@@ -15,9 +15,9 @@ makes them one 2-D product (np.dot of an N-D array does not call BLAS).
 
 import numpy as np
 
-from common import registry
-from common.driver import Run, TrainState
-from common.problem import batches
+from crosscheck.common import registry
+from crosscheck.common.driver import Run, TrainState
+from crosscheck.common.problem import batches
 
 from . import layers, optimizers, parallel
 from .activations import activation_backward
@@ -198,8 +198,8 @@ def train(params, X, y, config, orders=None, checkpoints=(), opt_state=None, ste
     (initializers.dropout_masks) each dropout layer's keep masks, (epochs, steps, batch, width).
 
     Training continues from (opt_state, step, buffers) when given (a run in stretches), else starts afresh.
-    nudge: params -> params after every step, for the verdict's shadow run (crosscheck/findings.py: shadow_run nudges
-    each parameter by an ulp, to measure how far the run amplifies rounding); None in every run that is checked.
+    nudge: params -> params after every step, for the verdict's shadow run (crosscheck/verdict/findings.py: shadow_run
+    nudges each parameter by an ulp, to measure how far the run amplifies rounding); None in every run that is checked.
     """
     steps = batches(len(X), config.batch_size)
     losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)

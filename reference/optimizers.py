@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from common import registry, walk
+from crosscheck.common import registry, walk
 
 
 def sgd_init(p):

@@ -31,7 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from common import registry
+from crosscheck.common import registry
 
 from . import layers
 from .activations import activation_backward

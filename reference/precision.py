@@ -14,7 +14,7 @@ computed in float32 or float64 and rounded once gives the correctly rounded bflo
 
 import numpy as np
 
-from common import dtypes
+from crosscheck.common import dtypes
 
 # x.dtype.itemsize, not a dtype's name: XOR's backward sums twice a step, and reading a name costs a microsecond each
 

@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from crosscheck.pytest_plugin import add_options
+from crosscheck.suite.pytest_plugin import add_options
 
 from . import source
 
@@ -25,19 +25,20 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import backends
-from common.driver import Unsupported
-from crosscheck import command, mutations
-from crosscheck.cases import CASES, DTYPES, Case, features
-from crosscheck.compare import Disagreement
-from crosscheck.diagnose import diagnose
+from crosscheck import backends
+from crosscheck.common.driver import Unsupported
+from crosscheck.diagnosis import mutations
+from crosscheck.diagnosis.diagnose import diagnose
+from crosscheck.exchange import command
+from crosscheck.suite.cases import CASES, DTYPES, Case, features
+from crosscheck.verdict.compare import Disagreement
 
 from . import xla_flags
 from .strictness import load_or_skip, strict, world_or_skip
 
 
 def pytest_addoption(parser):
-    add_options(parser)  # crosscheck/pytest_plugin.py: one definition, for this checkout's runs and --pyargs runs
+    add_options(parser)  # crosscheck/suite/pytest_plugin.py: one definition, for this checkout's runs and --pyargs runs
 
 
 MARKERS = (
@@ -119,7 +120,8 @@ def pytest_report_header(config):
 
 
 BACKEND_PROPERTY = "crosscheck_backend"
-EXERCISED = "crosscheck_exercised"  # what of its backend's code a test ran (crosscheck.cases.features), if it passed
+# what of its backend's code a test ran (crosscheck.suite.cases.features), if it passed
+EXERCISED = "crosscheck_exercised"
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -269,8 +271,8 @@ def device(request, driver):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """A configuration a plug-in declares unsupported is a skip with its reason, not a failure; a plug-in that
-    disagrees on a case gets a diagnosis under the diff (crosscheck/diagnose.py): where its first step parts from
-    the reference's, and which known mistake it looks like."""
+    disagrees on a case gets a diagnosis under the diff (crosscheck/diagnosis/diagnose.py): where its first step parts
+    from the reference's, and which known mistake it looks like."""
     __tracebackhide__ = True
     try:
         return (yield)
@@ -291,7 +293,8 @@ def pytest_runtest_call(item):
 
 @pytest.fixture
 def mutate(monkeypatch):
-    """mutate(module_name, old, new): plant a one-line bug for this test only (see crosscheck/mutations.py)."""
+    """mutate(module_name, old, new): plant a one-line bug for this test only (see
+    crosscheck/diagnosis/mutations.py)."""
     yield partial(mutations.mutate, monkeypatch)
     monkeypatch.undo()
     mutations.clear_caches()

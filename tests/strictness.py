@@ -2,7 +2,7 @@
 
 import pytest
 
-import backends
+from crosscheck import backends
 
 
 def strict(config):

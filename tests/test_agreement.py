@@ -2,8 +2,8 @@
 
 import pytest
 
-from crosscheck import checks
-from crosscheck.cases import CASES
+from crosscheck.suite.cases import CASES
+from crosscheck.verdict import checks
 
 
 @pytest.mark.exercises

@@ -8,14 +8,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import reference
-from common.config import Config
-from common.driver import Run
-from crosscheck import checks, report
-from crosscheck.cases import BY_ID, Case
-from crosscheck.catalogue import BY_ID as BUGS
-from crosscheck.compare import Disagreement
-from crosscheck.findings import reference_run, shadow_run
+from crosscheck import reference
+from crosscheck.common.config import Config
+from crosscheck.common.driver import Run
+from crosscheck.diagnosis.catalogue import BY_ID as BUGS
+from crosscheck.report import run as report
+from crosscheck.suite.cases import BY_ID, Case
+from crosscheck.verdict import checks
+from crosscheck.verdict.compare import Disagreement
+from crosscheck.verdict.findings import reference_run, shadow_run
 
 # Linear -> BatchNorm -> ReLU under Adam: the first layer's bias has an exact gradient of 0 (batch norm subtracts it
 # again), so each implementation's gradient there is its own rounding noise, which Adam divides by its own RMS.
@@ -108,7 +109,7 @@ def _stateful(planted):
     import sys
     from pathlib import Path
 
-    from crosscheck.command import command
+    from crosscheck.exchange.command import command
 
     program = Path(__file__).with_name("stateful_program.py")
     return command([sys.executable, str(program), *(["--planted"] if planted else [])],
@@ -139,7 +140,7 @@ def test_the_vote_says_float32_alone_is_to_blame_only_where_the_implementation_v
     agreed) in float64 gets that line."""
     from dataclasses import replace as swap
 
-    from crosscheck.vote import vote
+    from crosscheck.verdict.vote import vote
 
     pytest.importorskip("torch")
     case = BY_ID["relu-softmax-ce-minibatch"]
@@ -164,7 +165,7 @@ def test_a_float32_only_program_with_a_backward_slip_is_diagnosed_and_voted_in_f
     common = ["--model", "dense:3:5,tanh,dense:5:1,identity", "--loss", "mse", "--optimizer", "momentum", "--lr",
               "0.05", "--samples", "12", "--batch-size", "4", "--epochs", "12", "--dtype", "float32",
               "--no-progress", "--plot", ""]
-    import backends
+    from crosscheck import backends
 
     saved = dict(backends._plugins)
     try:

@@ -1,4 +1,4 @@
-"""Every classic mistake in crosscheck/catalogue.py, planted in every backend in turn, on each of its cases.
+"""Every classic mistake in crosscheck/diagnosis/catalogue.py, planted in every backend in turn, on each of its cases.
 
 A mistake in a framework backend is caught by that backend's own cross-check against
 the reference. A mistake in the NumPy reference is caught by every healthy framework
@@ -14,12 +14,11 @@ quantities the maths says it leaves untouched.
 import numpy as np
 import pytest
 
-import backends
-import reference
-from crosscheck import checks, probes
-from crosscheck.cases import BY_ID
-from crosscheck.catalogue import BUGS, PROBES
-from crosscheck.compare import Disagreement
+from crosscheck import backends, reference
+from crosscheck.diagnosis.catalogue import BUGS, PROBES
+from crosscheck.suite.cases import BY_ID
+from crosscheck.verdict import checks, probes
+from crosscheck.verdict.compare import Disagreement
 
 from .test_conventions import assert_kink_gradients
 

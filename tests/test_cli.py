@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import backends
-from crosscheck import report
+from crosscheck import backends
+from crosscheck.report import run as report
 
 from . import xla_flags
 from .source import IN_SOURCE_TREE, ROOT, needs_source_tree

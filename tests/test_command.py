@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import registry
-from crosscheck import exchange, main, report, tolerances
-from crosscheck.export import EXPECTED, MANIFEST, PROBLEM
+from crosscheck.common import registry
+from crosscheck.exchange import tensors as exchange
+from crosscheck.report import main
+from crosscheck.report import run as report
+from crosscheck.report.export import EXPECTED, MANIFEST, PROBLEM
+from crosscheck.verdict import tolerances
 
 from .source import ROOT, needs_source_tree
 from .strictness import strict
@@ -87,7 +90,7 @@ def test_a_configuration_the_program_declares_unsupported_is_skipped_with_its_re
 
 
 def strict_env():
-    import backends
+    from crosscheck import backends
     return backends.strict_from_environment()
 
 
@@ -261,7 +264,7 @@ def test_verify_exits_2_on_bad_input_naming_it(spoil, says, exported, capsys, tm
 def test_a_float32_export_is_bounded_from_the_numpy_float32_reference(capsys, tmp_path):
     """In float32, expected holds the float64 run of the same values and each bound is absolute: the NumPy float32
     reference's own deviation, scaled (docs/precision.md). The float32 reference's own result verifies."""
-    from crosscheck.export import _expected, checkpoints_of
+    from crosscheck.report.export import _expected, checkpoints_of
     argv = ["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "300", "--dtype", "float32"]
     assert main.main(["export", *argv, "--out", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / MANIFEST).read_text())

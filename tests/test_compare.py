@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from crosscheck import tolerances
-from crosscheck.compare import Disagreement, assert_close, assert_low_close, low_reference_diff
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.compare import Disagreement, assert_close, assert_low_close, low_reference_diff
 
 TOL = tolerances.float64("gradient")
 
@@ -105,7 +105,7 @@ def test_a_scalar_is_located_as_the_scalar():
 
 def test_a_non_finite_value_outside_a_run_is_not_called_a_divergence():
     """An op's NaN (autodiff's at a zero-variance sample) is no diverged run; a trajectory's NaN is."""
-    from crosscheck.compare import check_comparable
+    from crosscheck.verdict.compare import check_comparable
 
     with pytest.raises(Disagreement, match=r"jax: layer 1 gradient: backend result is not finite \(nan at \[1\]\): "
                                            r"a NaN or an infinity where a number was due \(no run is involved\)"):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-import reference
-from crosscheck import probes, tolerances
-from crosscheck.compare import assert_close
-from reference import Config
-from reference.data import xor
+from crosscheck import reference
+from crosscheck.reference import Config
+from crosscheck.reference.data import xor
+from crosscheck.verdict import probes, tolerances
+from crosscheck.verdict.compare import assert_close
 
 KINK = Config(layers=(3, 4, 2), hidden="relu", output="identity", loss="half_sse", init="he_normal", epochs=1)
 
@@ -125,7 +125,7 @@ def _outside_the_rule(source, module):
 def test_the_references_reductions_go_through_the_precision_rule(module):
     import inspect
 
-    found = _outside_the_rule(inspect.getsource(__import__(f"reference.{module}", fromlist=["_"])), module)
+    found = _outside_the_rule(inspect.getsource(__import__(f"crosscheck.reference.{module}", fromlist=["_"])), module)
     assert not found, (f"reference/{module}.py reduces outside reference.precision (total, average), or names "
                        f"float64: {'; '.join(found)}")
 
@@ -135,9 +135,9 @@ def test_a_reduction_outside_the_rule_is_seen_in_the_source(bug):
     """The catalogue's reductions outside the rule, written into the reference's source, are each named."""
     import inspect
 
-    from crosscheck.catalogue import BY_ID as BUGS
+    from crosscheck.diagnosis.catalogue import BY_ID as BUGS
 
     planted = BUGS[bug]
-    source = inspect.getsource(__import__(f"reference.{planted.module}", fromlist=["_"]))
+    source = inspect.getsource(__import__(f"crosscheck.reference.{planted.module}", fromlist=["_"]))
     assert planted.old in source
     assert _outside_the_rule(source.replace(planted.old, planted.new), planted.module)

@@ -1,16 +1,17 @@
-"""CS231n-style layer functions as a plug-in (crosscheck/cs231n.py): op by op, then assembled into models and trained
-with their own update rules, against the reference; the assignment's own batch-norm convention as a finding."""
+"""CS231n-style layer functions as a plug-in (crosscheck/adapters/layer_pairs.py): op by op, then assembled into models
+and trained with their own update rules, against the reference; the assignment's own batch-norm convention as a
+finding."""
 
 import sys
 from dataclasses import replace
 
 import pytest
 
-from crosscheck import checks
-from crosscheck.cases import BY_ID
-from crosscheck.compare import Disagreement
-from crosscheck.cs231n import DropoutMaskError, check_ops
-from crosscheck.diagnose import diagnose
+from crosscheck.adapters.layer_pairs import DropoutMaskError, check_ops
+from crosscheck.diagnosis.diagnose import diagnose
+from crosscheck.suite.cases import BY_ID
+from crosscheck.verdict import checks
+from crosscheck.verdict.compare import Disagreement
 
 from .source import IN_SOURCE_TREE, ROOT, needs_source_tree
 
@@ -31,7 +32,7 @@ def example(buggy=False):
 
 
 def bn_case(optimizer):
-    """dense, relu, batch norm, dense, softmax on 30 synthetic samples in batches of 6 (crosscheck/cases.py)."""
+    """dense, relu, batch norm, dense, softmax on 30 synthetic samples in batches of 6 (crosscheck/suite/cases.py)."""
     return BY_ID[f"cs231n-bn-{optimizer}-softmax_cross_entropy"]
 
 
@@ -43,12 +44,13 @@ def test_each_function_agrees_with_the_reference_op_by_op():
 
 
 def dropout_case():
-    """dense, relu, dropout, dense, softmax in batches of 6, the last of 2, with momentum (crosscheck/cases.py)."""
+    """dense, relu, dropout, dense, softmax in batches of 6, the last of 2, with momentum
+    (crosscheck/suite/cases.py)."""
     return BY_ID["cs231n-dropout-momentum"]
 
 
 # The models the functions assemble, trained with their own update rules in the report's stretches, are
-# tests/test_your_code.py's (crosscheck/cases.py's PLUGIN_CASES), run there on this example and its in-place twin.
+# tests/test_your_code.py's (crosscheck/suite/cases.py's PLUGIN_CASES), run there on this example and its in-place twin.
 
 
 def test_the_planted_backward_fails_its_op_check_and_is_diagnosed():
@@ -83,7 +85,7 @@ def test_the_assignments_biased_running_variance_is_a_finding(monkeypatch):
 
 
 def test_what_the_functions_cannot_assemble_is_skipped_with_the_reason():
-    from common.driver import Unsupported
+    from crosscheck.common.driver import Unsupported
 
     with pytest.raises(Unsupported, match="relu/softmax/identity activations only"):
         checks.check_gradients(example(), BY_ID["tanh-identity-mse-minibatch"], "float64")
@@ -178,8 +180,7 @@ def test_a_dropout_without_its_scale_fails_in_its_op_and_its_run(monkeypatch):
 def test_keepdims_statistics_undeclared_are_refused_saying_how_to_declare_them():
     """The student example's batch norm keeps (1, D) statistics and returns (1, D) dgamma: declared keepdims=True it
     agrees (tests/test_your_code.py); undeclared, nothing is reshaped silently, and the refusal says what fits."""
-    from crosscheck.adapters import AdapterError
-    from crosscheck.cs231n import cs231n
+    from crosscheck.adapters import AdapterError, cs231n
     from examples import cs231n_student
 
     undeclared = cs231n(cs231n_student.LAYERS, cs231n_student, name="undeclared")

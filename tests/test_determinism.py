@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from crosscheck.cases import BY_ID, Case
-from reference import Config
+from crosscheck.reference import Config
+from crosscheck.suite.cases import BY_ID, Case
 
 # Products large enough for BLAS and XLA to split them over threads, where summation order could vary.
 THREADED = Case("threaded", Config(layers=(64, 256, 10), hidden="tanh", output="sigmoid", loss="mse",

@@ -1,5 +1,5 @@
-"""The diagnosis (crosscheck/diagnose.py): where a disagreeing implementation's first step parts from the reference's,
-and which known mistake it looks like, in the test message and in the report."""
+"""The diagnosis (crosscheck/diagnosis/diagnose.py): where a disagreeing implementation's first step parts from the
+reference's, and which known mistake it looks like, in the test message and in the report."""
 
 import importlib
 import importlib.util
@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import reference
-from crosscheck import mutations, report
-from crosscheck.cases import BY_ID
-from crosscheck.diagnose import candidates, diagnose
+from crosscheck import reference
+from crosscheck.diagnosis import mutations
+from crosscheck.diagnosis.diagnose import candidates, diagnose
+from crosscheck.report import run as report
+from crosscheck.suite.cases import BY_ID
 
 from .source import IN_SOURCE_TREE, ROOT, needs_source_tree
 from .test_plugins import FlatBiasNet
@@ -161,7 +162,7 @@ class _OutputOnly:
 @needs_source_tree
 def test_the_report_diagnoses_a_disagreeing_row(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
-    import backends
+    from crosscheck import backends
 
     monkeypatch.setattr(backends, "_plugins", dict(backends._plugins))
     out_json = tmp_path / "r.json"
@@ -229,9 +230,9 @@ class _OrderNet(FlatBiasNet):
 
 
 def test_a_gradient_read_after_another_layers_update_is_named_as_the_order_of_operations():
-    from crosscheck import checks
     from crosscheck.adapters import seed_style
-    from crosscheck.compare import Disagreement
+    from crosscheck.verdict import checks
+    from crosscheck.verdict.compare import Disagreement
 
     driver = seed_style(lambda layers: _OrderNet(*layers), name="order")
     with pytest.raises(Disagreement, match=r"order: the layer 1 weight update is not W − lr × gradient: .* while layer "
@@ -268,7 +269,7 @@ def test_a_learning_rate_is_suspected_only_where_the_reference_diverges_too(tmp_
     (tmp_path / "diverges.py").write_text(DIVERGES)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    import backends
+    from crosscheck import backends
 
     monkeypatch.setattr(backends, "_plugins", dict(backends._plugins))
     status = report.main(["--implementation", "diverges=diverges:DRIVER", "--backends", "diverges", "--layers", "2,4,1",
@@ -279,7 +280,7 @@ def test_a_learning_rate_is_suspected_only_where_the_reference_diverges_too(tmp_
 
 
 def test_the_diagnosis_says_how_many_mistakes_it_tried_and_why_not_the_rest():
-    from crosscheck.catalogue import BUGS
+    from crosscheck.diagnosis.catalogue import BUGS
 
     text = diagnose(_scaled_grads(2.0), BY_ID["square-tanh-softmax-ce-minibatch"]).text()
     assert (f"tried: {len(candidates())} of the catalogue's {len(BUGS)} mistakes, planted in the NumPy reference one "
@@ -289,7 +290,7 @@ def test_the_diagnosis_says_how_many_mistakes_it_tried_and_why_not_the_rest():
 def test_a_nan_is_matched_only_by_the_same_nan_at_the_same_place():
     """The diagnosis names a mistake that makes NaN (a causal mask hiding a whole row) by the planted reference making
     the same ones at the same places, the finite values within tolerance; anything else is no match."""
-    from crosscheck.diagnose import _close
+    from crosscheck.diagnosis.diagnose import _close
 
     nan = np.nan
     assert _close(np.array([nan, 1.0]), np.array([nan, 1.0]), "forward")
@@ -317,8 +318,8 @@ def test_a_float32_only_implementation_is_diagnosed_and_voted_in_float32(copy_of
     assert "planted in the NumPy float32 reference" in text
     if importlib.util.find_spec("torch") is None:  # the vote needs a third voter
         return
-    from crosscheck import checks
-    from crosscheck.compare import Disagreement
+    from crosscheck.verdict import checks
+    from crosscheck.verdict.compare import Disagreement
 
     with mutations.planted(f"refcopy.{bug.module}", *bug.spelled("numpy")), np.errstate(all="ignore"):
         with pytest.raises(Disagreement, match=r"vote on the gradients \(float32, \d voters\): .*the odd one out: "

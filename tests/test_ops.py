@@ -1,18 +1,18 @@
 """Every registered op (common/registry.py), one line each: forward and backward on every built-in backend against
 the reference, the framework's own vector-Jacobian product and central differences along random directions,
-with edge values (kinks, saturation, large logits) in the inputs (crosscheck/ops.py)."""
+with edge values (kinks, saturation, large logits) in the inputs (crosscheck/verdict/ops.py)."""
 
 import importlib
 
 import numpy as np
 import pytest
 
-import backends
-from common import dtypes
-from common.config import Config
-from crosscheck import checks, ops
-from crosscheck.catalogue import BY_ID as BUGS
-from crosscheck.compare import Disagreement
+from crosscheck import backends
+from crosscheck.common import dtypes
+from crosscheck.common.config import Config
+from crosscheck.diagnosis.catalogue import BY_ID as BUGS
+from crosscheck.verdict import checks, ops
+from crosscheck.verdict.compare import Disagreement
 
 
 @pytest.mark.builtin
@@ -55,7 +55,7 @@ def test_the_float64_op_bound_is_derived_and_can_fail(driver, device, monkeypatc
     native = importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.autodiff").NATIVE
     right = native["activations", "tanh"]
     monkeypatch.setitem(native, ("activations", "tanh"), lambda z: right(z) * (1 + ulps * 2.0 ** -52))
-    from crosscheck.op_vote import op_vote
+    from crosscheck.verdict.op_vote import op_vote
 
     line = op_vote("activations", "tanh", device).splitlines()[0]  # the vote holds the forward to the same bound
     assert line.endswith(f"the odd one out: {driver.name}'s own") if fails else line.endswith("all agree"), line
@@ -74,7 +74,7 @@ def test_an_own_op_in_a_lower_dtype_casts_no_float64_ballot(request):
     from .strictness import load_or_skip
 
     load_or_skip(request.config, "jax")
-    from crosscheck.op_vote import op_vote
+    from crosscheck.verdict.op_vote import op_vote
 
     line = op_vote("layers", "rope_attention").splitlines()[0]
     assert "jax's own" not in line and line.endswith("all agree"), line
@@ -89,8 +89,8 @@ def test_torchs_softplus_threshold_is_a_convention_the_float64_bound_sees(reques
     load_or_skip(request.config, "torch")
     import torch
 
-    from backends.torch import DRIVER
-    from backends.torch.autodiff import NATIVE
+    from crosscheck.backends.torch import DRIVER
+    from crosscheck.backends.torch.autodiff import NATIVE
 
     monkeypatch.setitem(NATIVE, ("activations", "softplus"), torch.nn.functional.softplus)
     with pytest.raises(Disagreement, match="softplus forward against torch's own disagrees .* it strays 9.3"):
@@ -118,7 +118,7 @@ def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
     import numpy as np
     import torch
 
-    from reference import layers
+    from crosscheck.reference import layers
 
     rng = np.random.default_rng(0)
     layer = Config(model=(("dense", 3, 4), ("batchnorm", 4), "identity"), loss="mse").model[1]
@@ -147,7 +147,7 @@ def test_the_frameworks_own_layers_train_the_cnn_alike(driver, device, case_id):
     """The whole CNN trained the framework's way, its own layers (torch.nn.functional.conv2d and max_pool2d, lax's
     conv_general_dilated and reduce_window), autodiff and optimizer (torch.optim, optax), against the reference's
     manual run: losses at every step and parameters at the checkpoints, in float64."""
-    from crosscheck.cases import BY_ID
+    from crosscheck.suite.cases import BY_ID
 
     checks.check_framework_optimizer(driver, BY_ID[case_id], device, native=True)
 
@@ -159,7 +159,7 @@ def test_the_frameworks_own_layers_train_the_llama_block_alike(driver, device):
     AdamW and torch's schedulers, against the reference's manual run, in float64. JAX's own attention computes its
     softmax in float32 (docs/conventions.md), so its run parts from the reference's from the first step (1e-8 relative
     on the loss, 1e-8 on the parameters)."""
-    from crosscheck.cases import BY_ID
+    from crosscheck.suite.cases import BY_ID
 
     case = BY_ID["llama-tied-rope-adamw-minibatch"]
     if driver.name == "jax":
@@ -197,7 +197,7 @@ def test_dropout_at_rate_0_keeps_everything(driver, device, monkeypatch, dtype):
     """Dropout's edge: at p = 0 every unit is kept and nothing is scaled, y = x and dx = dy, on every backend."""
     from dataclasses import replace
 
-    from common import registry
+    from crosscheck.common import registry
 
     monkeypatch.setitem(registry.LAYERS, "dropout", replace(registry.LAYERS["dropout"], example=(0.0,)))
     layer, p, x, dy, mask = ops.layer_inputs("dropout")
@@ -212,8 +212,8 @@ def test_the_reference_sums_16_bit_floats_in_float32(dtype):
     is 1, and the result keeps the dtype."""
     if dtype == "bfloat16":
         pytest.importorskip("ml_dtypes")
-    from common.dtypes import numpy_dtype
-    from reference.precision import average, total
+    from crosscheck.common.dtypes import numpy_dtype
+    from crosscheck.reference.precision import average, total
 
     ones = np.ones((4096, 2), numpy_dtype(dtype))
     assert total(ones).dtype == ones.dtype and float(total(ones)) == 8192.0

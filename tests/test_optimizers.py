@@ -11,18 +11,19 @@
 import numpy as np
 import pytest
 
-import backends
-from common import registry
-from common.config import Config
-from common.initializers import dropout_masks
-from crosscheck import checks, ops, tolerances
-from crosscheck.cases import BY_ID, DTYPES, Case
-from crosscheck.compare import Disagreement
-from crosscheck.findings import Findings
+from crosscheck import backends
+from crosscheck.common import registry
+from crosscheck.common.config import Config
+from crosscheck.common.initializers import dropout_masks
+from crosscheck.suite.cases import BY_ID, DTYPES, Case
+from crosscheck.verdict import checks, ops, tolerances
+from crosscheck.verdict.compare import Disagreement
+from crosscheck.verdict.findings import Findings
 
 
 def optimizer_case(name, **changes):
-    """The optimizer's minibatch case (crosscheck/cases.py: batches of 8 of 20, weight decay on the weights only)."""
+    """The optimizer's minibatch case (crosscheck/suite/cases.py: batches of 8 of 20, weight decay on the weights
+    only)."""
     case = BY_ID[f"{name}-minibatch"]
     return Case(case.id, case.config.replace(**changes), samples=case.samples)
 
@@ -149,8 +150,8 @@ def test_the_schedule_is_optaxs_and_torchs_until_its_end():
     jax = pytest.importorskip("jax")
     backends.load("jax")  # it enables float64, as in every JAX run here
 
-    from backends.torch.autodiff import framework_schedule
-    from reference.optimizers import scheduled_lr
+    from crosscheck.backends.torch.autodiff import framework_schedule
+    from crosscheck.reference.optimizers import scheduled_lr
 
     config = Config(lr=0.01, schedule="warmup_cosine", warmup_steps=10, decay_steps=90, end_lr=0.001)
     ours = np.array([scheduled_lr(t, config) for t in range(1, 121)])
@@ -217,7 +218,7 @@ def test_clipping_scales_by_one_global_norm_as_torch_and_optax_define_it():
     reference's to rounding, and optax's c / |g| is it times (|g| + 1e-6) / |g|, the epsilon it leaves out."""
     torch, optax, jnp = pytest.importorskip("torch"), pytest.importorskip("optax"), pytest.importorskip("jax.numpy")
     backends.load("jax")  # it enables float64: optax clips the float64 gradients as they are
-    from reference.mlp import clipped, gradients
+    from crosscheck.reference.mlp import clipped, gradients
 
     config, params, X, y, _ = BY_ID["gpt-block-adamw-minibatch"].inputs()
     _, grads = gradients(params, X[:16], y[:16], config)
@@ -287,7 +288,7 @@ def test_a_state_reset_between_stretches_is_another_run(driver, device, optimize
 def test_an_update_rule_mistake_is_first_named_by_its_state_leaf_and_step(driver, device, mutate, bug, step, names):
     """Before the checkpoints' long list, the failure says where the run first parts: the optimizer state leaf, and
     the step (step 2 taken as a run continued from step 1's state, across a stretch boundary)."""
-    from crosscheck.catalogue import BY_ID as BUGS
+    from crosscheck.diagnosis.catalogue import BY_ID as BUGS
 
     BUGS[bug].plant(mutate, driver.name)
     optimizer = bug.split("-")[0]
@@ -303,8 +304,8 @@ def test_a_step_count_reset_at_a_stretch_boundary_is_named_as_such():
     from dataclasses import replace
     from types import SimpleNamespace
 
-    import reference
-    from crosscheck import report
+    from crosscheck import reference
+    from crosscheck.report import run as report
 
     def train(*args, step=0, **kwargs):
         return reference.mlp.train(*args, step=0, **kwargs)  # the step count lost at every continuation

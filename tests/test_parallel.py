@@ -16,15 +16,14 @@ from functools import partial
 import numpy as np
 import pytest
 
-import backends
-import reference
-from common.config import Config
-from crosscheck import checks, ops
-from crosscheck.cases import Case
-from crosscheck.compare import Disagreement
-from crosscheck.findings import Findings
-from reference import parallel as simulated
-from reference.data import synthetic
+from crosscheck import backends, reference
+from crosscheck.common.config import Config
+from crosscheck.reference import parallel as simulated
+from crosscheck.reference.data import synthetic
+from crosscheck.suite.cases import Case
+from crosscheck.verdict import checks, ops
+from crosscheck.verdict.compare import Disagreement
+from crosscheck.verdict.findings import Findings
 
 from . import xla_flags
 from .strictness import load_or_skip
@@ -133,7 +132,7 @@ def test_a_wrong_all_reduce_on_jax_is_caught(monkeypatch, planted):
     import jax
     from jax import lax
 
-    from backends.jax import parallel
+    from crosscheck.backends.jax import parallel
 
     wrong = {"summed": lambda part: lax.psum(2 * part, parallel.AXIS), "missing": lambda part: part}[planted]
     monkeypatch.setattr(parallel, "all_reduce", wrong)
@@ -149,7 +148,7 @@ def test_a_wrong_all_reduce_on_jax_is_caught(monkeypatch, planted):
 
 def test_too_few_jax_devices_is_said_before_training():
     load("jax")
-    from backends.jax import parallel
+    from crosscheck.backends.jax import parallel
 
     with pytest.raises(ValueError, match=r"a world of 64 ranks needs 64 JAX devices, but JAX sees \d+: start Python "
                                          r"with XLA_FLAGS=--xla_force_host_platform_device_count=64"):
@@ -157,7 +156,7 @@ def test_too_few_jax_devices_is_said_before_training():
 
 
 def test_a_plug_in_without_a_parallel_run_is_refused_named():
-    from common.driver import Driver, Unsupported
+    from crosscheck.common.driver import Driver, Unsupported
 
     plug = Driver(name="mine", version="0", devices=("cpu",), mlp=reference.mlp, to_native=lambda a, d: a,
                   to_numpy=np.asarray)
@@ -255,7 +254,7 @@ def test_a_world_that_does_not_divide_the_batch_exits_2():
 
 def test_export_refuses_a_data_parallel_problem(tmp_path):
     """The command protocol has no ranks: a sharded problem is not exported as if it were one device's."""
-    from crosscheck.export import export_main
+    from crosscheck.report.export import export_main
 
     assert export_main(["--model", "dense:3:8,tanh,dense:8:2,identity", "--loss", "mse", "--samples", "16",
                         "--batch-size", "8", "--epochs", "2", "--parallel", "data:2", "--backends", "numpy",
@@ -264,7 +263,7 @@ def test_export_refuses_a_data_parallel_problem(tmp_path):
 
 
 def test_a_model_file_says_parallel(tmp_path):
-    from crosscheck.cli import parse_args
+    from crosscheck.report.cli import parse_args
 
     spec = tmp_path / "m.toml"
     spec.write_text('model = ["dense:3:8", "tanh", "dense:8:2", "identity"]\nloss = "mse"\nsamples = 16\n'
@@ -277,7 +276,7 @@ def test_a_sharded_problem_below_float64_is_bounded_by_the_simulated_shards():
     """Below float64 a sharded run's sums over the ranks round otherwise than the one-device run: its bound comes from
     the reference's simulated shards (their float32 weights of a tensor-parallel GPT block stray about twice as far
     from float64 as the one-device run's); the float64 oracle stays the run on one device."""
-    from crosscheck.findings import bounding_driver
+    from crosscheck.verdict.findings import bounding_driver
 
     config = CASES["tensor-llama-heads"].config
     assert bounding_driver(config.replace(dtype="float32")) is reference.SHARDS
@@ -291,7 +290,7 @@ def test_a_world_that_cannot_start_is_a_skip_or_in_strict_mode_a_failure(monkeyp
     reason in a developer's run and fails in strict mode, as a missing backend is."""
     from dataclasses import replace
 
-    from common.driver import Sharded
+    from crosscheck.common.driver import Sharded
 
     from . import strictness
 

@@ -7,10 +7,11 @@ from functools import partial
 
 import pytest
 
-from crosscheck import checks, mutations
-from crosscheck.cases import BY_ID
-from crosscheck.catalogue import BY_ID as BUGS
-from crosscheck.compare import Disagreement
+from crosscheck.diagnosis import mutations
+from crosscheck.diagnosis.catalogue import BY_ID as BUGS
+from crosscheck.suite.cases import BY_ID
+from crosscheck.verdict import checks
+from crosscheck.verdict.compare import Disagreement
 
 
 @pytest.mark.frameworks

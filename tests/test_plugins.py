@@ -11,12 +11,12 @@ from importlib.metadata import EntryPoint
 import numpy as np
 import pytest
 
-import backends
-from common.driver import Unsupported
-from crosscheck import checks
+from crosscheck import backends
 from crosscheck.adapters import AdapterError, gradient_function, seed_style, step_function
-from crosscheck.cases import BY_ID
-from crosscheck.compare import Disagreement
+from crosscheck.common.driver import Unsupported
+from crosscheck.suite.cases import BY_ID
+from crosscheck.verdict import checks
+from crosscheck.verdict.compare import Disagreement
 
 from .source import IN_SOURCE_TREE, ROOT, needs_source_tree
 
@@ -508,8 +508,8 @@ def _makemore(module="makemore_bn_torch"):
 
 def _names_case(tmp_path):
     """makemore part 4's model on a text of 27 characters, as names.txt has: the vocabulary the generated text lacks."""
-    from crosscheck.cases import Case
-    from reference import Config
+    from crosscheck.reference import Config
+    from crosscheck.suite.cases import Case
 
     rng = np.random.default_rng(1)
     letters = list("abcdefghijklmnopqrstuvwxyz")
@@ -533,7 +533,7 @@ def test_makemore_part_4_by_leaf_name_agrees_batch_norm_and_all(tmp_path):
 
 @needs_source_tree
 def test_makemore_part_4_planted_mistake_is_diagnosed(tmp_path):
-    from crosscheck.diagnose import diagnose
+    from crosscheck.diagnosis.diagnose import diagnose
 
     with pytest.raises(Disagreement, match="ninja: layer 1 weight gradient disagrees"):
         checks.check_gradients(_makemore("makemore_bn_torch_buggy"), _names_case(tmp_path), "float64")
@@ -547,7 +547,7 @@ def test_the_notebooks_bessel_corrected_batch_variance_is_a_convention_finding(t
     consistently; PyTorch, and so the reference, normalize by the biased one. The suite parts at the network's output,
     the diagnosis says so, and claims no catalogue entry: batchnorm-batch-variance-unbiased plants the forward's
     variance alone (a backward left biased), which gives other input gradients than the notebook's."""
-    from crosscheck.diagnose import diagnose
+    from crosscheck.diagnosis.diagnose import diagnose
 
     _makemore()
     correct = importlib.import_module("examples.makemore_bn_torch")
@@ -642,7 +642,7 @@ def test_gradients_by_leaf_name_in_jax_arrays_agree():
 def test_mixed_precision_is_declared_not_assumed():
     """A plug-in declaring float32 runs is not thereby declaring mixed precision (the loss scale, the master weights):
     a mixed case is skipped, saying so, rather than trained in float32 and blamed."""
-    from crosscheck.cases import MIXED_CASES
+    from crosscheck.suite.cases import MIXED_CASES
 
     driver = gradient_function(_numpy_grads(flat_out=False), name="f32", dtypes=("float32",),
                                activations=("tanh", "softmax"), losses=("softmax_cross_entropy",))

@@ -1,13 +1,13 @@
 """The precision ladder: every backend agrees with the NumPy reference in bfloat16 and float16 (docs/precision.md, "Low
 precision"), within the low-precision rule: a multiple of the NumPy reference's own deviation in the dtype, measured
-on the same values (crosscheck/tolerances.py LOW)."""
+on the same values (crosscheck/verdict/tolerances.py LOW)."""
 
 import numpy as np
 import pytest
 
-from common import dtypes, registry
-from crosscheck import checks, probes
-from crosscheck.cases import BY_ID, HALF_CASES, MIXED_CASES, half_failure
+from crosscheck.common import dtypes, registry
+from crosscheck.suite.cases import BY_ID, HALF_CASES, MIXED_CASES, half_failure
+from crosscheck.verdict import checks, probes
 
 HALF = [pytest.param(case, marks=[] if case.id == "seed1-xor" else [pytest.mark.slow], id=case.id)
         for case in HALF_CASES]
@@ -55,16 +55,16 @@ def test_jax_autodiff_sums_a_broadcast_bias_in_bfloat16():
 
 @pytest.mark.builtin
 def test_every_backend_follows_the_low_precision_rule(driver, device):
-    """Hand-worked sums over 4096 terms in bfloat16 and float16 (crosscheck/probes.py, RULE_TERMS): a loss reduced
-    over rows, a bias gradient and a softmax's normalizing sum accumulate in float32 on every backend."""
+    """Hand-worked sums over 4096 terms in bfloat16 and float16 (crosscheck/verdict/probes.py, RULE_TERMS): a loss
+    reduced over rows, a bias gradient and a softmax's normalizing sum accumulate in float32 on every backend."""
     probes.check_low_precision_rule(driver, device)
 
 
 @pytest.mark.builtin
 def test_every_backend_keeps_master_weights_and_scales_the_loss(driver, device):
-    """Hand-worked mixed-precision runs (crosscheck/probes.py, MIXED_HINGE and MIXED_TINY): bfloat16 updates below
-    half an ulp kept by the float32 master weights; float16's dynamic scale skipping the step that overflows, halving,
-    and undoing itself; a float16 gradient of 2^-26, lost without the scale, kept with it."""
+    """Hand-worked mixed-precision runs (crosscheck/verdict/probes.py, MIXED_HINGE and MIXED_TINY): bfloat16 updates
+    below half an ulp kept by the float32 master weights; float16's dynamic scale skipping the step that overflows,
+    halving, and undoing itself; a float16 gradient of 2^-26, lost without the scale, kept with it."""
     probes.check_mixed_precision(driver, device)
 
 

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import reference
-from common import registry
-from common.driver import Capability
-from crosscheck import checks
-from crosscheck.cases import Case
-from reference import Config
+from crosscheck import reference
+from crosscheck.common import registry
+from crosscheck.common.driver import Capability
+from crosscheck.reference import Config
+from crosscheck.suite.cases import Case
+from crosscheck.verdict import checks
 
 BUDGET = settings(max_examples=12, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.function_scoped_fixture])

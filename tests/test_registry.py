@@ -2,7 +2,7 @@
 
 import pytest
 
-import backends
+from crosscheck import backends
 
 from .strictness import load_or_skip
 
@@ -57,8 +57,8 @@ def test_a_missing_framework_not_asked_for_skips_in_strict_mode(missing_backend,
 
 def test_a_broken_install_is_not_mistaken_for_a_missing_one(monkeypatch):
     """Only the framework itself missing counts as 'not installed'; any other import error propagates."""
-    monkeypatch.setitem(backends.REGISTRY, "broken", ("backends.no_such_module", "torch"))
-    with pytest.raises(ModuleNotFoundError, match="backends.no_such_module"):
+    monkeypatch.setitem(backends.REGISTRY, "broken", ("crosscheck.backends.no_such_module", "torch"))
+    with pytest.raises(ModuleNotFoundError, match="crosscheck.backends.no_such_module"):
         backends.load("broken")
 
 

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-import backends
-from crosscheck import report
-from crosscheck.catalogue import BY_ID as BUGS
+from crosscheck import backends
+from crosscheck.diagnosis.catalogue import BY_ID as BUGS
+from crosscheck.report import run as report
 
 from .source import needs_source_tree
 

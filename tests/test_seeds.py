@@ -1,7 +1,7 @@
 """The seed notebooks' XOR runs, reproduced by the reference from the same random numbers.
 
 The notebooks set no seed, so their printed figures cannot be regenerated bit for
-bit; instead their loops, transcribed independently in crosscheck/seedloops.py,
+bit; instead their loops, transcribed independently in crosscheck/suite/seedloops.py,
 are run from np.random.RandomState(seed) exactly as the notebooks would draw, and
 the reference must retrace them, log lines included.
 """
@@ -9,12 +9,13 @@ the reference must retrace them, log lines included.
 import numpy as np
 import pytest
 
-import reference
-from crosscheck import seedloops, tolerances
-from crosscheck.cases import BY_ID
-from crosscheck.checks import reference_run
-from crosscheck.compare import assert_close
-from reference.data import xor
+from crosscheck import reference
+from crosscheck.reference.data import xor
+from crosscheck.suite import seedloops
+from crosscheck.suite.cases import BY_ID
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.checks import reference_run
+from crosscheck.verdict.compare import assert_close
 
 TRAJECTORY = tolerances.float64("trajectory")
 XOR_TARGETS = np.array([[0.0], [1.0], [1.0], [0.0]])

@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
-from common.config import Config
-from crosscheck import exchange
-from reference import data
+from crosscheck.common.config import Config
+from crosscheck.exchange import tensors as exchange
+from crosscheck.reference import data
 
 CSV = """x1,x2,x3,t1,t2
 0.5,-1.0,2.0,1.0,0.0

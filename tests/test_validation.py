@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import common.initializers
-import reference
-from reference import Config
-from reference.data import char_windows, xor
+from crosscheck import reference
+from crosscheck.common import initializers
+from crosscheck.reference import Config
+from crosscheck.reference.data import char_windows, xor
 
 GOOD = Config(layers=(2, 3, 1), epochs=5)
 
@@ -341,20 +341,20 @@ def test_a_dropout_rate_outside_0_1_is_refused(rate, message):
 
 
 def test_dropout_masks_come_from_the_seed_one_per_step_and_layer():
-    """Drawn once by the reference (common.initializers.dropout_masks): keep masks of 0 and 1, one (batch, width)
+    """Drawn once by the reference (initializers.dropout_masks): keep masks of 0 and 1, one (batch, width)
     block per epoch, step and dropout layer, the same for the same seed and another for another seed, keeping about
     1 - p of the units."""
     config = Config(model=(("dense", 3, 5), "tanh", ("dropout", 0.25), ("dense", 5, 4), "tanh", ("dropout", 0.5),
                            ("dense", 4, 1), "sigmoid"), epochs=200, batch_size=8)
-    masks = common.initializers.dropout_masks(config, 20)
+    masks = initializers.dropout_masks(config, 20)
     assert [m.shape for m in masks] == [(200, 3, 8, 5), (200, 3, 8, 4)]
     assert all(m.dtype == np.float64 and set(np.unique(m)) == {0.0, 1.0} for m in masks)
     assert abs(masks[0].mean() - 0.75) < 0.01 and abs(masks[1].mean() - 0.5) < 0.01
-    again = common.initializers.dropout_masks(config, 20)
+    again = initializers.dropout_masks(config, 20)
     assert all(np.array_equal(a, b) for a, b in zip(masks, again))
-    other = common.initializers.dropout_masks(config.replace(seed=1), 20)
+    other = initializers.dropout_masks(config.replace(seed=1), 20)
     assert not np.array_equal(masks[0], other[0])
-    assert common.initializers.dropout_masks(config.replace(model=None, layers=(3, 5, 1)), 20) is None
+    assert initializers.dropout_masks(config.replace(model=None, layers=(3, 5, 1)), 20) is None
 
 
 @pytest.mark.parametrize("device_name", ["tpu", "cuda"])

@@ -9,11 +9,11 @@ checked against closed forms, and the Taylor remainder tells a right gradient (o
 import numpy as np
 import pytest
 
-import backends
-from crosscheck import checks, probes
-from crosscheck.cases import BY_ID, CASES
-from crosscheck.catalogue import BY_ID as BUGS
-from crosscheck.compare import Disagreement
+from crosscheck import backends
+from crosscheck.diagnosis.catalogue import BY_ID as BUGS
+from crosscheck.suite.cases import BY_ID, CASES
+from crosscheck.verdict import checks, probes
+from crosscheck.verdict.compare import Disagreement
 
 BIAS_AVERAGED = BUGS["bias-gradient-averaged"]
 
@@ -62,7 +62,7 @@ def test_the_finite_difference_oracle_matches_closed_forms():
 
 def test_a_one_sided_oracle_is_caught(mutate):
     """Made one-sided with a step of 1e-2, the oracle is off by O(1e-2): its own check names it."""
-    mutate("reference.gradcheck", "g[i] = (f(_bumped(x, i, eps)) - f(_bumped(x, i, -eps))) / (2 * eps)",
+    mutate("crosscheck.reference.gradcheck", "g[i] = (f(_bumped(x, i, eps)) - f(_bumped(x, i, -eps))) / (2 * eps)",
            "g[i] = (f(_bumped(x, i, 1e-2)) - f(x)) / 1e-2")
     with pytest.raises(Disagreement, match="central differences vs the closed form: d/dx sum sin"):
         probes.check_oracle()
@@ -91,8 +91,8 @@ def test_a_float32_run_rounds_in_float32(driver, device):
 
 def test_the_rounding_probe_tells_float64_from_float32():
     """The probe's premise, checked in float64: there, the same problem gives what float32 must not."""
-    import reference
-    from reference import Config
+    from crosscheck import reference
+    from crosscheck.reference import Config
 
     p = probes.ROUNDING_FORWARD
     config = Config(layers=(2, 1), output="identity", loss="half_sse", init="standard_normal", epochs=1)

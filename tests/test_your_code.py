@@ -3,7 +3,7 @@
 The rest of the suite runs its cases on every backend, a plug-in included; most of them use activations and layers
 that CS231n-style functions lack. Here each plug-in (--implementation; in a checkout without one, the worked
 examples in tests/source.py's EXAMPLES) is checked op by op where it is CS231n-style, and trained on the cases such
-functions can assemble (crosscheck/cases.py's PLUGIN_CASES: batch norm, dropout, convolution and max-pooling under
+functions can assemble (crosscheck/suite/cases.py's PLUGIN_CASES: batch norm, dropout, convolution and max-pooling under
 plain descent, momentum, RMSprop and Adam) in the report's stretches between checkpoints, so that its whole training
 state (optimizer state, step count, running statistics) must cross each boundary. Each passing test records what it
 exercised; the summary names what a plug-in provides that nothing exercised (tests/conftest.py).
@@ -11,10 +11,11 @@ exercised; the summary names what a plug-in provides that nothing exercised (tes
 
 import pytest
 
-import backends
-from crosscheck import checks, report
-from crosscheck.cases import PLUGIN_CASES, features
-from crosscheck.cs231n import Assembled, check_ops
+from crosscheck import backends
+from crosscheck.adapters.layer_pairs import Assembled, check_ops
+from crosscheck.report import run as report
+from crosscheck.suite.cases import PLUGIN_CASES, features
+from crosscheck.verdict import checks
 
 from .conftest import EXERCISED, selected_backends
 from .source import EXAMPLES, IN_SOURCE_TREE, load_example
@@ -84,7 +85,7 @@ def test_a_run_continued_from_its_state_is_the_run_trained_at_once(plugin, case)
     first = config.epochs // 2
     masks = None
     if config.noise_widths():
-        from common.initializers import dropout_masks
+        from crosscheck.common.initializers import dropout_masks
 
         masks = dropout_masks(config, len(X))
     a = plugin.run_train(params, X, y, config.replace(epochs=first), orders[:first],

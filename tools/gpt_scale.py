@@ -6,9 +6,9 @@
 scores tied to the 50,257-row embedding (GPT-2 small, 124M parameters), on 4 random sequences of 64 tokens, trained
 for one AdamW step in float32 on NumPy, torch and JAX: the loss, every gradient and the parameters after the step,
 each within the low-precision bound of the float64 reference (4 x the NumPy float32 reference's own deviation, plus a
-floor; crosscheck/tolerances.py). Central differences per entry cannot run at this size, so the float64 reference's
-own gradient is checked along random directions: (L(p + h v) - L(p - h v)) / 2h against <g, v>, two forward passes
-per direction whatever the number of parameters. Prints each phase's time and the process's peak memory; a
+floor; crosscheck/verdict/tolerances.py). Central differences per entry cannot run at this size, so the float64
+reference's own gradient is checked along random directions: (L(p + h v) - L(p - h v)) / 2h against <g, v>, two forward
+passes per direction whatever the number of parameters. Prints each phase's time and the process's peak memory; a
 benchmark, run by hand (docs/benchmarks.md has the figures), not a test.
 """
 
@@ -25,12 +25,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import backends  # noqa: E402
-from common.config import Config  # noqa: E402
-from common.initializers import initial_params  # noqa: E402
-from crosscheck.compare import assert_low_close, low_reference_diff  # noqa: E402
-from crosscheck.findings import flat  # noqa: E402
-from reference import mlp, optimizers  # noqa: E402
-from reference.losses import loss_forward  # noqa: E402
+from crosscheck.common.config import Config  # noqa: E402
+from crosscheck.common.initializers import initial_params  # noqa: E402
+from crosscheck.reference import mlp, optimizers  # noqa: E402
+from crosscheck.reference.losses import loss_forward  # noqa: E402
+from crosscheck.verdict.compare import assert_low_close, low_reference_diff  # noqa: E402
+from crosscheck.verdict.findings import flat  # noqa: E402
 
 
 def gpt_config(layers, width, heads, vocab, context, dtype="float64"):

@@ -20,6 +20,8 @@ and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation
 and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Then the
 same of programs in other languages (commands): examples/c built there with make, through --command, and through
 crosscheck export, the program, and crosscheck verify; examples/js on node; and the data- and tensor-parallel reports.
+And a user's project with packages of its own named common, reference, backends, utils and tests: the report loads
+it and checks it (the wheel installs nothing but crosscheck and crosscheck_tests).
 Exits 1, saying which, if any of them does not.
 """
 
@@ -169,6 +171,21 @@ def parallel(folder, failures):
         _check(failures, f"crosscheck --parallel {layout}", status, out, want, says)
 
 
+def project(folder, failures):
+    """A user's project with its own common/, reference/, backends/, utils/ and tests/ packages (the names the suite
+    once installed at the top level), its network importing its own common and utils: from its folder, the report
+    must load it and exit 0, and 1 on its planted copy (tests/test_layout.py writes it)."""
+    from crosscheck_tests.test_layout import user_project
+
+    for planted, want in ((False, 0), (True, 1)):
+        where = folder / ("project_planted" if planted else "project")
+        user_project(where, planted)
+        status, out = run(where, "-m", "crosscheck", "--implementation", "mine=my_net:DRIVER", "--backends", "mine",
+                          "--layers", "2,4,1", "--init", "standard_normal", "--epochs", "200", "--plot", "",
+                          "--no-progress")
+        _check(failures, f"crosscheck on {where.name}/my_net.py (its own common/ and utils/)", status, out, want)
+
+
 def main():
     import crosscheck_tests
 
@@ -206,6 +223,7 @@ def main():
                         print(coverage[0])
                     if want == 0 and what == "pytest" and (not coverage or "NOT EXERCISED" in coverage[0]):
                         failures.append(f"pytest on {module}.py left some of what it provides unexercised")
+        project(Path(folder), failures)
         commands(Path(folder), failures)
         parallel(Path(folder), failures)
     if failures:

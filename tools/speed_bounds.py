@@ -2,7 +2,7 @@
 
     python tools/speed_bounds.py
 
-Three floors, each measured beside the seeds' loop (crosscheck/seedloops.py) in the same process, medians of nine:
+Three floors, each measured beside the seeds' loop (crosscheck/suite/seedloops.py) in the same process, medians of nine:
 - NumPy on `xor` and `xor-adam`: the reference's gradients alone (forward, loss, backward; no update) against the
   seeds' whole epoch (which also updates, and computes its loss only when it logs).
 - PyTorch on `mid`: the mirror's epoch under torch.profiler (the matrix products' share), and each of the epoch's
@@ -70,7 +70,7 @@ def torch_mid():
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from backends.torch import mlp
+    from crosscheck.backends.torch import mlp
 
     wl = WORKLOADS["mid"]
     config, params, X, y = problem(wl)

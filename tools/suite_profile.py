@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 OUT = Path(".cache/suite-profile")
-WRAPPED = {"reference": "reference.mlp", "torch": "backends.torch.mlp", "jax": "backends.jax.mlp"}
+WRAPPED = {"reference": "crosscheck.reference.mlp", "torch": "crosscheck.backends.torch.mlp",
+           "jax": "crosscheck.backends.jax.mlp"}
 KINDS = ("reference", "torch", "jax", "jax compile", "subprocess")
 
 _spent: dict[str, float] = defaultdict(float)  # this test's seconds by kind

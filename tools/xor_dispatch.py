@@ -5,7 +5,7 @@
 The torch mirror's training of the second seed's 2-2-1 network (4 samples, float64, plain descent) under
 torch.profiler: how many aten operators one epoch dispatches and their share of the time; then the same count of
 operators timed bare (each a 2x2 or 4x2 operand, the sizes XOR's are), beside NumPy's same operators and the seeds'
-own loop (crosscheck/seedloops.py). What one epoch cannot go below in eager PyTorch is its operator count times
+own loop (crosscheck/suite/seedloops.py). What one epoch cannot go below in eager PyTorch is its operator count times
 torch's cost of one tiny operator; the seeds' loop pays NumPy's. docs/benchmarks.md has the figures.
 """
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import backends  # noqa: E402
 from crosscheck import seedloops  # noqa: E402
-from crosscheck.cases import BY_ID  # noqa: E402
+from crosscheck.suite.cases import BY_ID  # noqa: E402
 
 
 def per_call(fn, repeats):
@@ -44,7 +44,7 @@ def main(argv=None):
     from torch.profiler import ProfilerActivity, profile
 
     driver = backends.load("torch")
-    from backends.torch import mlp
+    from crosscheck.backends.torch import mlp
 
     problem = BY_ID["seed2-xor"].problem("float64", epochs=args.epochs)
     config = problem.config

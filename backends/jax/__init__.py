@@ -39,7 +39,7 @@ os.environ["XLA_FLAGS"] = small_loops(os.environ.get("XLA_FLAGS", ""))
 import jax  # noqa: E402  (after XLA_FLAGS: JAX reads them when it starts its backends)
 import numpy as np  # noqa: E402
 
-from common.driver import Driver, Sharded  # noqa: E402
+from crosscheck.common.driver import Driver, Sharded  # noqa: E402
 
 from . import activations, autodiff, losses, mlp, parallel  # noqa: E402
 
@@ -73,7 +73,7 @@ class _Compiled:
 
     (JAX quirk: run eagerly, every small op compiles on its own at first use, which
     costs seconds per configuration.) The wrappers above look mlp up when traced, so
-    a patched mlp (crosscheck/mutations.py) is seen after jax.clear_caches().
+    a patched mlp (crosscheck/diagnosis/mutations.py) is seen after jax.clear_caches().
     """
 
     forward = staticmethod(jax.jit(_forward, static_argnames="config"))

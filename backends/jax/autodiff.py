@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from common import registry
-from common.problem import schedule
+from crosscheck.common import registry
+from crosscheck.common.problem import schedule
 
 from . import layers
 from .layers import ROPE_BASE, attention_heads
@@ -30,7 +30,7 @@ def _optax():
 
 
 # {(kind, op): JAX's own function}: jax.nn's activations and optax's losses, oracles beside its autodiff
-# (crosscheck/ops.py). Where they differ from the suite's conventions: jax.nn.leaky_relu's derivative at 0 is 1
+# (crosscheck/verdict/ops.py). Where they differ from the suite's conventions: jax.nn.leaky_relu's derivative at 0 is 1
 # (torch's and the suite's: the slope), so the checks compare derivatives away from kinks; jax.nn.gelu is the tanh
 # approximation unless approximate=False (torch's default is exact); optax's multiclass_hinge_loss is the largest
 # margin (Crammer and Singer), not CS231n's sum of margins, so the hinge has no JAX oracle. JAX itself has no

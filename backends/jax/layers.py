@@ -6,11 +6,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from common import walk
-from common.registry import ACTIVATIONS
+from crosscheck.common import walk
+from crosscheck.common.registry import ACTIVATIONS
 
 # one definition: the reference's
-from reference.layers import ALIASES, BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS, ROPE_BASE
+from crosscheck.reference.layers import (
+    ALIASES,
+    BATCHNORM_EPS,
+    BATCHNORM_MOMENTUM,
+    LAYERNORM_EPS,
+    RMSNORM_EPS,
+    ROPE_BASE,
+)
 
 from . import activations
 

@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from common import registry
-from common.driver import Run, TrainState
-from common.problem import batches, epochs_of  # the same containers, holding this framework's arrays
-from common.registry import ACTIVATIONS
+from crosscheck.common import registry
+from crosscheck.common.driver import Run, TrainState
+from crosscheck.common.problem import batches, epochs_of  # the same containers, holding this framework's arrays
+from crosscheck.common.registry import ACTIVATIONS
 
 from . import layers, optimizers, parallel
 from .activations import activation_backward

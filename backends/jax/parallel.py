@@ -16,7 +16,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from common import registry
+from crosscheck.common import registry
 
 from . import layers
 from .activations import activation_backward

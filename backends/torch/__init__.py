@@ -7,8 +7,8 @@ float32 on a GPU means IEEE float32.
 import numpy as np
 import torch
 
-from common import dtypes
-from common.driver import Driver, Sharded
+from crosscheck.common import dtypes
+from crosscheck.common.driver import Driver, Sharded
 
 from . import activations, autodiff, losses, mlp, parallel
 

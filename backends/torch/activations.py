@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from common import registry, walk
-from reference.activations import ALPHA, GELU_C, GELU_K, NEGATIVE_SLOPE  # one definition: the reference's
+from crosscheck.common import registry, walk
+from crosscheck.reference.activations import ALPHA, GELU_C, GELU_K, NEGATIVE_SLOPE  # one definition: the reference's
 
 
 def sigmoid_forward(z):

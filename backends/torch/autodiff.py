@@ -2,8 +2,8 @@
 
 import torch
 
-from common import registry
-from common.problem import schedule
+from crosscheck.common import registry
+from crosscheck.common.problem import schedule
 
 from . import layers
 from .layers import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS, ROPE_BASE, attention_heads
@@ -20,8 +20,8 @@ def vjp(f, x, dy=None):
 
 
 # {(kind, op): torch's own function}: the framework's activations and losses, oracles beside its autodiff
-# (crosscheck/ops.py). Where torch's own differ from the suite's conventions (CS231n's and the maths'), adapted here:
-# multi_margin_loss divides CS231n's hinge by the number of classes. softplus returns z itself above its threshold
+# (crosscheck/verdict/ops.py). Where torch's own differ from the suite's conventions (CS231n's and the maths'), adapted
+# here: multi_margin_loss divides CS231n's hinge by the number of classes. softplus returns z itself above its threshold
 # (20 by default): a convention, off by log(1 + e^-z) (2e-9 at z = 20, 9.4e-14 = 14 ulps at the checks' edge z = 30,
 # beyond the derived bound); compared with threshold 37, where log(1 + e^-z) < 1e-16 z, half an ulp of z.
 F = torch.nn.functional

@@ -4,11 +4,18 @@ import math
 
 import torch
 
-from common import walk
-from common.registry import ACTIVATIONS
+from crosscheck.common import walk
+from crosscheck.common.registry import ACTIVATIONS
 
 # one definition: the reference's
-from reference.layers import ALIASES, BATCHNORM_EPS, BATCHNORM_MOMENTUM, LAYERNORM_EPS, RMSNORM_EPS, ROPE_BASE
+from crosscheck.reference.layers import (
+    ALIASES,
+    BATCHNORM_EPS,
+    BATCHNORM_MOMENTUM,
+    LAYERNORM_EPS,
+    RMSNORM_EPS,
+    ROPE_BASE,
+)
 
 from . import activations
 
@@ -22,7 +29,7 @@ def dense_forward(layer, p, x):
     """z = x W + b"""
     W, b = p
     z = x @ W + b  # not torch.addmm(b, x, W): it adds b inside the product's accumulation (in float32, the rounding
-    # probe's 1 + 2^-30 - 1 comes out 2^-30, not 0: crosscheck/probes.py)
+    # probe's 1 + 2^-30 - 1 comes out 2^-30, not 0: crosscheck/verdict/probes.py)
     return z, (x, z)
 
 

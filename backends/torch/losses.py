@@ -2,8 +2,8 @@
 
 import torch
 
-from common import registry, walk
-from reference.losses import FUSED_WITH_OUTPUT, SPELT  # noqa: F401  (the same facts for every backend)
+from crosscheck.common import registry, walk
+from crosscheck.reference.losses import FUSED_WITH_OUTPUT, SPELT  # noqa: F401  (the same facts for every backend)
 
 
 def half_sse_forward(a, y):

@@ -6,9 +6,9 @@ autograd bookkeeping) and updates the parameters in place.
 
 import torch
 
-from common import registry
-from common.driver import Run, TrainState
-from common.problem import batches  # the same containers, holding this framework's arrays
+from crosscheck.common import registry
+from crosscheck.common.driver import Run, TrainState
+from crosscheck.common.problem import batches  # the same containers, holding this framework's arrays
 
 from . import layers, optimizers, parallel
 from .activations import activation_backward

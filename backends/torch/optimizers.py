@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from common import registry, walk
+from crosscheck.common import registry, walk
 
 
 def sgd_init(p):

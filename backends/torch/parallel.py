@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from common import registry
+from crosscheck.common import registry
 
 from . import layers
 from .activations import activation_backward
@@ -192,9 +192,9 @@ def ready(world):
         raise RuntimeError(f"torch.distributed: an all-reduce of 1 over {world} processes gave {float(total)}")
 
 
-# The mistakes planted in this process, (planter, module, old, new) each (crosscheck/mutations.py sets it while a plant
-# lasts, planter its own context manager): the ranks are processes of their own, which import the modules afresh, so
-# each job carries them and a rank plants them for its duration.
+# The mistakes planted in this process, (planter, module, old, new) each (crosscheck/diagnosis/mutations.py sets it
+# while a plant lasts, planter its own context manager): the ranks are processes of their own, which import the modules
+# afresh, so each job carries them and a rank plants them for its duration.
 PLANTED: tuple = ()
 
 

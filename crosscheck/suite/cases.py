@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from common import dtypes, registry
-from common.problem import Problem
-from reference import SEED1_XOR, SEED2_XOR, Config, batch_orders, initial_params
-from reference.data import load, synthetic, xor
+from crosscheck.common import dtypes, registry
+from crosscheck.common.problem import Problem
+from crosscheck.reference import SEED1_XOR, SEED2_XOR, Config, batch_orders, initial_params
+from crosscheck.reference.data import load, synthetic, xor
 
 
 @dataclass(frozen=True)

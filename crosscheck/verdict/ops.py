@@ -16,12 +16,11 @@ from functools import partial
 
 import numpy as np
 
-from common import dtypes, registry
-from reference.precision import bfloat16, cast, plain
-
-from .compare import assert_low_close
-from .findings import Findings, backend_module, computed
-from .op_inputs import (
+from crosscheck.common import dtypes, registry
+from crosscheck.reference.precision import bfloat16, cast, plain
+from crosscheck.verdict.compare import assert_low_close
+from crosscheck.verdict.findings import Findings, backend_module, computed
+from crosscheck.verdict.op_inputs import (
     DIRECTIONS,
     EPS,
     activation_inputs,
@@ -32,7 +31,7 @@ from .op_inputs import (
     noise_of,
     wide_twin,
 )
-from .op_vote import op_vote
+from crosscheck.verdict.op_vote import op_vote
 
 
 def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
@@ -41,7 +40,7 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
     __tracebackhide__ = True
     if dtype != "float64":
         return check_op_low(driver, kind, name, device, seed, dtype)
-    ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
+    ours, ref = backend_module(driver, kind), importlib.import_module(f"crosscheck.reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     numpy = driver.to_numpy
     # a failure ends with whom voters blame; every value is held to the reference and its extended twin (wide_twin)
@@ -121,11 +120,11 @@ def assert_within_twin(actual, fn, *arrays, what, backend="test"):
 def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
     """One op on one backend in a lower precision (float32, bfloat16, float16): the same inputs as check_op's (edges
     included), rounded once to dtype; its forward and backward against the reference's in dtype, within the
-    low-precision rule (crosscheck/tolerances.py: a multiple of the NumPy reference's own deviation in dtype from its
-    float64 twin), which also requires results in dtype: a backend computing in float64 inside, or returning it,
-    fails."""
+    low-precision rule (crosscheck/verdict/tolerances.py: a multiple of the NumPy reference's own deviation in dtype
+    from its float64 twin), which also requires results in dtype: a backend computing in float64 inside, or returning
+    it, fails."""
     __tracebackhide__ = True
-    ours, ref = backend_module(driver, kind), importlib.import_module(f"reference.{kind}")
+    ours, ref = backend_module(driver, kind), importlib.import_module(f"crosscheck.reference.{kind}")
     found = Findings(dtype=dtype)
     label = f"{driver.name} {name} {dtype}"
     low = dtypes.numpy_dtype(dtype)
@@ -292,7 +291,7 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, refs
 
 def _reference_in(layer, inputs, dy, dtype):
     """[output, input gradient, each parameter's gradient]: the reference's layer on inputs and dy rounded to dtype."""
-    ref = importlib.import_module("reference.layers")
+    ref = importlib.import_module("crosscheck.reference.layers")
     x, *p = (cast(t, dtype) for t in inputs)
     y, cache = ref.FORWARD[layer.kind](layer, tuple(p), x)
     dx, dp = ref.BACKWARD[layer.kind](layer, tuple(p), cache, cast(dy, dtype))

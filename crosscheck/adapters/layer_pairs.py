@@ -26,14 +26,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from common.driver import Capability, Driver, Run, TrainState, Unsupported
-from common.problem import batches, schedule
-from reference import layers as ref_layers
-from reference import losses as ref_losses
-
-from . import ops, tolerances
-from .adapters import AdapterError
-from .findings import Findings
+from crosscheck.common.driver import Capability, Driver, Run, TrainState, Unsupported
+from crosscheck.common.errors import AdapterError
+from crosscheck.common.problem import batches, schedule
+from crosscheck.reference import layers as ref_layers
+from crosscheck.reference import losses as ref_losses
+from crosscheck.verdict import ops, tolerances
+from crosscheck.verdict.findings import Findings
 
 LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward", "relu_backward"),
           "batchnorm": ("batchnorm_forward", "batchnorm_backward"),
@@ -387,7 +386,7 @@ def cs231n(layers, optim=None, *, name="cs231n", version="-", keepdims=False):
 
 
 def check_ops(layers, name="cs231n", seed=0, keepdims=False):
-    """Each CS231n-style function present against the reference's op on the op tests' inputs (crosscheck/ops.py,
+    """Each CS231n-style function present against the reference's op on the op tests' inputs (crosscheck/verdict/ops.py,
     edge values included): forward values, and backward gradients for one random upstream gradient. Raises one
     Disagreement listing every op that disagrees; returns the names of the ops checked. keepdims: as cs231n's."""
     found, checked, label = Findings(), [], f"{name} op"

@@ -35,10 +35,9 @@ import os
 
 import numpy as np
 
-from common import registry
-from common.driver import Unsupported
-
-from .compare import Disagreement
+from crosscheck.common import registry
+from crosscheck.common.driver import Unsupported
+from crosscheck.verdict.compare import Disagreement
 
 PROTOCOL = "1"
 TASKS = ("forward", "gradients", "train", "evaluate")

@@ -1,16 +1,16 @@
 """Each registered op's inputs for its checks, drawn once from a seed, with edge values in the first row (kinks,
 saturation, large logits, exact ties: the registry's); and a backend's own framework op and autodiff, where it has
-them. Shared by the op checks (crosscheck/ops.py), their vote (crosscheck/op_vote.py) and CS231n's (cs231n.py)."""
+them. Shared by the op checks (crosscheck/verdict/ops.py), their vote (crosscheck/verdict/op_vote.py) and CS231n's
+(cs231n.py)."""
 
 import importlib
 
 import numpy as np
 
-from common import registry
-from common.config import Layer
-
-from . import tolerances
-from .findings import backend_module
+from crosscheck.common import registry
+from crosscheck.common.config import Layer
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.findings import backend_module
 
 SHAPE = (5, 3)
 
@@ -54,7 +54,7 @@ def loss_inputs(name, seed=0):
     if loss.fused:
         z[0] = registry.ACTIVATIONS[output].edges  # saturated logits, where the unfused forms give log(0) and 0/0
     with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
-        a = getattr(importlib.import_module("reference.activations"), f"{output}_forward")(z)
+        a = getattr(importlib.import_module("crosscheck.reference.activations"), f"{output}_forward")(z)
     targets = registry.LOSSES[name].targets
     if targets == "one_hot":
         y = np.eye(SHAPE[1])[rng.integers(0, SHAPE[1], SHAPE[0])]
@@ -88,7 +88,7 @@ def layer_inputs(name, seed=0):
         x[:, 0] = kind.edges
     elif kind.edges:
         x[0] = kind.edges
-    y_ref, _ = importlib.import_module("reference.layers").FORWARD[name](layer, p, x, *noise_of(mask))
+    y_ref, _ = importlib.import_module("crosscheck.reference.layers").FORWARD[name](layer, p, x, *noise_of(mask))
     return layer, p, x, rng.standard_normal(y_ref.shape), mask
 
 

@@ -8,18 +8,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common import dtypes
-
-from . import tolerances
+from crosscheck.common import dtypes
+from crosscheck.verdict import tolerances
 
 
 class Disagreement(AssertionError):
     """A backend's result is not the reference's, with where and by how much.
 
     first_bad: the first index (in C order) out of tolerance, where one comparison located it; first_epoch: the
-    first epoch out of tolerance, where a trajectory check located it (crosscheck.checks), for the report; blamed:
-    the voters the majority vote found odd (crosscheck.checks.vote), () where no vote was held or none was odd;
-    diagnosable: False where the failure left no values to diagnose (a program's bad result, exchange.BadResult).
+    first epoch out of tolerance, where a trajectory check located it (crosscheck.verdict.checks), for the report;
+    blamed: the voters the majority vote found odd (crosscheck.verdict.checks.vote), () where no vote was held or none
+    was odd; diagnosable: False where the failure left no values to diagnose (a program's bad result,
+    exchange.BadResult).
     """
 
     first_bad: tuple | None = None

@@ -3,7 +3,7 @@
 diagnose(driver, case) looks at the first step, in float64, stage by stage: the network's output, the loss, each
 layer's gradients from the output layer down, the update (the parameters after the first epoch), and, if all of
 those agree, where the whole run first leaves its tolerance. Then it plants each known mistake of the catalogue
-(crosscheck/catalogue.py) in the NumPy reference in turn, and names those with which the reference reproduces
+(crosscheck/diagnosis/catalogue.py) in the NumPy reference in turn, and names those with which the reference reproduces
 every value the implementation gave, within the float64 tolerances: "it looks like sigmoid'(z) computed from z
 where the output a is meant", or "none of the N known mistakes matches".
 """
@@ -15,19 +15,18 @@ from functools import partial
 
 import numpy as np
 
-import backends
-import reference
-import reference.activations as acts
-import reference.layers as lyrs
-import reference.mlp as mlp
-from common.config import Layer
-from common.driver import Unsupported
-from common.registry import ACTIVATIONS, LOSSES
-
-from . import checks, mutations, tolerances
-from .cases import upcast_problem
-from .catalogue import BUGS, PROBES
-from .compare import Disagreement, assert_close
+from crosscheck import backends, reference
+from crosscheck.common.config import Layer
+from crosscheck.common.driver import Unsupported
+from crosscheck.common.registry import ACTIVATIONS, LOSSES
+from crosscheck.diagnosis import mutations
+from crosscheck.diagnosis.catalogue import BUGS, PROBES
+from crosscheck.reference import activations as acts
+from crosscheck.reference import layers as lyrs
+from crosscheck.reference import mlp
+from crosscheck.suite.cases import upcast_problem
+from crosscheck.verdict import checks, tolerances
+from crosscheck.verdict.compare import Disagreement, assert_close
 
 STAGES = ("output", "loss", "gradients", "update", "trajectory", "unobserved")
 LOOKS = ": it looks like "  # where an adapter's own finding (the update rule's) says what it looks like
@@ -73,7 +72,7 @@ class Diagnosis:
                          f"{self.backend} gave)")
         elif not self.matches:
             lines.append(f"  it looks like: none of the {self.candidates} known mistakes matches (crosscheck/"
-                         f"catalogue.py); the values above are where to look")
+                         f"diagnosis/catalogue.py); the values above are where to look")
         if self.candidates:
             numpy = "NumPy" if self.dtype == "float64" else f"NumPy {self.dtype}"
             lines.append(f"  tried: {self.candidates} of the catalogue's {len(BUGS)} mistakes, planted in the {numpy} "
@@ -408,8 +407,8 @@ def _activation_planted_at(module, old, new):
 
 
 def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dtype="float64"):
-    """The Diagnosis of driver on case (crosscheck.cases.Case): where its first step parts from the reference's, and
-    which known mistakes, planted in the reference, reproduce it. run_failed: the caller's check of the whole run
+    """The Diagnosis of driver on case (crosscheck.suite.cases.Case): where its first step parts from the reference's,
+    and which known mistakes, planted in the reference, reproduce it. run_failed: the caller's check of the whole run
     failed (first_epoch: where), which a first step that agrees then leaves to the run; never contradicted. dtype: the
     run's; an implementation that answers no float64 problem (a float32-only program) is diagnosed in it, the
     mistakes planted in the reference in that dtype and matched within its low-precision bounds."""

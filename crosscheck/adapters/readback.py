@@ -1,25 +1,20 @@
-"""What every adapter shares (crosscheck/adapters.py, crosscheck/gradient_adapters.py): the layouts a user's arrays
-come in, their shapes checked as declared, the update rule read back from two steps, and ReadBack, the driver
+"""What every adapter shares (crosscheck/adapters/loops.py, crosscheck/adapters/gradients.py): the layouts a user's
+arrays come in, their shapes checked as declared, the update rule read back from two steps, and ReadBack, the driver
 machinery for code that updates its own arrays."""
 
 
 import numpy as np
 
-from common.driver import Capability, Driver, Run, Unsupported
-from common.problem import batches, schedule
-from reference.losses import loss_forward
-
-from .compare import Disagreement
+from crosscheck.common.driver import Capability, Driver, Run, Unsupported
+from crosscheck.common.errors import AdapterError
+from crosscheck.common.problem import batches, schedule
+from crosscheck.reference.losses import loss_forward
+from crosscheck.verdict.compare import Disagreement
 
 IMPLIED_LR = 1.0  # the step whose effect is read back as a gradient: exact in binary, so only W's rounding remains
 HALF_LR = 0.5  # the second step: a right update rule moves exactly half as far
 LAYOUTS = {"rows": "samples as rows: X (N, in), W (in, out), b (1, out), y (N, out)",
            "columns": "samples as columns: X (in, N), W (out, in), b (out, 1), y (out, N)"}
-
-
-class AdapterError(ValueError):
-    """An adapter's declaration does not fit the code it wraps (attribute names, layout, parameter order): said
-    with what was expected, before the code trains. Not a disagreement: the check could not be made."""
 
 
 def _check_layout(layout):

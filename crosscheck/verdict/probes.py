@@ -7,13 +7,12 @@ from typing import Any
 
 import numpy as np
 
-import reference
-from common import dtypes, registry
-from common.config import Config
-from reference import gradcheck
-
-from . import tolerances
-from .findings import Findings, backend_module, computed, flat, overflow_allowed
+from crosscheck import reference
+from crosscheck.common import dtypes, registry
+from crosscheck.common.config import Config
+from crosscheck.reference import gradcheck
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.findings import Findings, backend_module, computed, flat, overflow_allowed
 
 # Losses kept unfused beside their fused training form: name -> the output activation they fuse with.
 UNFUSED_PIECES = {"bce": "sigmoid"}

@@ -10,15 +10,14 @@ from operator import attrgetter
 
 import numpy as np
 
-import reference
-from common import dtypes, registry
-from common.problem import batches
-from reference import gradcheck
-
-from . import tolerances
-from .cases import upcast
-from .compare import Disagreement
-from .findings import (
+from crosscheck import reference
+from crosscheck.common import dtypes, registry
+from crosscheck.common.problem import batches
+from crosscheck.reference import gradcheck
+from crosscheck.suite.cases import upcast
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.compare import Disagreement
+from crosscheck.verdict.findings import (
     Findings,
     _evaluated,
     _reference,
@@ -39,7 +38,7 @@ from .findings import (
     shadows,
     widest,
 )
-from .vote import _BALLOTS, vote
+from crosscheck.verdict.vote import _BALLOTS, vote
 
 
 def check_forward(driver, case, dtype, device="cpu"):
@@ -311,7 +310,7 @@ def _agrees(ours, theirs, dtype):
 
 def clear_caches(reference=True):
     """Forget every cached vote and, with reference, every cached reference result (after the code under test
-    changed: crosscheck/mutations.py says which)."""
+    changed: crosscheck/diagnosis/mutations.py says which)."""
     if reference:
         reference_point.cache_clear()
         reference_run.cache_clear()

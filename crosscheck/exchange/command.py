@@ -5,7 +5,7 @@ The argument protocol: the suite writes a problem file and runs
     PROGRAM PROBLEM.safetensors RESULT.safetensors
 
 from the current folder (the two files lie in a temporary folder of their own). The program reads the problem
-(crosscheck/exchange.py: the data, the initial parameters, the run in the metadata), computes the tasks the
+(crosscheck/exchange/tensors.py: the data, the initial parameters, the run in the metadata), computes the tasks the
 metadata's "tasks" asks for (forward, gradients, train), writes the result file and exits 0. A problem of no tasks
 asks only whether the program runs its configuration: the answer is a result of metadata alone, "unsupported"
 giving the reason where it does not. Every check of the report and of the pytest suite then runs on the program as
@@ -29,14 +29,13 @@ import tempfile
 
 import numpy as np
 
-import backends
-from common import registry
-from common.driver import Run, TrainState, Unsupported
-from common.initializers import initial_params
-
-from . import exchange
-from .exchange import BadResult
-from .readback import _driver
+from crosscheck import backends
+from crosscheck.adapters.readback import _driver
+from crosscheck.common import registry
+from crosscheck.common.driver import Run, TrainState, Unsupported
+from crosscheck.common.initializers import initial_params
+from crosscheck.exchange import tensors as exchange
+from crosscheck.exchange.tensors import BadResult
 
 TIMEOUT_S = 60.0  # per run of the program; --command NAME=PROGRAM takes CROSSCHECK_COMMAND_TIMEOUT to change it
 

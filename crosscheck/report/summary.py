@@ -6,9 +6,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-import backends
-
-from . import tolerances
+from crosscheck import backends
+from crosscheck.verdict import tolerances
 
 CHECKS = ("gradients", "autodiff gradients", "training run", "evaluation output")  # the report's, per backend
 

@@ -5,11 +5,10 @@ blamed on the reference, not on every framework that disagrees with it."""
 
 import numpy as np
 
-import reference
-from reference import gradcheck
-
-from . import tolerances
-from .findings import (
+from crosscheck import reference
+from crosscheck.reference import gradcheck
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.findings import (
     _evaluated,
     _problem,
     _trajectory,
@@ -61,7 +60,7 @@ def _cast_low_ballots(driver, case, dtype, what, device, epochs, known):
     """{voter: (arrays, bounds)} on the dtype problem itself (float32), for an implementation that answers no float64
     problem: each array's bound tolerances.low_bound of the NumPy reference's own deviation in dtype from its float64
     twin, as the checks hold it. Central differences do not vote (in float32 they measure rounding, not slope)."""
-    import backends
+    from crosscheck import backends
 
     problem = _problem(case, dtype, epochs, as_float64=False)
     config, params, X, y = problem.config, problem.params, problem.X, problem.y
@@ -103,7 +102,7 @@ def _cast_low_ballots(driver, case, dtype, what, device, epochs, known):
 
 
 def _cast_ballots(driver, case, dtype, what, device, epochs, known):
-    import backends
+    from crosscheck import backends
 
     problem = _problem(case, dtype, epochs, as_float64=True)
     config, params, X, y = problem.config, problem.params, problem.X, problem.y
@@ -219,7 +218,7 @@ def tally(what, ballots, prefer=None, unanimous="all agree", dtype="float64"):
     """(the vote's line, its majority: [] where there is none) over ballots ({voter: (arrays, tolerance kind)}, at
     least three): 'vote on the WHAT (float64, N voters): a, b agree with each other; the odd one out: c'. prefer: the
     voter whose group wins a tie of sizes (the implementation under check)."""
-    import backends
+    from crosscheck import backends
 
     agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b], backends.REFERENCE in (a, b))}
              for a in ballots}

@@ -1,13 +1,14 @@
-"""The `crosscheck` command: the report (crosscheck/report.py), or one of its subcommands.
+"""The `crosscheck` command: the report (crosscheck/report/run.py), or one of its subcommands.
 
     crosscheck [options]                       the cross-check report
-    crosscheck export [options] --out DIR      a problem for code in any language (crosscheck/export.py)
+    crosscheck export [options] --out DIR      a problem for code in any language (crosscheck/report/export.py)
     crosscheck verify DIR RESULT.safetensors   the verdict on that code's result
 """
 
 import sys
 
-from . import export, report
+from crosscheck.report import export
+from crosscheck.report import run as report
 
 SUBCOMMANDS = {"export": export.export_main, "verify": export.verify_main}
 

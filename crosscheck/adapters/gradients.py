@@ -1,4 +1,4 @@
-"""Adapters for manual backprop written as a gradient function (crosscheck/adapters.py has the forms that update
+"""Adapters for manual backprop written as a gradient function (crosscheck/adapters/loops.py has the forms that update
 their own arrays): gradient_function, makemore's "backprop ninja" style in framework tensors, and named_gradients,
 any model the registry builds by leaf name, running statistics included. Training applies the reference's own
 optimizer to the gradients the function returns."""
@@ -7,14 +7,7 @@ import inspect
 
 import numpy as np
 
-from common import registry
-from common.driver import Capability, Run, TrainState, Unsupported
-from common.problem import batches, schedule
-from reference import optimizers
-from reference.mlp import gradients, init_buffers, update
-
-from .compare import Disagreement
-from .readback import (
+from crosscheck.adapters.readback import (
     LAYOUTS,
     AdapterError,
     _check_biases,
@@ -25,6 +18,12 @@ from .readback import (
     _named,
     _to_layout,
 )
+from crosscheck.common import registry
+from crosscheck.common.driver import Capability, Run, TrainState, Unsupported
+from crosscheck.common.problem import batches, schedule
+from crosscheck.reference import optimizers
+from crosscheck.reference.mlp import gradients, init_buffers, update
+from crosscheck.verdict.compare import Disagreement
 
 # -- manual backprop in framework tensors (makemore's "backprop ninja" style) --------------------------------------
 

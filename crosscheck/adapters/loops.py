@@ -1,43 +1,13 @@
-"""Adapters: check an implementation as it is written, without rewriting it.
-
-Each builds a Driver around code in one of the forms people write backprop in:
-
-- seed_style(factory): a class in the first seed's style, weights as attributes, feedforward(X) returning the
-  output and backward(X, y, learning_rate) updating the weights in place;
-- step_function(step): the second seed's loop body as a function of arrays,
-  step(w1, b1, w2, b2, X, d, lr) -> (w1, b1, w2, b2), or updating them in place;
-- nielsen(factory): Michael Nielsen's Network (lists of biases and weights, samples as columns,
-  backprop(x, y) -> (nabla_b, nabla_w) per sample, update_mini_batch(mini_batch, eta)).
-- gradient_function(grads) (crosscheck/gradient_adapters.py): manual backprop as a function of framework
-  tensors, grads(params, X, y) -> (loss, [(dW, db), ...]), makemore's "backprop ninja" style;
-- named_gradients(grads, params=...) (the same module): any model the registry builds, its leaves by name,
-  running statistics included (makemore part 4);
-- cs231n(layers, optim) (crosscheck/cs231n.py): CS231n assignment 2's layer functions and update rules.
-
-An adapter sets the parameters from the shared seed, runs the code, and reads the parameters back. Where the
-code only updates (seed_style, step_function) the gradients are implied by the update: W_before - W_after at a
-learning rate of 1 (exact in binary, so only W's rounding remains), and the same step at a learning rate of 1/2
-must move half as far; one that does not is a wrong update rule (the learning rate missing, or applied twice),
-reported as such rather than as a wrong gradient. Each declares what it supports (its layers, activation, loss,
-batching, dtypes); every other configuration is skipped with the reason.
-
-    from crosscheck.adapters import seed_style
-    DRIVER = seed_style(lambda layers: NeuralNetwork(*layers), name="mine")
-
-then `pytest --pyargs crosscheck_tests --implementation mine=my_module:DRIVER --backends mine`.
-"""
+"""The adapters for code that trains itself (crosscheck.adapters says which is which): seed_style (a class in the
+first seed's style), step_function (the second seed's loop body) and nielsen (Michael Nielsen's Network). Each reads
+the gradients back from the code's own updates (crosscheck/adapters/readback.py)."""
 
 import inspect
 import re
 
 import numpy as np
 
-from common.driver import Unsupported
-from reference.losses import loss_forward
-from reference.mlp import forward as reference_forward
-
-from .compare import Disagreement
-from .readback import (
+from crosscheck.adapters.readback import (
     HALF_LR,
     IMPLIED_LR,
     AdapterError,
@@ -51,6 +21,10 @@ from .readback import (
     _named,
     _to_layout,
 )
+from crosscheck.common.driver import Unsupported
+from crosscheck.reference.losses import loss_forward
+from crosscheck.reference.mlp import forward as reference_forward
+from crosscheck.verdict.compare import Disagreement
 
 # -- the first seed's class -------------------------------------------------------------------------------------
 
@@ -306,7 +280,3 @@ def nielsen(factory, *, name="nielsen", dtypes=("float64",), version="-"):
     the quadratic cost (half_sse here: see Nielsen), any depth, full batch or mini-batches."""
     return _driver(name, Nielsen(name, factory), _capability(None, "sigmoid", "half_sse", dtypes, minibatch=True),
                    version)
-
-
-# The gradient-function adapters live beside these; imported here too, so that every adapter is crosscheck.adapters'.
-from .gradient_adapters import gradient_function, named_gradients  # noqa: E402, F401

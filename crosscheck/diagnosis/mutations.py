@@ -1,6 +1,6 @@
 """Plant a bug in a backend without editing its files: rewrite one line of a module's source, in memory.
 
-mutate(monkeypatch, "backends.torch.layers", "dx = dz @ W.T if", "dx = dz @ W if") recompiles
+mutate(monkeypatch, "crosscheck.backends.torch.layers", "dx = dz @ W.T if", "dx = dz @ W if") recompiles
 the module's functions from the edited source and patches them in for the test's
 duration. JAX's tracing caches and the cached reference results are cleared on the
 way in and out, so nothing computed with the bug outlives the test.
@@ -12,14 +12,14 @@ import inspect
 import sys
 from contextlib import contextmanager
 
-from crosscheck import checks
+from crosscheck.verdict import checks
 
 _jax_mutated = False  # JAX's compiled functions hold planted code only after a backends.jax module was mutated
 _reference_mutated = False  # the reference's cached results hold planted code only after a module outside backends/ was
 
 
 def clear_caches(jax=False, reference=False):
-    """The votes cached by crosscheck.checks; the reference's cached results where they may hold planted code
+    """The votes cached by crosscheck.verdict.checks; the reference's cached results where they may hold planted code
     (reference=True, or a module outside backends/ mutated since the last clear: a plant in a framework backend
     leaves the reference's runs as they were, and recomputing them after every such plant cost the catalogue a
     third of its reference runs); and JAX's compiled functions where they may hold planted code: jax=True, or a
@@ -47,10 +47,10 @@ def mutate(monkeypatch, module_name, old, new):
             monkeypatch.setattr(module, name, value)
         elif isinstance(original, dict) and name.isupper() and value is not original:
             monkeypatch.setattr(module, name, value)  # function tables (FORWARD, BACKWARD) point at the new code
-    ranks = sys.modules.get("backends.torch.parallel")
+    ranks = sys.modules.get("crosscheck.backends.torch.parallel")
     if ranks is not None:  # torch's parallel ranks are processes of their own: each job plants it there too
         monkeypatch.setattr(ranks, "PLANTED", (*ranks.PLANTED, (planted, module_name, old, new)))
-    planted_in_jax = module_name.startswith("backends.jax")
+    planted_in_jax = module_name.startswith("crosscheck.backends.jax")
     planted_in_reference = not module_name.startswith("backends.")  # reference/, common/ or crosscheck/: shared
     clear_caches(jax=planted_in_jax, reference=planted_in_reference)  # the planted code must run afresh...
     _jax_mutated = _jax_mutated or planted_in_jax  # ...and cleared again when the test undoes it

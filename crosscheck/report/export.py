@@ -5,11 +5,12 @@
      xor/expected.safetensors itself, within the bounds xor/manifest.json gives each tensor)
     crosscheck verify xor/ result.safetensors             # exit 0 agree, 1 disagree, 2 bad input
 
-export writes DIR/problem.safetensors (the problem, crosscheck/exchange.py), DIR/expected.safetensors (the reference's
-values under the names a result uses: each layer's output, the loss, every gradient, the losses of every step, the
-parameters and the optimizer's state after each of the first epochs and at the checkpoints) and DIR/manifest.json
-(the run, every tensor's shape, dtype and meaning, and each expected value's bound for the dtype). verify checks a
-result as the report checks a backend: the first stage that parts, the layer and leaf, and the diagnosis.
+export writes DIR/problem.safetensors (the problem, crosscheck/exchange/tensors.py), DIR/expected.safetensors (the
+reference's values under the names a result uses: each layer's output, the loss, every gradient, the losses of every
+step, the parameters and the optimizer's state after each of the first epochs and at the checkpoints) and
+DIR/manifest.json (the run, every tensor's shape, dtype and meaning, and each expected value's bound for the dtype).
+verify checks a result as the report checks a backend: the first stage that parts, the layer and leaf, and the
+diagnosis.
 """
 
 import argparse
@@ -19,16 +20,16 @@ import sys
 
 import numpy as np
 
-import backends
-import reference
-from common import registry
-from common.driver import Unsupported
-
-from . import exchange, findings, report, tolerances
-from .cases import upcast_problem
-from .cli import parse_args
-from .command import Replay
-from .readback import _driver
+from crosscheck import backends, reference
+from crosscheck.adapters.readback import _driver
+from crosscheck.common import registry
+from crosscheck.common.driver import Unsupported
+from crosscheck.exchange import tensors as exchange
+from crosscheck.exchange.command import Replay
+from crosscheck.report import run as report
+from crosscheck.report.cli import parse_args
+from crosscheck.suite.cases import upcast_problem
+from crosscheck.verdict import findings, tolerances
 
 FIRST_EPOCHS = 2  # the epochs after which the parameters are exported besides the checkpoints: where a run first parts
 MANIFEST, PROBLEM, EXPECTED = "manifest.json", "problem.safetensors", "expected.safetensors"

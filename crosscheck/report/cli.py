@@ -7,13 +7,12 @@ import os
 import sys
 from typing import Any
 
-import backends
-from common import dtypes, registry
-from reference import SEED2_XOR, Config, check_inputs
-from reference.data import DATASETS
-
-from . import command
-from .cases import Case
+from crosscheck import backends
+from crosscheck.common import dtypes, registry
+from crosscheck.exchange import command
+from crosscheck.reference import SEED2_XOR, Config, check_inputs
+from crosscheck.reference.data import DATASETS
+from crosscheck.suite.cases import Case
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import backends
-from common.driver import Run, Unsupported
-
-from . import checks, summary, tolerances
-from .cases import upcast_problem
-from .cli import parse_args
-from .compare import Disagreement, check_comparable
-from .diagnose import diagnose
-from .findings import bounding_driver
-from .summary import CHECKS, plot, verdict, write_json
+from crosscheck import backends
+from crosscheck.common.driver import Run, Unsupported
+from crosscheck.diagnosis.diagnose import diagnose
+from crosscheck.report import summary
+from crosscheck.report.cli import parse_args
+from crosscheck.report.summary import CHECKS, plot, verdict, write_json
+from crosscheck.suite.cases import upcast_problem
+from crosscheck.verdict import checks, tolerances
+from crosscheck.verdict.compare import Disagreement, check_comparable
+from crosscheck.verdict.findings import bounding_driver
 
 
 @dataclass
@@ -267,8 +267,9 @@ def _check_divergence(row, name, config, ref):
 
 
 def _diagnosis(driver, case, device, row, dtype):
-    """The diagnosis of a disagreeing row (crosscheck/diagnose.py), or why there is none. The row's own failing checks
-    stand: where its training run failed, the diagnosis says the run parts, from the row's first epoch out."""
+    """The diagnosis of a disagreeing row (crosscheck/diagnosis/diagnose.py), or why there is none. The row's own
+    failing checks stand: where its training run failed, the diagnosis says the run parts, from the row's first epoch
+    out."""
     failed = row.checks.get("training run") == "failed"
     try:
         return diagnose(driver, case, device, run_failed=failed, first_epoch=row.first_epoch_out, dtype=dtype).text()

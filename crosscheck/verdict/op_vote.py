@@ -6,13 +6,11 @@ from functools import partial
 
 import numpy as np
 
-import backends
-import reference
-from common import registry
-
-from . import tolerances
-from .findings import backend_module
-from .op_inputs import (
+from crosscheck import backends, reference
+from crosscheck.common import registry
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.findings import backend_module
+from crosscheck.verdict.op_inputs import (
     DIRECTIONS,
     EPS,
     activation_inputs,
@@ -23,7 +21,7 @@ from .op_inputs import (
     noise_of,
     wide_twin,
 )
-from .vote import tally, voters
+from crosscheck.verdict.vote import tally, voters
 
 
 def _op_functions(module, kind, name, layer, y, noise, native):
@@ -80,7 +78,7 @@ def op_vote(kind, name, device="cpu", seed=0):
 def _forward_bound(kind, name, values, layer, y, mask):
     """(the bound on the op's forward,): tolerances.low_bound of the reference's distance from its extended twin
     (wide_twin), the bound check_op holds every forward to, so that the vote and the verdict agree on it."""
-    module = importlib.import_module(f"reference.{kind}")
+    module = importlib.import_module(f"crosscheck.reference.{kind}")
 
     def reference_forward(*vs):
         forward, _ = _op_functions(module, kind, name, layer, y, noise_of(mask), lambda a: a)

@@ -1,7 +1,7 @@
 """The one tolerance table. docs/precision.md ("Tolerances") says where each figure comes from.
 
-float64, one op (crosscheck/ops.py): no fixed figure. A backend's op, its autodiff and the framework's own op must
-stay within LOW["float64"].factor times the float64 reference's own deviation from its twin in extended precision
+float64, one op (crosscheck/verdict/ops.py): no fixed figure. A backend's op, its autodiff and the framework's own op
+must stay within LOW["float64"].factor times the float64 reference's own deviation from its twin in extended precision
 (np.longdouble, 64 bits of significand on x86), plus a floor of LOW["float64"].floor_ulps ulps at the quantity's
 scale: the math library's ulps on exp, sin, cos and erf, scaled by the op's condition, are what the twin measures.
 Where longdouble is no wider than float64 (Arm macOS, Windows), the twin is the reference on its inputs nudged by an
@@ -16,7 +16,7 @@ result happens to be nearly exact).
 
 from dataclasses import dataclass
 
-from common import dtypes
+from crosscheck.common import dtypes
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,9 @@ LOW = {
 }
 
 
-# A hand-worked low-precision probe (crosscheck/probes.py: check_low_precision_rule) holds a backend to the rule's
-# exact values within this many ulps of the dtype: XLA divides by a broadcast value (a softmax by its row sum) through
-# the reciprocal, rounded, so 26% of float16 and float32 quotients land an ulp off (docs/precision.md, "Low
+# A hand-worked low-precision probe (crosscheck/verdict/probes.py: check_low_precision_rule) holds a backend to the
+# rule's exact values within this many ulps of the dtype: XLA divides by a broadcast value (a softmax by its row sum)
+# through the reciprocal, rounded, so 26% of float16 and float32 quotients land an ulp off (docs/precision.md, "Low
 # precision"); a broken rule is off by far more (a stalled 16-bit sum by a factor of ten).
 PROBE_ULPS = 1
 # The float32 rule probe: a float32 sum of n terms lies within n ulps of its exact value, whatever the order.
@@ -65,7 +65,7 @@ FIRST_STEP_ULPS = 16
 
 def wider():
     """np.longdouble where it carries more significand than float64 (x86's 80-bit extended, aarch64 Linux's quad),
-    else None: the twin is then the reference on inputs nudged by an ulp (crosscheck/ops.py)."""
+    else None: the twin is then the reference on inputs nudged by an ulp (crosscheck/verdict/ops.py)."""
     import numpy as np
 
     return np.longdouble if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps else None

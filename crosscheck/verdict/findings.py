@@ -1,6 +1,6 @@
 """What every check shares: Findings (compare every quantity, then one Disagreement listing all that failed), a
 crash of the code under test turned into a finding, and the reference's results each check compares with, computed
-once per process (crosscheck/checks.py clears them when the code under test changes)."""
+once per process (crosscheck/verdict/checks.py clears them when the code under test changes)."""
 
 import contextlib
 import importlib
@@ -9,14 +9,13 @@ from operator import attrgetter
 
 import numpy as np
 
-import reference
-from common import dtypes
-from common.driver import Run, TrainState, Unsupported
-
-from . import tolerances
-from .cases import upcast_problem
-from .compare import Disagreement, assert_close, assert_low_close
-from .readback import AdapterError
+from crosscheck import reference
+from crosscheck.common import dtypes
+from crosscheck.common.driver import Run, TrainState, Unsupported
+from crosscheck.common.errors import AdapterError
+from crosscheck.suite.cases import upcast_problem
+from crosscheck.verdict import tolerances
+from crosscheck.verdict.compare import Disagreement, assert_close, assert_low_close
 
 
 def param_names(config, suffix=""):
@@ -137,7 +136,8 @@ def computed(label, stage, fn, *args):
 def overflow_allowed(config):
     """Computing in a 16-bit dtype (alone or mixed), NumPy's overflow warnings silenced: the seeds' sigmoid
     1 / (1 + exp(-z)) takes exp(-z) to inf below z = -11 in float16 and gives 0, its right limit. An overflow is no
-    finding by itself; a result that is not finite is one, and the comparison refuses it (crosscheck/compare.py)."""
+    finding by itself; a result that is not finite is one, and the comparison refuses it
+    (crosscheck/verdict/compare.py)."""
     if config.compute is not None:  # mixed: a scaled gradient overflows by design (inf, then inf * 0), and is skipped
         return np.errstate(over="ignore", invalid="ignore")
     return np.errstate(over="ignore") if config.dtype in dtypes.HALF else contextlib.nullcontext()

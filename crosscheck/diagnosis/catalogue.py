@@ -8,7 +8,7 @@ maths says it leaves untouched.
 
 from dataclasses import dataclass, field
 
-import backends
+from crosscheck import backends
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Bug:
     old: str  # the correct line, as the reference spells it
     new: str  # the mistake
     check: str  # forward, gradients or trajectory against the reference; or one of PROBES
-    cases: dict  # crosscheck.cases id -> Expect; a probe has one entry, "" (it brings its own problems)
+    cases: dict  # crosscheck.suite.cases id -> Expect; a probe has one entry, "" (it brings its own problems)
     dtype: str = "float64"
     spellings: dict = field(default_factory=dict)  # backend -> (old, new) where it spells the line otherwise
     only: tuple = ()  # the backends the mistake can live in (default: every built-in one)
@@ -44,7 +44,8 @@ class Bug:
         return self.spellings.get(backend, (self.old, self.new))
 
     def plant(self, mutate, backend):
-        """Plant this mistake in backend's module with mutate(module_name, old, new) (crosscheck/mutations.py)."""
+        """Plant this mistake in backend's module with mutate(module_name, old, new)
+        (crosscheck/diagnosis/mutations.py)."""
         mutate(f"{backends.REGISTRY[backend][0]}.{self.module}", *self.spelled(backend))
 
 
@@ -554,7 +555,7 @@ BUGS = (
         "g[i] = (f(_bumped(x, i, eps)) - f(_bumped(x, i, -eps))) / (2 * eps)",
         "g[i] = (f(_bumped(x, i, 1e-2)) - f(x)) / 1e-2", "oracle",
         {"": Expect("central differences vs the closed form")}, only=("numpy",)),
-    # Optimizers with state: each on its optimizer's minibatch and XOR cases (crosscheck/cases.py).
+    # Optimizers with state: each on its optimizer's minibatch and XOR cases (crosscheck/suite/cases.py).
     Bug("adam-bias-correction-off-by-one", "adam's bias correction with the step count off by one", "optimizers",
         "return 1 - b1**t, 1 - b2**t", "return 1 - b1**(t + 1), 1 - b2**(t + 1)", "trajectory", _on("adam")),
     Bug("adam-eps-inside-root", "adam's epsilon inside the square root, where the convention puts it outside",
