@@ -9,7 +9,7 @@ compute z_l = a_{l-1} @ W_l + b_l and a_l = f_l(z_l), with a_0 = X.
 
 Products are spelled np.dot, as the seeds spell them: on the tiny arrays of XOR it
 costs half of what the @ operator does, and the reference must keep up with the
-seeds' own loop (benchmarks/). A sequence's products go through layers.dot, which
+seeds' own loop (benchmarks/). A sequence's products go through layers.dense.dot, which
 makes them one 2-D product (np.dot of an N-D array does not call BLAS).
 """
 

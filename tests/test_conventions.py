@@ -9,6 +9,8 @@ from crosscheck.reference.data import xor
 from crosscheck.verdict import probes, tolerances
 from crosscheck.verdict.compare import assert_close
 
+from .test_mirrors import FAMILIES
+
 KINK = Config(layers=(3, 4, 2), hidden="relu", output="identity", loss="half_sse", init="he_normal", epochs=1)
 
 
@@ -94,7 +96,7 @@ def test_softmax_backward_is_the_jacobian_vector_product():
 # The reference's numerics, where every sum and mean goes through reference.precision (total, average): the
 # precision rule in one place. A reduction written another way (x.sum(), np.mean, a float64 accumulator) would pass
 # every cross-check in float64 and, accumulated more accurately than float32, in float32 too.
-NUMERIC_MODULES = ("activations", "layers", "losses", "mlp", "optimizers")
+NUMERIC_MODULES = ("activations", *FAMILIES, "losses", "mlp", "optimizers")
 REDUCTIONS = {"sum", "mean", "var", "std", "nansum", "nanmean", "reduce", "cumsum", "einsum"}
 # What may name float64 in them: an op NumPy lacks, computed in float64 and rounded once (math.erf, element by element).
 FLOAT64_ALLOWED = {("activations", "_erf")}
@@ -126,8 +128,8 @@ def test_the_references_reductions_go_through_the_precision_rule(module):
     import inspect
 
     found = _outside_the_rule(inspect.getsource(__import__(f"crosscheck.reference.{module}", fromlist=["_"])), module)
-    assert not found, (f"reference/{module}.py reduces outside reference.precision (total, average), or names "
-                       f"float64: {'; '.join(found)}")
+    assert not found, (f"reference/{module.replace('.', '/')}.py reduces outside reference.precision (total, average), "
+                       f"or names float64: {'; '.join(found)}")
 
 
 @pytest.mark.parametrize("bug", ["float32-sum-in-float64", "loss-sum-in-low-precision", "softmax-sum-in-low-precision"])

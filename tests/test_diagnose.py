@@ -132,7 +132,7 @@ def test_the_examples_planted_mistakes_are_diagnosed(module, case_id, stage, whe
 def test_a_forward_mistake_is_located_at_its_layer(copy_of_the_reference, old, new, parts_at):
     """Where the implementation gives each layer's output (a backend's forward returns its caches), the diagnosis
     names the first layer whose output differs, not only the network's output."""
-    module = "refcopy.activations" if "exp" in old else "refcopy.layers"
+    module = "refcopy.activations" if "exp" in old else "refcopy.layers.dense"
     with mutations.planted(module, old, new), np.errstate(all="ignore"):
         found = diagnose(replace(copy_of_the_reference.DRIVER, name="copy"), BY_ID["seed1-xor"])
     assert found.stage == "output", found.text()

@@ -126,17 +126,19 @@ def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
     r = (rng.standard_normal(4), rng.random(4) + 0.5)
 
     def running(x, g, b, mean, var, which):  # the reference's running statistic number which, after a step on x
-        return layers.batchnorm_running(layer, (mean, var), layers.batchnorm_forward(layer, (g, b), x)[1])[which]
+        norms = layers.norms
+        return norms.batchnorm_running(layer, (mean, var), norms.batchnorm_forward(layer, (g, b), x)[1])[which]
 
     mean, var = (torch.tensor(t) for t in r)
     torch.nn.functional.batch_norm(torch.tensor(x), mean, var, torch.tensor(g), torch.tensor(b), training=True,
-                                   momentum=layers.BATCHNORM_MOMENTUM, eps=layers.BATCHNORM_EPS)
+                                   momentum=layers.norms.BATCHNORM_MOMENTUM, eps=layers.norms.BATCHNORM_EPS)
     # each within the derived float64 bound (4 x the reference's distance from its extended twin, plus 8 ulps)
     ops.assert_within_twin(mean.numpy(), lambda *a: running(*a, 0), x, g, b, *r, what="running mean")
     ops.assert_within_twin(var.numpy(), lambda *a: running(*a, 1), x, g, b, *r, what="running variance")
     theirs = torch.nn.functional.batch_norm(torch.tensor(x), *(torch.tensor(t) for t in r), torch.tensor(g),
-                                            torch.tensor(b), training=False, eps=layers.BATCHNORM_EPS)
-    ops.assert_within_twin(theirs.numpy(), lambda x, g, b, m, v: layers.batchnorm_evaluate(layer, (g, b), (m, v), x)[0],
+                                            torch.tensor(b), training=False, eps=layers.norms.BATCHNORM_EPS)
+    evaluate = layers.norms.batchnorm_evaluate
+    ops.assert_within_twin(theirs.numpy(), lambda x, g, b, m, v: evaluate(layer, (g, b), (m, v), x)[0],
                            x, g, b, *r, what="evaluation mode")
 
 

@@ -11,7 +11,7 @@ from crosscheck.common import registry
 from crosscheck.common.problem import schedule
 
 from . import layers
-from .layers import ROPE_BASE, attention_heads
+from .layers.attention import ROPE_BASE, attention_heads
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import UNROLL, Run, batches, forward, update
 

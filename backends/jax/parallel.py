@@ -69,7 +69,7 @@ def block(leaf, layer, role, which, rank, world):
 
 def qkv_parts(W, layer):
     """[W_q, W_k, W_v]: an attention layer's fused projection (or its gradient) cut into its three blocks of columns"""
-    width, heads, kv = layers.attention_heads(layer)
+    width, heads, kv = layers.attention.attention_heads(layer)
     cut = width + kv * (width // heads)
     return [W[..., :width], W[..., width:cut], W[..., cut:]]
 
@@ -90,7 +90,7 @@ def tensor_forward(params, X, rank, config):
                                                 for which, leaf in enumerate(params[layer.slot]))
         if role == "row":  # z = sum_r x_r W_r: each rank's partial product, all-reduced; the bias added once
             W, b = p
-            z, cache = layers.linear_forward(layer, (W,), x)
+            z, cache = layers.dense.linear_forward(layer, (W,), x)
             x = all_reduce(z) + b
         elif role in ("heads", "hidden"):  # y = sum_r h_r W_r: each rank's heads' (or hidden units') part, all-reduced
             y, cache = layers.FORWARD[layer.kind](share(layer, role, config.world), p, x)

@@ -6,7 +6,8 @@ from crosscheck.common import registry
 from crosscheck.common.problem import schedule
 
 from . import layers
-from .layers import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS, ROPE_BASE, attention_heads
+from .layers.attention import ROPE_BASE, attention_heads
+from .layers.norms import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS
 from .losses import FUSED_WITH_OUTPUT, loss_forward
 from .mlp import Run, batches, forward
 

@@ -130,7 +130,8 @@ class Assembled:
     def _bn_param(buffers, slot, mode, keepdims=False):
         """bn_param with the running statistics (copies; (1, D) where keepdims is declared)."""
         mean, var = buffers[slot] if buffers is not None and buffers[slot] else (None, None)
-        param = {"mode": mode, "eps": ref_layers.BATCHNORM_EPS, "momentum": 1.0 - ref_layers.BATCHNORM_MOMENTUM}
+        norms = ref_layers.norms
+        param = {"mode": mode, "eps": norms.BATCHNORM_EPS, "momentum": 1.0 - norms.BATCHNORM_MOMENTUM}
         if mean is not None:
             shaped = (lambda a: np.array(a, copy=True)[None, :]) if keepdims else (lambda a: np.array(a, copy=True))
             param.update(running_mean=shaped(mean), running_var=shaped(var))

@@ -28,7 +28,7 @@ PROBES = ("kink", "pieces", "float32", "saturation", "oracle", "mixed", "rule")
 class Bug:
     id: str
     what: str
-    module: str  # activations, losses, layers, mlp, optimizers, parallel or gradcheck
+    module: str  # activations, losses, layers.<family> (layers.dense, layers.norms...), mlp, optimizers, parallel...
     old: str  # the correct line, as the reference spells it
     new: str  # the mistake
     check: str  # forward, gradients or trajectory against the reference; or one of PROBES
@@ -168,7 +168,7 @@ BUGS = (
         {BLOCK: Expect("layer 1 weight gradient", grads(6) + swiglu(5, "up", "down")),  # inside SwiGLU too
          BLOCK_2: Expect("layer 1 weight gradient", grads(4) + swiglu(3, "up", "down"))}),
     Bug("rmsnorm-scale-gradient-not-summed", "RMS norm's scale gradient of the first sample only, not summed over the "
-        "batch (and the steps of a sequence)", "layers",
+        "batch (and the steps of a sequence)", "layers.norms",
         "return dx, (total(dy * x_hat, axis=tuple(range(dy.ndim - 1))),)", "return dx, ((dy * x_hat)[0],)",
         "gradients", {BLOCK: Expect("layer 2 scale gradient", grads(1, 3, 6) + swiglu(5)),
                       BLOCK_2: Expect("layer 2 scale gradient", grads(1, 4) + swiglu(3))},
@@ -177,7 +177,7 @@ BUGS = (
                              ("return dx, ((dy * x_hat).sum(axis=tuple(range(dy.ndim - 1))),)",
                               "return dx, ((dy * x_hat)[0],)"))),
     Bug("rmsnorm-backward-without-mean-term", "RMS norm's backward missing the term through the mean of squares "
-        "(dx = dx^ / rms)", "layers",
+        "(dx = dx^ / rms)", "layers.norms",
         "dx = inv_rms * (dx_hat - x_hat * average(dx_hat * x_hat, axis=-1, keepdims=True))", "dx = inv_rms * dx_hat",
         "gradients",
         {BLOCK: Expect("layer 3 weight gradient", grads(6) + swiglu(5) + ("layer 4 scale gradient",)),
@@ -187,13 +187,13 @@ BUGS = (
                              ("dx = inv_rms * (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))",
                               "dx = inv_rms * dx_hat"))),
     Bug("swiglu-up-gradient-without-gate", "SwiGLU's up-projection gradient without the gate's factor (du = dh, "
-        "where h = silu(g) u makes it dh silu(g))", "layers",
+        "where h = silu(g) u makes it dh silu(g))", "layers.attention",
         "dg, du = activations.silu_backward(dh * u, g, s), dh * s",
         "dg, du = activations.silu_backward(dh * u, g, s), dh", "gradients",
         {BLOCK: Expect("layer 5 up weight gradient", grads(6) + swiglu(5, "gate", "down")),
          BLOCK_2: Expect("layer 3 up weight gradient", grads(4) + swiglu(3, "gate", "down"))}),
     Bug("attention-mask-after-softmax", "attention's causal mask applied after the softmax (the masked weights set to "
-        "0, the rest no longer summing to 1) instead of to the scores before it", "layers",
+        "0, the rest no longer summing to 1) instead of to the scores before it", "layers.attention",
         "a = activations.softmax_forward(np.where(np.tri(x.shape[1], dtype=bool), s, -np.inf))  # masked: j > i gets 0",
         "a = np.where(np.tri(x.shape[1], dtype=bool), activations.softmax_forward(s), 0.0)", "gradients",
         {ATTENTION: Expect("loss"), ATTENTION_2: Expect("loss")},
@@ -202,7 +202,7 @@ BUGS = (
                              (JAX_MASKED, "a = jnp.where(jnp.tri(x.shape[1], dtype=bool), "
                                           "activations.softmax_forward(s), 0.0)"))),
     Bug("attention-causal-mask-diagonal", "attention's causal mask off by one: the diagonal masked too, so no position "
-        "sees itself (and the first sees nothing: its softmax is 0/0)", "layers",
+        "sees itself (and the first sees nothing: its softmax is 0/0)", "layers.attention",
         "a = activations.softmax_forward(np.where(np.tri(x.shape[1], dtype=bool), s, -np.inf))  # masked: j > i gets 0",
         "a = activations.softmax_forward(np.where(np.tri(x.shape[1], k=-1, dtype=bool), s, -np.inf))", "gradients",
         {ATTENTION: Expect("loss"), ATTENTION_2: Expect("loss")},
@@ -210,13 +210,13 @@ BUGS = (
                               "return torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril(-1)"),
                              (JAX_MASKED, JAX_MASKED.replace("dtype=bool", "k=-1, dtype=bool")))),
     Bug("attention-heads-merged-in-wrong-order", "attention's heads merged feature-major (each head's first feature, "
-        "then each one's second...) where they were split head-major", "layers",
+        "then each one's second...) where they were split head-major", "layers.attention",
         "return x.transpose(0, 2, 1, 3).reshape(n, t, h * d)", "return x.transpose(0, 2, 3, 1).reshape(n, t, h * d)",
         "gradients", {ATTENTION: Expect("loss"), ATTENTION_2: Expect("loss")},
         spellings=_torch_jax(("return x.transpose(1, 2).reshape(n, t, h * d)",
                               "return x.permute(0, 2, 3, 1).reshape(n, t, h * d)"))),
     Bug("attention-backward-without-scale", "attention's backward without the scores' 1/sqrt(d) (dq = ds k, "
-        "dk = ds^T q), which the forward applies", "layers",
+        "dk = ds^T q), which the forward applies", "layers.attention",
         "dq, dk = np.matmul(ds, k) / math.sqrt(d), np.matmul(ds.transpose(0, 1, 3, 2), q) / math.sqrt(d)",
         "dq, dk = np.matmul(ds, k), np.matmul(ds.transpose(0, 1, 3, 2), q)", "gradients",
         {ATTENTION: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE),
@@ -226,7 +226,7 @@ BUGS = (
                              ("dq, dk = jnp.matmul(ds, k) / math.sqrt(d), jnp.matmul(ds.transpose(0, 1, 3, 2), q) / "
                               "math.sqrt(d)", "dq, dk = jnp.matmul(ds, k), jnp.matmul(ds.transpose(0, 1, 3, 2), q)"))),
     Bug("attention-softmax-backward-without-row-sum", "attention's softmax backward without its row-sum term "
-        "(ds = a da, where it is a (da - sum_j da a))", "layers",
+        "(ds = a da, where it is a (da - sum_j da a))", "layers.attention",
         "ds = a * (da - total(da * a, axis=-1, keepdims=True))", "ds = a * da", "gradients",
         {ATTENTION: Expect("layer 3 qkv weight gradient", ATTENTION_ABOVE),
          ATTENTION_2: Expect("layer 3 qkv weight gradient", ATTENTION_2_ABOVE)},
@@ -271,26 +271,26 @@ BUGS = (
          LLAMA: Expect("layer 1 weight gradient", ("loss", "layer 2 scale gradient", "layer 3 qkv weight gradient",
                                                    "layer 5 gate weight gradient", "layer 6 scale gradient"))}),
     Bug("rope-backward-turning-forward", "RoPE's backward turning q's and k's gradients by +t theta (the forward's "
-        "rotation) where its transpose turns them back, by -t theta", "layers",
+        "rotation) where its transpose turns them back, by -t theta", "layers.attention",
         "dq, dk = rotary(dq, -1.0), rotary(dk, -1.0)", "dq, dk = rotary(dq, 1.0), rotary(dk, 1.0)", "gradients",
         {LLAMA: Expect("layer 3 qkv weight gradient", LLAMA_ABOVE),
          LLAMA_2: Expect("layer 3 qkv weight gradient", LLAMA_ABOVE + ("layer 7 weight gradient",))}),
     Bug("positions-gradient-of-one-sample", "the position embedding's gradient taken from the first sample only, not "
-        "summed over the batch", "layers", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
+        "summed over the batch", "layers.attention", "dP[:dy.shape[1]] = total(dy, axis=0)", "dP[:dy.shape[1]] = dy[0]",
         "gradients", {ATTENTION: Expect("layer 2 weight gradient", POSITIONS_ABOVE),
                       ATTENTION_2: Expect("layer 2 weight gradient", POSITIONS_2_ABOVE)},
         spellings=_torch_jax(("dP[:dy.shape[1]] = dy.sum(dim=0)", "dP[:dy.shape[1]] = dy[0]"),
                              ("dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy.sum(axis=0))",
                               "dP = jnp.zeros_like(P).at[:dy.shape[1]].set(dy[0])"))),
     Bug("layernorm-over-the-batch", "layer norm's mean taken over the batch instead of each sample's features",
-        "layers",
+        "layers.norms",
         "mu = average(x, axis=-1, keepdims=True)", "mu = average(x, axis=0, keepdims=True)", "gradients",
         {"layernorm-tanh-softplus-softmax-adam": Expect("loss"),
          "layernorm-dropout-gelu-mse-minibatch": Expect("loss")},
         spellings=_torch_jax(("mu = x.mean(dim=-1, keepdim=True)", "mu = x.mean(dim=0, keepdim=True)"),
                              ("mu = x.mean(axis=-1, keepdims=True)", "mu = x.mean(axis=0, keepdims=True)"))),
     Bug("layernorm-backward-without-statistics", "layer norm's backward missing the terms through the mean and the "
-        "variance (dx = dx^ / std)", "layers",
+        "variance (dx = dx^ / std)", "layers.norms",
         "dx = inv_std * (dx_hat - average(dx_hat, axis=-1, keepdims=True)\n"
         "                    - x_hat * average(dx_hat * x_hat, axis=-1, keepdims=True))", "dx = inv_std * dx_hat",
         "gradients",
@@ -302,13 +302,13 @@ BUGS = (
                               "                    - x_hat * (dx_hat * x_hat).mean(axis=-1, keepdims=True))",
                               "dx = inv_std * dx_hat"))),
     Bug("batchnorm-running-variance-biased", "batch norm's running variance updated with the biased batch variance "
-        "(torch keeps the unbiased one, n / (n - 1))", "layers",
+        "(torch keeps the unbiased one, n / (n - 1))", "layers.norms",
         "(1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var * n / (n - 1))",
         "(1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var)", "trajectory",
         {"batchnorm-tanh-softplus-momentum-minibatch": Expect("layer 2 running variance", LOSS_ONLY),
          "batchnorm-gelu-mse": Expect("layer 2 running variance", LOSS_ONLY)}),
     Bug("batchnorm-batch-variance-unbiased", "batch norm normalising with the unbiased batch variance (the biased one "
-        "is the convention in training)", "layers",
+        "is the convention in training)", "layers.norms",
         "var = average((x - mu) ** 2, axis=0)", "var = total((x - mu) ** 2, axis=0) / (x.shape[0] - 1)", "gradients",
         {"batchnorm-tanh-softplus-momentum-minibatch": Expect("loss"), "batchnorm-gelu-mse": Expect("loss")},
         spellings=_torch_jax(("var = ((x - mu) ** 2).mean(dim=0)",
@@ -316,7 +316,7 @@ BUGS = (
                              ("var = ((x - mu) ** 2).mean(axis=0)",
                               "var = ((x - mu) ** 2).sum(axis=0) / (x.shape[0] - 1)"))),
     Bug("batchnorm-evaluation-with-batch-statistics", "batch norm in evaluation mode normalising with the batch's "
-        "statistics instead of the running ones", "layers", "running_mean, running_var = r",
+        "statistics instead of the running ones", "layers.norms", "running_mean, running_var = r",
         "running_mean, running_var = x.mean(axis=0), x.var(axis=0)", "trajectory",
         {"batchnorm-tanh-softplus-momentum-minibatch": Expect("network output in evaluation mode",
                                                               ("loss [epoch, step]", "running")),
@@ -324,7 +324,7 @@ BUGS = (
         spellings={"torch": ("running_mean, running_var = r",
                              "running_mean, running_var = x.mean(dim=0), x.var(dim=0, unbiased=False)")}),
     Bug("batchnorm-backward-without-statistics", "batch norm's backward missing the terms through the batch's mean "
-        "and variance (dx = dx^ / std)", "layers",
+        "and variance (dx = dx^ / std)", "layers.norms",
         "dx = inv_std * (dx_hat - average(dx_hat, axis=0) - x_hat * average(dx_hat * x_hat, axis=0))",
         "dx = inv_std * dx_hat", "gradients",
         {"batchnorm-tanh-softplus-momentum-minibatch": Expect("layer 3 weight gradient", grads(5) + LAYERNORM_4),
@@ -334,11 +334,11 @@ BUGS = (
                              ("dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))",
                               "dx = inv_std * dx_hat"))),
     Bug("dropout-scale-missing", "inverted dropout without its 1 / (1 - p): kept units not scaled up in training",
-        "layers", "y = x * mask / (1.0 - layer.shape[0])", "y = x * mask", "trajectory",
+        "layers.shapes", "y = x * mask / (1.0 - layer.shape[0])", "y = x * mask", "trajectory",
         {"batchnorm-dropout-momentum-minibatch": Expect("loss [epoch, step]"),
          "layernorm-dropout-gelu-mse-minibatch": Expect("loss [epoch, step]")}),
     Bug("dropout-fresh-mask-in-backward", "dropout's backward drawing a fresh mask of its own instead of the "
-        "forward's", "layers", "_, _, mask = cache",
+        "forward's", "layers.shapes", "_, _, mask = cache",
         "mask = (np.random.default_rng(0).random(dy.shape) >= layer.shape[0]).astype(dy.dtype)", "trajectory",
         {"batchnorm-dropout-momentum-minibatch": Expect("loss [epoch, step]"),
          "layernorm-dropout-gelu-mse-minibatch": Expect("loss [epoch, step]")},
@@ -352,20 +352,20 @@ BUGS = (
     # it and the loss stay right; the first convolution's gradients, reached through the mistaken input gradient, go.
     Bug("conv-kernel-not-flipped", "the convolution's input gradient taken with the kernel as the forward reads it "
         "(a correlation), where the full convolution of dz needs it flipped: in im2col's form, the kernel read "
-        "flipped", "layers", "dcols = np.matmul(W.reshape(len(W), -1).T, dz)",
+        "flipped", "layers.conv", "dcols = np.matmul(W.reshape(len(W), -1).T, dz)",
         "dcols = np.matmul(W[:, :, ::-1, ::-1].reshape(len(W), -1).T, dz)", "gradients", CNN_INPUT_GRADIENT,
         spellings=_torch_jax(("dcols = (W.reshape(len(W), -1).T @ dz)",
                               "dcols = (W.flip((2, 3)).reshape(len(W), -1).T @ dz)"),
                              ("dcols = jnp.matmul(W.reshape(len(W), -1).T, dz)",
                               "dcols = jnp.matmul(W[:, :, ::-1, ::-1].reshape(len(W), -1).T, dz)"))),
     Bug("conv-input-gradient-stride-ignored", "the convolution's input gradient sent back as if the stride were 1",
-        "layers", "dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, stride)",
+        "layers.conv", "dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, stride)",
         "dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, 1)", "gradients", CNN_INPUT_GRADIENT),
     Bug("conv-input-gradient-padding-misplaced", "the convolution's input gradient cut from the padded one at the "
-        "corner instead of inside the padding", "layers", "return dx[:, :, pad:pad + h, pad:pad + w], (dW, db)",
+        "corner instead of inside the padding", "layers.conv", "return dx[:, :, pad:pad + h, pad:pad + w], (dW, db)",
         "return dx[:, :, :h, :w], (dW, db)", "gradients", CNN_INPUT_GRADIENT),
     Bug("maxpool-gradient-to-every-position", "max-pooling's gradient sent to every position of the window, not "
-        "only to its maximum", "layers",
+        "only to its maximum", "layers.conv",
         "np.put_along_axis(dcols, arg[:, :, None], dy[:, :, None], axis=2)",
         "dcols[:] = dy[:, :, None]", "gradients",
         {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 1 weight gradient", grads(2, 3)),
@@ -375,7 +375,7 @@ BUGS = (
                               "                               inplace=False)",
                               "dcols = jnp.broadcast_to(dy[:, :, None], dcols.shape)"))),
     Bug("avgpool-gradient-not-averaged", "average pooling's gradient not divided by the window's k^2 entries",
-        "layers", "dcols = np.repeat(dy[:, :, None] / (k * k), k * k, axis=2)",
+        "layers.conv", "dcols = np.repeat(dy[:, :, None] / (k * k), k * k, axis=2)",
         "dcols = np.repeat(dy[:, :, None], k * k, axis=2)", "gradients",
         {"cnn-maxpool-avgpool-adam-minibatch": Expect("layer 2 weight gradient", grads(3)),
          "cnn-overlapping-maxpool-tanh-momentum": Expect("layer 2 weight gradient", grads(3))},
@@ -385,27 +385,29 @@ BUGS = (
                               "dcols = jnp.repeat(dy[:, :, None], k * k, axis=2)"))),
     # Embeddings and recurrent layers, on the character-level cases: the dense layer above and the loss stay right.
     Bug("embedding-repeated-ids-overwritten", "the embedding's gradient written per id instead of added up: a "
-        "repeated id keeps one position's gradient", "layers", "np.add.at(dW, ids, dy)", "dW[ids] = dy", "gradients",
+        "repeated id keeps one position's gradient", "layers.dense", "np.add.at(dW, ids, dy)", "dW[ids] = dy",
+        "gradients",
         {"char-rnn-many-to-many-adam-minibatch": Expect("layer 1 weight gradient", RNN_ABOVE),
          "char-lstm-adam-minibatch": Expect("layer 1 weight gradient", RNN_ABOVE)},
         spellings=_torch_jax(("dW.index_put_((ids,), dy, accumulate=True)", "dW.index_put_((ids,), dy)"),
                              ("dW = jnp.zeros_like(W).at[ids].add(dy)", "dW = jnp.zeros_like(W).at[ids].set(dy)"))),
     Bug("rnn-hidden-gradient-not-carried", "the RNN's hidden-state gradient not carried to the previous step "
-        "(each step's loss gradient stays at its own step)", "layers", "dh = np.dot(dz, W_h.T)",
+        "(each step's loss gradient stays at its own step)", "layers.recurrent", "dh = np.dot(dz, W_h.T)",
         "dh = np.zeros_like(dh)", "gradients",
         {"char-rnn-many-to-many-adam-minibatch": Expect("layer 2 hidden weight gradient", DENSE_3),
          "char-rnn-many-to-many-momentum": Expect("layer 2 hidden weight gradient", DENSE_3)},
         spellings=_torch_jax(("dh = dz @ W_h.T", "dh = torch.zeros_like(dh)"),
                              ("return (dot(dz, W_h.T), dW_x", "return (jnp.zeros_like(dh), dW_x"))),
     Bug("rnn-bptt-one-step-short", "backprop through time stopped one step early: the first step's gradients "
-        "left out", "layers", "for t in reversed(range(x.shape[1])):", "for t in reversed(range(1, x.shape[1])):",
+        "left out", "layers.recurrent", "for t in reversed(range(x.shape[1])):",
+        "for t in reversed(range(1, x.shape[1])):",
         "gradients",
         {"char-rnn-many-to-many-adam-minibatch": Expect("layer 2 input weight gradient", DENSE_3),
          "char-rnn-many-to-many-momentum": Expect("layer 2 input weight gradient", DENSE_3)},
         spellings={"jax": ("dh, dW_x, dW_h, db, dx = lax.fori_loop(0, steps, step",
                            "dh, dW_x, dW_h, db, dx = lax.fori_loop(0, steps - 1, step")}),
     Bug("rnn-output-gradient-only-at-last-step", "each step's own output gradient dropped but the last step's (a "
-        "many-to-one backward reused for a many-to-many layer)", "layers",
+        "many-to-one backward reused for a many-to-many layer)", "layers.recurrent",
         "dh = dh + dy[:, t]  # the step's own",
         "dh = dh + (dy[:, t] if t == x.shape[1] - 1 else 0.0)  # the step's own",
         "gradients",
@@ -414,7 +416,7 @@ BUGS = (
         spellings={"jax": ("dh = dh + dy[:, t]  # the step's own",
                            "dh = dh + jnp.where(t == steps - 1, dy[:, t], 0.0)  # the step's own")}),
     Bug("lstm-forget-derivative-from-input", "the LSTM forget gate's derivative taken from its pre-activation z, "
-        "z (1 - z), instead of from the gate s(z), f (1 - f)", "layers", "dc * cs[t] * f * (1.0 - f)",
+        "z (1 - z), instead of from the gate s(z), f (1 - f)", "layers.recurrent", "dc * cs[t] * f * (1.0 - f)",
         "dc * cs[t] * z[:, f.shape[1]:2 * f.shape[1]] * (1.0 - z[:, f.shape[1]:2 * f.shape[1]])", "gradients",
         {"char-lstm-adam-minibatch": Expect("layer 2 hidden weight gradient", DENSE_3),
          "char-lstm-many-to-many-sgd": Expect("layer 2 hidden weight gradient", DENSE_3)}),
@@ -458,23 +460,23 @@ BUGS = (
                              ("return 0.5 * jnp.sum((a - y) ** 2)",
                               "return 0.5 * jnp.sum((a - y).astype(jnp.float64) ** 2)"))),
     # The layers (dense, and the activation layers around the activations above) and the walk over them.
-    Bug("missing-transpose", "dx = dz W instead of dz W^T (silent where W is square)", "layers",
+    Bug("missing-transpose", "dx = dz W instead of dz W^T (silent where W is square)", "layers.dense",
         "dx = dot(dz, W.T)", "dx = dot(dz, W)", "gradients",
         {"deep-tanh-sigmoid-mse": Expect("layer 3 weight gradient", grads(4)),
          "square-tanh-softmax-ce-minibatch": Expect("layer 2 weight gradient", grads(3))},
         spellings=_torch_jax(("dx = dz @ W.T", "dx = dz @ W"), ("dx = dot(dz, W.T)", "dx = dot(dz, W)"))),
     Bug("bias-gradient-not-summed", "the bias gradient of the first sample only, not summed over the batch",
-        "layers", "total(dz, axis=0))", "dz[0])", "gradients",
+        "layers.dense", "total(dz, axis=0))", "dz[0])", "gradients",
         {"seed1-xor": Expect("layer 2 bias gradient", grads(1, 2, biases=False)),
          "tanh-identity-mse-minibatch": Expect("layer 2 bias gradient", grads(1, 2, biases=False))},
         spellings=_torch_jax(("dz.sum(dim=0))", "dz[0])"), ("dz.sum(axis=0))", "dz[0])"))),
-    Bug("bias-gradient-averaged", "the bias gradient averaged over the batch where the loss sums", "layers",
+    Bug("bias-gradient-averaged", "the bias gradient averaged over the batch where the loss sums", "layers.dense",
         "total(dz, axis=0))", "dz.mean(axis=0))", "gradients",
         {"seed1-xor": Expect("layer 2 bias gradient", grads(1, 2, biases=False)),
          "tanh-identity-mse-minibatch": Expect("layer 2 bias gradient", grads(1, 2, biases=False))},
         spellings=_torch_jax(("dz.sum(dim=0))", "dz.mean(dim=0))"), ("dz.sum(axis=0))", "dz.mean(axis=0))"))),
     Bug("pre-activation-as-input", "dW from the layer's pre-activation z where its input a is meant (cache misread)",
-        "layers", "x, _ = cache", "_, x = cache", "gradients",
+        "layers.dense", "x, _ = cache", "_, x = cache", "gradients",
         # Every dense layer's dW reads its own z; dx and so every dz, and the bias gradients, stay right.
         {"seed1-xor": Expect("layer 2 weight gradient", grads(1, 2, weights=False)),
          "relu-identity-half-sse": Expect("layer 2 weight gradient", grads(1, 2, weights=False))}),
@@ -484,7 +486,7 @@ BUGS = (
         # Every layer below the output reads a wrong cache; the output's dz, and so its bias gradient, stays right.
         {"deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient", ("loss", "layer 4 bias gradient")),
          "seed1-xor": Expect("layer 2 weight gradient", ("loss", "layer 2 bias gradient"))}),
-    Bug("missing-hidden-derivative", "the hidden layer's f'(z) left out of the chain rule", "layers",
+    Bug("missing-hidden-derivative", "the hidden layer's f'(z) left out of the chain rule", "layers.shapes",
         "return activations.BACKWARD[layer.kind](da, z, a), ()", "return da, ()", "gradients",
         {"seed1-xor": Expect("layer 1 weight gradient", grads(2)),
          "deep-tanh-sigmoid-mse": Expect("layer 3 weight gradient", grads(4))}),
@@ -493,7 +495,7 @@ BUGS = (
         "dz = scaled(loss_backward(config.loss, a, y), scale)", "gradients",
         {"seed1-xor": Expect("layer 2 weight gradient", LOSS_ONLY),
          "deep-tanh-sigmoid-mse": Expect("layer 4 weight gradient", LOSS_ONLY)}),
-    Bug("forgotten-bias", "z = x W without + b in the forward pass", "layers",
+    Bug("forgotten-bias", "z = x W without + b in the forward pass", "layers.dense",
         "z = dot(x, W) + b", "z = dot(x, W)", "forward",
         {"seed2-xor": Expect("network output"), "deep-tanh-sigmoid-mse": Expect("network output")},  # nonzero biases
         spellings=_torch_jax(("z = x @ W + b", "z = x @ W"), ("z = dot(x, W) + b", "z = dot(x, W)"))),
@@ -541,7 +543,7 @@ BUGS = (
                            "return (lambda p, s: (gradients(p, X, y, config)[0], p, s))(*update(params, grads, "
                            "opt_state, t, config, k))")}),
     Bug("float32-computed-in-float64", "a float32 run computed in float64 inside and cast back to float32",
-        "layers", "z = dot(x, W) + b", "z = (dot(x.astype(np.float64), W) + b).astype(x.dtype)", "float32",
+        "layers.dense", "z = dot(x, W) + b", "z = (dot(x.astype(np.float64), W) + b).astype(x.dtype)", "float32",
         {"": Expect("float32 rounding probe: network output")},
         spellings=_torch_jax(("z = x @ W + b", "z = (x.double() @ W.double() + b).to(x.dtype)"),
                              ("z = dot(x, W) + b",
@@ -652,7 +654,7 @@ BUGS = (
              "    return -jnp.add.reduce((y * (s - jnp.log(jnp.sum(jnp.exp(s), axis=-1, keepdims=True)))).ravel(), "
              "dtype=z.dtype) / positions(z)"))),
     Bug("float32-sum-in-float64", "a float32 bias gradient summed in float64 and cast back: more accurate than the "
-        "float32 rule, which every framework follows, and so passes every bound", "layers",
+        "float32 rule, which every framework follows, and so passes every bound", "layers.dense",
         "    return dx, (np.dot(x.T, dz), total(dz, axis=0))",
         "    return dx, (np.dot(x.T, dz), total(dz.astype(np.float64), axis=0).astype(dz.dtype))", "rule",
         {"": Expect("float32 rule probe (32 sums of 4096 terms): layer 1 bias gradient: all 32 sums came out "

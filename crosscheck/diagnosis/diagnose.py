@@ -373,7 +373,7 @@ def _activation_planted_at(module, old, new):
     """The reference with a mistake of reference/activations.py planted in the _Target layer alone."""
     with mutations.planted(module, old, new):  # take the planted functions out, then put the module back
         forward, backward, output_backward = dict(acts.FORWARD), dict(acts.BACKWARD), acts.activation_backward
-    clean_forward, clean_backward = lyrs.activation_layer_forward, lyrs.activation_layer_backward
+    clean_forward, clean_backward = lyrs.shapes.activation_layer_forward, lyrs.shapes.activation_layer_backward
 
     def layer_forward(layer, p, z):
         if not isinstance(layer, _Target):

@@ -41,12 +41,15 @@ def mutate(monkeypatch, module_name, old, new):
         raise AssertionError(f"mutation {old!r} -> {new!r} must match exactly once in {module_name}, matched {count}")
     namespace = dict(vars(module))
     exec(planted_code(source.replace(old, new), module.__file__ or module_name), namespace)  # noqa: S102
+    replaced = {}
     for name, value in namespace.items():
         original = getattr(module, name, None)
         if inspect.isfunction(value) and inspect.isfunction(original) and original.__module__ == module_name:
             monkeypatch.setattr(module, name, value)
+            replaced[original] = value
         elif isinstance(original, dict) and name.isupper() and value is not original:
             monkeypatch.setattr(module, name, value)  # function tables (FORWARD, BACKWARD) point at the new code
+    _retable(monkeypatch, sys.modules.get(module_name.rpartition(".")[0]), replaced)
     ranks = sys.modules.get("crosscheck.backends.torch.parallel")
     if ranks is not None:  # torch's parallel ranks are processes of their own: each job plants it there too
         monkeypatch.setattr(ranks, "PLANTED", (*ranks.PLANTED, (planted, module_name, old, new)))
@@ -56,6 +59,16 @@ def mutate(monkeypatch, module_name, old, new):
     _jax_mutated = _jax_mutated or planted_in_jax  # ...and cleared again when the test undoes it
     _reference_mutated = _reference_mutated or planted_in_reference
     return module
+
+
+def _retable(monkeypatch, package, replaced):
+    """A family module's planted functions put into its package's tables too (layers/ builds FORWARD, BACKWARD...
+    from its families' files): each table that holds a replaced function is swapped for a copy that holds the new."""
+    for name, table in list(vars(package).items()) if package is not None and replaced else ():
+        if name.isupper() and isinstance(table, dict) and any(v in replaced for v in table.values()
+                                                              if inspect.isfunction(v)):
+            monkeypatch.setattr(package, name, {k: replaced.get(v, v) if inspect.isfunction(v) else v
+                                                for k, v in table.items()})
 
 
 @functools.lru_cache(maxsize=512)

@@ -1,0 +1,87 @@
+"""Convolution and pooling over images (N, C, H, W) in JAX, mirroring reference/layers/conv.py function for function."""
+
+import jax.numpy as jnp
+
+
+def windows(x, k, stride):
+    """(N, C, k k, H_out, W_out): each k x k window of x (N, C, H, W) at the stride, its entries row-major: per sample,
+    im2col's (C k k, H_out W_out) matrix, one column per window."""
+    n, c, h, w = x.shape
+    h_out, w_out = (h - k) // stride + 1, (w - k) // stride + 1
+    cols = jnp.empty((n, c, k * k, h_out, w_out), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            cols = cols.at[:, :, i * k + j].set(x[:, :, i:i + stride * h_out:stride, j:j + stride * w_out:stride])
+    return cols
+
+
+def unwindows(dcols, shape, k, stride):
+    """dx (N, C, H, W) = shape's: each entry of dcols (windows' layout) added back to the input it was read from
+    (col2im). Windows that overlap add up where they share an input."""
+    h_out, w_out = dcols.shape[3:]
+    dx = jnp.zeros(shape, dtype=dcols.dtype)
+    for i in range(k):
+        for j in range(k):
+            dx = dx.at[:, :, i:i + stride * h_out:stride, j:j + stride * w_out:stride].add(dcols[:, :, i * k + j])
+    return dx
+
+
+def conv2d_forward(layer, p, x):
+    """z_n = W cols_n + b for each sample n, cols_n its windows of the zero-padded input (a correlation at the stride):
+    im2col, then one (batched) matrix product"""
+    W, b = p
+    _, _, k, stride, pad = layer.shape
+    cols = windows(jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))), k, stride)  # (N, C, k k, H_out, W_out)
+    n, _, _, h_out, w_out = cols.shape
+    z = jnp.matmul(W.reshape(len(W), -1), cols.reshape(n, -1, h_out * w_out)) + b[:, None]
+    return z.reshape(n, len(W), h_out, w_out), (x, z, cols)
+
+
+def conv2d_backward(layer, p, cache, dz):
+    """dW = sum_n dz_n cols_n^T, db = sum dz, dcols_n = W^T dz_n; dx = col2im(dcols), the padding cut off"""
+    W, _ = p
+    x, _, cols = cache
+    _, _, k, stride, pad = layer.shape
+    dz = dz.reshape(len(dz), len(W), -1)  # (N, c_out, H_out W_out): one column per window
+    dW = jnp.matmul(dz, cols.reshape(len(dz), W[0].size, -1).transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+    db = dz.sum(axis=(0, 2))
+    if not layer.input_grad:
+        return None, (dW, db)
+    dcols = jnp.matmul(W.reshape(len(W), -1).T, dz).reshape(cols.shape)
+    n, c, h, w = x.shape
+    dx = unwindows(dcols, (n, c, h + 2 * pad, w + 2 * pad), k, stride)
+    return dx[:, :, pad:pad + h, pad:pad + w], (dW, db)
+
+
+def maxpool2d_forward(layer, p, x):
+    """y = the max of each k x k window; the cache keeps which entry gave it (the first maximum, row-major)"""
+    k, stride = layer.shape
+    cols = windows(x, k, stride)
+    arg = cols.argmax(axis=2)
+    y = jnp.take_along_axis(cols, arg[:, :, None], axis=2)[:, :, 0]  # autodiff: the first maximum too
+    return y, (x, y, arg)
+
+
+def maxpool2d_backward(layer, p, cache, dy):
+    """dx = dy sent to each window's maximum alone (a one-hot over the window), added up where windows overlap"""
+    x, _, arg = cache
+    k, stride = layer.shape
+    dcols = jnp.zeros((*dy.shape[:2], k * k, *dy.shape[2:]), dtype=dy.dtype)
+    dcols = jnp.put_along_axis(dcols, arg[:, :, None], dy[:, :, None], axis=2,
+                               inplace=False)  # each window's gradient at its maximum
+    return unwindows(dcols, x.shape, k, stride), ()
+
+
+def avgpool2d_forward(layer, p, x):
+    """y = the mean of each k x k window"""
+    k, stride = layer.shape
+    y = windows(x, k, stride).mean(axis=2)
+    return y, (x, y)
+
+
+def avgpool2d_backward(layer, p, cache, dy):
+    """dx = dy / k^2 sent to every entry of its window, added up where windows overlap"""
+    x = cache[0]
+    k, stride = layer.shape
+    dcols = jnp.repeat(dy[:, :, None] / (k * k), k * k, axis=2)
+    return unwindows(dcols, x.shape, k, stride), ()

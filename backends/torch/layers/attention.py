@@ -1,0 +1,142 @@
+"""Attention and the transformer's other pieces in PyTorch, mirroring reference/layers/attention.py function for
+function."""
+
+import math
+
+import torch
+
+from crosscheck.reference.layers.attention import ROPE_BASE  # one definition: the reference's
+
+from .. import activations
+from .dense import dot
+
+
+def swiglu_forward(layer, p, x):
+    """y = h W_d, h = silu(g) u, g = x W_g, u = x W_u"""
+    W_g, W_u, W_d = p
+    g, u = x @ W_g, x @ W_u
+    h = activations.silu_forward(g) * u
+    y = h @ W_d
+    return y, (x, y, g, u, h)
+
+
+def swiglu_backward(layer, p, cache, dy):
+    """dW_d = h^T dy, dh = dy W_d^T; dg = dh u silu'(g), du = dh silu(g); dW_g = x^T dg, dW_u = x^T du;
+    dx = dg W_g^T + du W_u^T"""
+    W_g, W_u, W_d = p
+    x, _, g, u, h = cache
+    dh = dy @ W_d.T
+    s = activations.silu_forward(g)
+    dg, du = activations.silu_backward(dh * u, g, s), dh * s
+    dx = dg @ W_g.T + du @ W_u.T if layer.input_grad else None
+    x, dy, dg, du, h = (t.reshape(-1, t.shape[-1]) for t in (x, dy, dg, du, h))
+    return dx, (x.T @ dg, x.T @ du, h.T @ dy)
+
+
+def attention_heads(layer):
+    """(width, heads, key-value heads)"""
+    width, heads, *kv = layer.shape
+    return width, heads, kv[0] if kv else heads
+
+
+def split_heads(x, heads):
+    """(N, T, H d) -> (N, H, T, d)"""
+    n, t, w = x.shape
+    return x.reshape(n, t, heads, w // heads).transpose(1, 2)
+
+
+def merge_heads(x):
+    """(N, H, T, d) -> (N, T, H d)"""
+    n, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(n, t, h * d)
+
+
+def shared_heads(dk, kv):
+    """(N, H, T, d) -> (N, KV, T, d): the query heads' gradients added up per shared head"""
+    n, h, t, d = dk.shape
+    return dk.reshape(n, kv, h // kv, t, d).sum(dim=2)
+
+
+def causal(x):
+    """(T, T), True where position i may attend to j: j <= i (np.tri's)"""
+    return torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
+
+
+def rotary(x, sign):
+    """x (N, H, T, d) turned by sign t theta_i at position t, features i and i + d/2 a pair; angles in float64"""
+    t, d = x.shape[2], x.shape[3]
+    angle = torch.arange(t, dtype=torch.float64, device=x.device)[:, None] * ROPE_BASE ** (
+        -torch.arange(0, d, 2, dtype=torch.float64, device=x.device) / d)
+    cos, sin = torch.cos(angle).to(x.dtype), (sign * torch.sin(angle)).to(x.dtype)
+    x1, x2 = x[..., :d // 2], x[..., d // 2:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def attention_forward(layer, p, x):
+    """y = merge(a v) W_o, a = softmax(q k^T / sqrt(d)) causally masked, [q, k, v] = x W_qkv"""
+    W_qkv, W_o = p
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    qkv = x @ W_qkv
+    q = split_heads(qkv[..., :width], heads)
+    k, v = split_heads(qkv[..., width:width + kv * d], kv), split_heads(qkv[..., width + kv * d:], kv)
+    if layer.kind == "rope_attention":  # positions by rotation: q and k turned by t theta_i at position t
+        q, k = rotary(q, 1.0), rotary(k, 1.0)
+    k, v = torch.repeat_interleave(k, heads // kv, dim=1), torch.repeat_interleave(v, heads // kv, dim=1)
+    s = (q @ k.transpose(-2, -1)) / math.sqrt(d)
+    a = activations.softmax_forward(torch.where(causal(x), s, -math.inf))
+    o = merge_heads(a @ v)
+    y = o @ W_o
+    return y, (x, y, q, k, v, a, o)
+
+
+def attention_backward(layer, p, cache, dy):
+    """dW_o = o^T dy, do = dy W_o^T; dv = a^T do, da = do v^T, ds = a (da - sum_j da a), dq = ds k / sqrt(d),
+    dk = ds^T q / sqrt(d); dW_qkv = x^T dqkv, dx = dqkv W_qkv^T"""
+    W_qkv, W_o = p
+    x, _, q, k, v, a, o = cache
+    width, heads, kv = attention_heads(layer)
+    d = width // heads
+    do = split_heads(dy @ W_o.T, heads)
+    dv = a.transpose(-2, -1) @ do
+    da = do @ v.transpose(-2, -1)
+    ds = a * (da - (da * a).sum(dim=-1, keepdim=True))
+    dq, dk = (ds @ k) / math.sqrt(d), (ds.transpose(-2, -1) @ q) / math.sqrt(d)
+    dk, dv = shared_heads(dk, kv), shared_heads(dv, kv)
+    if layer.kind == "rope_attention":  # a rotation's transpose turns back: by -t theta_i
+        dq, dk = rotary(dq, -1.0), rotary(dk, -1.0)
+    dqkv = torch.cat([merge_heads(dq), merge_heads(dk), merge_heads(dv)], dim=-1)
+    dx = dqkv @ W_qkv.T if layer.input_grad else None
+    x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))
+    return dx, (x.T @ dqkv, o.T @ dy)
+
+
+def unembed_forward(layer, p, x):
+    """y = x E^T"""
+    (E,) = p
+    y = dot(x, E.T)
+    return y, (x, y)
+
+
+def unembed_backward(layer, p, cache, dy):
+    """dx = dy E; dE = dy^T x"""
+    (E,) = p
+    x = cache[0]
+    dx = dot(dy, E)
+    x, dy = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    return dx, (dy.T @ x,)
+
+
+def positions_forward(layer, p, x):
+    """y[n, t] = x[n, t] + P[t]"""
+    (P,) = p
+    y = x + P[:x.shape[1]]
+    return y, (x, y)
+
+
+def positions_backward(layer, p, cache, dy):
+    """dx = dy; dP[t] = sum_n dy[n, t] for the sequence's T positions, 0 for those past it"""
+    (P,) = p
+    dP = torch.zeros_like(P)
+    dP[:dy.shape[1]] = dy.sum(dim=0)
+    return dy, (dP,)
