@@ -1,7 +1,9 @@
 """What to train: one frozen, validated description shared by every backend.
 
 Validation happens here, when the configuration is built, so that a typo in an
-activation name or a zero width fails before any backend starts training.
+activation name or a zero width fails before any backend starts training. The model's
+own layers and shapes are built by common/model.py; the options around it (loss,
+optimizer, schedule, precision, sharding) are checked here.
 """
 
 from __future__ import annotations
@@ -11,174 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from . import registry
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One layer of a model: its kind (registry.LAYERS), its shape, and where its parameters sit in params.
-
-    shape: (fan_in, fan_out) for dense; () for a layer whose shape is its input's.
-    slot: the index of its (W, b)-style tuple in params; None for a layer without parameters.
-    """
-
-    kind: str
-    shape: tuple = ()
-    slot: int | None = None
-    input_grad: bool = True  # False for the first layer: its input is the data, whose gradient nobody needs
-    mask: int | None = None  # for a noisy kind (dropout): the index of its mask among a step's masks
-    closes: int = 0  # how many residual blocks end with this layer: after it, the walk adds each block's input back
-    tied: bool = False  # its parameters are another layer's (slot names whose): a tied output layer's, the embedding's
-
-
-def expand(layers, hidden, output):
-    """The seeds' shorthand (widths, a hidden and an output activation) as a sequence of layers:
-    (2, 4, 1), sigmoid, sigmoid -> dense 2x4, sigmoid, dense 4x1, sigmoid."""
-    model = []
-    for l, (fan_in, fan_out) in enumerate(zip(layers, layers[1:])):
-        model += [("dense", fan_in, fan_out), output if l == len(layers) - 2 else hidden]
-    return _placed(model)
-
-
-def _placed(model):
-    """Layer objects, each given its slot in params and told whether its input gradient is wanted.
-
-    An entry may be a Layer, a kind ("tanh") or a kind with its shape (("dense", 4, 6))."""
-    entries = []
-    for i, entry in enumerate(model):
-        if isinstance(entry, Layer):
-            kind, shape = entry.kind, entry.shape
-        elif isinstance(entry, str):
-            kind, shape = entry, ()
-        elif isinstance(entry, tuple) and entry and isinstance(entry[0], str):
-            kind, shape = entry[0], tuple(entry[1:])
-        else:
-            raise ValueError(f"model[{i}] must be a Layer, a layer kind or (kind, *shape), got {entry!r}")
-        if kind not in registry.LAYERS:
-            raise ValueError(f"model[{i}]: unknown layer kind {kind!r}; choose one of {tuple(registry.LAYERS)}")
-        entries.append((kind, shape))
-    closes = _blocks(entries)
-    placed: list[Layer] = []
-    slot = mask = 0
-    for i, (kind, shape) in enumerate(entries):
-        has_params, noisy = bool(registry.LAYERS[kind].params), registry.LAYERS[kind].noise
-        if registry.LAYERS[kind].ties:  # it reads (and adds its gradient to) the embedding's matrix
-            if i == 0 or placed[0].kind != "embedding" or tuple(placed[0].shape) != tuple(shape):
-                raise ValueError(f"model[{i}]: an {kind} layer {shape} shares the embedding's matrix: the model must "
-                                 f"begin with an embedding of the same (vocabulary, dim), got "
-                                 f"{placed[0].kind if placed else None} {placed[0].shape if placed else ()}")
-            placed.append(Layer(kind, shape, placed[0].slot, mask=None, closes=closes[i], tied=True))
-            continue
-        placed.append(Layer(kind, shape, slot if has_params else None, input_grad=i > 0, mask=mask if noisy else None,
-                            closes=closes[i]))
-        slot += has_params
-        mask += noisy
-    return tuple(placed)
-
-
-def _blocks(entries):
-    """[how many residual blocks end at each layer], the blocks checked: a residual layer's shape (N,) makes the N
-    layers after it its block, which must end before the output activation and inside any block around it."""
-    closes = [0] * len(entries)
-    open_ends: list[int] = []  # the blocks around the layer, innermost last
-    for i, (kind, shape) in enumerate(entries):
-        while open_ends and open_ends[-1] < i:
-            open_ends.pop()
-        if registry.LAYERS[kind].width != "block":
-            continue
-        if len(shape) != 1 or not _is_int(shape[0]) or shape[0] < 1:
-            raise ValueError(f"model[{i}]: a residual layer needs the number of layers its block holds (the ones "
-                             f"after it: y = x + f(x)), a positive integer, got {shape}")
-        end = i + shape[0]
-        if end >= len(entries) - 1:
-            raise ValueError(f"model[{i}]: a residual block of {shape[0]} layers runs past the layers before the "
-                             f"output activation (it would end at model[{end}] of {len(entries)})")
-        if open_ends and end > open_ends[-1]:
-            raise ValueError(f"model[{i}]: a residual block of {shape[0]} layers ends at model[{end}], past the end of "
-                             f"the block around it (model[{open_ends[-1]}]): blocks nest")
-        open_ends.append(end)
-        closes[end] += 1
-    return closes
-
-
-def _implied(model, input_shape=None):
-    """(widths, hidden, output, shapes) of an explicit model, validated: what the shorthand would say of it, and the
-    per-sample shape reaching each layer (shapes[i] is model[i]'s input, shapes[-1] the output's)."""
-    if not model:
-        raise ValueError("model must list at least one layer")
-    if input_shape is not None and (not isinstance(input_shape, tuple) or not input_shape
-                                    or not all(_is_int(n) and n > 0 for n in input_shape)):
-        raise ValueError(f"input_shape must be a per-sample shape of positive integers, e.g. (1, 8, 8), "
-                         f"got {input_shape!r}")
-    widths: list[int] = []
-    shape: tuple = input_shape or ()  # () until a first layer that changes the width (dense) sets it
-    shapes = []
-    skips: list = []  # the open residual blocks' inputs, innermost last
-    for i, layer in enumerate(model):
-        kind = registry.LAYERS[layer.kind]
-        if kind.width == "changes":
-            if len(layer.shape) != 2 or not all(_is_int(n) and n > 0 for n in layer.shape):
-                raise ValueError(f"model[{i}]: a {layer.kind} layer needs (fan_in, fan_out) positive widths, "
-                                 f"got {layer.shape}")
-            shape = shape or layer.shape[:1]  # the first layer: the input's width is its fan_in
-        elif not shape:
-            raise ValueError(f"model must begin with a dense layer (it sets the input width), or give input_shape "
-                             f"(a {layer.kind} layer's input shape is not implied by it)")
-        shapes.append(shape)
-        if kind.width == "changes":
-            widths += layer.shape[1:] if widths else layer.shape
-        shape = _output_shape(i, layer, kind, shape, last=i == len(model) - 1)
-        if kind.width == "block":
-            skips.append(shape)
-        for _ in range(layer.closes):
-            start = skips.pop()
-            if shape != start:
-                raise ValueError(f"model[{i}] ends a residual block with per-sample shape {shape}, which cannot be "
-                                 f"added to the block's input, {start}")
-    shapes.append(shape)
-    if any(registry.LAYERS[layer.kind].ties for layer in model) and (not widths or widths[-1] != shape[-1]):
-        widths = (widths or [shapes[1][-1]]) + [shape[-1]]  # a tied output layer sets it: dim to the vocabulary
-    if not widths:
-        raise ValueError("model must hold a dense layer (it sets the output width)")
-    if len(shape) > 2:
-        raise ValueError(f"model must end with one score per class, or one per class at each step of a sequence "
-                         f"(flatten before the dense layer), but its output has per-sample shape {shape}")
-    if model[-1].kind not in registry.ACTIVATIONS:
-        raise ValueError(f"model must end with an activation layer (the loss reads its z and a), got {model[-1].kind}")
-    inner = dict.fromkeys(layer.kind for layer in model[:-1] if layer.kind in registry.ACTIVATIONS)
-    return tuple(widths), ",".join(inner) or "identity", model[-1].kind, tuple(shapes)
-
-
-def _output_shape(i, layer, kind, shape, last):
-    """The per-sample shape model[i] (layer, of registered kind) gives for its input's, checked as its width says."""
-    if kind.width == "changes":  # on (fan_in,), or on every step of a sequence (T, fan_in)
-        if shape[-1:] != layer.shape[:1] or len(shape) > 2:
-            raise ValueError(f"model[{i}]: {layer.kind} layer takes {layer.shape[0]} inputs, but "
-                             f"{shape[0] if len(shape) == 1 else shape} reach it")
-        return shape[:-1] + layer.shape[1:]
-    if kind.width == "features":
-        if len(layer.shape) != 1 or not (_is_int(layer.shape[0]) and layer.shape[0] > 0):
-            raise ValueError(f"model[{i}]: a {layer.kind} layer needs its number of features, got {layer.shape}")
-        if shape != layer.shape and not (kind.per_position and len(shape) == 2 and shape[-1:] == layer.shape):
-            raise ValueError(f"model[{i}]: {layer.kind} layer has {layer.shape[0]} features, but "
-                             f"{shape[0] if len(shape) == 1 else shape} reach it")
-    elif kind.width == "rate":
-        if len(layer.shape) != 1 or not (isinstance(layer.shape[0], (int, float)) and 0 <= layer.shape[0] < 1):
-            raise ValueError(f"model[{i}]: a {layer.kind} layer needs its rate, a probability in [0, 1), "
-                             f"got {layer.shape}")
-    elif kind.width == "block":
-        return shape  # its shape, the block's length, was checked with the blocks (_blocks)
-    elif kind.ids and i > 0:
-        raise ValueError(f"model[{i}]: an {layer.kind} layer reads integer ids: it can only be the first layer")
-    elif kind.width == "reshapes" and kind.reshape is not None:
-        try:
-            return kind.reshape(layer.shape, shape)
-        except ValueError as e:
-            raise ValueError(f"model[{i}]: {e}") from None
-    elif layer.shape:
-        raise ValueError(f"model[{i}]: a {layer.kind} layer keeps its input's shape; give it none, got {layer.shape}")
-    elif layer.kind in registry.ACTIVATIONS and not registry.ACTIVATIONS[layer.kind].hidden and not last:
-        raise ValueError(f"model[{i}]: {layer.kind} may only be the output layer")
-    return shape
+from .model import expand, implied_by, is_int, placed
 
 
 @dataclass(frozen=True)
@@ -260,7 +95,7 @@ class Config:
         if not isinstance(layers, tuple) or len(layers) < 2:
             raise ValueError(f"layers must list at least an input and an output width, got {self.layers!r}")
         for i, width in enumerate(layers):
-            if not _is_int(width) or width <= 0:
+            if not is_int(width) or width <= 0:
                 raise ValueError(f"layers[{i}] must be a positive integer width, got {width!r}")
         hidden = registry.hidden_activations()
         if self._shorthand and self.hidden not in hidden:
@@ -283,13 +118,13 @@ class Config:
             raise TypeError(f"lr must be a number, got {type(self.lr).__name__}")
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not _is_int(self.epochs) or self.epochs < 1:
+        if not is_int(self.epochs) or self.epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if self.batch_size is not None and (not _is_int(self.batch_size) or self.batch_size <= 0):
+        if self.batch_size is not None and (not is_int(self.batch_size) or self.batch_size <= 0):
             raise ValueError(f"batch_size must be None (full batch) or a positive integer, got {self.batch_size!r}")
         if self.dtype not in registry.DTYPES:
             raise ValueError(f"unsupported dtype {self.dtype!r}; choose one of {registry.DTYPES}")
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         self._check_optimizer()
         self._check_mixed()
@@ -388,10 +223,10 @@ class Config:
         model = self.model if isinstance(self.model, (tuple, list)) else None
         if model is None:
             raise ValueError(f"model must be a sequence of layers, got {self.model!r}")
-        model = _placed(model)
+        model = placed(model)
         if isinstance(self.input_shape, list):
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
-        implied = _implied(model, self.input_shape)
+        implied = implied_by(model, self.input_shape)
         for name, value in zip(("layers", "hidden", "output"), implied):
             given = getattr(self, name)
             given = tuple(given) if isinstance(given, list) else given
@@ -431,7 +266,7 @@ class Config:
         if not isinstance(self.decay_biases, bool):
             raise TypeError(f"decay_biases must be True or False, got {self.decay_biases!r}")
         self._check_schedule()
-        if not _is_int(self.accumulate) or self.accumulate < 1:
+        if not is_int(self.accumulate) or self.accumulate < 1:
             raise ValueError(f"accumulate (micro-batches per step) must be a positive integer, got {self.accumulate!r}")
         if self.accumulate > 1 and any(registry.LAYERS[layer.kind].min_batch > 1 for layer in self.model or ()):
             raise ValueError("gradient accumulation with batch norm is another model: its statistics would be each "
@@ -452,7 +287,7 @@ class Config:
             return
         if self.schedule != "warmup_cosine":
             raise ValueError(f"unknown schedule {self.schedule!r}; choose None or 'warmup_cosine'")
-        if not _is_int(self.warmup_steps) or self.warmup_steps < 0:
+        if not is_int(self.warmup_steps) or self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
         if not isinstance(self.decay_steps, int) or isinstance(self.decay_steps, bool) \
                 or self.decay_steps <= self.warmup_steps:
@@ -477,7 +312,7 @@ class Config:
                 isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale)
                 or scale <= 0):
             raise ValueError(f"loss_scale must be None, a positive finite number or 'dynamic', got {scale!r}")
-        if not _is_int(self.scale_window) or self.scale_window < 1:
+        if not is_int(self.scale_window) or self.scale_window < 1:
             raise ValueError(f"scale_window must be a positive integer, got {self.scale_window!r}")
 
     @property
@@ -527,7 +362,7 @@ class Config:
     def shapes(self) -> tuple:
         """The per-sample shape reaching each layer of the model, then the output's: ((2,), (4,), (4,), (1,), (1,))
         for XOR's 2-4-1; (1, 8, 8) for a conv2d layer reading 8x8 single-channel images."""
-        return _implied(self.model, self.input_shape)[3]
+        return implied_by(self.model, self.input_shape)[3]
 
     @property
     def sample_shape(self) -> tuple:
@@ -569,10 +404,6 @@ class Config:
                 if name not in changes and (name not in new or getattr(self, name) == old.get(name)):
                     changes[name] = None
         return replace(self, **changes)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # The two notebooks the project grew from (../shared/seeds/), as configurations.

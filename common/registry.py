@@ -33,7 +33,7 @@ class Loss:
 
 @dataclass(frozen=True)
 class LayerKind:
-    """A layer kind: its forward and backward live in each backend's layers.py under the same names."""
+    """A layer kind: its forward and backward live in its family's file of each backend's layers/, by the same names."""
 
     name: str
     params: tuple  # the names of its parameter leaves, in the order its params tuple holds them; () if it has none

@@ -8,6 +8,15 @@ from .problem import batches
 
 def check_inputs(params, X, y, config, orders=None):
     """Raise TypeError or ValueError naming the first thing wrong with (params, X, y, orders)."""
+    _check_data(X, y, config)
+    check_params(params, config)
+    _check_batches(X, config)
+    _check_orders(orders, X, config)
+
+
+def _check_data(X, y, config):
+    """X and y: NumPy arrays of the configuration's dtype (X int64 ids before an embedding), finite, shaped as the
+    model's input and output, as many samples each, targets the loss can read."""
     dtype = np.dtype(config.dtype)
     sample, out = config.sample_shape, config.output_shape
     first = config.model[0]
@@ -46,7 +55,11 @@ def check_inputs(params, X, y, config, orders=None):
     if targets == "one_hot" and not np.allclose(y.sum(axis=-1), 1):
         raise ValueError(f"{config.loss} targets must be distributions: each row of y must sum to 1 (every step's, "
                          "for a sequence)")
-    check_params(params, config)
+
+
+def _check_batches(X, config):
+    """Every training batch large enough for the model's layers (batch norm's two samples), for accumulate's
+    micro-batches, and divisible among a data-parallel world's shards."""
     if config.batch_size is not None and config.batch_size > X.shape[0]:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {X.shape[0]} samples")
     needs = max(((registry.LAYERS[layer.kind].min_batch, layer.kind) for layer in config.model), default=(1, ""))
@@ -64,6 +77,10 @@ def check_inputs(params, X, y, config, orders=None):
         raise ValueError(f"parallel {config.parallel!r} splits each batch into {config.world} equal shards, but the "
                          f"batches hold {' and '.join(map(str, sorted(sizes)))} samples ({n} samples in batches of "
                          f"{size}): make every batch a multiple of {config.world}")
+
+
+def _check_orders(orders, X, config):
+    """orders, where minibatches need them: one permutation of the samples per epoch."""
     if orders is not None:
         if orders.shape != (config.epochs, X.shape[0]):
             raise ValueError(f"orders must have shape (epochs, N) = {(config.epochs, X.shape[0])}, got {orders.shape}")

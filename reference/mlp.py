@@ -2,7 +2,7 @@
 
 The model is config.model, a sequence of layers (dense, then an activation, ... for the
 seeds' MLP); forward and backward walk it generically, each layer kind's pair living in
-layers.py. Shapes: X is (N, D) with one sample per row, y is (N, K). params holds one
+layers/ (a file per family). Shapes: X is (N, D) with one sample per row, y is (N, K). params holds one
 tuple per layer with parameters, in model order: (W, b) for dense, W (fan_in, fan_out)
 and b (fan_out,); "layer l" is the l-th of them. Dense layer l and its activation
 compute z_l = a_{l-1} @ W_l + b_l and a_l = f_l(z_l), with a_0 = X.

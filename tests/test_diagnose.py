@@ -290,15 +290,15 @@ def test_the_diagnosis_says_how_many_mistakes_it_tried_and_why_not_the_rest():
 def test_a_nan_is_matched_only_by_the_same_nan_at_the_same_place():
     """The diagnosis names a mistake that makes NaN (a causal mask hiding a whole row) by the planted reference making
     the same ones at the same places, the finite values within tolerance; anything else is no match."""
-    from crosscheck.diagnosis.diagnose import _close
+    from crosscheck.diagnosis.observe import close
 
     nan = np.nan
-    assert _close(np.array([nan, 1.0]), np.array([nan, 1.0]), "forward")
-    assert _close(np.array([nan, nan]), np.array([nan, nan]), "forward")
-    assert not _close(np.array([nan, 1.0]), np.array([1.0, nan]), "forward")
-    assert not _close(np.array([nan, 1.0]), np.array([nan, 2.0]), "forward")
-    assert not _close(np.array([1.0, 1.0]), np.array([nan, 1.0]), "forward")
-    assert not _close(np.array([np.inf, 1.0]), np.array([-np.inf, 1.0]), "forward")
+    assert close(np.array([nan, 1.0]), np.array([nan, 1.0]), "forward")
+    assert close(np.array([nan, nan]), np.array([nan, nan]), "forward")
+    assert not close(np.array([nan, 1.0]), np.array([1.0, nan]), "forward")
+    assert not close(np.array([nan, 1.0]), np.array([nan, 2.0]), "forward")
+    assert not close(np.array([1.0, 1.0]), np.array([nan, 1.0]), "forward")
+    assert not close(np.array([np.inf, 1.0]), np.array([-np.inf, 1.0]), "forward")
 
 
 def test_a_float32_only_implementation_is_diagnosed_and_voted_in_float32(copy_of_the_reference):

@@ -109,6 +109,29 @@ def test_the_room_test_finds_an_upward_import_and_a_circle():
     assert graph["crosscheck.suite.d"] == {"crosscheck.suite.c"}
 
 
+def _code_lines(name, tree, lines):
+    """A module's lines, less those of its data table (DATA_TABLES)."""
+    table = DATA_TABLES.get(name)
+    data = sum(node.end_lineno - node.lineno + 1 for node in tree.body if isinstance(node, ast.Assign)
+               and table in {getattr(target, "id", None) for target in node.targets})
+    return lines - data
+
+
+@needs_source_tree
+def test_no_module_or_function_is_too_long_to_read():
+    long_modules, long_functions = [], []
+    for name, path in _modules().items():
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        if (n := _code_lines(name, tree, len(text.splitlines()))) > MODULE_LINES:
+            long_modules.append(f"{path.relative_to(ROOT)} ({n} lines)")
+        long_functions += [f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
+                           for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                           and node.end_lineno - node.lineno + 1 > FUNCTION_LINES]
+    assert not long_modules, f"modules over {MODULE_LINES} lines: {long_modules}"
+    assert not long_functions, f"functions over {FUNCTION_LINES} lines: {long_functions}"
+
+
 def _wheel_files(tmp_path):
     """The files of the wheel this suite runs from: the installed distribution's own record where it was installed
     from a wheel (tox, a user's pip install), else a wheel built from the checkout (an editable install's record

@@ -10,42 +10,26 @@ where the output a is meant", or "none of the N known mistakes matches".
 
 import copy
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import partial
 
 import numpy as np
 
 from crosscheck import backends, reference
-from crosscheck.common.config import Layer
 from crosscheck.common.driver import Unsupported
+from crosscheck.common.model import Layer
 from crosscheck.common.registry import ACTIVATIONS, LOSSES
 from crosscheck.diagnosis import mutations
 from crosscheck.diagnosis.catalogue import BUGS, PROBES
+from crosscheck.diagnosis.observe import Observed, bounded, close, low_bounds, observe, shadow_bounds, tolerance_of
 from crosscheck.reference import activations as acts
 from crosscheck.reference import layers as lyrs
 from crosscheck.reference import mlp
-from crosscheck.suite.cases import upcast_problem
-from crosscheck.verdict import checks, tolerances
-from crosscheck.verdict.compare import Disagreement, assert_close
+from crosscheck.verdict import checks
+from crosscheck.verdict.compare import Disagreement
 
 STAGES = ("output", "loss", "gradients", "update", "trajectory", "unobserved")
 LOOKS = ": it looks like "  # where an adapter's own finding (the update rule's) says what it looks like
-
-
-@dataclass
-class Observed:
-    """What one implementation gives at a case's first step: each value, or the exception that stood for it."""
-
-    output: object = None
-    layers: list | None = None  # each layer's output, where the forward gives them (the built-ins), else None
-    loss: object = None
-    grads: list = field(default_factory=list)  # flat, in params' order
-    after: list = field(default_factory=list)  # the parameters after the first epoch, flat
-    problems: dict = field(default_factory=dict)  # stage -> the message of what it raised (a Disagreement...)
-    # absolute bounds of the values, where not the float64 table's: {"loss": float, "after": [...]} of a run's, from the
-    # reference's runs under rounding (shadow_bounds); in float32 every value's too ("output", "layers", "grads"),
-    # from the float32 reference's own deviation (low_bounds)
-    bounds: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -81,111 +65,6 @@ class Diagnosis:
         return "\n".join(lines)
 
 
-def observe(driver, case, device="cpu", dtype="float64", twin=False):
-    """driver's values at case's first step in dtype (twin: the float64 problem holding dtype's values); a stage it
-    does not support is left out."""
-    problem = case.problem(dtype)
-    problem = upcast_problem(problem) if twin else problem
-    config, params, X, y = problem.config, problem.params, problem.X, problem.y
-    seen = Observed()
-    try:
-        outputs = driver.run_layers(params, X, config, device)  # one forward pass: its output is the last
-        seen.output = np.asarray(outputs[-1])
-        seen.layers = outputs if len(outputs) == len(config.model) else None
-    except Unsupported:
-        pass
-    except Exception as exc:  # noqa: BLE001  (the code under test crashed: that is what it gave)
-        seen.problems["output"] = f"raised {type(exc).__name__}: {exc}"
-    try:
-        loss, grads = driver.run_gradients(params, X, y, config, device)
-        seen.loss, seen.grads = np.asarray(loss), checks.flat(grads)
-    except Unsupported:
-        pass
-    except Disagreement as exc:  # an adapter's own finding (the update rule)
-        seen.problems["update"] = str(exc)
-    except Exception as exc:  # noqa: BLE001
-        seen.problems["gradients"] = f"raised {type(exc).__name__}: {exc}"
-    try:
-        first = case.problem(dtype, epochs=1)
-        run = driver.train(upcast_problem(first) if twin else first, (1,), device)
-        seen.after = checks.flat(run.params)
-    except Unsupported:
-        pass
-    except Exception as exc:  # noqa: BLE001
-        seen.problems["update"] = seen.problems.get("update") or f"raised {type(exc).__name__}: {exc}"
-    return seen
-
-
-def shadow_bounds(case, epochs):
-    """(the loss's bound, [each parameter's, then each buffer's]) after epochs of case in float64:
-    tolerances.low_bound of the spread of the reference's runs under rounding, as check_trajectory's, so that a leaf
-    whose run amplifies rounding (a bias before batch norm, under Adam) is not taken for a difference."""
-    ref, runs = checks.reference_run(case, "float64", epochs), checks.shadows(case, "float64", epochs)
-
-    def bound(a, others):
-        b = checks.widest(a, others)
-        return tolerances.low_bound("float64", float(np.max(np.abs(a - b))), float(np.max(np.abs(a))))
-
-    def leaves(run):
-        return checks.flat(run.params) + checks.flat(run.state.buffers)
-
-    return (bound(ref.losses, [r.losses for r in runs]),
-            [bound(a, list(others)) for a, *others in zip(leaves(ref), *map(leaves, runs))])
-
-
-def _bounded(observed, bounds):
-    """observed, its values held to bounds (Observed.bounds)."""
-    observed.bounds = bounds
-    return observed
-
-
-def _kind(seen, key, i=None, default="forward"):
-    """The tolerance of seen's value key (its i-th, for a list): its bound where seen has one, else default's row."""
-    bound = seen.bounds.get(key)
-    if bound is None:
-        return default
-    return float(bound if i is None else bound[i])
-
-
-def low_bounds(case, dtype, device="cpu"):
-    """Every first-step value's bound in dtype (float32): tolerances.low_bound of the NumPy reference's own deviation
-    in dtype from its float64 twin on the same values, as the checks hold a float32 run."""
-    low, wide = observe(reference.DRIVER, case, dtype=dtype), observe(reference.DRIVER, case, dtype=dtype, twin=True)
-
-    def bound(a, b):
-        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        return tolerances.low_bound(dtype, float(np.max(np.abs(a - b))), float(np.max(np.abs(b))))
-
-    return {"output": bound(low.output, wide.output), "loss": bound(low.loss, wide.loss),
-            "layers": None if low.layers is None else [bound(a, b) for a, b in zip(low.layers, wide.layers)],
-            "grads": [bound(a, b) for a, b in zip(low.grads, wide.grads)],
-            "after": [bound(a, b) for a, b in zip(low.after, wide.after)]}
-
-
-def _close(actual, expected, kind):
-    """Whether an observed value is the planted reference's: within tolerance (kind: a row of the float64 table, or
-    an absolute bound), and a mistake that makes NaN or
-    infinities (a causal mask that hides a whole row) making the same ones at the same places. This names a mistake;
-    it is no verdict (the checks' comparisons fail on any NaN)."""
-    if actual is None or expected is None:
-        return True  # not observed: nothing to hold against it
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    if actual.shape == expected.shape and actual.dtype.kind == expected.dtype.kind == "f":
-        finite = np.isfinite(expected)
-        if not finite.all():
-            if not np.array_equal(actual[~finite], expected[~finite], equal_nan=True):
-                return False
-            actual, expected = actual[finite], expected[finite]
-            if not actual.size:
-                return True
-    tol = tolerances.Tol(rtol=0.0, atol=kind) if isinstance(kind, float) else tolerances.float64(kind)
-    try:
-        assert_close(actual, expected, tol, what="", backend="")
-        return True
-    except Disagreement:
-        return False
-
-
 def layer_label(config, i):
     """config.model[i] in words: "layer 2 (dense)", "the tanh after layer 1", "the output sigmoid"."""
     layer = config.model[i]
@@ -203,7 +82,7 @@ def _forward_parts(seen, ref, config, name):
         return (f"the network's output differs already: the forward pass ({name} gives only its output, so the "
                 f"layer where it parts is not located)")
     for i, (y, r) in enumerate(zip(seen.layers, ref.layers)):
-        if not _close(y, r, _kind(seen, "layers", i)):
+        if not close(y, r, tolerance_of(seen, "layers", i)):
             agree = f"; the {i} layers below it agree" if i else ""
             return f"the forward pass parts at {layer_label(config, i)}, model[{i}]: its output differs{agree}"
     return "the network's output differs, though each layer's output agrees: the forward pass"
@@ -218,15 +97,15 @@ def _parts(seen, ref, config, name="it"):
                               f"it parts")
     if "output" in seen.problems:
         return "output", f"the forward pass {seen.problems['output']}"
-    if not _close(seen.output, ref.output, _kind(seen, "output")):
+    if not close(seen.output, ref.output, tolerance_of(seen, "output")):
         return "output", _forward_parts(seen, ref, config, name)
     if "gradients" in seen.problems:
         return "gradients", f"the backward pass {seen.problems['gradients']}"
-    if seen.loss is not None and not _close(seen.loss, ref.loss, _kind(seen, "loss")):
+    if seen.loss is not None and not close(seen.loss, ref.loss, tolerance_of(seen, "loss")):
         return "loss", "the output agrees, the loss does not: the loss function"
     names = checks.param_names(config, " gradient")
     bad = [n for i, (n, g, r) in enumerate(zip(names, seen.grads, ref.grads))
-           if not _close(g, r, _kind(seen, "grads", i, "gradient"))]
+           if not close(g, r, tolerance_of(seen, "grads", i, "gradient"))]
     if bad:
         ok = [n for n in names if n not in bad]
         nearest = bad[-1].rsplit(" ", 2)[0]  # "layer 2": the layer nearest the output whose gradients differ
@@ -235,7 +114,7 @@ def _parts(seen, ref, config, name="it"):
     if "update" in seen.problems:
         return "update", f"the gradients agree; the update does not: {seen.problems['update']}"
     after = checks.param_names(config)
-    moved = [n for n, a, r, k in zip(after, seen.after, ref.after, _after_kinds(seen)) if not _close(a, r, k)]
+    moved = [n for n, a, r, k in zip(after, seen.after, ref.after, _after_kinds(seen)) if not close(a, r, k)]
     if moved:
         noisy = sorted({layer.kind for layer in config.model if layer.mask is not None})
         suspects = (f"the update, or the {'/'.join(noisy)} layers, which act in training alone (the output and the "
@@ -291,18 +170,18 @@ def _matches(seen, ref, loss_kind="forward"):
     crashes = [{stage: _crash(text) for stage, text in o.problems.items()} for o in (seen, ref) if o is not None]
     if ref is None or crashes[0] != crashes[1]:
         return False
-    pairs = [(seen.output, ref.output, _kind(seen, "output")),
-             (seen.loss, ref.loss, _kind(seen, "loss", None, loss_kind))]
+    pairs = [(seen.output, ref.output, tolerance_of(seen, "output")),
+             (seen.loss, ref.loss, tolerance_of(seen, "loss", None, loss_kind))]
     if seen.layers is not None and ref.layers is not None:
-        pairs += [(y, r, _kind(seen, "layers", i)) for i, (y, r) in enumerate(zip(seen.layers, ref.layers))]
-    pairs += [(g, r, _kind(seen, "grads", i, "gradient")) for i, (g, r) in enumerate(zip(seen.grads, ref.grads))]
+        pairs += [(y, r, tolerance_of(seen, "layers", i)) for i, (y, r) in enumerate(zip(seen.layers, ref.layers))]
+    pairs += [(g, r, tolerance_of(seen, "grads", i, "gradient")) for i, (g, r) in enumerate(zip(seen.grads, ref.grads))]
     pairs += [(a, r, k) for a, r, k in zip(seen.after, ref.after, _after_kinds(seen))]
-    return all(_close(a, r, kind) for a, r, kind in pairs)
+    return all(close(a, r, kind) for a, r, kind in pairs)
 
 
 def _after_kinds(seen):
     """Each of seen.after's tolerances: its bound where observed with one, else the trajectory row."""
-    return [_kind(seen, "after", i, "trajectory") for i in range(len(seen.after))]
+    return [tolerance_of(seen, "after", i, "trajectory") for i in range(len(seen.after))]
 
 
 def candidates():
@@ -412,21 +291,35 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
     failed (first_epoch: where), which a first step that agrees then leaves to the run; never contradicted. dtype: the
     run's; an implementation that answers no float64 problem (a float32-only program) is diagnosed in it, the
     mistakes planted in the reference in that dtype and matched within its low-precision bounds."""
+    precision, seen = _looked_at(driver, case, device, dtype)
+    ref = observe(reference.DRIVER, case, dtype=precision)
+    stage, where = _where(driver, case, device, precision, seen, ref, (run_failed, first_epoch))
+    where, matches, tried = _named(driver, case, device, precision, stage, where, seen, ref)
+    return Diagnosis(driver.name, case.id, stage, where, matches, len(tried), precision)
+
+
+def _looked_at(driver, case, device, dtype):
+    """(the precision driver is diagnosed in, its first step there held to the reference's bounds): float64, or dtype
+    where it answers no float64 problem. The bounds are the reference's, taken before anything is planted in it."""
     precision, seen = "float64", observe(driver, case, device)
     if dtype != "float64" and _parts(seen, Observed(), case.config)[0] == "unobserved":
         precision, seen = dtype, observe(driver, case, device, dtype)
-    problem = case.problem(precision)
-    config, params, X = problem.config, problem.params, problem.X
     bounds: dict = {}
-    try:  # the bounds: the reference's, before anything is planted in it
+    try:
         if precision == "float64":
-            bounds = {"after": shadow_bounds(case, 1)[1][:len(checks.flat(params))]}
+            bounds = {"after": shadow_bounds(case, 1)[1][:len(checks.flat(case.problem(precision).params))]}
         else:
             bounds = low_bounds(case, precision)
     except Exception:  # noqa: BLE001  (the reference's own crash is reported by the checks; the table's row holds)
         pass
-    seen = _bounded(seen, bounds)
-    ref = observe(reference.DRIVER, case, dtype=precision)
+    return precision, bounded(seen, bounds)
+
+
+def _where(driver, case, device, precision, seen, ref, run):
+    """(the first stage that parts, or None; what parts there, in words, with how much where it can say). run: the
+    caller's (whether the whole run failed, from which epoch); where the first step agrees, a short run is tried."""
+    problem = case.problem(precision)
+    config, params, X = problem.config, problem.params, problem.X
     stage, where = _parts(seen, ref, config, driver.name)
     if stage == "gradients" and "gradients" not in seen.problems:
         where += _how_much(seen.grads, ref.grads, len(X), "gradient", config)
@@ -434,10 +327,11 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
         start = checks.flat(params)
         where += _how_much([a - p for a, p in zip(seen.after, start)], [a - p for a, p in zip(ref.after, start)],
                            config.batch_size or len(X), "step", config, config.lr)
+    run_failed, first_epoch = run
     if stage is None and run_failed:
-        stage = "trajectory"
-        where += "; the run parts later" + (f", from epoch {first_epoch}" if first_epoch is not None else "")
-    elif stage is None:
+        return "trajectory", where + "; the run parts later" + (f", from epoch {first_epoch}"
+                                                                 if first_epoch is not None else "")
+    if stage is None:
         try:
             checks.check_trajectory(driver, case, precision, device, epochs=case.short_epochs)
             where += f"; so does the run of {case.short_epochs} epochs" if case.short_epochs else "; so does the run"
@@ -447,10 +341,16 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
                       else "; the run parts later")
         except Unsupported:
             pass
-    # A mistake is named when the reference with it planted reproduces what the implementation gave, and differs from
-    # the clean reference in what is observed (a mistake in a layer the case lacks changes nothing, so explains
-    # nothing). A mistake in an activation is then tried in each activation layer alone, where planted in all of
-    # them it matched nothing: a slip in one layer is the common kind.
+    return stage, where
+
+
+def _named(driver, case, device, precision, stage, where, seen, ref):
+    """(where, the mistakes named, the catalogue's mistakes tried). A mistake is named when the reference with it
+    planted reproduces what the implementation gave, and differs from the clean reference in what is observed (a
+    mistake in a layer the case lacks changes nothing, so explains nothing). A mistake in an activation is then tried
+    in each activation layer alone, where planted in all of them it matched nothing: a slip in one layer is the
+    common kind."""
+    config = case.problem(precision).config
     matches, tried = [], candidates()
     rule = seen.problems.get("update", "")
     if stage == "update" and LOOKS in rule:  # the adapter's update-rule check has already said what it looks like
@@ -463,25 +363,22 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
         look = _short_run
         try:
             loss_bound, after_bounds = shadow_bounds(case, case.short_epochs or min(config.epochs, 200))
-            seen = _bounded(_short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds})
+            seen = bounded(_short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds})
             ref = _short_run(reference.DRIVER, case)
         except Exception:  # noqa: BLE001  (a crash here was reported by the check itself)
             tried = []
     kind = "trajectory" if stage == "trajectory" else "forward"
 
     def reproduces(planted):
-        return planted is not None and _matches(seen, planted, kind) and not _matches(_bounded(ref, seen.bounds),
-                                                                                       planted, kind)
+        return planted is not None and _matches(seen, planted, kind) and not _matches(bounded(ref, seen.bounds),
+                                                                                      planted, kind)
 
-    if stage == "unobserved":  # nothing received to reproduce: no mistake is planted, none is named
-        tried = []
-    for bug in tried if stage is not None else ():
-        if reproduces(_planted_observations(bug, case, look)):
-            matches.append((bug.id, bug.what))
+    if stage in (None, "unobserved"):  # nothing parts, or nothing was received to reproduce: none is named
+        return where, matches, [] if stage == "unobserved" else tried
+    matches += [(bug.id, bug.what) for bug in tried if reproduces(_planted_observations(bug, case, look))]
     if stage in ("output", "loss", "gradients") and not matches:
         positions = [i for i, layer in enumerate(config.model) if layer.kind in ACTIVATIONS]
         for bug in (bug for bug in tried if bug.module == "activations"):
-            for i in positions:
-                if reproduces(_planted_observations(bug, case, look, at=i)):
-                    matches.append((bug.id, f"{bug.what}, in {layer_label(config, i)} alone (model[{i}])"))
-    return Diagnosis(driver.name, case.id, stage, where, matches, len(tried), precision)
+            matches += [(bug.id, f"{bug.what}, in {layer_label(config, i)} alone (model[{i}])") for i in positions
+                        if reproduces(_planted_observations(bug, case, look, at=i))]
+    return where, matches, tried

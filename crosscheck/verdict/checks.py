@@ -131,26 +131,38 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
     _compare_optimizer_state(found, compare, driver.name, config, checkpoints, run, ref)
     # Every buffer ("layer 2 running mean") along the trajectory too, and the network in evaluation mode, which
     # reads them, at the end.
-    buffer_names = config.buffer_names()
-    if buffer_names and any(not flat(run.checkpoints[e].buffers) for e in checkpoints):
-        raise Disagreement(f"{driver.name}: keeps no buffers ({', '.join(buffer_names)}) at its checkpoints")
-    for i, name in enumerate(buffer_names):
-        compare(lambda r, i=i: _stacked(r, i, checkpoints, attrgetter("buffers")), name, list(checkpoints))
+    _compare_buffers(compare, driver.name, config, checkpoints, run)
     if found.failures:  # where the run first parts: the first step, or the stretch boundary
         found.lead = first_steps(driver, case, dtype, device)
-    if buffer_names:
-        last = max(checkpoints)
-        X64, config64 = X.astype(np.float64), upcast(config, [], X, X)[0]
-
-        def evaluated(r):
-            if r is run:
-                return _evaluated(driver, run.checkpoints[last], X, config, device)
-            if r is ref64:
-                return None if r is None else _evaluated(reference.DRIVER, r.checkpoints[last], X64, config64, "cpu")
-            return _evaluated(reference.DRIVER, r.checkpoints[last], X, config, "cpu")
-
-        compare(evaluated, f"network output in evaluation mode (epoch {last})")
+    if config.buffer_names():
+        _compare_evaluation(compare, driver, device, problem, checkpoints, run, ref64)
     return found.result()
+
+
+def _compare_buffers(compare, who, config, checkpoints, run):
+    """Each buffer stacked over the checkpoints, by check_trajectory's compare; a run that keeps none is told so."""
+    buffer_names = config.buffer_names()
+    if buffer_names and any(not flat(run.checkpoints[e].buffers) for e in checkpoints):
+        raise Disagreement(f"{who}: keeps no buffers ({', '.join(buffer_names)}) at its checkpoints")
+    for i, name in enumerate(buffer_names):
+        compare(lambda r, i=i: _stacked(r, i, checkpoints, attrgetter("buffers")), name, list(checkpoints))
+
+
+def _compare_evaluation(compare, driver, device, problem, checkpoints, run, ref64):
+    """The network in evaluation mode (which reads the buffers) at the last checkpoint, by check_trajectory's
+    compare: driver's run on its device, the reference's runs (ref64 on the float64 problem) on the CPU."""
+    config, X = problem.config, problem.X
+    last = max(checkpoints)
+    X64, config64 = X.astype(np.float64), upcast(config, [], X, X)[0]
+
+    def evaluated(r):
+        if r is run:
+            return _evaluated(driver, run.checkpoints[last], X, config, device)
+        if r is ref64:
+            return None if r is None else _evaluated(reference.DRIVER, r.checkpoints[last], X64, config64, "cpu")
+        return _evaluated(reference.DRIVER, r.checkpoints[last], X, config, "cpu")
+
+    compare(evaluated, f"network output in evaluation mode (epoch {last})")
 
 
 def shadow_parts(part, case, dtype, epochs=None):

@@ -8,7 +8,7 @@ import importlib
 import numpy as np
 
 from crosscheck.common import registry
-from crosscheck.common.config import Layer
+from crosscheck.common.model import Layer
 from crosscheck.verdict import tolerances
 from crosscheck.verdict.findings import backend_module
 

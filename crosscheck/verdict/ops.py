@@ -42,58 +42,13 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
         return check_op_low(driver, kind, name, device, seed, dtype)
     ours, ref = backend_module(driver, kind), importlib.import_module(f"crosscheck.reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
-    numpy = driver.to_numpy
     # a failure ends with whom voters blame; every value is held to the reference and its extended twin (wide_twin)
     found = Findings(vote=lambda: (op_vote(kind, name, device, seed), ()), dtype="float64")
     label = f"{driver.name} {name}"
-    if kind == "activations":
-        z, da = activation_inputs(name, seed)
-        forward, backward = ours.FORWARD[name], ours.BACKWARD[name]
-
-        def reference_pair(z, da):
-            with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
-                a = ref.FORWARD[name](z)
-            return a, ref.BACKWARD[name](da, z, a)
-
-        (a_ref, dz_ref), (a_wide, dz_wide) = reference_pair(z, da), wide_twin(reference_pair, z, da)
-        a = numpy(forward(native(z)))
-        dz = numpy(backward(native(da), native(z), native(a_ref)))
-        found.compare(a, a_ref, a_wide, "forward", what=f"{name} forward", backend=label)
-        found.compare(dz, dz_ref, dz_wide, "gradient", what=f"{name} backward", backend=label)
-
-        def scalar(x):  # <da, f(x)>: its gradient is the vector-Jacobian product backward computes
-            return float(np.vdot(da, numpy(forward(native(x)))))
-
-        wrt, skip = z, kinks(name, z)
-        vjp = _autodiff_vjp(driver, lambda x: forward(x), native(z), native(da))
-        _check_native(driver, native, found, kind, name, label, z, (a_ref, a_wide), (dz_ref, dz_wide), skip,
-                      lambda f: f, da)
-    elif kind == "layers":
+    if kind == "layers":
         return _check_layer(driver, ours, ref, native, found, name, seed)
-    else:
-        z, a, y = loss_inputs(name, seed)
-        fused = registry.LOSSES[name].fused
-        x = z if fused else a
-        forward, backward = ours.FORWARD[name], ours.BACKWARD[name]  # the fused pair, for a fused loss
-
-        def reference_pair(x, a):
-            return ref.FORWARD[name](x, y), ref.BACKWARD[name](a, y)
-
-        (value_ref, dz_ref), (value_wide, dz_wide) = reference_pair(x, a), wide_twin(reference_pair, x, a)
-        value = numpy(forward(native(x), native(y)))
-        found.compare(value, value_ref, value_wide, "forward", what=f"{name} forward", backend=label)
-        dz = numpy(backward(native(a), native(y)))
-        found.compare(dz, dz_ref, dz_wide, "gradient", what=f"{name} backward", backend=label)
-
-        def scalar(x_):
-            return float(numpy(forward(native(x_), native(y))))
-
-        wrt, skip = x, np.zeros(x.shape, bool)
-        if registry.LOSSES[name].tie:
-            skip[0] = True
-        vjp = _autodiff_vjp(driver, lambda x_: forward(x_, native(y)), native(x), None)
-        _check_native(driver, native, found, kind, name, label, x, (value_ref, value_wide), (dz_ref, dz_wide), skip,
-                      lambda f: lambda x_: f(x_, native(y)), None)
+    pair = _check_activation if kind == "activations" else _check_loss
+    wrt, skip, scalar, vjp, dz, (dz_ref, dz_wide) = pair(driver, ours, ref, native, found, name, label, seed)
     if vjp is not None:  # autodiff against the reference's backward (the backend's own backward is held to it above)
         found.compare(vjp, dz_ref, dz_wide, "gradient",
                       what=f"{name} backward: autodiff's vector-Jacobian product", backend=label)
@@ -104,6 +59,65 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
         found.compare(np.vdot(dz, v), numeric, None, "finite_difference",
                       what=f"{name} backward along random direction {k + 1} (central differences)", backend=label)
     return found.result()
+
+
+def _check_activation(driver, ours, ref, native, found, name, label, seed):
+    """An activation's forward and backward against the reference's (and its extended twin), and the framework's own
+    where it has one; (what central differences perturb, where they may not, <da, f(.)>, autodiff's VJP, the
+    backend's dz, the reference's dz and its twin's)."""
+    numpy = driver.to_numpy
+    z, da = activation_inputs(name, seed)
+    forward, backward = ours.FORWARD[name], ours.BACKWARD[name]
+
+    def reference_pair(z, da):
+        with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
+            a = ref.FORWARD[name](z)
+        return a, ref.BACKWARD[name](da, z, a)
+
+    (a_ref, dz_ref), (a_wide, dz_wide) = reference_pair(z, da), wide_twin(reference_pair, z, da)
+    a = numpy(forward(native(z)))
+    dz = numpy(backward(native(da), native(z), native(a_ref)))
+    found.compare(a, a_ref, a_wide, "forward", what=f"{name} forward", backend=label)
+    found.compare(dz, dz_ref, dz_wide, "gradient", what=f"{name} backward", backend=label)
+
+    def scalar(x):  # <da, f(x)>: its gradient is the vector-Jacobian product backward computes
+        return float(np.vdot(da, numpy(forward(native(x)))))
+
+    skip = kinks(name, z)
+    vjp = _autodiff_vjp(driver, lambda x: forward(x), native(z), native(da))
+    _check_native(driver, native, found, "activations", name, label, z, (a_ref, a_wide), (dz_ref, dz_wide), skip,
+                  lambda f: f, da)
+    return z, skip, scalar, vjp, dz, (dz_ref, dz_wide)
+
+
+def _check_loss(driver, ours, ref, native, found, name, label, seed):
+    """A loss's value and gradient against the reference's (and its extended twin), and the framework's own where it
+    has one; the same six as _check_activation's."""
+    numpy = driver.to_numpy
+    z, a, y = loss_inputs(name, seed)
+    fused = registry.LOSSES[name].fused
+    x = z if fused else a
+    forward, backward = ours.FORWARD[name], ours.BACKWARD[name]  # the fused pair, for a fused loss
+
+    def reference_pair(x, a):
+        return ref.FORWARD[name](x, y), ref.BACKWARD[name](a, y)
+
+    (value_ref, dz_ref), (value_wide, dz_wide) = reference_pair(x, a), wide_twin(reference_pair, x, a)
+    value = numpy(forward(native(x), native(y)))
+    found.compare(value, value_ref, value_wide, "forward", what=f"{name} forward", backend=label)
+    dz = numpy(backward(native(a), native(y)))
+    found.compare(dz, dz_ref, dz_wide, "gradient", what=f"{name} backward", backend=label)
+
+    def scalar(x_):
+        return float(numpy(forward(native(x_), native(y))))
+
+    skip = np.zeros(x.shape, bool)
+    if registry.LOSSES[name].tie:
+        skip[0] = True
+    vjp = _autodiff_vjp(driver, lambda x_: forward(x_, native(y)), native(x), None)
+    _check_native(driver, native, found, "losses", name, label, x, (value_ref, value_wide), (dz_ref, dz_wide), skip,
+                  lambda f: lambda x_: f(x_, native(y)), None)
+    return x, skip, scalar, vjp, dz, (dz_ref, dz_wide)
 
 
 def assert_within_twin(actual, fn, *arrays, what, backend="test"):
@@ -219,22 +233,27 @@ def _check_layer(driver, ours, ref, native, found, name, seed):
                           what=f"{name} layer backward: {leaf} gradient by autodiff's vector-Jacobian product",
                           backend=label)
     _check_native_layer(driver, native, found, layer, label, inputs, names, refs, wides, grads, dy, ids)
-    rng = np.random.default_rng(seed + 1)
-    kink = kinks(name, x)
 
-    def scalar(values):
+    def scalar(values):  # <dy, the layer's output>: its gradient in every input is what backward computes
         return float(np.vdot(dy, numpy(output([native(t) for t in values]))))
 
+    _differences(found, scalar, inputs, grads, kinks(name, x), ids, seed, f"{name} layer backward", label)
+    return found.result()
+
+
+def _differences(found, scalar, inputs, grads, kink, ids, seed, what, label):
+    """Central differences of scalar along DIRECTIONS random directions in every input at once (inputs[0] held where
+    it is ids, or where kink marks it), against the backward's gradients grads."""
+    rng = np.random.default_rng(seed + 1)
     for k in range(DIRECTIONS):
-        vs = [np.where(kink, 0.0, rng.standard_normal(x.shape)), *(rng.standard_normal(t.shape) for t in p)]
+        vs = [np.where(kink, 0.0, rng.standard_normal(inputs[0].shape)), *(rng.standard_normal(t.shape)
+                                                                            for t in inputs[1:])]
         if ids:  # ids are not values: they stay put
             vs[0] = None
         numeric = (scalar([t if v is None else t + EPS * v for t, v in zip(inputs, vs)]) -
                    scalar([t if v is None else t - EPS * v for t, v in zip(inputs, vs)])) / (2 * EPS)
         found.compare(sum(np.vdot(g, v) for g, v in list(zip(grads, vs))[ids:]), numeric, None, "finite_difference",
-                      what=f"{name} layer backward along random direction {k + 1} (central differences)",
-                      backend=label)
-    return found.result()
+                      what=f"{what} along random direction {k + 1} (central differences)", backend=label)
 
 
 def _check_native(driver, native, found, kind, name, label, x, value_ref, dx_ref, skip, bind, dy):
