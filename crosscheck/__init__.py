@@ -1,5 +1,8 @@
 """backprop cross-check: one namespace for everything the project installs.
 
+    import crosscheck
+    report = crosscheck.check(my_driver, layers=(2, 4, 1), epochs=2000)   # the report, as a Report (report/api.py)
+
     crosscheck.common      <- common/      the registry, configuration, problem and driver every layer shares
     crosscheck.reference   <- reference/   the NumPy reference, the oracle
     crosscheck.backends    <- backends/    the PyTorch and JAX mirrors, file for file
@@ -43,3 +46,17 @@ _root = Path(__file__).resolve().parent.parent
 if not (Path(__file__).resolve().parent / "common").is_dir() and all((_root / n / "__init__.py").is_file()
                                                                       for n in _MAPPED):
     sys.meta_path.insert(0, _Checkout(_root))
+
+
+def __getattr__(name):
+    """crosscheck.check and crosscheck.Report, imported on first use: `import crosscheck` stays light, and loads
+    nothing of the rooms below it."""
+    if name == "check":
+        from crosscheck.report.api import check
+
+        return check
+    if name == "Report":
+        from crosscheck.report.result import Report
+
+        return Report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,3 +37,13 @@ def load_example(name):
         sys.path.append(str(ROOT))
     module, _, attr = EXAMPLES[name].partition(":")
     return replace(getattr(importlib.import_module(module), attr), name=name)
+
+
+def load_example_module(name):
+    """The checkout's examples/NAME.py, imported as examples.NAME (examples/ put on sys.path)."""
+    import importlib
+    import sys
+
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    return importlib.import_module(f"examples.{name}")

@@ -162,6 +162,8 @@ def _report_options(p, d):
     p.add_argument("--log-every", type=int, default=0, metavar="N",
                    help="print each backend's loss every N epochs, as the seeds log (default: 0, off)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON (default: not written)")
+    p.add_argument("--html", metavar="PATH", help="write the report as one self-contained HTML page: the table, every "
+                                                  "finding and diagnosis, the plot (default: not written)")
     p.add_argument("--plot", metavar="PATH", default="crosscheck-report.png",
                    help="write the loss and deviation curves as PNG ('' for none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -255,7 +257,7 @@ def _check_outputs(p, args):
         print(f"crosscheck: no plot ({args.plot}): matplotlib is not installed "
               f"(pip install 'backprop-crosscheck[report]')", file=sys.stderr)
         args.plot = ""
-    for option, path in (("--json", args.json), ("--plot", args.plot)):
+    for option, path in (("--json", args.json), ("--plot", args.plot), ("--html", args.html)):
         problem = _unwritable(path)
         if problem:
             p.error(f"{option} {path}: {problem}")

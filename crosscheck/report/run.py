@@ -22,6 +22,7 @@ from crosscheck.common.driver import Run, Unsupported
 from crosscheck.diagnosis.diagnose import diagnose
 from crosscheck.report import summary
 from crosscheck.report.cli import parse_args
+from crosscheck.report.result import Report
 from crosscheck.report.summary import CHECKS, plot, verdict, write_json
 from crosscheck.suite.cases import upcast_problem
 from crosscheck.verdict import checks, tolerances
@@ -280,10 +281,11 @@ def _diagnosis(driver, case, device, row, dtype):
 
 
 def _tqdm(disabled):
+    """tqdm's progress bar (tqdm.auto: a widget in a notebook, text in a terminal), or None without it."""
     if disabled:
         return None
     try:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
     except ModuleNotFoundError:
         return None
     return tqdm
@@ -298,6 +300,10 @@ def main(argv=None):
     if args.plot and runs:
         plot(args.plot, rows, runs, case.config.replace(dtype=args.dtype))
         print(f"wrote {args.plot}")
+    if args.html:
+        Report(rows, "", summary.json_data(args, case, rows), runs, case.config.replace(dtype=args.dtype)).save_html(
+            args.html)
+        print(f"wrote {args.html}")
     return verdict(rows)[1]
 
 

@@ -16,13 +16,17 @@ def _fmt(value, spec=".2e"):
     return "-" if value is None else format(value, spec)
 
 
-def print_table(rows, config, out):
+def title(config):
+    """The report's first line: what was run."""
     images = f"{'x'.join(map(str, config.sample_shape))} inputs, " if len(config.sample_shape) > 1 else ""
-    print(f"\ncross-check of {images}{'-'.join(map(str, config.layers))} {config.hidden}/{config.output}, "
-          f"loss {config.loss}, "
-          f"init {config.init}, lr {config.lr:g}, {config.epochs:,} epochs, "
-          f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}, "
-          f"optimizer {config.describe_optimizer()}, {_precision(config)}", file=out)
+    return (f"cross-check of {images}{'-'.join(map(str, config.layers))} {config.hidden}/{config.output}, "
+            f"loss {config.loss}, init {config.init}, lr {config.lr:g}, {config.epochs:,} epochs, "
+            f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}, "
+            f"optimizer {config.describe_optimizer()}, {_precision(config)}")
+
+
+def print_table(rows, config, out):
+    print(f"\n{title(config)}", file=out)
     header = ["backend", "version", "device", "final loss", "predictions", "max |dgrad|", "max |dautodiff|",
               "max |dloss|", "max |dparams|", "first epoch out", "diverged at", "wall s", "epochs/s", "agrees"]
     table = [header]
@@ -132,17 +136,22 @@ def layout(config):
     return found
 
 
-def write_json(path, args, case, rows):
+def json_data(args, case, rows):
+    """The report as `--json` writes it: the configuration, the data, the layout, the verdict and every row."""
     described = ("xor" if case.samples is None else f"synthetic ({case.samples} samples)") if case.data is None \
         else case.data + ("" if case.samples is None else f" (its first {case.samples} samples)")
-    data = {"config": {**asdict(case.config), "dtype": args.dtype}, "data": described,
+    return {"title": title(case.config.replace(dtype=args.dtype)),
+            "config": {**asdict(case.config), "dtype": args.dtype}, "data": described,
             "layout": layout(case.config),
             "agree": verdict(rows)[0].startswith("AGREE"),
             "verdict": verdict(rows)[0],
             "backends": {r.backend: {k: v for k, v in asdict(r).items() if k not in ("deviation_curve",)}
                          for r in rows}}
+
+
+def write_json(path, args, case, rows):
     with open(path, "w") as f:
-        json.dump(data, f, indent=2)
+        json.dump(json_data(args, case, rows), f, indent=2)
 
 
 def plot(path, rows, runs, config):
