@@ -9,7 +9,7 @@ Plug-ins (implementations under test from outside this repository) are registere
 as NAME=module:object, from the environment variable CROSSCHECK_PLUGINS (comma-
 separated), from pytest's --implementation option, or by an installed package's
 entry point in the group "backprop_crosscheck.backends". The object is a
-common.driver.Driver, or a callable returning one (crosscheck.adapters builds
+crosscheck.common.driver.Driver, or a callable returning one (crosscheck.adapters builds
 one around a class in the seeds' style).
 """
 

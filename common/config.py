@@ -26,7 +26,7 @@ class Config:
     way config.model is the sequence the backends walk, and layers/hidden/output describe it
     (hidden lists the kinds of the inner activations, "tanh,relu", where they differ).
     batch_size: None trains full-batch (as the seeds do); otherwise minibatches in an
-    order drawn once from the seed (see common.initializers.batch_orders).
+    order drawn once from the seed (see crosscheck.common.initializers.batch_orders).
     """
 
     layers: tuple[int, ...] = (2, 2, 1)

@@ -8,7 +8,7 @@ The rule every backend follows in a 16-bit dtype (docs/precision.md, "Low precis
 op's result is rounded to it; products (matrix products) and reductions (sums, means) accumulate in float32 and are
 rounded once. NumPy's matrix products do (np.dot), but its sums not always: ml_dtypes' bfloat16 ones accumulate in
 bfloat16, and float16 ones along a strided axis (axis 0 of a row-major array: a bias gradient) in float16, so the
-reference spells its reductions with reference.precision's total and average.
+reference spells its reductions with crosscheck.reference.precision's total and average.
 """
 
 import numpy as np

@@ -87,7 +87,8 @@ def _check_orders(orders, X, config):
         if not np.all(np.sort(orders, axis=1) == np.arange(X.shape[0])):
             raise ValueError("each row of orders must be a permutation of the sample indices")
     elif config.batch_size is not None:
-        raise ValueError("minibatch training (batch_size set) needs orders; see common.initializers.batch_orders")
+        raise ValueError("minibatch training (batch_size set) needs orders; see "
+                         "crosscheck.common.initializers.batch_orders")
 
 
 def check_params(params, config):

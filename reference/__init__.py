@@ -15,7 +15,7 @@ from .precision import bfloat16
 __all__ = ["Config", "Driver", "SEED1_XOR", "SEED2_XOR", "DRIVER", "activations", "batch_orders", "check_inputs",
            "initial_params", "losses", "mlp"]
 
-# NumPy has no autodiff: reference.gradcheck (central differences) is the reference's independent check.
+# NumPy has no autodiff: crosscheck.reference.gradcheck (central differences) is the reference's independent check.
 # reference=True: it runs a data-parallel problem on one device, what every sharded run is compared with (parallel.py
 # simulates the shards: tests/test_parallel.py holds it to that run too).
 DRIVER = Driver(name="numpy", version=np.__version__, devices=("cpu",), mlp=mlp,

@@ -265,7 +265,7 @@ def test_jax_agrees_as_compiled_for_users(request, tmp_path):
     assert json.loads(out_json.read_text())["agree"] is True
 
 
-# -- the user's data: --data and a model file's data key (reference.data.load) --------------------------------------
+# -- the user's data: --data and a model file's data key (crosscheck.reference.data.load) ------------------------------
 
 def _names(path, n=300, seed=0):
     """A text of made-up lower-case names ended by '.', as makemore's names.txt is one per line: 27 characters."""

@@ -93,7 +93,7 @@ def test_softmax_backward_is_the_jacobian_vector_product():
                  what="softmax backward", backend="numpy vs central differences")
 
 
-# The reference's numerics, where every sum and mean goes through reference.precision (total, average): the
+# The reference's numerics, where every sum and mean goes through crosscheck.reference.precision (total, average): the
 # precision rule in one place. A reduction written another way (x.sum(), np.mean, a float64 accumulator) would pass
 # every cross-check in float64 and, accumulated more accurately than float32, in float32 too.
 NUMERIC_MODULES = ("activations", *FAMILIES, "losses", "mlp", "optimizers")
@@ -111,7 +111,7 @@ def _calls(tree):
 
 
 def _outside_the_rule(source, module):
-    """What in source (a reference module's) reduces outside reference.precision, or names float64."""
+    """What in source (a reference module's) reduces outside crosscheck.reference.precision, or names float64."""
     import ast
 
     found = []
@@ -128,8 +128,8 @@ def test_the_references_reductions_go_through_the_precision_rule(module):
     import inspect
 
     found = _outside_the_rule(inspect.getsource(__import__(f"crosscheck.reference.{module}", fromlist=["_"])), module)
-    assert not found, (f"reference/{module.replace('.', '/')}.py reduces outside reference.precision (total, average), "
-                       f"or names float64: {'; '.join(found)}")
+    assert not found, (f"reference/{module.replace('.', '/')}.py reduces outside crosscheck.reference.precision "
+                       f"(total, average), or names float64: {'; '.join(found)}")
 
 
 @pytest.mark.parametrize("bug", ["float32-sum-in-float64", "loss-sum-in-low-precision", "softmax-sum-in-low-precision"])

@@ -22,8 +22,8 @@ BUDGET = settings(max_examples=12, deadline=None, derandomize=True,
 
 @st.composite
 def cases(draw, capability=None):
-    """A random case; with a plug-in's capability (common.driver.Capability), only inside it: a plug-in gets as
-    many examples as a built-in backend, not a run of unsupported ones that hypothesis gives up on."""
+    """A random case; with a plug-in's capability (crosscheck.common.driver.Capability), only inside it: a plug-in gets
+    as many examples as a built-in backend, not a run of unsupported ones that hypothesis gives up on."""
     cap = capability
     fixed = None if cap is None or cap.layers is None else cap.layers - 1  # the hidden layers a plug-in has
     hidden_layers = draw(st.lists(st.integers(1, 6), min_size=fixed or 0, max_size=3 if fixed is None else fixed))

@@ -16,8 +16,8 @@ is -lr times PyTorch's momentum buffer. Left as they are, and so findings: CS231
 batch variance, where PyTorch (and the reference) keep the unbiased one.
 
 Dropout draws its own mask, mask = (np.random.rand(*x.shape) < p) / p with p the probability of keeping a unit (the
-assignment's convention since 2017). The reference hands every backend the same masks (common.initializers), so
-while dropout_forward runs the adapter answers np.random.rand (and random/random_sample) with draws below p exactly
+assignment's convention since 2017). The reference hands every backend the same masks (crosscheck.common.initializers),
+so while dropout_forward runs the adapter answers np.random.rand (and random/random_sample) with draws below p exactly
 where the reference's mask keeps a unit; a dropout_forward whose zeros then differ from that mask (a mask drawn another
 way, or p taken as the probability of dropping, the 2016 convention) is an error that says so.
 """

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 
 from crosscheck.verdict import checks
 
-_jax_mutated = False  # JAX's compiled functions hold planted code only after a backends.jax module was mutated
+# JAX's compiled functions hold planted code only after a crosscheck.backends.jax module was mutated
+_jax_mutated = False
 _reference_mutated = False  # the reference's cached results hold planted code only after a module outside backends/ was
 
 
@@ -23,7 +24,7 @@ def clear_caches(jax=False, reference=False):
     (reference=True, or a module outside backends/ mutated since the last clear: a plant in a framework backend
     leaves the reference's runs as they were, and recomputing them after every such plant cost the catalogue a
     third of its reference runs); and JAX's compiled functions where they may hold planted code: jax=True, or a
-    backends.jax module mutated since the last clear (recompiling every JAX function after every plant would
+    crosscheck.backends.jax module mutated since the last clear (recompiling every JAX function after every plant would
     triple the catalogue's time)."""
     global _jax_mutated, _reference_mutated
     if (jax or _jax_mutated) and "jax" in sys.modules:

@@ -19,7 +19,7 @@ class Case:
     id: str
     config: Config  # in float64; inputs() casts to the dtype asked for
     samples: int | None = None  # None: the XOR truth table; else that many synthetic samples (of data: its first)
-    data: str | None = None  # a data set or file (reference.data.load): 'digits', 'iris', FILE.npz/.csv/.txt
+    data: str | None = None  # a data set or file (crosscheck.reference.data.load): 'digits', 'iris', FILE.npz/.csv/.txt
     slow: bool = False  # a full run too long for the default `pytest`
     short_epochs: int | None = None  # a shorter run checked by default when the full one is slow
     n_checkpoints: int = 4  # epochs at which parameters are compared, evenly spaced
@@ -269,10 +269,10 @@ CASES = (
          second=True),
     # Character-level recurrent networks (issue 11's): an embedding of the generated text's 10 characters, a recurrent
     # layer over 16 to 20 steps, a dense layer and softmax cross-entropy predicting the next character
-    # (reference.data.char_windows): many-to-one (`last`: the character after the sequence) or many-to-many (the
-    # character after every step, the loss averaged over them). Sixteen steps and more, so that a gradient not carried
-    # back through time shows. The RNN's cases are many-to-many (where its catalogue's mistakes in carrying gradients
-    # back matter most); the LSTM's are one of each.
+    # (crosscheck.reference.data.char_windows): many-to-one (`last`: the character after the sequence) or many-to-many
+    # (the character after every step, the loss averaged over them). Sixteen steps and more, so that a gradient not
+    # carried back through time shows. The RNN's cases are many-to-many (where its catalogue's mistakes in carrying
+    # gradients back matter most); the LSTM's are one of each.
     Case("char-rnn-many-to-many-adam-minibatch",
          Config(model=(("embedding", 10, 8), ("rnn", 8, 16), ("dense", 16, 10), "softmax"), input_shape=(16,),
                 loss="softmax_cross_entropy", init="glorot_uniform", lr=0.01, epochs=40, batch_size=32, seed=23,

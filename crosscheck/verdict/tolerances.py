@@ -38,7 +38,7 @@ FLOAT64 = {
 @dataclass(frozen=True)
 class Low:
     factor: float  # times the NumPy reference's own deviation in the dtype
-    floor_ulps: float  # plus this many ulps of the dtype (common.dtypes.eps) at the quantity's scale
+    floor_ulps: float  # plus this many ulps of the dtype (crosscheck.common.dtypes.eps) at the quantity's scale
 
 
 LOW = {
