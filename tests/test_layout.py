@@ -95,6 +95,27 @@ def test_the_imports_run_down_the_rooms_and_have_no_circle():
     assert not circles, "modules on an import circle: " + ", ".join(circles)
 
 
+def _bare_imports(text):
+    """The lines of text that import a repository folder by its bare name (common, reference, backends): a name the
+    wheel does not install, which in a checkout loads a second copy of the module and, installed, fails or loads a
+    user's own package of that name."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+        found += [node.lineno for name in names if name.split(".")[0] in FOLDERS and name.split(".")[0] != "crosscheck"]
+    return sorted(found)
+
+
+@needs_source_tree
+def test_nothing_imports_a_folder_by_its_bare_name():
+    folders = (*FOLDERS, "tests", "tools", "benchmarks", "examples")
+    files = [p for folder in folders for p in (ROOT / folder).rglob("*.py")]
+    bare = [f"{p.relative_to(ROOT)}:{line}" for p in files for line in _bare_imports(p.read_text(encoding="utf-8"))]
+    assert not bare, f"imports of common, reference or backends by their bare names (use crosscheck.<name>): {bare}"
+    assert _bare_imports("def f():\n    import backends  # a comment\nfrom reference.mlp import train\n") == [2, 3]
+
+
 def test_the_room_test_finds_an_upward_import_and_a_circle():
     """The two failures the test above looks for, in a made-up house: it can fail."""
     graph = _import_graph({"crosscheck.verdict.a": (False, "from crosscheck.report import b\n"),

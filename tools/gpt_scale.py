@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import backends  # noqa: E402
+from crosscheck import backends  # noqa: E402
 from crosscheck.common.config import Config  # noqa: E402
 from crosscheck.common.initializers import initial_params  # noqa: E402
 from crosscheck.reference import mlp, optimizers  # noqa: E402

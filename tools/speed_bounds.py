@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from test_training import problem, seeds_loop  # noqa: E402
 from xor_dispatch import per_call  # noqa: E402 -- tools/, this script's own folder
 
-import reference  # noqa: E402
+from crosscheck import reference  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 
@@ -101,7 +101,7 @@ def jax_mid():
     import jax.numpy as jnp
     from jax import lax
 
-    import backends.jax  # noqa: F401 -- its XLA flags, set before JAX starts
+    import crosscheck.backends.jax  # noqa: F401 -- its XLA flags, set before JAX starts
 
     wl = WORKLOADS["mid"]
     config, params, X, y = problem(wl)

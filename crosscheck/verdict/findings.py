@@ -327,6 +327,6 @@ def _trajectory(run, n_leaves, checkpoints, evaluate):
 
 def backend_module(driver, name):
     """A built-in backend's own module (losses, activations, autodiff...), for checks of its individual functions."""
-    import backends  # not at the top: the checks import with NumPy alone (tests/test_mirrors.py)
+    from crosscheck import backends  # not at the top: the checks import with NumPy alone (tests/test_mirrors.py)
 
     return importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.{name}")

@@ -23,7 +23,7 @@ from crosscheck.verdict.findings import (
 
 def voters(driver):
     """Who votes: the reference, every installed built-in framework, and the driver under check (a plug-in)."""
-    import backends  # not at the top: the checks import with NumPy alone
+    from crosscheck import backends  # not at the top: the checks import with NumPy alone
 
     found = {backends.REFERENCE: reference.DRIVER}
     for name in backends.REGISTRY:
