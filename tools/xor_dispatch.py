@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crosscheck import backends  # noqa: E402
-from crosscheck import seedloops  # noqa: E402
+from crosscheck.suite import seedloops  # noqa: E402
 from crosscheck.suite.cases import BY_ID  # noqa: E402
 
 
