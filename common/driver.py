@@ -127,6 +127,9 @@ class Driver:
     # reference, which runs every problem on one device.
     parallel: Any = None
     reference: bool = False
+    # An op plug-in's own tables (crosscheck/adapters/custom_ops.py): {"layers" | "activations" | "losses": a namespace
+    # whose FORWARD and BACKWARD hold its one op}; None for a backend of whole models
+    ops: dict | None = None
 
     def check_support(self, config):
         reason = self.supports(config) if self.supports is not None else None

@@ -2,6 +2,7 @@
 
     import crosscheck
     report = crosscheck.check(my_driver, layers=(2, 4, 1), epochs=2000)   # the report, as a Report (report/api.py)
+    crosscheck.check_op(my_op)                  # one op's custom backward pass, by the op checks (report/op.py)
 
     crosscheck.common      <- common/      the registry, configuration, problem and driver every layer shares
     crosscheck.reference   <- reference/   the NumPy reference, the oracle
@@ -49,12 +50,16 @@ if not (Path(__file__).resolve().parent / "common").is_dir() and all((_root / n 
 
 
 def __getattr__(name):
-    """crosscheck.check and crosscheck.Report, imported on first use: `import crosscheck` stays light, and loads
-    nothing of the rooms below it."""
+    """crosscheck.check, crosscheck.check_op and crosscheck.Report, imported on first use: `import crosscheck` stays
+    light, and loads nothing of the rooms below it."""
     if name == "check":
         from crosscheck.report.api import check
 
         return check
+    if name == "check_op":
+        from crosscheck.report.op import check_op
+
+        return check_op
     if name == "Report":
         from crosscheck.report.result import Report
 

@@ -13,7 +13,9 @@ attributes, feedforward(X) returning the
   tensors, grads(params, X, y) -> (loss, [(dW, db), ...]), makemore's "backprop ninja" style;
 - named_gradients(grads, params=...) (the same module): any model the registry builds, its leaves by name,
   running statistics included (makemore part 4);
-- cs231n(layers, optim) (crosscheck/adapters/layer_pairs.py): CS231n assignment 2's layer functions and update rules.
+- cs231n(layers, optim) (crosscheck/adapters/layer_pairs.py): CS231n assignment 2's layer functions and update rules;
+- autograd_function(Fn, kind=...), custom_vjp(f, kind=...), numpy_pair(forward, backward, kind=...)
+  (crosscheck/adapters/custom_ops.py): a custom backward pass for one op, checked by the op checks alone.
 
 An adapter sets the parameters from the shared seed, runs the code, and reads the parameters back. Where the
 code only updates (seed_style, step_function) the gradients are implied by the update: W_before - W_after at a
@@ -31,9 +33,11 @@ The room: the adapters import the verdict (compare, findings, the op checks), ba
 verdict never imports them (AdapterError, which both raise, lives in common/errors.py).
 """
 
+from crosscheck.adapters.custom_ops import autograd_function, custom_vjp, numpy_pair
 from crosscheck.adapters.gradients import gradient_function, named_gradients
 from crosscheck.adapters.layer_pairs import cs231n
 from crosscheck.adapters.loops import nielsen, seed_style, step_function
 from crosscheck.common.errors import AdapterError
 
-__all__ = ["AdapterError", "cs231n", "gradient_function", "named_gradients", "nielsen", "seed_style", "step_function"]
+__all__ = ["AdapterError", "autograd_function", "cs231n", "custom_vjp", "gradient_function", "named_gradients",
+           "nielsen", "numpy_pair", "seed_style", "step_function"]

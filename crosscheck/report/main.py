@@ -3,14 +3,15 @@
     crosscheck [options]                       the cross-check report
     crosscheck export [options] --out DIR      a problem for code in any language (crosscheck/report/export.py)
     crosscheck verify DIR RESULT.safetensors   the verdict on that code's result
+    crosscheck op NAME=module:object [--kind]  one op's custom backward pass, by the op checks (crosscheck/report/op.py)
 """
 
 import sys
 
-from crosscheck.report import export
+from crosscheck.report import export, op
 from crosscheck.report import run as report
 
-SUBCOMMANDS = {"export": export.export_main, "verify": export.verify_main}
+SUBCOMMANDS = {"export": export.export_main, "verify": export.verify_main, "op": op.op_main}
 
 
 def main(argv=None):

@@ -326,7 +326,10 @@ def _trajectory(run, n_leaves, checkpoints, evaluate):
 
 
 def backend_module(driver, name):
-    """A built-in backend's own module (losses, activations, autodiff...), for checks of its individual functions."""
+    """A built-in backend's own module (losses, activations, autodiff...), for checks of its individual functions;
+    an op plug-in's own table for its family (Driver.ops)."""
+    if driver.ops is not None:
+        return driver.ops[name]
     from crosscheck import backends  # not at the top: the checks import with NumPy alone (tests/test_mirrors.py)
 
     return importlib.import_module(f"{backends.REGISTRY[driver.name][0]}.{name}")

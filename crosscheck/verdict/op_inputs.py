@@ -67,19 +67,22 @@ def loss_inputs(name, seed=0):
     return z, a, y
 
 
-def layer_inputs(name, seed=0):
+def layer_inputs(name, seed=0, shape=None):
     """(layer, p, x, dy, mask) for a layer kind: one layer of it, its parameters, an input (with the edge values of an
-    activation), an upstream gradient, and for a noisy kind (dropout) a keep mask, else None."""
+    activation), an upstream gradient, and for a noisy kind (dropout) a keep mask, else None. shape: the layer's shape
+    where not the registry's example (an op plug-in's: attention without grouped heads), its input as wide."""
     rng = np.random.default_rng(seed)
     kind = registry.LAYERS[name]
-    layer = Layer(name, kind.example, slot=0 if kind.params else None,  # the registry's example shape
-                  mask=0 if kind.noise else None)
-    p = tuple(kind.example_scale * rng.standard_normal(shape) for shape in kind.shapes(*kind.example))
-    sample = kind.example_input or ((kind.example[0],) if kind.width in ("changes", "features") else SHAPE[1:])
+    example = kind.example if shape is None else tuple(shape)
+    layer = Layer(name, example, slot=0 if kind.params else None, mask=0 if kind.noise else None)
+    p = tuple(kind.example_scale * rng.standard_normal(s) for s in kind.shapes(*example))
+    sample = kind.example_input or ((example[0],) if kind.width in ("changes", "features") else SHAPE[1:])
+    if shape is not None and kind.example_input:
+        sample = (*kind.example_input[:-1], example[0])
     x: np.ndarray = 2 * rng.standard_normal((SHAPE[0], *sample))
     if kind.ids:  # ids drawn from the first half of the vocabulary: every sample repeats some, and some rows get none
-        x = rng.integers(0, max(1, kind.example[0] // 2 + 1), (SHAPE[0], *sample))
-    mask = (rng.random(x.shape) >= kind.example[0]).astype(x.dtype) if kind.noise else None
+        x = rng.integers(0, max(1, example[0] // 2 + 1), (SHAPE[0], *sample))
+    mask = (rng.random(x.shape) >= example[0]).astype(x.dtype) if kind.noise else None
     if name in registry.ACTIVATIONS:
         x[0] = registry.ACTIVATIONS[name].edges
     elif kind.ids:

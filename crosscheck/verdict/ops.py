@@ -34,19 +34,20 @@ from crosscheck.verdict.op_inputs import (
 from crosscheck.verdict.op_vote import op_vote
 
 
-def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64"):
+def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64", shape=None):
     """One op on one backend: forward and backward against the reference, autodiff's VJP and central differences;
     in a lower precision, forward and backward against the reference by the low-precision rule (check_op_low)."""
     __tracebackhide__ = True
     if dtype != "float64":
-        return check_op_low(driver, kind, name, device, seed, dtype)
+        return check_op_low(driver, kind, name, device, seed, dtype, shape)
     ours, ref = backend_module(driver, kind), importlib.import_module(f"crosscheck.reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     # a failure ends with whom voters blame; every value is held to the reference and its extended twin (wide_twin)
-    found = Findings(vote=lambda: (op_vote(kind, name, device, seed), ()), dtype="float64")
+    # (an op plug-in, on inputs of its own shape, is no voter: the vote is the built-ins' on the registry's example)
+    found = Findings(vote=None if driver.ops else lambda: (op_vote(kind, name, device, seed), ()), dtype="float64")
     label = f"{driver.name} {name}"
     if kind == "layers":
-        return _check_layer(driver, ours, ref, native, found, name, seed)
+        return _check_layer(driver, ours, ref, native, found, name, seed, shape)
     pair = _check_activation if kind == "activations" else _check_loss
     wrt, skip, scalar, vjp, dz, (dz_ref, dz_wide) = pair(driver, ours, ref, native, found, name, label, seed)
     if vjp is not None:  # autodiff against the reference's backward (the backend's own backward is held to it above)
@@ -131,7 +132,7 @@ def assert_within_twin(actual, fn, *arrays, what, backend="test"):
                             backend=backend, dtype="float64", twin="extended")
 
 
-def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
+def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32", shape=None):
     """One op on one backend in a lower precision (float32, bfloat16, float16): the same inputs as check_op's (edges
     included), rounded once to dtype; its forward and backward against the reference's in dtype, within the
     low-precision rule (crosscheck/verdict/tolerances.py: a multiple of the NumPy reference's own deviation in dtype
@@ -166,7 +167,7 @@ def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
             arrays = [z if registry.LOSSES[name].fused else a, a, y]
             what = ["forward", "backward"]
         else:
-            layer, p, x, dy, mask = layer_inputs(name, seed)
+            layer, p, x, dy, mask = layer_inputs(name, seed, shape)
             arrays = [x, dy, mask, *p]
             what = ["forward", *([] if registry.LAYERS[name].ids else ["backward: input gradient"]),
                     *(f"backward: {leaf} gradient" for leaf in registry.LAYERS[name].params)]
@@ -183,14 +184,14 @@ def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32"):
     return found.result()
 
 
-def _check_layer(driver, ours, ref, native, found, name, seed):
+def _check_layer(driver, ours, ref, native, found, name, seed, shape=None):
     """A layer kind: forward, and backward for its input and each parameter, against the reference, autodiff's VJP
     (one input at a time, the rest held) and central differences along random directions in all of them at once.
     ours, ref, native and found: the backend's and the reference's layers modules, the conversion and the findings
     check_op built."""
     numpy = driver.to_numpy
     label = f"{driver.name} {name} layer"
-    layer, p, x, dy, mask = layer_inputs(name, seed)
+    layer, p, x, dy, mask = layer_inputs(name, seed, shape)
     noise = tuple(map(native, noise_of(mask)))  # a noisy kind's forward is checked with its mask
     forward = lambda layer, p, x: ours.FORWARD[name](layer, p, x, *noise)  # noqa: E731
     backward = ours.BACKWARD[name]
