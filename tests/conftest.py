@@ -109,6 +109,7 @@ def selected_backends(config):
 
 def pytest_report_header(config):
     lines = [f"crosscheck: strict={strict(config)} device={config.getoption('--device')} dtypes={','.join(DTYPES)}"]
+
     for name in selected_backends(config):
         try:
             driver = backends.load(name)
@@ -124,11 +125,11 @@ BACKEND_PROPERTY = "crosscheck_backend"
 EXERCISED = "crosscheck_exercised"
 
 
-def pytest_terminal_summary(terminalreporter):
-    """How many checks ran on each backend (a plug-in's above all), and which were skipped for what."""
+def _tally(stats):
+    """(ran, failed, skipped reasons, exercised) per backend, from the session's reports."""
     ran, failed, skipped, exercised = {}, {}, {}, {}
     for outcome in ("passed", "failed", "error", "skipped"):
-        for report in terminalreporter.stats.get(outcome, []):
+        for report in stats.get(outcome, []):
             properties = dict(getattr(report, "user_properties", ()))
             name = properties.get(BACKEND_PROPERTY)
             if name is None:
@@ -147,10 +148,37 @@ def pytest_terminal_summary(terminalreporter):
                 ran[name] = ran.get(name, 0) + 1
             elif outcome in ("failed", "error"):
                 failed[name] = failed.get(name, 0) + 1
+    return ran, failed, skipped, exercised
+
+
+def _unexercised(stats):
+    """{plug-in: what it provides by name that no passing check exercised} for each plug-in that left any."""
+    exercised = _tally(stats)[3]
+    found = {name: sorted(provided - exercised.get(name, set()))
+             for name in dict.fromkeys(exercised | {n: None for n in backends.plugins()})
+             if (provided := _provided(name))}
+    return {name: missing for name, missing in found.items() if missing}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A focused session in strict mode fails where something the plug-in provides went unexercised: its exit 0
+    would claim a check nobody made."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if exitstatus == 0 and reporter is not None and focused(session.config) and strict(session.config):
+        if _unexercised(reporter.stats):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many checks ran on each backend (a plug-in's above all), and which were skipped for what."""
+    ran, failed, skipped, exercised = _tally(terminalreporter.stats)
     names = [n for n in dict.fromkeys([*ran, *failed, *skipped])]
     if not names:
         return
     terminalreporter.section("checks per backend")
+    if focused(terminalreporter.config):
+        terminalreporter.write_line("focused on your code (--backends names plug-ins only): the suite's checks of "
+                                    "itself were left out; run without --backends to include them")
     for name in names:
         reasons = skipped.get(name, {})
         line = (f"{name}: {ran.get(name, 0) + failed.get(name, 0)} ran ({ran.get(name, 0)} passed, "
@@ -163,9 +191,12 @@ def pytest_terminal_summary(terminalreporter):
         provided = _provided(name)
         if provided:
             missing = sorted(provided - exercised.get(name, set()))
+            failing = " (a failure in strict mode)" if missing and focused(terminalreporter.config) and \
+                strict(terminalreporter.config) else ""
             terminalreporter.write_line(
                 f"  {name} provides {len(provided)} functions and rules by name ({', '.join(sorted(provided))}); "
-                + (f"NOT EXERCISED by any passing check: {', '.join(missing)}" if missing else "every one exercised"))
+                + (f"NOT EXERCISED by any passing check: {', '.join(missing)}{failing}" if missing
+                   else "every one exercised"))
 
 
 def _provided(name):
@@ -179,12 +210,35 @@ def _provided(name):
     return driver.capability.provides() if driver.capability is not None else None
 
 
+def focused(config):
+    """Whether the session checks a user's code alone: --op given, or --implementation or --command with --backends
+    naming only plug-ins. Then the suite's checks of itself (the registry, the docs, the built-in backends) are not
+    run."""
+    return bool(config.getoption("--op")) or bool(config.getoption("--implementation") or
+                                                  config.getoption("--command")) and \
+        all(name not in backends.REGISTRY for name in selected_backends(config))
+
+
+def _checks_yours(item, config):
+    """Whether item checks the user's code: their ops (--op), or, with --implementation or --command, the session's
+    backends (parametrized over them, or running the report on them)."""
+    if "user_op" in item.fixturenames:
+        return True
+    if not (config.getoption("--implementation") or config.getoption("--command")):
+        return False
+    callspec = getattr(item, "callspec", None)
+    return (callspec is not None and "backend_name" in callspec.params) or "session_backends" in item.fixturenames
+
+
 def pytest_collection_modifyitems(config, items):
-    """Deselect tests of backends not chosen with --backends; skip slow ones without --run-slow."""
+    """Deselect tests of backends not chosen with --backends (in a focused session, the suite's checks of itself
+    too); skip slow ones without --run-slow."""
     chosen = set(selected_backends(config))
     chosen |= set(source.EXAMPLES) if source.IN_SOURCE_TREE else set()  # tests/test_your_code.py's worked examples
     kept = [i for i in items if getattr(i, "callspec", None) is None or
             i.callspec.params.get("backend_name", backends.REFERENCE) in chosen]
+    if focused(config):
+        kept = [i for i in kept if _checks_yours(i, config)]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept

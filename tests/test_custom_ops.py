@@ -2,12 +2,15 @@
 examples agree in every dtype they declare, each planted copy exits 1 naming the op, the quantity and the mistake, and
 an object that is no op is refused with exit 2 before anything runs."""
 
+import re
+
 import pytest
 
 import crosscheck
-from crosscheck.report.op import op_main
+from crosscheck.common.errors import AdapterError
+from crosscheck.report.op import _load, as_op, op_main
 
-from .source import load_example_module, needs_source_tree
+from .source import ROOT, load_example_module, needs_source_tree
 from .strictness import load_or_skip
 
 # (example module, its framework, the quantity its planted copy gets wrong, the catalogue mistake it is diagnosed as)
@@ -72,3 +75,56 @@ def test_what_is_no_op_is_refused_with_exit_2(capsys, argv, says):
         op_main(argv)
     assert exited.value.code == 2
     assert says in capsys.readouterr().err
+
+
+@needs_source_tree
+def test_pytest_op_checks_your_ops_alone_from_your_folder(tmp_path):
+    """pytest --pyargs crosscheck_tests --op ...: the op's checks alone, a test per dtype it declares; the planted
+    copy fails with its diagnosis, the correct one passes, and nothing else of the suite runs."""
+    import shutil
+
+    from .test_plugins import pytest_in
+
+    for name in ("attention_numpy_op.py", "attention_numpy_op_buggy.py"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / name)
+    done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests", "--op", "mine=attention_numpy_op:OP", "--op",
+                     "slip=attention_numpy_op_buggy:attention_forward", "-n", "0")
+    # a spec that is no op stops the session at collection (exit 2), saying why
+    assert done.returncode == 2 and "is no Op: say which registered op it computes" in done.stdout, done.stdout
+    done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests", "--op", "mine=attention_numpy_op:OP", "--op",
+                     "slip=attention_numpy_op_buggy:OP", "-n", "0")
+    out = done.stdout
+    assert done.returncode == 1 and re.search(r"\n2 failed, 2 passed(, \d+ deselected)? in ", out), out[-3000:]
+    assert "FAILED test_custom_ops.py::test_your_op_agrees_with_the_reference[slip-float64]" in out
+    assert "[attention-softmax-backward-without-row-sum]" in out
+
+
+def user_ops(config):
+    """[(the Op, a dtype it declares)] of the session's --op NAME=module:object[@KIND]; a spec that cannot be read as
+    an op is a usage error, said before any test runs."""
+    found = []
+    for spec in config.getoption("--op"):
+        target, _, kind = spec.partition("@")
+        try:
+            name, obj = _load(target)
+            op = as_op(obj, kind or None, name)
+        except AdapterError as exc:
+            raise pytest.UsageError(f"--op {spec}: {exc}") from None
+        found += [(op, dtype) for dtype in op.dtypes]
+    return found
+
+
+def pytest_generate_tests(metafunc):
+    if "user_op" in metafunc.fixturenames:
+        found = user_ops(metafunc.config)
+        metafunc.parametrize(("user_op", "op_dtype"), found or [pytest.param(None, None, marks=pytest.mark.skip(
+            reason="no op of yours to check: pass --op NAME=module:object"))],
+            ids=[f"{op.name}-{dtype}" for op, dtype in found] or ["none"])
+
+
+def test_your_op_agrees_with_the_reference(user_op, op_dtype):
+    """pytest --op: your op, by every op check in each dtype it declares; where it disagrees, its diagnosis."""
+    report = crosscheck.check_op(user_op, dtypes=(op_dtype,))
+    if not report.agrees:
+        pytest.fail(report.text, pytrace=False)
+

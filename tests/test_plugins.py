@@ -146,10 +146,12 @@ DRIVER = seed_style(lambda layers: Net(*layers))
 '''
 
 
-def pytest_in(folder, *args):
-    """`python -m pytest ARGS` started in folder (not this checkout), with this environment's installed packages."""
+def pytest_in(folder, *args, strict=False):
+    """`python -m pytest ARGS` started in folder (not this checkout), with this environment's installed packages; in
+    strict mode where asked, else not, whatever this session's."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("CI", "CROSSCHECK_STRICT", "CROSSCHECK_BACKENDS", "PYTHONPATH", "PYTEST_ADDOPTS")}
+    env.update({"CROSSCHECK_STRICT": "1"} if strict else {})
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=folder, env=env,
                           capture_output=True, text=True, check=False, timeout=600)
 
@@ -179,6 +181,56 @@ def test_the_installed_suite_checks_your_file_from_your_own_folder(tmp_path):
     assert done.returncode == 1 and "mine: layer 1 weight gradient disagrees" in done.stdout, done.stdout[-3000:]
     assert "diagnosis of mine on seed1-xor (float64, the first step):" in done.stdout  # under the diff
     assert "the gradients first differ at layer 1 (layer 1 weight gradient" in done.stdout, done.stdout[-3000:]
+
+
+def cs231n_module(functions, name, replace=None):
+    """A user's file holding these of examples/cs231n_layers.py's functions alone, wrapped by cs231n() as name; replace:
+    (old, new) planted in it."""
+    source = (ROOT / "examples" / "cs231n_layers.py").read_text()
+    text = "import sys\n\nimport numpy as np\n\nfrom crosscheck.adapters import cs231n\n\n\n" + "".join(
+        re.search(rf"^def {f}\(.*?(?=^def |^DRIVER)", source, re.S | re.M).group(0) for f in functions)
+    text += f"DRIVER = cs231n(sys.modules[__name__], name={name!r})\n"
+    return text if replace is None else text.replace(*replace)
+
+
+FIVE = ("affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss", "sgd_momentum", "adam")
+MOMENTUM_SLIP = ('config["momentum"] * config["velocity"] - config["learning_rate"] * dw',
+                 'config["momentum"] * config["velocity"] - dw')
+
+
+@needs_source_tree
+def test_a_focused_session_exercises_all_five_functions_and_catches_a_momentum_slip(tmp_path):
+    """The installed suite on CS231n-style affine, relu, the softmax loss, sgd_momentum and adam: only the checks of
+    the user's code run (the suite's checks of itself are left out), every function and rule is exercised by a passing
+    check, and the same module with momentum's learning rate left out fails there."""
+    (tmp_path / "five.py").write_text(cs231n_module(FIVE, "five"))
+    (tmp_path / "slip.py").write_text(cs231n_module(FIVE, "slip", MOMENTUM_SLIP))
+    done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests", "--implementation", "five=five:DRIVER",
+                     "--implementation", "slip=slip:DRIVER", "--backends", "five,slip", "-n", "2")
+    out = done.stdout
+    assert done.returncode == 1 and "focused on your code" in out, out[-3000:] + done.stderr[-2000:]
+    assert "five provides 6 functions and rules by name (adam, dense, momentum, relu, softmax, " \
+           "softmax_cross_entropy); every one exercised" in out, out[-3000:]
+    failed = re.findall(r"^FAILED (\S+)", out, re.M)
+    assert failed and all("[slip-" in f for f in failed), failed
+    assert any("cs231n-mlp-momentum" in f for f in failed) and "slip provides" in out and "NOT EXERCISED" in out
+
+
+@needs_source_tree
+@pytest.mark.slow
+def test_a_focused_session_in_strict_mode_fails_on_what_nothing_exercised(tmp_path):
+    """A convolution with nothing to pool it: its op is checked, but no case assembles conv2d and the flattening
+    before the affine layer without max-pooling, so flatten goes unexercised, which strict mode fails and a
+    developer's run warns of."""
+    functions = ("affine_forward", "affine_backward", "relu_forward", "relu_backward", "conv_forward_naive",
+                 "conv_backward_naive", "softmax_loss", "sgd")
+    (tmp_path / "conv.py").write_text(cs231n_module(functions, "conv"))
+    argv = ("--pyargs", "crosscheck_tests", "--implementation", "conv=conv:DRIVER", "--backends", "conv", "-n", "2")
+    warned = pytest_in(tmp_path, *argv)
+    assert warned.returncode == 0 and "NOT EXERCISED by any passing check: flatten\n" in warned.stdout, warned.stdout
+    strict_run = pytest_in(tmp_path, *argv, strict=True)
+    assert strict_run.returncode == 1, strict_run.stdout[-3000:]
+    assert "NOT EXERCISED by any passing check: flatten (a failure in strict mode)" in strict_run.stdout
 
 
 def test_the_plugin_stays_out_of_other_sessions(tmp_path):

@@ -8,6 +8,8 @@ one planted mistake, for two forms of code:
   update rules that change their arrays in place, as the assignment's template does, and batch norm with keepdims
   (1, D) statistics and gradients), with dropout, convolution, momentum, RMSprop and Adam; its planted copy's
   batchnorm_backward drops the terms through the batch statistics;
+- five.py: CS231n-style affine, relu, the softmax loss, sgd_momentum and adam alone (the focused suite must exercise
+  all five); its planted copy's momentum step lacks the learning rate;
 - student.py: a class in the first seed's style (examples/student_nn.py); its planted copy takes the hidden slope
   from the pre-activation;
 - nielsen.py: Nielsen's network.py (examples/nielsen_network.py); its planted copy takes BP1's slope at the output;
@@ -57,6 +59,22 @@ def cs231n_file(name):
            f"DRIVER = cs231n(sys.modules[__name__], name={name!r}, keepdims=True)\n"
 
 
+FIVE = ("affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss", "sgd_momentum", "adam")
+MOMENTUM_PLANT = ('config["momentum"] * config["velocity"] - config["learning_rate"] * dw',
+                  'config["momentum"] * config["velocity"] - dw')
+FIVE_RUN = ["--model", "dense:4:8,relu,dense:8:3,softmax", "--loss", "softmax_cross_entropy", "--samples", "30",
+            "--batch-size", "6", "--optimizer", "momentum", "--lr", "0.05", "--epochs", "20"]
+
+
+def five_file(name):
+    """A CS231n-style module of five functions alone (affine, relu, the softmax loss, sgd_momentum, adam), taken from
+    examples/cs231n_layers.py: the installed suite must exercise every one of them, and focus on them."""
+    layers = _text("cs231n_layers.py")
+    parts = [re.search(rf"^def {f}\(.*?(?=^def |^DRIVER)", layers, re.S | re.M).group(0) for f in FIVE]
+    return ("import sys\n\nimport numpy as np\n\nfrom crosscheck.adapters import cs231n\n\n\n" + "".join(parts)
+            + f"DRIVER = cs231n(sys.modules[__name__], name={name!r})\n")
+
+
 def student_file(name):
     return re.sub(r'name="[^"]*"', f'name="{name}"', _text("student_nn.py"))
 
@@ -92,6 +110,8 @@ USERS = [
       "--batch-size", "8", "--optimizer", "adam", "--lr", "0.01", "--epochs", "40"],
      {"pytest": "batchnorm_backward: input gradient disagrees",
       "crosscheck": "[batchnorm-backward-without-statistics]"}),
+    ("five", five_file, MOMENTUM_PLANT, FIVE_RUN,
+     {"pytest": "[five-cs231n-mlp-momentum]", "crosscheck": "DISAGREE: five did not match"}),
     ("student", student_file, STUDENT_PLANT, ["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "2000"],
      {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "layer 1 weight gradient disagrees"}),
     ("nielsen", lambda name: _text("nielsen_network.py"), NIELSEN_PLANT,

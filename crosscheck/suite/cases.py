@@ -383,6 +383,16 @@ def _cs231n_cases():
                         loss="softmax_cross_entropy", optimizer=optimizer, lr=0.05, epochs=30, batch_size=6)
         return Case(f"cs231n-dropout-{optimizer}", config, samples=32)
 
+    def mlp(optimizer, lr=0.05, loss="softmax_cross_entropy"):
+        # affine - relu - affine and a loss: what the smallest module of layer functions assembles, so that every
+        # update rule and loss it provides is exercised whatever layers it lacks
+        output = "softmax" if loss == "softmax_cross_entropy" else "identity"
+        config = Config(model=(("dense", 4, 8), "relu", ("dense", 8, 3), output), loss=loss, optimizer=optimizer,
+                        lr=lr, epochs=20, batch_size=6)
+        return Case(f"cs231n-mlp-{optimizer}" + ("" if loss == "softmax_cross_entropy" else f"-{loss}"), config,
+                    samples=30)
+
+    yield from (mlp("sgd"), mlp("momentum"), mlp("rmsprop", lr=0.01), mlp("adam", lr=0.01), mlp("sgd", loss="hinge"))
     yield bn("sgd")
     yield bn("momentum")
     yield bn("adam", lr=0.01)

@@ -39,6 +39,10 @@ def add_options(parser):
     group.addoption("--command", action="append", default=[], metavar="NAME=PROGRAM",
                     help="check a program in any language too, run as PROGRAM PROBLEM.safetensors RESULT.safetensors "
                          "(repeatable; docs/other-languages.md)")
+    group.addoption("--op", action="append", default=[], metavar="NAME=module:object[@KIND]",
+                    help="check one op's custom backward pass (an Op from crosscheck.adapters' autograd_function, "
+                         "custom_vjp or numpy_pair; or a Function, custom_vjp or NumPy pair with @KIND, the registered "
+                         "op it computes), in every dtype it declares (repeatable; docs/your-code.md)")
     group.addoption("--device", default=os.environ.get("CROSSCHECK_DEVICE", "cpu"), choices=("cpu", "cuda"),
                     help="device for the framework backends (the NumPy reference always runs on the CPU)")
 
