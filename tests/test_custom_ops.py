@@ -34,6 +34,7 @@ def test_a_worked_op_agrees_and_its_planted_copy_is_named(request, capsys, modul
     assert op_main([f"mine=examples.{module}_buggy:OP"]) == 1
     out = capsys.readouterr().out
     assert f"{quantity} disagrees" in out and f"[{mistake}]" in out and "DISAGREE: mine" in out, out
+    assert "agree with each other; the odd one out: mine" in out, out  # the op-level vote, the op a voter
 
 
 @needs_source_tree

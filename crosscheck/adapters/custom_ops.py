@@ -19,7 +19,8 @@ then `crosscheck op mine=my_ops:OP`, or `crosscheck.check_op(OP)` in Python. kin
   the output a; a NumPy pair forward(x, y) -> (value, cache), backward(cache) -> dx.
 
 The framework's autodiff of a torch.autograd.Function or a custom_vjp runs the op's own backward: that is what is
-checked, and so autodiff is no independent oracle here (the built-in backends' checks hold the frameworks' own).
+checked, and so autodiff is no independent oracle here (the built-in backends' checks hold the frameworks' own); the
+op votes beside the built-ins where it disagrees (crosscheck/verdict/op_vote.py).
 """
 
 from dataclasses import dataclass

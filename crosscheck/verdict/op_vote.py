@@ -53,17 +53,18 @@ def _op_functions(module, kind, name, layer, y, noise, native):
     return forward, backward
 
 
-def op_vote(kind, name, device="cpu", seed=0):
+def op_vote(kind, name, device="cpu", seed=0, shape=None, extra=()):
     """One line each for the forward and the backward: which of the reference, each installed framework's manual op,
     each one's autodiff vector-Jacobian product, each framework's own op and central differences agree, and who is
     the odd one out, on the op check's inputs (float64). The backward is compared along the check's random directions
-    (through every input at once), which central differences can give too."""
-    values, skip, layer, y, mask, d = _op_values(kind, name, seed)
+    (through every input at once), which central differences can give too. shape: a layer's where not the registry's
+    example; extra: drivers voting beside the built-ins (an op plug-in, Driver.ops)."""
+    values, skip, layer, y, mask, d = _op_values(kind, name, seed, shape)
     ids = kind == "layers" and registry.LAYERS[name].ids
     rng = np.random.default_rng(seed + 1)
     directions = [[None if (ids and i == 0) else np.where(s, 0.0, rng.standard_normal(v.shape))
                    for i, (v, s) in enumerate(zip(values, skip))] for _ in range(DIRECTIONS)]
-    forwards, backwards, scalars = _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions)
+    forwards, backwards, scalars = _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions, extra)
     bound = _forward_bound(kind, name, values, layer, y, mask)  # the op check's own float64 bound on the forward
     forwards = {voter: (arrays, bound) for voter, (arrays, _) in forwards.items()}
     forward_line, group = _counted(f"{name} forward", forwards)
@@ -90,7 +91,7 @@ def _forward_bound(kind, name, values, layer, y, mask):
                                  float(np.max(np.abs(ours)))),)
 
 
-def _op_values(kind, name, seed):
+def _op_values(kind, name, seed, shape=None):
     """(values, skip, layer, y, mask, d): the op's inputs as the check draws them, which of their entries sit where
     the derivative jumps (skipped), the layer, the targets, the dropout mask and the upstream gradient."""
     if kind == "activations":
@@ -104,11 +105,11 @@ def _op_values(kind, name, seed):
         if registry.LOSSES[name].tie:
             tie[0] = True
         return values, [tie] + ([np.ones(a.shape, bool)] if fused else []), None, y, None, None  # a: fused's helper
-    layer, p, x, d, mask = layer_inputs(name, seed)
+    layer, p, x, d, mask = layer_inputs(name, seed, shape)
     return [x, *p], [kinks(name, x), *(np.zeros(t.shape, bool) for t in p)], layer, None, mask, d
 
 
-def _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions):
+def _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions, extra=()):
     """Every voter's forward and its backward projected on the directions ({voter: ballot} each), and each one's
     <d, forward(values)> for central differences."""
 
@@ -117,8 +118,8 @@ def _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions)
                          for vs in directions])
 
     forwards, backwards, scalars = {}, {}, {}
-    for voter, drv in voters(reference.DRIVER).items():
-        dev = "cpu" if voter == backends.REFERENCE else device
+    for voter, drv in {**voters(reference.DRIVER), **{drv.name: drv for drv in extra}}.items():
+        dev = "cpu" if voter == backends.REFERENCE or drv.ops is not None else device
         native = lambda arr, drv=drv, dev=dev: drv.to_native(np.ascontiguousarray(arr), dev)  # noqa: E731
         numpy = drv.to_numpy
         forward, backward = _op_functions(backend_module(drv, kind), kind, name, layer, y,

@@ -43,8 +43,9 @@ def check_op(driver, kind, name, device="cpu", seed=0, dtype="float64", shape=No
     ours, ref = backend_module(driver, kind), importlib.import_module(f"crosscheck.reference.{kind}")
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     # a failure ends with whom voters blame; every value is held to the reference and its extended twin (wide_twin)
-    # (an op plug-in, on inputs of its own shape, is no voter: the vote is the built-ins' on the registry's example)
-    found = Findings(vote=None if driver.ops else lambda: (op_vote(kind, name, device, seed), ()), dtype="float64")
+    # an op plug-in (Driver.ops) votes beside the built-ins, on its inputs' shape
+    found = Findings(vote=lambda: (op_vote(kind, name, device, seed, shape, (driver,) if driver.ops else ()), ()),
+                     dtype="float64")
     label = f"{driver.name} {name}"
     if kind == "layers":
         return _check_layer(driver, ours, ref, native, found, name, seed, shape)
