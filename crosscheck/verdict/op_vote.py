@@ -69,9 +69,10 @@ def op_vote(kind, name, device="cpu", seed=0, shape=None, extra=()):
     forwards = {voter: (arrays, bound) for voter, (arrays, _) in forwards.items()}
     forward_line, group = _counted(f"{name} forward", forwards)
     # Central differences of a forward the majority agrees on (the reference's where it is among them): of a wrong
-    # forward they would side with its backward.
-    who = backends.REFERENCE if backends.REFERENCE in group else next(iter(group), None)
-    if who is not None:
+    # forward they would side with its backward. Where too few vote on the forward (NumPy alone: the reference and a
+    # plug-in), the reference's: the yardstick the op check holds every forward to.
+    who = backends.REFERENCE if backends.REFERENCE in group or not group else next(iter(group))
+    if who in scalars:
         backwards["central differences"] = ([_central(scalars[who], values, directions)], "finite_difference")
     return forward_line + "\n" + _counted(f"{name} backward", backwards)[0]
 
