@@ -20,6 +20,8 @@ from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any
 
+from crosscheck.common.conventions import check
+
 REGISTRY = {
     "numpy": ("crosscheck.reference", None),
     "torch": ("crosscheck.backends.torch", "torch"),
@@ -36,6 +38,14 @@ class BackendUnavailable(Exception):
 PLUGIN_ENV = "CROSSCHECK_PLUGINS"
 ENTRY_POINT_GROUP = "backprop_crosscheck.backends"
 _plugins: dict[str, Any] = {}  # name -> "module:object", or a callable building the Driver
+_conventions: dict[str, str] = {}  # declared for every plug-in by the session (pytest --convention), over its own
+
+
+def declare_conventions(declared):
+    """Conventions every plug-in loaded after this follows, over those it declares itself (pytest --convention
+    KEY=VALUE; common/conventions.py): a mapping or "KEY=VALUE" strings, checked here."""
+    _conventions.clear()
+    _conventions.update(check(declared))
 
 
 def register(name, target):
@@ -106,7 +116,8 @@ def _import_plugin_module(name, module_name):
 def _load_plugin(name):
     if callable(_plugins[name]):
         built = _plugins[name]()
-        return built if built.name == name else replace(built, name=name)
+        built = built if built.name == name else replace(built, name=name)
+        return replace(built, conventions=check({**dict(built.conventions), **_conventions})) if _conventions else built
     module_name, _, attr = _plugins[name].partition(":")
     module = _import_plugin_module(name, module_name)
     obj: Any = module
@@ -130,6 +141,8 @@ def _load_plugin(name):
                           f"returning one: wrap it with an adapter (crosscheck.adapters; docs/your-code.md)")
     if driver.name != name:
         driver = replace(driver, name=name)
+    if _conventions:
+        driver = replace(driver, conventions=check({**dict(driver.conventions), **_conventions}))
     return driver
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from . import registry
+from .conventions import check as check_conventions
+from .conventions import with_conventions
 from .model import expand, implied_by, is_int, placed
 
 
@@ -83,6 +85,9 @@ class Config:
     # layer by its heads and each SwiGLU by its hidden units, every rank on the whole batch. None: one device. The
     # reference runs on one device whatever this says: every sharded run is compared with it (docs/parallel.md).
     parallel: str | None = None
+    # Conventions declared where the model's code follows another framework's or course's choice than PyTorch's
+    # (batch norm's variances and running average: common/conventions.py, docs/conventions.md): {key: value}.
+    conventions: tuple = ()
     _shorthand: bool = field(init=False, repr=False, compare=False, default=True)
 
     def __post_init__(self) -> None:
@@ -133,6 +138,9 @@ class Config:
             if self.input_shape not in (None, layers[:1]):
                 raise ValueError(f"input_shape {self.input_shape!r} contradicts layers[0] = {layers[0]}")
         self._check_parallel()
+        declared = check_conventions(self.conventions)
+        object.__setattr__(self, "conventions", declared)
+        object.__setattr__(self, "model", with_conventions(self.model, declared))
 
     def _check_parallel(self) -> None:
         if self.parallel is None:

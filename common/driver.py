@@ -130,6 +130,9 @@ class Driver:
     # An op plug-in's own tables (crosscheck/adapters/custom_ops.py): {"layers" | "activations" | "losses": a namespace
     # whose FORWARD and BACKWARD hold its one op}; None for a backend of whole models
     ops: dict | None = None
+    # The conventions its code follows where they differ from PyTorch's (common/conventions.py: (key, value) pairs, as
+    # Config.conventions holds them): every check of it runs the reference under them. An adapter declares its source's.
+    conventions: tuple = ()
 
     def check_support(self, config):
         reason = self.supports(config) if self.supports is not None else None

@@ -27,6 +27,7 @@ class Layer:
     mask: int | None = None  # for a noisy kind (dropout): the index of its mask among a step's masks
     closes: int = 0  # how many residual blocks end with this layer: after it, the walk adds each block's input back
     tied: bool = False  # its parameters are another layer's (slot names whose): a tied output layer's, the embedding's
+    conventions: tuple = ()  # the declared conventions of its kind, (key, value) pairs (common/conventions.py)
 
 
 def expand(layers, hidden, output):

@@ -27,7 +27,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         x_hat = (x - mu) / np.sqrt(var + eps)
         out = gamma * x_hat + beta
         running_mean = momentum * running_mean + (1 - momentum) * mu
-        running_var = momentum * running_var + (1 - momentum) * var * n / (n - 1)  # unbiased, as PyTorch
+        running_var = momentum * running_var + (1 - momentum) * var  # the biased variance, as the assignment asks
         cache = (x_hat, gamma, var, eps)
     else:
         out = gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta

@@ -56,6 +56,10 @@ def pytest_configure(config):
         config.addinivalue_line("markers", marker)
     if not config.getoption("benchmark_only", False):  # before JAX starts its backends (tests/xla_flags.py)
         os.environ["XLA_FLAGS"] = xla_flags.for_tests(os.environ.get("XLA_FLAGS", ""))
+    try:
+        backends.declare_conventions(config.getoption("--convention"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--convention: {exc}") from None
     for spec in config.getoption("--implementation"):
         try:
             backends.register_spec(spec)

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from crosscheck.adapters.layer_pairs import DropoutMaskError, check_ops
+from crosscheck.adapters.layer_pair_ops import check_ops
+from crosscheck.adapters.layer_pairs import DropoutMaskError, cs231n
 from crosscheck.diagnosis.diagnose import diagnose
 from crosscheck.suite.cases import BY_ID
 from crosscheck.verdict import checks
@@ -63,25 +64,32 @@ def test_the_planted_backward_fails_its_op_check_and_is_diagnosed():
         found.text()
 
 
-def test_the_assignments_biased_running_variance_is_a_finding(monkeypatch):
-    """CS231n's batchnorm_forward keeps the biased batch variance in its running average, where PyTorch (and so the
-    reference) keep the unbiased one: the suite names the running variance, and the diagnosis names the convention."""
+def test_the_assignments_batch_norm_is_declared_and_torchs_is_a_convention_named(monkeypatch):
+    """CS231n's batchnorm_forward keeps the biased batch variance in its running average (bn_param's momentum 0.9
+    keeping that share), where PyTorch keeps the unbiased one: cs231n() declares the assignment's conventions, so the
+    example, written as the assignment asks, agrees; code that keeps PyTorch's running variance instead disagrees
+    under them, and the diagnosis names the convention it follows and how to declare it, not a mistake."""
     from examples import cs231n_layers
 
-    def biased(x, gamma, beta, bn_param):
+    def unbiased(x, gamma, beta, bn_param):
         out, cache = forward(x, gamma, beta, bn_param)
         if bn_param["mode"] == "train":
             n, momentum = x.shape[0], bn_param["momentum"]
-            bn_param["running_var"] = (bn_param["running_var"] - (1 - momentum) * x.var(axis=0) * n / (n - 1)
-                                       + (1 - momentum) * x.var(axis=0))
+            bn_param["running_var"] = (bn_param["running_var"] - (1 - momentum) * x.var(axis=0)
+                                       + (1 - momentum) * x.var(axis=0) * n / (n - 1))
         return out, cache
 
-    forward = cs231n_layers.batchnorm_forward
-    monkeypatch.setattr(cs231n_layers, "batchnorm_forward", biased)
     case = bn_case("sgd")
+    checks.check_trajectory(example(), case, "float64")
+    forward = cs231n_layers.batchnorm_forward
+    monkeypatch.setattr(cs231n_layers, "batchnorm_forward", unbiased)
     with pytest.raises(Disagreement, match="cs231n: layer 2 running variance disagrees"):
         checks.check_trajectory(example(), case, "float64")
-    assert [m[0] for m in diagnose(example(), case).matches] == ["batchnorm-running-variance-biased"]
+    found = diagnose(example(), case)
+    assert found.conventions == [(("batchnorm.running_variance", "unbiased"),)] and not found.matches, found.text()
+    assert "declare --convention batchnorm.running_variance=unbiased" in found.text(), found.text()
+    declared = cs231n(cs231n_layers, conventions={"batchnorm.running_variance": "unbiased"})
+    checks.check_trajectory(declared, case, "float64")
 
 
 def test_what_the_functions_cannot_assemble_is_skipped_with_the_reason():

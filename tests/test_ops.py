@@ -108,10 +108,17 @@ def test_the_frameworks_own_layer_is_an_oracle(driver, device, monkeypatch):
         ops.check_op(driver, "layers", "dense", device)
 
 
-def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
+# torch.nn.functional.batch_norm's momentum is the batch statistic's share (take:M); keep:K is its momentum 1 - K.
+# Its running variance is always the unbiased one: the biased convention has no torch oracle (the mirrors and the
+# reference's extended twin check it, tests/test_conventions.py).
+TORCH_RUNNING = {"take:0.1": 0.1, "keep:0.9": 1.0 - 0.9, "keep:0.999": 1.0 - 0.999}
+
+
+@pytest.mark.parametrize("average", TORCH_RUNNING)
+def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request, average):
     """The reference's running-statistics update and evaluation mode against torch.nn.functional.batch_norm, which
-    updates its running_mean and running_var in place (momentum 0.1, the variance unbiased) and, with
-    training=False, normalises with them."""
+    updates its running_mean and running_var in place (the variance unbiased) and, with training=False, normalises
+    with them: under each running-average convention torch can say."""
     from .strictness import load_or_skip
 
     load_or_skip(request.config, "torch")
@@ -121,7 +128,8 @@ def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
     from crosscheck.reference import layers
 
     rng = np.random.default_rng(0)
-    layer = Config(model=(("dense", 3, 4), ("batchnorm", 4), "identity"), loss="mse").model[1]
+    layer = Config(model=(("dense", 3, 4), ("batchnorm", 4), "identity"), loss="mse",
+                   conventions={"batchnorm.running_average": average}).model[1]
     x, g, b = rng.standard_normal((6, 4)), rng.standard_normal(4), rng.standard_normal(4)
     r = (rng.standard_normal(4), rng.random(4) + 0.5)
 
@@ -131,7 +139,7 @@ def test_batchnorm_running_statistics_and_evaluation_match_torchs_own(request):
 
     mean, var = (torch.tensor(t) for t in r)
     torch.nn.functional.batch_norm(torch.tensor(x), mean, var, torch.tensor(g), torch.tensor(b), training=True,
-                                   momentum=layers.norms.BATCHNORM_MOMENTUM, eps=layers.norms.BATCHNORM_EPS)
+                                   momentum=TORCH_RUNNING[average], eps=layers.norms.BATCHNORM_EPS)
     # each within the derived float64 bound (4 x the reference's distance from its extended twin, plus 8 ulps)
     ops.assert_within_twin(mean.numpy(), lambda *a: running(*a, 0), x, g, b, *r, what="running mean")
     ops.assert_within_twin(var.numpy(), lambda *a: running(*a, 1), x, g, b, *r, what="running variance")

@@ -12,7 +12,8 @@ exercised; the summary names what a plug-in provides that nothing exercised (tes
 import pytest
 
 from crosscheck import backends
-from crosscheck.adapters.layer_pairs import Assembled, check_ops
+from crosscheck.adapters.layer_pair_ops import check_ops
+from crosscheck.adapters.layer_pairs import Assembled
 from crosscheck.report import run as report
 from crosscheck.suite.cases import PLUGIN_CASES, features
 from crosscheck.verdict import checks

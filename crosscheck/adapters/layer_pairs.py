@@ -8,12 +8,12 @@ sgd_momentum, rmsprop and adam(w, dw, config) -> (next_w, config), their state k
 
 cs231n(layers, optim) builds a Driver from whichever of these the modules (or any objects with those attributes)
 provide: the layer kinds, losses and optimizers it can assemble are its capability, and every other configuration
-is skipped with the reason. check_ops(layers) compares each function with the reference's op on the op tests' inputs.
+is skipped with the reason. check_ops(layers) (layer_pair_ops.py) compares each function with the reference's op.
 
-Conventions, where CS231n's and the reference's (PyTorch's) differ, converted by the adapter and so not findings:
-bn_param's momentum keeps that share of the old running statistics (0.9 for PyTorch's 0.1); sgd_momentum's velocity
-is -lr times PyTorch's momentum buffer. Left as they are, and so findings: CS231n's running variance is the biased
-batch variance, where PyTorch (and the reference) keep the unbiased one.
+Conventions, where CS231n's and the reference's (PyTorch's) differ: the assignment's batch norm is declared
+(CONVENTIONS: bn_param's momentum 0.9 keeps that share of the old running statistics, and the running variance is the
+biased batch variance, where PyTorch keeps the unbiased one), so the reference computes it too; sgd_momentum's velocity
+is -lr times PyTorch's momentum buffer, converted by the adapter. cs231n(..., conventions=...) declares otherwise.
 
 Dropout draws its own mask, mask = (np.random.rand(*x.shape) < p) / p with p the probability of keeping a unit (the
 assignment's convention since 2017). The reference hands every backend the same masks (crosscheck.common.initializers),
@@ -26,13 +26,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from crosscheck.common.conventions import check as check_conventions
+from crosscheck.common.conventions import running_weights
 from crosscheck.common.driver import Capability, Driver, Run, TrainState, Unsupported
 from crosscheck.common.errors import AdapterError
 from crosscheck.common.problem import batches, schedule
 from crosscheck.reference import layers as ref_layers
-from crosscheck.reference import losses as ref_losses
-from crosscheck.verdict import ops, tolerances
-from crosscheck.verdict.findings import Findings
+from crosscheck.verdict import tolerances
 
 LAYERS = {"dense": ("affine_forward", "affine_backward"), "relu": ("relu_forward", "relu_backward"),
           "batchnorm": ("batchnorm_forward", "batchnorm_backward"),
@@ -127,11 +127,11 @@ class Assembled:
         return _shaped(self.name, self.keepdims, who, what, array, like)
 
     @staticmethod
-    def _bn_param(buffers, slot, mode, keepdims=False):
-        """bn_param with the running statistics (copies; (1, D) where keepdims is declared)."""
-        mean, var = buffers[slot] if buffers is not None and buffers[slot] else (None, None)
-        norms = ref_layers.norms
-        param = {"mode": mode, "eps": norms.BATCHNORM_EPS, "momentum": 1.0 - norms.BATCHNORM_MOMENTUM}
+    def _bn_param(buffers, layer, mode, keepdims=False):
+        """bn_param with the running statistics (copies; (1, D) where keepdims is declared), its momentum the share of
+        the running statistics the layer's convention keeps."""
+        mean, var = buffers[layer.slot] if buffers is not None and buffers[layer.slot] else (None, None)
+        param = {"mode": mode, "eps": ref_layers.norms.BATCHNORM_EPS, "momentum": running_weights(layer)[0]}
         if mean is not None:
             shaped = (lambda a: np.array(a, copy=True)[None, :]) if keepdims else (lambda a: np.array(a, copy=True))
             param.update(running_mean=shaped(mean), running_var=shaped(var))
@@ -146,7 +146,7 @@ class Assembled:
             if layer.kind == "dense":
                 x, cache = self._fn("affine_forward")(x, *p)
             elif layer.kind == "batchnorm":
-                bn_param = self._bn_param(buffers, layer.slot, mode, self.keepdims)
+                bn_param = self._bn_param(buffers, layer, mode, self.keepdims)
                 x, cache = self._fn("batchnorm_forward")(x, *p, bn_param)
                 if new is not None:
                     new[layer.slot] = tuple(self._shaped("batchnorm_forward", f"bn_param[{key!r}]", bn_param[key],
@@ -374,77 +374,22 @@ def capability(layers, optim):
     return Capability(activations=activations, losses=losses, minibatch=True, optimizers=optimizers, kinds=kinds)
 
 
-def cs231n(layers, optim=None, *, name="cs231n", version="-", keepdims=False):
+# The assignment's batch norm: bn_param's momentum 0.9 keeps that share of the running statistics, and the running
+# variance moves toward the batch variance as it normalised (np.var's, biased).
+CONVENTIONS = {"batchnorm.running_average": "keep:0.9", "batchnorm.running_variance": "biased"}
+
+
+def cs231n(layers, optim=None, *, name="cs231n", version="-", keepdims=False, conventions=None):
     """A Driver from CS231n-style layer functions (module layers) and update rules (module optim, default layers).
 
     keepdims: batch norm's running statistics, and the dgamma and dbeta its backward returns, are (1, D) (sums and
     means taken with keepdims=True, as many solutions write them); bn_param's statistics are handed in as (1, D) and
-    all of them read back as the parameters' (D,). Undeclared, a (1, D) is refused, saying so."""
+    all of them read back as the parameters' (D,). Undeclared, a (1, D) is refused, saying so.
+    conventions: {key: value} over the assignment's (CONVENTIONS), e.g. {"batchnorm.running_variance": "unbiased"}
+    for code that keeps PyTorch's running variance (crosscheck --conventions lists them)."""
     optim = layers if optim is None else optim
     cap = capability(layers, optim)
+    declared = check_conventions({**CONVENTIONS, **(conventions or {})})
     return Driver(name=name, version=version, devices=("cpu",), mlp=Assembled(name, layers, optim, keepdims),
-                  to_native=lambda arr, device: arr, to_numpy=np.asarray, supports=cap.reason, capability=cap)
-
-
-def check_ops(layers, name="cs231n", seed=0, keepdims=False):
-    """Each CS231n-style function present against the reference's op on the op tests' inputs (crosscheck/verdict/ops.py,
-    edge values included): forward values, and backward gradients for one random upstream gradient. Raises one
-    Disagreement listing every op that disagrees; returns the names of the ops checked. keepdims: as cs231n's."""
-    found, checked, label = Findings(), [], f"{name} op"
-    for kind, (fwd, bwd) in LAYERS.items():
-        if _has(layers, (fwd, bwd)):
-            _check_layer_op(layers, kind, fwd, bwd, found, label, name, seed, keepdims)
-            checked.append(kind)
-    for loss, (fn, _) in LOSSES.items():
-        if _has(layers, [fn]):
-            _check_loss_op(layers, loss, fn, found, label, seed)
-            checked.append(loss)
-    found.result()
-    return checked
-
-
-def _check_layer_op(layers, kind, fwd, bwd, found, label, name, seed, keepdims):
-    if kind == "relu":
-        z, dz = ops.activation_inputs("relu", seed)
-        out, cache = getattr(layers, fwd)(z)
-        found.compare(out, np.maximum(z, 0), None, "forward", what=f"{fwd}", backend=label)
-        found.compare(getattr(layers, bwd)(dz, cache), dz * (z > 0), None, "gradient", what=f"{bwd}", backend=label)
-        return
-    layer, p, x, dy, mask = ops.layer_inputs(kind, seed)
-    ref_out, ref_cache = ref_layers.FORWARD[kind](layer, p, x, *((mask,) if kind == "dropout" else ()))
-    out, cache = _forward_op(getattr(layers, fwd), kind, layer, p, x, mask)
-    found.compare(out, ref_out, None, "forward", what=fwd, backend=label)
-    got = getattr(layers, bwd)(dy, cache)
-    got = (got,) if kind in ("maxpool2d", "dropout") else got  # their backward returns dx alone
-    if kind == "batchnorm":  # dgamma and dbeta in gamma's shape: as they are, or from (1, D) if declared
-        got = (got[0], *(_shaped(name, keepdims, bwd, what, g, leaf)
-                         for what, g, leaf in zip(("dgamma", "dbeta"), got[1:], p)))
-    ref_dx, ref_dp = ref_layers.BACKWARD[kind](layer, p, ref_cache, dy)
-    for g, r, leaf in zip(got, [ref_dx, *ref_dp], ["input", *("weight", "bias")]):
-        tie = _tie(x, layer, g, r) if kind == "maxpool2d" else ""
-        found.compare(g, r, None, "gradient", what=f"{bwd}: {leaf} gradient{tie}", backend=label)
-
-
-def _forward_op(fn, kind, layer, p, x, mask):
-    """A CS231n-style forward called as the assignment calls it: its parameters, then its param dict."""
-    if kind == "batchnorm":
-        return fn(x, *p, Assembled._bn_param(None, 0, "train"))
-    if kind == "conv2d":
-        return fn(x, *p, _conv_param(layer))
-    if kind == "maxpool2d":
-        return fn(x, _pool_param(layer))
-    if kind == "dropout":
-        return dropout_train(fn, x, layer.shape[0], mask)
-    return fn(x, *p)
-
-
-def _check_loss_op(layers, loss, fn, found, label, seed):
-    z, a, y = ops.loss_inputs(loss, seed)
-    value, dz = getattr(layers, fn)(z, y.argmax(axis=1))
-    a_ref = _softmax(z) if loss == "softmax_cross_entropy" else z
-    found.compare(np.asarray(value), ref_losses.loss_forward(loss, z, a_ref, y), None, "forward", what=fn,
-                  backend=label)
-    ref_dz = ref_losses.loss_backward(loss, a_ref, y)
-    if loss == "hinge":  # the tie row (a margin exactly 0) has no derivative there: conventions differ
-        dz, ref_dz = dz[1:], ref_dz[1:]
-    found.compare(dz, ref_dz, None, "gradient", what=f"{fn}: score gradient", backend=label)
+                  to_native=lambda arr, device: arr, to_numpy=np.asarray, supports=cap.reason, capability=cap,
+                  conventions=declared)

@@ -10,12 +10,14 @@ where the output a is meant", or "none of the N known mistakes matches".
 
 import copy
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from crosscheck import backends, reference
+from crosscheck.common.conventions import CONVENTIONS, alternatives
 from crosscheck.common.driver import Unsupported
 from crosscheck.common.model import Layer
 from crosscheck.common.registry import ACTIVATIONS, LOSSES
@@ -25,6 +27,7 @@ from crosscheck.diagnosis.observe import Observed, bounded, close, low_bounds, o
 from crosscheck.reference import activations as acts
 from crosscheck.reference import layers as lyrs
 from crosscheck.reference import mlp
+from crosscheck.suite.cases import declared_by, under
 from crosscheck.verdict import checks
 from crosscheck.verdict.compare import Disagreement
 
@@ -42,11 +45,20 @@ class Diagnosis:
     # adapter's own finding ("update-rule": the step read back at two learning rates is not W - lr x gradient)
     candidates: int  # how many were tried
     dtype: str = "float64"  # what the first step was looked at in: float64, or a float32-only program's float32
+    conventions: list = field(default_factory=list)  # ((key, value), ...) each: registered conventions under which
+    # the reference reproduces the implementation (common/conventions.py): no mistake, a declaration to make
 
     def text(self):
         lines = [f"diagnosis of {self.backend} on {self.case} ({self.dtype}, the first step):",
                  f"  where: {self.where}"]
         if self.stage in (None, "unobserved"):
+            return "\n".join(lines)
+        if self.conventions:
+            lines += [f"  it follows {'a convention' if len(change) == 1 else 'conventions'}, not a mistake: "
+                      + "; and ".join(_followed(key, value) for key, value in change)
+                      + f"; declare {' '.join(f'--convention {k}={v}' for k, v in change)} (conventions="
+                      + "{" + ", ".join(f"{k!r}: {v!r}" for k, v in change) + "} in Python)"
+                      for change in self.conventions]
             return "\n".join(lines)
         planted = [(bug_id, what) for bug_id, what in self.matches if bug_id != "update-rule"]
         lines += [f"  it looks like: {what}" for bug_id, what in self.matches if bug_id == "update-rule"]
@@ -63,6 +75,14 @@ class Diagnosis:
                          f"reference one at a time; the other {len(BUGS) - self.candidates} cannot be planted there "
                          f"(probes with problems of their own, other dtypes, or the frameworks' code alone)")
         return "\n".join(lines)
+
+
+def _followed(key, value):
+    """What following convention key's value means, and how to declare it."""
+    convention = CONVENTIONS[key]
+    where = convention.values.get(value) or convention.values[value.split(":")[0] + (":M" if value.startswith(
+        "take") else ":K")]
+    return f"{convention.doc} as {value} ({where}), where {convention.default} is in force"
 
 
 def layer_label(config, i):
@@ -291,11 +311,44 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
     failed (first_epoch: where), which a first step that agrees then leaves to the run; never contradicted. dtype: the
     run's; an implementation that answers no float64 problem (a float32-only program) is diagnosed in it, the
     mistakes planted in the reference in that dtype and matched within its low-precision bounds."""
+    case = declared_by(driver, case)
     precision, seen = _looked_at(driver, case, device, dtype)
     ref = observe(reference.DRIVER, case, dtype=precision)
     stage, where = _where(driver, case, device, precision, seen, ref, (run_failed, first_epoch))
+    followed = _conventions(driver, case, device, precision, stage, seen, ref)
+    if followed:  # a convention reproduces it: no mistake is looked for
+        return Diagnosis(driver.name, case.id, stage, where, [], 0, precision, followed)
     where, matches, tried = _named(driver, case, device, precision, stage, where, seen, ref)
     return Diagnosis(driver.name, case.id, stage, where, matches, len(tried), precision)
+
+
+def _conventions(driver, case, device, precision, stage, seen, ref):
+    """[((key, value), ...)]: registered conventions, one changed from what case declares, else two, under which the
+    reference reproduces what driver gave over a short run (its first step alone where the run cannot be had: a
+    convention of the running statistics shows only in the run), and differs from the reference as declared."""
+    if stage in (None, "unobserved") or precision != "float64" or not list(alternatives(case.config)):
+        return []
+    look: Any = observe
+    kind = "forward"
+    try:
+        loss_bound, after_bounds = shadow_bounds(case, case.short_epochs or min(case.config.epochs, 200))
+        run = bounded(_short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds})
+        seen, ref, look, kind = run, _short_run(reference.DRIVER, case), _short_run, "trajectory"
+    except Exception:  # noqa: BLE001  (a crash here was reported by the check itself; the first step is judged)
+        pass
+    for together in (1, 2):  # one convention changed, else two (makemore part 4 changes two of batch norm's)
+        found = []
+        for change in alternatives(case.config, together):
+            try:
+                with np.errstate(all="ignore"):
+                    alt = look(reference.DRIVER, under(case, change))
+            except Exception:  # noqa: BLE001  (the reference under it cannot run this case: it reproduces nothing)
+                continue
+            if _matches(seen, alt, kind) and not _matches(bounded(ref, seen.bounds), alt, kind):
+                found.append(change)
+        if found:
+            return found
+    return []
 
 
 def _looked_at(driver, case, device, dtype):

@@ -28,7 +28,13 @@ def check(implementation=None, **options):
     returns: seed_style(...), cs231n(...), ...), a {name: Driver} dict, or "NAME=module:object"; it is compared with
     the NumPy reference (name more with backends="torch,jax"). Without one, every registered backend runs, as
     `crosscheck` does. options: the command line's, e.g. layers=(2, 4, 1), model="dense:2:4,tanh,dense:4:1,sigmoid",
-    batch_size=8, optimizer="adam", epochs=2000, dtype="float32", no_progress=True."""
+    batch_size=8, optimizer="adam", epochs=2000, dtype="float32", no_progress=True, conventions={"batchnorm.variance":
+    "unbiased"} (crosscheck --conventions lists them)."""
+    if "conventions" in options:  # conventions={"batchnorm.running_variance": "biased"}: --convention, repeated
+        declared = options.pop("conventions") or {}
+        if not isinstance(declared, dict):
+            raise TypeError(f"conventions must be a dict of key to value, got {type(declared).__name__}")
+        options["convention"] = [*options.get("convention", []), *(f"{k}={v}" for k, v in declared.items())]
     named = _register(implementation)
     if named and "backends" not in options:
         options["backends"] = ",".join(named)
@@ -57,7 +63,7 @@ def _argv(options):
     """options as the command line's arguments: each keyword is an option's dest (dashes as underscores); a flag
     is given for True, a sequence joined by commas (layers=(2, 4, 1) as 2,4,1), a repeatable option once per
     value, None left out."""
-    actions = {a.dest: a for a in cli.parser()._actions if a.option_strings and a.dest != "help"}
+    actions = {a.dest: a for a in cli.parser()._actions if a.option_strings and a.dest not in ("help", "conventions")}
     unknown = sorted(set(options) - set(actions))
     if unknown:
         raise TypeError(f"crosscheck.check() got unknown option(s) {unknown}; the options are {sorted(actions)}")

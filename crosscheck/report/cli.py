@@ -9,10 +9,11 @@ from typing import Any
 
 from crosscheck import backends
 from crosscheck.common import dtypes, registry
+from crosscheck.common.conventions import listing, normal
 from crosscheck.exchange import command
 from crosscheck.reference import SEED2_XOR, Config, check_inputs
 from crosscheck.reference.data import DATASETS
-from crosscheck.suite.cases import Case
+from crosscheck.suite.cases import Case, under
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -23,6 +24,17 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, []) or "default" in text:
             return text
         return super()._get_help_string(action)
+
+
+class _ListConventions(argparse.Action):
+    """--conventions: the registry's listing, then exit 0 (as --help does)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(listing())
+        parser.exit()
 
 
 DESCRIPTION = "The main job: train one configuration on every backend from one seed, and report how they agree."
@@ -48,7 +60,8 @@ def parse_args(argv=None, extra=None, prog="crosscheck"):
     config = _config(p, args)
     case = _case(p, args, config)
     _check_outputs(p, args)
-    return args, case, _backends(p, args)
+    names = _backends(p, args)
+    return args, _adopted(p, args, case, names), names
 
 
 def parser(prog="crosscheck"):
@@ -98,6 +111,11 @@ def _run_options(p, d):
                    help="mixed precision's loss scaling: dynamic (torch.amp's GradScaler: 2^16, halved and the step "
                         "skipped on overflow, doubled after 2000 steps) or a static scale S (default: none)")
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
+    p.add_argument("--convention", action="append", default=[], metavar="KEY=VALUE",
+                   help="a convention the code follows where it differs from PyTorch's (repeatable), e.g. "
+                        "batchnorm.running_variance=biased (CS231n's); --conventions lists them")
+    p.add_argument("--conventions", action=_ListConventions, help="list every convention: its key, values, "
+                   "default and where each value comes from, and exit")
 
 
 def _optimizer_options(p, d):
@@ -206,12 +224,50 @@ def _config(p, args):
                         optimizer=args.optimizer, momentum=args.momentum, betas=betas, alpha=args.alpha, eps=args.eps,
                         weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases, clip=args.clip,
                         schedule=args.schedule, warmup_steps=args.warmup_steps, decay_steps=args.decay_steps,
-                        end_lr=args.end_lr, accumulate=args.accumulate, parallel=args.parallel)
+                        end_lr=args.end_lr, accumulate=args.accumulate, parallel=args.parallel,
+                        conventions=_declared(p, args.convention))
         if args.compute is not None or loss_scale is not None:  # mixed precision: validated with its dtype
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
     return config
+
+
+def _declared(p, given):
+    """{key: value} of --convention KEY=VALUE options (a model file's first, the command line's after: the later
+    wins), each checked (exit 2 naming the key or value)."""
+    declared = {}
+    for text in given:
+        key, eq, value = text.partition("=")
+        if not eq:
+            p.error(f"--convention must be KEY=VALUE, e.g. batchnorm.running_variance=biased, got {text!r}")
+        try:
+            declared[key.strip()] = normal(key.strip(), value)
+        except ValueError as exc:
+            p.error(f"--convention {text}: {exc}")
+    return declared
+
+
+def _adopted(p, args, case, names):
+    """case under the conventions a plug-in among names declares (its adapter's source's), where the command line
+    declares none for that key; two plug-ins that declare different values for one key cannot share a report."""
+    given = {text.partition("=")[0].strip() for text in args.convention}
+    adopted: dict = {}
+    for name in names:
+        if name not in backends.plugins():
+            continue
+        try:
+            declared = backends.load(name).conventions
+        except (backends.BackendUnavailable, backends.PluginError):
+            continue
+        for key, value in declared:
+            if key in given:
+                continue
+            if adopted.get(key, value) != value:
+                p.error(f"{name} declares convention {key}={value}, another plug-in {key}={adopted[key]}: compare "
+                        f"them in two reports, or declare --convention {key}=VALUE for both")
+            adopted[key] = value
+    return under(case, adopted) if adopted else case
 
 
 def _case(p, args, config):
@@ -301,7 +357,7 @@ def _backends(p, args):
 MODEL_FILE_KEYS = ("model", "input_shape", "loss", "init", "dtype", "compute", "loss_scale", "lr", "optimizer",
                    "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "schedule",
                    "warmup_steps", "decay_steps", "end_lr", "epochs", "batch_size", "accumulate", "parallel", "seed",
-                   "samples", "data")
+                   "samples", "data", "conventions")
 
 
 def _default(hyperparameter):
@@ -342,6 +398,11 @@ def _model_file(parser, argv):
     data = defaults.get("data")
     if isinstance(data, str) and data not in DATASETS and not os.path.isabs(data):
         defaults["data"] = os.path.join(os.path.dirname(path), data)  # beside the model file
+    if "conventions" in defaults:  # a table, [conventions] "batchnorm.running_variance" = "biased"
+        table = defaults.pop("conventions")
+        if not isinstance(table, dict):
+            parser.error(f"--model {path}: conventions must be a table of key = value, got {table!r}")
+        defaults["convention"] = [f"{k}={v}" for k, v in table.items()]
     if "decay_biases" in defaults:
         defaults["no_decay_biases"] = not defaults.pop("decay_biases")
     return defaults

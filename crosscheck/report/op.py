@@ -16,6 +16,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from crosscheck.adapters import custom_ops
 from crosscheck.common import registry
@@ -32,7 +33,7 @@ FAMILY = {"layers": "a layer kind", "activations": "an activation", "losses": "a
 class OpReport:
     """One op's checks: a line per dtype, the diagnosis where it disagrees; text, status, agrees, HTML in Jupyter."""
 
-    op: object
+    op: Any  # a crosscheck.adapters.custom_ops.Op
     results: list = field(default_factory=list)  # (dtype, "agrees" | "DISAGREES" | "not run", what it says)
     diagnosis: str | None = None
 

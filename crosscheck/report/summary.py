@@ -7,6 +7,7 @@ from dataclasses import asdict
 import numpy as np
 
 from crosscheck import backends
+from crosscheck.common.conventions import describe, in_force
 from crosscheck.verdict import tolerances
 
 CHECKS = ("gradients", "autodiff gradients", "training run", "evaluation output")  # the report's, per backend
@@ -22,7 +23,8 @@ def title(config):
     return (f"cross-check of {images}{'-'.join(map(str, config.layers))} {config.hidden}/{config.output}, "
             f"loss {config.loss}, init {config.init}, lr {config.lr:g}, {config.epochs:,} epochs, "
             f"{'full batch' if config.batch_size is None else f'batches of {config.batch_size}'}, seed {config.seed}, "
-            f"optimizer {config.describe_optimizer()}, {_precision(config)}")
+            f"optimizer {config.describe_optimizer()}, {_precision(config)}"
+            + (f", conventions {conventions}" if (conventions := describe(config)) else ""))
 
 
 def print_table(rows, config, out):
@@ -143,6 +145,7 @@ def json_data(args, case, rows):
     return {"title": title(case.config.replace(dtype=args.dtype)),
             "config": {**asdict(case.config), "dtype": args.dtype}, "data": described,
             "layout": layout(case.config),
+            "conventions": in_force(case.config),  # every convention in force on the model, declared or default
             "agree": verdict(rows)[0].startswith("AGREE"),
             "verdict": verdict(rows)[0],
             "backends": {r.backend: {k: v for k, v in asdict(r).items() if k not in ("deviation_curve",)}

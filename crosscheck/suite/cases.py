@@ -54,6 +54,17 @@ class Case:
         return tuple(sorted({max(1, epochs * k // n) for k in range(1, n + 1)}))
 
 
+def under(case, conventions):
+    """case with conventions declared beside its own (common/conventions.py): (key, value) pairs or a mapping."""
+    merged = {**dict(case.config.conventions), **dict(conventions)}
+    return replace(case, config=case.config.replace(conventions=merged))
+
+
+def declared_by(driver, case):
+    """case as driver is checked on it: under the conventions driver declares (an adapter's source's, or its own)."""
+    return under(case, driver.conventions) if getattr(driver, "conventions", ()) else case
+
+
 def upcast(config, params, X, y):
     """The float64 problem holding exactly the same values as a lower-precision one (a mixed-precision one: computed
     in float64 throughout, unscaled)."""

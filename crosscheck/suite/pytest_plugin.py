@@ -43,6 +43,9 @@ def add_options(parser):
                     help="check one op's custom backward pass (an Op from crosscheck.adapters' autograd_function, "
                          "custom_vjp or numpy_pair; or a Function, custom_vjp or NumPy pair with @KIND, the registered "
                          "op it computes), in every dtype it declares (repeatable; docs/your-code.md)")
+    group.addoption("--convention", action="append", default=[], metavar="KEY=VALUE",
+                    help="a convention your code follows where it differs from PyTorch's (repeatable), over those its "
+                         "adapter declares, e.g. batchnorm.running_variance=biased (crosscheck --conventions)")
     group.addoption("--device", default=os.environ.get("CROSSCHECK_DEVICE", "cpu"), choices=("cpu", "cuda"),
                     help="device for the framework backends (the NumPy reference always runs on the CPU)")
 

@@ -14,7 +14,7 @@ from crosscheck import reference
 from crosscheck.common import dtypes, registry
 from crosscheck.common.problem import batches
 from crosscheck.reference import gradcheck
-from crosscheck.suite.cases import upcast
+from crosscheck.suite.cases import declared_by, upcast
 from crosscheck.verdict import tolerances
 from crosscheck.verdict.compare import Disagreement
 from crosscheck.verdict.findings import (
@@ -42,6 +42,7 @@ from crosscheck.verdict.vote import _BALLOTS, vote
 
 
 def check_forward(driver, case, dtype, device="cpu"):
+    case = declared_by(driver, case)
     problem = case.problem(dtype)
     config, params, X = problem.config, problem.params, problem.X
     ref, ref64 = _reference(reference_point, case, dtype), _twin(reference_point, case, dtype)
@@ -57,6 +58,7 @@ def check_gradients(driver, case, dtype, device="cpu", autodiff=False):
     """The backend's manual gradients (or, with autodiff, its framework's autodiff) against the reference's: in float64
     within 4 x the reference's own distance from its extended twin (extended_point) plus 8 ulps, each leaf; below it by
     the low-precision rule."""
+    case = declared_by(driver, case)
     problem = case.problem(dtype)
     config, params, X, y = problem.config, problem.params, problem.X, problem.y
     run = driver.run_autodiff_gradients if autodiff else driver.run_gradients
@@ -95,6 +97,7 @@ def check_trajectory(driver, case, dtype, device="cpu", epochs=None, run=None, r
 
     run, ref and ref64 may be passed in when the caller has already trained them (the report does).
     """
+    case = declared_by(driver, case)
     problem = case.problem(dtype, epochs)
     config, params, X = problem.config, problem.params, problem.X
     checkpoints = case.checkpoints(config.epochs)
@@ -266,6 +269,7 @@ def first_steps(driver, case, dtype, device="cpu"):
     its step count: 2, not reset). A backend whose train cannot continue a run (a --command program: the problem file
     carries no optimizer state) trains steps 1 and 2 at once instead, so that the lead reads only what it returned.
     A list of lines, [] where both steps agree or the backend cannot be run so."""
+    case = declared_by(driver, case)
     problem = case.problem(dtype)
     config, params, X, y, orders, masks = (problem.config, problem.params, problem.X, problem.y, problem.orders,
                                            problem.noise)
@@ -340,6 +344,7 @@ def check_framework_optimizer(driver, case, device="cpu", native=False):
     autodiff, over the case's whole run in float64: losses at every step, parameters at the checkpoints. native: of
     the loss by the framework's own layers (torch.nn.functional's conv2d, lax.reduce_window, ...), not the manual
     forward: the whole model trained the framework's way, no manual line in it."""
+    case = declared_by(driver, case)
     problem = case.problem("float64")
     config, params, X, y, orders = problem.pieces()
     checkpoints = case.checkpoints(config.epochs)

@@ -3,11 +3,13 @@ statistics, the buffers of evaluation mode)."""
 
 import numpy as np
 
+from crosscheck.common.conventions import bessel, running_weights
+
 from ..precision import average, total
 
 LAYERNORM_EPS = 1e-5  # torch.nn.functional.layer_norm's default
 RMSNORM_EPS = 1e-6  # Llama's (torch.nn.functional.rms_norm's default is the dtype's machine epsilon)
-BATCHNORM_EPS, BATCHNORM_MOMENTUM = 1e-5, 0.1  # torch.nn.functional.batch_norm's defaults
+BATCHNORM_EPS = 1e-5  # torch.nn.functional.batch_norm's default (its momentum: common/conventions.py)
 
 
 def layernorm_forward(layer, p, x):
@@ -53,23 +55,25 @@ def rmsnorm_backward(layer, p, cache, dy):
 
 
 def batchnorm_forward(layer, p, x):
-    """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over the batch, per feature: training mode"""
+    """y = g x^ + b, x^ = (x - mu) / sqrt(c var + eps), mu and var (biased) over the batch, per feature: training
+    mode; c = 1, or n / (n - 1) under batchnorm.variance=unbiased (Bessel's, as makemore part 4 normalises)"""
     g, b = p
     mu = average(x, axis=0)
     var = average((x - mu) ** 2, axis=0)
-    inv_std = 1.0 / np.sqrt(var + BATCHNORM_EPS)
+    inv_std = 1.0 / np.sqrt(var * bessel(layer, "batchnorm.variance", x.shape[0]) + BATCHNORM_EPS)
     x_hat = (x - mu) * inv_std
     y = g * x_hat + b
     return y, (x, y, x_hat, inv_std, mu, var)
 
 
 def batchnorm_backward(layer, p, cache, dy):
-    """dg = sum_n dy x^, db = sum_n dy; dx = (dx^ - mean(dx^) - x^ mean(dx^ x^)) / sqrt(var + eps), dx^ = dy g,
-    the means over the batch: the terms through the batch's mean and variance."""
+    """dg = sum_n dy x^, db = sum_n dy; dx = (dx^ - mean(dx^) - c x^ mean(dx^ x^)) / sqrt(c var + eps), dx^ = dy g,
+    the means over the batch: the terms through the batch's mean and variance (c as in the forward)."""
     g, _ = p
     _, _, x_hat, inv_std, _, _ = cache
     dx_hat = dy * g
-    dx = inv_std * (dx_hat - average(dx_hat, axis=0) - x_hat * average(dx_hat * x_hat, axis=0))
+    c = bessel(layer, "batchnorm.variance", dy.shape[0])
+    dx = inv_std * (dx_hat - average(dx_hat, axis=0) - x_hat * average(dx_hat * x_hat, axis=0) * c)
     return dx, (total(dy * x_hat, axis=0), total(dy, axis=0))
 
 
@@ -82,13 +86,14 @@ def batchnorm_evaluate(layer, p, r, x):
 
 
 def batchnorm_running(layer, r, cache):
-    """The running statistics after a training step: r <- (1 - m) r + m s, s the batch's mean and its variance
-    made unbiased, var n / (n - 1) (the biased one normalises; torch keeps the unbiased one)."""
+    """The running statistics after a training step: r <- k r + t s (batchnorm.running_average: torch's t = 0.1,
+    k = 1 - t), s the batch's mean and its variance, made unbiased by n / (n - 1) as torch keeps it, or left biased
+    under batchnorm.running_variance=biased (CS231n's, Keras's)."""
     mean, var = r
     x, _, _, _, mu, batch_var = cache
-    n = x.shape[0]
-    return ((1.0 - BATCHNORM_MOMENTUM) * mean + BATCHNORM_MOMENTUM * mu,
-            (1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var * n / (n - 1))
+    keep, take = running_weights(layer)
+    c = bessel(layer, "batchnorm.running_variance", x.shape[0])
+    return keep * mean + take * mu, keep * var + take * (batch_var * c)
 
 
 def batchnorm_buffers(layer, p):

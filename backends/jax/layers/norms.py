@@ -2,9 +2,9 @@
 
 import jax.numpy as jnp
 
+from crosscheck.common.conventions import bessel, running_weights
 from crosscheck.reference.layers.norms import (  # one definition: the reference's
     BATCHNORM_EPS,
-    BATCHNORM_MOMENTUM,
     LAYERNORM_EPS,
     RMSNORM_EPS,
 )
@@ -52,23 +52,25 @@ def rmsnorm_backward(layer, p, cache, dy):
 
 
 def batchnorm_forward(layer, p, x):
-    """y = g x^ + b, x^ = (x - mu) / sqrt(var + eps), mu and var (biased) over the batch, per feature: training mode"""
+    """y = g x^ + b, x^ = (x - mu) / sqrt(c var + eps), mu and var (biased) over the batch, per feature: training
+    mode; c = 1, or n / (n - 1) under batchnorm.variance=unbiased (Bessel's, as makemore part 4 normalises)"""
     g, b = p
     mu = x.mean(axis=0)
     var = ((x - mu) ** 2).mean(axis=0)
-    inv_std = 1.0 / jnp.sqrt(var + BATCHNORM_EPS)
+    inv_std = 1.0 / jnp.sqrt(var * bessel(layer, "batchnorm.variance", x.shape[0]) + BATCHNORM_EPS)
     x_hat = (x - mu) * inv_std
     y = g * x_hat + b
     return y, (x, y, x_hat, inv_std, mu, var)
 
 
 def batchnorm_backward(layer, p, cache, dy):
-    """dg = sum_n dy x^, db = sum_n dy; dx = (dx^ - mean(dx^) - x^ mean(dx^ x^)) / sqrt(var + eps), dx^ = dy g,
-    the means over the batch: the terms through the batch's mean and variance."""
+    """dg = sum_n dy x^, db = sum_n dy; dx = (dx^ - mean(dx^) - c x^ mean(dx^ x^)) / sqrt(c var + eps), dx^ = dy g,
+    the means over the batch: the terms through the batch's mean and variance (c as in the forward)."""
     g, _ = p
     _, _, x_hat, inv_std, _, _ = cache
     dx_hat = dy * g
-    dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0))
+    c = bessel(layer, "batchnorm.variance", dy.shape[0])
+    dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0) * c)
     return dx, ((dy * x_hat).sum(axis=0), dy.sum(axis=0))
 
 
@@ -81,13 +83,14 @@ def batchnorm_evaluate(layer, p, r, x):
 
 
 def batchnorm_running(layer, r, cache):
-    """The running statistics after a training step: r <- (1 - m) r + m s, s the batch's mean and its variance
-    made unbiased, var n / (n - 1) (the biased one normalises; torch keeps the unbiased one)."""
+    """The running statistics after a training step: r <- k r + t s (batchnorm.running_average: torch's t = 0.1,
+    k = 1 - t), s the batch's mean and its variance, made unbiased by n / (n - 1) as torch keeps it, or left biased
+    under batchnorm.running_variance=biased (CS231n's, Keras's)."""
     mean, var = r
     x, _, _, _, mu, batch_var = cache
-    n = x.shape[0]
-    return ((1.0 - BATCHNORM_MOMENTUM) * mean + BATCHNORM_MOMENTUM * mu,
-            (1.0 - BATCHNORM_MOMENTUM) * var + BATCHNORM_MOMENTUM * batch_var * n / (n - 1))
+    keep, take = running_weights(layer)
+    c = bessel(layer, "batchnorm.running_variance", x.shape[0])
+    return keep * mean + take * mu, keep * var + take * (batch_var * c)
 
 
 def batchnorm_buffers(layer, p):

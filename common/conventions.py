@@ -1,0 +1,148 @@
+"""Conventions: the choices that correct code makes differently from one framework, course or book to the next,
+named and registered, each value with where it comes from. A convention is not a mistake: declared, the reference
+and both mirrors compute it, and an implementation that follows it agrees (docs/conventions.md).
+
+Declared on a Config as conventions={"batchnorm.running_variance": "biased"} (the CLI's --convention KEY=VALUE, a
+model file's [conventions] table, an adapter's conventions= keyword); what is not declared takes its default, which is
+PyTorch's. A layer's conventions travel on its Layer (common/model.py), so that the layer functions read them there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Convention:
+    key: str  # "<scope>.<what>": the scope is the layer kind it applies to
+    doc: str
+    values: dict  # {value: where it comes from}; a "form:number" key takes any number in the form's range
+    default: str
+
+    @property
+    def scope(self) -> str:
+        return self.key.split(".", 1)[0]
+
+
+CONVENTIONS = {c.key: c for c in (
+    Convention("batchnorm.variance", "the batch variance that normalises in training",
+               {"biased": "PyTorch, TensorFlow/Keras, CS231n, Ioffe & Szegedy (2015): the mean of squared deviations",
+                "unbiased": "makemore part 4 (torch.var's default): Bessel's correction, n / (n - 1)"}, "biased"),
+    Convention("batchnorm.running_variance", "the batch variance that moves the running variance",
+               {"unbiased": "PyTorch (torch.nn.BatchNorm): the batch variance times n / (n - 1)",
+                "biased": "CS231n's assignment 2 and TensorFlow/Keras: the batch variance as it normalised"},
+               "unbiased"),
+    Convention("batchnorm.running_average", "how a step moves the running statistics r toward the batch's s",
+               {"take:M": "PyTorch's momentum M (default 0.1): r = (1 - M) r + M s",
+                "keep:K": "CS231n's momentum K (0.9) and Keras's (0.99): r = K r + (1 - K) s; makemore part 4 "
+                          "writes keep:0.999"},
+               "take:0.1"),
+)}
+
+
+def check(declared) -> tuple:
+    """The declared conventions, validated, as a sorted tuple of (key, value) pairs, defaults dropped (declaring a
+    default changes nothing). declared: a mapping, or (key, value) pairs, or "KEY=VALUE" strings."""
+    if declared is None:
+        return ()
+    pairs: list
+    if isinstance(declared, Mapping):
+        pairs = list(declared.items())
+    elif isinstance(declared, (tuple, list)):
+        pairs = [tuple(d.split("=", 1)) if isinstance(d, str) and "=" in d else d for d in declared]
+    else:
+        raise TypeError(f"conventions must be a mapping of key to value, got {type(declared).__name__}")
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise ValueError(f"a convention is KEY=VALUE, got {pair!r}")
+        key, value = pair[0].strip(), normal(pair[0].strip(), pair[1])
+        if key in chosen and chosen[key] != value:
+            raise ValueError(f"convention {key} declared twice: {chosen[key]} and {value}")
+        chosen[key] = value
+    return tuple(sorted((k, v) for k, v in chosen.items() if v != CONVENTIONS[k].default))
+
+
+def normal(key, value) -> str:
+    """value of convention key, checked and written as the registry writes it ("keep:0.90" -> "keep:0.9")."""
+    if key not in CONVENTIONS:
+        raise ValueError(f"unknown convention {key!r}; choose one of {', '.join(CONVENTIONS)} "
+                         f"(crosscheck --conventions lists them)")
+    convention = CONVENTIONS[key]
+    text = str(value).strip().lower()
+    if text in convention.values:
+        return text
+    forms = {k.split(":")[0]: k for k in convention.values if ":" in k}
+    form, _, number = text.partition(":")
+    if form in forms:
+        try:
+            rate = float(number)
+        except ValueError:
+            rate = math.nan
+        if 0 < rate < 1:
+            return f"{form}:{rate!r}"
+    raise ValueError(f"convention {key}: unknown value {value!r}; choose one of {', '.join(convention.values)}"
+                     + (" (M, K a number between 0 and 1)" if forms else ""))
+
+
+def value(holder, key) -> str:
+    """The value of convention key in force on holder (a Layer or a Config): declared, or the default."""
+    return dict(getattr(holder, "conventions", ()) or ()).get(key, CONVENTIONS[key].default)
+
+
+def for_kind(kind, declared) -> tuple:
+    """The declared (key, value) pairs whose scope is layer kind."""
+    return tuple((k, v) for k, v in declared if CONVENTIONS[k].scope == kind)
+
+
+def with_conventions(model, declared) -> tuple:
+    """model's Layers, each given the declared conventions of its kind."""
+    return tuple(replace(layer, conventions=for_kind(layer.kind, declared)) for layer in model)
+
+
+def in_force(config) -> dict:
+    """{key: value} of every convention that applies to config's model (its layers' kinds), declared or default."""
+    kinds = {layer.kind for layer in config.model}
+    return {k: value(config, k) for k, c in CONVENTIONS.items() if c.scope in kinds}
+
+
+def bessel(layer, key, n) -> float:
+    """n / (n - 1) where batch norm's variance convention key is unbiased on layer, else 1."""
+    return n / (n - 1) if value(layer, key) == "unbiased" else 1.0
+
+
+def running_weights(layer) -> tuple[float, float]:
+    """(the weight on the running statistic, the weight on the batch's) of a batchnorm layer's running average."""
+    form, number = value(layer, "batchnorm.running_average").split(":")
+    rate = float(number)
+    return (1.0 - rate, rate) if form == "take" else (rate, 1.0 - rate)
+
+
+def alternatives(config, together=1):
+    """Each change of `together` applicable conventions at once (distinct keys) from what config declares, as a
+    tuple of (key, value) pairs; a number's forms at the rates the sources use (keep:0.9, 0.99, 0.999, take:0.1)."""
+    rates = ("take:0.1", "keep:0.9", "keep:0.99", "keep:0.999")
+    singles = [(key, v) for key, current in in_force(config).items()
+               for v in ([v for v in CONVENTIONS[key].values if ":" not in v] or rates) if v != current]
+    for combo in itertools.combinations(singles, together):
+        if len({key for key, _ in combo}) == together:
+            yield combo
+
+
+def describe(config) -> str:
+    """The conventions in force on config's model, in words for a report's header ("" where none applies); a declared
+    one marked so."""
+    declared = dict(config.conventions)
+    return ", ".join(f"{k}={v}" + (" (declared)" if k in declared else "") for k, v in in_force(config).items())
+
+
+def listing() -> str:
+    """Every convention: its key, what it is, its values and where each comes from, its default."""
+    lines = []
+    for c in CONVENTIONS.values():
+        lines.append(f"{c.key}: {c.doc} (default {c.default})")
+        lines += [f"    {v:<10} {where}" for v, where in c.values.items()]
+    return "\n".join(lines)

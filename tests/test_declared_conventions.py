@@ -1,0 +1,158 @@
+"""Conventions are not mistakes (common/conventions.py): each registered convention, declared, is computed alike by the
+reference and both mirrors (and by autodiff of each mirror's forward); code that follows one undeclared disagrees, and
+the diagnosis names the convention and its declaration, never a mistake. The refusals of bad declarations."""
+
+from dataclasses import replace
+
+import pytest
+
+from crosscheck import reference
+from crosscheck.common.conventions import CONVENTIONS, alternatives, check
+from crosscheck.diagnosis.diagnose import diagnose
+from crosscheck.reference import Config
+from crosscheck.suite.cases import BY_ID, under
+from crosscheck.verdict import checks
+from crosscheck.verdict.compare import Disagreement
+
+# Two batch norms, minibatches of 24 with a last batch of 16 (Bessel's n / (n - 1) differs between them), momentum.
+CASE = BY_ID["batchnorm-tanh-softplus-momentum-minibatch"]
+EPOCHS = 15  # a quarter of the case's run: the running statistics move every step (60 epochs in tox -e all's slow run)
+# Every value a source uses that is not the default: numbers in the forms and at the rates of their sources
+# (makemore's keep:0.999, Keras's keep:0.99), and one rate no source uses, which a declaration may still give.
+DECLARED = [("batchnorm.variance", "unbiased"), ("batchnorm.running_variance", "biased"),
+            ("batchnorm.running_average", "keep:0.999"), ("batchnorm.running_average", "keep:0.99"),
+            ("batchnorm.running_average", "take:0.3")]
+IDS = [f"{k}={v}" for k, v in DECLARED]
+NAMED = DECLARED[:4]  # the diagnosis tries the sources' rates (common/conventions.alternatives), not any number
+
+
+def test_every_registered_convention_is_planted_here():
+    assert {key for key, _ in DECLARED} == set(CONVENTIONS)
+    assert all(value != CONVENTIONS[key].default for key, value in DECLARED)
+
+
+@pytest.mark.exercises
+@pytest.mark.parametrize(("key", "value"), DECLARED, ids=IDS)
+def test_a_declared_convention_agrees_on_every_backend(driver, device, dtype, key, value):
+    case = under(CASE, {key: value})
+    checks.check_gradients(driver, case, dtype, device)
+    checks.check_trajectory(driver, case, dtype, device, epochs=EPOCHS)
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize(("key", "value"), DECLARED[:1], ids=IDS[:1])
+def test_autodiff_of_the_declared_forward_agrees_with_its_manual_backward(driver, device, key, value):
+    """The normalising variance is the one convention that changes the backward: autodiff of each mirror's forward
+    under it is its own check of the manual c x^ mean(dx^ x^) term."""
+    checks.check_gradients(driver, under(CASE, {key: value}), "float64", device, autodiff=True)
+
+
+class _Following:
+    """An mlp module that computes under conventions of its own, whatever the config it is handed declares: code
+    written to another framework's or course's convention."""
+
+    def __init__(self, mlp, conventions):
+        self._mlp, self._conventions = mlp, conventions
+
+    def __getattr__(self, name):
+        fn = getattr(self._mlp, name)
+        if not callable(fn):
+            return fn
+
+        def follows(*args, **kwargs):
+            args = [self._under(a) for a in args]
+            return fn(*args, **{k: self._under(v) for k, v in kwargs.items()})
+
+        return follows
+
+    def _under(self, value):
+        return value.replace(conventions=self._conventions) if isinstance(value, Config) else value
+
+
+def following(conventions):
+    """The reference as code that follows conventions without declaring them."""
+    return replace(reference.DRIVER, name="follows", mlp=_Following(reference.mlp, conventions), reference=False)
+
+
+@pytest.mark.parametrize(("key", "value"), NAMED, ids=IDS[:len(NAMED)])
+def test_an_undeclared_convention_is_named_with_its_declaration_not_called_a_mistake(key, value):
+    follows = following({key: value})
+    with pytest.raises(Disagreement):
+        checks.check_trajectory(follows, CASE, "float64", epochs=EPOCHS)
+    found = diagnose(follows, CASE)
+    assert found.conventions == [((key, value),)] and not found.matches, found.text()
+    assert "not a mistake" in found.text() and f"--convention {key}={value}" in found.text(), found.text()
+    checks.check_trajectory(replace(follows, conventions=check({key: value})), CASE, "float64", epochs=EPOCHS)
+
+
+def test_makemore_part_4s_two_conventions_are_named_together():
+    """makemore part 4 normalises with Bessel's variance and moves its running statistics by 0.001: no single
+    convention reproduces it, the two together do."""
+    makemore = {"batchnorm.variance": "unbiased", "batchnorm.running_average": "keep:0.999"}
+    found = diagnose(following(makemore), CASE)
+    assert [dict(change) for change in found.conventions] == [makemore] and not found.matches, found.text()
+
+
+def test_the_alternatives_tried_are_every_other_value_of_what_the_model_holds():
+    config = CASE.config.replace(conventions={"batchnorm.running_variance": "biased"})
+    singles = [change[0] for change in alternatives(config)]
+    assert ("batchnorm.running_variance", "unbiased") in singles and ("batchnorm.variance", "unbiased") in singles
+    assert not list(alternatives(BY_ID["tanh-identity-mse-minibatch"].config)), "no batch norm, no convention of it"
+
+
+@pytest.mark.parametrize(("declared", "message"), [
+    ({"batchnorm.varience": "biased"}, "unknown convention 'batchnorm.varience'; choose one of batchnorm.variance"),
+    ({"batchnorm.variance": "bessel"}, "convention batchnorm.variance: unknown value 'bessel'; choose one of biased"),
+    ({"batchnorm.running_average": "keep:1.5"}, "choose one of take:M, keep:K"),
+    ({"batchnorm.running_average": "0.9"}, "choose one of take:M, keep:K"),
+    (["batchnorm.variance=biased", "batchnorm.variance=unbiased"], "declared twice"),
+])
+def test_a_bad_declaration_is_refused_naming_it(declared, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        Config(conventions=declared)
+
+
+def test_declaring_a_default_changes_nothing():
+    assert Config(conventions={"batchnorm.running_variance": "unbiased"}) == Config()
+    assert check({"batchnorm.running_average": "keep:0.90"}) == (("batchnorm.running_average", "keep:0.9"),)
+
+
+BN_MODEL = "dense:2:4,batchnorm:4,tanh,dense:4:1,sigmoid"
+
+
+def test_the_command_line_and_a_model_file_declare_conventions_and_the_header_names_them(tmp_path):
+    from crosscheck.report import cli, summary
+
+    _, case, _ = cli.parse_args(["--model", BN_MODEL, "--convention", "batchnorm.variance=unbiased"])
+    assert case.config.conventions == (("batchnorm.variance", "unbiased"),)
+    assert "conventions batchnorm.variance=unbiased (declared), batchnorm.running_variance=unbiased" in \
+        summary.title(case.config)
+    model = tmp_path / "bn.toml"
+    model.write_text(f'model = "{BN_MODEL}"\n[conventions]\n"batchnorm.running_variance" = "biased"\n'
+                     '"batchnorm.running_average" = "keep:0.9"\n')
+    _, case, _ = cli.parse_args(["--model", str(model), "--convention", "batchnorm.running_average=keep:0.999"])
+    assert dict(case.config.conventions) == {"batchnorm.running_variance": "biased",
+                                             "batchnorm.running_average": "keep:0.999"}, "the command line wins"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--convention", "batchnorm.variance"], "--convention must be KEY=VALUE"),
+    (["--convention", "batchnorm.variance=bessel"], "unknown value 'bessel'"),
+    (["--convention", "adam.eps=inside"], "unknown convention 'adam.eps'"),
+])
+def test_a_bad_convention_on_the_command_line_exits_2_naming_it(capsys, argv, message):
+    from crosscheck.report import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.parse_args(["--model", BN_MODEL, *argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_conventions_lists_every_key_its_values_and_their_sources(capsys):
+    from crosscheck.report import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.parse_args(["--conventions"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and all(f"{key}: " in out for key in CONVENTIONS), out
+    assert "CS231n's assignment 2" in out and "makemore part 4" in out
