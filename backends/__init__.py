@@ -45,7 +45,7 @@ def declare_conventions(declared):
     """Conventions every plug-in loaded after this follows, over those it declares itself (pytest --convention
     KEY=VALUE; common/conventions.py): a mapping or "KEY=VALUE" strings, checked here."""
     _conventions.clear()
-    _conventions.update(check(declared))
+    _conventions.update(check(declared, keep_defaults=True))  # a default declared overrides a plug-in's other value
 
 
 def register(name, target):

@@ -43,9 +43,10 @@ CONVENTIONS = {c.key: c for c in (
 )}
 
 
-def check(declared) -> tuple:
+def check(declared, keep_defaults=False) -> tuple:
     """The declared conventions, validated, as a sorted tuple of (key, value) pairs, defaults dropped (declaring a
-    default changes nothing). declared: a mapping, or (key, value) pairs, or "KEY=VALUE" strings."""
+    default changes nothing; kept where keep_defaults: a declaration laid over another's). declared: a mapping, or
+    (key, value) pairs, or "KEY=VALUE" strings."""
     if declared is None:
         return ()
     pairs: list
@@ -63,7 +64,7 @@ def check(declared) -> tuple:
         if key in chosen and chosen[key] != value:
             raise ValueError(f"convention {key} declared twice: {chosen[key]} and {value}")
         chosen[key] = value
-    return tuple(sorted((k, v) for k, v in chosen.items() if v != CONVENTIONS[k].default))
+    return tuple(sorted((k, v) for k, v in chosen.items() if keep_defaults or v != CONVENTIONS[k].default))
 
 
 def normal(key, value) -> str:

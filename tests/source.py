@@ -24,7 +24,8 @@ def user_cache():
 # The checkout's worked examples that tests/test_your_code.py exercises as a user's implementation would be, when no
 # --implementation names one: NAME -> module:object, the form --implementation takes.
 EXAMPLES = {"cs231n-example": "examples.cs231n_layers:DRIVER", "cs231n-student": "examples.cs231n_student:DRIVER",
-            "makemore-ninja": "examples.makemore_bn_torch:DRIVER"}
+            "makemore-ninja": "examples.makemore_bn_torch:DRIVER",
+            "makemore-notebook": "examples.makemore_notebook_torch:DRIVER"}
 
 
 def load_example(name):

@@ -31,7 +31,7 @@ def test_every_registered_convention_is_planted_here():
     assert all(value != CONVENTIONS[key].default for key, value in DECLARED)
 
 
-@pytest.mark.exercises
+@pytest.mark.builtin  # a plug-in's own declarations would override the one under test
 @pytest.mark.parametrize(("key", "value"), DECLARED, ids=IDS)
 def test_a_declared_convention_agrees_on_every_backend(driver, device, dtype, key, value):
     case = under(CASE, {key: value})
@@ -156,3 +156,22 @@ def test_conventions_lists_every_key_its_values_and_their_sources(capsys):
     out = capsys.readouterr().out
     assert exit_.value.code == 0 and all(f"{key}: " in out for key in CONVENTIONS), out
     assert "CS231n's assignment 2" in out and "makemore part 4" in out
+
+
+def test_pytests_convention_option_reaches_every_plug_in_over_its_own():
+    """pytest --convention KEY=VALUE (backends.declare_conventions) is laid over what a plug-in's adapter declares."""
+    from crosscheck import backends
+    from crosscheck.adapters.layer_pairs import cs231n
+
+    from .test_cs231n import example
+
+    layers = example().mlp.layers
+    backends.register("declared-here", lambda: cs231n(layers))
+    try:
+        backends.declare_conventions(["batchnorm.running_variance=unbiased"])
+        assert dict(backends.load("declared-here").conventions) == {"batchnorm.running_average": "keep:0.9"}
+        with pytest.raises(ValueError, match="unknown convention"):
+            backends.declare_conventions(["batchnorm.momentum=0.9"])
+    finally:
+        backends.declare_conventions([])
+        backends._plugins.pop("declared-here", None)

@@ -594,42 +594,37 @@ def test_makemore_part_4_planted_mistake_is_diagnosed(tmp_path):
 
 
 @needs_source_tree
-def test_the_notebooks_bessel_corrected_batch_variance_is_a_convention_finding(tmp_path):
-    """makemore part 4 normalizes by the batch variance with Bessel's correction (1/(n-1)) and differentiates that
-    consistently; PyTorch, and so the reference, normalize by the biased one. The suite parts at the network's output,
-    the diagnosis says so, and claims no catalogue entry: batchnorm-batch-variance-unbiased plants the forward's
-    variance alone (a backward left biased), which gives other input gradients than the notebook's."""
+def test_the_notebooks_batch_norm_declared_agrees_and_undeclared_is_named_as_conventions(tmp_path):
+    """makemore part 4 as its notebook writes batch norm (examples/makemore_notebook_torch.py): Bessel's 1/(n-1) in the
+    batch variance, differentiated consistently, and running statistics moved by 0.001. Declared (as the example
+    does), it agrees, evaluation mode and all; undeclared, it disagrees from the network's output, and the diagnosis
+    names both conventions and their declaration, no mistake."""
+    from dataclasses import replace
+
     from crosscheck.diagnosis.diagnose import diagnose
 
-    _makemore()
-    correct = importlib.import_module("examples.makemore_bn_torch")
+    driver, case = _makemore("makemore_notebook_torch"), _names_case(tmp_path)
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64")
+    undeclared = replace(driver, conventions=())
+    with pytest.raises(Disagreement, match="ninja-notebook: network output disagrees"):
+        checks.check_forward(undeclared, case, "float64")
+    found = diagnose(undeclared, case)
+    assert [dict(c) for c in found.conventions] == [{"batchnorm.variance": "unbiased",
+                                                    "batchnorm.running_average": "keep:0.999"}], found.text()
+    assert "--convention batchnorm.variance=unbiased --convention batchnorm.running_average=keep:0.999" in \
+        found.text() and not found.matches, found.text()
 
-    def bessel(bndiff, n):
-        return (bndiff ** 2).sum(0, keepdim=True) / (n - 1)
 
-    def grads(p, X, Y):
-        return correct.grads(p, X, Y, variance=bessel)
+@needs_source_tree
+def test_the_notebooks_planted_copy_is_named_under_its_conventions(tmp_path):
+    from crosscheck.diagnosis.diagnose import diagnose
 
-    def forward(p, X, training=True):
-        return correct.forward(p, X, training) if not training else _bessel_forward(p, X)
-
-    def _bessel_forward(p, X):
-        emb = p["C"][X]
-        hprebn = emb.view(emb.shape[0], -1) @ p["W1"] + p["b1"]
-        var = hprebn.var(0, keepdim=True, unbiased=True)
-        h = correct.torch.tanh(p["bngain"] * (hprebn - hprebn.mean(0, keepdim=True)) * (var + correct.EPS) ** -0.5
-                               + p["bnbias"])
-        return correct.torch.softmax(h @ p["W2"] + p["b2"], dim=1)
-
-    driver = correct.named_gradients(grads, params=correct.NAMES, buffers="bnmean bnvar",
-                                     row_vectors="bngain bnbias bnmean bnvar", labels="index", framework="torch",
-                                     forward=forward, name="notebook", kinds=("embedding", "flatten", "batchnorm"),
-                                     activations=("tanh", "softmax"))
-    case = _names_case(tmp_path)
-    with pytest.raises(Disagreement, match="notebook: network output disagrees"):
-        checks.check_forward(driver, case, "float64")
+    driver, case = _makemore("makemore_notebook_torch_buggy"), _names_case(tmp_path)
+    with pytest.raises(Disagreement, match="ninja-notebook: layer 1 weight gradient disagrees"):
+        checks.check_gradients(driver, case, "float64")
     found = diagnose(driver, case)
-    assert found.stage == "output" and not found.matches, found.text()
+    assert [m[0] for m in found.matches] == ["batchnorm-backward-without-statistics"], found.text()
 
 
 @needs_source_tree

@@ -17,6 +17,9 @@ one planted mistake, for two forms of code:
   the learning rate;
 - makemore.py: makemore part 4's manual backward with batch norm, in PyTorch tensors, by leaf name
   (examples/makemore_bn_torch.py), on a text of names; its planted copy overwrites a repeated id's gradient.
+- notebook.py: the same as makemore's notebook writes batch norm (examples/makemore_notebook_torch.py: Bessel's
+  variance, running statistics moved by 0.001, both declared as conventions); its planted copy drops the backward's
+  terms through the batch's statistics.
 
 and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation NAME=FILE:DRIVER --backends NAME`
 and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Then the
@@ -89,6 +92,9 @@ LOOP_PLANT = ("b2 += lr * delta_out.sum(axis=1, keepdims=True)",
 MAKEMORE_PLANT = ("    dC.index_add_(0, X.reshape(-1), demb.reshape(-1, C.shape[1]))\n",
                   "    for k, i in enumerate(X.reshape(-1).tolist()):\n"
                   "        dC[i] = demb.reshape(-1, C.shape[1])[k]  # planted: = where += adds a repeated id up\n")
+NOTEBOOK_PLANT = ("    return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * "
+                  "(dhpreact * bnraw).sum(0))\n",
+                  "    return bngain * bnvar_inv * dhpreact  # planted: the terms through the mean and variance\n")
 MAKEMORE = ["--data", "names.txt", "--model",
             "embedding:27:10,flatten,dense:30:64,batchnorm:64,tanh,dense:64:27,softmax", "--input-shape", "3",
             "--loss", "softmax_cross_entropy", "--batch-size", "32", "--samples", "512", "--epochs", "5", "--lr", "0.1"]
@@ -103,7 +109,7 @@ def names_text():
 
 # (name, its text, the planted line, the report's arguments, what each tool must say of the planted copy); as
 # Issue 26's "Done when" lists them: CS231n-style code, a seed-style class, Nielsen's network, a plain script's loop
-# body, makemore part 4's backward with batch norm.
+# body, makemore part 4's backward with batch norm (written to PyTorch's conventions, and as its notebook writes it).
 USERS = [
     ("mine", cs231n_file, CS231N_PLANT,
      ["--model", "dense:4:8,relu,batchnorm:8,dense:8:3,softmax", "--loss", "softmax_cross_entropy", "--samples", "32",
@@ -121,6 +127,8 @@ USERS = [
      {"pytest": "it looks like the learning rate is missing", "crosscheck": "the learning rate is missing"}),
     ("makemore", lambda name: _text("makemore_bn_torch.py"), MAKEMORE_PLANT, MAKEMORE,
      {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "[embedding-repeated-ids-overwritten]"}),
+    ("notebook", lambda name: _text("makemore_notebook_torch.py"), NOTEBOOK_PLANT, MAKEMORE,
+     {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "[batchnorm-backward-without-statistics]"}),
 ]
 
 

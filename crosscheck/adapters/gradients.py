@@ -4,6 +4,7 @@ any model the registry builds by leaf name, running statistics included. Trainin
 optimizer to the gradients the function returns."""
 
 import inspect
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from crosscheck.adapters.readback import (
     _to_layout,
 )
 from crosscheck.common import registry
+from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.driver import Capability, Run, TrainState, Unsupported
 from crosscheck.common.problem import batches, schedule
 from crosscheck.reference import optimizers
@@ -287,7 +289,7 @@ class NamedGradients(GradientFunction):
 
 def named_gradients(grads, *, params, name="grads", buffers=(), row_vectors=(), labels="one_hot", framework="numpy",
                     forward=None, kinds=(), activations=("tanh",), losses=("softmax_cross_entropy",),
-                    dtypes=("float64",), optimizers=None, version=None):
+                    dtypes=("float64",), optimizers=None, version=None, conventions=None):
     """A Driver around manual backprop of any model the registry builds, by leaf name, in NumPy, PyTorch or JAX
     tensors (makemore part 4's "backprop ninja", batch norm and all):
 
@@ -299,8 +301,11 @@ def named_gradients(grads, *, params, name="grads", buffers=(), row_vectors=(), 
     bngain and bnbias); labels: 'one_hot' or 'index' (class ids, as F.cross_entropy takes them); kinds: the layer kinds
     besides dense and the activations it implements. forward(params, X[, training]) -> output, optional; with a
     training argument, the network in evaluation mode (training=False, the running statistics in params) is checked
-    too. Training applies the reference's optimizer to the gradients it returns.
+    too. Training applies the reference's optimizer to the gradients it returns. conventions: {key: value} where the
+    code follows another convention than PyTorch's (makemore part 4's batch norm: {"batchnorm.variance": "unbiased",
+    "batchnorm.running_average": "keep:0.999"}; crosscheck --conventions lists them).
     """
     mlp = NamedGradients(name, grads, params, buffers, row_vectors, labels, framework, forward)
-    return _driver(name, mlp, _trained_by_the_reference(activations, losses, None, dtypes, optimizers, kinds),
-                   version or f"{framework} {mlp.version}")
+    driver = _driver(name, mlp, _trained_by_the_reference(activations, losses, None, dtypes, optimizers, kinds),
+                     version or f"{framework} {mlp.version}")
+    return replace(driver, conventions=check_conventions(conventions))
