@@ -26,6 +26,11 @@ class Convention:
     def scope(self) -> str:
         return self.key.split(".", 1)[0]
 
+    def applies(self, config) -> bool:
+        """Whether config's model or optimizer holds what it is about (a layer kind, or an optimizer)."""
+        return (any(layer.kind == self.scope for layer in config.model)
+                or config.optimizer in SHARED.get(self.scope, (self.scope,)))
+
 
 CONVENTIONS = {c.key: c for c in (
     Convention("batchnorm.variance", "the batch variance that normalises in training",
@@ -40,7 +45,17 @@ CONVENTIONS = {c.key: c for c in (
                 "keep:K": "CS231n's momentum K (0.9) and Keras's (0.99): r = K r + (1 - K) s; makemore part 4 "
                           "writes keep:0.999"},
                "take:0.1"),
+    Convention("rmsprop.eps", "where RMSprop's epsilon sits",
+               {"outside": "PyTorch (torch.optim.RMSprop) and Keras: g / (sqrt(v) + eps)",
+                "inside": "TensorFlow 1's RMSPropOptimizer and optax.rmsprop's default (eps_in_sqrt=True): "
+                          "g / sqrt(v + eps)"}, "outside"),
+    Convention("adam.eps", "where Adam's epsilon sits against the bias correction",
+               {"outside": "PyTorch (torch.optim.Adam), optax and Keras: m^ / (sqrt(v^) + eps), after the correction",
+                "efficient": "Kingma & Ba's efficient form (section 2), TensorFlow 1's AdamOptimizer: "
+                             "lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), before it"}, "outside"),
 )}
+# The optimizer a scope names applies to these optimizers too (adamw takes adam's step).
+SHARED = {"adam": ("adam", "adamw")}
 
 
 def check(declared, keep_defaults=False) -> tuple:
@@ -105,9 +120,9 @@ def with_conventions(model, declared) -> tuple:
 
 
 def in_force(config) -> dict:
-    """{key: value} of every convention that applies to config's model (its layers' kinds), declared or default."""
-    kinds = {layer.kind for layer in config.model}
-    return {k: value(config, k) for k, c in CONVENTIONS.items() if c.scope in kinds}
+    """{key: value} of every convention that applies to config's model (its layers' kinds) or its optimizer, declared
+    or default."""
+    return {k: value(config, k) for k, c in CONVENTIONS.items() if c.applies(config)}
 
 
 def bessel(layer, key, n) -> float:

@@ -8,6 +8,8 @@ import numpy as np
 from jax import lax
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import in_force, value
+from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
 from . import layers
@@ -165,7 +167,8 @@ def _train_epochs(params, X, y, config, length):
 
 
 def framework_optimizer(config):
-    """optax's own optimizer for config, set to torch.optim's conventions where optax offers the choice.
+    """optax's own optimizer for config, set to torch.optim's conventions where optax offers the choice, and to the
+    declared ones (rmsprop.eps=inside: optax's own default); Adam's efficient form it cannot say.
 
     Quirks, each a finding: optax.rmsprop puts eps inside the root unless eps_in_sqrt=False; optax.adagrad
     starts its sum of squares at 0.1 (torch: 0) and always puts eps inside the root, rsqrt(G + eps) (torch:
@@ -173,6 +176,9 @@ def framework_optimizer(config):
     scales a gradient of norm |g| > c by c / |g|, torch's clip_grad_norm_ by c / (|g| + 1e-6).
     """
     import optax  # the jax extra installs it; only this oracle needs it
+
+    if in_force(config).get("adam.eps", "outside") != "outside":
+        raise Unsupported("optax.adam has adam.eps=outside only: no optax oracle for adam.eps=efficient")
 
     wd, name = config.weight_decay, config.optimizer
     mask = [tuple(config.decays(l, i) for i in range(len(registry.LAYERS[layer.kind].params)))
@@ -186,7 +192,8 @@ def framework_optimizer(config):
         base = {"sgd": lambda: optax.sgd(lr),
                 "momentum": lambda: optax.sgd(lr, momentum=config.momentum),
                 "nesterov": lambda: optax.sgd(lr, momentum=config.momentum, nesterov=True),
-                "rmsprop": lambda: optax.rmsprop(lr, decay=config.alpha, eps=config.eps, eps_in_sqrt=False),
+                "rmsprop": lambda: optax.rmsprop(lr, decay=config.alpha, eps=config.eps,
+                                                 eps_in_sqrt=value(config, "rmsprop.eps") == "inside"),
                 "adagrad": lambda: optax.adagrad(lr, initial_accumulator_value=0.0, eps=config.eps),
                 "adam": lambda: optax.adam(lr, b1, b2, config.eps)}[name]()
         tx = optax.chain(optax.add_decayed_weights(wd, mask), base) if wd else base  # coupled L2, as torch

@@ -5,6 +5,7 @@ import math
 import jax.numpy as jnp
 
 from crosscheck.common import registry, walk
+from crosscheck.common.conventions import value
 
 
 def sgd_init(p):
@@ -41,8 +42,11 @@ def rmsprop_init(p):
 
 
 def rmsprop_update(p, g, s, k, c, wd):
-    """v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps)  (eps outside the root, as torch.optim)"""
+    """v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps)  (eps outside the root, as torch.optim), or
+    p - lr g / sqrt(v + eps) under rmsprop.eps=inside (TensorFlow 1's, optax's default)"""
     v = c.alpha * s["square average"] + (1 - c.alpha) * g * g
+    if value(c, "rmsprop.eps") == "inside":
+        return p - c.lr * g / jnp.sqrt(v + c.eps), {"square average": v}
     return p - c.lr * g / (jnp.sqrt(v) + c.eps), {"square average": v}
 
 
@@ -63,10 +67,13 @@ def adam_init(p):
 def adam_update(p, g, s, k, c, wd):
     """m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2; p <- p - lr m^ / (sqrt(v^) + eps),
     with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t), k those two (adam_scalars) (eps outside the root, after bias
-    correction, as torch.optim)."""
+    correction, as torch.optim); under adam.eps=efficient, Kingma & Ba's efficient form (TensorFlow 1's):
+    p <- p - lr_t m / (sqrt(v) + eps), lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), eps beside sqrt(v) before correction."""
     b1, b2 = c.betas
     m = b1 * s["first moment"] + (1 - b1) * g
     v = b2 * s["second moment"] + (1 - b2) * g * g
+    if value(c, "adam.eps") == "efficient":
+        return p - c.lr * k[1] ** 0.5 / k[0] * m / (jnp.sqrt(v) + c.eps), {"first moment": m, "second moment": v}
     m_hat, v_hat = m / k[0], v / k[1]
     return p - c.lr * m_hat / (jnp.sqrt(v_hat) + c.eps), {"first moment": m, "second moment": v}
 

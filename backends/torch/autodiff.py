@@ -3,6 +3,8 @@
 import torch
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import in_force
+from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
 from . import layers
@@ -159,7 +161,11 @@ def train(params, X, y, config, orders=None, checkpoints=()):
 
 
 def framework_optimizer(params, config):
-    """torch.optim's own optimizer for config: weights and biases in two groups, biases undecayed if asked."""
+    """torch.optim's own optimizer for config: weights and biases in two groups, biases undecayed if asked. A
+    convention torch.optim cannot say (RMSprop's eps inside the root, Adam's efficient form) has no oracle here."""
+    for key, theirs in (("rmsprop.eps", "outside"), ("adam.eps", "outside")):
+        if key in in_force(config) and in_force(config)[key] != theirs:
+            raise Unsupported(f"torch.optim has {key}={theirs} only: no torch oracle for {key}={in_force(config)[key]}")
     wd, name = config.weight_decay, config.optimizer
     decayed = [config.decays(l, i) for l, leaves in enumerate(params) for i in range(len(leaves))]
     flat = [p for leaves in params for p in leaves]
