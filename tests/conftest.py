@@ -164,13 +164,21 @@ def _unexercised(stats):
     return {name: missing for name, missing in found.items() if missing}
 
 
+def _unchecked(config, stats):
+    """The plug-ins named with --backends on which no check ran (every one skipped: unsupported, say)."""
+    ran, failed = _tally(stats)[:2]
+    return [name for name in selected_backends(config) if name in backends.plugins()
+            and not ran.get(name) and not failed.get(name)]
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """A focused session in strict mode fails where something the plug-in provides went unexercised: its exit 0
-    would claim a check nobody made."""
+    """A focused session fails where a plug-in it names ran no check at all, or, in strict mode, where something the
+    plug-in provides went unexercised: its exit 0 would claim a check nobody made."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if exitstatus == 0 and reporter is not None and focused(session.config) and strict(session.config):
-        if _unexercised(reporter.stats):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if exitstatus not in (0, pytest.ExitCode.NO_TESTS_COLLECTED) or reporter is None or not focused(session.config):
+        return
+    if _unchecked(session.config, reporter.stats) or (strict(session.config) and _unexercised(reporter.stats)):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -183,6 +191,9 @@ def pytest_terminal_summary(terminalreporter):
     if focused(terminalreporter.config):
         terminalreporter.write_line("focused on your code (--backends names plug-ins only): the suite's checks of "
                                     "itself were left out; run without --backends to include them")
+        for name in _unchecked(terminalreporter.config, terminalreporter.stats):
+            terminalreporter.write_line(f"NOT CHECKED: no check ran on {name}, which you named (each skipped, "
+                                        f"reasons below): the session fails")
     for name in names:
         reasons = skipped.get(name, {})
         line = (f"{name}: {ran.get(name, 0) + failed.get(name, 0)} ran ({ran.get(name, 0)} passed, "

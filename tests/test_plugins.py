@@ -217,6 +217,18 @@ def test_a_focused_session_exercises_all_five_functions_and_catches_a_momentum_s
 
 
 @needs_source_tree
+def test_a_focused_session_on_which_no_check_ran_fails_strict_or_not(tmp_path):
+    """Affine layers, the softmax loss and sgd cannot build the seeds' sigmoid network: every check of it there is
+    skipped (unsupported), and a session that checked nothing the user named never exits 0."""
+    functions = ("affine_forward", "affine_backward", "softmax_loss", "sgd")
+    (tmp_path / "relus.py").write_text(cs231n_module(functions, "relus"))
+    done = pytest_in(tmp_path, "--pyargs", "crosscheck_tests.test_agreement", "--implementation", "relus=relus:DRIVER",
+                     "--backends", "relus", "-k", "seed1")
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "NOT CHECKED: no check ran on relus, which you named" in done.stdout, done.stdout[-3000:]
+
+
+@needs_source_tree
 @pytest.mark.slow
 def test_a_focused_session_in_strict_mode_fails_on_what_nothing_exercised(tmp_path):
     """A convolution with nothing to pool it: its op is checked, but no case assembles conv2d and the flattening

@@ -84,14 +84,19 @@ def test_synthetic_data_and_minibatches(capsys):
 
 
 @pytest.mark.parametrize("strict", [False, True])
-def test_missing_backend_is_reported_and_fails_only_in_strict_mode(monkeypatch, capsys, strict):
+def test_missing_backend_is_reported_and_fails_where_named_or_in_strict_mode(monkeypatch, capsys, strict):
+    """A backend whose framework is missing: named alone (--backends), the run compared nothing the user asked for
+    and fails; unnamed, in a default run beside backends that ran, it fails only in strict mode."""
     monkeypatch.setitem(backends.REGISTRY, "ghost", ("ghost_backend_module", "ghost_backend_module"))
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("CROSSCHECK_STRICT", "1" if strict else "0")
     status = report.main([*SHORT, "--backends", "numpy,ghost", "--plot", ""])
     text = capsys.readouterr().out
-    assert "backend 'ghost' needs ghost_backend_module" in text
-    assert status == (1 if strict else 0)
+    assert "backend 'ghost' needs ghost_backend_module" in text and status == 1, text
+    monkeypatch.setattr(backends, "names", lambda: ["numpy", "ghost"])
+    status = report.main([*SHORT, "--plot", ""])
+    text = capsys.readouterr().out
+    assert "backend 'ghost' needs ghost_backend_module" in text and status == (1 if strict else 0), text
 
 
 @pytest.mark.frameworks
@@ -199,7 +204,7 @@ DRIVER = seed_style(lambda layers: Net(), name="sgd-only")
 @pytest.mark.parametrize("strict", [False, True])
 def test_a_report_that_compared_nothing_is_not_checked_never_agree(tmp_path, monkeypatch, capsys, strict):
     """A plug-in that declares the configuration unsupported is not compared: the verdict says NOT CHECKED with the
-    reason, never AGREE; exit 0, or 1 in strict mode (CROSSCHECK_STRICT=1), where an unchecked backend is a failure."""
+    reason, never AGREE, and exits 1 in strict mode or not: every backend the user named went unchecked."""
     (tmp_path / "sgd_only.py").write_text(UNSUPPORTED)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
@@ -213,6 +218,6 @@ def test_a_report_that_compared_nothing_is_not_checked_never_agree(tmp_path, mon
     verdict = text.strip().splitlines()[-2 if "wrote" in text else -1]
     assert verdict.startswith("NOT CHECKED: no backend was compared with the NumPy reference (mine: mine does not "
                               "support this configuration: sgd only, not adam)"), text
-    assert "AGREE" not in text
-    assert status == (1 if strict else 0)
+    assert "AGREE" not in text and "what you named went unchecked, so the run fails" in text
+    assert status == 1
     assert json.loads((tmp_path / "r.json").read_text())["agree"] is False

@@ -57,6 +57,7 @@ class Row:
     param_curve: list | None = None  # per checkpoint max |params - reference|
     diagnosis: str | None = None  # where a disagreeing backend's first step parts, what it looks like (diagnose.py)
     checks: dict = field(default_factory=dict)  # each check of the report -> "passed", "failed" or why it was skipped
+    named: bool = False  # the user asked for it (--backends, or a plug-in of theirs): unchecked, the run cannot pass
     diagnosable: bool = True  # False where a failure left no values to diagnose (a program's bad result)
 
     def failed(self, exc, check):
@@ -146,6 +147,7 @@ def run_report(args, case, names, out=None):
         ref.bounds, _ = _train_stretches(bounding_driver(problem.config), case, problem, "cpu", None)
     for name in names:
         rows.append(_row(name, args, case, ref, runs))
+        rows[-1].named = name != backends.REFERENCE and (args.backends is not None or name in backends.plugins())
     if args.dtype == "float64" and ref.run is not None and ref.diverged_at is None and rows and \
             rows[0].backend == backends.REFERENCE:
         rows[0].notes = checks.ill_conditioned(case, ref=ref.run, shadowed_only=True)  # whose bounds follow rounding

@@ -59,7 +59,8 @@ def print_table(rows, config, out):
 def verdict(rows):
     """(the verdict line, the exit status): AGREE (0) only when some backend besides the reference was compared and
     every compared one agreed; DISAGREE or DIVERGED (1); NOT CHECKED when nothing was compared with the reference,
-    with the reason: exit 0, or 1 in strict mode where a backend asked for went unchecked (unsupported or missing)."""
+    with the reason: exit 1 where a backend the user named (--backends, a plug-in) went unchecked, or any did in
+    strict mode; else 0 (a default run on a machine without the frameworks)."""
     bad = [r.backend for r in rows if r.agree is False]
     compared = [r for r in rows if r.agree is not None and r.backend != backends.REFERENCE]
     skipped = [r for r in rows if r.agree is None]
@@ -74,8 +75,10 @@ def verdict(rows):
             return ("NOT CHECKED: only the NumPy reference ran, so nothing was compared with it (name another backend "
                     "with --backends)"), 0
         reasons = "; ".join(f"{r.backend}: {r.problems[0] if r.problems else 'not run'}" for r in skipped)
-        return f"NOT CHECKED: no backend was compared with the NumPy reference ({reasons})", \
-            1 if backends.strict_from_environment() else 0
+        named = any(getattr(r, "named", False) for r in skipped)
+        return (f"NOT CHECKED: no backend was compared with the NumPy reference ({reasons})"
+                + ("; what you named went unchecked, so the run fails" if named else "")), \
+            1 if named or backends.strict_from_environment() else 0
     names = [r.backend for r in compared]
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     line = f"AGREE: {listed} match{'es' if len(names) == 1 else ''} the NumPy reference within tolerance"
