@@ -27,10 +27,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 from crosscheck import backends
 from crosscheck.common.driver import Unsupported
+from crosscheck.common.errors import AdapterError, refusal
 from crosscheck.diagnosis import mutations
 from crosscheck.diagnosis.diagnose import diagnose
 from crosscheck.exchange import command
-from crosscheck.suite.cases import CASES, DTYPES, Case, features
+from crosscheck.suite.cases import CASES, DTYPES, Case, declared_by, features
 from crosscheck.verdict.compare import Disagreement
 
 from . import xla_flags
@@ -73,10 +74,35 @@ def pytest_configure(config):
     for name in selected_backends(config):
         if name in backends.plugins():
             try:
-                backends.load(name)  # a spec that does not load is one usage error now, not an error per test
+                driver = backends.load(name)  # a spec that does not load is one usage error now, not an error per test
             except backends.PluginError as exc:
                 raise pytest.UsageError(str(exc)) from None
+            except backends.BackendUnavailable:
+                continue
+            _fits(name, driver)
     config.stash[DEVICE_MISSING] = device_missing(config)
+
+
+def _fits(name, driver):
+    """The plug-in's code called once on the first case it supports, before any test: code that does not fit its
+    adapter (a method it lacks, a function it cannot call so, a result of another form) is a usage error with the
+    adapter's one line, not a failure per test; a crash or a wrong value is left to the tests."""
+    for case in CASES:
+        if case.slow or case.second or case.config.world > 1:
+            continue
+        try:
+            driver.check_support(case.config)
+        except Unsupported:
+            continue
+        problem = declared_by(driver, case).problem("float64")
+        try:
+            driver.run_gradients(problem.params, problem.X, problem.y, problem.config)
+        except AdapterError as exc:
+            if refusal(exc):
+                raise pytest.UsageError(f"{name} does not fit its adapter: {exc}") from None
+        except Exception:  # noqa: BLE001, S110  (a crash or a wrong value: the tests report it)
+            pass
+        return
 
 
 DEVICE_MISSING = pytest.StashKey[dict]()
@@ -339,7 +365,8 @@ def device(request, driver):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """A configuration a plug-in declares unsupported is a skip with its reason, not a failure; a plug-in that
+    """A configuration a plug-in declares unsupported is a skip with its reason, not a failure; code that does not fit
+    its adapter fails with the adapter's one line; a plug-in that
     disagrees on a case gets a diagnosis under the diff (crosscheck/diagnosis/diagnose.py): where its first step parts
     from the reference's, and which known mistake it looks like."""
     __tracebackhide__ = True
@@ -347,6 +374,10 @@ def pytest_runtest_call(item):
         return (yield)
     except Unsupported as exc:
         pytest.skip(str(exc))
+    except AdapterError as exc:  # code that does not fit its adapter: the adapter's line, not a traceback
+        if not refusal(exc):
+            raise
+        pytest.fail(f"REFUSED: the code does not fit its adapter: {exc}", pytrace=False)
     except Disagreement as exc:
         params = getattr(item, "callspec", None) and item.callspec.params
         name, case = (params.get("backend_name"), params.get("case")) if params else (None, None)

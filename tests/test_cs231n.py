@@ -202,14 +202,13 @@ def test_keepdims_statistics_undeclared_are_refused_saying_how_to_declare_them()
 
 
 def test_a_crash_inside_a_function_names_it_and_what_it_was_handed(monkeypatch):
-    from crosscheck.adapters import AdapterError
     from examples import cs231n_layers
 
     def affine_forward(x, w, b):
-        return x @ w.T + b, (x, w, b)  # the transpose the wrong way
+        return x @ w.T + b, (x, w, b)  # the transpose the wrong way: a crash of the code, reported as a finding
 
     monkeypatch.setattr(cs231n_layers, "affine_forward", affine_forward)
-    with pytest.raises(AdapterError, match=r"cs231n: affine_forward raised ValueError: .*; it was called with an array "
+    with pytest.raises(Disagreement, match=r"cs231n: affine_forward raised ValueError: .*; it was called with an array "
                                            r"\(30, 4\), an array \(4, 8\), an array \(8,\)"):
         checks.check_gradients(example(), bn_case("sgd"), "float64")
 

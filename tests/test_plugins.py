@@ -525,7 +525,7 @@ def test_a_crash_in_a_gradient_function_names_it_and_the_shapes_it_was_handed():
         return params[0][0] @ X  # the product the wrong way round
 
     driver = gradient_function(grads, name="crash", activations=("tanh", "softmax"), losses=("softmax_cross_entropy",))
-    with pytest.raises(AdapterError, match=r"crash: the gradient function grads\(\) raised ValueError: .*; it was "
+    with pytest.raises(Disagreement, match=r"crash: the gradient function grads\(\) raised ValueError: .*; it was "
                                            r"called with layout 'rows' .*, bias_shape '2d': X \(30, 5\), y \(30, 6\), "
                                            r"params \[W1 \(5, 6\), b1 \(1, 6\), W2 \(6, 6\)"):
         checks.check_gradients(driver, BY_ID["square-tanh-softmax-ce-minibatch"], "float64")
@@ -717,6 +717,6 @@ def test_a_crash_in_a_seed_style_class_names_its_method():
             raise RuntimeError("not written yet")
 
     driver = seed_style(lambda layers: Broken(*layers), name="broken")
-    with pytest.raises(AdapterError, match=r"broken: the training step \(feedforward\(\) then backward\(\)\) raised "
+    with pytest.raises(Disagreement, match=r"broken: the training step \(feedforward\(\) then backward\(\)\) raised "
                                            r"RuntimeError: not written yet; it was called with layout 'rows'"):
         checks.check_gradients(driver, BY_ID["seed1-xor"], "float64")

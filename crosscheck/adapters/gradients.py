@@ -22,6 +22,7 @@ from crosscheck.adapters.readback import (
 from crosscheck.common import registry
 from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.driver import Capability, Run, TrainState, Unsupported
+from crosscheck.common.errors import CodeRaised
 from crosscheck.common.problem import batches, schedule
 from crosscheck.reference import optimizers
 from crosscheck.reference.mlp import gradients, init_buffers, update
@@ -74,7 +75,7 @@ class GradientFunction:
             raise
         except Exception as exc:
             y = f", y {tuple(rest[0].shape)}" if rest else ""
-            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with "
+            raise CodeRaised(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with "
                                f"{self._handed(params)}: X {tuple(X.shape)}{y}, params {self._shapes(params)}") from exc
 
     def _handed(self, params):

@@ -22,6 +22,7 @@ where the reference's mask keeps a unit; a dropout_forward whose zeros then diff
 way, or p taken as the probability of dropping, the 2016 convention) is an error that says so.
 """
 
+import inspect
 from contextlib import contextmanager
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy as np
 from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.conventions import running_weights
 from crosscheck.common.driver import Capability, Driver, Run, TrainState, Unsupported
-from crosscheck.common.errors import AdapterError
+from crosscheck.common.errors import AdapterError, CodeRaised
 from crosscheck.common.problem import batches, schedule
 from crosscheck.reference import layers as ref_layers
 from crosscheck.verdict import tolerances
@@ -118,7 +119,7 @@ class Assembled:
             except (AdapterError, Unsupported):
                 raise
             except Exception as exc:
-                raise AdapterError(f"{self.name}: {name} raised {type(exc).__name__}: {exc}; it was called with "
+                raise CodeRaised(f"{self.name}: {name} raised {type(exc).__name__}: {exc}; it was called with "
                                    f"{_shapes(args)}") from exc
 
         return called
@@ -360,8 +361,33 @@ def _shapes(args):
     return ", ".join(one(a) for a in args)
 
 
+# How the adapter calls each function, as the assignment does: a function that cannot be called so is refused when the
+# driver is built (AdapterError), before anything trains, naming what it takes and what it is handed.
+CALLS = {"affine_forward": "x, w, b", "relu_forward": "x", "batchnorm_forward": "x, gamma, beta, bn_param",
+         "conv_forward_naive": "x, w, b, conv_param", "max_pool_forward_naive": "x, pool_param",
+         "dropout_forward": "x, dropout_param", "softmax_loss": "x, y", "svm_loss": "x, y",
+         **{backward: "dout, cache" for _, backward in LAYERS.values()},
+         **{rule: "w, dw, config" for rule in UPDATES.values()}}
+
+
+def _callable_as_the_assignment_calls(module, name):
+    fn = getattr(module, name, None)
+    try:
+        signature = inspect.signature(fn) if fn is not None else None
+    except (TypeError, ValueError):  # a builtin without a signature: called and seen
+        return
+    if signature is not None:
+        try:
+            signature.bind(*CALLS[name].split(", "))
+        except TypeError as exc:
+            raise AdapterError(f"cs231n: {name}{signature} cannot be called as the assignment calls it, "
+                               f"{name}({CALLS[name]}): {exc}") from None
+
+
 def capability(layers, optim):
-    """What the functions present can assemble."""
+    """What the functions present can assemble, each callable as the assignment calls it."""
+    for name in CALLS:
+        _callable_as_the_assignment_calls(optim if name in UPDATES.values() else layers, name)
     kinds = tuple(kind for kind, names in LAYERS.items() if kind != "relu" and _has(layers, names))
     losses = tuple(loss for loss, (fn, _) in LOSSES.items() if _has(layers, [fn]))
     relu = ("relu",) if _has(layers, LAYERS["relu"]) else ()

@@ -28,6 +28,22 @@ from crosscheck.verdict.compare import Disagreement
 
 # -- the first seed's class -------------------------------------------------------------------------------------
 
+def _callable_as(name, net, method, handed):
+    """Refuses (AdapterError) a net whose method the adapter calls is missing or cannot take what it is handed."""
+    fn = getattr(net, method, None)
+    if not callable(fn):
+        methods = sorted(m for m in dir(net) if not m.startswith("_") and callable(getattr(net, m, None)))
+        raise AdapterError(f"{name}: {type(net).__name__} has no method {method}({', '.join(handed)}), which the "
+                           f"adapter calls; its methods: {', '.join(methods) or 'none'}")
+    try:
+        inspect.signature(fn).bind(*handed)
+    except TypeError as exc:
+        raise AdapterError(f"{name}: {type(net).__name__}.{method}{inspect.signature(fn)} cannot be called as the "
+                           f"adapter calls it, {method}({', '.join(handed)}): {exc}") from None
+    except ValueError:  # no signature to read (a builtin): called and seen
+        pass
+
+
 class SeedStyle(ReadBack):
     """A seed-style object: weights and biases as attributes, feedforward(X), backward(X, y, learning_rate)."""
 
@@ -45,6 +61,8 @@ class SeedStyle(ReadBack):
 
     def new(self, config):
         net = self.factory(config.layers)
+        for method, handed in (("feedforward", ("X",)), ("backward", ("X", "y", "learning_rate"))):
+            _callable_as(self.name, net, method, handed)
         missing = [a for a in (*self.weights, *self.bias_names) if not hasattr(net, a)]
         if missing:
             arrays = sorted(k for k, v in vars(net).items() if isinstance(v, np.ndarray)) if hasattr(net, "__dict__") \

@@ -6,7 +6,7 @@ machinery for code that updates its own arrays."""
 import numpy as np
 
 from crosscheck.common.driver import Capability, Driver, Run, Unsupported
-from crosscheck.common.errors import AdapterError
+from crosscheck.common.errors import AdapterError, CodeRaised
 from crosscheck.common.problem import batches, schedule
 from crosscheck.reference.losses import loss_forward
 from crosscheck.verdict.compare import Disagreement
@@ -182,7 +182,7 @@ class ReadBack:
             shapes = ", ".join(f"{w} {np.shape(W)}, {b} {np.shape(B)}"
                                for (w, b), (W, B) in zip(self.names(len(arrays)), arrays))
             y = f", y {np.shape(rest[0])}" if rest else ""
-            raise AdapterError(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with layout "
+            raise CodeRaised(f"{self.name}: {what} raised {type(exc).__name__}: {exc}; it was called with layout "
                                f"{self.layout!r} ({LAYOUTS[self.layout]}): X {np.shape(X)}{y}, {shapes}") from exc
 
     def _x(self, X):

@@ -9,11 +9,11 @@ from typing import Any
 
 from crosscheck import backends
 from crosscheck.common import dtypes, registry
-from crosscheck.common.conventions import listing, normal
 from crosscheck.exchange import command
 from crosscheck.reference import SEED2_XOR, Config, check_inputs
 from crosscheck.reference.data import DATASETS
-from crosscheck.suite.cases import Case, under
+from crosscheck.report.declarations import ListConventions, adopted, declared, fit
+from crosscheck.suite.cases import Case
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -24,17 +24,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, []) or "default" in text:
             return text
         return super()._get_help_string(action)
-
-
-class _ListConventions(argparse.Action):
-    """--conventions: the registry's listing, then exit 0 (as --help does)."""
-
-    def __init__(self, option_strings, dest, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(listing())
-        parser.exit()
 
 
 DESCRIPTION = "The main job: train one configuration on every backend from one seed, and report how they agree."
@@ -61,7 +50,9 @@ def parse_args(argv=None, extra=None, prog="crosscheck"):
     case = _case(p, args, config)
     _check_outputs(p, args)
     names = _backends(p, args)
-    return args, _adopted(p, args, case, names), names
+    case = adopted(p, args, case, names)
+    fit(p, args, case, names)
+    return args, case, names
 
 
 def parser(prog="crosscheck"):
@@ -114,7 +105,7 @@ def _run_options(p, d):
     p.add_argument("--convention", action="append", default=[], metavar="KEY=VALUE",
                    help="a convention the code follows where it differs from PyTorch's (repeatable), e.g. "
                         "batchnorm.running_variance=biased (CS231n's); --conventions lists them")
-    p.add_argument("--conventions", action=_ListConventions, help="list every convention: its key, values, "
+    p.add_argument("--conventions", action=ListConventions, help="list every convention: its key, values, "
                    "default and where each value comes from, and exit")
 
 
@@ -225,49 +216,12 @@ def _config(p, args):
                         weight_decay=args.weight_decay, decay_biases=not args.no_decay_biases, clip=args.clip,
                         schedule=args.schedule, warmup_steps=args.warmup_steps, decay_steps=args.decay_steps,
                         end_lr=args.end_lr, accumulate=args.accumulate, parallel=args.parallel,
-                        conventions=_declared(p, args.convention))
+                        conventions=declared(p, args.convention))
         if args.compute is not None or loss_scale is not None:  # mixed precision: validated with its dtype
             config = config.replace(dtype=args.dtype, compute=args.compute, loss_scale=loss_scale)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))
     return config
-
-
-def _declared(p, given):
-    """{key: value} of --convention KEY=VALUE options (a model file's first, the command line's after: the later
-    wins), each checked (exit 2 naming the key or value)."""
-    declared = {}
-    for text in given:
-        key, eq, value = text.partition("=")
-        if not eq:
-            p.error(f"--convention must be KEY=VALUE, e.g. batchnorm.running_variance=biased, got {text!r}")
-        try:
-            declared[key.strip()] = normal(key.strip(), value)
-        except ValueError as exc:
-            p.error(f"--convention {text}: {exc}")
-    return declared
-
-
-def _adopted(p, args, case, names):
-    """case under the conventions a plug-in among names declares (its adapter's source's), where the command line
-    declares none for that key; two plug-ins that declare different values for one key cannot share a report."""
-    given = {text.partition("=")[0].strip() for text in args.convention}
-    adopted: dict = {}
-    for name in names:
-        if name not in backends.plugins():
-            continue
-        try:
-            declared = backends.load(name).conventions
-        except (backends.BackendUnavailable, backends.PluginError):
-            continue
-        for key, value in declared:
-            if key in given:
-                continue
-            if adopted.get(key, value) != value:
-                p.error(f"{name} declares convention {key}={value}, another plug-in {key}={adopted[key]}: compare "
-                        f"them in two reports, or declare --convention {key}=VALUE for both")
-            adopted[key] = value
-    return under(case, adopted) if adopted else case
 
 
 def _case(p, args, config):

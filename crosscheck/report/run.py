@@ -19,6 +19,7 @@ import numpy as np
 
 from crosscheck import backends
 from crosscheck.common.driver import Run, Unsupported
+from crosscheck.common.errors import AdapterError, refusal
 from crosscheck.diagnosis.diagnose import diagnose
 from crosscheck.report import summary
 from crosscheck.report.cli import parse_args
@@ -58,6 +59,7 @@ class Row:
     diagnosis: str | None = None  # where a disagreeing backend's first step parts, what it looks like (diagnose.py)
     checks: dict = field(default_factory=dict)  # each check of the report -> "passed", "failed" or why it was skipped
     named: bool = False  # the user asked for it (--backends, or a plug-in of theirs): unchecked, the run cannot pass
+    refused: str | None = None  # the code does not fit its adapter's interface (common/errors.py): what, in a line
     diagnosable: bool = True  # False where a failure left no values to diagnose (a program's bad result)
 
     def failed(self, exc, check):
@@ -177,17 +179,30 @@ def _row(name, args, case, ref, runs):
         row.problems.append(str(exc))
         for check in CHECKS:
             row.outcome(check, f"unsupported: {exc}")
+    except AdapterError as exc:  # the code does not fit its adapter (a crash inside it: CodeRaised, below)
+        if refusal(exc):
+            row.agree, row.refused = None, str(exc)
+            row.problems.append(f"refused: {exc}")
+            for check in CHECKS:
+                row.outcome(check, "refused: the code does not fit its adapter")
+        else:
+            _crashed(row, name, exc)
     except Exception as exc:  # noqa: BLE001  (code under test crashed: its row says so, the other rows complete)
         if name == backends.REFERENCE:
             raise
-        row.agree = False
-        row.problems.append(f"{name}: raised {type(exc).__name__}: {exc} (a crash, not a result)")
-        row.outcome(row.pending(), "failed (a crash)")
+        _crashed(row, name, exc)
     for check in CHECKS:
         row.outcome(check, "not reached: an earlier check failed")
     if row.agree is False and name != backends.REFERENCE and backends.REFERENCE not in row.blamed and row.diagnosable:
         row.diagnosis = _diagnosis(driver, case, device, row, args.dtype)
     return row
+
+
+def _crashed(row, name, exc):
+    row.agree = False
+    said = str(exc) if isinstance(exc, AdapterError) else f"{name}: raised {type(exc).__name__}: {exc}"  # CodeRaised
+    row.problems.append(f"{said} (a crash, not a result)")  # names the function and what it was handed
+    row.outcome(row.pending(), "failed (a crash)")
 
 
 def _check_gradients(row, driver, case, dtype, device):

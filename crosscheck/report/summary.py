@@ -60,7 +60,12 @@ def verdict(rows):
     """(the verdict line, the exit status): AGREE (0) only when some backend besides the reference was compared and
     every compared one agreed; DISAGREE or DIVERGED (1); NOT CHECKED when nothing was compared with the reference,
     with the reason: exit 1 where a backend the user named (--backends, a plug-in) went unchecked, or any did in
-    strict mode; else 0 (a default run on a machine without the frameworks)."""
+    strict mode; else 0 (a default run on a machine without the frameworks). REFUSED (2) where code did not fit its
+    adapter's interface."""
+    refused = [r for r in rows if getattr(r, "refused", None)]
+    if refused:
+        return (f"REFUSED: {refused[0].backend} does not fit its adapter: {refused[0].refused} (nothing it gave was "
+                "compared; exit 2, as for any option that cannot run)"), 2
     bad = [r.backend for r in rows if r.agree is False]
     compared = [r for r in rows if r.agree is not None and r.backend != backends.REFERENCE]
     skipped = [r for r in rows if r.agree is None]

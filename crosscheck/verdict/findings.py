@@ -12,7 +12,7 @@ import numpy as np
 from crosscheck import reference
 from crosscheck.common import dtypes
 from crosscheck.common.driver import Run, TrainState, Unsupported
-from crosscheck.common.errors import AdapterError
+from crosscheck.common.errors import AdapterError, refusal
 from crosscheck.suite.cases import upcast_problem
 from crosscheck.verdict import tolerances
 from crosscheck.verdict.compare import Disagreement, assert_close, assert_low_close
@@ -126,8 +126,12 @@ def computed(label, stage, fn, *args):
     __tracebackhide__ = True
     try:
         return fn(*args)
-    except (Disagreement, Unsupported, AdapterError):  # an adapter's declaration not fitting the code: no finding
+    except (Disagreement, Unsupported):
         raise
+    except AdapterError as exc:  # the code not fitting its adapter: a refusal, no finding; its crash: a finding
+        if refusal(exc):
+            raise
+        raise Disagreement(f"{exc} (a crash, not a result)") from exc
     except Exception as exc:  # noqa: BLE001  (any crash of the code under test is the finding)
         raise Disagreement(f"{label}: {stage}: raised {type(exc).__name__}: {exc}".rstrip() +
                            " (a crash, not a result)") from exc
