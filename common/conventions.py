@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,7 @@ class Convention:
     doc: str
     values: dict  # {value: where it comes from}; a "form:number" key takes any number in the form's range
     default: str
+    tried: tuple = ()  # a number's values the diagnosis tries: those its sources use
 
     @property
     def scope(self) -> str:
@@ -29,7 +31,8 @@ class Convention:
     def applies(self, config) -> bool:
         """Whether config's model or optimizer holds what it is about (a layer kind, or an optimizer)."""
         return (any(layer.kind == self.scope for layer in config.model)
-                or config.optimizer in SHARED.get(self.scope, (self.scope,)))
+                or config.optimizer in SHARED.get(self.scope, (self.scope,))
+                or config.loss in SHARED.get(self.scope, ()))
 
 
 CONVENTIONS = {c.key: c for c in (
@@ -44,7 +47,7 @@ CONVENTIONS = {c.key: c for c in (
                {"take:M": "PyTorch's momentum M (default 0.1): r = (1 - M) r + M s",
                 "keep:K": "CS231n's momentum K (0.9) and Keras's (0.99): r = K r + (1 - K) s; makemore part 4 "
                           "writes keep:0.999"},
-               "take:0.1"),
+               "take:0.1", ("take:0.1", "keep:0.9", "keep:0.99", "keep:0.999")),
     Convention("rmsprop.eps", "where RMSprop's epsilon sits",
                {"outside": "PyTorch (torch.optim.RMSprop) and Keras: g / (sqrt(v) + eps)",
                 "inside": "TensorFlow 1's RMSPropOptimizer and optax.rmsprop's default (eps_in_sqrt=True): "
@@ -53,9 +56,15 @@ CONVENTIONS = {c.key: c for c in (
                {"outside": "PyTorch (torch.optim.Adam), optax and Keras: m^ / (sqrt(v^) + eps), after the correction",
                 "efficient": "Kingma & Ba's efficient form (section 2), TensorFlow 1's AdamOptimizer: "
                              "lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), before it"}, "outside"),
+    Convention("loss.log_guard", "how the loss value guards its log against log(0) (the backward stays exact)",
+               {"none": "PyTorch, optax and Keras from logits: the exact log, through log-sum-exp",
+                "add:E": "-log(p + E): textbooks and course code (E = 1e-7, 1e-8, 1e-12, ...)",
+                "clip:E": "Keras on probabilities: p clipped to [E, 1 - E] before the log (its epsilon, 1e-7)"},
+               "none", ("none", "add:1e-7", "add:1e-8", "add:1e-9", "add:1e-10", "add:1e-12", "add:1e-15",
+                        "clip:1e-7")),
 )}
-# The optimizer a scope names applies to these optimizers too (adamw takes adam's step).
-SHARED = {"adam": ("adam", "adamw")}
+# A scope names a layer kind, an optimizer or "loss"; these names hold more than one (adamw takes adam's step).
+SHARED = {"adam": ("adam", "adamw"), "loss": ("softmax_cross_entropy", "bce")}
 
 
 def check(declared, keep_defaults=False) -> tuple:
@@ -99,7 +108,8 @@ def normal(key, value) -> str:
         except ValueError:
             rate = math.nan
         if 0 < rate < 1:
-            return f"{form}:{rate!r}"
+            number = re.sub(r"e([+-])0*(\d)", r"e\1\2", repr(rate))  # 1e-07 written 1e-7
+            return f"{form}:{number}"
     raise ValueError(f"convention {key}: unknown value {value!r}; choose one of {', '.join(convention.values)}"
                      + (" (M, K a number between 0 and 1)" if forms else ""))
 
@@ -125,6 +135,12 @@ def in_force(config) -> dict:
     return {k: value(config, k) for k, c in CONVENTIONS.items() if c.applies(config)}
 
 
+def log_guard(config):
+    """(form, E) of the loss value's guard on its log ("add" or "clip"), or None for the exact log."""
+    guard = value(config, "loss.log_guard")
+    return None if guard == "none" else (guard.split(":")[0], float(guard.split(":")[1]))
+
+
 def bessel(layer, key, n) -> float:
     """n / (n - 1) where batch norm's variance convention key is unbiased on layer, else 1."""
     return n / (n - 1) if value(layer, key) == "unbiased" else 1.0
@@ -139,10 +155,9 @@ def running_weights(layer) -> tuple[float, float]:
 
 def alternatives(config, together=1):
     """Each change of `together` applicable conventions at once (distinct keys) from what config declares, as a
-    tuple of (key, value) pairs; a number's forms at the rates the sources use (keep:0.9, 0.99, 0.999, take:0.1)."""
-    rates = ("take:0.1", "keep:0.9", "keep:0.99", "keep:0.999")
-    singles = [(key, v) for key, current in in_force(config).items()
-               for v in ([v for v in CONVENTIONS[key].values if ":" not in v] or rates) if v != current]
+    tuple of (key, value) pairs; a number's forms at the values its sources use (Convention.tried)."""
+    singles = [(key, normal(key, v)) for key, current in in_force(config).items()
+               for v in (CONVENTIONS[key].tried or CONVENTIONS[key].values) if normal(key, v) != current]
     for combo in itertools.combinations(singles, together):
         if len({key for key, _ in combo}) == together:
             yield combo

@@ -16,6 +16,7 @@ makes them one 2-D product (np.dot of an N-D array does not call BLAS).
 import numpy as np
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import log_guard
 from crosscheck.common.driver import Run, TrainState
 from crosscheck.common.problem import batches
 
@@ -130,7 +131,7 @@ def gradients(params, X, y, config, noise=None, scale=None):
     the gradients of scale L)."""
     cache = forward(params, X, config, noise=noise)
     z, a = cache[-1]
-    loss = loss_forward(config.loss, z, a, y)
+    loss = loss_forward(config.loss, z, a, y, log_guard(config))
     return loss, backward(params, X, y, cache, config, scale)
 
 

@@ -32,6 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import log_guard
 
 from . import layers
 from .activations import activation_backward
@@ -167,7 +168,7 @@ def rank_gradients(mlp_gradients, params, X, y, noise, rank, config):
         return loss, grads
     caches = tensor_forward(params, X, rank, config)
     z, a = caches[-1]
-    loss = loss_forward(config.loss, z, a, y)
+    loss = loss_forward(config.loss, z, a, y, log_guard(config))
     return loss, gather(tensor_backward(params, y, caches, rank, config), config)
 
 

@@ -15,44 +15,54 @@ from crosscheck.suite.cases import BY_ID, under
 from crosscheck.verdict import checks
 from crosscheck.verdict.compare import Disagreement
 
+from .source import needs_source_tree
+
 # Two batch norms, minibatches of 24 with a last batch of 16 (Bessel's n / (n - 1) differs between them), momentum.
 CASE = BY_ID["batchnorm-tanh-softplus-momentum-minibatch"]
 EPOCHS = 15  # a quarter of the case's run: the running statistics move every step (60 epochs in tox -e all's slow run)
 # Every value a source uses that is not the default, on a case that holds what it is about (a batch norm, the
 # optimizer): numbers in the forms and at the rates of their sources (makemore's keep:0.999, Keras's keep:0.99), and
 # one rate no source uses, which a declaration may still give.
-CASES = {"batchnorm": CASE, "rmsprop": BY_ID["rmsprop-minibatch"], "adam": BY_ID["adam-minibatch"]}
-DECLARED = [("batchnorm.variance", "unbiased"), ("batchnorm.running_variance", "biased"),
-            ("batchnorm.running_average", "keep:0.999"), ("batchnorm.running_average", "keep:0.99"),
-            ("rmsprop.eps", "inside"), ("adam.eps", "efficient"), ("batchnorm.running_average", "take:0.3")]
+BN, RMSPROP, ADAM = CASE.id, "rmsprop-minibatch", "adam-minibatch"
+CE, BCE = "square-tanh-softmax-ce-minibatch", "relu-sigmoid-bce-minibatch"
+WITH_CASE = [("batchnorm.variance", "unbiased", BN), ("batchnorm.running_variance", "biased", BN),
+             ("batchnorm.running_average", "keep:0.999", BN), ("batchnorm.running_average", "keep:0.99", BN),
+             ("rmsprop.eps", "inside", RMSPROP), ("adam.eps", "efficient", ADAM),
+             ("loss.log_guard", "add:1e-7", CE), ("loss.log_guard", "clip:1e-7", BCE),
+             ("batchnorm.running_average", "take:0.3", BN)]
+DECLARED = [(key, value) for key, value, _ in WITH_CASE]
 IDS = [f"{k}={v}" for k, v in DECLARED]
-NAMED = DECLARED[:6]  # the diagnosis tries the sources' rates (common/conventions.alternatives), not any number
+# The diagnosis tries the values the sources use (Convention.tried), not any number; and a clip that never bites (no
+# probability within E of 0 or 1, as on these cases) changes nothing, so there is nothing to name: the guards' values
+# where they bite are test_the_guards_on_saturated_probabilities' below.
+NAMED = [d for d in DECLARED if d not in (("loss.log_guard", "clip:1e-7"), ("batchnorm.running_average", "take:0.3"))]
 
 
-def case_of(key):
-    return CASES[CONVENTIONS[key].scope]
+def case_of(key, value):
+    return BY_ID[next(case for k, v, case in WITH_CASE if (k, v) == (key, value))]
 
 
 def test_every_registered_convention_is_planted_here():
     assert {key for key, _ in DECLARED} == set(CONVENTIONS)
-    assert all(CONVENTIONS[key].applies(case_of(key).config) for key, _ in DECLARED)
+    assert all(CONVENTIONS[key].applies(case_of(key, value).config) for key, value in DECLARED)
     assert all(value != CONVENTIONS[key].default for key, value in DECLARED)
 
 
 @pytest.mark.builtin  # a plug-in's own declarations would override the one under test
 @pytest.mark.parametrize(("key", "value"), DECLARED, ids=IDS)
 def test_a_declared_convention_agrees_on_every_backend(driver, device, dtype, key, value):
-    case = under(case_of(key), {key: value})
+    case = under(case_of(key, value), {key: value})
     checks.check_gradients(driver, case, dtype, device)
     checks.check_trajectory(driver, case, dtype, device, epochs=EPOCHS)
 
 
 @pytest.mark.frameworks
-@pytest.mark.parametrize(("key", "value"), DECLARED[:1], ids=IDS[:1])
+@pytest.mark.parametrize(("key", "value"), [DECLARED[0], DECLARED[6]], ids=[IDS[0], IDS[6]])
 def test_autodiff_of_the_declared_forward_agrees_with_its_manual_backward(driver, device, key, value):
     """The normalising variance is the one convention that changes the backward: autodiff of each mirror's forward
-    under it is its own check of the manual c x^ mean(dx^ x^) term."""
-    checks.check_gradients(driver, under(CASE, {key: value}), "float64", device, autodiff=True)
+    under it is its own check of the manual c x^ mean(dx^ x^) term. A guarded log changes the value alone: autodiff
+    reports the guarded value beside the exact loss's gradient."""
+    checks.check_gradients(driver, under(case_of(key, value), {key: value}), "float64", device, autodiff=True)
 
 
 class _Following:
@@ -82,9 +92,9 @@ def following(conventions):
     return replace(reference.DRIVER, name="follows", mlp=_Following(reference.mlp, conventions), reference=False)
 
 
-@pytest.mark.parametrize(("key", "value"), NAMED, ids=IDS[:len(NAMED)])
+@pytest.mark.parametrize(("key", "value"), NAMED, ids=[f"{k}={v}" for k, v in NAMED])
 def test_an_undeclared_convention_is_named_with_its_declaration_not_called_a_mistake(key, value):
-    follows, case = following({key: value}), case_of(key)
+    follows, case = following({key: value}), case_of(key, value)
     with pytest.raises(Disagreement):
         checks.check_trajectory(follows, case, "float64", epochs=EPOCHS)
     found = diagnose(follows, case)
@@ -97,7 +107,7 @@ def test_an_undeclared_convention_is_named_with_its_declaration_not_called_a_mis
 def test_optaxs_rmsprop_is_the_oracle_of_eps_inside_the_root(driver, device):
     """optax.rmsprop's eps_in_sqrt says either form (its default is inside); torch.optim.RMSprop says outside only,
     and so has no oracle for inside: a skip that says so, not a pass."""
-    case = under(CASES["rmsprop"], {"rmsprop.eps": "inside"})
+    case = under(BY_ID[RMSPROP], {"rmsprop.eps": "inside"})
     if driver.name == "torch":
         with pytest.raises(Unsupported, match="no torch oracle for rmsprop.eps=inside"):
             checks.check_framework_optimizer(driver, case, device)
@@ -195,3 +205,64 @@ def test_pytests_convention_option_reaches_every_plug_in_over_its_own():
     finally:
         backends.declare_conventions([])
         backends._plugins.pop("declared-here", None)
+
+
+@pytest.mark.parametrize("guard", [("add", 1e-7), ("clip", 1e-7)], ids=["add", "clip"])
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "bce"])
+def test_the_guards_on_saturated_probabilities(request, loss, guard):
+    """Where a probability rounds to 0 or 1 the guard bites: the reference's and both mirrors' guarded values against
+    the formula written out here element by element with math.log (float64: within a few ulps of the sum)."""
+    import importlib
+    import math
+
+    import numpy as np
+
+    from crosscheck.reference import losses
+
+    from .strictness import load_or_skip
+
+    a = np.array([[1e-12, 1.0 - 1e-12], [0.25, 0.75], [0.0, 1.0]])
+    y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    form, eps = guard
+
+    def g(p):
+        return p + eps if form == "add" else min(max(p, eps), 1.0 - eps)
+
+    if loss == "softmax_cross_entropy":
+        want = -sum(t * math.log(g(p)) for t, p in zip(y.ravel(), a.ravel()) if t) / len(a)
+    else:
+        want = -sum(t * math.log(g(p)) + (1 - t) * math.log(g(1 - p)) for t, p in zip(y.ravel(), a.ravel())) / a.size
+    got = {"numpy": losses.guarded_forward(loss, a, y, guard)}
+    for name in ("torch", "jax"):
+        load_or_skip(request.config, name)
+        mirror = importlib.import_module(f"crosscheck.backends.{name}.losses")
+        native = importlib.import_module(f"crosscheck.backends.{name}").DRIVER.to_native
+        got[name] = float(mirror.guarded_forward(loss, native(a, "cpu"), native(y, "cpu"), guard))
+    for name, value in got.items():
+        assert abs(value - want) <= 8 * np.spacing(abs(want)) * a.size, (name, value, want)  # a sum's rounding
+
+
+@needs_source_tree
+def test_the_textbooks_guarded_cross_entropy_agrees_declared_and_is_named_undeclared():
+    """examples/guarded_ce_numpy.py: -log(p + 1e-7) in the value, the exact gradient; declared, it agrees over its
+    run; undeclared, the loss alone parts and the diagnosis names the guard; its planted copy is named under it."""
+    import sys
+
+    from .source import ROOT
+
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from crosscheck.suite.cases import Case
+    from examples import guarded_ce_numpy, guarded_ce_numpy_buggy
+
+    case = Case("textbook-guarded-ce", Config(layers=(4, 8, 3), hidden="tanh", output="softmax", init="glorot_uniform",
+                                              loss="softmax_cross_entropy", lr=0.1, epochs=100, seed=5), samples=60)
+    checks.check_gradients(guarded_ce_numpy.DRIVER, case, "float64")
+    checks.check_trajectory(guarded_ce_numpy.DRIVER, case, "float64")
+    undeclared = replace(guarded_ce_numpy.DRIVER, conventions=())
+    with pytest.raises(Disagreement, match="guarded: loss disagrees"):
+        checks.check_gradients(undeclared, case, "float64")
+    found = diagnose(undeclared, case)
+    assert found.conventions == [(("loss.log_guard", "add:1e-7"),)], found.text()
+    found = diagnose(guarded_ce_numpy_buggy.DRIVER, case)
+    assert [m[0] for m in found.matches] == ["cross-entropy-not-averaged"], found.text()

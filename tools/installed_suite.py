@@ -17,6 +17,8 @@ one planted mistake, for two forms of code:
   the learning rate;
 - makemore.py: makemore part 4's manual backward with batch norm, in PyTorch tensors, by leaf name
   (examples/makemore_bn_torch.py), on a text of names; its planted copy overwrites a repeated id's gradient.
+- guarded.py: a textbook two-layer net whose cross-entropy guards its log, -log(p + 1e-7), declared as a convention
+  (examples/guarded_ce_numpy.py); its planted copy leaves the mean's 1 / N out of the output gradient.
 - notebook.py: the same as makemore's notebook writes batch norm (examples/makemore_notebook_torch.py: Bessel's
   variance, running statistics moved by 0.001, both declared as conventions); its planted copy drops the backward's
   terms through the batch's statistics.
@@ -95,6 +97,9 @@ MAKEMORE_PLANT = ("    dC.index_add_(0, X.reshape(-1), demb.reshape(-1, C.shape[
 NOTEBOOK_PLANT = ("    return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * "
                   "(dhpreact * bnraw).sum(0))\n",
                   "    return bngain * bnvar_inv * dhpreact  # planted: the terms through the mean and variance\n")
+GUARDED_PLANT = ("    return (p - y) / len(y)\n", "    return p - y  # planted: the mean's 1 / N left out\n")
+GUARDED = ["--model", "dense:4:8,tanh,dense:8:3,softmax", "--loss", "softmax_cross_entropy", "--samples", "60",
+           "--epochs", "200", "--lr", "0.1"]
 MAKEMORE = ["--data", "names.txt", "--model",
             "embedding:27:10,flatten,dense:30:64,batchnorm:64,tanh,dense:64:27,softmax", "--input-shape", "3",
             "--loss", "softmax_cross_entropy", "--batch-size", "32", "--samples", "512", "--epochs", "5", "--lr", "0.1"]
@@ -127,6 +132,8 @@ USERS = [
      {"pytest": "it looks like the learning rate is missing", "crosscheck": "the learning rate is missing"}),
     ("makemore", lambda name: _text("makemore_bn_torch.py"), MAKEMORE_PLANT, MAKEMORE,
      {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "[embedding-repeated-ids-overwritten]"}),
+    ("guarded", lambda name: _text("guarded_ce_numpy.py"), GUARDED_PLANT, GUARDED,
+     {"pytest": "gradient disagrees", "crosscheck": "[cross-entropy-not-averaged]"}),
     ("notebook", lambda name: _text("makemore_notebook_torch.py"), NOTEBOOK_PLANT, MAKEMORE,
      {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "[batchnorm-backward-without-statistics]"}),
 ]

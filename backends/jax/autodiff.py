@@ -8,7 +8,7 @@ import numpy as np
 from jax import lax
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import in_force, value
+from crosscheck.common.conventions import in_force, log_guard, value
 from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
@@ -139,14 +139,17 @@ def native_loss(params, X, y, config):
 
 
 def autodiff_gradients(params, X, y, config):
-    """(L, [(dW_l, db_l)]) from jax.value_and_grad of loss(forward(params))."""
+    """(L, [(dW_l, db_l)]) from jax.value_and_grad of loss(forward(params)); under a loss guard (loss.log_guard) L
+    is the guarded value, the gradient the exact loss's, as the convention has it."""
 
     def loss_of(params):
         z, a = forward(params, X, config)[-1]
-        return loss_forward(config.loss, z, a, y)
+        guard = log_guard(config)
+        value = None if guard is None else loss_forward(config.loss, z, lax.stop_gradient(a), y, guard)
+        return loss_forward(config.loss, z, a, y), value
 
-    loss, grads = jax.value_and_grad(loss_of)(params)
-    return loss, [tuple(layer) for layer in grads]
+    (loss, guarded), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+    return loss if guarded is None else guarded, [tuple(layer) for layer in grads]
 
 
 def train(params, X, y, config, orders=None, checkpoints=()):
@@ -179,6 +182,8 @@ def framework_optimizer(config):
 
     if in_force(config).get("adam.eps", "outside") != "outside":
         raise Unsupported("optax.adam has adam.eps=outside only: no optax oracle for adam.eps=efficient")
+    if log_guard(config) is not None:  # optax's losses read logits; a guarded value is the manual forward's
+        raise Unsupported("optax's losses take no log guard: no optax oracle under loss.log_guard")
 
     wd, name = config.weight_decay, config.optimizer
     mask = [tuple(config.decays(l, i) for i in range(len(registry.LAYERS[layer.kind].params)))

@@ -82,9 +82,25 @@ def hinge_backward(a, y):
     return (active - y * active.sum(axis=-1, keepdims=True)) / positions(a)
 
 
-def loss_forward(name, z, a, y):
-    """The loss at the output layer's (z, a): losses fused with their output activation read the logits z."""
+def loss_forward(name, z, a, y, guard=None):
+    """The loss at the output layer's (z, a): losses fused with their output activation read the logits z; with a
+    guard (loss.log_guard), the value as code that guards its log writes it."""
+    if guard is not None:
+        return guarded_forward(name, a, y, guard)
     return FORWARD[name](z, y) if name in FUSED_WITH_OUTPUT else FORWARD[name](a, y)
+
+
+def guarded_forward(name, a, y, guard):
+    """-1/N sum y log g(a) (cross-entropy), or bce's mean of y log g(a) + (1 - y) log g(1 - a), g(p) = p + E (add:E)
+    or p clipped to [E, 1 - E] (clip:E): the value alone; the backward stays the exact one, as such code writes it."""
+    form, eps = guard
+
+    def g(p):
+        return p + eps if form == "add" else jnp.clip(p, eps, 1.0 - eps)
+
+    if name == "softmax_cross_entropy":
+        return -(y * jnp.log(g(a))).sum() / positions(a)
+    return -(y * jnp.log(g(a)) + (1 - y) * jnp.log(g(1 - a))).mean()
 
 
 def loss_backward(name, a, y):

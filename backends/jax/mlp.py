@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import log_guard
 from crosscheck.common.driver import Run, TrainState
 from crosscheck.common.problem import batches, epochs_of  # the same containers, holding this framework's arrays
 from crosscheck.common.registry import ACTIVATIONS
@@ -118,7 +119,7 @@ def gradients(params, X, y, config, noise=None, scale=None):
     the gradients of scale L)."""
     cache = forward(params, X, config, noise=noise)
     z, a = cache[-1]
-    loss = loss_forward(config.loss, z, a, y)
+    loss = loss_forward(config.loss, z, a, y, log_guard(config))
     return loss, backward(params, X, y, cache, config, scale)
 
 

@@ -3,7 +3,7 @@
 import torch
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import in_force
+from crosscheck.common.conventions import in_force, log_guard
 from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
@@ -133,12 +133,15 @@ def native_loss(params, X, y, config):
 
 
 def autodiff_gradients(params, X, y, config):
-    """(L, [(dW_l, db_l)]) from torch.autograd.grad of loss(forward(params))."""
+    """(L, [(dW_l, db_l)]) from torch.autograd.grad of loss(forward(params)); under a loss guard (loss.log_guard) L
+    is the guarded value, the gradient the exact loss's, as the convention has it."""
     leaves = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     z, a = forward(leaves, X, config)[-1]
     loss = loss_forward(config.loss, z, a, y)
     flat = torch.autograd.grad(loss, [t for layer in leaves for t in layer])
     grads = iter(flat)
+    if log_guard(config) is not None:
+        loss = loss_forward(config.loss, z, a.detach(), y, log_guard(config))
     return loss.detach(), [tuple(next(grads) for _ in layer) for layer in leaves]
 
 
@@ -163,7 +166,7 @@ def train(params, X, y, config, orders=None, checkpoints=()):
 def framework_optimizer(params, config):
     """torch.optim's own optimizer for config: weights and biases in two groups, biases undecayed if asked. A
     convention torch.optim cannot say (RMSprop's eps inside the root, Adam's efficient form) has no oracle here."""
-    for key, theirs in (("rmsprop.eps", "outside"), ("adam.eps", "outside")):
+    for key, theirs in (("rmsprop.eps", "outside"), ("adam.eps", "outside"), ("loss.log_guard", "none")):
         if key in in_force(config) and in_force(config)[key] != theirs:
             raise Unsupported(f"torch.optim has {key}={theirs} only: no torch oracle for {key}={in_force(config)[key]}")
     wd, name = config.weight_decay, config.optimizer

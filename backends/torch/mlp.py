@@ -7,6 +7,7 @@ autograd bookkeeping) and updates the parameters in place.
 import torch
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import log_guard
 from crosscheck.common.driver import Run, TrainState
 from crosscheck.common.problem import batches  # the same containers, holding this framework's arrays
 
@@ -113,7 +114,7 @@ def gradients(params, X, y, config, noise=None, scale=None):
     the gradients of scale L)."""
     cache = forward(params, X, config, noise=noise)
     z, a = cache[-1]
-    loss = loss_forward(config.loss, z, a, y)
+    loss = loss_forward(config.loss, z, a, y, log_guard(config))
     return loss, backward(params, X, y, cache, config, scale)
 
 

@@ -21,6 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import log_guard
 
 from . import layers
 from .activations import activation_backward
@@ -156,7 +157,7 @@ def rank_gradients(mlp_gradients, params, X, y, noise, rank, config):
         return loss, grads
     caches = tensor_forward(params, X, rank, config)
     z, a = caches[-1]
-    loss = loss_forward(config.loss, z, a, y)
+    loss = loss_forward(config.loss, z, a, y, log_guard(config))
     return loss, gather(tensor_backward(params, y, caches, rank, config), config)
 
 

@@ -139,7 +139,7 @@ class GradientFunction:
 
 def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", forward=None,
                       activations=("sigmoid",), losses=("half_sse",), layers=None, dtypes=("float64",),
-                      optimizers=None, version=None, bias_shape="2d"):
+                      optimizers=None, version=None, bias_shape="2d", conventions=None):
     """A Driver around manual backprop written as a function, in NumPy, PyTorch or JAX tensors (tensors in, tensors
     out, as makemore's "backprop ninja"): grads(params, X, y) -> (loss, [(dW, db), ...]) with params
     [(W, b), ...] in layout ('rows': W (in, out), b (1, out); 'columns': W (out, in), b (out, 1)).
@@ -147,11 +147,13 @@ def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", 
     activations, losses, layers, dtypes: what it implements (the capability the tests draw from). Training
     applies the reference's optimizer to its gradients, so every registered optimizer is supported unless
     optimizers names fewer. forward(params, X) -> output, optional: without it the output is not checked.
-    bias_shape: '2d' (as layout says) or 'flat' ((out,), as makemore's b1 = torch.randn(n_hidden)).
+    bias_shape: '2d' (as layout says) or 'flat' ((out,), as makemore's b1 = torch.randn(n_hidden)). conventions:
+    {key: value} the code follows where PyTorch's differ, e.g. {"loss.log_guard": "add:1e-7"} for -log(p + 1e-7).
     """
     mlp = GradientFunction(name, grads, layout, framework, forward, bias_shape)
-    return _driver(name, mlp, _trained_by_the_reference(activations, losses, layers, dtypes, optimizers),
-                   version or f"{framework} {mlp.version}")
+    driver = _driver(name, mlp, _trained_by_the_reference(activations, losses, layers, dtypes, optimizers),
+                     version or f"{framework} {mlp.version}")
+    return replace(driver, conventions=check_conventions(conventions))
 
 
 def _trained_by_the_reference(activations, losses, layers, dtypes, optimizers, kinds=()):

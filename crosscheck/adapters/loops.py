@@ -21,6 +21,7 @@ from crosscheck.adapters.readback import (
     _named,
     _to_layout,
 )
+from crosscheck.common.conventions import log_guard
 from crosscheck.common.driver import Unsupported
 from crosscheck.reference.losses import loss_forward
 from crosscheck.reference.mlp import forward as reference_forward
@@ -272,7 +273,8 @@ class Nielsen(ReadBack):
 
     def gradients(self, params, X, y, config):
         net = self._state(params, config)
-        loss = loss_forward(config.loss, None, self._from_x(self._call("feedforward", self.output, net, self._x(X))), y)
+        a = self._from_x(self._call("feedforward", self.output, net, self._x(X)))
+        loss = loss_forward(config.loss, None, a, y, log_guard(config))
         grads = [(np.zeros_like(W), np.zeros_like(b)) for W, b in _to_layout(params, "columns")]
         for n in range(len(X)):
             nabla_b, nabla_w = net.backprop(X[n][:, None], y[n][:, None])

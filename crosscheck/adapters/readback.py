@@ -5,6 +5,7 @@ machinery for code that updates its own arrays."""
 
 import numpy as np
 
+from crosscheck.common.conventions import log_guard
 from crosscheck.common.driver import Capability, Driver, Run, Unsupported
 from crosscheck.common.errors import AdapterError, CodeRaised
 from crosscheck.common.problem import batches, schedule
@@ -221,7 +222,7 @@ class ReadBack:
 
     def gradients(self, params, X, y, config):
         a = self.loss_output(self._state(params, config), params, X, config)
-        loss = loss_forward(config.loss, None, a, y)  # no logits: seeds' loss
+        loss = loss_forward(config.loss, None, a, y, log_guard(config))  # no logits: seeds' loss
         full = self._stepped(params, X, y, config, IMPLIED_LR)
         _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
         return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, full)]
@@ -233,7 +234,7 @@ class ReadBack:
         saved = {}
         for epoch, s, idx, _, done in schedule(config, len(X), orders):
             a = self.loss_output(state, params, X[idx], config)
-            losses[epoch, s] = loss_forward(config.loss, None, a, y[idx])
+            losses[epoch, s] = loss_forward(config.loss, None, a, y[idx], log_guard(config))
             self._call("the training step", self.step, state, self._x(X[idx]), self._x(y[idx]), config.lr)
             if done in checkpoints:
                 saved[done] = self._params(state, params)

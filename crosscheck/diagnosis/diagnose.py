@@ -80,8 +80,8 @@ class Diagnosis:
 def _followed(key, value):
     """What following convention key's value means, and how to declare it."""
     convention = CONVENTIONS[key]
-    where = convention.values.get(value) or convention.values[value.split(":")[0] + (":M" if value.startswith(
-        "take") else ":K")]
+    where = convention.values.get(value) or next(said for v, said in convention.values.items()
+                                                 if v.split(":")[0] == value.split(":")[0])
     return f"{convention.doc} as {value} ({where}), where {convention.default} is in force"
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from crosscheck import backends
 from crosscheck.common.conventions import listing, normal
+from crosscheck.common.driver import Unsupported
 from crosscheck.common.errors import AdapterError, refusal
 from crosscheck.suite.cases import under
 
@@ -45,8 +46,10 @@ def adopted(p, args, case, names):
         if name not in backends.plugins():
             continue
         try:
-            declared = backends.load(name).conventions
-        except (backends.BackendUnavailable, backends.PluginError):
+            driver = backends.load(name)
+            driver.check_support(case.config)  # a plug-in that cannot run this model declares nothing of it
+            declared = driver.conventions
+        except (backends.BackendUnavailable, backends.PluginError, Unsupported):
             continue
         for key, value in declared:
             if key in given:

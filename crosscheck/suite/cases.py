@@ -61,8 +61,12 @@ def under(case, conventions):
 
 
 def declared_by(driver, case):
-    """case as driver is checked on it: under the conventions driver declares (an adapter's source's, or its own)."""
-    return under(case, driver.conventions) if getattr(driver, "conventions", ()) else case
+    """case as driver is checked on it: under the conventions driver declares (an adapter's source's, or its own).
+    A plug-in that does not support the case says so first (Unsupported), before the reference runs anything."""
+    if not getattr(driver, "conventions", ()):
+        return case
+    driver.check_support(case.config)
+    return under(case, driver.conventions)
 
 
 def upcast(config, params, X, y):
@@ -404,6 +408,10 @@ def _cs231n_cases():
                     samples=30)
 
     yield from (mlp("sgd"), mlp("momentum"), mlp("rmsprop", lr=0.01), mlp("adam", lr=0.01), mlp("sgd", loss="hinge"))
+    # The textbook's two-layer net: tanh, softmax and cross-entropy, full batch (examples/guarded_ce_numpy.py's).
+    yield Case("textbook-tanh-softmax-ce", Config(layers=(4, 8, 3), hidden="tanh", output="softmax",
+                                                  loss="softmax_cross_entropy", init="glorot_uniform", lr=0.1,
+                                                  epochs=40, seed=5), samples=30)
     yield bn("sgd")
     yield bn("momentum")
     yield bn("adam", lr=0.01)
