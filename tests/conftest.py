@@ -32,6 +32,7 @@ from crosscheck.diagnosis import mutations
 from crosscheck.diagnosis.diagnose import diagnose
 from crosscheck.exchange import command
 from crosscheck.suite.cases import CASES, DTYPES, Case, declared_by, features
+from crosscheck.suite.tiers import DEFAULT
 from crosscheck.verdict.compare import Disagreement
 
 from . import xla_flags
@@ -293,9 +294,26 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: a full-length run; pass --run-slow")
+    deeper = pytest.mark.skip(reason=f"deeper tier: a case whose every trait one of the default's {len(DEFAULT)} cases "
+                                     "covers (crosscheck/suite/tiers.py DEFAULT); pass --run-slow")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+        elif _deeper(item):
+            item.add_marker(deeper)
+
+
+IDS = {c.id for c in CASES}
+
+
+def _deeper(item):
+    """Whether item checks a built-in backend (or none) on a first case outside the default tier: the default `pytest`
+    runs each feature and trait of the cases once (cases.DEFAULT), a plug-in on every first case it supports."""
+    params = getattr(item, "callspec", None) and item.callspec.params
+    case = params and params.get("case")
+    if not isinstance(case, Case) or case.id in DEFAULT or case.second or case.id not in IDS:
+        return False
+    return params.get("backend_name") not in backends.plugins() or params.get("backend_name") in backends.REGISTRY
 
 
 def pytest_generate_tests(metafunc):

@@ -79,6 +79,7 @@ def test_what_is_no_op_is_refused_with_exit_2(capsys, argv, says):
 
 
 @needs_source_tree
+@pytest.mark.slow  # a whole pytest session in a subprocess (13 s here); tox -e installed runs --op from a user's folder
 def test_pytest_op_checks_your_ops_alone_from_your_folder(tmp_path):
     """pytest --pyargs crosscheck_tests --op ...: the op's checks alone, a test per dtype it declares; the planted
     copy fails with its diagnosis, the correct one passes, and nothing else of the suite runs."""

@@ -156,6 +156,7 @@ def pytest_in(folder, *args, strict=False):
                           capture_output=True, text=True, check=False, timeout=600)
 
 
+@pytest.mark.slow  # a whole pytest session and a report in subprocesses (8 s here); tox -e installed runs it too
 def test_the_installed_suite_checks_your_file_from_your_own_folder(tmp_path):
     """README's command, from a folder holding only the user's file: the suite is found installed (--pyargs
     crosscheck_tests), its options come from the pytest11 plug-in, and the file is imported from that folder."""
@@ -199,6 +200,7 @@ MOMENTUM_SLIP = ('config["momentum"] * config["velocity"] - config["learning_rat
 
 
 @needs_source_tree
+@pytest.mark.slow  # a whole pytest session in a subprocess (11 s here); tox -e installed runs the five-function user
 def test_a_focused_session_exercises_all_five_functions_and_catches_a_momentum_slip(tmp_path):
     """The installed suite on CS231n-style affine, relu, the softmax loss, sgd_momentum and adam: only the checks of
     the user's code run (the suite's checks of itself are left out), every function and rule is exercised by a passing

@@ -24,7 +24,8 @@ one planted mistake, for two forms of code:
   terms through the batch's statistics.
 
 and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation NAME=FILE:DRIVER --backends NAME`
-and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Then the
+and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Then one op's
+custom backward (examples/attention_numpy_op.py and its planted copy) through pytest --op and crosscheck op; the
 same of programs in other languages (commands): examples/c built there with make, through --command, and through
 crosscheck export, the program, and crosscheck verify; examples/js on node; and the data- and tensor-parallel reports.
 And a user's project with packages of its own named common, reference, backends, utils and tests: the report loads
@@ -158,6 +159,22 @@ def _check(failures, what, status, out, want, says=None):
         print(out[-6000:])
 
 
+def ops(folder, failures):
+    """One op's custom backward, as a user checks it from their folder: examples/attention_numpy_op.py and its planted
+    copy through pytest --op and crosscheck op (the correct op exits 0, the planted one 1, its mistake named)."""
+    import shutil
+
+    for name in ("attention_numpy_op.py", "attention_numpy_op_buggy.py"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    for module, want in (("attention_numpy_op", 0), ("attention_numpy_op_buggy", 1)):
+        says = "[attention-softmax-backward-without-row-sum]" if want else None
+        status, out = run(folder, "-m", "pytest", "--pyargs", "crosscheck_tests", "--op", f"mine={module}:OP", "-q",
+                          "-p", "no:cacheprovider", "-n", "0")
+        _check(failures, f"pytest --op mine={module}:OP", status, out, want, says)
+        status, out = run(folder, "-m", "crosscheck", "op", f"mine={module}:OP")
+        _check(failures, f"crosscheck op mine={module}:OP", status, out, want, says)
+
+
 def commands(folder, failures):
     """Code in other languages, as a user checks it from their folder: examples/c copied there and built with make,
     run by the installed suite and report through --command (the correct program exits 0, the planted copy 1, named),
@@ -259,6 +276,7 @@ def main():
                     if want == 0 and what == "pytest" and (not coverage or "NOT EXERCISED" in coverage[0]):
                         failures.append(f"pytest on {module}.py left some of what it provides unexercised")
         project(Path(folder), failures)
+        ops(Path(folder), failures)
         commands(Path(folder), failures)
         parallel(Path(folder), failures)
     if failures:
