@@ -9,6 +9,7 @@ where the output a is meant", or "none of the N known mistakes matches".
 """
 
 import copy
+import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
@@ -325,8 +326,21 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
 def _conventions(driver, case, device, precision, stage, seen, ref):
     """[((key, value), ...)]: registered conventions, one changed from what case declares, else two, under which the
     reference reproduces what driver gave over a short run (its first step alone where the run cannot be had: a
-    convention of the running statistics shows only in the run), and differs from the reference as declared."""
-    if stage in (None, "unobserved") or precision != "float64" or not list(alternatives(case.config)):
+    convention of the running statistics shows only in the run), and differs from the reference as declared. Only a
+    change whose first step reproduces driver's, or leaves it as declared, is run further (a step costs little; a run
+    does)."""
+    if stage in (None, "unobserved") or precision != "float64":
+        return []
+    singles = []  # the changes whose first step reproduces driver's, or leaves the reference's as it is (acting later)
+    for (change,) in alternatives(case.config):
+        try:
+            with np.errstate(all="ignore"):
+                first = observe(reference.DRIVER, under(case, [change]))
+            if _matches(seen, first, "forward") or _matches(bounded(ref, seen.bounds), first, "forward"):
+                singles.append(change)
+        except Exception:  # noqa: BLE001, S112  (the reference under it cannot run this case: it reproduces nothing)
+            continue
+    if not singles:
         return []
     look: Any = observe
     kind = "forward"
@@ -338,11 +352,13 @@ def _conventions(driver, case, device, precision, stage, seen, ref):
         pass
     for together in (1, 2):  # one convention changed, else two (makemore part 4 changes two of batch norm's)
         found = []
-        for change in alternatives(case.config, together):
+        for change in itertools.combinations(singles, together):
+            if len({key for key, _ in change}) < together:
+                continue
             try:
                 with np.errstate(all="ignore"):
                     alt = look(reference.DRIVER, under(case, change))
-            except Exception:  # noqa: BLE001  (the reference under it cannot run this case: it reproduces nothing)
+            except Exception:  # noqa: BLE001, S112  (the reference under it cannot run this case)
                 continue
             if _matches(seen, alt, kind) and not _matches(bounded(ref, seen.bounds), alt, kind):
                 found.append(change)
