@@ -65,8 +65,10 @@ class Capability:
 
     def provides(self):
         """What the plug-in's own code implements, by name: dense, its layer kinds, activations and losses, and its
-        update rules where they are its own (what the suite must exercise: tests/conftest.py's summary)."""
-        return {"dense", *self.kinds, *self.activations, *self.losses, *(self.optimizers if self.own_updates else ())}
+        update rules (and weight decay) where they are its own (what the suite must exercise: tests/conftest.py's
+        summary)."""
+        own = (*self.optimizers, *(("weight decay",) if self.weight_decay else ())) if self.own_updates else ()
+        return {"dense", *self.kinds, *self.activations, *self.losses, *own}
 
     def reason(self, config):
         """None if config is inside the capability, else why not (a Driver's supports)."""

@@ -722,3 +722,21 @@ def test_a_crash_in_a_seed_style_class_names_its_method():
     with pytest.raises(Disagreement, match=r"broken: the training step \(feedforward\(\) then backward\(\)\) raised "
                                            r"RuntimeError: not written yet; it was called with layout 'rows'"):
         checks.check_gradients(driver, BY_ID["seed1-xor"], "float64")
+
+
+@needs_source_tree
+def test_nielsens_network2_agrees_and_its_planted_bias_decay_is_named():
+    """network2.py's cross-entropy cost (its output error a - y: no missing derivative) and L2 on the weights alone,
+    read as bce and weight decay with decay_biases=False; the planted copy that shrinks the biases too is named."""
+    from crosscheck.diagnosis.diagnose import diagnose
+
+    case = BY_ID["nielsen2-bce-l2"]
+    driver = example("nielsen_network2")
+    checks.check_gradients(driver, case, "float64")
+    checks.check_trajectory(driver, case, "float64")
+    buggy = example("nielsen_network2_buggy")
+    with pytest.raises(Disagreement, match="nielsen2: first parts after step"):
+        checks.check_trajectory(buggy, case, "float64")
+    assert [m[0] for m in diagnose(buggy, case).matches] == ["weight-decay-on-excluded-biases"]
+    with pytest.raises(Unsupported, match="weight decay on the weights alone"):
+        driver.check_support(case.config.replace(decay_biases=True))

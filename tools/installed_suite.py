@@ -17,6 +17,8 @@ one planted mistake, for two forms of code:
   the learning rate;
 - makemore.py: makemore part 4's manual backward with batch norm, in PyTorch tensors, by leaf name
   (examples/makemore_bn_torch.py), on a text of names; its planted copy overwrites a repeated id's gradient.
+- nielsen2.py: Nielsen's network2 (the cross-entropy cost, L2 regularization of the weights alone) through
+  nielsen(cost="cross_entropy"); its planted copy shrinks the biases too.
 - guarded.py: a textbook two-layer net whose cross-entropy guards its log, -log(p + 1e-7), declared as a convention
   (examples/guarded_ce_numpy.py); its planted copy leaves the mean's 1 / N out of the output gradient.
 - notebook.py: the same as makemore's notebook writes batch norm (examples/makemore_notebook_torch.py: Bessel's
@@ -101,6 +103,11 @@ NOTEBOOK_PLANT = ("    return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.
 GUARDED_PLANT = ("    return (p - y) / len(y)\n", "    return p - y  # planted: the mean's 1 / N left out\n")
 GUARDED = ["--model", "dense:4:8,tanh,dense:8:3,softmax", "--loss", "softmax_cross_entropy", "--samples", "60",
            "--epochs", "200", "--lr", "0.1"]
+NIELSEN2_PLANT = ("        self.biases = [b - rate * s for b, s in zip(self.biases, sum_b)]\n",
+                  "        self.biases = [(1 - eta * (lmbda / n)) * b - rate * s\n"
+                  "                       for b, s in zip(self.biases, sum_b)]\n")
+NIELSEN2 = ["--layers", "4,6,2", "--hidden", "sigmoid", "--output", "sigmoid", "--loss", "bce", "--samples", "40",
+            "--batch-size", "10", "--weight-decay", "0.05", "--no-decay-biases", "--lr", "0.5", "--epochs", "30"]
 MAKEMORE = ["--data", "names.txt", "--model",
             "embedding:27:10,flatten,dense:30:64,batchnorm:64,tanh,dense:64:27,softmax", "--input-shape", "3",
             "--loss", "softmax_cross_entropy", "--batch-size", "32", "--samples", "512", "--epochs", "5", "--lr", "0.1"]
@@ -129,6 +136,8 @@ USERS = [
     ("nielsen", lambda name: _text("nielsen_network.py"), NIELSEN_PLANT,
      ["--layers", "2,4,1", "--init", "standard_normal", "--epochs", "2000"],
      {"pytest": "layer 2 weight gradient disagrees", "crosscheck": "[sigmoid-derivative-at-a]"}),
+    ("nielsen2", lambda name: _text("nielsen_network2.py"), NIELSEN2_PLANT, NIELSEN2,
+     {"pytest": "disagree", "crosscheck": "[weight-decay-on-excluded-biases]"}),
     ("loop", lambda name: _text("seed_loop.py"), LOOP_PLANT, ["--epochs", "2000"],
      {"pytest": "it looks like the learning rate is missing", "crosscheck": "the learning rate is missing"}),
     ("makemore", lambda name: _text("makemore_bn_torch.py"), MAKEMORE_PLANT, MAKEMORE,

@@ -4,6 +4,7 @@ the gradients back from the code's own updates (crosscheck/adapters/readback.py)
 
 import inspect
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,9 +22,8 @@ from crosscheck.adapters.readback import (
     _named,
     _to_layout,
 )
-from crosscheck.common.conventions import log_guard
 from crosscheck.common.driver import Unsupported
-from crosscheck.reference.losses import loss_forward
+from crosscheck.reference.losses import bce_forward
 from crosscheck.reference.mlp import forward as reference_forward
 from crosscheck.verdict.compare import Disagreement
 
@@ -232,19 +232,24 @@ def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", 
 # -- Nielsen's Network ------------------------------------------------------------------------------------------
 
 class Nielsen(ReadBack):
-    """Nielsen's Network (neuralnetworksanddeeplearning.com, network.py): biases [(n, 1)], weights [(n_out, n_in)],
-    feedforward(a), backprop(x, y) -> (nabla_b, nabla_w) for one sample, update_mini_batch(mini_batch, eta).
+    """Nielsen's Network (neuralnetworksanddeeplearning.com, network.py and network2.py): biases [(n, 1)], weights
+    [(n_out, n_in)], feedforward(a), backprop(x, y) -> (nabla_b, nabla_w) for one sample, and update_mini_batch(
+    mini_batch, eta), or network2's update_mini_batch(mini_batch, eta, lmbda, n) with L2 regularization.
 
-    Its update is descent at eta on the quadratic cost averaged over the mini-batch, (1/2m) sum ||a - y||^2; the
-    adapter hands it eta = lr * m, which makes each step descent at lr on half the summed squared error (half_sse,
-    the seeds' loss). Its gradients are its own backprop's, summed over the samples; the update rule is checked
-    against them (and at two learning rates)."""
+    Its update is descent at eta on its cost averaged over the mini-batch of m samples: the quadratic cost, (1/2m) sum
+    ||a - y||^2, where the adapter hands it eta = lr m (descent at lr on half the summed squared error: half_sse, the
+    seeds' loss); network2's cross-entropy, (1/m) sum over samples and outputs of -[y ln a + (1 - y) ln(1 - a)], where
+    it hands eta = lr / K for K outputs (descent at lr on bce, the mean over samples and outputs). network2's L2 shrinks
+    each weight by (1 - eta lmbda / n) and no bias: coupled weight decay wd = lmbda / n on the weights alone, handed as
+    lmbda = wd lr n / eta with n the training set's size. Its gradients are its own backprop's, summed over the
+    samples and scaled as the loss is; the update rule is checked against them (and at two learning rates)."""
 
     FUNCTIONS = {"the forward pass": "feedforward()", "the training step": "update_mini_batch()"}
 
-    def __init__(self, name, factory):
+    def __init__(self, name, factory, cost):
         super().__init__(name, "columns")
-        self.factory = factory
+        self.factory, self.cost = factory, cost
+        self.run: tuple = (None, 1)  # (the config, the training set's size) of the run in progress: a step's rate
 
     def names(self, n_layers):
         return [(f"weights[{l}]", f"biases[{l}]") for l in range(n_layers)]
@@ -255,6 +260,11 @@ class Nielsen(ReadBack):
             if not hasattr(net, attribute):
                 raise AdapterError(f"{self.name}: {type(net).__name__} has no {attribute!r}: Nielsen's Network keeps "
                                    f"weights and biases as lists and has feedforward, backprop and update_mini_batch")
+        self.run = (config, self.run[1])
+        self.regularized = _takes(net.update_mini_batch) == 4
+        if config.weight_decay and not self.regularized:
+            raise AdapterError(f"{self.name}: weight decay asks for network2's update_mini_batch(mini_batch, eta, "
+                               f"lmbda, n); {type(net).__name__}'s takes {_takes(net.update_mini_batch)} arguments")
         return net
 
     def put(self, net, arrays):
@@ -267,23 +277,40 @@ class Nielsen(ReadBack):
     def output(self, net, X):
         return net.feedforward(X)
 
+    def loss_value(self, config, a, y):
+        return bce_forward(a, y) if self.cost == "cross_entropy" else super().loss_value(config, a, y)
+
     def step(self, net, X, y, lr):
         batch = [(X[:, [n]], y[:, [n]]) for n in range(X.shape[1])]
-        net.update_mini_batch(batch, lr * len(batch))
+        eta = lr * len(batch) if self.cost == "quadratic" else lr / y.shape[0]
+        config, n = self.run
+        if self.regularized:
+            net.update_mini_batch(batch, eta, config.weight_decay * lr * n / eta, n)
+        else:
+            net.update_mini_batch(batch, eta)
+
+    def train(self, params, X, y, config, orders=None, checkpoints=()):
+        self.run = (config, len(X))
+        return super().train(params, X, y, config, orders, checkpoints)
 
     def gradients(self, params, X, y, config):
+        self.run = (config, len(X))
         net = self._state(params, config)
         a = self._from_x(self._call("feedforward", self.output, net, self._x(X)))
-        loss = loss_forward(config.loss, None, a, y, log_guard(config))
+        loss = self.loss_value(config, a, y)
+        scale = 1.0 if self.cost == "quadratic" else 1.0 / y.size  # the loss's: a sum, or bce's mean over N K
         grads = [(np.zeros_like(W), np.zeros_like(b)) for W, b in _to_layout(params, "columns")]
         for n in range(len(X)):
             nabla_b, nabla_w = net.backprop(X[n][:, None], y[n][:, None])
             grads = [(gW + dW, gb + db) for (gW, gb), dW, db in zip(grads, nabla_w, nabla_b)]
         _check_shapes(self.name, [(f"nabla_w[{l}]", f"nabla_b[{l}]") for l in range(len(params))], grads, params,
                       "columns", "as backprop returns it")
-        ours = _from_layout(grads, "columns")
-        full = self._stepped(params, X, y, config, IMPLIED_LR)
-        _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
+        ours = [(gW * scale, gb * scale) for gW, gb in _from_layout(grads, "columns")]
+        bare = config.replace(weight_decay=0.0)  # the step read back without decay: its gradient alone
+        self.run = (bare, len(X))
+        full = self._stepped(params, X, y, bare, IMPLIED_LR)
+        _check_update_rule(self.name, params, full, self._stepped(params, X, y, bare, HALF_LR))
+        self.run = (config, len(X))
         implied = [(W0 - W1, b0 - b1) for (W0, b0), (W1, b1) in zip(params, full)]
         for l, ((gW, gb), (iW, ib)) in enumerate(zip(ours, implied)):
             for leaf, (g, i) in enumerate(((gW, iW), (gb, ib))):
@@ -295,8 +322,28 @@ class Nielsen(ReadBack):
         return loss, ours
 
 
-def nielsen(factory, *, name="nielsen", dtypes=("float64",), version="-"):
-    """A Driver around Nielsen's Network; factory(sizes) builds one, e.g. Network([2, 4, 1]). Sigmoid throughout,
-    the quadratic cost (half_sse here: see Nielsen), any depth, full batch or mini-batches."""
-    return _driver(name, Nielsen(name, factory), _capability(None, "sigmoid", "half_sse", dtypes, minibatch=True),
-                   version)
+def _takes(fn):
+    """How many arguments fn takes (its positional parameters)."""
+    try:
+        return len([p for p in inspect.signature(fn).parameters.values()
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+    except (TypeError, ValueError):
+        return 2
+
+
+def nielsen(factory, *, name="nielsen", cost="quadratic", dtypes=("float64",), version="-"):
+    """A Driver around Nielsen's Network; factory(sizes) builds one, e.g. Network([2, 4, 1]). Sigmoid throughout, any
+    depth, full batch or mini-batches. cost: "quadratic" (network.py's, half_sse here: see Nielsen) or
+    "cross_entropy" (network2.py's CrossEntropyCost, bce here); network2's update_mini_batch(mini_batch, eta, lmbda,
+    n) adds its L2 regularization, checked as weight decay on the weights alone (decay_biases=False)."""
+    if cost not in ("quadratic", "cross_entropy"):
+        raise ValueError(f"nielsen: cost is 'quadratic' or 'cross_entropy' (network2's CrossEntropyCost), got {cost!r}")
+    loss = "half_sse" if cost == "quadratic" else "bce"
+    capability = replace(_capability(None, "sigmoid", loss, dtypes, minibatch=True), weight_decay=True)
+
+    def supports(config):
+        if config.weight_decay and config.decay_biases:
+            return "weight decay on the weights alone (Nielsen's L2 leaves the biases), not on the biases too"
+        return capability.reason(config)
+
+    return _driver(name, Nielsen(name, factory, cost), capability, version, supports=supports)

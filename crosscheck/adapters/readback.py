@@ -220,9 +220,13 @@ class ReadBack:
         self._call("the training step", self.step, state, self._x(X), self._x(y), lr)
         return self._params(state, params)
 
+    def loss_value(self, config, a, y):
+        """The loss of the code's output a (no logits: the seeds' losses, read off the probabilities)."""
+        return loss_forward(config.loss, None, a, y, log_guard(config))
+
     def gradients(self, params, X, y, config):
         a = self.loss_output(self._state(params, config), params, X, config)
-        loss = loss_forward(config.loss, None, a, y, log_guard(config))  # no logits: seeds' loss
+        loss = self.loss_value(config, a, y)
         full = self._stepped(params, X, y, config, IMPLIED_LR)
         _check_update_rule(self.name, params, full, self._stepped(params, X, y, config, HALF_LR))
         return loss, [((W0 - W1) / IMPLIED_LR, (b0 - b1) / IMPLIED_LR) for (W0, b0), (W1, b1) in zip(params, full)]
@@ -234,7 +238,7 @@ class ReadBack:
         saved = {}
         for epoch, s, idx, _, done in schedule(config, len(X), orders):
             a = self.loss_output(state, params, X[idx], config)
-            losses[epoch, s] = loss_forward(config.loss, None, a, y[idx], log_guard(config))
+            losses[epoch, s] = self.loss_value(config, a, y[idx])
             self._call("the training step", self.step, state, self._x(X[idx]), self._x(y[idx]), config.lr)
             if done in checkpoints:
                 saved[done] = self._params(state, params)

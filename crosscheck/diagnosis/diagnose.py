@@ -46,8 +46,7 @@ class Diagnosis:
     # adapter's own finding ("update-rule": the step read back at two learning rates is not W - lr x gradient)
     candidates: int  # how many were tried
     dtype: str = "float64"  # what the first step was looked at in: float64, or a float32-only program's float32
-    conventions: list = field(default_factory=list)  # ((key, value), ...) each: registered conventions under which
-    # the reference reproduces the implementation (common/conventions.py): no mistake, a declaration to make
+    conventions: list = field(default_factory=list)  # ((key, value), ...) each that reproduces it: a declaration
 
     def text(self):
         lines = [f"diagnosis of {self.backend} on {self.case} ({self.dtype}, the first step):",
@@ -324,11 +323,9 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
 
 
 def _conventions(driver, case, device, precision, stage, seen, ref):
-    """[((key, value), ...)]: registered conventions, one changed from what case declares, else two, under which the
-    reference reproduces what driver gave over a short run (its first step alone where the run cannot be had: a
-    convention of the running statistics shows only in the run), and differs from the reference as declared. Only a
-    change whose first step reproduces driver's, or leaves it as declared, is run further (a step costs little; a run
-    does)."""
+    """[((key, value), ...)]: registered conventions, one changed from case's, else two, under which the reference
+    reproduces driver over a short run (the running statistics' show only there; the first step where no run can be
+    had); only changes whose first step reproduces driver's, or leaves it as declared, are run (steps are cheap)."""
     if stage in (None, "unobserved") or precision != "float64":
         return []
     singles = []  # the changes whose first step reproduces driver's, or leaves the reference's as it is (acting later)

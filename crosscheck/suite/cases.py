@@ -408,6 +408,10 @@ def _cs231n_cases():
                     samples=30)
 
     yield from (mlp("sgd"), mlp("momentum"), mlp("rmsprop", lr=0.01), mlp("adam", lr=0.01), mlp("sgd", loss="hinge"))
+    # Nielsen's network2: sigmoid throughout, cross-entropy, L2 on the weights alone (examples/nielsen_network2.py's).
+    yield Case("nielsen2-bce-l2", Config(layers=(4, 6, 2), hidden="sigmoid", output="sigmoid", loss="bce",
+                                         init="glorot_uniform", lr=0.5, epochs=30, batch_size=10, seed=7,
+                                         weight_decay=0.05, decay_biases=False), samples=40)
     # The textbook's two-layer net: tanh, softmax and cross-entropy, full batch (examples/guarded_ce_numpy.py's).
     yield Case("textbook-tanh-softmax-ce", Config(layers=(4, 8, 3), hidden="tanh", output="softmax",
                                                   loss="softmax_cross_entropy", init="glorot_uniform", lr=0.1,
@@ -438,8 +442,9 @@ PLUGIN_CASES = tuple(_cs231n_cases())
 
 
 def features(config):
-    """What a configuration exercises, by name: its layer kinds and activations, its loss and its optimizer."""
-    return {*(layer.kind for layer in config.model), config.loss, config.optimizer}
+    """What a configuration exercises, by name: its layer kinds, activations, loss, optimizer, and any weight decay."""
+    return {*(layer.kind for layer in config.model), config.loss, config.optimizer} | (
+        {"weight decay"} if config.weight_decay else set())
 
 
 BY_ID = {case.id: case for case in CASES + OPTIMIZER_CASES + MIXED_CASES + PLUGIN_CASES}
