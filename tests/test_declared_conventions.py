@@ -266,3 +266,21 @@ def test_the_textbooks_guarded_cross_entropy_agrees_declared_and_is_named_undecl
     assert found.conventions == [(("loss.log_guard", "add:1e-7"),)], found.text()
     found = diagnose(guarded_ce_numpy_buggy.DRIVER, case)
     assert [m[0] for m in found.matches] == ["cross-entropy-not-averaged"], found.text()
+
+
+def test_an_exported_problem_carries_the_conventions_in_force(tmp_path):
+    """A program in another language reads what to compute from the problem's metadata: every convention in force on
+    the model, declared or default, and the manifest keeps them with the run (and the --convention in its argv)."""
+    import json
+
+    from crosscheck.report import main
+
+    out = tmp_path / "bn"
+    argv = ["export", "--model", BN_MODEL, "--epochs", "5", "--convention", "batchnorm.running_variance=biased",
+            "--out", str(out)]
+    assert main.main(argv) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run"]["conventions"] == ("batchnorm.variance=biased,batchnorm.running_variance=biased,"
+                                              "batchnorm.running_average=take:0.1")
+    assert manifest["run"]["config"]["conventions"]["batchnorm.running_variance"] == "biased"
+    assert "--convention" in manifest["argv"] and "batchnorm.running_variance=biased" in manifest["argv"]

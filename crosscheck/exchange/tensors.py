@@ -12,9 +12,11 @@ A problem file holds, samples as rows (the reference's layout: X (N, in), W (in,
     masks.1, ...            each dropout layer's keep masks, (epochs, steps, batch, width) (a model with dropout only)
     buffer.layer2.running_mean, ...   the running statistics to read, where the evaluation-mode forward is asked
 
-and in its metadata the run (PROBLEM_KEYS): protocol, tasks (what to compute: forward, gradients, train), model
+and in its metadata the run (problem_metadata): protocol, tasks (what to compute: forward, gradients, train), model
 (spelled as --model takes it), loss, optimizer and the hyperparameters it reads, lr, epochs, batch_size (0: full
-batch), dtype, checkpoints (the epochs after which to save the parameters), layout, and config (all of it as JSON).
+batch), dtype, checkpoints (the epochs after which to save the parameters), layout, conventions (every convention in
+force on the model, KEY=VALUE comma-separated, declared or default: a program that computes another answers
+"unsupported"), and config (all of it as JSON).
 
 A result file holds, by task (result_shapes):
 
@@ -36,6 +38,7 @@ import os
 import numpy as np
 
 from crosscheck.common import registry
+from crosscheck.common.conventions import in_force
 from crosscheck.common.driver import Unsupported
 from crosscheck.verdict.compare import Disagreement
 
@@ -89,7 +92,8 @@ def _config_json(config):
     fields = ("layers", "hidden", "output", "loss", "init", "lr", "epochs", "batch_size", "dtype", "seed", "optimizer",
               "momentum", "betas", "alpha", "eps", "weight_decay", "decay_biases", "clip", "schedule", "warmup_steps",
               "decay_steps", "end_lr", "accumulate", "input_shape", "compute", "loss_scale")
-    return json.dumps({"model": spell_model(config), **{f: getattr(config, f) for f in fields}})
+    return json.dumps({"model": spell_model(config), **{f: getattr(config, f) for f in fields},
+                       "conventions": in_force(config)})
 
 
 def problem_metadata(config, tasks, checkpoints):
@@ -105,7 +109,8 @@ def problem_metadata(config, tasks, checkpoints):
             **({"warmup_steps": str(config.warmup_steps), "decay_steps": str(config.decay_steps),
                 "end_lr": repr(float(config.end_lr))} if config.schedule else {}),
             "compute": config.compute or "", "loss_scale": str(config.loss_scale or ""),
-            "checkpoints": ",".join(map(str, checkpoints)), "layout": LAYOUT, "config": _config_json(config)}
+            "checkpoints": ",".join(map(str, checkpoints)), "layout": LAYOUT,
+            "conventions": ",".join(f"{k}={v}" for k, v in in_force(config).items()), "config": _config_json(config)}
 
 
 def check_exchangeable(config):
