@@ -284,3 +284,17 @@ def test_an_exported_problem_carries_the_conventions_in_force(tmp_path):
                                               "batchnorm.running_average=take:0.1")
     assert manifest["run"]["config"]["conventions"]["batchnorm.running_variance"] == "biased"
     assert "--convention" in manifest["argv"] and "batchnorm.running_variance=biased" in manifest["argv"]
+
+
+def test_the_python_api_takes_conventions_as_a_dict():
+    import json
+
+    import crosscheck
+
+    report = crosscheck.check(model=BN_MODEL, epochs=5, batch_size=2, backends="numpy", no_progress=True,
+                              conventions={"batchnorm.variance": "unbiased"})
+    data = json.loads(report.to_json())
+    assert data["conventions"]["batchnorm.variance"] == "unbiased", data["conventions"]
+    assert "batchnorm.variance=unbiased (declared)" in data["title"]
+    with pytest.raises(TypeError, match="conventions must be a dict"):
+        crosscheck.check(model=BN_MODEL, epochs=5, conventions=["batchnorm.variance=unbiased"])
