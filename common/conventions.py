@@ -56,6 +56,11 @@ CONVENTIONS = {c.key: c for c in (
                {"outside": "PyTorch (torch.optim.Adam), optax and Keras: m^ / (sqrt(v^) + eps), after the correction",
                 "efficient": "Kingma & Ba's efficient form (section 2), TensorFlow 1's AdamOptimizer: "
                              "lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), before it"}, "outside"),
+    Convention("momentum.form", "what momentum keeps, and so how a changing lr enters it",
+               {"buffer": "PyTorch (torch.optim.SGD), TensorFlow 1's MomentumOptimizer and optax.sgd: b = mu b + g, "
+                          "p -= lr b (lr applied to the whole buffer)",
+                "velocity": "Keras's SGD, CS231n's sgd_momentum, Sutskever et al. (2013): v = mu v - lr g, p += v "
+                            "(each step's lr kept in v); the same under a constant lr"}, "buffer"),
     Convention("loss.log_guard", "how the loss value guards its log against log(0) (the backward stays exact)",
                {"none": "PyTorch, optax and Keras from logits: the exact log, through log-sum-exp",
                 "add:E": "-log(p + E): textbooks and course code (E = 1e-7, 1e-8, 1e-12, ...)",

@@ -25,10 +25,16 @@ EPOCHS = 15  # a quarter of the case's run: the running statistics move every st
 # one rate no source uses, which a declaration may still give.
 BN, RMSPROP, ADAM = CASE.id, "rmsprop-minibatch", "adam-minibatch"
 CE, BCE = "square-tanh-softmax-ce-minibatch", "relu-sigmoid-bce-minibatch"
+# Momentum under a schedule: with a constant lr the velocity is -lr times the buffer, and the two forms meet.
+SCHEDULED = "momentum-minibatch-scheduled"
+_MOMENTUM = BY_ID["momentum-minibatch"]
+EXTRA = {SCHEDULED: replace(_MOMENTUM, id=SCHEDULED, config=_MOMENTUM.config.replace(
+    schedule="warmup_cosine", warmup_steps=4, decay_steps=40))}
 WITH_CASE = [("batchnorm.variance", "unbiased", BN), ("batchnorm.running_variance", "biased", BN),
              ("batchnorm.running_average", "keep:0.999", BN), ("batchnorm.running_average", "keep:0.99", BN),
              ("rmsprop.eps", "inside", RMSPROP), ("adam.eps", "efficient", ADAM),
              ("loss.log_guard", "add:1e-7", CE), ("loss.log_guard", "clip:1e-7", BCE),
+             ("momentum.form", "velocity", SCHEDULED),
              ("batchnorm.running_average", "take:0.3", BN)]
 DECLARED = [(key, value) for key, value, _ in WITH_CASE]
 IDS = [f"{k}={v}" for k, v in DECLARED]
@@ -39,7 +45,8 @@ NAMED = [d for d in DECLARED if d not in (("loss.log_guard", "clip:1e-7"), ("bat
 
 
 def case_of(key, value):
-    return BY_ID[next(case for k, v, case in WITH_CASE if (k, v) == (key, value))]
+    case_id = next(case for k, v, case in WITH_CASE if (k, v) == (key, value))
+    return EXTRA.get(case_id) or BY_ID[case_id]
 
 
 def test_every_registered_convention_is_planted_here():
@@ -199,7 +206,8 @@ def test_pytests_convention_option_reaches_every_plug_in_over_its_own():
     backends.register("declared-here", lambda: cs231n(layers))
     try:
         backends.declare_conventions(["batchnorm.running_variance=unbiased"])
-        assert dict(backends.load("declared-here").conventions) == {"batchnorm.running_average": "keep:0.9"}
+        assert dict(backends.load("declared-here").conventions) == {"batchnorm.running_average": "keep:0.9",
+                                                                     "momentum.form": "velocity"}
         with pytest.raises(ValueError, match="unknown convention"):
             backends.declare_conventions(["batchnorm.momentum=0.9"])
     finally:

@@ -15,7 +15,7 @@ from crosscheck import backends
 from crosscheck.adapters.layer_pair_ops import check_ops
 from crosscheck.adapters.layer_pairs import Assembled
 from crosscheck.report import run as report
-from crosscheck.suite.cases import PLUGIN_CASES, features
+from crosscheck.suite.cases import PLUGIN_CASES, declared_by, features
 from crosscheck.verdict import checks
 
 from .conftest import EXERCISED, selected_backends
@@ -63,7 +63,7 @@ def test_it_trains_as_the_reference_in_the_reports_stretches(plugin, case, recor
     """Forward, gradients, then the run the report makes (a stretch between each pair of checkpoints, each continuing
     the last one's training state): losses, parameters, optimizer state and running statistics at every checkpoint,
     and the network in evaluation mode at the end."""
-    plugin.check_support(case.config)
+    case = declared_by(plugin, case)  # under the conventions it declares (its adapter's source's), as the report runs
     checks.check_forward(plugin, case, "float64")
     checks.check_gradients(plugin, case, "float64")
     run, diverged_at = report._train_stretches(plugin, case, case.problem("float64"), "cpu", None)
@@ -75,7 +75,7 @@ def test_it_trains_as_the_reference_in_the_reports_stretches(plugin, case, recor
 def test_a_run_continued_from_its_state_is_the_run_trained_at_once(plugin, case):
     """Two halves, the second handed the first's TrainState (optimizer state, step count, buffers), end where the
     whole run ends, bit for bit; a train that cannot take the state is refused, never silently restarted."""
-    plugin.check_support(case.config)
+    case = declared_by(plugin, case)
     config, params, X, y, orders = case.inputs("float64")
     whole = plugin.run_train(params, X, y, config, orders)
     if not plugin.continues():

@@ -22,7 +22,11 @@ def momentum_init(p):
 
 
 def momentum_update(p, g, s, k, c, wd):
-    """b <- mu b + g; p <- p - lr b  (torch.optim.SGD with dampening 0: the first b is g, not (1 - mu) g)"""
+    """b <- mu b + g; p <- p - lr b  (torch.optim.SGD with dampening 0: the first b is g, not (1 - mu) g); or, under
+    momentum.form=velocity (Keras's, CS231n's, Sutskever et al.'s), v <- mu v - lr g; p <- p + v, kept in its place."""
+    if value(c, "momentum.form") == "velocity":
+        v = c.momentum * s["momentum buffer"] - c.lr * g
+        return p + v, {"momentum buffer": v}
     b = c.momentum * s["momentum buffer"] + g
     return p - c.lr * b, {"momentum buffer": b}
 

@@ -165,8 +165,10 @@ def train(params, X, y, config, orders=None, checkpoints=()):
 
 def framework_optimizer(params, config):
     """torch.optim's own optimizer for config: weights and biases in two groups, biases undecayed if asked. A
-    convention torch.optim cannot say (RMSprop's eps inside the root, Adam's efficient form) has no oracle here."""
-    for key, theirs in (("rmsprop.eps", "outside"), ("adam.eps", "outside"), ("loss.log_guard", "none")):
+    convention torch.optim cannot say (RMSprop's eps inside the root, Adam's efficient form, momentum as velocity) has
+    no oracle here."""
+    for key, theirs in (("rmsprop.eps", "outside"), ("adam.eps", "outside"), ("loss.log_guard", "none"),
+                        ("momentum.form", "buffer")):
         if key in in_force(config) and in_force(config)[key] != theirs:
             raise Unsupported(f"torch.optim has {key}={theirs} only: no torch oracle for {key}={in_force(config)[key]}")
     wd, name = config.weight_decay, config.optimizer

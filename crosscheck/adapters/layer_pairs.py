@@ -10,10 +10,11 @@ cs231n(layers, optim) builds a Driver from whichever of these the modules (or an
 provide: the layer kinds, losses and optimizers it can assemble are its capability, and every other configuration
 is skipped with the reason. check_ops(layers) (layer_pair_ops.py) compares each function with the reference's op.
 
-Conventions, where CS231n's and the reference's (PyTorch's) differ: the assignment's batch norm is declared
-(CONVENTIONS: bn_param's momentum 0.9 keeps that share of the old running statistics, and the running variance is the
-biased batch variance, where PyTorch keeps the unbiased one), so the reference computes it too; sgd_momentum's velocity
-is -lr times PyTorch's momentum buffer, converted by the adapter. cs231n(..., conventions=...) declares otherwise.
+Conventions, where CS231n's and the reference's (PyTorch's) differ, are declared (CONVENTIONS), so the reference
+computes them too: bn_param's momentum 0.9 keeps that share of the old running statistics, the running variance is
+the biased batch variance (PyTorch keeps the unbiased one), and sgd_momentum keeps a velocity, v = mu v - lr dw (PyTorch
+a buffer, b = mu b + dw, -v / lr of it under a constant lr). cs231n(..., conventions=...) declares otherwise; declared
+otherwise for momentum, the velocity is read back as -v / lr.
 
 Dropout draws its own mask, mask = (np.random.rand(*x.shape) < p) / p with p the probability of keeping a unit (the
 assignment's convention since 2017). The reference hands every backend the same masks (crosscheck.common.initializers),
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from crosscheck.common.conventions import check as check_conventions
-from crosscheck.common.conventions import running_weights
+from crosscheck.common.conventions import running_weights, value
 from crosscheck.common.driver import Capability, Driver, Run, TrainState, Unsupported
 from crosscheck.common.errors import AdapterError, CodeRaised
 from crosscheck.common.problem import batches, schedule
@@ -239,6 +240,8 @@ class Assembled:
         def per_layer(read):
             return [tuple(read(c) for c in pair) for pair in configs]
 
+        if config.optimizer == "momentum" and value(config, "momentum.form") == "velocity":  # the assignment's form,
+            return {"momentum buffer": per_layer(lambda c: c["velocity"])}  # declared: the reference keeps v too
         if config.optimizer == "momentum":  # the velocity itself too, under its own name: a continued run takes it
             # back exactly (-lr * (-v / lr) can be an ulp off v); the comparisons read the registry's names alone
             return {"momentum buffer": per_layer(lambda c: -c["velocity"] / c["learning_rate"]),
@@ -255,7 +258,9 @@ class Assembled:
         configs = [[self._config(config, leaf) for leaf in pair] for pair in params]
         for l, pair in enumerate(configs):
             for i, c in enumerate(pair):
-                if config.optimizer == "momentum" and opt_state:
+                if config.optimizer == "momentum" and opt_state and value(config, "momentum.form") == "velocity":
+                    c["velocity"] = np.array(opt_state["momentum buffer"][l][i], copy=True)
+                elif config.optimizer == "momentum" and opt_state:
                     c["velocity"] = np.array(opt_state[VELOCITY][l][i], copy=True) if VELOCITY in opt_state else \
                         -c["learning_rate"] * np.array(opt_state["momentum buffer"][l][i], copy=True)
                 elif config.optimizer == "rmsprop" and opt_state:
@@ -402,7 +407,8 @@ def capability(layers, optim):
 
 # The assignment's batch norm: bn_param's momentum 0.9 keeps that share of the running statistics, and the running
 # variance moves toward the batch variance as it normalised (np.var's, biased).
-CONVENTIONS = {"batchnorm.running_average": "keep:0.9", "batchnorm.running_variance": "biased"}
+CONVENTIONS = {"batchnorm.running_average": "keep:0.9", "batchnorm.running_variance": "biased",
+               "momentum.form": "velocity"}  # sgd_momentum: v = mu v - lr dw; w += v
 
 
 def cs231n(layers, optim=None, *, name="cs231n", version="-", keepdims=False, conventions=None):
