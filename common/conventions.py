@@ -61,6 +61,11 @@ CONVENTIONS = {c.key: c for c in (
                           "p -= lr b (lr applied to the whole buffer)",
                 "velocity": "Keras's SGD, CS231n's sgd_momentum, Sutskever et al. (2013): v = mu v - lr g, p += v "
                             "(each step's lr kept in v); the same under a constant lr"}, "buffer"),
+    Convention("nesterov.form", "what Nesterov's momentum keeps, and so how a changing lr enters it",
+               {"buffer": "PyTorch (SGD(nesterov=True)) and optax.sgd(nesterov=True): b = mu b + g, "
+                          "p -= lr (g + mu b)",
+                "velocity": "Bengio et al. (2013)'s form, CS231n's notes and Keras's SGD(nesterov=True): "
+                            "v = mu v - lr g, p += -mu v_old + (1 + mu) v; the same under a constant lr"}, "buffer"),
     Convention("loss.log_guard", "how the loss value guards its log against log(0) (the backward stays exact)",
                {"none": "PyTorch, optax and Keras from logits: the exact log, through log-sum-exp",
                 "add:E": "-log(p + E): textbooks and course code (E = 1e-7, 1e-8, 1e-12, ...)",

@@ -27,14 +27,16 @@ BN, RMSPROP, ADAM = CASE.id, "rmsprop-minibatch", "adam-minibatch"
 CE, BCE = "square-tanh-softmax-ce-minibatch", "relu-sigmoid-bce-minibatch"
 # Momentum under a schedule: with a constant lr the velocity is -lr times the buffer, and the two forms meet.
 SCHEDULED = "momentum-minibatch-scheduled"
-_MOMENTUM = BY_ID["momentum-minibatch"]
-EXTRA = {SCHEDULED: replace(_MOMENTUM, id=SCHEDULED, config=_MOMENTUM.config.replace(
-    schedule="warmup_cosine", warmup_steps=4, decay_steps=40))}
+NESTEROV = "nesterov-minibatch-scheduled"
+EXTRA = {f"{name}-minibatch-scheduled": replace(BY_ID[f"{name}-minibatch"], id=f"{name}-minibatch-scheduled",
+                                                config=BY_ID[f"{name}-minibatch"].config.replace(
+                                                    schedule="warmup_cosine", warmup_steps=4, decay_steps=40))
+         for name in ("momentum", "nesterov")}
 WITH_CASE = [("batchnorm.variance", "unbiased", BN), ("batchnorm.running_variance", "biased", BN),
              ("batchnorm.running_average", "keep:0.999", BN), ("batchnorm.running_average", "keep:0.99", BN),
              ("rmsprop.eps", "inside", RMSPROP), ("adam.eps", "efficient", ADAM),
              ("loss.log_guard", "add:1e-7", CE), ("loss.log_guard", "clip:1e-7", BCE),
-             ("momentum.form", "velocity", SCHEDULED),
+             ("momentum.form", "velocity", SCHEDULED), ("nesterov.form", "velocity", NESTEROV),
              ("batchnorm.running_average", "take:0.3", BN)]
 DECLARED = [(key, value) for key, value, _ in WITH_CASE]
 IDS = [f"{k}={v}" for k, v in DECLARED]

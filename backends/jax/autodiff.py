@@ -182,8 +182,9 @@ def framework_optimizer(config):
 
     if in_force(config).get("adam.eps", "outside") != "outside":
         raise Unsupported("optax.adam has adam.eps=outside only: no optax oracle for adam.eps=efficient")
-    if in_force(config).get("momentum.form", "buffer") != "buffer":
-        raise Unsupported("optax.sgd keeps a buffer (momentum.form=buffer) only: no optax oracle for velocity")
+    if "velocity" in (in_force(config).get("momentum.form"), in_force(config).get("nesterov.form")):
+        raise Unsupported("optax.sgd keeps a buffer (momentum.form, nesterov.form=buffer) only: no optax oracle for "
+                          "velocity")
     if log_guard(config) is not None:  # optax's losses read logits; a guarded value is the manual forward's
         raise Unsupported("optax's losses take no log guard: no optax oracle under loss.log_guard")
 

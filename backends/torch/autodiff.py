@@ -168,7 +168,7 @@ def framework_optimizer(params, config):
     convention torch.optim cannot say (RMSprop's eps inside the root, Adam's efficient form, momentum as velocity) has
     no oracle here."""
     for key, theirs in (("rmsprop.eps", "outside"), ("adam.eps", "outside"), ("loss.log_guard", "none"),
-                        ("momentum.form", "buffer")):
+                        ("momentum.form", "buffer"), ("nesterov.form", "buffer")):
         if key in in_force(config) and in_force(config)[key] != theirs:
             raise Unsupported(f"torch.optim has {key}={theirs} only: no torch oracle for {key}={in_force(config)[key]}")
     wd, name = config.weight_decay, config.optimizer

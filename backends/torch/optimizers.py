@@ -36,7 +36,12 @@ def nesterov_init(p):
 
 
 def nesterov_update(p, g, s, k, c, wd):
-    """b <- mu b + g; p <- p - lr (g + mu b)  (torch.optim.SGD(nesterov=True): the look-ahead on the gradient)"""
+    """b <- mu b + g; p <- p - lr (g + mu b)  (torch.optim.SGD(nesterov=True): the look-ahead on the gradient); or,
+    under nesterov.form=velocity (Bengio et al.'s form, CS231n's notes), v <- mu v - lr g; p <- p - mu v_old +
+    (1 + mu) v"""
+    if value(c, "nesterov.form") == "velocity":
+        v = c.momentum * s["momentum buffer"] - c.lr * g
+        return p - c.momentum * s["momentum buffer"] + (1 + c.momentum) * v, {"momentum buffer": v}
     b = c.momentum * s["momentum buffer"] + g
     return p - c.lr * (g + c.momentum * b), {"momentum buffer": b}
 
