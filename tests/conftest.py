@@ -299,7 +299,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-        elif _deeper(item):
+        elif _deeper(item) and not config.getoption("--all-cases"):
             item.add_marker(deeper)
 
 

@@ -29,6 +29,9 @@ def add_options(parser):
                     help="fail, instead of skip, when a backend's framework is missing "
                          "(also CROSSCHECK_STRICT=1 or CI=true)")
     group.addoption("--run-slow", action="store_true", help="also run the full-length runs marked slow")
+    group.addoption("--all-cases", action="store_true",
+                    help="every first case on every backend (the deeper tier too), without the slow runs: tox -e "
+                         "portable's, which checks them under other CPU vector units")
     group.addoption("--backends", default=os.environ.get("CROSSCHECK_BACKENDS"),
                     help="comma-separated backends to check (default: all registered, plug-ins included; "
                          "env CROSSCHECK_BACKENDS)")
