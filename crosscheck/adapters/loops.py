@@ -331,15 +331,17 @@ def _takes(fn):
         return 2
 
 
-def nielsen(factory, *, name="nielsen", cost="quadratic", dtypes=("float64",), version="-"):
+def nielsen(factory, *, name="nielsen", cost="quadratic", l2=None, dtypes=("float64",), version="-"):
     """A Driver around Nielsen's Network; factory(sizes) builds one, e.g. Network([2, 4, 1]). Sigmoid throughout, any
     depth, full batch or mini-batches. cost: "quadratic" (network.py's, half_sse here: see Nielsen) or
-    "cross_entropy" (network2.py's CrossEntropyCost, bce here); network2's update_mini_batch(mini_batch, eta, lmbda,
-    n) adds its L2 regularization, checked as weight decay on the weights alone (decay_biases=False)."""
+    "cross_entropy" (network2.py's CrossEntropyCost, bce here). l2: whether its update_mini_batch(mini_batch, eta,
+    lmbda, n) regularizes, as network2's does (default: with the cross-entropy cost, network2's), checked as weight
+    decay on the weights alone (decay_biases=False)."""
     if cost not in ("quadratic", "cross_entropy"):
         raise ValueError(f"nielsen: cost is 'quadratic' or 'cross_entropy' (network2's CrossEntropyCost), got {cost!r}")
     loss = "half_sse" if cost == "quadratic" else "bce"
-    capability = replace(_capability(None, "sigmoid", loss, dtypes, minibatch=True), weight_decay=True)
+    l2 = cost == "cross_entropy" if l2 is None else l2
+    capability = replace(_capability(None, "sigmoid", loss, dtypes, minibatch=True), weight_decay=l2)
 
     def supports(config):
         if config.weight_decay and config.decay_biases:
