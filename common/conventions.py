@@ -9,7 +9,6 @@ PyTorch's. A layer's conventions travel on its Layer (common/model.py), so that 
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class Convention:
-    key: str  # "<scope>.<what>": the scope is the layer kind it applies to
+    key: str  # "<scope>.<what>": the scope is the layer kind, the optimizer or "loss" it applies to (applies)
     doc: str
     values: dict  # {value: where it comes from}; a "form:number" key takes any number in the form's range
     default: str
@@ -125,8 +124,9 @@ def normal(key, value) -> str:
 
 
 def value(holder, key) -> str:
-    """The value of convention key in force on holder (a Layer or a Config): declared, or the default."""
-    return dict(getattr(holder, "conventions", ()) or ()).get(key, CONVENTIONS[key].default)
+    """The value of convention key in force on holder (a Layer or a Config): declared, or the default. Read in the
+    training loop's hot path (every leaf's update, every step): the few declared pairs are scanned, not mapped."""
+    return next((v for k, v in getattr(holder, "conventions", ()) or () if k == key), CONVENTIONS[key].default)
 
 
 def for_kind(kind, declared) -> tuple:
@@ -163,14 +163,11 @@ def running_weights(layer) -> tuple[float, float]:
     return (1.0 - rate, rate) if form == "take" else (rate, 1.0 - rate)
 
 
-def alternatives(config, together=1):
-    """Each change of `together` applicable conventions at once (distinct keys) from what config declares, as a
-    tuple of (key, value) pairs; a number's forms at the values its sources use (Convention.tried)."""
-    singles = [(key, normal(key, v)) for key, current in in_force(config).items()
-               for v in (CONVENTIONS[key].tried or CONVENTIONS[key].values) if normal(key, v) != current]
-    for combo in itertools.combinations(singles, together):
-        if len({key for key, _ in combo}) == together:
-            yield combo
+def alternatives(config) -> list:
+    """Each (key, value) that changes one applicable convention from what config declares; a number's forms at the
+    values its sources use (Convention.tried)."""
+    return [(key, normal(key, v)) for key, current in in_force(config).items()
+            for v in (CONVENTIONS[key].tried or CONVENTIONS[key].values) if normal(key, v) != current]
 
 
 def describe(config) -> str:

@@ -12,7 +12,7 @@ import copy
 import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,17 @@ from crosscheck.common.model import Layer
 from crosscheck.common.registry import ACTIVATIONS, LOSSES
 from crosscheck.diagnosis import mutations
 from crosscheck.diagnosis.catalogue import BUGS, PROBES
-from crosscheck.diagnosis.observe import Observed, bounded, close, low_bounds, observe, shadow_bounds, tolerance_of
+from crosscheck.diagnosis.observe import (
+    Observed,
+    bounded,
+    close,
+    low_bounds,
+    observe,
+    shadow_bounds,
+    short_run,
+    short_runs,
+    tolerance_of,
+)
 from crosscheck.reference import activations as acts
 from crosscheck.reference import layers as lyrs
 from crosscheck.reference import mlp
@@ -210,17 +220,6 @@ def candidates():
             and (not bug.only or backends.REFERENCE in bug.only)]
 
 
-def _short_run(driver, case, device="cpu"):
-    """driver's losses over a short run of case, and at its end the parameters, the buffers (batch norm's running
-    statistics) and the network's output in evaluation mode, as an Observed (loss, after, output)."""
-    problem = case.problem("float64", case.short_epochs or min(case.config.epochs, 200))
-    config, X = problem.config, problem.X
-    run = driver.train(problem, case.checkpoints(config.epochs), device)
-    buffers = checks.flat(run.state.buffers) if run.state is not None else []
-    output = driver.run_forward(run.params, X, config, device, buffers=run.state.buffers) if buffers else None
-    return Observed(output=output, loss=np.asarray(run.losses), after=checks.flat(run.params) + buffers)
-
-
 def _planted_observations(bug, case, look, at=None):
     """look(reference driver, case) with bug planted in the reference (at: in model[at] alone, for a mistake in an
     activation); None where the line is not in the reference."""
@@ -315,21 +314,22 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
     precision, seen = _looked_at(driver, case, device, dtype)
     ref = observe(reference.DRIVER, case, dtype=precision)
     stage, where = _where(driver, case, device, precision, seen, ref, (run_failed, first_epoch))
-    followed = _conventions(driver, case, device, precision, stage, seen, ref)
+    runs = cache(partial(short_runs, driver, case, device))  # trained once, for the conventions and the catalogue
+    followed = _conventions(case, precision, stage, seen, ref, runs)
     if followed:  # a convention reproduces it: no mistake is looked for
         return Diagnosis(driver.name, case.id, stage, where, [], 0, precision, followed)
-    where, matches, tried = _named(driver, case, device, precision, stage, where, seen, ref)
+    where, matches, tried = _named(case, precision, stage, where, seen, ref, runs)
     return Diagnosis(driver.name, case.id, stage, where, matches, len(tried), precision)
 
 
-def _conventions(driver, case, device, precision, stage, seen, ref):
+def _conventions(case, precision, stage, seen, ref, runs):
     """[((key, value), ...)]: registered conventions, one changed from case's, else two, under which the reference
     reproduces driver over a short run (the running statistics' show only there; the first step where no run can be
     had); only changes whose first step reproduces driver's, or leaves it as declared, are run (steps are cheap)."""
     if stage in (None, "unobserved") or precision != "float64":
         return []
     singles = []  # the changes whose first step reproduces driver's, or leaves the reference's as it is (acting later)
-    for (change,) in alternatives(case.config):
+    for change in alternatives(case.config):
         try:
             with np.errstate(all="ignore"):
                 first = observe(reference.DRIVER, under(case, [change]))
@@ -342,9 +342,7 @@ def _conventions(driver, case, device, precision, stage, seen, ref):
     look: Any = observe
     kind = "forward"
     try:
-        loss_bound, after_bounds = shadow_bounds(case, case.short_epochs or min(case.config.epochs, 200))
-        run = bounded(_short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds})
-        seen, ref, look, kind = run, _short_run(reference.DRIVER, case), _short_run, "trajectory"
+        (seen, ref), look, kind = runs(), short_run, "trajectory"
     except Exception:  # noqa: BLE001  (a crash here was reported by the check itself; the first step is judged)
         pass
     for together in (1, 2):  # one convention changed, else two (makemore part 4 changes two of batch norm's)
@@ -410,7 +408,7 @@ def _where(driver, case, device, precision, seen, ref, run):
     return stage, where
 
 
-def _named(driver, case, device, precision, stage, where, seen, ref):
+def _named(case, precision, stage, where, seen, ref, runs):
     """(where, the mistakes named, the catalogue's mistakes tried). A mistake is named when the reference with it
     planted reproduces what the implementation gave, and differs from the clean reference in what is observed (a
     mistake in a layer the case lacks changes nothing, so explains nothing). A mistake in an activation is then tried
@@ -426,11 +424,9 @@ def _named(driver, case, device, precision, stage, where, seen, ref):
     if stage == "trajectory" and precision != "float64":
         tried = []  # a low-precision run's later parting: located by the checks, not planted
     elif stage == "trajectory":
-        look = _short_run
+        look = short_run
         try:
-            loss_bound, after_bounds = shadow_bounds(case, case.short_epochs or min(config.epochs, 200))
-            seen = bounded(_short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds})
-            ref = _short_run(reference.DRIVER, case)
+            seen, ref = runs()
         except Exception:  # noqa: BLE001  (a crash here was reported by the check itself)
             tried = []
     kind = "trajectory" if stage == "trajectory" else "forward"

@@ -132,3 +132,21 @@ def close(actual, expected, kind):
         return True
     except Disagreement:
         return False
+
+
+def short_run(driver, case, device="cpu"):
+    """driver's losses over a short run of case, and at its end the parameters, the buffers (batch norm's running
+    statistics) and the network's output in evaluation mode, as an Observed (loss, after, output)."""
+    problem = case.problem("float64", case.short_epochs or min(case.config.epochs, 200))
+    config, X = problem.config, problem.X
+    run = driver.train(problem, case.checkpoints(config.epochs), device)
+    buffers = checks.flat(run.state.buffers) if run.state is not None else []
+    output = driver.run_forward(run.params, X, config, device, buffers=run.state.buffers) if buffers else None
+    return Observed(output=output, loss=np.asarray(run.losses), after=checks.flat(run.params) + buffers)
+
+
+def short_runs(driver, case, device):
+    """(driver's short run, held to the bounds of the reference's own runs under rounding; the reference's)."""
+    loss_bound, after_bounds = shadow_bounds(case, case.short_epochs or min(case.config.epochs, 200))
+    return (bounded(short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds}),
+            short_run(reference.DRIVER, case))
