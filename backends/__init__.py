@@ -116,8 +116,7 @@ def _import_plugin_module(name, module_name):
 def _load_plugin(name):
     if callable(_plugins[name]):
         built = _plugins[name]()
-        built = built if built.name == name else replace(built, name=name)
-        return replace(built, conventions=check({**dict(built.conventions), **_conventions})) if _conventions else built
+        return _declared(built if built.name == name else replace(built, name=name))
     module_name, _, attr = _plugins[name].partition(":")
     module = _import_plugin_module(name, module_name)
     obj: Any = module
@@ -139,11 +138,12 @@ def _load_plugin(name):
         what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
         raise PluginError(f"plug-in {name!r} ({_plugins[name]}) is {what}, not a Driver nor a callable "
                           f"returning one: wrap it with an adapter (crosscheck.adapters; docs/your-code.md)")
-    if driver.name != name:
-        driver = replace(driver, name=name)
-    if _conventions:
-        driver = replace(driver, conventions=check({**dict(driver.conventions), **_conventions}))
-    return driver
+    return _declared(driver if driver.name == name else replace(driver, name=name))
+
+
+def _declared(driver):
+    """driver under the session's conventions (declare_conventions), laid over its own."""
+    return replace(driver, conventions=check({**dict(driver.conventions), **_conventions})) if _conventions else driver
 
 
 def load(name):

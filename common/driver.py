@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .errors import AdapterError, refusal
 from .problem import Problem
 from .registry import ACTIVATIONS
 from .validate import check_inputs, check_params
@@ -152,6 +153,19 @@ class Driver:
         if self.reference:
             return config.replace(parallel=None), self.mlp.gradients, self.mlp.train
         return config, self.parallel.run_gradients, self.parallel.train
+
+    def misfit(self, problem, device="cpu"):
+        """Why its code does not fit its adapter (the adapter's one line), from one gradient step on problem, or None:
+        a refusal said before anything trains. Unsupported, a crash or a wrong value is None here: the checks report
+        those."""
+        try:
+            self.check_support(problem.config)
+            self.run_gradients(problem.params, problem.X, problem.y, problem.config, device)
+        except AdapterError as exc:
+            return str(exc) if refusal(exc) else None
+        except Exception:  # noqa: BLE001  (a missing framework, Unsupported, a crash: not a refusal)
+            return None
+        return None
 
     def check_device(self, device):
         if device not in DEVICES:

@@ -7,7 +7,6 @@ import argparse
 from crosscheck import backends
 from crosscheck.common.conventions import listing, normal
 from crosscheck.common.driver import Unsupported
-from crosscheck.common.errors import AdapterError, refusal
 from crosscheck.suite.cases import under
 
 
@@ -70,11 +69,8 @@ def fit(p, args, case, names):
         if name not in backends.plugins():
             continue
         try:
-            driver = backends.load(name)
-            driver.check_support(problem.config)
-            driver.run_gradients(problem.params, problem.X, problem.y, problem.config, args.device)
-        except AdapterError as exc:
-            if refusal(exc):
-                p.error(f"{name} does not fit its adapter: {exc}")
-        except Exception:  # noqa: BLE001, S110  (unsupported, a crash, a missing framework: the report says)
-            pass
+            said = backends.load(name).misfit(problem, args.device)
+        except (backends.BackendUnavailable, backends.PluginError):  # the report says (its row, or _backends' error)
+            continue
+        if said:
+            p.error(f"{name} does not fit its adapter: {said}")
