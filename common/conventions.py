@@ -22,16 +22,17 @@ class Convention:
     values: dict  # {value: where it comes from}; a "form:number" key takes any number in the form's range
     default: str
     tried: tuple = ()  # a number's values the diagnosis tries: those its sources use
+    losses: tuple = ()  # the losses it is about, where its scope is "loss" or a loss's name
 
     @property
     def scope(self) -> str:
         return self.key.split(".", 1)[0]
 
     def applies(self, config) -> bool:
-        """Whether config's model or optimizer holds what it is about (a layer kind, or an optimizer)."""
+        """Whether config's model, optimizer or loss holds what it is about (a layer kind, an optimizer, a loss)."""
         return (any(layer.kind == self.scope for layer in config.model)
                 or config.optimizer in SHARED.get(self.scope, (self.scope,))
-                or config.loss in SHARED.get(self.scope, ()))
+                or config.loss in self.losses)
 
 
 CONVENTIONS = {c.key: c for c in (
@@ -70,10 +71,21 @@ CONVENTIONS = {c.key: c for c in (
                 "add:E": "-log(p + E): textbooks and course code (E = 1e-7, 1e-8, 1e-12, ...)",
                 "clip:E": "Keras on probabilities: p clipped to [E, 1 - E] before the log (its epsilon, 1e-7)"},
                "none", ("none", "add:1e-7", "add:1e-8", "add:1e-9", "add:1e-10", "add:1e-12", "add:1e-15",
-                        "clip:1e-7")),
+                        "clip:1e-7"), losses=("softmax_cross_entropy", "bce")),
+    Convention("loss.reduction", "whether the loss averages its terms over the batch or adds them up",
+               {"mean": "PyTorch's reduction='mean' (the default), optax's losses averaged, Keras and CS231n: mse and "
+                        "bce over samples x outputs, cross-entropy and hinge over samples",
+                "sum": "PyTorch's reduction='sum', and code whose dL/dz is a - y without the 1/N: the sum over the "
+                       "batch, N (mse, bce: N K) times the mean, and so its gradient"}, "mean",
+               losses=("mse", "bce", "softmax_cross_entropy", "hinge")),
+    Convention("mse.average", "what mse's mean divides its squared errors by",
+               {"elements": "PyTorch (F.mse_loss), Keras's MeanSquaredError and optax's l2 averaged: N K, every "
+                            "sample's every output",
+                "samples": "the textbooks' 1/N sum_n ||a_n - y_n||^2: the squared error summed over the K outputs, "
+                           "averaged over the N samples (K times PyTorch's)"}, "elements", losses=("mse",)),
 )}
-# A scope names a layer kind, an optimizer or "loss"; these names hold more than one (adamw takes adam's step).
-SHARED = {"adam": ("adam", "adamw"), "loss": ("softmax_cross_entropy", "bce")}
+# A scope names a layer kind, an optimizer, "loss" or a loss; these names hold more than one (adamw takes adam's step).
+SHARED = {"adam": ("adam", "adamw")}
 
 
 def check(declared, keep_defaults=False) -> tuple:
@@ -149,6 +161,24 @@ def log_guard(config):
     """(form, E) of the loss value's guard on its log ("add" or "clip"), or None for the exact log."""
     guard = value(config, "loss.log_guard")
     return None if guard == "none" else (guard.split(":")[0], float(guard.split(":")[1]))
+
+
+def reduced(config, a) -> float:
+    """c in L = c mean(terms), for config's loss at its output a (N, K) or (N, T, K): 1 as PyTorch has it, the count
+    the mean divides by under loss.reduction=sum (N K for mse and bce, N positions for cross-entropy and hinge), K
+    under mse.average=samples."""
+    if config.loss not in CONVENTIONS["loss.reduction"].losses:
+        return 1.0
+    if value(config, "loss.reduction") == "sum":
+        return float(math.prod(a.shape) if config.loss in ("mse", "bce") else math.prod(a.shape[:-1]))
+    return float(a.shape[-1]) if config.loss == "mse" and value(config, "mse.average") == "samples" else 1.0
+
+
+def summed(config, averaged) -> bool:
+    """Whether config's loss adds its terms up (a loss the registry says is not averaged, or loss.reduction=sum):
+    then micro-batches' and ranks' losses add, rather than each weighing by its share."""
+    return not averaged or (config.loss in CONVENTIONS["loss.reduction"].losses
+                            and value(config, "loss.reduction") == "sum")
 
 
 def bessel(layer, key, n) -> float:

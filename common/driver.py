@@ -161,6 +161,9 @@ class Driver:
         try:
             self.check_support(problem.config)
             self.run_gradients(problem.params, problem.X, problem.y, problem.config, device)
+            fits = getattr(self.mlp, "fits", None)  # an adapter's own probe of the rest of its interface
+            if fits is not None:
+                fits(problem.config, problem.params)
         except AdapterError as exc:
             return str(exc) if refusal(exc) else None
         except Exception:  # noqa: BLE001  (a missing framework, Unsupported, a crash: not a refusal)

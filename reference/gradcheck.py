@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from crosscheck.common.conventions import reduced
+
 from .losses import loss_forward
 from .mlp import forward
 
@@ -9,7 +11,7 @@ from .mlp import forward
 def loss_at(params, X, y, config):
     """L(params) on (X, y)."""
     z, a = forward(params, X, config)[-1]
-    return loss_forward(config.loss, z, a, y)
+    return loss_forward(config.loss, z, a, y, c=reduced(config, a))
 
 
 def central_differences(f, x, eps=1e-6):

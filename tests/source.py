@@ -25,7 +25,8 @@ def user_cache():
 # --implementation names one: NAME -> module:object, the form --implementation takes.
 EXAMPLES = {"cs231n-example": "examples.cs231n_layers:DRIVER", "cs231n-student": "examples.cs231n_student:DRIVER",
             "makemore-ninja": "examples.makemore_bn_torch:DRIVER",
-            "makemore-notebook": "examples.makemore_notebook_torch:DRIVER"}
+            "makemore-notebook": "examples.makemore_notebook_torch:DRIVER",
+            "adam-object": "examples.optimizer_object_numpy:DRIVER", "d2l-sgd": "examples.d2l_sgd_torch:DRIVER"}
 
 
 def load_example(name):

@@ -32,11 +32,17 @@ EXTRA = {f"{name}-minibatch-scheduled": replace(BY_ID[f"{name}-minibatch"], id=f
                                                 config=BY_ID[f"{name}-minibatch"].config.replace(
                                                     schedule="warmup_cosine", warmup_steps=4, decay_steps=40))
          for name in ("momentum", "nesterov")}
+# A summed mse on batches of 8 and 2 outputs: 16 times the mean's gradient, so a sixteenth of the mean's lr (the same
+# steps). The same mse averaged over samples alone: twice the mean's gradient, at the case's own lr.
+MSE = "tanh-identity-mse-minibatch"
+SUMMED = f"{MSE}-summed"
+EXTRA[SUMMED] = replace(BY_ID[MSE], id=SUMMED, config=BY_ID[MSE].config.replace(lr=BY_ID[MSE].config.lr / 16))
 WITH_CASE = [("batchnorm.variance", "unbiased", BN), ("batchnorm.running_variance", "biased", BN),
              ("batchnorm.running_average", "keep:0.999", BN), ("batchnorm.running_average", "keep:0.99", BN),
              ("rmsprop.eps", "inside", RMSPROP), ("adam.eps", "efficient", ADAM),
              ("loss.log_guard", "add:1e-7", CE), ("loss.log_guard", "clip:1e-7", BCE),
              ("momentum.form", "velocity", SCHEDULED), ("nesterov.form", "velocity", NESTEROV),
+             ("loss.reduction", "sum", SUMMED), ("mse.average", "samples", MSE),
              ("batchnorm.running_average", "take:0.3", BN)]
 DECLARED = [(key, value) for key, value, _ in WITH_CASE]
 IDS = [f"{k}={v}" for k, v in DECLARED]
@@ -65,13 +71,44 @@ def test_a_declared_convention_agrees_on_every_backend(driver, device, dtype, ke
     checks.check_trajectory(driver, case, dtype, device, epochs=EPOCHS)
 
 
+AUTODIFF = [d for d in DECLARED if d[0] in ("batchnorm.variance", "loss.log_guard", "loss.reduction", "mse.average")]
+
+
 @pytest.mark.frameworks
-@pytest.mark.parametrize(("key", "value"), [DECLARED[0], DECLARED[6]], ids=[IDS[0], IDS[6]])
+@pytest.mark.parametrize(("key", "value"), AUTODIFF, ids=[f"{k}={v}" for k, v in AUTODIFF])
 def test_autodiff_of_the_declared_forward_agrees_with_its_manual_backward(driver, device, key, value):
-    """The normalising variance is the one convention that changes the backward: autodiff of each mirror's forward
-    under it is its own check of the manual c x^ mean(dx^ x^) term. A guarded log changes the value alone: autodiff
-    reports the guarded value beside the exact loss's gradient."""
+    """The normalising variance and the reductions change the backward: autodiff of each mirror's forward under them
+    is its own check of the manual c x^ mean(dx^ x^) term and of the loss's c (a sum's N K, K outputs). A guarded log
+    changes the value alone: autodiff reports the guarded value beside the exact loss's gradient."""
     checks.check_gradients(driver, under(case_of(key, value), {key: value}), "float64", device, autodiff=True)
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize(("key", "value"), [("loss.reduction", "sum"), ("mse.average", "samples")],
+                         ids=["sum", "samples"])
+def test_the_frameworks_own_losses_and_optimizers_under_a_reduction(driver, device, key, value):
+    """torch.nn.functional's and JAX's own layers and losses (the mean times the reduction's c), trained by torch.optim
+    and optax: the framework's run of the declared loss."""
+    checks.check_framework_optimizer(driver, under(case_of(key, value), {key: value}), device, native=True)
+
+
+def test_a_summed_loss_adds_the_ranks_and_the_micro_batches_up():
+    """Under loss.reduction=sum the data-parallel ranks' and the micro-batches' losses and gradients add (each weighs
+    1, not its share of the batch): two ranks, and three micro-batches, against the one whole batch, in the
+    reference (the mirrors' sharded runs check themselves against it in test_parallel's cases)."""
+    import numpy as np
+
+    case = under(BY_ID["parallel-data-tanh-mse-momentum-minibatch"], {"loss.reduction": "sum"})
+    config, params, X, y, _ = case.inputs()
+    whole = config.replace(parallel=None)
+    loss1, grads1 = reference.mlp.accumulated(params, X, y, whole)
+    mean = reference.mlp.accumulated(params, X, y, whole.replace(conventions=()))[0]
+    assert np.isclose(loss1, mean * y.size, rtol=1e-12), "the sum is N K times the mean"
+    for split in (config, whole.replace(accumulate=3)):
+        loss, grads = reference.mlp.accumulated(params, X, y, split)
+        assert np.allclose(loss, loss1, rtol=1e-12, atol=0), split
+        for mine, theirs in zip(grads, grads1):
+            assert all(np.allclose(m, t, rtol=1e-12, atol=1e-15) for m, t in zip(mine, theirs)), split
 
 
 class _Following:
@@ -136,7 +173,9 @@ def test_the_alternatives_tried_are_every_other_value_of_what_the_model_holds():
     config = CASE.config.replace(conventions={"batchnorm.running_variance": "biased"})
     singles = alternatives(config)
     assert ("batchnorm.running_variance", "unbiased") in singles and ("batchnorm.variance", "unbiased") in singles
-    assert not list(alternatives(BY_ID["tanh-identity-mse-minibatch"].config)), "no batch norm, no convention of it"
+    assert set(alternatives(BY_ID[MSE].config)) == {("loss.reduction", "sum"), ("mse.average", "samples")}, \
+        "no batch norm, no convention of it; its loss's"
+    assert not list(alternatives(BY_ID["seed1-xor"].config)), "half_sse is a sum by definition, plain descent"
 
 
 @pytest.mark.parametrize(("declared", "message"), [
@@ -308,3 +347,42 @@ def test_the_python_api_takes_conventions_as_a_dict():
     assert "batchnorm.variance=unbiased (declared)" in data["title"]
     with pytest.raises(TypeError, match="conventions must be a dict"):
         crosscheck.check(model=BN_MODEL, epochs=5, conventions=["batchnorm.variance=unbiased"])
+
+
+def summed_mse_step(w1, b1, w2, b2, X, y, lr):
+    """A two-layer sigmoid net in rows, trained on L = sum (a - y)^2: dL/da = 2 (a - y), no 1/(N K) (loss.reduction=
+    sum, as PyTorch's reduction='sum' writes it)."""
+    import numpy as np
+
+    h = 1 / (1 + np.exp(-(X @ w1 + b1)))
+    a = 1 / (1 + np.exp(-(h @ w2 + b2)))
+    dz2 = 2 * (a - y) * a * (1 - a)
+    dz1 = dz2 @ w2.T * h * (1 - h)
+    return w1 - lr * X.T @ dz1, b1 - lr * dz1.sum(0, keepdims=True), w2 - lr * h.T @ dz2, \
+        b2 - lr * dz2.sum(0, keepdims=True)
+
+
+def summed_mse_forward(w1, b1, w2, b2, X):
+    import numpy as np
+
+    h = 1 / (1 + np.exp(-(X @ w1 + b1)))
+    return 1 / (1 + np.exp(-(h @ w2 + b2)))
+
+
+def test_a_step_function_declares_its_summed_loss():
+    """step_function(conventions=...): the summed mse agrees declared; undeclared, the diagnosis names the sum and
+    its declaration, never 'mse-not-averaged' or any other mistake."""
+    from crosscheck.adapters import step_function
+
+    case = replace(BY_ID["seed1-xor"], id="xor-summed-mse", config=BY_ID["seed1-xor"].config.replace(loss="mse",
+                                                                                                 epochs=300))
+    kwargs = {"layout": "rows", "forward": summed_mse_forward, "loss": "mse", "name": "summed"}
+    declared = step_function(summed_mse_step, conventions={"loss.reduction": "sum"}, **kwargs)
+    checks.check_gradients(declared, case, "float64")
+    checks.check_trajectory(declared, case, "float64")
+    undeclared = step_function(summed_mse_step, **kwargs)
+    with pytest.raises(Disagreement):
+        checks.check_trajectory(undeclared, case, "float64")
+    found = diagnose(undeclared, case)
+    assert found.conventions == [(("loss.reduction", "sum"),)] and not found.matches, found.text()
+    assert "--convention loss.reduction=sum" in found.text()

@@ -46,9 +46,13 @@ def cases(draw, capability=None):
     for l, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
         last = l == len(widths) - 2
         model += [("dense", fan_in, fan_out), output if last else draw(st.sampled_from(hidden_kinds))]
+    # A plug-in whose update rules are its own gets them drawn (an optimizer object's adam, CS231n's rules): each is
+    # code of its own to exercise; the reference's optimizer on a plug-in's gradients, or a built-in, plain descent.
+    own = cap is not None and cap.own_updates
+    optimizer = draw(st.sampled_from([o for o in cap.optimizers if o in registry.OPTIMIZERS])) if own else "sgd"
     config = Config(model=tuple(model), loss=loss, init=draw(st.sampled_from(list(registry.INITS))),
                     lr=draw(st.sampled_from([0.01, 0.1])), epochs=draw(st.integers(1, 6)), batch_size=batch,
-                    seed=draw(st.integers(0, 2**16)))
+                    seed=draw(st.integers(0, 2**16)), optimizer=optimizer)
     return Case("hypothesis", config, samples=samples)
 
 

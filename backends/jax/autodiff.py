@@ -8,13 +8,13 @@ import numpy as np
 from jax import lax
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import in_force, log_guard, value
+from crosscheck.common.conventions import in_force, log_guard, reduced, value
 from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
 from . import layers
 from .layers.attention import ROPE_BASE, attention_heads
-from .losses import FUSED_WITH_OUTPUT, loss_forward
+from .losses import FUSED_WITH_OUTPUT, loss_forward, reduce
 from .mlp import UNROLL, Run, batches, forward, update
 
 
@@ -39,6 +39,7 @@ def _optax():
 # layer norm nor RMS norm (Flax's and Haiku's are libraries on top), so those have none either; nor RNN or LSTM
 # cells.
 NATIVE: dict = {
+    ("activations", "identity"): lambda z: z,
     ("activations", "sigmoid"): jax.nn.sigmoid,
     ("activations", "tanh"): jnp.tanh,
     ("activations", "relu"): jax.nn.relu,
@@ -135,7 +136,7 @@ def native_loss(params, X, y, config):
             x = x + skips.pop()
     if config.loss not in FUSED_WITH_OUTPUT:
         x = NATIVE["activations", config.output](x)
-    return NATIVE["losses", config.loss](x, y)
+    return reduce(NATIVE["losses", config.loss](x, y), reduced(config, x))
 
 
 def autodiff_gradients(params, X, y, config):
@@ -145,8 +146,9 @@ def autodiff_gradients(params, X, y, config):
     def loss_of(params):
         z, a = forward(params, X, config)[-1]
         guard = log_guard(config)
-        value = None if guard is None else loss_forward(config.loss, z, lax.stop_gradient(a), y, guard)
-        return loss_forward(config.loss, z, a, y), value
+        c = reduced(config, a)
+        value = None if guard is None else loss_forward(config.loss, z, lax.stop_gradient(a), y, guard, c)
+        return loss_forward(config.loss, z, a, y, c=c), value
 
     (loss, guarded), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
     return loss if guarded is None else guarded, [tuple(layer) for layer in grads]

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import log_guard
+from crosscheck.common.conventions import log_guard, reduced, summed
 from crosscheck.common.driver import Run, TrainState
 from crosscheck.common.problem import batches, epochs_of  # the same containers, holding this framework's arrays
 from crosscheck.common.registry import ACTIVATIONS
@@ -50,10 +50,11 @@ def forward(params, X, config, buffers=None, noise=None):
 def backward(params, X, y, caches, config, scale=None):
     """[(dW_l, db_l)] by the chain rule: each layer's backward in turn, from the last layer to the first."""
     z, a = caches[-1]
+    dL = scaled(loss_backward(config.loss, a, y, reduced(config, a)), scale)  # dL/dz where fused, else dL/da
     if config.loss in FUSED_WITH_OUTPUT:
-        dz = scaled(loss_backward(config.loss, a, y), scale)
+        dz = dL
     else:
-        dz = activation_backward(config.output, scaled(loss_backward(config.loss, a, y), scale), z, a)
+        dz = activation_backward(config.output, dL, z, a)
     grads = [()] * len(params)
     dy, skipped = dz, []
     for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):  # the output activation: above
@@ -119,7 +120,7 @@ def gradients(params, X, y, config, noise=None, scale=None):
     the gradients of scale L)."""
     cache = forward(params, X, config, noise=noise)
     z, a = cache[-1]
-    loss = loss_forward(config.loss, z, a, y, log_guard(config))
+    loss = loss_forward(config.loss, z, a, y, log_guard(config), reduced(config, a))
     return loss, backward(params, X, y, cache, config, scale)
 
 
@@ -134,7 +135,7 @@ def accumulated(params, X, y, config, noise=None):
     loss, grads = 0.0, [tuple(jnp.zeros_like(p) for p in leaves) for leaves in params]
     for start in range(0, n, size):
         stop = min(start + size, n)
-        share = (stop - start) / n if registry.LOSSES[config.loss].averaged else 1.0
+        share = 1.0 if summed(config, registry.LOSSES[config.loss].averaged) else (stop - start) / n
         part, part_grads = gradients(params, X[start:stop], y[start:stop], config,
                                      None if noise is None else [m[start:stop] for m in noise])
         loss = loss + share * part

@@ -3,14 +3,14 @@
 import torch
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import in_force, log_guard
+from crosscheck.common.conventions import in_force, log_guard, reduced
 from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
 from . import layers
 from .layers.attention import ROPE_BASE, attention_heads
 from .layers.norms import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS
-from .losses import FUSED_WITH_OUTPUT, loss_forward
+from .losses import FUSED_WITH_OUTPUT, loss_forward, reduce
 from .mlp import Run, batches, forward
 
 
@@ -29,6 +29,7 @@ def vjp(f, x, dy=None):
 # beyond the derived bound); compared with threshold 37, where log(1 + e^-z) < 1e-16 z, half an ulp of z.
 F = torch.nn.functional
 NATIVE: dict = {
+    ("activations", "identity"): lambda z: z,
     ("activations", "sigmoid"): torch.sigmoid,
     ("activations", "tanh"): torch.tanh,
     ("activations", "relu"): F.relu,
@@ -129,7 +130,7 @@ def native_loss(params, X, y, config):
             x = x + skips.pop()
     if config.loss not in FUSED_WITH_OUTPUT:
         x = NATIVE["activations", config.output](x)
-    return NATIVE["losses", config.loss](x, y)
+    return reduce(NATIVE["losses", config.loss](x, y), reduced(config, x))
 
 
 def autodiff_gradients(params, X, y, config):
@@ -137,11 +138,11 @@ def autodiff_gradients(params, X, y, config):
     is the guarded value, the gradient the exact loss's, as the convention has it."""
     leaves = [tuple(p.detach().clone().requires_grad_(True) for p in leaves) for leaves in params]
     z, a = forward(leaves, X, config)[-1]
-    loss = loss_forward(config.loss, z, a, y)
+    loss = loss_forward(config.loss, z, a, y, c=reduced(config, a))
     flat = torch.autograd.grad(loss, [t for layer in leaves for t in layer])
     grads = iter(flat)
     if log_guard(config) is not None:
-        loss = loss_forward(config.loss, z, a.detach(), y, log_guard(config))
+        loss = loss_forward(config.loss, z, a.detach(), y, log_guard(config), reduced(config, a))
     return loss.detach(), [tuple(next(grads) for _ in layer) for layer in leaves]
 
 
@@ -154,7 +155,7 @@ def train(params, X, y, config, orders=None, checkpoints=()):
     flat_params = [t for layer in params for t in layer]
     for epoch in range(config.epochs):
         z, a = forward(params, X, config)[-1]
-        loss = loss_forward(config.loss, z, a, y)
+        loss = loss_forward(config.loss, z, a, y, c=reduced(config, a))
         grads = torch.autograd.grad(loss, flat_params)
         with torch.no_grad():
             for p, g in zip(flat_params, grads):
@@ -214,7 +215,7 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=Fa
             loss = native_loss(leaves, X[idx], y[idx], config)
         else:
             z, a = forward(leaves, X[idx], config)[-1]
-            loss = loss_forward(config.loss, z, a, y[idx])
+            loss = loss_forward(config.loss, z, a, y[idx], c=reduced(config, a))
         loss.backward()
         if config.clip is not None:  # one norm over every leaf, then the step
             torch.nn.utils.clip_grad_norm_([p for layer in leaves for p in layer], config.clip)

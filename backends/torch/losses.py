@@ -82,12 +82,13 @@ def hinge_backward(a, y):
     return (active - y * active.sum(dim=-1, keepdim=True)) / positions(a)
 
 
-def loss_forward(name, z, a, y, guard=None):
+def loss_forward(name, z, a, y, guard=None, c=1.0):
     """The loss at the output layer's (z, a): losses fused with their output activation read the logits z; with a
-    guard (loss.log_guard), the value as code that guards its log writes it."""
+    guard (loss.log_guard), the value as code that guards its log writes it; c times the mean (conventions.reduced:
+    loss.reduction=sum, mse.average=samples)."""
     if guard is not None:
-        return guarded_forward(name, a, y, guard)
-    return FORWARD[name](z, y) if name in FUSED_WITH_OUTPUT else FORWARD[name](a, y)
+        return reduce(guarded_forward(name, a, y, guard), c)
+    return reduce(FORWARD[name](z, y) if name in FUSED_WITH_OUTPUT else FORWARD[name](a, y), c)
 
 
 def guarded_forward(name, a, y, guard):
@@ -103,8 +104,13 @@ def guarded_forward(name, a, y, guard):
     return -(y * torch.log(g(a)) + (1 - y) * torch.log(g(1 - a))).mean()
 
 
-def loss_backward(name, a, y):
-    return BACKWARD[name](a, y)
+def loss_backward(name, a, y, c=1.0):
+    return reduce(BACKWARD[name](a, y), c)
+
+
+def reduce(t, c):
+    """c t: a sum is c times the mean (the mean kept as it is where c is 1)"""
+    return t if c == 1.0 else c * t
 
 
 FORWARD = walk.table(globals(), registry.LOSSES, "forward", aliases=SPELT)

@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import log_guard
+from crosscheck.common.conventions import log_guard, reduced, summed
 
 from . import layers
 from .activations import activation_backward
@@ -41,7 +41,7 @@ def local_gradients(mlp_gradients, params, X, y, noise, rank, config):
     """(share L_r, share dL_r/dp): rank's shard's loss and gradients (by mlp.gradients), times its share of the batch"""
     Xr, yr, masks = shard(X, y, noise, rank, config.world)
     loss, grads = mlp_gradients(params, Xr, yr, config, masks)
-    share = 1.0 / config.world if registry.LOSSES[config.loss].averaged else 1.0
+    share = 1.0 if summed(config, registry.LOSSES[config.loss].averaged) else 1.0 / config.world
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
 
@@ -112,10 +112,11 @@ def tensor_backward(params, y, caches, rank, config):
     """Rank's gradients of its blocks, from the last layer to the first: the input gradient of a column layer (and of
     a layer split inside, attention or SwiGLU) all-reduced"""
     z, a = caches[-1]
+    dL = loss_backward(config.loss, a, y, reduced(config, a))  # dL/dz where fused, else dL/da
     if config.loss in FUSED_WITH_OUTPUT:
-        dy = loss_backward(config.loss, a, y)
+        dy = dL
     else:
-        dy = activation_backward(config.output, loss_backward(config.loss, a, y), z, a)
+        dy = activation_backward(config.output, dL, z, a)
     grads = [()] * len(params)
     skipped = []
     for layer, cache in zip(reversed(config.model[:-1]), reversed(caches[:-1])):
@@ -157,7 +158,7 @@ def rank_gradients(mlp_gradients, params, X, y, noise, rank, config):
         return loss, grads
     caches = tensor_forward(params, X, rank, config)
     z, a = caches[-1]
-    loss = loss_forward(config.loss, z, a, y, log_guard(config))
+    loss = loss_forward(config.loss, z, a, y, log_guard(config), reduced(config, a))
     return loss, gather(tensor_backward(params, y, caches, rank, config), config)
 
 

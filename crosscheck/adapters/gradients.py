@@ -5,6 +5,7 @@ optimizer to the gradients the function returns."""
 
 import inspect
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from crosscheck.adapters.readback import (
     _named,
     _to_layout,
 )
+from crosscheck.adapters.update_rules import KEPT, UpdateRule
 from crosscheck.common import registry
 from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.driver import Capability, Run, TrainState, Unsupported
@@ -62,6 +64,7 @@ class GradientFunction:
         _check_biases(bias_shape)
         self.name, self.fn, self.layout, self.fwd, self.biases = name, fn, layout, forward, bias_shape
         self.framework = framework
+        self.rule: Any = None  # the code's own update rule (update=), else the reference's optimizer steps it
         self.native, self.numpy, self.version = _framework(framework)
 
     def _params(self, params):
@@ -121,17 +124,48 @@ class GradientFunction:
         """(loss, gradients, buffers after the step) from the user's function."""
         return (*self.gradients(params, X, y, config), buffers)
 
-    def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
+    # -- the code's own update rule (update=), handed its parameters in its own layout and read back
+    def _user(self, leaves):
+        return _to_layout(leaves, self.layout, self.biases)
 
+    def _ours(self, leaves):
+        return _from_layout(leaves, self.layout, self.biases)
+
+    def _leaf_names(self, params):
+        return [(f"W{l + 1}", f"b{l + 1}") for l in range(len(params))]
+
+    def _updated(self, obj, params, grads, n, config):
+        """(params, optimizer state) after the code's update rule's step on grads."""
+        names = self._leaf_names(params)
+        params = self._ours(self.rule.step(obj, self._user(params), self._user(grads), names, n, config,
+                                           self.native))
+        kept = self.rule.kept(obj, names)
+        return params, {k: v if k == KEPT else self._ours(v) for k, v in kept.items()}
+
+    def fits(self, config, params):
+        """Refuses (AdapterError) an update rule that cannot be built, called or read back: one step of a throwaway
+        copy on zero gradients (Driver.misfit's probe, before anything trains)."""
+        if self.rule is not None:
+            obj = self.rule.start(config, self._leaf_names(params), None)
+            self._updated(obj, params, [tuple(np.zeros_like(p) for p in pair) for pair in params], 1, config)
+
+    def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
+        """Trains with the reference's optimizer on the code's gradients, or with the code's own update rule."""
         steps = batches(len(X), config.batch_size)
         losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
-        opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+        if self.rule is None:
+            opt_state = optimizers.init(params, config) if opt_state is None else opt_state
+        else:
+            obj = self.rule.start(config, self._leaf_names(params), opt_state)
         buffers = self._buffers(params, config, buffers)
         saved = {}
         for epoch, s, idx, _, done in schedule(config, len(X), orders):
             step += 1
             losses[epoch, s], grads, buffers = self._step(params, buffers, X[idx], y[idx], config)
-            params, opt_state = update(params, grads, opt_state, step, config)
+            if self.rule is None:
+                params, opt_state = update(params, grads, opt_state, step, config)
+            else:
+                params, opt_state = self._updated(obj, params, grads, len(y[idx]), config)
             if done in checkpoints:
                 saved[done] = TrainState(params, opt_state, step, buffers)
         return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))
@@ -139,7 +173,8 @@ class GradientFunction:
 
 def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", forward=None,
                       activations=("sigmoid",), losses=("half_sse",), layers=None, dtypes=("float64",),
-                      optimizers=None, version=None, bias_shape="2d", conventions=None):
+                      optimizers=None, version=None, bias_shape="2d", conventions=None, update=None, optimizer=None,
+                      state=None):
     """A Driver around manual backprop written as a function, in NumPy, PyTorch or JAX tensors (tensors in, tensors
     out, as makemore's "backprop ninja"): grads(params, X, y) -> (loss, [(dW, db), ...]) with params
     [(W, b), ...] in layout ('rows': W (in, out), b (1, out); 'columns': W (out, in), b (out, 1)).
@@ -149,11 +184,35 @@ def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", 
     optimizers names fewer. forward(params, X) -> output, optional: without it the output is not checked.
     bias_shape: '2d' (as layout says) or 'flat' ((out,), as makemore's b1 = torch.randn(n_hidden)). conventions:
     {key: value} the code follows where PyTorch's differ, e.g. {"loss.log_guard": "add:1e-7"} for -log(p + 1e-7).
+    update: the code's own update rule, applied in place of the reference's optimizer (crosscheck/adapters/
+    update_rules.py): an optimizer class or factory, built with the run's hyperparameters by their usual names
+    (lr, momentum, betas or beta1 and beta2, eps, alpha), whose update(params, grads) steps dicts by name (W1, b1,
+    ...); or an in-place step update(params, lr, batch_size) reading each parameter's .grad (d2l's sgd). optimizer:
+    the registered optimizer it implements ('sgd' for an in-place step); state: {the registry's state name: the
+    object's attribute}, where its usual names do not find it.
     """
     mlp = GradientFunction(name, grads, layout, framework, forward, bias_shape)
-    driver = _driver(name, mlp, _trained_by_the_reference(activations, losses, layers, dtypes, optimizers),
-                     version or f"{framework} {mlp.version}")
-    return replace(driver, conventions=check_conventions(conventions))
+    return _with_rule(mlp, name, _trained_by_the_reference(activations, losses, layers, dtypes, optimizers),
+                      version or f"{framework} {mlp.version}", conventions, update, optimizer, state)
+
+
+def _with_rule(mlp, name, capability, version, conventions, update, optimizer, state):
+    """The Driver around mlp: trained by the reference's optimizer, or by the code's own update rule (update=)."""
+    if update is None:
+        if optimizer is not None or state is not None:
+            raise ValueError(f"{name}: optimizer= and state= describe an update rule; hand it as update=...")
+        return replace(_driver(name, mlp, capability, version), conventions=check_conventions(conventions))
+    if optimizer is None:
+        raise ValueError(f"{name}: update= needs optimizer=, the registered optimizer it implements: one of "
+                         f"{', '.join(registry.OPTIMIZERS)}")
+    mlp.rule = UpdateRule(name, update, optimizer, state)
+    capability = replace(capability, optimizers=(optimizer,), own_updates=True, weight_decay=False)
+
+    def supports(config):
+        return capability.reason(config) or mlp.rule.reason(config)
+
+    return replace(_driver(name, mlp, capability, version, supports=supports),
+                   conventions=check_conventions(conventions))
 
 
 def _trained_by_the_reference(activations, losses, layers, dtypes, optimizers, kinds=()):
@@ -203,6 +262,18 @@ class NamedGradients(GradientFunction):
 
     def _handed(self, params):
         return "its leaves by name"
+
+    def _user(self, leaves):
+        return [tuple(a[None, :] if n in self.rows else a for n, a in zip(names, pair))
+                for names, pair in zip(self._leaf_names(leaves), leaves)]
+
+    def _ours(self, leaves):
+        return [tuple(a[0] if n in self.rows else a for n, a in zip(names, pair))
+                for names, pair in zip(self._leaf_names(leaves), leaves)]
+
+    def _leaf_names(self, params):
+        names = iter(self.names)
+        return [tuple(next(names) for _ in pair) for pair in params]
 
     @staticmethod
     def _shapes(params):
@@ -292,7 +363,8 @@ class NamedGradients(GradientFunction):
 
 def named_gradients(grads, *, params, name="grads", buffers=(), row_vectors=(), labels="one_hot", framework="numpy",
                     forward=None, kinds=(), activations=("tanh",), losses=("softmax_cross_entropy",),
-                    dtypes=("float64",), optimizers=None, version=None, conventions=None):
+                    dtypes=("float64",), optimizers=None, version=None, conventions=None, update=None, optimizer=None,
+                    state=None):
     """A Driver around manual backprop of any model the registry builds, by leaf name, in NumPy, PyTorch or JAX
     tensors (makemore part 4's "backprop ninja", batch norm and all):
 
@@ -306,9 +378,9 @@ def named_gradients(grads, *, params, name="grads", buffers=(), row_vectors=(), 
     training argument, the network in evaluation mode (training=False, the running statistics in params) is checked
     too. Training applies the reference's optimizer to the gradients it returns. conventions: {key: value} where the
     code follows another convention than PyTorch's (makemore part 4's batch norm: {"batchnorm.variance": "unbiased",
-    "batchnorm.running_average": "keep:0.999"}; crosscheck --conventions lists them).
+    "batchnorm.running_average": "keep:0.999"}; crosscheck --conventions lists them). update, optimizer, state: the
+    code's own update rule, as gradient_function's, its dicts by the names of params.
     """
     mlp = NamedGradients(name, grads, params, buffers, row_vectors, labels, framework, forward)
-    driver = _driver(name, mlp, _trained_by_the_reference(activations, losses, None, dtypes, optimizers, kinds),
-                     version or f"{framework} {mlp.version}")
-    return replace(driver, conventions=check_conventions(conventions))
+    return _with_rule(mlp, name, _trained_by_the_reference(activations, losses, None, dtypes, optimizers, kinds),
+                      version or f"{framework} {mlp.version}", conventions, update, optimizer, state)

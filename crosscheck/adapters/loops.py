@@ -22,6 +22,7 @@ from crosscheck.adapters.readback import (
     _named,
     _to_layout,
 )
+from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.driver import Unsupported
 from crosscheck.reference.losses import bce_forward
 from crosscheck.reference.mlp import forward as reference_forward
@@ -97,15 +98,19 @@ class SeedStyle(ReadBack):
 
 def seed_style(factory, *, name="seed-style", layout="rows",
                weights=("weights_input_hidden", "weights_hidden_output"), biases=("bias_hidden", "bias_output"),
-               activation="sigmoid", loss="half_sse", dtypes=("float64",), version="-", bias_shape=None):
+               activation="sigmoid", loss="half_sse", dtypes=("float64",), version="-", bias_shape=None,
+               conventions=None):
     """A Driver around a seed-style class; factory(layers) builds one for layers, e.g. (2, 4, 1). bias_shape: '2d',
-    'flat' ((out,)), or None to take the class's own (flat where every bias it builds is 1-D).
+    'flat' ((out,)), or None to take the class's own (flat where every bias it builds is 1-D). conventions: {key:
+    value} the code follows where PyTorch's differ, e.g. {"loss.reduction": "sum"} for an mse whose backward is a - y
+    (crosscheck --conventions lists them).
 
     It declares what it supports: len(weights) layers, `activation` everywhere, `loss` (the seeds' backward is
     descent on half_sse), full batch, `dtypes`. Every other configuration is skipped with the reason.
     """
-    return _driver(name, SeedStyle(name, factory, layout, weights, biases, bias_shape),
-                   _capability(len(weights), activation, loss, dtypes, minibatch=False), version)
+    return replace(_driver(name, SeedStyle(name, factory, layout, weights, biases, bias_shape),
+                           _capability(len(weights), activation, loss, dtypes, minibatch=False), version),
+                   conventions=check_conventions(conventions))
 
 
 # -- the second seed's loop body, as a function ------------------------------------------------------------------
@@ -213,7 +218,7 @@ class StepFunction(ReadBack):
 
 def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", targets="2d", forward=None,
                   activation="sigmoid", loss="half_sse", minibatch=True, dtypes=("float64",), version="-",
-                  bias_shape="2d"):
+                  bias_shape="2d", conventions=None):
     """A Driver around a training step written as a function of arrays, the second seed's loop body as it stands:
     step(w1, b1, w2, b2, X, d, lr) -> (w1, b1, w2, b2), or returning None after updating them in place.
 
@@ -222,11 +227,13 @@ def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", 
     columns, (N, out) in rows) or 'flat' (y (N,), one output: the second seed's d). forward(*params, X) -> output,
     optional: without it, the output is not checked and each step's loss is computed by the reference from the
     parameters the step starts at (the parameters themselves are compared all the same). bias_shape: '2d' (as the
-    layout says) or 'flat' ((out,)).
+    layout says) or 'flat' ((out,)). conventions: {key: value} the code follows where PyTorch's differ, as
+    seed_style's.
     """
     mlp = StepFunction(name, step, params, layout, targets, forward, bias_shape)
-    return _driver(name, mlp, _capability(mlp.n_layers, activation, loss, dtypes, minibatch,
-                                          outputs=1 if targets == "flat" else None), version)
+    return replace(_driver(name, mlp, _capability(mlp.n_layers, activation, loss, dtypes, minibatch,
+                                                  outputs=1 if targets == "flat" else None), version),
+                   conventions=check_conventions(conventions))
 
 
 # -- Nielsen's Network ------------------------------------------------------------------------------------------
@@ -331,12 +338,13 @@ def _takes(fn):
         return 2
 
 
-def nielsen(factory, *, name="nielsen", cost="quadratic", l2=None, dtypes=("float64",), version="-"):
+def nielsen(factory, *, name="nielsen", cost="quadratic", l2=None, dtypes=("float64",), version="-", conventions=None):
     """A Driver around Nielsen's Network; factory(sizes) builds one, e.g. Network([2, 4, 1]). Sigmoid throughout, any
     depth, full batch or mini-batches. cost: "quadratic" (network.py's, half_sse here: see Nielsen) or
     "cross_entropy" (network2.py's CrossEntropyCost, bce here). l2: whether its update_mini_batch(mini_batch, eta,
     lmbda, n) regularizes, as network2's does (default: with the cross-entropy cost, network2's), checked as weight
-    decay on the weights alone (decay_biases=False)."""
+    decay on the weights alone (decay_biases=False). The book's conventions are PyTorch's where a registered one
+    applies (bce averaged over samples and outputs, by the eta handed in); conventions: {key: value} over them."""
     if cost not in ("quadratic", "cross_entropy"):
         raise ValueError(f"nielsen: cost is 'quadratic' or 'cross_entropy' (network2's CrossEntropyCost), got {cost!r}")
     loss = "half_sse" if cost == "quadratic" else "bce"
@@ -348,4 +356,5 @@ def nielsen(factory, *, name="nielsen", cost="quadratic", l2=None, dtypes=("floa
             return "weight decay on the weights alone (Nielsen's L2 leaves the biases), not on the biases too"
         return capability.reason(config)
 
-    return _driver(name, Nielsen(name, factory, cost), capability, version, supports=supports)
+    return replace(_driver(name, Nielsen(name, factory, cost), capability, version, supports=supports),
+                   conventions=check_conventions(conventions))

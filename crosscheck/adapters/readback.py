@@ -5,7 +5,7 @@ machinery for code that updates its own arrays."""
 
 import numpy as np
 
-from crosscheck.common.conventions import log_guard
+from crosscheck.common.conventions import log_guard, reduced
 from crosscheck.common.driver import Capability, Driver, Run, Unsupported
 from crosscheck.common.errors import AdapterError, CodeRaised
 from crosscheck.common.problem import batches, schedule
@@ -144,6 +144,8 @@ class ReadBack:
     how to build it (new), set and get its parameters (put, take, as [(W, b)] in the user's layout), run its forward
     (output) and take one step (step), all with X and y in the user's layout."""
 
+    BORROWS_LOSS = True  # its loss is the suite's, of its output under the config's conventions (loss_value)
+
     def __init__(self, name, layout, bias_shape="2d"):
         _check_layout(layout)
         if bias_shape is not None:
@@ -222,7 +224,7 @@ class ReadBack:
 
     def loss_value(self, config, a, y):
         """The loss of the code's output a (no logits: the seeds' losses, read off the probabilities)."""
-        return loss_forward(config.loss, None, a, y, log_guard(config))
+        return loss_forward(config.loss, None, a, y, log_guard(config), reduced(config, a))
 
     def gradients(self, params, X, y, config):
         a = self.loss_output(self._state(params, config), params, X, config)

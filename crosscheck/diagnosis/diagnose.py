@@ -21,13 +21,14 @@ from crosscheck import backends, reference
 from crosscheck.common.conventions import CONVENTIONS, alternatives
 from crosscheck.common.driver import Unsupported
 from crosscheck.common.model import Layer
-from crosscheck.common.registry import ACTIVATIONS, LOSSES
+from crosscheck.common.registry import ACTIVATIONS
 from crosscheck.diagnosis import mutations
 from crosscheck.diagnosis.catalogue import BUGS, PROBES
 from crosscheck.diagnosis.observe import (
     Observed,
     bounded,
     close,
+    how_much,
     low_bounds,
     observe,
     shadow_bounds,
@@ -152,41 +153,6 @@ def _parts(seen, ref, config, name="it"):
         return "update", (f"the output, the loss and every gradient agree; the parameters after the first epoch do "
                           f"not ({', '.join(moved)}): {suspects}")
     return None, "the first step agrees: output, loss, every gradient and the parameters after the first epoch"
-
-
-def _scale(ours, theirs):
-    """k where ours is k x theirs throughout (every leaf, to 1e-6 relative), else None."""
-    a = np.concatenate([np.ravel(np.asarray(x, dtype=np.float64)) for x in ours])
-    b = np.concatenate([np.ravel(np.asarray(x, dtype=np.float64)) for x in theirs])
-    if a.shape != b.shape or not np.all(np.isfinite(a)) or not np.vdot(b, b):
-        return None
-    k = float(np.vdot(a, b) / np.vdot(b, b))
-    return k if np.linalg.norm(a - k * b) <= 1e-6 * max(float(np.linalg.norm(a)), 1e-300) else None
-
-
-def _how_much(ours, theirs, n, what, config, lr=None):
-    """'; every gradient is 4 x the reference's: ...' where ours is a constant multiple of theirs, saying what the
-    factor points to (n: the samples one step takes; lr: the learning rate, for a step); else ''."""
-    averaged = LOSSES[config.loss].averaged
-    k = _scale(ours, theirs)
-    if k is None or abs(k - 1) < 1e-6:
-        return ""
-    said = f"; every {what} is {k:.6g} × the reference's"
-    near = lambda x: abs(k - x) <= 1e-6 * abs(x)  # noqa: E731
-    if near(-1):
-        return f"{said}: the sign is flipped (a step up the loss)"
-    if n > 1 and near(n) and averaged:
-        return (f"{said}, the {n} samples of the step: the {what} is not divided by the batch size (the loss "
-                f"{config.loss} summed where it is averaged)")
-    if n > 1 and near(1 / n):
-        return (f"{said}, 1/{n}: the {what} is divided by the batch size ({n}) twice" if averaged else
-                f"{said}, 1/{n}: the {what} is divided by the batch size ({n}), where the loss {config.loss} sums "
-                f"over the samples")
-    if lr is not None and lr != 1 and near(lr):
-        return f"{said}, the learning rate {lr:g}: the learning rate is applied twice"
-    if lr is not None and lr != 1 and near(1 / lr):
-        return f"{said}, 1/lr: the learning rate is missing"
-    return f"{said}: a constant factor (a scale in the loss or the update)"
 
 
 def _crash(problem):
@@ -315,24 +281,26 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
     ref = observe(reference.DRIVER, case, dtype=precision)
     stage, where = _where(driver, case, device, precision, seen, ref, (run_failed, first_epoch))
     runs = cache(partial(short_runs, driver, case, device))  # trained once, for the conventions and the catalogue
-    followed = _conventions(case, precision, stage, seen, ref, runs)
+    followed = _conventions(case, precision, stage, seen, ref, runs, getattr(driver.mlp, "BORROWS_LOSS", False))
     if followed:  # a convention reproduces it: no mistake is looked for
         return Diagnosis(driver.name, case.id, stage, where, [], 0, precision, followed)
     where, matches, tried = _named(case, precision, stage, where, seen, ref, runs)
     return Diagnosis(driver.name, case.id, stage, where, matches, len(tried), precision)
 
 
-def _conventions(case, precision, stage, seen, ref, runs):
+def _conventions(case, precision, stage, seen, ref, runs, borrowed=False):
     """[((key, value), ...)]: registered conventions, one changed from case's, else two, under which the reference
     reproduces driver over a short run (the running statistics' show only there; the first step where no run can be
-    had); only changes whose first step reproduces driver's, or leaves it as declared, are run (steps are cheap)."""
+    had); only changes whose first step reproduces driver's, or leaves it as declared, are run (steps are cheap).
+    borrowed: driver's loss is the suite's own of its output (the read-back adapters'), computed under whatever the
+    config declares, so it says nothing of the code: the loss is left out of the comparison."""
     if stage in (None, "unobserved") or precision != "float64":
         return []
     singles = []  # the changes whose first step reproduces driver's, or leaves the reference's as it is (acting later)
     for change in alternatives(case.config):
         try:
             with np.errstate(all="ignore"):
-                first = observe(reference.DRIVER, under(case, [change]))
+                first = _lent(observe(reference.DRIVER, under(case, [change])), seen, borrowed)
             if _matches(seen, first, "forward") or _matches(bounded(ref, seen.bounds), first, "forward"):
                 singles.append(change)
         except Exception:  # noqa: BLE001, S112  (the reference under it cannot run this case: it reproduces nothing)
@@ -352,7 +320,7 @@ def _conventions(case, precision, stage, seen, ref, runs):
                 continue
             try:
                 with np.errstate(all="ignore"):
-                    alt = look(reference.DRIVER, under(case, change))
+                    alt = _lent(look(reference.DRIVER, under(case, change)), seen, borrowed)
             except Exception:  # noqa: BLE001, S112  (the reference under it cannot run this case)
                 continue
             if _matches(seen, alt, kind) and not _matches(bounded(ref, seen.bounds), alt, kind):
@@ -360,6 +328,13 @@ def _conventions(case, precision, stage, seen, ref, runs):
         if found:
             return found
     return []
+
+
+def _lent(alt, seen, borrowed):
+    """alt with seen's loss where the loss seen is the suite's, not the code's (borrowed): left out of the match."""
+    if borrowed:
+        alt.loss = seen.loss
+    return alt
 
 
 def _looked_at(driver, case, device, dtype):
@@ -386,10 +361,10 @@ def _where(driver, case, device, precision, seen, ref, run):
     config, params, X = problem.config, problem.params, problem.X
     stage, where = _parts(seen, ref, config, driver.name)
     if stage == "gradients" and "gradients" not in seen.problems:
-        where += _how_much(seen.grads, ref.grads, len(X), "gradient", config)
+        where += how_much(seen.grads, ref.grads, len(X), "gradient", config)
     elif stage == "update" and "update" not in seen.problems and seen.after and ref.after:
         start = checks.flat(params)
-        where += _how_much([a - p for a, p in zip(seen.after, start)], [a - p for a, p in zip(ref.after, start)],
+        where += how_much([a - p for a, p in zip(seen.after, start)], [a - p for a, p in zip(ref.after, start)],
                            config.batch_size or len(X), "step", config, config.lr)
     run_failed, first_epoch = run
     if stage is None and run_failed:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crosscheck import reference
+from crosscheck.common.conventions import summed
 from crosscheck.common.driver import Unsupported
+from crosscheck.common.registry import LOSSES
 from crosscheck.suite.cases import upcast_problem
 from crosscheck.verdict import checks, tolerances
 from crosscheck.verdict.compare import Disagreement, assert_close
@@ -150,3 +152,38 @@ def short_runs(driver, case, device):
     loss_bound, after_bounds = shadow_bounds(case, case.short_epochs or min(case.config.epochs, 200))
     return (bounded(short_run(driver, case, device), {"loss": loss_bound, "after": after_bounds}),
             short_run(reference.DRIVER, case))
+
+
+def scale_of(ours, theirs):
+    """k where ours is k x theirs throughout (every leaf, to 1e-6 relative), else None."""
+    a = np.concatenate([np.ravel(np.asarray(x, dtype=np.float64)) for x in ours])
+    b = np.concatenate([np.ravel(np.asarray(x, dtype=np.float64)) for x in theirs])
+    if a.shape != b.shape or not np.all(np.isfinite(a)) or not np.vdot(b, b):
+        return None
+    k = float(np.vdot(a, b) / np.vdot(b, b))
+    return k if np.linalg.norm(a - k * b) <= 1e-6 * max(float(np.linalg.norm(a)), 1e-300) else None
+
+
+def how_much(ours, theirs, n, what, config, lr=None):
+    """'; every gradient is 4 x the reference's: ...' where ours is a constant multiple of theirs, saying what the
+    factor points to (n: the samples one step takes; lr: the learning rate, for a step); else ''."""
+    averaged = not summed(config, LOSSES[config.loss].averaged)
+    k = scale_of(ours, theirs)
+    if k is None or abs(k - 1) < 1e-6:
+        return ""
+    said = f"; every {what} is {k:.6g} × the reference's"
+    near = lambda x: abs(k - x) <= 1e-6 * abs(x)  # noqa: E731
+    if near(-1):
+        return f"{said}: the sign is flipped (a step up the loss)"
+    if n > 1 and near(n) and averaged:
+        return (f"{said}, the {n} samples of the step: the {what} is not divided by the batch size (the loss "
+                f"{config.loss} summed where it is averaged)")
+    if n > 1 and near(1 / n):
+        return (f"{said}, 1/{n}: the {what} is divided by the batch size ({n}) twice" if averaged else
+                f"{said}, 1/{n}: the {what} is divided by the batch size ({n}), where the loss {config.loss} sums "
+                f"over the samples")
+    if lr is not None and lr != 1 and near(lr):
+        return f"{said}, the learning rate {lr:g}: the learning rate is applied twice"
+    if lr is not None and lr != 1 and near(1 / lr):
+        return f"{said}, 1/lr: the learning rate is missing"
+    return f"{said}: a constant factor (a scale in the loss or the update)"

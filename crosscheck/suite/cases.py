@@ -379,14 +379,11 @@ def half_failure(case, dtype):
 
 
 def _cs231n_cases():
-    """Models that CS231n-style layer functions can assemble (dense, relu, batch norm, dropout, convolution and
-    max-pooling, softmax or SVM loss), under each of their update rules, and makemore part 4's: what a plug-in's
-    functions and rules are exercised on (tests/test_your_code.py), beside the cases above, most of which use
-    activations or layers they lack."""
+    """What a plug-in's functions and rules are exercised on (tests/test_your_code.py; the cases above mostly use kinds
+    they lack): CS231n-style layers under each of their update rules, the textbooks', d2l's and makemore's models."""
     def bn(optimizer, loss="softmax_cross_entropy", **hyper):
-        # affine - batchnorm - relu, as the assignment stacks them: the affine layer's bias has an exact gradient of 0
-        # (batch norm subtracts it again), its computed one rounding noise, which Adam scales up to steps of lr; the
-        # float64 bounds follow that spread (findings.shadows), and the report says the leaf is ill-conditioned.
+        # affine - batchnorm - relu, as the assignment stacks them: the affine bias's exact gradient is 0, its computed
+        # one rounding noise that Adam scales to steps of lr; the bounds follow that spread (findings.shadows).
         output = "softmax" if loss == "softmax_cross_entropy" else "identity"
         config = Config(model=(("dense", 4, 8), ("batchnorm", 8), "relu", ("dense", 8, 3), output), loss=loss,
                         optimizer=optimizer, lr=hyper.pop("lr", 0.05), epochs=30, batch_size=6, **hyper)
@@ -412,16 +409,20 @@ def _cs231n_cases():
     yield Case("nielsen2-bce-l2", Config(layers=(4, 6, 2), hidden="sigmoid", output="sigmoid", loss="bce",
                                          init="glorot_uniform", lr=0.5, epochs=30, batch_size=10, seed=7,
                                          weight_decay=0.05, decay_biases=False), samples=40)
-    # The textbook's two-layer net: tanh, softmax and cross-entropy, full batch (examples/guarded_ce_numpy.py's).
+    # The textbook's two-layer net: tanh, softmax, cross-entropy, full batch (examples/guarded_ce_numpy.py's).
     yield Case("textbook-tanh-softmax-ce", Config(layers=(4, 8, 3), hidden="tanh", output="softmax",
                                                   loss="softmax_cross_entropy", init="glorot_uniform", lr=0.1,
                                                   epochs=40, seed=5), samples=30)
+    # It stepped by an object's Adam; d2l's regression by in-place sgd (examples/optimizer_object_numpy, d2l_sgd_torch)
+    yield Case("textbook-tanh-softmax-adam", Config(layers=(4, 8, 3), hidden="tanh", output="softmax", loss="softmax_"
+               "cross_entropy", init="glorot_uniform", lr=0.01, epochs=30, batch_size=20, seed=3, optimizer="adam"), 60)
+    yield Case("d2l-linear-mse", Config(layers=(3, 2), hidden="identity", output="identity", loss="mse", init="glorot_"
+               "uniform", lr=0.05, epochs=30, batch_size=10, seed=4), samples=40)
     yield bn("sgd")
     yield bn("momentum")
     yield bn("adam", lr=0.01)
     yield bn("momentum", loss="hinge")
-    # RMSprop without batch norm: on the batch-norm model the rounding differences between equivalent formulas grew
-    # to 1.4e-9 in RMSprop's square average by epoch 30, past the float64 table's 1e-10 (measured).
+    # RMSprop without batch norm: on it rounding grew to 1.4e-9 in the square average by epoch 30 (table: 1e-10).
     relu = next(case for case in CASES if case.id == "relu-softmax-ce-minibatch")
     yield replace(relu, id="cs231n-relu-rmsprop", config=relu.config.replace(optimizer="rmsprop", lr=0.01))
     yield Case("cs231n-cnn-adam", Config(
@@ -430,8 +431,7 @@ def _cs231n_cases():
         seed=21, optimizer="adam"), samples=40)
     yield dropout("momentum")
     yield dropout("adam")
-    # makemore part 4's model: an embedding of the generated text's characters, the window's embeddings concatenated,
-    # a dense layer, batch norm, tanh, a dense layer and cross-entropy (what named_gradients' example implements).
+    # makemore part 4's: embedding, window concatenated, dense, batch norm, tanh, dense, cross-entropy (ninja's)
     yield Case("makemore-bn-momentum", Config(
         model=(("embedding", 10, 6), "flatten", ("dense", 18, 16), ("batchnorm", 16), "tanh", ("dense", 16, 10),
                "softmax"), input_shape=(3,), loss="softmax_cross_entropy", init="glorot_uniform", lr=0.05, epochs=20,
