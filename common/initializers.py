@@ -77,6 +77,12 @@ def _attention(scheme, rng, layer, W_qkv, b):
     return W_qkv, W_o
 
 
+def _biased_attention(scheme, rng, layer, W_qkv, b):
+    """attention's two matrices, and GPT-2's biases at 0 (its init, and llm.c's)"""
+    W_qkv, W_o = _attention(scheme, rng, layer, W_qkv, b)
+    return W_qkv, np.zeros(W_qkv.shape[1]), W_o, np.zeros(W_o.shape[1])
+
+
 # A kind the scheme draws: (scheme, rng, layer, W, b) with W, b drawn for its fans -> its parameter leaves.
 DRAWN = {
     "dense": lambda scheme, rng, layer, W, b: (W, b),
@@ -88,6 +94,7 @@ DRAWN = {
     "swiglu": _swiglu,
     "attention": _attention,
     "rope_attention": _attention,
+    "biased_attention": _biased_attention,
     "positions": lambda scheme, rng, layer, W, b: (W,),  # as embedding's
 }
 

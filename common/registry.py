@@ -186,6 +186,17 @@ def unembed_shape(shape, x):
     return (x[0], shape[0])
 
 
+def vocabulary_shape(shape, x):
+    """(V,) on (..., Vp), V <= Vp -> (..., V): the first V scores"""
+    if len(shape) != 1:
+        raise ValueError(f"a vocabulary layer needs (V,), the vocabulary's size past which the scores are padding, "
+                         f"got {shape}")
+    _positive("vocabulary", shape, "(V,)")
+    if not x or shape[0] > x[-1]:
+        raise ValueError(f"a vocabulary layer keeps the first {shape[0]} scores, but {x} reach it")
+    return (*x[:-1], shape[0])
+
+
 def positions_shape(shape, x):
     """(context, width) on (T, width), T <= context -> the same"""
     if len(shape) != 2:
@@ -329,6 +340,11 @@ LAYERS = {k.name: k for k in (
               "the output projection tied to the token embedding, its gradient added to the embedding's; shape "
               "(vocabulary, dim), the embedding's", shapes=lambda vocab, dim: ((vocab, dim),), example=(5, 3),
               width="reshapes", reshape=unembed_shape, example_input=(4, 3), ties=True),
+    # A vocabulary padded past its size (llm.c pads GPT-2's 50257 tokens to 50304): the embedding and the tied output
+    # have Vp rows, and the scores of the rows past the V real tokens are dropped before the softmax.
+    LayerKind("vocabulary", params=(), doc="y = x[..., :V]: the scores of a padded vocabulary's V real tokens, the "
+              "padding's dropped (no probability; the padded rows of the tied matrix get no gradient through them); "
+              "shape (V,)", width="reshapes", reshape=vocabulary_shape, example=(3,), example_input=(4, 5)),
     # Llama's attention: the same, with q and k rotated by their position (RoPE) after the projection, in place of
     # learned positions; a head's width must be even (its features rotate in pairs).
     replace(ATTENTION, name="rope_attention",
@@ -336,6 +352,15 @@ LAYERS = {k.name: k for k in (
                 "t theta_i, features i and i + d/2 a pair (rotate-half, GPT-NeoX's and Hugging Face Llama's), "
                 "theta_i = 10000^(-2i/d); shape (width, heads) or (width, heads, kv_heads)",
             example=(8, 2, 1), reshape=lambda shape, x: attention_shape(shape, x, "rope_attention")),
+    # GPT-2's attention as llm.c and Hugging Face write it: the same, with a bias on the fused projection (c_attn) and
+    # on the output one (c_proj). The key bias's gradient is 0 up to round-off (see ATTENTION): under Adam that leaf
+    # is ill-conditioned, and its bounds follow the reference's own runs under rounding.
+    replace(ATTENTION, name="biased_attention", params=("qkv weight", "qkv bias", "output weight", "output bias"),
+            doc="attention (as attention) with biases on both projections, GPT-2's: [q, k, v] = x W_qkv + b_qkv, y = "
+                "merge_h(...) W_o + b_o; shape (width, heads) or (width, heads, kv_heads)",
+            shapes=lambda width, heads, kv=None: ((width, attention_params(width, heads, kv)),
+                                                  (attention_params(width, heads, kv),), (width, width), (width,)),
+            example=(8, 2), reshape=lambda shape, x: attention_shape(shape, x, "biased_attention")),
     LayerKind("positions", params=("weight",), doc="y[n, t] = x[n, t] + P[t]: a learned vector per position added "
               "(GPT-2's position embedding); shape (context, width), the sequence at most context long",
               shapes=lambda context, width: ((context, width),), example=(6, 3), decayed=("weight",),

@@ -44,9 +44,10 @@ def char_windows(config, n_samples, seed=None, chars=None, where="the generated 
         raise ValueError(f"{where} has {len(alphabet)} distinct characters ({alphabet!r}): a character model's "
                          f"output width must be {len(alphabet)}, got {config.layers[-1]}")
     vocabulary = config.model[0].shape[0]
-    if vocabulary != len(alphabet):
+    padded = any(layer.kind == "vocabulary" for layer in config.model)  # rows past the alphabet: padding, never read
+    if vocabulary != len(alphabet) and not (padded and vocabulary > len(alphabet)):
         raise ValueError(f"{where} has {len(alphabet)} distinct characters ({alphabet!r}): the embedding's vocabulary "
-                         f"must be {len(alphabet)}, got {vocabulary}")
+                         f"must be {len(alphabet)}" + (" or more (padded)" if padded else "") + f", got {vocabulary}")
     if chars is None:
         chars = text(n_samples + steps, config.seed if seed is None else seed)
     elif len(chars) < n_samples + steps:

@@ -26,7 +26,8 @@ def user_cache():
 EXAMPLES = {"cs231n-example": "examples.cs231n_layers:DRIVER", "cs231n-student": "examples.cs231n_student:DRIVER",
             "makemore-ninja": "examples.makemore_bn_torch:DRIVER",
             "makemore-notebook": "examples.makemore_notebook_torch:DRIVER",
-            "adam-object": "examples.optimizer_object_numpy:DRIVER", "d2l-sgd": "examples.d2l_sgd_torch:DRIVER"}
+            "adam-object": "examples.optimizer_object_numpy:DRIVER", "d2l-sgd": "examples.d2l_sgd_torch:DRIVER",
+            "gpt2-block": "examples.gpt2_block_numpy:DRIVER"}
 
 
 def load_example(name):

@@ -11,6 +11,7 @@ from crosscheck.adapters.layer_pair_ops import check_ops
 from crosscheck.adapters.layer_pairs import DropoutMaskError, cs231n
 from crosscheck.diagnosis.diagnose import diagnose
 from crosscheck.suite.cases import BY_ID
+from crosscheck.suite.plugin_cases import BY_ID as PLUGIN_BY_ID
 from crosscheck.verdict import checks
 from crosscheck.verdict.compare import Disagreement
 
@@ -34,7 +35,7 @@ def example(buggy=False):
 
 def bn_case(optimizer):
     """dense, relu, batch norm, dense, softmax on 30 synthetic samples in batches of 6 (crosscheck/suite/cases.py)."""
-    return BY_ID[f"cs231n-bn-{optimizer}-softmax_cross_entropy"]
+    return PLUGIN_BY_ID[f"cs231n-bn-{optimizer}-softmax_cross_entropy"]
 
 
 def test_each_function_agrees_with_the_reference_op_by_op():
@@ -47,11 +48,11 @@ def test_each_function_agrees_with_the_reference_op_by_op():
 def dropout_case():
     """dense, relu, dropout, dense, softmax in batches of 6, the last of 2, with momentum
     (crosscheck/suite/cases.py)."""
-    return BY_ID["cs231n-dropout-momentum"]
+    return PLUGIN_BY_ID["cs231n-dropout-momentum"]
 
 
 # The models the functions assemble, trained with their own update rules in the report's stretches, are
-# tests/test_your_code.py's (crosscheck/suite/cases.py's PLUGIN_CASES), run there on this example and its in-place twin.
+# tests/test_your_code.py's (crosscheck/suite/plugin_cases.py), run there on this example and its in-place twin.
 
 
 def test_the_planted_backward_fails_its_op_check_and_is_diagnosed():

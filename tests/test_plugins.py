@@ -15,6 +15,7 @@ from crosscheck import backends
 from crosscheck.adapters import AdapterError, gradient_function, seed_style, step_function
 from crosscheck.common.driver import Unsupported
 from crosscheck.suite.cases import BY_ID
+from crosscheck.suite.plugin_cases import BY_ID as PLUGIN_BY_ID
 from crosscheck.verdict import checks
 from crosscheck.verdict.compare import Disagreement
 
@@ -730,7 +731,7 @@ def test_nielsens_network2_agrees_and_its_planted_bias_decay_is_named():
     read as bce and weight decay with decay_biases=False; the planted copy that shrinks the biases too is named."""
     from crosscheck.diagnosis.diagnose import diagnose
 
-    case = BY_ID["nielsen2-bce-l2"]
+    case = PLUGIN_BY_ID["nielsen2-bce-l2"]
     driver = example("nielsen_network2")
     checks.check_gradients(driver, case, "float64")
     checks.check_trajectory(driver, case, "float64")

@@ -3,7 +3,7 @@
 The rest of the suite runs its cases on every backend, a plug-in included; most of them use activations and layers
 that CS231n-style functions lack. Here each plug-in (--implementation; in a checkout without one, the worked
 examples in tests/source.py's EXAMPLES) is checked op by op where it is CS231n-style, and trained on the cases such
-functions can assemble (crosscheck/suite/cases.py's PLUGIN_CASES: batch norm, dropout, convolution and max-pooling under
+functions can assemble (crosscheck/suite/plugin_cases.py: batch norm, dropout, convolution and max-pooling under
 plain descent, momentum, RMSprop and Adam) in the report's stretches between checkpoints, so that its whole training
 state (optimizer state, step count, running statistics) must cross each boundary. Each passing test records what it
 exercised; the summary names what a plug-in provides that nothing exercised (tests/conftest.py).
@@ -15,7 +15,8 @@ from crosscheck import backends
 from crosscheck.adapters.layer_pair_ops import check_ops
 from crosscheck.adapters.layer_pairs import Assembled
 from crosscheck.report import run as report
-from crosscheck.suite.cases import PLUGIN_CASES, declared_by, features
+from crosscheck.suite.cases import declared_by, features
+from crosscheck.suite.plugin_cases import PLUGIN_CASES
 from crosscheck.verdict import checks
 
 from .conftest import EXERCISED, selected_backends

@@ -24,6 +24,10 @@ one planted mistake, for two forms of code:
 - notebook.py: the same as makemore's notebook writes batch norm (examples/makemore_notebook_torch.py: Bessel's
   variance, running statistics moved by 0.001, both declared as conventions); its planted copy drops the backward's
   terms through the batch's statistics.
+- gpt2.py: a GPT-2 block by hand in NumPy with llm.c's sixteen tensors (attention biases, a padded vocabulary; examples/
+  gpt2_block_numpy.py); its planted copy gives the tied embedding one of its two gradients.
+- adamobj.py: a two-layer net stepped by an Adam object's update(params, grads) (examples/optimizer_object_numpy.py);
+  its planted copy's bias correction is a step ahead.
 
 and runs, for each, `python -m pytest --pyargs crosscheck_tests --implementation NAME=FILE:DRIVER --backends NAME`
 and `python -m crosscheck ...` there: the correct file must exit 0, the planted one 1, naming the mistake. Then one op's
@@ -108,6 +112,15 @@ NIELSEN2_PLANT = ("        self.biases = [b - rate * s for b, s in zip(self.bias
                   "                       for b, s in zip(self.biases, sum_b)]\n")
 NIELSEN2 = ["--layers", "4,6,2", "--hidden", "sigmoid", "--output", "sigmoid", "--loss", "bce", "--samples", "40",
             "--batch-size", "10", "--weight-decay", "0.05", "--no-decay-biases", "--lr", "0.5", "--epochs", "30"]
+GPT2_PLANT = ("    dwte = dwte_out.copy()\n", "    dwte = np.zeros_like(dwte_out)  # planted: the output's use lost\n")
+GPT2 = ["--model", "embedding:16:8,positions:12:8,residual:2,layernorm:8,biased_attention:8:2,residual:4,layernorm:8,"
+        "dense:8:16,gelu_tanh,dense:16:8,layernorm:8,unembed:16:8,vocabulary:10,softmax", "--input-shape", "12",
+        "--loss", "softmax_cross_entropy", "--samples", "32", "--epochs", "20", "--batch-size", "16", "--optimizer",
+        "adam", "--lr", "0.01"]
+ADAM_PLANT = ("        return 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t\n",
+              "        return 1 - self.beta1 ** (self.t + 1), 1 - self.beta2 ** (self.t + 1)  # planted\n")
+ADAM = ["--model", "dense:4:8,tanh,dense:8:3,softmax", "--loss", "softmax_cross_entropy", "--optimizer", "adam",
+        "--lr", "0.01", "--samples", "60", "--epochs", "100", "--batch-size", "20"]
 MAKEMORE = ["--data", "names.txt", "--model",
             "embedding:27:10,flatten,dense:30:64,batchnorm:64,tanh,dense:64:27,softmax", "--input-shape", "3",
             "--loss", "softmax_cross_entropy", "--batch-size", "32", "--samples", "512", "--epochs", "5", "--lr", "0.1"]
@@ -146,6 +159,10 @@ USERS = [
      {"pytest": "gradient disagrees", "crosscheck": "[cross-entropy-not-averaged]"}),
     ("notebook", lambda name: _text("makemore_notebook_torch.py"), NOTEBOOK_PLANT, MAKEMORE,
      {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "[batchnorm-backward-without-statistics]"}),
+    ("gpt2", lambda name: _text("gpt2_block_numpy.py"), GPT2_PLANT, GPT2,
+     {"pytest": "layer 1 weight gradient disagrees", "crosscheck": "[tied-weight-one-gradient]"}),
+    ("adamobj", lambda name: _text("optimizer_object_numpy.py"), ADAM_PLANT, ADAM,
+     {"pytest": "disagrees", "crosscheck": "[adam-bias-correction-off-by-one]"}),
 ]
 
 

@@ -67,9 +67,11 @@ NATIVE: dict = {
     ("layers", "swiglu"): lambda layer, x, W_g, W_u, W_d: _matmul(jax.nn.silu(_matmul(x, W_g)) * _matmul(x, W_u), W_d),
     ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
     ("layers", "rope_attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "biased_attention"): lambda layer, x, *p: _attention(layer, x, *p),
     ("layers", "unembed"): lambda layer, x, E: _matmul(x, E.T),
     ("layers", "positions"): lambda layer, x, P: x + jnp.take(P, jnp.arange(x.shape[1]), axis=0),
     ("layers", "last"): lambda layer, x: x[:, -1],
+    ("layers", "vocabulary"): lambda layer, x: x[..., :layer.shape[0]],
 }
 
 
@@ -77,7 +79,8 @@ NATIVE: dict = {
 # float32 for its softmax (its source: "always carried out in fp32"), so on float64 inputs its output strays 3.7e-6
 # relative from the float64 attention (the op check's example); the op check holds it to float32's bound instead of
 # float64's (a finding, docs/conventions.md).
-NATIVE_DTYPE = {("layers", "attention"): "float32", ("layers", "rope_attention"): "float32"}
+NATIVE_DTYPE = {("layers", "attention"): "float32", ("layers", "rope_attention"): "float32",
+                ("layers", "biased_attention"): "float32"}
 
 
 def _matmul(a, b):
@@ -85,18 +88,20 @@ def _matmul(a, b):
     return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
 
 
-def _attention(layer, x, W_qkv, W_o):
+def _attention(layer, x, *p):
     """jax.nn.dot_product_attention (is_causal, its default scale 1/sqrt(d); fewer key-value heads than query heads
     are shared by groups of them) between the fused projection and the output one, each a dot_general"""
+    W_qkv, b_qkv, W_o, b_o = p if len(p) == 4 else (p[0], None, p[1], None)  # biased_attention's biases, or none
     width, heads, kv = attention_heads(layer)
     d = width // heads
-    qkv = _matmul(x, W_qkv)
+    qkv = _matmul(x, W_qkv) if b_qkv is None else _matmul(x, W_qkv) + b_qkv
     q, k, v = qkv[..., :width], qkv[..., width:width + kv * d], qkv[..., width + kv * d:]
     q, k, v = (t.reshape(*t.shape[:2], -1, d) for t in (q, k, v))  # (N, T, heads, d): JAX's layout
     if layer.kind == "rope_attention":
         q, k = _rope(q), _rope(k)
     o = jax.nn.dot_product_attention(q, k, v, is_causal=True)
-    return _matmul(o.reshape(*o.shape[:2], width), W_o)
+    out = _matmul(o.reshape(*o.shape[:2], width), W_o)
+    return out if b_o is None else out + b_o
 
 
 def _rope(x):

@@ -65,9 +65,11 @@ NATIVE: dict = {
     ("layers", "lstm"): lambda layer, x, *p: _recurrent(torch.nn.LSTM, layer, x, *p),
     ("layers", "attention"): lambda layer, x, *p: _attention(layer, x, *p),
     ("layers", "rope_attention"): lambda layer, x, *p: _attention(layer, x, *p),
+    ("layers", "biased_attention"): lambda layer, x, *p: _attention(layer, x, *p),
     ("layers", "unembed"): lambda layer, x, E: F.linear(x, E),  # torch's layout is the embedding's, (out, in)
     ("layers", "positions"): lambda layer, x, P: x + F.embedding(torch.arange(x.shape[1], device=x.device), P),
     ("layers", "last"): lambda layer, x: x[:, -1],
+    ("layers", "vocabulary"): lambda layer, x: x[..., :layer.shape[0]],
 }
 
 
@@ -76,17 +78,18 @@ def _positions(a):
     return a.reshape(-1, a.shape[-1])
 
 
-def _attention(layer, x, W_qkv, W_o):
+def _attention(layer, x, *p):
     """torch's scaled_dot_product_attention (is_causal, its default scale 1/sqrt(d); enable_gqa where key-value heads
     are shared) between the fused projection and the output one, F.linear each"""
+    W_qkv, b_qkv, W_o, b_o = p if len(p) == 4 else (p[0], None, p[1], None)  # biased_attention's biases, or none
     width, heads, kv = attention_heads(layer)
     d = width // heads
-    q, k, v = F.linear(x, W_qkv.T).split([width, kv * d, kv * d], dim=-1)
+    q, k, v = F.linear(x, W_qkv.T, b_qkv).split([width, kv * d, kv * d], dim=-1)
     q, k, v = (t.unflatten(-1, (-1, d)).transpose(1, 2) for t in (q, k, v))  # (N, heads, T, d)
     if layer.kind == "rope_attention":
         q, k = _rope(q), _rope(k)
     o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=kv != heads)
-    return F.linear(o.transpose(1, 2).flatten(2), W_o.T)
+    return F.linear(o.transpose(1, 2).flatten(2), W_o.T, b_o)
 
 
 def _rope(x):

@@ -24,7 +24,8 @@ def _functions():
     return {"__name__": __name__, **{name: fn for family in FAMILIES for name, fn in vars(family).items()}}
 
 
-ALIASES = {"rope_attention": "attention"}  # one pair serves both: the rotation is a branch of attention's
+# One pair serves the three attentions: the rotation and the biases are branches of attention's.
+ALIASES = {"rope_attention": "attention", "biased_attention": "attention"}
 FORWARD: dict = {**walk.table(_functions(), walk.KINDS, "forward", aliases=ALIASES),
                  **dict.fromkeys(ACTIVATIONS, shapes.activation_layer_forward)}
 BACKWARD = {**walk.table(_functions(), walk.KINDS, "backward", aliases=ALIASES),

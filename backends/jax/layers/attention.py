@@ -68,12 +68,23 @@ def rotary(x, sign):
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
+def projections(p):
+    """(W_qkv, b_qkv, W_o, b_o): biased_attention's four leaves (GPT-2's c_attn and c_proj biases), or attention's
+    two, their biases None"""
+    return tuple(p) if len(p) == 4 else (p[0], None, p[1], None)
+
+
+def biased(t, b):
+    """t + b, or t where the projection has no bias"""
+    return t if b is None else t + b
+
+
 def attention_forward(layer, p, x):
     """y = merge(a v) W_o, a = softmax(q k^T / sqrt(d)) causally masked, [q, k, v] = x W_qkv"""
-    W_qkv, W_o = p
+    W_qkv, b_qkv, W_o, b_o = projections(p)
     width, heads, kv = attention_heads(layer)
     d = width // heads
-    qkv = dot(x, W_qkv)
+    qkv = biased(dot(x, W_qkv), b_qkv)
     q = split_heads(qkv[..., :width], heads)
     k, v = split_heads(qkv[..., width:width + kv * d], kv), split_heads(qkv[..., width + kv * d:], kv)
     if layer.kind == "rope_attention":  # positions by rotation: q and k turned by t theta_i at position t
@@ -82,14 +93,14 @@ def attention_forward(layer, p, x):
     s = jnp.matmul(q, k.transpose(0, 1, 3, 2)) / math.sqrt(d)
     a = activations.softmax_forward(jnp.where(jnp.tri(x.shape[1], dtype=bool), s, -jnp.inf))
     o = merge_heads(jnp.matmul(a, v))
-    y = dot(o, W_o)
+    y = biased(dot(o, W_o), b_o)
     return y, (x, y, q, k, v, a, o)
 
 
 def attention_backward(layer, p, cache, dy):
     """dW_o = o^T dy, do = dy W_o^T; dv = a^T do, da = do v^T, ds = a (da - sum_j da a), dq = ds k / sqrt(d),
     dk = ds^T q / sqrt(d); dW_qkv = x^T dqkv, dx = dqkv W_qkv^T"""
-    W_qkv, W_o = p
+    W_qkv, b_qkv, W_o, _ = projections(p)
     x, _, q, k, v, a, o = cache
     width, heads, kv = attention_heads(layer)
     d = width // heads
@@ -104,7 +115,9 @@ def attention_backward(layer, p, cache, dy):
     dqkv = jnp.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)
     dx = dot(dqkv, W_qkv.T) if layer.input_grad else None
     x, dy, o, dqkv = (t.reshape(-1, t.shape[-1]) for t in (x, dy, o, dqkv))
-    return dx, (dot(x.T, dqkv), dot(o.T, dy))
+    if b_qkv is None:
+        return dx, (dot(x.T, dqkv), dot(o.T, dy))
+    return dx, (dot(x.T, dqkv), dqkv.sum(axis=0), dot(o.T, dy), dy.sum(axis=0))
 
 
 def unembed_forward(layer, p, x):
@@ -121,6 +134,20 @@ def unembed_backward(layer, p, cache, dy):
     dx = dot(dy, E)
     x, dy = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
     return dx, (dot(dy.T, x),)
+
+
+def vocabulary_forward(layer, p, x):
+    """y = x[..., :V]: the V tokens' scores, the padded ones dropped"""
+    (V,) = layer.shape
+    y = x[..., :V]
+    return y, (x, y)
+
+
+def vocabulary_backward(layer, p, cache, dy):
+    """dx = dy on the V tokens, 0 on the padded ones"""
+    x = cache[0]
+    dx = jnp.zeros_like(x).at[..., :dy.shape[-1]].set(dy)
+    return dx, ()
 
 
 def positions_forward(layer, p, x):
