@@ -32,7 +32,10 @@ class Convention:
         """Whether config's model, optimizer or loss holds what it is about (a layer kind, an optimizer, a loss)."""
         return (any(layer.kind == self.scope for layer in config.model)
                 or config.optimizer in SHARED.get(self.scope, (self.scope,))
-                or config.loss in self.losses)
+                or config.loss in self.losses
+                or (self.scope == "clip" and getattr(config, "clip", None) is not None)
+                or (self.scope == "weight_decay" and bool(getattr(config, "weight_decay", 0))
+                    and config.optimizer != "adamw"))
 
 
 CONVENTIONS = {c.key: c for c in (
@@ -78,6 +81,17 @@ CONVENTIONS = {c.key: c for c in (
                 "sum": "PyTorch's reduction='sum', and code whose dL/dz is a - y without the 1/N: the sum over the "
                        "batch, N (mse, bce: N K) times the mean, and so its gradient"}, "mean",
                losses=("mse", "bce", "softmax_cross_entropy", "hinge")),
+    Convention("weight_decay.form", "how weight decay enters the step (adamw's is decoupled, whatever is declared)",
+               {"coupled": "PyTorch's weight_decay on SGD, RMSprop, Adagrad and Adam, optax.add_decayed_weights before "
+                           "the step, Nielsen's L2 (lmbda / n) and CS231n's reg: wd p added to the gradient",
+                "decoupled": "Loshchilov & Hutter's SGDW (AdamW's form for any optimizer) and Keras 3's weight_decay: "
+                             "p shrunk by (1 - lr wd) apart from the gradient's step"}, "coupled"),
+    Convention("clip.norm", "what gradient clipping by norm measures",
+               {"global": "PyTorch's clip_grad_norm_, optax.clip_by_global_norm and Keras's global_clipnorm: one norm "
+                          "over every parameter's gradient",
+                "per_tensor": "Keras's clipnorm (each weight's gradient clipped on its own) and tf.clip_by_norm "
+                              "applied to each variable: each leaf scaled by min(1, c / (|g| + 1e-6)), |g| its own"},
+               "global"),
     Convention("mse.average", "what mse's mean divides its squared errors by",
                {"elements": "PyTorch (F.mse_loss), Keras's MeanSquaredError and optax's l2 averaged: N K, every "
                             "sample's every output",

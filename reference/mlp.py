@@ -16,7 +16,7 @@ makes them one 2-D product (np.dot of an N-D array does not call BLAS).
 import numpy as np
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import log_guard, reduced, summed
+from crosscheck.common.conventions import log_guard, reduced, summed, value
 from crosscheck.common.driver import Run, TrainState
 from crosscheck.common.problem import batches
 
@@ -88,7 +88,7 @@ def update(params, grads, opt_state, t, config):
     microseconds, and the optimizers' walk over the leaves would cost as much again (where every layer holds two).
     """
     if config.clip is not None:
-        grads = clipped(grads, config.clip)
+        grads = clipped(grads, config.clip, value(config, "clip.norm") == "per_tensor")
     if config.schedule is not None:  # this update's lr
         config = optimizers.scheduled(config, t)
     if config.optimizer == "sgd" and not config.weight_decay and config.pairs:
@@ -97,9 +97,12 @@ def update(params, grads, opt_state, t, config):
     return optimizers.update(params, grads, opt_state, t, config)
 
 
-def clipped(grads, max_norm):
+def clipped(grads, max_norm, per_tensor=False):
     """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| = sqrt(sum of every leaf's squares): one norm over the
-    whole gradient (torch.nn.utils.clip_grad_norm_; 1e-6 keeps a zero gradient finite)"""
+    whole gradient (torch.nn.utils.clip_grad_norm_; 1e-6 keeps a zero gradient finite); per_tensor (clip.norm=
+    per_tensor, Keras's clipnorm): each leaf by its own norm"""
+    if per_tensor:
+        return [tuple(g * min(1.0, max_norm / (np.sqrt(total(g * g)) + 1e-6)) for g in leaves) for leaves in grads]
     norm = np.sqrt(sum(total(g * g) for leaves in grads for g in leaves))
     factor = min(1.0, max_norm / (norm + 1e-6))
     return [tuple(g * factor for g in leaves) for leaves in grads]

@@ -192,6 +192,12 @@ def framework_optimizer(config):
     if "velocity" in (in_force(config).get("momentum.form"), in_force(config).get("nesterov.form")):
         raise Unsupported("optax.sgd keeps a buffer (momentum.form, nesterov.form=buffer) only: no optax oracle for "
                           "velocity")
+    if in_force(config).get("weight_decay.form", "coupled") != "coupled":
+        raise Unsupported("optax.add_decayed_weights before the step is coupled decay: no optax oracle for "
+                          "weight_decay.form=decoupled beside adamw")
+    if in_force(config).get("clip.norm", "global") != "global":
+        raise Unsupported("optax clips by the global norm (clip_by_global_norm) only: no optax oracle for "
+                          "clip.norm=per_tensor")
     if log_guard(config) is not None:  # optax's losses read logits; a guarded value is the manual forward's
         raise Unsupported("optax's losses take no log guard: no optax oracle under loss.log_guard")
 

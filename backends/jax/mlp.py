@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import log_guard, reduced, summed
+from crosscheck.common.conventions import log_guard, reduced, summed, value
 from crosscheck.common.driver import Run, TrainState
 from crosscheck.common.problem import batches, epochs_of  # the same containers, holding this framework's arrays
 from crosscheck.common.registry import ACTIVATIONS
@@ -77,7 +77,7 @@ def update(params, grads, opt_state, t, config, k=None):
     """(params, opt_state) after update number t of config.optimizer (backends/jax/optimizers.py); k: its scalars,
     where train_epochs computed them ahead."""
     if config.clip is not None:
-        grads = clipped(grads, config.clip)
+        grads = clipped(grads, config.clip, value(config, "clip.norm") == "per_tensor")
     if config.schedule is not None:  # this update's lr
         config = optimizers.scheduled(config, t)
     if config.optimizer == "sgd" and not config.weight_decay and config.pairs:
@@ -86,8 +86,12 @@ def update(params, grads, opt_state, t, config, k=None):
     return optimizers.update(params, grads, opt_state, t, config, k)
 
 
-def clipped(grads, max_norm):
-    """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| the norm of every leaf's entries together"""
+def clipped(grads, max_norm, per_tensor=False):
+    """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| the norm of every leaf's entries together (per_tensor:
+    each leaf's own)"""
+    if per_tensor:
+        return [tuple(g * jnp.minimum(1.0, max_norm / (jnp.sqrt((g * g).sum()) + 1e-6)) for g in leaves)
+                for leaves in grads]
     norm = jnp.sqrt(sum((g * g).sum() for leaves in grads for g in leaves))
     factor = jnp.minimum(1.0, max_norm / (norm + 1e-6))
     return [tuple(g * factor for g in leaves) for leaves in grads]

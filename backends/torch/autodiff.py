@@ -172,7 +172,7 @@ def framework_optimizer(params, config):
     convention torch.optim cannot say (RMSprop's eps inside the root, Adam's efficient form, momentum as velocity) has
     no oracle here."""
     for key, theirs in (("rmsprop.eps", "outside"), ("adam.eps", "outside"), ("loss.log_guard", "none"),
-                        ("momentum.form", "buffer"), ("nesterov.form", "buffer")):
+                        ("momentum.form", "buffer"), ("nesterov.form", "buffer"), ("weight_decay.form", "coupled")):
         if key in in_force(config) and in_force(config)[key] != theirs:
             raise Unsupported(f"torch.optim has {key}={theirs} only: no torch oracle for {key}={in_force(config)[key]}")
     wd, name = config.weight_decay, config.optimizer
@@ -220,7 +220,10 @@ def optimizer_train(params, X, y, config, orders=None, checkpoints=(), native=Fa
             z, a = forward(leaves, X[idx], config)[-1]
             loss = loss_forward(config.loss, z, a, y[idx], c=reduced(config, a))
         loss.backward()
-        if config.clip is not None:  # one norm over every leaf, then the step
+        if config.clip is not None and in_force(config)["clip.norm"] == "per_tensor":  # Keras's clipnorm: each own
+            for p in (p for layer in leaves for p in layer):
+                torch.nn.utils.clip_grad_norm_([p], config.clip)
+        elif config.clip is not None:  # one norm over every leaf, then the step
             torch.nn.utils.clip_grad_norm_([p for layer in leaves for p in layer], config.clip)
         optimizer.step()
         if scheduler is not None:

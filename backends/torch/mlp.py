@@ -7,7 +7,7 @@ autograd bookkeeping) and updates the parameters in place.
 import torch
 
 from crosscheck.common import registry
-from crosscheck.common.conventions import log_guard, reduced, summed
+from crosscheck.common.conventions import log_guard, reduced, summed, value
 from crosscheck.common.driver import Run, TrainState
 from crosscheck.common.problem import batches  # the same containers, holding this framework's arrays
 
@@ -69,7 +69,7 @@ def update(params, grads, opt_state, t, config):
     """(params, opt_state) after update number t of config.optimizer; plain descent in place (sub_ keeps storage,
     and takes lr as its alpha: one op where p - lr g is two)."""
     if config.clip is not None:
-        grads = clipped(grads, config.clip)
+        grads = clipped(grads, config.clip, value(config, "clip.norm") == "per_tensor")
     if config.schedule is not None:  # this update's lr
         config = optimizers.scheduled(config, t)
     if config.optimizer == "sgd" and not config.weight_decay:
@@ -81,8 +81,12 @@ def update(params, grads, opt_state, t, config):
     return optimizers.update(params, grads, opt_state, t, config)
 
 
-def clipped(grads, max_norm):
-    """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| the norm of every leaf's entries together"""
+def clipped(grads, max_norm, per_tensor=False):
+    """g min(1, max_norm / (|g| + 1e-6)) for every leaf g, |g| the norm of every leaf's entries together (per_tensor:
+    each leaf's own)"""
+    if per_tensor:
+        return [tuple(g * torch.clamp(max_norm / (torch.sqrt((g * g).sum()) + 1e-6), max=1.0) for g in leaves)
+                for leaves in grads]
     norm = torch.sqrt(sum((g * g).sum() for leaves in grads for g in leaves))
     factor = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
     return [tuple(g * factor for g in leaves) for leaves in grads]

@@ -139,9 +139,12 @@ def update(params, grads, state, t, config):
 
 def leaf_update(p, g, s, k, config, l, which):
     """One leaf's update (layer l's leaf number which), weight decay included: coupled L2 adds wd p to g (the
-    gradient of wd/2 |p|^2); adamw's pair applies its own, decoupled."""
+    gradient of wd/2 |p|^2), or under weight_decay.form=decoupled (SGDW's, Keras 3's) p shrinks by (1 - lr wd) apart
+    from the step; adamw's pair applies its own, decoupled."""
     wd = config.weight_decay if config.decays(l, which) else 0.0
     if wd and not registry.OPTIMIZERS[config.optimizer].decoupled_decay:
+        if value(config, "weight_decay.form") == "decoupled":
+            return UPDATE[config.optimizer](p * (1 - config.lr * wd), g, s, k, config, wd)
         g = g + wd * p
     return UPDATE[config.optimizer](p, g, s, k, config, wd)
 
