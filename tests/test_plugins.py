@@ -741,3 +741,20 @@ def test_nielsens_network2_agrees_and_its_planted_bias_decay_is_named():
     assert [m[0] for m in diagnose(buggy, case).matches] == ["weight-decay-on-excluded-biases"]
     with pytest.raises(Unsupported, match="weight decay on the weights alone"):
         driver.check_support(case.config.replace(decay_biases=True))
+
+
+@needs_source_tree  # examples/gpt2_block_numpy.py
+def test_a_gpt2_block_by_hand_with_llm_cs_tensors_agrees_and_its_planted_copy_is_named():
+    """GPT-2's block written by hand with llm.c's sixteen tensors (attention biases, the tied embedding, a vocabulary
+    of 10 padded to 16 rows) against the reference's biased_attention and vocabulary kinds; its planted copy gives the
+    tied matrix one of its two gradients and is named so."""
+    from crosscheck.diagnosis.diagnose import diagnose
+
+    case = BY_ID["gpt2-block-biased-attention-adam"]
+    checks.check_gradients(example("gpt2_block_numpy"), case, "float64")
+    checks.check_trajectory(example("gpt2_block_numpy"), case, "float64")
+    buggy = example("gpt2_block_numpy_buggy")
+    with pytest.raises(Disagreement, match="layer 1 weight gradient disagrees"):
+        checks.check_gradients(buggy, case, "float64")
+    found = diagnose(buggy, case)
+    assert [m[0] for m in found.matches] == ["tied-weight-one-gradient"], found.text()

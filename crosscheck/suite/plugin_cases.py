@@ -46,6 +46,8 @@ def _plugin_cases():
     # It stepped by an object's Adam; d2l's regression by in-place sgd (examples/optimizer_object_numpy, d2l_sgd_torch)
     yield Case("textbook-tanh-softmax-adam", Config(layers=(4, 8, 3), hidden="tanh", output="softmax", loss="softmax_"
                "cross_entropy", init="glorot_uniform", lr=0.01, epochs=30, batch_size=20, seed=3, optimizer="adam"), 60)
+    # GPT-2's block as llm.c lays it out (examples/gpt2_block_numpy.py's), the first cases' own.
+    yield next(case for case in CASES if case.id == "gpt2-block-biased-attention-adam")
     yield Case("d2l-linear-mse", Config(layers=(3, 2), hidden="identity", output="identity", loss="mse", init="glorot_"
                "uniform", lr=0.05, epochs=30, batch_size=10, seed=4), samples=40)
     yield bn("sgd")
