@@ -212,6 +212,7 @@ def crosscheck(*options, env=None):
                           env=xla_flags.as_shipped({**os.environ, **(env or {})}))
 
 
+@pytest.mark.slow  # 8-10 s each, worlds of processes; tox -e installed runs both reports from a user's folder too
 @pytest.mark.parametrize(("layout", "said"), [("data:2", "data parallel over 2 shards"),
                                               ("tensor:2", "tensor parallel over 2 ranks")])
 def test_crosscheck_parallel_agrees_and_records_the_layout(request, tmp_path, layout, said):
@@ -234,6 +235,7 @@ def test_crosscheck_parallel_agrees_and_records_the_layout(request, tmp_path, la
                                     if kind == "tensor" else {"shards": rows})}
 
 
+@pytest.mark.slow  # 5-7 s of gloo processes failing to start: with --run-slow (tox -e all, CI)
 def test_processes_that_cannot_start_are_one_line_and_exit_2(request):
     """gloo told to use a network interface this machine lacks: the world cannot start; one line, exit 2, before
     anything trains, and no process left behind."""
