@@ -45,6 +45,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -264,6 +265,38 @@ def project(folder, failures):
         _check(failures, f"crosscheck on {where.name}/my_net.py (its own common/ and utils/)", status, out, want)
 
 
+def user(folder, name, make, plant, report_args, planted_says):
+    """(the lines to print, the failures) of one user's file and its planted copy, through pytest and crosscheck."""
+    lines, failures = [], []
+    old, new = plant
+    correct = make(name)
+    (folder / f"{name}.py").write_text(correct)
+    (folder / f"{name}_planted.py").write_text(_replaced(correct, old, new))
+    for module, want in ((name, 0), (f"{name}_planted", 1)):
+        spec = f"{name}={module}:DRIVER"
+        for what, argv in (
+                ("pytest", ["-m", "pytest", "--pyargs", "crosscheck_tests", "--implementation", spec,
+                            "--backends", name, "-q", "-p", "no:cacheprovider", "-n", "0"]),
+                ("crosscheck", ["-m", "crosscheck", "--implementation", spec, "--backends", name,
+                                *report_args, "--plot", "", "--no-progress"])):
+            status, out = run(folder, *argv)
+            summary = [line for line in out.splitlines() if re.search(r"\d+ (passed|failed)|AGREE|DISAGREE|"
+                                                                      r"NOT CHECKED", line)]
+            lines.append(f"{what} on {module}.py: exit {status} (want {want}): {summary[-1] if summary else '?'}")
+            if status != want:
+                failures.append(f"{what} on {module}.py exited {status}, not {want}")
+                lines.append(out[-6000:])
+            elif want == 1 and planted_says[what] not in out:
+                failures.append(f"{what} on {module}.py did not say {planted_says[what]!r}")
+                lines.append(out[-6000:])
+            coverage = [line for line in out.splitlines() if "functions and rules by name" in line]
+            if coverage:
+                lines.append(coverage[0])
+            if want == 0 and what == "pytest" and (not coverage or "NOT EXERCISED" in coverage[0]):
+                failures.append(f"pytest on {module}.py left some of what it provides unexercised")
+    return lines, failures
+
+
 def main():
     import crosscheck_tests
 
@@ -275,32 +308,12 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory(prefix="crosscheck-user-") as folder:
         (Path(folder) / "names.txt").write_text(names_text())
-        for name, make, (old, new), report_args, planted_says in USERS:
-            correct = make(name)
-            (Path(folder) / f"{name}.py").write_text(correct)
-            (Path(folder) / f"{name}_planted.py").write_text(_replaced(correct, old, new))
-            for module, want in ((name, 0), (f"{name}_planted", 1)):
-                spec = f"{name}={module}:DRIVER"
-                for what, argv in (
-                        ("pytest", ["-m", "pytest", "--pyargs", "crosscheck_tests", "--implementation", spec,
-                                    "--backends", name, "-q", "-p", "no:cacheprovider", "-n", "2"]),
-                        ("crosscheck", ["-m", "crosscheck", "--implementation", spec, "--backends", name,
-                                        *report_args, "--plot", "", "--no-progress"])):
-                    status, out = run(folder, *argv)
-                    summary = [line for line in out.splitlines() if re.search(r"\d+ (passed|failed)|AGREE|DISAGREE|"
-                                                                              r"NOT CHECKED", line)]
-                    print(f"{what} on {module}.py: exit {status} (want {want}): {summary[-1] if summary else '?'}")
-                    if status != want:
-                        failures.append(f"{what} on {module}.py exited {status}, not {want}")
-                        print(out[-6000:])
-                    elif want == 1 and planted_says[what] not in out:
-                        failures.append(f"{what} on {module}.py did not say {planted_says[what]!r}")
-                        print(out[-6000:])
-                    coverage = [line for line in out.splitlines() if "functions and rules by name" in line]
-                    if coverage:
-                        print(coverage[0])
-                    if want == 0 and what == "pytest" and (not coverage or "NOT EXERCISED" in coverage[0]):
-                        failures.append(f"pytest on {module}.py left some of what it provides unexercised")
+        # Two users at a time, each run on one core (-n 0): a session on a plug-in is mostly its start (imports,
+        # collection), which xdist's workers repeat; two at once keep both cores busy. Each user's lines print whole.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for lines, found in pool.map(lambda entry: user(Path(folder), *entry), USERS):
+                print("\n".join(lines))
+                failures += found
         project(Path(folder), failures)
         ops(Path(folder), failures)
         commands(Path(folder), failures)
