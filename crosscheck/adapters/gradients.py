@@ -22,7 +22,6 @@ from crosscheck.adapters.readback import (
 )
 from crosscheck.adapters.update_rules import KEPT, UpdateRule
 from crosscheck.common import registry
-from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.driver import Capability, Run, TrainState, Unsupported
 from crosscheck.common.errors import CodeRaised
 from crosscheck.common.problem import batches, schedule
@@ -134,25 +133,32 @@ class GradientFunction:
     def _leaf_names(self, params):
         return [(f"W{l + 1}", f"b{l + 1}") for l in range(len(params))]
 
-    def _updated(self, obj, params, grads, n, config):
-        """(params, optimizer state) after the code's update rule's step on grads."""
-        names = self._leaf_names(params)
-        params = self._ours(self.rule.step(obj, self._user(params), self._user(grads), names, n, config,
-                                           self.native))
-        kept = self.rule.kept(obj, names)
-        return params, {k: v if k == KEPT else self._ours(v) for k, v in kept.items()}
+    def _stepped(self, obj, params, grads, n, config):
+        """params after the code's update rule's step on grads."""
+        return self._ours(self.rule.step(obj, self._user(params), self._user(grads), self._leaf_names(params), n,
+                                         config))
+
+    def _kept(self, obj, params, opt_state):
+        """The optimizer state a TrainState keeps: the reference's optimizer's, or the code's rule's read back by name
+        (read where a state is kept, not every step)."""
+        if self.rule is None:
+            return opt_state
+        kept = self.rule.kept(obj, self._leaf_names(params))
+        return {k: v if k == KEPT else self._ours(v) for k, v in kept.items()}
 
     def fits(self, config, params):
         """Refuses (AdapterError) an update rule that cannot be built, called or read back: one step of a throwaway
         copy on zero gradients (Driver.misfit's probe, before anything trains)."""
         if self.rule is not None:
             obj = self.rule.start(config, self._leaf_names(params), None)
-            self._updated(obj, params, [tuple(np.zeros_like(p) for p in pair) for pair in params], 1, config)
+            params = self._stepped(obj, params, [tuple(np.zeros_like(p) for p in pair) for pair in params], 1, config)
+            self._kept(obj, params, None)
 
     def train(self, params, X, y, config, orders=None, checkpoints=(), opt_state=None, step=0, buffers=None):
         """Trains with the reference's optimizer on the code's gradients, or with the code's own update rule."""
         steps = batches(len(X), config.batch_size)
         losses = np.empty((config.epochs, len(steps)), dtype=config.dtype)
+        obj = None
         if self.rule is None:
             opt_state = optimizers.init(params, config) if opt_state is None else opt_state
         else:
@@ -165,10 +171,11 @@ class GradientFunction:
             if self.rule is None:
                 params, opt_state = update(params, grads, opt_state, step, config)
             else:
-                params, opt_state = self._updated(obj, params, grads, len(y[idx]), config)
+                params = self._stepped(obj, params, grads, len(y[idx]), config)
             if done in checkpoints:
-                saved[done] = TrainState(params, opt_state, step, buffers)
-        return Run(losses=losses, checkpoints=saved, params=params, state=TrainState(params, opt_state, step, buffers))
+                saved[done] = TrainState(params, self._kept(obj, params, opt_state), step, buffers)
+        state = TrainState(params, self._kept(obj, params, opt_state), step, buffers)
+        return Run(losses=losses, checkpoints=saved, params=params, state=state)
 
 
 def gradient_function(grads, *, name="grads", layout="rows", framework="numpy", forward=None,
@@ -201,18 +208,17 @@ def _with_rule(mlp, name, capability, version, conventions, update, optimizer, s
     if update is None:
         if optimizer is not None or state is not None:
             raise ValueError(f"{name}: optimizer= and state= describe an update rule; hand it as update=...")
-        return replace(_driver(name, mlp, capability, version), conventions=check_conventions(conventions))
+        return _driver(name, mlp, capability, version, conventions=conventions)
     if optimizer is None:
         raise ValueError(f"{name}: update= needs optimizer=, the registered optimizer it implements: one of "
                          f"{', '.join(registry.OPTIMIZERS)}")
-    mlp.rule = UpdateRule(name, update, optimizer, state)
+    mlp.rule = UpdateRule(name, update, optimizer, state, mlp.native, mlp.numpy)
     capability = replace(capability, optimizers=(optimizer,), own_updates=True, weight_decay=False)
 
     def supports(config):
         return capability.reason(config) or mlp.rule.reason(config)
 
-    return replace(_driver(name, mlp, capability, version, supports=supports),
-                   conventions=check_conventions(conventions))
+    return _driver(name, mlp, capability, version, supports=supports, conventions=conventions)
 
 
 def _trained_by_the_reference(activations, losses, layers, dtypes, optimizers, kinds=()):

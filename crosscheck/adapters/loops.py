@@ -13,6 +13,7 @@ from crosscheck.adapters.readback import (
     IMPLIED_LR,
     AdapterError,
     ReadBack,
+    _callable_as,
     _capability,
     _check_shapes,
     _check_update_rule,
@@ -22,29 +23,12 @@ from crosscheck.adapters.readback import (
     _named,
     _to_layout,
 )
-from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.driver import Unsupported
 from crosscheck.reference.losses import bce_forward
 from crosscheck.reference.mlp import forward as reference_forward
 from crosscheck.verdict.compare import Disagreement
 
 # -- the first seed's class -------------------------------------------------------------------------------------
-
-def _callable_as(name, net, method, handed):
-    """Refuses (AdapterError) a net whose method the adapter calls is missing or cannot take what it is handed."""
-    fn = getattr(net, method, None)
-    if not callable(fn):
-        methods = sorted(m for m in dir(net) if not m.startswith("_") and callable(getattr(net, m, None)))
-        raise AdapterError(f"{name}: {type(net).__name__} has no method {method}({', '.join(handed)}), which the "
-                           f"adapter calls; its methods: {', '.join(methods) or 'none'}")
-    try:
-        inspect.signature(fn).bind(*handed)
-    except TypeError as exc:
-        raise AdapterError(f"{name}: {type(net).__name__}.{method}{inspect.signature(fn)} cannot be called as the "
-                           f"adapter calls it, {method}({', '.join(handed)}): {exc}") from None
-    except ValueError:  # no signature to read (a builtin): called and seen
-        pass
-
 
 class SeedStyle(ReadBack):
     """A seed-style object: weights and biases as attributes, feedforward(X), backward(X, y, learning_rate)."""
@@ -108,9 +92,9 @@ def seed_style(factory, *, name="seed-style", layout="rows",
     It declares what it supports: len(weights) layers, `activation` everywhere, `loss` (the seeds' backward is
     descent on half_sse), full batch, `dtypes`. Every other configuration is skipped with the reason.
     """
-    return replace(_driver(name, SeedStyle(name, factory, layout, weights, biases, bias_shape),
-                           _capability(len(weights), activation, loss, dtypes, minibatch=False), version),
-                   conventions=check_conventions(conventions))
+    return _driver(name, SeedStyle(name, factory, layout, weights, biases, bias_shape),
+                   _capability(len(weights), activation, loss, dtypes, minibatch=False), version,
+                   conventions=conventions)
 
 
 # -- the second seed's loop body, as a function ------------------------------------------------------------------
@@ -231,9 +215,8 @@ def step_function(step, *, name="step", params="w1 b1 w2 b2", layout="columns", 
     seed_style's.
     """
     mlp = StepFunction(name, step, params, layout, targets, forward, bias_shape)
-    return replace(_driver(name, mlp, _capability(mlp.n_layers, activation, loss, dtypes, minibatch,
-                                                  outputs=1 if targets == "flat" else None), version),
-                   conventions=check_conventions(conventions))
+    return _driver(name, mlp, _capability(mlp.n_layers, activation, loss, dtypes, minibatch,
+                                          outputs=1 if targets == "flat" else None), version, conventions=conventions)
 
 
 # -- Nielsen's Network ------------------------------------------------------------------------------------------
@@ -356,5 +339,5 @@ def nielsen(factory, *, name="nielsen", cost="quadratic", l2=None, dtypes=("floa
             return "weight decay on the weights alone (Nielsen's L2 leaves the biases), not on the biases too"
         return capability.reason(config)
 
-    return replace(_driver(name, Nielsen(name, factory, cost), capability, version, supports=supports),
-                   conventions=check_conventions(conventions))
+    return _driver(name, Nielsen(name, factory, cost), capability, version, supports=supports,
+                   conventions=conventions)

@@ -2,9 +2,11 @@
 arrays come in, their shapes checked as declared, the update rule read back from two steps, and ReadBack, the driver
 machinery for code that updates its own arrays."""
 
+import inspect
 
 import numpy as np
 
+from crosscheck.common.conventions import check as check_conventions
 from crosscheck.common.conventions import log_guard, reduced
 from crosscheck.common.driver import Capability, Driver, Run, Unsupported
 from crosscheck.common.errors import AdapterError, CodeRaised
@@ -247,11 +249,29 @@ class ReadBack:
         return Run(losses=losses, checkpoints=saved, params=self._params(state, params))
 
 
-def _driver(name, mlp, capability, version, supports=None):
+def _callable_as(name, net, method, handed):
+    """Refuses (AdapterError) a net whose method the adapter calls is missing or cannot take what it is handed."""
+    fn = getattr(net, method, None)
+    if not callable(fn):
+        methods = sorted(m for m in dir(net) if not m.startswith("_") and callable(getattr(net, m, None)))
+        raise AdapterError(f"{name}: {type(net).__name__} has no method {method}({', '.join(handed)}), which the "
+                           f"adapter calls; its methods: {', '.join(methods) or 'none'}")
+    try:
+        inspect.signature(fn).bind(*handed)
+    except TypeError as exc:
+        raise AdapterError(f"{name}: {type(net).__name__}.{method}{inspect.signature(fn)} cannot be called as the "
+                           f"adapter calls it, {method}({', '.join(handed)}): {exc}") from None
+    except ValueError:  # no signature to read (a builtin): called and seen
+        pass
+
+
+def _driver(name, mlp, capability, version, supports=None, conventions=None):
     """A NumPy-in, NumPy-out Driver on the CPU around mlp; supports: capability's reason, or a function of its own
-    where there is no Capability to declare (a command's, which asks its program)."""
+    where there is no Capability to declare (a command's, which asks its program); conventions: those its code
+    follows where PyTorch's differ ({key: value}, checked: common/conventions.py)."""
     return Driver(name=name, version=version, devices=("cpu",), mlp=mlp, to_native=lambda arr, device: arr,
-                  to_numpy=np.asarray, supports=supports or (capability and capability.reason), capability=capability)
+                  to_numpy=np.asarray, supports=supports or (capability and capability.reason), capability=capability,
+                  conventions=check_conventions(conventions))
 
 
 def _named(fn):

@@ -15,6 +15,7 @@ import inspect
 
 import numpy as np
 
+from crosscheck.adapters.readback import _callable_as
 from crosscheck.common import registry
 from crosscheck.common.errors import AdapterError, CodeRaised
 
@@ -39,7 +40,8 @@ def _hyper(config):
     values = {"lr": config.lr, "momentum": config.momentum, "alpha": config.alpha, "eps": config.eps}
     if config.betas is not None:
         values.update(beta1=config.betas[0], beta2=config.betas[1], betas=tuple(config.betas))
-    return {k: values[k] for k in values if k in _wanted(config.optimizer)}
+    wanted = _wanted(config.optimizer)
+    return {k: v for k, v in values.items() if k in wanted}
 
 
 def _wanted(optimizer):
@@ -50,12 +52,14 @@ def _wanted(optimizer):
 class UpdateRule:
     """rule: a class or factory of an optimizer object (with .update(params, grads)), or an in-place step
     rule(params, lr, batch_size); optimizer: the registered optimizer it implements; state: {registry state name:
-    the object's attribute} (each a dict by parameter name), where the names in STATE do not find it."""
+    the object's attribute} (each a dict by parameter name), where the names in STATE do not find it; native and
+    numpy: the adapter's conversions of an array to the code's framework and back."""
 
-    def __init__(self, name, rule, optimizer, state=None):
+    def __init__(self, name, rule, optimizer, state, native, numpy):
         if optimizer not in registry.OPTIMIZERS:
             raise ValueError(f"{name}: optimizer must be one of {', '.join(registry.OPTIMIZERS)}, got {optimizer!r}")
         self.name, self.rule, self.optimizer, self.state = name, rule, optimizer, dict(state or {})
+        self.native, self.numpy = native, numpy
         self.in_place = not (inspect.isclass(rule) or _returns_object(rule))
         if self.in_place:
             if optimizer != "sgd":
@@ -96,20 +100,18 @@ class UpdateRule:
         except Exception as exc:
             raise CodeRaised(f"{self.name}: building the optimizer {_called(self.rule)}(**{kwargs}) raised "
                              f"{type(exc).__name__}: {exc}") from exc
-        if not callable(getattr(obj, "update", None)):
-            raise AdapterError(f"{self.name}: {type(obj).__name__} has no method update(params, grads), which the "
-                               f"adapter calls each step")
-        _takes(self.name, obj.update, ("params", "grads"), f"{type(obj).__name__}.update")
+        _callable_as(self.name, obj, "update", ("params", "grads"))
         return obj
 
-    def step(self, obj, params, grads, names, n, config, native):
+    def step(self, obj, params, grads, names, n, config):
         """params after one step of the rule on grads (leaves [(W, b), ...], NumPy), each handed by name."""
+        native, numpy = self.native, self.numpy
         flat = [(name, p, g) for pair, gpair, lnames in zip(params, grads, names) for name, p, g in
                 zip(lnames, pair, gpair)]
         if self.in_place:
             leaves = [_with_grad(native(np.array(p, copy=True)), native(g * n)) for _, p, g in flat]
             _calling(self.name, _called(self.rule), self.rule, leaves, config.lr, n)
-            new = [np.asarray(_numpy(leaf)) for leaf in leaves]
+            new = [numpy(leaf) for leaf in leaves]
         else:
             ps = {name: native(np.array(p, copy=True)) for name, p, _ in flat}
             gs = {name: native(g) for name, _, g in flat}
@@ -120,7 +122,7 @@ class UpdateRule:
                 raise AdapterError(f"{self.name}: {type(obj).__name__}.update returned a dict without "
                                    f"{', '.join(missing)}; it returns the new parameters by name, or None after "
                                    f"changing them in place")
-            new = [np.asarray(_numpy(got[name])) for name, _, _ in flat]
+            new = [numpy(got[name]) for name, _, _ in flat]
         stepped = iter(new)
         return [tuple(next(stepped) for _ in pair) for pair in params]
 
@@ -134,7 +136,7 @@ class UpdateRule:
         state: dict = {KEPT: [(itself,)]}
         for key in registry.OPTIMIZERS[self.optimizer].state:
             held = self._attribute(obj, key, names)
-            state[key] = [tuple(np.array(_numpy(held[name]), copy=True) for name in lnames) for lnames in names]
+            state[key] = [tuple(np.array(self.numpy(held[name]), copy=True) for name in lnames) for lnames in names]
         return state
 
     def _attribute(self, obj, key, names):
@@ -181,12 +183,13 @@ def _keywords(name, rule, signature, hyper):
     return kwargs
 
 
-def _takes(name, fn, handed, called=None):
-    """Refuses fn that cannot be called with the arguments handed (AdapterError, before anything trains)."""
+def _takes(name, fn, handed):
+    """Refuses a step function that cannot be called with the arguments handed (AdapterError, before anything
+    trains); an object's method is _callable_as's."""
     try:
         inspect.signature(fn).bind(*handed)
     except TypeError as exc:
-        raise AdapterError(f"{name}: {called or _called(fn)}{inspect.signature(fn)} cannot be called as the adapter "
+        raise AdapterError(f"{name}: {_called(fn)}{inspect.signature(fn)} cannot be called as the adapter "
                            f"calls it, ({', '.join(handed)}): {exc}") from None
     except ValueError:
         pass
@@ -214,11 +217,6 @@ def _with_grad(p, g):
         return leaf
     p.grad = g  # a torch tensor: its .grad, as autograd would leave it
     return p
-
-
-def _numpy(a):
-    a = a.detach().cpu().numpy() if hasattr(a, "detach") else a
-    return np.asarray(a).view(np.ndarray) if isinstance(a, np.ndarray) else np.asarray(a)
 
 
 def _called(fn):
