@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+
+from . import registry
 
 
 @dataclass(frozen=True)
@@ -23,19 +25,19 @@ class Convention:
     default: str
     tried: tuple = ()  # a number's values the diagnosis tries: those its sources use
     losses: tuple = ()  # the losses it is about, where its scope is "loss" or a loss's name
+    when: Callable | None = None  # for a training option: whether config trains with it (clipping, weight decay)
 
     @property
     def scope(self) -> str:
         return self.key.split(".", 1)[0]
 
     def applies(self, config) -> bool:
-        """Whether config's model, optimizer or loss holds what it is about (a layer kind, an optimizer, a loss)."""
+        """Whether config's model, optimizer, loss or training holds what it is about (a layer kind, an optimizer, a
+        loss, or an option its when says)."""
         return (any(layer.kind == self.scope for layer in config.model)
                 or config.optimizer in SHARED.get(self.scope, (self.scope,))
                 or config.loss in self.losses
-                or (self.scope == "clip" and getattr(config, "clip", None) is not None)
-                or (self.scope == "weight_decay" and bool(getattr(config, "weight_decay", 0))
-                    and config.optimizer != "adamw"))
+                or (self.when is not None and bool(self.when(config))))
 
 
 CONVENTIONS = {c.key: c for c in (
@@ -85,13 +87,14 @@ CONVENTIONS = {c.key: c for c in (
                {"coupled": "PyTorch's weight_decay on SGD, RMSprop, Adagrad and Adam, optax.add_decayed_weights before "
                            "the step, Nielsen's L2 (lmbda / n) and CS231n's reg: wd p added to the gradient",
                 "decoupled": "Loshchilov & Hutter's SGDW (AdamW's form for any optimizer) and Keras 3's weight_decay: "
-                             "p shrunk by (1 - lr wd) apart from the gradient's step"}, "coupled"),
+                             "p shrunk by (1 - lr wd) apart from the gradient's step"}, "coupled",
+               when=lambda c: c.weight_decay and c.optimizer != "adamw"),
     Convention("clip.norm", "what gradient clipping by norm measures",
                {"global": "PyTorch's clip_grad_norm_, optax.clip_by_global_norm and Keras's global_clipnorm: one norm "
                           "over every parameter's gradient",
                 "per_tensor": "Keras's clipnorm (each weight's gradient clipped on its own) and tf.clip_by_norm "
                               "applied to each variable: each leaf scaled by min(1, c / (|g| + 1e-6)), |g| its own"},
-               "global"),
+               "global", when=lambda c: c.clip is not None),
     Convention("mse.average", "what mse's mean divides its squared errors by",
                {"elements": "PyTorch (F.mse_loss), Keras's MeanSquaredError and optax's l2 averaged: N K, every "
                             "sample's every output",
@@ -188,11 +191,11 @@ def reduced(config, a) -> float:
     return float(a.shape[-1]) if config.loss == "mse" and value(config, "mse.average") == "samples" else 1.0
 
 
-def summed(config, averaged) -> bool:
+def summed(config) -> bool:
     """Whether config's loss adds its terms up (a loss the registry says is not averaged, or loss.reduction=sum):
     then micro-batches' and ranks' losses add, rather than each weighing by its share."""
-    return not averaged or (config.loss in CONVENTIONS["loss.reduction"].losses
-                            and value(config, "loss.reduction") == "sum")
+    return not registry.LOSSES[config.loss].averaged or (config.loss in CONVENTIONS["loss.reduction"].losses
+                                                         and value(config, "loss.reduction") == "sum")
 
 
 def bessel(layer, key, n) -> float:

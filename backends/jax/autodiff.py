@@ -13,7 +13,7 @@ from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
 from . import layers
-from .layers.attention import ROPE_BASE, attention_heads
+from .layers.attention import ROPE_BASE, attention_heads, projections
 from .losses import FUSED_WITH_OUTPUT, loss_forward, reduce
 from .mlp import UNROLL, Run, batches, forward, update
 
@@ -91,7 +91,7 @@ def _matmul(a, b):
 def _attention(layer, x, *p):
     """jax.nn.dot_product_attention (is_causal, its default scale 1/sqrt(d); fewer key-value heads than query heads
     are shared by groups of them) between the fused projection and the output one, each a dot_general"""
-    W_qkv, b_qkv, W_o, b_o = p if len(p) == 4 else (p[0], None, p[1], None)  # biased_attention's biases, or none
+    W_qkv, b_qkv, W_o, b_o = projections(p)  # biased_attention's biases, or None
     width, heads, kv = attention_heads(layer)
     d = width // heads
     qkv = _matmul(x, W_qkv) if b_qkv is None else _matmul(x, W_qkv) + b_qkv

@@ -139,7 +139,7 @@ def accumulated(params, X, y, config, noise=None):
     loss, grads = 0.0, [tuple(jnp.zeros_like(p) for p in leaves) for leaves in params]
     for start in range(0, n, size):
         stop = min(start + size, n)
-        share = 1.0 if summed(config, registry.LOSSES[config.loss].averaged) else (stop - start) / n
+        share = 1.0 if summed(config) else (stop - start) / n
         part, part_grads = gradients(params, X[start:stop], y[start:stop], config,
                                      None if noise is None else [m[start:stop] for m in noise])
         loss = loss + share * part

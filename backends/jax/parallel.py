@@ -16,7 +16,6 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from crosscheck.common import registry
 from crosscheck.common.conventions import log_guard, reduced, summed
 
 from . import layers
@@ -39,7 +38,7 @@ def local_gradients(mlp_gradients, params, X, y, noise, rank, config):
     """(share L_r, share dL_r/dp): rank's shard's loss and gradients (by mlp.gradients), times its share of the batch"""
     Xr, yr, masks = shard(X, y, noise, rank, config.world)
     loss, grads = mlp_gradients(params, Xr, yr, config, masks)
-    share = 1.0 if summed(config, registry.LOSSES[config.loss].averaged) else 1.0 / config.world
+    share = 1.0 if summed(config) else 1.0 / config.world
     return share * loss, [tuple(share * g for g in leaves) for leaves in grads]
 
 

@@ -8,7 +8,7 @@ from crosscheck.common.driver import Unsupported
 from crosscheck.common.problem import schedule
 
 from . import layers
-from .layers.attention import ROPE_BASE, attention_heads
+from .layers.attention import ROPE_BASE, attention_heads, projections
 from .layers.norms import BATCHNORM_EPS, LAYERNORM_EPS, RMSNORM_EPS
 from .losses import FUSED_WITH_OUTPUT, loss_forward, reduce
 from .mlp import Run, batches, forward
@@ -81,7 +81,7 @@ def _positions(a):
 def _attention(layer, x, *p):
     """torch's scaled_dot_product_attention (is_causal, its default scale 1/sqrt(d); enable_gqa where key-value heads
     are shared) between the fused projection and the output one, F.linear each"""
-    W_qkv, b_qkv, W_o, b_o = p if len(p) == 4 else (p[0], None, p[1], None)  # biased_attention's biases, or none
+    W_qkv, b_qkv, W_o, b_o = projections(p)  # biased_attention's biases, or None
     width, heads, kv = attention_heads(layer)
     d = width // heads
     q, k, v = F.linear(x, W_qkv.T, b_qkv).split([width, kv * d, kv * d], dim=-1)

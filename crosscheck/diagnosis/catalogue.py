@@ -249,7 +249,7 @@ BUGS = (
         {GPT: Expect("loss [epoch, step]"), BLOCK: Expect("loss [epoch, step]")}),
     Bug("micro-batches-summed", "accumulated micro-batch gradients summed where each is weighted by its share of the "
         "batch (the mean loss's gradient is their average: the step is accumulate times too long)", "mlp",
-        "share = 1.0 if summed(config, registry.LOSSES[config.loss].averaged) else (stop - start) / n", "share = 1.0",
+        "share = 1.0 if summed(config) else (stop - start) / n", "share = 1.0",
         "trajectory",
         {ATTENTION: Expect("loss [epoch, step]"), ATTENTION_2: Expect("loss [epoch, step]")}),
     Bug("tied-weight-one-gradient", "a tied matrix given one of its two gradients: the embedding's use overwrites the "
@@ -651,12 +651,12 @@ BUGS = (
         {DATA: Expect("layer 1 weight gradient", LOSS_ONLY), DATA_XOR: Expect("layer 1 weight gradient", LOSS_ONLY)}),
     Bug("gradients-summed-over-the-world", "each rank's gradient summed over the world where the mean loss averages "
         "them (weight 1 where 1/N is due: the step N times too long)", "parallel",
-        "share = 1.0 if summed(config, registry.LOSSES[config.loss].averaged) else 1.0 / config.world", "share = 1.0",
+        "share = 1.0 if summed(config) else 1.0 / config.world", "share = 1.0",
         "gradients",
         {DATA: Expect("loss"), DATA_GPT: Expect("loss")}),
     Bug("gradients-averaged-over-the-world", "each rank's gradient averaged over the world where the summed loss "
         "(half_sse) adds them up (weight 1/N where 1 is due)", "parallel",
-        "share = 1.0 if summed(config, registry.LOSSES[config.loss].averaged) else 1.0 / config.world",
+        "share = 1.0 if summed(config) else 1.0 / config.world",
         "share = 1.0 / config.world",
         "gradients", {DATA_XOR: Expect("loss"), DATA_4: Expect("loss")}),
     # Dropout's masks show only in training (the gradient checks run without them, as evaluation does).

@@ -9,7 +9,6 @@ import numpy as np
 from crosscheck import reference
 from crosscheck.common.conventions import summed
 from crosscheck.common.driver import Unsupported
-from crosscheck.common.registry import LOSSES
 from crosscheck.suite.cases import upcast_problem
 from crosscheck.verdict import checks, tolerances
 from crosscheck.verdict.compare import Disagreement, assert_close
@@ -167,7 +166,7 @@ def scale_of(ours, theirs):
 def how_much(ours, theirs, n, what, config, lr=None):
     """'; every gradient is 4 x the reference's: ...' where ours is a constant multiple of theirs, saying what the
     factor points to (n: the samples one step takes; lr: the learning rate, for a step); else ''."""
-    averaged = not summed(config, LOSSES[config.loss].averaged)
+    averaged = not summed(config)
     k = scale_of(ours, theirs)
     if k is None or abs(k - 1) < 1e-6:
         return ""
