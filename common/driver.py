@@ -136,6 +136,10 @@ class Driver:
     # The conventions its code follows where they differ from PyTorch's (common/conventions.py: (key, value) pairs, as
     # Config.conventions holds them): every check of it runs the reference under them. An adapter declares its source's.
     conventions: tuple = ()
+    # An op's functions as the op checks run them (crosscheck/verdict/ops.py): fn itself, or compiled whole where
+    # running each small op on its own costs more than the op (JAX: jax.jit, one program per function and shape
+    # instead of one per primitive, as its training runs them)
+    compiled: Callable = lambda fn: fn
 
     def check_support(self, config):
         reason = self.supports(config) if self.supports is not None else None

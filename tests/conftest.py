@@ -47,8 +47,8 @@ MARKERS = (
     "frameworks: parametrize only over the built-in framework backends (torch, jax: those with autodiff)",
     "builtin: parametrize only over the built-in backends (the test edits their source or reads their modules)",
     "exercises: the test runs its backend's code on its case (what a plug-in's passing tests ran: the summary)",
-    "slow: long runs (the seeds' 180,000 epochs, whole pytest sessions, the catalogue's second cases); run with "
-    "--run-slow",
+    "slow(reason=...): long runs (the seeds' 180,000 epochs, whole pytest sessions, the catalogue's second cases); run "
+    "with --run-slow; the reason, where given, is what the summary says was left out",
 )
 
 
@@ -203,8 +203,26 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _left_out(stats):
+    """{why: how many tests} of those the default `pytest` leaves to --run-slow (slow runs, the deeper tier)."""
+    left: dict = {}
+    for report in stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith(("slow:", "deeper tier:")):
+            why = reason.split("; pass --run-slow")[0]
+            left[why] = left.get(why, 0) + 1
+    return left
+
+
 def pytest_terminal_summary(terminalreporter):
-    """How many checks ran on each backend (a plug-in's above all), and which were skipped for what."""
+    """What the default tier left to --run-slow, and why; how many checks ran on each backend (a plug-in's above all),
+    and which were skipped for what."""
+    left = _left_out(terminalreporter.stats)
+    if left:
+        terminalreporter.section("left for --run-slow (tox -e all and CI run every one)")
+        for why, count in sorted(left.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{count:5d} {why}")
     ran, failed, skipped, exercised = _tally(terminalreporter.stats)
     names = [n for n in dict.fromkeys([*ran, *failed, *skipped])]
     if not names:
@@ -288,17 +306,19 @@ def pytest_collection_modifyitems(config, items):
             item.user_properties.append((EXERCISED, sorted(features(case.config))))
     if config.getoption("--run-slow"):
         return
-    skip = pytest.mark.skip(reason="slow: a full-length run; pass --run-slow")
     deeper = pytest.mark.skip(reason=f"deeper tier: a case whose every trait one of the default's {len(DEFAULT)} cases "
                                      "covers (crosscheck/suite/tiers.py DEFAULT); pass --run-slow")
     for item in items:
         if "slow" in item.keywords:
-            item.add_marker(skip)
+            marker = item.get_closest_marker("slow")
+            why = marker.kwargs.get("reason", "a long run") if marker else "a long run"
+            item.add_marker(pytest.mark.skip(reason=f"slow: {why}; pass --run-slow"))
         elif _deeper(item) and not config.getoption("--all-cases"):
             item.add_marker(deeper)
 
 
 IDS = {c.id for c in CASES}
+SECOND = "a second case of what a first case already covers"
 
 
 def _deeper(item):
@@ -324,7 +344,8 @@ def pytest_generate_tests(metafunc):
             names = [n for n in names if n in backends.REGISTRY]
         metafunc.parametrize("backend_name", names, ids=names)
     if "case" in metafunc.fixturenames and "case" not in explicit:
-        metafunc.parametrize("case", [pytest.param(c, marks=[pytest.mark.slow] if c.second else []) for c in CASES],
+        metafunc.parametrize("case", [pytest.param(c, marks=[pytest.mark.slow(reason=SECOND)] if c.second else [])
+                                      for c in CASES],
                              ids=[c.id for c in CASES])
     if "dtype" in metafunc.fixturenames and "dtype" not in explicit:
         metafunc.parametrize("dtype", DTYPES)

@@ -33,6 +33,20 @@ def crosscheck(*argv, cwd=ROOT if IN_SOURCE_TREE else None):
     return done.returncode, done.stdout, done.stderr
 
 
+def crosscheck_here(capsys, *argv):
+    """`crosscheck ARGV` in this process (what the console script calls: crosscheck.report.main.main), its exit status
+    as sys.exit would give it: (exit status, stdout, stderr). A subprocess costs a second of imports; the tests that
+    hold the process itself (its real exit status, a traceback, a device) keep one."""
+    from crosscheck.report.main import main
+
+    try:
+        status = main(list(argv))
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def test_a_diverged_reference_is_a_finding_not_a_traceback(tmp_path):
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
     status, out, err = crosscheck(*DIVERGING, "--backends", "numpy", "--json", str(out_json), "--plot", str(out_png))
@@ -88,8 +102,10 @@ def test_the_bce_run_that_used_to_diverge_now_trains(driver, capsys):
     (["--compute", "float16", "--dtype", "float64"],
      "mixed precision keeps float32 master weights: dtype must be 'float32' with compute 'float16', got 'float64'"),
 ])
-def test_bad_input_exits_2_with_one_line_before_training(argv, message):
-    status, out, err = crosscheck(*argv, "--backends", "numpy", "--no-progress")
+def test_bad_input_exits_2_with_one_line_before_training(argv, message, capsys):
+    """In this process (crosscheck_here); the diverged run's test and the missing device's hold a
+    real process's exit status and stderr."""
+    status, out, err = crosscheck_here(capsys, *argv, "--backends", "numpy", "--no-progress")
     assert status == 2, out + err
     assert out == "" and "Traceback" not in err  # refused before anything trained or printed a table
     assert err.strip().splitlines()[-1] == f"crosscheck: error: {message}"
@@ -195,10 +211,11 @@ def test_a_bad_model_is_refused_before_training(model, message, capsys):
 MODEL_FILES = sorted((ROOT / "examples" / "models").glob("*.toml"))  # none installed: the test is then skipped
 
 
-# Two transformer blocks take JAX seconds to compile, long for the default run: there the gpt-block and Llama cases
-# check the same kinds (attention, RoPE, positions, residual blocks, norms at every position, tied weights), and
-# --run-slow runs the files whole.
-LONG_COMPILES = {"gpt-mini.toml", "llama-mini.toml"}
+# Two transformer blocks, a CNN and a character RNN take JAX seconds to compile (2.9-4.3 s each on a cold cache), long
+# for the default run: there its cases check the same kinds (attention, RoPE, positions, residual blocks, norms at
+# every position, tied weights; convolution and pooling; recurrence over embeddings), and --run-slow runs the files
+# whole.
+LONG_COMPILES = {"gpt-mini.toml", "llama-mini.toml", "cnn.toml", "char-rnn.toml"}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) for p in MODEL_FILES] +
@@ -254,6 +271,7 @@ def test_a_bad_model_file_is_refused_before_training(tmp_path, capsys, text, mes
 
 
 @needs_source_tree  # examples/models/cnn.toml
+@pytest.mark.slow(reason="JAX compiling the CNN at full optimisation in a process of its own, 9 s")
 def test_jax_agrees_as_compiled_for_users(request, tmp_path):
     """The tests compile JAX at LLVM -O0 (tests/xla_flags.py); this run, in a subprocess without it, checks the build
     users get: the CNN model file for 20 epochs, JAX against the reference."""

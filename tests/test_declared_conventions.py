@@ -49,7 +49,14 @@ WITH_CASE = [("batchnorm.variance", "unbiased", BN), ("batchnorm.running_varianc
              ("clip.norm", "per_tensor", CLIPPED), ("weight_decay.form", "decoupled", "momentum-minibatch"),
              ("batchnorm.running_average", "take:0.3", BN)]
 DECLARED = [(key, value) for key, value, _ in WITH_CASE]
-IDS = [f"{k}={v}" for k, v in DECLARED]
+
+
+def by_key(pairs):
+    """pairs as parameters: each key's first value in the default run, its other values with --run-slow."""
+    first = {}
+    return [pytest.param(key, value, id=f"{key}={value}", marks=[] if first.setdefault(key, value) == value else [
+        pytest.mark.slow(reason="a convention's other values (each key's first value by default)")])
+        for key, value in pairs]
 # The diagnosis tries the values the sources use (Convention.tried), not any number; and a clip that never bites (no
 # probability within E of 0 or 1, as on these cases) changes nothing, so there is nothing to name: the guards' values
 # where they bite are test_the_guards_on_saturated_probabilities' below.
@@ -68,7 +75,7 @@ def test_every_registered_convention_is_planted_here():
 
 
 @pytest.mark.builtin  # a plug-in's own declarations would override the one under test
-@pytest.mark.parametrize(("key", "value"), DECLARED, ids=IDS)
+@pytest.mark.parametrize(("key", "value"), by_key(DECLARED))
 def test_a_declared_convention_agrees_on_every_backend(driver, device, dtype, key, value):
     case = under(case_of(key, value), {key: value})
     checks.check_gradients(driver, case, dtype, device)
@@ -142,7 +149,7 @@ def following(conventions):
     return replace(reference.DRIVER, name="follows", mlp=_Following(reference.mlp, conventions), reference=False)
 
 
-@pytest.mark.parametrize(("key", "value"), NAMED, ids=[f"{k}={v}" for k, v in NAMED])
+@pytest.mark.parametrize(("key", "value"), by_key(NAMED))
 def test_an_undeclared_convention_is_named_with_its_declaration_not_called_a_mistake(key, value):
     follows, case = following({key: value}), case_of(key, value)
     with pytest.raises(Disagreement):

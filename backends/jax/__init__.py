@@ -109,4 +109,4 @@ def to_native(arr, device):
 DRIVER = Driver(name="jax", version=jax.__version__, devices=("cpu", "cuda") if _has_gpu() else ("cpu",),
                 mlp=_Compiled, to_native=to_native, to_numpy=np.asarray, synchronize=jax.block_until_ready,
                 autodiff_gradients=jax.jit(_autodiff_gradients, static_argnames="config"),
-                parallel=Sharded(_sharded_gradients, _sharded_train, parallel.ready))
+                parallel=Sharded(_sharded_gradients, _sharded_train, parallel.ready), compiled=jax.jit)

@@ -69,7 +69,7 @@ def _check_activation(driver, ours, ref, native, found, name, label, seed):
     backend's dz, the reference's dz and its twin's)."""
     numpy = driver.to_numpy
     z, da = activation_inputs(name, seed)
-    forward, backward = ours.FORWARD[name], ours.BACKWARD[name]
+    forward, backward = driver.compiled(ours.FORWARD[name]), driver.compiled(ours.BACKWARD[name])
 
     def reference_pair(z, da):
         with np.errstate(over="ignore"):  # the reference's sigmoid keeps the seeds' 1 / (1 + exp(-z))
@@ -86,7 +86,7 @@ def _check_activation(driver, ours, ref, native, found, name, label, seed):
         return float(np.vdot(da, numpy(forward(native(x)))))
 
     skip = kinks(name, z)
-    vjp = _autodiff_vjp(driver, lambda x: forward(x), native(z), native(da))
+    vjp = _autodiff_vjp(driver, ours.FORWARD[name], native(z), native(da))
     _check_native(driver, native, found, "activations", name, label, z, (a_ref, a_wide), (dz_ref, dz_wide), skip,
                   lambda f: f, da)
     return z, skip, scalar, vjp, dz, (dz_ref, dz_wide)
@@ -99,7 +99,8 @@ def _check_loss(driver, ours, ref, native, found, name, label, seed):
     z, a, y = loss_inputs(name, seed)
     fused = registry.LOSSES[name].fused
     x = z if fused else a
-    forward, backward = ours.FORWARD[name], ours.BACKWARD[name]  # the fused pair, for a fused loss
+    # the fused pair, for a fused loss
+    forward, backward = driver.compiled(ours.FORWARD[name]), driver.compiled(ours.BACKWARD[name])
 
     def reference_pair(x, a):
         return ref.FORWARD[name](x, y), ref.BACKWARD[name](a, y)
@@ -116,7 +117,7 @@ def _check_loss(driver, ours, ref, native, found, name, label, seed):
     skip = np.zeros(x.shape, bool)
     if registry.LOSSES[name].tie:
         skip[0] = True
-    vjp = _autodiff_vjp(driver, lambda x_: forward(x_, native(y)), native(x), None)
+    vjp = _autodiff_vjp(driver, lambda x_, y_: ours.FORWARD[name](x_, y_), native(x), None, native(y))
     _check_native(driver, native, found, "losses", name, label, x, (value_ref, value_wide), (dz_ref, dz_wide), skip,
                   lambda f: lambda x_: f(x_, native(y)), None)
     return x, skip, scalar, vjp, dz, (dz_ref, dz_wide)
@@ -145,18 +146,21 @@ def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32", shap
     label = f"{driver.name} {name} {dtype}"
     low = dtypes.numpy_dtype(dtype)
 
-    def run(module, arrays, to_native, to_numpy):  # (forward's value, backward's gradients) by one module's pair
-        arrays = [None if a is None else to_native(a) for a in arrays]
+    def pair(module, *arrays):  # [forward's value, backward's gradients] by one module's pair
         if kind == "activations":
             z, da, a = arrays
-            return [to_numpy(module.FORWARD[name](z)), to_numpy(module.BACKWARD[name](da, z, a))]
+            return [module.FORWARD[name](z), module.BACKWARD[name](da, z, a)]
         if kind == "losses":
             x, a, y = arrays
-            return [to_numpy(module.FORWARD[name](x, y)), to_numpy(module.BACKWARD[name](a, y))]
+            return [module.FORWARD[name](x, y), module.BACKWARD[name](a, y)]
         x, dy, mask, *p = arrays
         out, cache = module.FORWARD[name](layer, tuple(p), x, *(() if mask is None else (mask,)))
         dx, dp = module.BACKWARD[name](layer, tuple(p), cache, dy)
-        return [to_numpy(out), *([] if dx is None else [to_numpy(dx)]), *map(to_numpy, dp)]
+        return [out, *([] if dx is None else [dx]), *dp]
+
+    def run(module, arrays, to_native, to_numpy, compiled=lambda fn: fn):  # pair's values, as NumPy arrays
+        arrays = [None if a is None else to_native(a) for a in arrays]
+        return [to_numpy(value) for value in compiled(partial(pair, module))(*arrays)]
 
     with np.errstate(over="ignore", under="ignore"):  # sigmoid's 1 / (1 + exp(-z)); 16-bit exp underflows
         if kind == "activations":
@@ -178,7 +182,7 @@ def check_op_low(driver, kind, name, device="cpu", seed=0, dtype="float32", shap
                     lambda a: a, lambda a: a)
     native = lambda arr: driver.to_native(np.ascontiguousarray(arr), device)  # noqa: E731
     with np.errstate(over="ignore", under="ignore"):  # the numpy backend is the reference's code: as above
-        got = computed(label, f"{name} in {dtype}", run, ours, single, native, driver.to_numpy)
+        got = computed(label, f"{name} in {dtype}", run, ours, single, native, driver.to_numpy, driver.compiled)
     for actual, r_low, r64, quantity in zip(got, ref_low, ref64, what):
         found.compare(np.asarray(actual), np.asarray(r_low), np.asarray(r64), "gradient", what=f"{name} {quantity}",
                       backend=label)
@@ -194,8 +198,10 @@ def _check_layer(driver, ours, ref, native, found, name, seed, shape=None):
     label = f"{driver.name} {name} layer"
     layer, p, x, dy, mask = layer_inputs(name, seed, shape)
     noise = tuple(map(native, noise_of(mask)))  # a noisy kind's forward is checked with its mask
-    forward = lambda layer, p, x: ours.FORWARD[name](layer, p, x, *noise)  # noqa: E731
-    backward = ours.BACKWARD[name]
+    compiled = {"forward": driver.compiled(lambda p, x, noise: ours.FORWARD[name](layer, p, x, *noise)),
+                "backward": driver.compiled(lambda p, cache, dy: ours.BACKWARD[name](layer, p, cache, dy))}
+    forward = lambda layer, p, x: compiled["forward"](p, x, noise)  # noqa: E731
+    backward = lambda layer, p, cache, dy: compiled["backward"](p, cache, dy)  # noqa: E731
 
     def reference_pair(x, dy, *rest):  # [output, input gradient, each parameter's gradient]: the reference's
         *p, m = rest
@@ -223,14 +229,13 @@ def _check_layer(driver, ours, ref, native, found, name, seed, shape=None):
     def output(values):  # the layer's output with inputs[0] (x) and its parameters replaced by values
         return forward(layer, tuple(values[1:]), values[0])[0]
 
-    for i, leaf in list(enumerate(names))[ids:]:
-        def of_one(v, i=i):
-            values = [native(t) for t in inputs]
-            values[i] = v
-            return output(values)
+    def traced(x, *p):  # the output as a function of every input, for the framework's autodiff
+        return ours.FORWARD[name](layer, p, x, *noise)[0]
 
-        vjp = _autodiff_vjp(driver, of_one, native(inputs[i]), native(dy))
-        if vjp is not None:  # autodiff against the reference's gradient, as the backend's own backward above
+    for i, leaf in list(enumerate(names))[ids:]:
+        if driver.autodiff_gradients is not None:  # autodiff against the reference's gradient, as backward above
+            vjp = _vjp_in(driver, backend_module(driver, "autodiff"), traced, i, [native(t) for t in inputs],
+                          native(dy))
             found.compare(vjp, refs[i + 1], wides[i + 1], "gradient",
                           what=f"{name} layer backward: {leaf} gradient by autodiff's vector-Jacobian product",
                           backend=label)
@@ -267,9 +272,9 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx_ref
     if own is None:
         return
     own = bind(own)
-    found.compare(driver.to_numpy(own(native(x))), *value_ref, "forward",
+    found.compare(driver.to_numpy(driver.compiled(own)(native(x))), *value_ref, "forward",
                   what=f"{name} forward against {driver.name}'s own", backend=label)
-    vjp = driver.to_numpy(autodiff.vjp(own, native(x), None if dy is None else native(dy)))
+    vjp = driver.to_numpy(driver.compiled(partial(autodiff.vjp, own))(native(x), None if dy is None else native(dy)))
     found.compare(np.where(skip, 0.0, vjp), *(np.where(skip, 0.0, d).astype(d.dtype) for d in dx_ref), "gradient",
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
@@ -290,18 +295,13 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, refs
     lows = [] if low is None else _reference_in(layer, inputs, dy, low)
     as_low = (lambda a: a) if low is None else (lambda a: np.asarray(a).astype(dtypes.numpy_dtype(low)))
     what = f"{name} layer forward against {driver.name}'s own"
-    value = driver.to_numpy(own(*map(native, inputs)))
+    value = driver.to_numpy(driver.compiled(own)(*map(native, inputs)))
     if low is None:
         found.compare(value, refs[0], wides[0], "forward", what=what, backend=label)
     else:
         found.compare(as_low(value), lows[0], refs[0], "forward", what=what, backend=label, dtype=low)
     for i, leaf in list(enumerate(names))[ids:]:
-        def of_one(v, i=i):
-            values = [native(t) for t in inputs]
-            values[i] = v
-            return own(*values)
-
-        vjp = driver.to_numpy(autodiff.vjp(of_one, native(inputs[i]), native(dy)))
+        vjp = _vjp_in(driver, autodiff, own, i, [native(t) for t in inputs], native(dy))
         what = f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s VJP"
         if low is None:
             found.compare(vjp, refs[i + 1], wides[i + 1], "gradient", backend=label, what=what)
@@ -319,12 +319,23 @@ def _reference_in(layer, inputs, dy, dtype):
     return [y, dx, *dp]
 
 
-def _autodiff_vjp(driver, f, x, dy):
-    """The framework's own vector-Jacobian product of f at x with dy (None for a scalar f), or None without autodiff."""
+def _vjp_in(driver, autodiff, f, i, values, dy):
+    """autodiff's vector-Jacobian product of f(*values) in values[i] with dy, compiled whole where the backend compiles
+    its ops (driver.compiled)."""
+    def pullback(v, dy, values):
+        return autodiff.vjp(lambda u: f(*values[:i], u, *values[i + 1:]), v, dy)
+
+    return driver.to_numpy(driver.compiled(pullback)(values[i], dy, values))
+
+
+def _autodiff_vjp(driver, f, x, dy, *held):
+    """The framework's own vector-Jacobian product of f(., *held) at x with dy (None for a scalar f), or None without
+    autodiff; compiled whole where the backend compiles its ops (driver.compiled)."""
     if driver.autodiff_gradients is None:
         return None
     autodiff = backend_module(driver, "autodiff")
-    return driver.to_numpy(autodiff.vjp(f, x, dy))
+    return driver.to_numpy(driver.compiled(lambda x, dy, *held: autodiff.vjp(lambda v: f(v, *held), x, dy))(x, dy,
+                                                                                                            *held))
 
 
 def registered_ops():
