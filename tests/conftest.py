@@ -47,8 +47,9 @@ MARKERS = (
     "frameworks: parametrize only over the built-in framework backends (torch, jax: those with autodiff)",
     "builtin: parametrize only over the built-in backends (the test edits their source or reads their modules)",
     "exercises: the test runs its backend's code on its case (what a plug-in's passing tests ran: the summary)",
-    "slow(reason=...): long runs (the seeds' 180,000 epochs, whole pytest sessions, the catalogue's second cases); run "
-    "with --run-slow; the reason, where given, is what the summary says was left out",
+    "slow(reason=..., deeper=False): long runs (the seeds' 180,000 epochs, whole pytest sessions, the catalogue's "
+    "second cases); run with --run-slow; the reason, where given, is what the summary says was left out; deeper: a "
+    "sweep that --all-cases runs too (the 16-bit op checks under tox -e portable's vector units)",
 )
 
 
@@ -311,6 +312,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             marker = item.get_closest_marker("slow")
+            if marker and marker.kwargs.get("deeper") and config.getoption("--all-cases"):
+                continue  # a sweep of the deeper tier, which --all-cases (tox -e portable) runs
             why = marker.kwargs.get("reason", "a long run") if marker else "a long run"
             item.add_marker(pytest.mark.skip(reason=f"slow: {why}; pass --run-slow"))
         elif _deeper(item) and not config.getoption("--all-cases"):

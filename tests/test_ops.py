@@ -14,9 +14,15 @@ from crosscheck.diagnosis.catalogue import BY_ID as BUGS
 from crosscheck.verdict import checks, ops
 from crosscheck.verdict.compare import Disagreement
 
+# float64 and float32 by default; the 16-bit sweep of every op with --run-slow (tox -e all, and tox -e portable's
+# --all-cases under two more vector units).
+SIXTEEN_BITS = pytest.mark.slow(reason="the 16-bit sweeps (every op, the seeds' runs in bfloat16 and float16)",
+                                deeper=True)
+DTYPES = [pytest.param(d, marks=[SIXTEEN_BITS] if d in dtypes.HALF else []) for d in dtypes.ALL]
+
 
 @pytest.mark.builtin
-@pytest.mark.parametrize("dtype", dtypes.ALL)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("kind", "name"), ops.registered_ops(), ids=[f"{k}-{n}" for k, n in ops.registered_ops()])
 def test_op(driver, device, kind, name, dtype):
     assert ops.check_op(driver, kind, name, device, dtype=dtype)

@@ -9,7 +9,8 @@ from crosscheck.common import dtypes, registry
 from crosscheck.suite.cases import BY_ID, HALF_CASES, MIXED_CASES, half_failure
 from crosscheck.verdict import checks, probes
 
-HALF = [pytest.param(case, marks=[] if case.id == "seed1-xor" else [pytest.mark.slow], id=case.id)
+SIXTEEN_BITS = pytest.mark.slow(reason="the 16-bit sweeps (every op, the seeds' runs in bfloat16 and float16)")
+HALF = [pytest.param(case, marks=[] if case.id == "seed1-xor" else [SIXTEEN_BITS], id=case.id)
         for case in HALF_CASES]
 
 
@@ -80,6 +81,7 @@ def test_jax_divides_by_a_broadcast_value_through_its_reciprocal():
     assert float((e[:, :1] / S)[0, 0]) == 2.0 ** -12 == float(jnp.float16(0.6875) / jnp.float16(2816.0))
 
 
+@SIXTEEN_BITS
 @pytest.mark.parametrize("case", HALF)
 def test_trajectory_agrees_in_16_bits(driver, device, case, half):
     """Loss at every step and parameters at the checkpoints; a run known not to train in the dtype alone (Adam in
@@ -93,7 +95,8 @@ def test_trajectory_agrees_in_16_bits(driver, device, case, half):
     assert not np.isfinite(run.losses.astype(np.float64)).all(), f"{case.id} trained in {half}: no longer {reason}"
 
 
-MIXED = [pytest.param(case, marks=[] if case.id.startswith("seed1-xor") else [pytest.mark.slow], id=case.id)
+MIXED = [pytest.param(case, marks=[] if case.id.startswith("seed1-xor") else [
+    pytest.mark.slow(reason="mixed precision on the other cases (the seeds' first by default)")], id=case.id)
          for case in MIXED_CASES]
 
 

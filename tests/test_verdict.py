@@ -31,6 +31,26 @@ def test_a_bug_in_the_reference_is_blamed_on_the_reference(driver, device, mutat
 
 
 @pytest.mark.frameworks
+@pytest.mark.parametrize("spare", [False, True])
+def test_central_differences_are_not_asked_once_a_majority_stands_without_them(driver, device, mutate, monkeypatch,
+                                                                                spare):
+    """Central differences take two losses per parameter: past vote.VOTE_FD_ALWAYS parameters they vote only where the
+    others leave the majority open, and the line says they were not asked; at or below it they always vote."""
+    from crosscheck.verdict import vote
+
+    monkeypatch.setattr(vote, "VOTE_FD_ALWAYS", 0 if spare else 10 ** 6)
+    monkeypatch.setattr(vote, "_BALLOTS", {})
+    BIAS_AVERAGED.plant(mutate, driver.name)
+    with pytest.raises(Disagreement) as info:
+        checks.check_gradients(driver, BY_ID["seed1-xor"], "float64", device)
+    line = next(line for line in str(info.value).splitlines() if line.startswith("vote on the gradients"))
+    assert line.endswith(f"the odd one out: {driver.name}"), line
+    said = "central differences not asked: a majority stood without them"
+    assert (said in line and "central differences agree" not in line) if spare else \
+        ("central differences" in line.split("the odd one out")[0] and said not in line), line
+
+
+@pytest.mark.frameworks
 def test_a_bug_in_a_framework_is_blamed_on_that_framework(driver, device, mutate):
     BIAS_AVERAGED.plant(mutate, driver.name)
     with pytest.raises(Disagreement) as info:
