@@ -505,8 +505,9 @@ BUGS = (
         spellings=_torch_jax(("idx = orders[epoch, start:stop]",
                               "idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(epoch))"
                               "[start:stop]"),
-                             ("idx = order[start:stop]",
-                              "idx = jax.random.permutation(jax.random.PRNGKey(0), X.shape[0])[start:stop]"))),
+                             ("idx = lax.dynamic_slice_in_dim(order, start, size)",
+                              "idx = lax.dynamic_slice_in_dim(jax.random.permutation(jax.random.PRNGKey(0), "
+                              "X.shape[0]), start, size)"))),
     Bug("loss-after-update", "the loss recorded after the update instead of before it", "mlp",
         "return (loss, *update(params, grads, opt_state, t, config))",
         "return (lambda p, s: (gradients(p, X, y, config)[0], p, s))(*update(params, grads, opt_state, t, config))",
