@@ -123,8 +123,8 @@ def _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions,
         dev = "cpu" if voter == backends.REFERENCE or drv.ops is not None else device
         native = lambda arr, drv=drv, dev=dev: drv.to_native(np.ascontiguousarray(arr), dev)  # noqa: E731
         numpy = drv.to_numpy
-        forward, backward = _op_functions(backend_module(drv, kind), kind, name, layer, y,
-                                          tuple(map(native, noise_of(mask))), native)
+        forward, backward = map(drv.compiled, _op_functions(backend_module(drv, kind), kind, name, layer, y,
+                                                            tuple(map(native, noise_of(mask))), native))
         try:
             with np.errstate(all="ignore"):
                 ours = [native(v) for v in values]
@@ -140,7 +140,7 @@ def _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions,
                 # an own op that computes in a lower dtype whatever it is given (jax.nn.dot_product_attention's
                 # float32 softmax) is held to that dtype's bound by the check, so it casts no float64 ballot
                 if own is not None and (kind, name) not in getattr(autodiff, "NATIVE_DTYPE", {}):
-                    theirs = _own_forward(own, kind, layer, y, native)
+                    theirs = drv.compiled(_own_forward(own, kind, layer, y, native))
                     forwards[f"{voter}'s own"] = ([numpy(theirs(ours))], "forward")
                     backwards[f"{voter}'s own"] = ([project(_vjps(autodiff, theirs, values, directions, skip, d,
                                                                   native, numpy))], "finite_difference")
