@@ -164,11 +164,11 @@ def _tally(stats):
             if outcome == "passed" and report.when == "call":
                 exercised.setdefault(name, set()).update(properties.get(EXERCISED, ()))
             if outcome == "skipped":
-                reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-                if reason.removeprefix("Skipped: ").startswith("slow:"):  # full-length runs, the catalogue's turns
+                reason = _reason(report)
+                if reason.startswith("slow:"):  # long runs, the catalogue's turns: _left_out says why, once
                     reason = "slow: runs with --run-slow"
                 reasons = skipped.setdefault(name, {})
-                reason = reason.removeprefix("Skipped: ").replace(f"{name} does not support this configuration: ",
+                reason = reason.replace(f"{name} does not support this configuration: ",
                                                                     "unsupported: ")
                 reasons[reason] = reasons.get(reason, 0) + 1
             elif outcome == "passed" and report.when == "call":
@@ -204,12 +204,17 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _reason(report):
+    """A skipped test's reason, as pytest.skip was given it."""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
 def _left_out(stats):
     """{why: how many tests} of those the default `pytest` leaves to --run-slow (slow runs, the deeper tier)."""
     left: dict = {}
     for report in stats.get("skipped", []):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
+        reason = _reason(report)
         if reason.startswith(("slow:", "deeper tier:")):
             why = reason.split("; pass --run-slow")[0]
             left[why] = left.get(why, 0) + 1

@@ -23,6 +23,7 @@ from crosscheck.verdict import tolerances
 
 from .source import ROOT, needs_source_tree
 from .strictness import strict
+from .test_cli import crosscheck_here
 
 pytestmark = needs_source_tree
 
@@ -136,11 +137,8 @@ def test_a_bad_result_is_one_line_naming_it_and_nothing_is_left_running(mode, c_
 ])
 def test_a_bad_command_or_export_is_refused_before_anything_runs(argv, says, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
-    try:
-        status = main.main([*argv, *XOR])
-    except SystemExit as exc:
-        status = exc.code
-    assert status == 2 and says in capsys.readouterr().err
+    status, _, err = crosscheck_here(capsys, *argv, *XOR)
+    assert status == 2 and says in err
     assert not (ROOT / "x").exists()
 
 

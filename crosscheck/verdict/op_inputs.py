@@ -108,6 +108,15 @@ def native_op(driver, kind, name):
     return autodiff, autodiff.NATIVE.get((kind, name))
 
 
+def vjp_in(driver, autodiff, f, i, values, dy):
+    """autodiff's vector-Jacobian product of f(*values) in values[i] with dy (None for a scalar f), the others held, as
+    NumPy: compiled whole where the backend compiles its ops (Driver.compiled), for the op checks and their vote."""
+    def pullback(v, dy, values):
+        return autodiff.vjp(lambda u: f(*values[:i], u, *values[i + 1:]), v, dy)
+
+    return driver.to_numpy(driver.compiled(pullback)(values[i], dy, values))
+
+
 def wide_twin(fn, *arrays):
     """fn(*arrays) computed by the reference in extended precision (tolerances.wider(): np.longdouble), the twin
     a float64 op's bound is measured against; where longdouble is no wider than float64, fn on the arrays nudged by

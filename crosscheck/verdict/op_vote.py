@@ -19,6 +19,7 @@ from crosscheck.verdict.op_inputs import (
     loss_inputs,
     native_op,
     noise_of,
+    vjp_in,
     wide_twin,
 )
 from crosscheck.verdict.vote import tally, voters
@@ -135,15 +136,15 @@ def _op_ballots(kind, name, device, values, skip, layer, y, mask, d, directions,
                 autodiff, own = native_op(drv, kind, name)
                 if autodiff is None:
                     continue
-                backwards[f"{voter} autodiff"] = ([project(_vjps(autodiff, forward, values, directions, skip, d,
-                                                                 native, numpy))], "finite_difference")
+                backwards[f"{voter} autodiff"] = ([project(_vjps(drv, autodiff, forward, values, directions, skip, d,
+                                                                 native))], "finite_difference")
                 # an own op that computes in a lower dtype whatever it is given (jax.nn.dot_product_attention's
                 # float32 softmax) is held to that dtype's bound by the check, so it casts no float64 ballot
                 if own is not None and (kind, name) not in getattr(autodiff, "NATIVE_DTYPE", {}):
                     theirs = drv.compiled(_own_forward(own, kind, layer, y, native))
                     forwards[f"{voter}'s own"] = ([numpy(theirs(ours))], "forward")
-                    backwards[f"{voter}'s own"] = ([project(_vjps(autodiff, theirs, values, directions, skip, d,
-                                                                  native, numpy))], "finite_difference")
+                    backwards[f"{voter}'s own"] = ([project(_vjps(drv, autodiff, theirs, values, directions, skip, d,
+                                                                  native))], "finite_difference")
         except Exception:  # noqa: BLE001, S112  (a voter that crashes abstains; its own check reports the crash)
             continue
     return forwards, backwards, scalars
@@ -172,19 +173,12 @@ def _scalar(forward, native, numpy, d, values):
     return float(result) if d is None else float(np.vdot(d, result))
 
 
-def _vjps(autodiff, forward, values, directions, skip, d, native, numpy):
+def _vjps(drv, autodiff, forward, values, directions, skip, d, native):
     """autodiff's vector-Jacobian product of forward in each value, the others held (None where none is wanted)."""
-    vjps: list = []
-    for i in range(len(values)):
-        if directions[0][i] is None or skip[i].all():
-            vjps.append(None)
-            continue
-
-        def of_one(t, i=i):
-            return forward([t if j == i else native(v) for j, v in enumerate(values)])
-
-        vjps.append(numpy(autodiff.vjp(of_one, native(values[i]), None if d is None else native(d))))
-    return vjps
+    natives = [native(v) for v in values]
+    return [None if directions[0][i] is None or skip[i].all() else
+            vjp_in(drv, autodiff, lambda *vs: forward(list(vs)), i, natives, None if d is None else native(d))
+            for i in range(len(values))]
 
 
 def _own_forward(own, kind, layer, y, native):

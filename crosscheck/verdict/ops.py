@@ -29,6 +29,7 @@ from crosscheck.verdict.op_inputs import (
     loss_inputs,
     native_op,
     noise_of,
+    vjp_in,
     wide_twin,
 )
 from crosscheck.verdict.op_vote import op_vote
@@ -86,7 +87,7 @@ def _check_activation(driver, ours, ref, native, found, name, label, seed):
         return float(np.vdot(da, numpy(forward(native(x)))))
 
     skip = kinks(name, z)
-    vjp = _autodiff_vjp(driver, ours.FORWARD[name], native(z), native(da))
+    vjp = _autodiff_vjp(driver, ours.FORWARD[name], [native(z)], native(da))
     _check_native(driver, native, found, "activations", name, label, z, (a_ref, a_wide), (dz_ref, dz_wide), skip,
                   lambda f: f, da)
     return z, skip, scalar, vjp, dz, (dz_ref, dz_wide)
@@ -117,7 +118,7 @@ def _check_loss(driver, ours, ref, native, found, name, label, seed):
     skip = np.zeros(x.shape, bool)
     if registry.LOSSES[name].tie:
         skip[0] = True
-    vjp = _autodiff_vjp(driver, lambda x_, y_: ours.FORWARD[name](x_, y_), native(x), None, native(y))
+    vjp = _autodiff_vjp(driver, ours.FORWARD[name], [native(x), native(y)], None)
     _check_native(driver, native, found, "losses", name, label, x, (value_ref, value_wide), (dz_ref, dz_wide), skip,
                   lambda f: lambda x_: f(x_, native(y)), None)
     return x, skip, scalar, vjp, dz, (dz_ref, dz_wide)
@@ -198,10 +199,12 @@ def _check_layer(driver, ours, ref, native, found, name, seed, shape=None):
     label = f"{driver.name} {name} layer"
     layer, p, x, dy, mask = layer_inputs(name, seed, shape)
     noise = tuple(map(native, noise_of(mask)))  # a noisy kind's forward is checked with its mask
-    compiled = {"forward": driver.compiled(lambda p, x, noise: ours.FORWARD[name](layer, p, x, *noise)),
-                "backward": driver.compiled(lambda p, cache, dy: ours.BACKWARD[name](layer, p, cache, dy))}
-    forward = lambda layer, p, x: compiled["forward"](p, x, noise)  # noqa: E731
-    backward = lambda layer, p, cache, dy: compiled["backward"](p, cache, dy)  # noqa: E731
+
+    def layer_forward(p, x, noise):  # the backend's forward of the layer: (output, cache)
+        return ours.FORWARD[name](layer, p, x, *noise)
+
+    forward = driver.compiled(layer_forward)
+    backward = driver.compiled(lambda p, cache, dy: ours.BACKWARD[name](layer, p, cache, dy))
 
     def reference_pair(x, dy, *rest):  # [output, input gradient, each parameter's gradient]: the reference's
         *p, m = rest
@@ -210,8 +213,8 @@ def _check_layer(driver, ours, ref, native, found, name, seed, shape=None):
         dx_ref, dp_ref = ref.BACKWARD[name](layer, tuple(p), cache_ref, dy)
         return [y_ref, dx_ref, *dp_ref]
 
-    y, cache = computed(label, f"{name} layer forward", forward, layer, tuple(map(native, p)), native(x))
-    dx, dp = computed(label, f"{name} layer backward", backward, layer, tuple(map(native, p)), cache, native(dy))
+    y, cache = computed(label, f"{name} layer forward", forward, tuple(map(native, p)), native(x), noise)
+    dx, dp = computed(label, f"{name} layer backward", backward, tuple(map(native, p)), cache, native(dy))
     refs, wides = (computed("numpy (the reference)", f"{name} layer backward", f, reference_pair, x, dy, *p, mask)
                    for f in (lambda f, *a: f(*a), wide_twin))  # after the backend's: a planted crash is its own
     found.compare(numpy(y), refs[0], wides[0], "forward", what=f"{name} layer forward", backend=label)
@@ -226,16 +229,13 @@ def _check_layer(driver, ours, ref, native, found, name, seed, shape=None):
     for g, g_ref, g_wide, leaf in list(zip(grads, refs[1:], wides[1:], names))[ids:]:
         found.compare(g, g_ref, g_wide, "gradient", what=f"{name} layer backward: {leaf} gradient", backend=label)
 
-    def output(values):  # the layer's output with inputs[0] (x) and its parameters replaced by values
-        return forward(layer, tuple(values[1:]), values[0])[0]
-
-    def traced(x, *p):  # the output as a function of every input, for the framework's autodiff
-        return ours.FORWARD[name](layer, p, x, *noise)[0]
+    def output(values, run=forward):  # the layer's output, values its input (x) and parameters in turn
+        return run(tuple(values[1:]), values[0], noise)[0]
 
     for i, leaf in list(enumerate(names))[ids:]:
-        if driver.autodiff_gradients is not None:  # autodiff against the reference's gradient, as backward above
-            vjp = _vjp_in(driver, backend_module(driver, "autodiff"), traced, i, [native(t) for t in inputs],
-                          native(dy))
+        vjp = _autodiff_vjp(driver, lambda *values: output(values, layer_forward), [native(t) for t in inputs],
+                            native(dy), i)
+        if vjp is not None:  # autodiff against the reference's gradient, as the backend's own backward above
             found.compare(vjp, refs[i + 1], wides[i + 1], "gradient",
                           what=f"{name} layer backward: {leaf} gradient by autodiff's vector-Jacobian product",
                           backend=label)
@@ -274,7 +274,7 @@ def _check_native(driver, native, found, kind, name, label, x, value_ref, dx_ref
     own = bind(own)
     found.compare(driver.to_numpy(driver.compiled(own)(native(x))), *value_ref, "forward",
                   what=f"{name} forward against {driver.name}'s own", backend=label)
-    vjp = driver.to_numpy(driver.compiled(partial(autodiff.vjp, own))(native(x), None if dy is None else native(dy)))
+    vjp = vjp_in(driver, autodiff, own, 0, [native(x)], None if dy is None else native(dy))
     found.compare(np.where(skip, 0.0, vjp), *(np.where(skip, 0.0, d).astype(d.dtype) for d in dx_ref), "gradient",
                   what=f"{name} backward against {driver.name}'s own {name}'s vector-Jacobian product", backend=label)
 
@@ -301,7 +301,7 @@ def _check_native_layer(driver, native, found, layer, label, inputs, names, refs
     else:
         found.compare(as_low(value), lows[0], refs[0], "forward", what=what, backend=label, dtype=low)
     for i, leaf in list(enumerate(names))[ids:]:
-        vjp = _vjp_in(driver, autodiff, own, i, [native(t) for t in inputs], native(dy))
+        vjp = vjp_in(driver, autodiff, own, i, [native(t) for t in inputs], native(dy))
         what = f"{name} layer backward: {leaf} gradient against {driver.name}'s own {name}'s VJP"
         if low is None:
             found.compare(vjp, refs[i + 1], wides[i + 1], "gradient", backend=label, what=what)
@@ -319,23 +319,12 @@ def _reference_in(layer, inputs, dy, dtype):
     return [y, dx, *dp]
 
 
-def _vjp_in(driver, autodiff, f, i, values, dy):
-    """autodiff's vector-Jacobian product of f(*values) in values[i] with dy, compiled whole where the backend compiles
-    its ops (driver.compiled)."""
-    def pullback(v, dy, values):
-        return autodiff.vjp(lambda u: f(*values[:i], u, *values[i + 1:]), v, dy)
-
-    return driver.to_numpy(driver.compiled(pullback)(values[i], dy, values))
-
-
-def _autodiff_vjp(driver, f, x, dy, *held):
-    """The framework's own vector-Jacobian product of f(., *held) at x with dy (None for a scalar f), or None without
-    autodiff; compiled whole where the backend compiles its ops (driver.compiled)."""
+def _autodiff_vjp(driver, f, values, dy, i=0):
+    """The framework's own vector-Jacobian product of f(*values) in values[i] with dy (None for a scalar f), the others
+    held (vjp_in), or None without autodiff."""
     if driver.autodiff_gradients is None:
         return None
-    autodiff = backend_module(driver, "autodiff")
-    return driver.to_numpy(driver.compiled(lambda x, dy, *held: autodiff.vjp(lambda v: f(v, *held), x, dy))(x, dy,
-                                                                                                            *held))
+    return vjp_in(driver, backend_module(driver, "autodiff"), f, i, values, dy)
 
 
 def registered_ops():

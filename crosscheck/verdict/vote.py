@@ -117,8 +117,7 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
                                                                                  "cpu"))
     elif dtype == "float64" and extended_point(case, dtype) is not None:
         kind = point_bounds(case, what)
-    ballots = {name: (arrays, kind) for name, arrays in (known if dtype == "float64" else {}).items()}
-    ballots = Ballots(ballots)
+    ballots = Ballots({name: (arrays, kind) for name, arrays in (known if dtype == "float64" else {}).items()})
     for name, d in voters(driver).items():
         dev = device if d is driver else "cpu"
         try:
@@ -141,7 +140,7 @@ def _cast_ballots(driver, case, dtype, what, device, epochs, known):
             continue
     size = sum(t.size for t in flat(params))
     if what == "gradients" and size <= VOTE_FD_LIMIT:  # two losses per parameter: the costliest ballot, cast last
-        if size > VOTE_FD_ALWAYS and _settled(ballots, len(ballots) + 1):
+        if size > VOTE_FD_ALWAYS and _settled(ballots):
             ballots.spared = "central differences"
         else:
             ballots["central differences"] = (flat(gradcheck.numerical_gradients(params, X, y, config)),
@@ -155,16 +154,21 @@ class Ballots(dict):
     spared = ""
 
 
-def _settled(ballots, total):
-    """Whether a group of ballots that agree with one another (as tally groups them) already holds a strict majority
-    of the total voters: those not yet cast could not overturn it."""
-    from crosscheck import backends
-
+def _settled(ballots):
+    """Whether a group of ballots that agree with one another (as tally groups them) would hold a strict majority with
+    one more voter still to come: that voter could not overturn it."""
     if len(ballots) < 3:
         return False
-    agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b], backends.REFERENCE in (a, b))}
-             for a in ballots}
-    return any(2 * (len(group) + 1) > total for group in agree.values())
+    return any(2 * (len(others) + 1) > len(ballots) + 1 for others in _agreement(ballots).values())
+
+
+def _agreement(ballots):
+    """{voter: the other voters whose ballots agree with its own} (_same; with the reference, within its bounds)."""
+    from crosscheck import backends
+
+    return {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b], backends.REFERENCE in (a, b))}
+            for a in ballots}
+
 
 def _same(a, b, with_reference=True):
     """Two ballots agree: same shapes, all finite, within the looser of their two tolerances: a kind of
@@ -235,27 +239,26 @@ def vote(driver, case, dtype, what, device="cpu", epochs=None, known=None):
             return line, tuple(b for b in low if group and b not in group)
         where = (f" ({driver.name} gave no float64 result to vote with, so the vote cannot tell whether {dtype} alone "
                  "is to blame)")
-    line, group = tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}")
-    spared = getattr(ballots, "spared", "")
-    if spared:  # said beside the count, before the line's end (the odd one out ends it)
-        line = line.replace(" voters): ", f" voters; {spared} not asked: a majority stood without them): ", 1)
+    line, group = tally(what, ballots, prefer=driver.name, unanimous=f"all agree{where}",
+                        spared=getattr(ballots, "spared", ""))
     return line, tuple(b for b in ballots if group and b not in group)
 
 
-def tally(what, ballots, prefer=None, unanimous="all agree", dtype="float64"):
+def tally(what, ballots, prefer=None, unanimous="all agree", dtype="float64", spared=""):
     """(the vote's line, its majority: [] where there is none) over ballots ({voter: (arrays, tolerance kind)}, at
     least three): 'vote on the WHAT (float64, N voters): a, b agree with each other; the odd one out: c'. prefer: the
-    voter whose group wins a tie of sizes (the implementation under check)."""
+    voter whose group wins a tie of sizes (the implementation under check); spared: a voter not asked, once a majority
+    stood without it (_settled), said beside the count."""
     from crosscheck import backends
 
-    agree = {a: {b for b in ballots if b != a and _same(ballots[a], ballots[b], backends.REFERENCE in (a, b))}
-             for a in ballots}
+    agree = _agreement(ballots)
     best = max(ballots, key=lambda a: (len(agree[a]), a == prefer))
     group = [b for b in ballots if b == best or b in agree[best]]
     if backends.REFERENCE in group:  # with the reference in it, whoever strays past its bound of it is odd, as the
         group = [b for b in group if b == backends.REFERENCE or b in agree[backends.REFERENCE]]  # verdict says
     odd = [b for b in ballots if b not in group]
-    head = f"vote on the {what} ({dtype}, {len(ballots)} voters): "
+    not_asked = f"; {spared} not asked: a majority stood without them" if spared else ""
+    head = f"vote on the {what} ({dtype}, {len(ballots)} voters{not_asked}): "
     if not odd:
         return head + unanimous, group
     if 2 * len(group) <= len(ballots):
