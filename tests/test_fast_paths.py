@@ -20,6 +20,7 @@ from . import xla_flags
 from .strictness import load_or_skip
 
 EPOCHS = 256
+COMPILED_EPOCHS = EPOCHS + 5  # torch's compiled path: 8 compiled blocks of 32 epochs, then 5 eager ones
 
 
 def variant(driver, module):
@@ -45,7 +46,7 @@ def test_autodiff_training_loop_agrees(driver, device):
 @pytest.mark.parametrize("backend_name", ["torch"])
 def test_torch_compiled_training_agrees(driver, device):
     case = replace(BY_ID["seed2-xor"], n_checkpoints=1)
-    config, params, X, y, _ = case.inputs(epochs=EPOCHS + 5)  # 8 compiled blocks of 32, then 5 eager epochs
+    config, params, X, y, _ = case.inputs(epochs=COMPILED_EPOCHS)
     run = variant(driver, "compiled").run_train(params, X, y, config, checkpoints=(config.epochs,), device=device)
     checks.check_trajectory(driver, case, "float64", device, epochs=config.epochs, run=with_checkpoints(run, case))
 
@@ -56,7 +57,9 @@ def test_a_second_process_loads_the_compiled_block_from_disk(driver, monkeypatch
     """The block compiled once is kept on disk: with nothing in memory and compiling forbidden, training loads it."""
     compiled = importlib.import_module("crosscheck.backends.torch.compiled")
     case = BY_ID["seed2-xor"]
-    config, params, X, y, _ = case.inputs(epochs=64)
+    # the configuration test_torch_compiled_training_agrees compiles: after it, on this machine, the first run loads
+    # that block instead of compiling its own (15 s of tox -e all); alone, this test compiles it
+    config, params, X, y, _ = case.inputs(epochs=COMPILED_EPOCHS)
     first = variant(driver, "compiled").run_train(params, X, y, config).params
     monkeypatch.setattr(compiled, "_cache", {})  # as a new process finds it
 
