@@ -7,6 +7,8 @@ import re
 import pytest
 
 from crosscheck.diagnosis.catalogue import BUGS
+from crosscheck.suite.cases import CASES
+from crosscheck.suite.tiers import DEFAULT
 
 from .source import ROOT, needs_source_tree
 
@@ -57,6 +59,12 @@ def test_the_catalogues_size_is_quoted_as_it_is():
     for source in ("README.md", "docs/index.md", "docs/catalogue.md"):
         quoted = {int(n) for n in re.findall(r"(\d+) (?:classic )?(?:manual-backprop )?mistakes", _text(source))}
         assert quoted == {len(BUGS)}, f"{source} quotes {sorted(quoted)} mistakes; the catalogue holds {len(BUGS)}"
+
+
+def test_the_default_tiers_size_is_quoted_as_it_is():
+    quoted = re.findall(r"(\d+) of the (\d+), in float64 and float32", _text("docs/contributing.md"))
+    first = [c for c in CASES if not c.second]
+    assert quoted == [(str(len(DEFAULT)), str(len(first)))], f"tiers.py makes {len(DEFAULT)} of {len(first)}"
 
 
 def test_the_ci_script_runs_the_front_pages_test_command_and_builds_the_docs():
