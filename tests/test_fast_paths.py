@@ -120,6 +120,33 @@ def test_a_compiled_block_that_will_not_load_is_a_miss(driver, tmp_path):
     assert compiled.loaded(tmp_path / "bad.pt2") is None
 
 
+SEED2 = BY_ID["seed2-xor"].config
+# What the compiled block does not train, each asked of a configuration whose other settings it does: named, refused.
+NOT_COMPILED = {
+    "a learning-rate schedule": SEED2.replace(schedule="warmup_cosine", warmup_steps=2, decay_steps=10),
+    "gradient clipping": SEED2.replace(clip=1.0),
+    "gradient accumulation": SEED2.replace(accumulate=2),
+    "weight decay": SEED2.replace(weight_decay=0.01),
+    "optimizer adam": SEED2.replace(optimizer="adam"),
+    "mixed precision": SEED2.replace(dtype="float32", compute="bfloat16"),
+    "running statistics": BY_ID["batchnorm-gelu-mse"].config,
+    "dropout": BY_ID["layernorm-dropout-gelu-mse-minibatch"].config.replace(batch_size=None),
+}
+
+
+@pytest.mark.parametrize("backend_name", ["torch"])
+@pytest.mark.parametrize("feature", NOT_COMPILED)
+def test_what_the_compiled_path_does_not_train_is_refused_by_name(driver, monkeypatch, feature):
+    """The block is plain full-batch descent: a configuration asking more is refused before anything is compiled,
+    never trained without it."""
+    compiled = importlib.import_module("crosscheck.backends.torch.compiled")
+    monkeypatch.setattr(compiled, "compiled", lambda path, example: pytest.fail("compiled before refusing"))
+    config = NOT_COMPILED[feature]
+    with pytest.raises(ValueError, match=f"plain gradient descent, only: not .*{feature}"):
+        compiled.train(None, None, None, config)
+    assert compiled.unsupported(SEED2) == []  # the seeds' configuration itself is what the block trains
+
+
 def with_checkpoints(run, case):
     """These cores keep no intermediate checkpoints: the case has one, the last epoch, so this is its state."""
     (last,) = case.checkpoints(run.losses.shape[0])

@@ -90,10 +90,24 @@ def compiled(path, example):
     return block
 
 
+def unsupported(config, orders=None):
+    """What config asks of training that the compiled block (_epochs: the mirror's gradients, then p - lr * g, with
+    no masks, buffers or state) would leave out: each a name, so that nothing is silently trained otherwise."""
+    return [name for name, asked in (
+        ("minibatches", orders is not None or config.batch_size is not None),
+        (f"optimizer {config.optimizer}", config.optimizer != "sgd"), ("weight decay", config.weight_decay),
+        ("a learning-rate schedule", config.schedule is not None), ("gradient clipping", config.clip is not None),
+        ("gradient accumulation", config.accumulate > 1), ("mixed precision", config.compute is not None),
+        ("sharding", config.world > 1), ("dropout", config.noise_widths()),
+        ("running statistics", config.buffer_names())) if asked]
+
+
 def train(params, X, y, config, orders=None, checkpoints=(), epochs_per_call=EPOCHS_PER_CALL):
     """mlp.train's contract for full batch and no checkpoints but the last; the remainder runs eagerly."""
-    if orders is not None or config.batch_size is not None or config.optimizer != "sgd" or config.weight_decay:
-        raise ValueError("the compiled PyTorch path trains full batch, by plain gradient descent, only")
+    unbuilt = unsupported(config, orders)
+    if unbuilt:
+        raise ValueError(f"the compiled PyTorch path trains full batch, by plain gradient descent, only: not "
+                         f"{', '.join(unbuilt)}")
     if set(checkpoints) - {config.epochs}:
         raise ValueError("the compiled PyTorch path keeps no checkpoints but the last epoch")
     losses = []
