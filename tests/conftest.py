@@ -168,8 +168,7 @@ def _tally(stats):
                 if reason.startswith("slow:"):  # long runs, the catalogue's turns: _left_out says why, once
                     reason = "slow: runs with --run-slow"
                 reasons = skipped.setdefault(name, {})
-                reason = reason.replace(f"{name} does not support this configuration: ",
-                                                                    "unsupported: ")
+                reason = reason.replace(f"{name} does not support this configuration: ", "unsupported: ")
                 reasons[reason] = reasons.get(reason, 0) + 1
             elif outcome == "passed" and report.when == "call":
                 ran[name] = ran.get(name, 0) + 1
