@@ -146,6 +146,24 @@ def test_a_wrong_all_reduce_on_jax_is_caught(monkeypatch, planted):
         jax.clear_caches()
 
 
+def test_a_mistake_planted_in_torchs_parallel_module_runs_on_the_kept_world():
+    """A plant in backends/torch/parallel.py re-executes its source; the copy's runs use the world already started
+    (a world of 2 takes seconds to start: the catalogue's plants there each started one, and left it running), and
+    the plant still reaches the ranks (its shards overlap: the gradients change)."""
+    load("torch")
+    from crosscheck.backends.torch import parallel
+    from crosscheck.diagnosis.mutations import planted
+
+    parallel.ready(2)
+    kept = parallel._running[2]
+    before = {p.pid for p in parallel.mp.active_children()}
+    healthy = pytest.raises(Disagreement, match="gradient disagrees")
+    with planted("crosscheck.backends.torch.parallel", "start = rank * size", "start = rank * size // 2"), healthy:
+        checks.check_gradients(backends.load("torch"), CASES["mse-sgd-minibatch"], "float64")
+    assert parallel._running[2] is kept, "the plant's runs started a world of their own"
+    assert {p.pid for p in parallel.mp.active_children()} == before, "processes were left running after the plant"
+
+
 def test_too_few_jax_devices_is_said_before_training():
     load("jax")
     from crosscheck.backends.jax import parallel
