@@ -189,10 +189,7 @@ def candidates():
 def _planted_observations(bug, case, look, at=None):
     """look(reference driver, case) with bug planted in the reference (at: in model[at] alone, for a mistake in an
     activation); None where the line is not in the reference."""
-    module = f"{backends.REGISTRY[backends.REFERENCE][0]}.{bug.module}"
-    # On a sharded problem the reference's shards, simulated (the clean reference runs on one device, where a mistake
-    # of the collectives would never run).
-    planted_reference = reference.SHARDS if case.config.parallel is not None else reference.DRIVER
+    module, planted_reference = _in_reference(bug), _planted_reference(case)
     try:
         if at is None:
             with mutations.planted(module, *bug.spelled(backends.REFERENCE)), np.errstate(all="ignore"):
@@ -203,6 +200,25 @@ def _planted_observations(bug, case, look, at=None):
         return None
     except Exception:  # noqa: BLE001  (the planted reference crashed here: it reproduces nothing)
         return None
+
+
+def _in_reference(bug):
+    return f"{backends.REGISTRY[backends.REFERENCE][0]}.{bug.module}"
+
+
+def _planted_reference(case):
+    """The reference a mistake is planted in: on a sharded problem its shards, simulated (the clean reference runs on
+    one device, where a mistake of the collectives would never run)."""
+    return reference.SHARDS if case.config.parallel is not None else reference.DRIVER
+
+
+def _acting(bugs, case, look):
+    """bugs less those planted in a function of the reference that look at case never calls: planted, such a mistake
+    changes nothing, so reproduces nothing, and planting it costs a run (about half the catalogue on an MLP)."""
+    with np.errstate(all="ignore"):
+        calls = mutations.called(lambda: look(_planted_reference(case), case))
+    where = {bug.id: mutations.planted_in(_in_reference(bug), bug.spelled(backends.REFERENCE)[0]) for bug in bugs}
+    return bugs if calls is None else [bug for bug in bugs if where[bug.id] is None or where[bug.id] in calls]
 
 
 # -- a mistake in one activation layer alone: students slip in one layer, where the catalogue plants in every one
@@ -291,21 +307,15 @@ def diagnose(driver, case, device="cpu", run_failed=False, first_epoch=None, dty
 def _conventions(case, precision, stage, seen, ref, runs, borrowed=False):
     """[((key, value), ...)]: registered conventions, one changed from case's, else two, under which the reference
     reproduces driver over a short run (the running statistics' show only there; the first step where no run can be
-    had); only changes whose first step reproduces driver's, or leaves it as declared, are run (steps are cheap).
+    had). Only changes whose first step reproduces driver's, or leaves the reference's as it is (acting later), are
+    run (steps are cheap); where driver's first step parts, only those holding one that reproduces it (a change that
+    leaves the first step as it is cannot reproduce one that parts; with one that does, it can: makemore part 4's).
     borrowed: driver's loss is the suite's own of its output (the read-back adapters'), computed under whatever the
     config declares, so it says nothing of the code: the loss is left out of the comparison."""
     if stage in (None, "unobserved") or precision != "float64":
         return []
-    singles = []  # the changes whose first step reproduces driver's, or leaves the reference's as it is (acting later)
-    for change in alternatives(case.config):
-        try:
-            with np.errstate(all="ignore"):
-                first = _lent(observe(reference.DRIVER, under(case, [change])), seen, borrowed)
-            if _matches(seen, first, "forward") or _matches(bounded(ref, seen.bounds), first, "forward"):
-                singles.append(change)
-        except Exception:  # noqa: BLE001, S112  (the reference under it cannot run this case: it reproduces nothing)
-            continue
-    if not singles:
+    reproducing, later = _first_steps_under(case, seen, ref, borrowed)
+    if not reproducing and (stage != "trajectory" or not later):
         return []
     look: Any = observe
     kind = "forward"
@@ -315,8 +325,9 @@ def _conventions(case, precision, stage, seen, ref, runs, borrowed=False):
         pass
     for together in (1, 2):  # one convention changed, else two (makemore part 4 changes two of batch norm's)
         found = []
-        for change in itertools.combinations(singles, together):
-            if len({key for key, _ in change}) < together:
+        for change in itertools.combinations(reproducing + later, together):
+            if len({key for key, _ in change}) < together or (
+                    stage != "trajectory" and not any(one in reproducing for one in change)):
                 continue
             try:
                 with np.errstate(all="ignore"):
@@ -328,6 +339,23 @@ def _conventions(case, precision, stage, seen, ref, runs, borrowed=False):
         if found:
             return found
     return []
+
+
+def _first_steps_under(case, seen, ref, borrowed):
+    """(the single changes under which the reference's first step reproduces driver's, those under which it stays the
+    reference's own: they act later, or not on this case)."""
+    reproducing, later = [], []
+    for change in alternatives(case.config):
+        try:
+            with np.errstate(all="ignore"):
+                first = _lent(observe(reference.DRIVER, under(case, [change])), seen, borrowed)
+        except Exception:  # noqa: BLE001, S112  (the reference under it cannot run this case: it reproduces nothing)
+            continue
+        if _matches(seen, first, "forward"):
+            reproducing.append(change)
+        elif _matches(bounded(ref, seen.bounds), first, "forward"):
+            later.append(change)
+    return reproducing, later
 
 
 def _lent(alt, seen, borrowed):
@@ -412,10 +440,11 @@ def _named(case, precision, stage, where, seen, ref, runs):
 
     if stage in (None, "unobserved"):  # nothing parts, or nothing was received to reproduce: none is named
         return where, matches, [] if stage == "unobserved" else tried
-    matches += [(bug.id, bug.what) for bug in tried if reproduces(_planted_observations(bug, case, look))]
+    acting = _acting(tried, case, look)  # counted as tried; the others cannot change what the reference gives
+    matches += [(bug.id, bug.what) for bug in acting if reproduces(_planted_observations(bug, case, look))]
     if stage in ("output", "loss", "gradients") and not matches:
         positions = [i for i, layer in enumerate(config.model) if layer.kind in ACTIVATIONS]
-        for bug in (bug for bug in tried if bug.module == "activations"):
+        for bug in (bug for bug in acting if bug.module == "activations"):
             matches += [(bug.id, f"{bug.what}, in {layer_label(config, i)} alone (model[{i}])") for i in positions
                         if reproduces(_planted_observations(bug, case, look, at=i))]
     return where, matches, tried

@@ -6,10 +6,13 @@ duration. JAX's tracing caches and the cached reference results are cleared on t
 way in and out, so nothing computed with the bug outlives the test.
 """
 
+import ast
 import functools
 import importlib
 import inspect
+import os
 import sys
+import threading
 from contextlib import contextmanager
 
 from crosscheck.verdict import checks
@@ -79,6 +82,49 @@ def planted_code(source, filename):
     tests/test_bug_catalogue.py and tests/test_diagnose.py took in one process). Each plant executes the code afresh,
     so its functions are new objects still."""
     return compile(source, filename, "exec")
+
+
+def called(block):
+    """{(file, name)} of every Python function block() calls, in any thread it starts (the reference's simulated ranks
+    are threads); None where block raised, or another profiler holds the hook (cProfile): then nothing is known, so
+    nothing may be ruled out."""
+    if sys.getprofile() is not None:
+        return None
+    seen = set()
+
+    def note(frame, event, arg):
+        if event == "call":
+            seen.add((frame.f_code.co_filename, frame.f_code.co_name))
+
+    sys.setprofile(note)
+    threading.setprofile(note)
+    try:
+        block()
+    except Exception:  # noqa: BLE001  (what the rest of it would have called is not known)
+        return None
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)  # type: ignore[arg-type]  (None unsets it, as sys.setprofile's)
+    return {(os.path.realpath(file), name) for file, name in seen}
+
+
+@functools.lru_cache(maxsize=1024)
+def planted_in(module_name, old):
+    """(file, name) of the innermost function whose lines hold old in module_name's source; None where old lies
+    outside every function (a table, a constant, a decorator: it may act on any run) or is not there once. A plant there changes a run
+    only if the run calls that function: the rest of the code, and so the way to it, is the same."""
+    module = importlib.import_module(module_name)
+    source = inspect.getsource(module)
+    if source.count(old) != 1:  # not in this version of the module, or ambiguous: mutate says which
+        return None
+    first = source.count("\n", 0, source.index(old)) + 1
+    last = first + old.count("\n")
+    inner = None
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= first \
+                and last <= (node.end_lineno or 0) and (inner is None or node.lineno >= inner.lineno):
+            inner = node
+    return None if inner is None else (os.path.realpath(module.__file__ or ""), inner.name)
 
 
 class Patch:
