@@ -104,15 +104,15 @@ def called(block):
         return None
     finally:
         sys.setprofile(None)
-        threading.setprofile(None)  # type: ignore[arg-type]  (None unsets it, as sys.setprofile's)
+        threading.setprofile(None)
     return {(os.path.realpath(file), name) for file, name in seen}
 
 
 @functools.lru_cache(maxsize=1024)
 def planted_in(module_name, old):
     """(file, name) of the innermost function whose lines hold old in module_name's source; None where old lies
-    outside every function (a table, a constant, a decorator: it may act on any run) or is not there once. A plant there changes a run
-    only if the run calls that function: the rest of the code, and so the way to it, is the same."""
+    outside every function (a table, a constant, a decorator: it may act on any run) or is not there once. A plant in
+    a function changes a run only if the run calls it: the rest of the code, and so the way to it, is the same."""
     module = importlib.import_module(module_name)
     source = inspect.getsource(module)
     if source.count(old) != 1:  # not in this version of the module, or ambiguous: mutate says which
