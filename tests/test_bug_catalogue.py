@@ -143,3 +143,26 @@ def test_the_cases_hold_square_layers_and_partial_batches():
     square = [c for c in BY_ID.values() if len(set(c.config.layers[1:])) == 1 and len(c.config.layers) > 3]
     partial = [c for c in BY_ID.values() if c.config.batch_size and (c.samples or 4) % c.config.batch_size]
     assert len(square) >= 2 and len(partial) >= 2, (square, partial)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_plant_in_a_framework_backend_keeps_the_references_cached_runs(request, backend):
+    """The reference's cached runs hold planted code only after a plant outside the framework backends: a plant in
+    crosscheck.backends.* leaves them, so the catalogue's framework plants do not train the reference again (they did,
+    twice a plant, while the check still looked for the backends' modules under their old top-level name)."""
+    from crosscheck.diagnosis import mutations
+    from crosscheck.verdict.findings import reference_run
+
+    from .strictness import load_or_skip
+
+    load_or_skip(request.config, backend)
+    case = BY_ID["seed1-xor"]
+    clean = reference_run(case, "float64", 3)
+    bug = next(b for b in BUGS if b.check not in PROBES and (not b.only or backend in b.only))
+    with mutations.planted(f"{backends.REGISTRY[backend][0]}.{bug.module}", *bug.spelled(backend)):
+        assert reference_run(case, "float64", 3) is clean, f"a plant in {backend}'s {bug.module} cleared them"
+    assert reference_run(case, "float64", 3) is clean, "undoing the plant cleared them"
+    reference_bug = next(b for b in BUGS if b.check not in PROBES and (not b.only or backends.REFERENCE in b.only))
+    with mutations.planted(f"{backends.REGISTRY[backends.REFERENCE][0]}.{reference_bug.module}",
+                           *reference_bug.spelled(backends.REFERENCE)):
+        assert reference_run(case, "float64", 3) is not clean, "a plant in the reference kept its runs"

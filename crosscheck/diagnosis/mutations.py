@@ -58,7 +58,8 @@ def mutate(monkeypatch, module_name, old, new):
     if ranks is not None:  # torch's parallel ranks are processes of their own: each job plants it there too
         monkeypatch.setattr(ranks, "PLANTED", (*ranks.PLANTED, (planted, module_name, old, new)))
     planted_in_jax = module_name.startswith("crosscheck.backends.jax")
-    planted_in_reference = not module_name.startswith("backends.")  # reference/, common/ or crosscheck/: shared
+    # reference/, common/ or the rest of crosscheck/: shared; a framework backend's modules are crosscheck.backends.*
+    planted_in_reference = not module_name.startswith("crosscheck.backends.")
     clear_caches(jax=planted_in_jax, reference=planted_in_reference)  # the planted code must run afresh...
     _jax_mutated = _jax_mutated or planted_in_jax  # ...and cleared again when the test undoes it
     _reference_mutated = _reference_mutated or planted_in_reference
