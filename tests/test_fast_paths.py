@@ -182,6 +182,29 @@ def test_jax_compiles_a_run_of_equal_stretches_once(request):
     assert train_epochs._cache_size() - before == 1
 
 
+def test_jax_trains_stretches_of_unequal_lengths_with_one_program_and_the_same_steps(request, monkeypatch):
+    """Kept at epochs 3, 7, 10 and 14 (stretches of 3 and 4), a run compiles one train_epochs (pieces of one epoch),
+    and gives the run trained in whole stretches bit for bit; a run that would take over PIECES calls stays whole."""
+    load_or_skip(request.config, "jax")
+    jax_backend = importlib.import_module("crosscheck.backends.jax")
+    mlp = jax_backend.mlp
+    assert mlp.pieces((3, 7, 10, 14)) == 1 and mlp.pieces((4, 8, 12)) is None
+    assert mlp.pieces((2, 4, 6, 1000)) is None  # 500 calls of 2 epochs: each stretch whole instead
+    case = BY_ID["relu-softmax-ce-minibatch"]
+    config, params, X, y, orders = case.inputs(epochs=14)
+    config = config.replace(lr=0.0234)  # a configuration no other test compiles: its own cache entry
+    before = mlp.train_epochs._cache_size()
+    pieces = jax_backend.DRIVER.run_train(params, X, y, config, orders, checkpoints=(3, 7, 10, 14))
+    assert mlp.train_epochs._cache_size() - before == 1
+    monkeypatch.setattr(mlp, "PIECES", 0)  # each stretch whole, as before pieces()
+    whole = jax_backend.DRIVER.run_train(params, X, y, config, orders, checkpoints=(3, 7, 10, 14))
+    assert mlp.train_epochs._cache_size() - before == 3  # stretches of 3 and of 4
+    assert np.array_equal(np.asarray(pieces.losses), np.asarray(whole.losses))
+    for epoch in (3, 7, 10, 14):
+        for a, b in zip(checks.flat(pieces.checkpoints[epoch].params), checks.flat(whole.checkpoints[epoch].params)):
+            assert np.array_equal(np.asarray(a), np.asarray(b)), f"the parameters differ at epoch {epoch}"
+
+
 def test_the_tests_compile_cheaply_and_their_cli_runs_as_shipped():
     """tests/xla_flags.py: the tests' options added unless the flags choose them; dropped again for a subprocess."""
     ours = " ".join(xla_flags.FLAGS)
