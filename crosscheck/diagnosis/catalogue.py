@@ -554,10 +554,9 @@ BUGS = (
         spellings={"torch": ("saved[epoch + 1] = TrainState(kept, opt_state, step, buffers)",
                              "saved[epoch + 1], opt_state = TrainState(kept, opt_state, step, buffers), "
                              "optimizers.init(params, config)"),
-                   "jax": ("state, stretch_losses = train_epochs(state, X, y, stretch, config, stop - done, noise)",
-                           "state, stretch_losses = train_epochs(TrainState(state.params, optimizers.init("
-                           "state.params, config), state.step, state.buffers), X, y, stretch, config, stop - done, "
-                           "noise)")}),
+                   "jax": ("saved[done] = state",
+                           "saved[done], state = state, TrainState(state.params, optimizers.init(state.params, "
+                           "config), state.step, state.buffers)")}),
     Bug("weight-decay-on-excluded-biases", "weight decay applied to the biases where the configuration excludes them",
         "optimizers", "wd = config.weight_decay if config.decays(l, which) else 0.0",
         "wd = config.weight_decay", "trajectory", _on("adam", "momentum")),
