@@ -15,6 +15,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
+from crosscheck import backends
 from crosscheck.verdict import checks
 
 # JAX's compiled functions hold planted code only after a crosscheck.backends.jax module was mutated
@@ -57,13 +58,19 @@ def mutate(monkeypatch, module_name, old, new):
     ranks = sys.modules.get("crosscheck.backends.torch.parallel")
     if ranks is not None:  # torch's parallel ranks are processes of their own: each job plants it there too
         monkeypatch.setattr(ranks, "PLANTED", (*ranks.PLANTED, (planted, module_name, old, new)))
-    planted_in_jax = module_name.startswith("crosscheck.backends.jax")
-    # reference/, common/ or the rest of crosscheck/: shared; a framework backend's modules are crosscheck.backends.*
-    planted_in_reference = not module_name.startswith("crosscheck.backends.")
+    planted_in_jax = _inside(module_name, backends.REGISTRY["jax"][0])
+    # reference/, common/ or the rest of crosscheck/: shared; a framework backend's own modules are its package's (the
+    # registry's: a spelled-out prefix went stale once, when the backends moved into crosscheck.*)
+    planted_in_reference = not any(_inside(module_name, package) for name, (package, _) in backends.REGISTRY.items()
+                                   if name != backends.REFERENCE)
     clear_caches(jax=planted_in_jax, reference=planted_in_reference)  # the planted code must run afresh...
     _jax_mutated = _jax_mutated or planted_in_jax  # ...and cleared again when the test undoes it
     _reference_mutated = _reference_mutated or planted_in_reference
     return module
+
+
+def _inside(module_name, package):
+    return module_name == package or module_name.startswith(package + ".")
 
 
 def _retable(monkeypatch, package, replaced):
