@@ -157,8 +157,8 @@ def test_a_mistake_planted_in_torchs_parallel_module_runs_on_the_kept_world():
     parallel.ready(2)
     kept = parallel._running[2]
     before = {p.pid for p in parallel.mp.active_children()}
-    healthy = pytest.raises(Disagreement, match="gradient disagrees")
-    with planted("crosscheck.backends.torch.parallel", "start = rank * size", "start = rank * size // 2"), healthy:
+    caught = pytest.raises(Disagreement, match="gradient disagrees")
+    with planted("crosscheck.backends.torch.parallel", "start = rank * size", "start = rank * size // 2"), caught:
         checks.check_gradients(backends.load("torch"), CASES["mse-sgd-minibatch"], "float64")
     assert parallel._running[2] is kept, "the plant's runs started a world of their own"
     assert {p.pid for p in parallel.mp.active_children()} == before, "processes were left running after the plant"

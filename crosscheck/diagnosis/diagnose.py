@@ -217,8 +217,8 @@ def _acting(bugs, case, look):
     changes nothing, so reproduces nothing, and planting it costs a run (about half the catalogue on an MLP)."""
     with np.errstate(all="ignore"):
         calls = mutations.called(lambda: look(_planted_reference(case), case))
-    where = {bug.id: mutations.planted_in(_in_reference(bug), bug.spelled(backends.REFERENCE)[0]) for bug in bugs}
-    return bugs if calls is None else [bug for bug in bugs if where[bug.id] is None or where[bug.id] in calls]
+    found = (mutations.planted_in(_in_reference(bug), bug.spelled(backends.REFERENCE)[0]) for bug in bugs)  # lazily
+    return bugs if calls is None else [bug for bug, where in zip(bugs, found) if where is None or where in calls]
 
 
 # -- a mistake in one activation layer alone: students slip in one layer, where the catalogue plants in every one
